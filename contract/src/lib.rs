@@ -1,0 +1,12 @@
+//! The lifecycle-jobs contract (`shared/DESIGN.md`) as code: the public names,
+//! JOBIDs, lifecycle events, variable names and the output file rules. The
+//! agent, the server and the kubectl plugin all use this crate, so a name or a
+//! rule lives in exactly one place.
+
+pub mod event;
+pub mod job_id;
+pub mod names;
+pub mod output;
+
+pub use event::Event;
+pub use job_id::JobId;

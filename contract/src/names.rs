@@ -1,0 +1,116 @@
+//! Every public name of the contract: labels, annotations, objects, paths.
+
+/// Prefix of every label and annotation.
+pub const DOMAIN: &str = "lifecycle-jobs.dev";
+
+/// Namespace label that marks an environment (value: environment name, empty = namespace name).
+pub const LABEL_ENVIRONMENT: &str = "lifecycle-jobs.dev/environment";
+/// Optional namespace label: project name.
+pub const LABEL_PROJECT: &str = "lifecycle-jobs.dev/project";
+/// Namespace label: wanted state, `started` (also when absent), `stopped` or `deleted`.
+pub const LABEL_STATE: &str = "lifecycle-jobs.dev/state";
+/// Namespace annotation: each change is a redeploy (a start event).
+pub const ANNOTATION_DEPLOY_ID: &str = "lifecycle-jobs.dev/deploy-id";
+/// Namespace annotation written by the controller for people.
+pub const ANNOTATION_STATUS: &str = "lifecycle-jobs.dev/status";
+
+/// Job annotation: the events a lifecycle job (template) runs on.
+pub const ANNOTATION_ON: &str = "lifecycle-jobs.dev/on";
+/// Job annotation: which container the per-event command applies to.
+pub const ANNOTATION_CONTAINER: &str = "lifecycle-jobs.dev/container";
+/// Job annotation: the JOBID used in variable names.
+pub const ANNOTATION_JOB_ID: &str = "lifecycle-jobs.dev/job-id";
+/// Job annotation: run that event now; the controller clears it.
+pub const ANNOTATION_FORCE_RUN: &str = "lifecycle-jobs.dev/force-run";
+/// Job annotation: `"false"` opts a Job out of output capture.
+pub const ANNOTATION_CAPTURE_OUTPUT: &str = "lifecycle-jobs.dev/capture-output";
+/// Pod template annotation: `"false"` opts a workload out of variable injection.
+pub const ANNOTATION_INJECT_OUTPUTS: &str = "lifecycle-jobs.dev/inject-outputs";
+/// Job annotation written by the server: the last published outputs (sensitive values masked).
+pub const ANNOTATION_OUTPUTS: &str = "lifecycle-jobs.dev/outputs";
+
+/// Pod template label of a captured Job; value = JOBID.
+pub const LABEL_CAPTURE: &str = "lifecycle-jobs.dev/capture";
+/// Run Job label: the template's name.
+pub const LABEL_JOB: &str = "lifecycle-jobs.dev/job";
+/// Run Job label: the event (`start`, `stop`, `delete`).
+pub const LABEL_EVENT: &str = "lifecycle-jobs.dev/event";
+/// Run Job label: the run's identity (event occurrence).
+pub const LABEL_RUN: &str = "lifecycle-jobs.dev/run";
+
+/// `lifecycle-jobs.dev/on-<event>-command`
+pub fn annotation_on_command(event: crate::Event) -> String {
+    format!("{DOMAIN}/on-{event}-command")
+}
+
+/// `lifecycle-jobs.dev/on-<event>-args`
+pub fn annotation_on_args(event: crate::Event) -> String {
+    format!("{DOMAIN}/on-{event}-args")
+}
+
+/// Name of the ConfigMap (non-sensitive) and the Secret (sensitive) holding an environment's outputs.
+pub const OUTPUTS_OBJECT: &str = "lifecycle-outputs";
+
+/// Directory shared by the job's containers and the agent.
+pub const OUTPUT_DIR: &str = "/qovery-output";
+/// The output file, as in Qovery.
+pub const OUTPUT_FILE: &str = "/qovery-output/qovery-output.json";
+/// File name of the output file inside [`OUTPUT_DIR`].
+pub const OUTPUT_FILE_NAME: &str = "qovery-output.json";
+/// Largest output file accepted.
+pub const OUTPUT_FILE_MAX_BYTES: usize = 1024 * 1024;
+
+/// Audience of the agent's projected service-account token.
+pub const TOKEN_AUDIENCE: &str = "lifecycle-jobs.dev";
+
+/// Namespace of the server.
+pub const SYSTEM_NAMESPACE: &str = "lifecycle-jobs-system";
+
+/// Prefix of the full variable name: `QOVERY_OUTPUT_JOB_<JOBID>_<KEY>`.
+pub const VARIABLE_PREFIX: &str = "QOVERY_OUTPUT_JOB_";
+
+/// `QOVERY_OUTPUT_JOB_<JOBID>_<KEY>`
+pub fn variable_name(job_id: &crate::JobId, key: &str) -> String {
+    format!("{VARIABLE_PREFIX}{job_id}_{key}")
+}
+
+/// Field manager used for one job's outputs in server-side apply.
+pub fn field_manager(job_id: &crate::JobId) -> String {
+    format!("{DOMAIN}/job-{job_id}")
+}
+
+/// Names of the pieces the webhook injects into job pods.
+pub mod injected {
+    /// The agent's native sidecar container.
+    pub const AGENT_CONTAINER: &str = "lifecycle-agent";
+    /// The emptyDir mounted at `/qovery-output`.
+    pub const OUTPUT_VOLUME: &str = "lifecycle-output";
+    /// The projected, audience-bound token volume of the agent.
+    pub const TOKEN_VOLUME: &str = "lifecycle-agent-token";
+    /// Where the agent's token volume is mounted.
+    pub const TOKEN_DIR: &str = "/var/run/secrets/lifecycle-jobs.dev";
+    /// File of the token inside [`TOKEN_DIR`].
+    pub const TOKEN_FILE: &str = "/var/run/secrets/lifecycle-jobs.dev/token";
+}
+
+/// Agent environment variables set by the webhook.
+pub mod agent_env {
+    /// HTTPS URL of the server's outputs API base, e.g. `https://lifecycle-webhook.lifecycle-jobs-system.svc:443`.
+    pub const SERVER_URL: &str = "LIFECYCLE_SERVER_URL";
+    /// PEM bundle of the CA certificates the agent trusts for the server.
+    pub const SERVER_CA: &str = "LIFECYCLE_SERVER_CA";
+    /// Path of the output file (default [`super::OUTPUT_FILE`]).
+    pub const OUTPUT_FILE: &str = "LIFECYCLE_OUTPUT_FILE";
+    /// Path of the projected token (default [`super::injected::TOKEN_FILE`]).
+    pub const TOKEN_FILE: &str = "LIFECYCLE_TOKEN_FILE";
+    /// Seconds the agent has after SIGTERM (the pod's terminationGracePeriodSeconds).
+    pub const GRACE_SECONDS: &str = "LIFECYCLE_GRACE_SECONDS";
+    /// The JOBID, for logs.
+    pub const JOB_ID: &str = "LIFECYCLE_JOB_ID";
+}
+
+/// HTTP path of the outputs API.
+pub const OUTPUTS_API_PATH: &str = "/v1/outputs";
+/// Header an agent sets instead of a body when it could not read the output file safely;
+/// value: a one-line reason (never file content).
+pub const AGENT_ERROR_HEADER: &str = "lifecycle-agent-error";

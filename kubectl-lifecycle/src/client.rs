@@ -1,0 +1,120 @@
+//! The connection to the cluster (kubectl's flags), and errors that say what to do next.
+
+use std::fmt::Display;
+
+use anyhow::{Context as _, anyhow};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use lifecycle_contract::names;
+
+use crate::cli::GlobalArgs;
+
+/// Field manager of every change this plugin makes.
+pub const FIELD_MANAGER: &str = "kubectl-lifecycle";
+
+/// A client and the current namespace.
+pub struct Ctx {
+    pub client: Client,
+    /// `-n`, else the context's namespace, else `default`.
+    pub namespace: String,
+}
+
+impl Ctx {
+    pub async fn connect(g: &GlobalArgs) -> anyhow::Result<Ctx> {
+        let options = KubeConfigOptions { context: g.context.clone(), cluster: None, user: None };
+        let config = match (&g.kubeconfig, &g.context) {
+            (Some(path), _) => {
+                let kubeconfig = Kubeconfig::read_from(path)
+                    .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .with_context(|| format!("cannot use kubeconfig {}", path.display()))?
+            }
+            (None, Some(context)) => Config::from_kubeconfig(&options)
+                .await
+                .with_context(|| format!("cannot use context {context:?} of your kubeconfig ($KUBECONFIG or ~/.kube/config)"))?,
+            (None, None) => Config::infer().await.context(
+                "no cluster configured: set KUBECONFIG, pass --kubeconfig, or run inside a pod with a service account",
+            )?,
+        };
+        let namespace = g.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config).context("cannot build a Kubernetes client from the configuration")?;
+        Ok(Ctx { client, namespace })
+    }
+}
+
+/// The HTTP status of an API error, if the API server answered.
+pub fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+pub fn is_not_found(e: &kube::Error) -> bool {
+    status_code(e) == Some(404)
+}
+
+pub fn is_forbidden(e: &kube::Error) -> bool {
+    status_code(e) == Some(403)
+}
+
+/// Turns a Kubernetes error into one that says what failed and what to try.
+pub fn explain(e: kube::Error, doing: impl Display) -> anyhow::Error {
+    match &e {
+        kube::Error::Api(s) if s.code == 403 => anyhow!(
+            "cannot {doing}: forbidden: {}\n  hint: your credentials lack this permission; check with `kubectl auth can-i` and ask your cluster admin",
+            s.message
+        ),
+        kube::Error::Api(s) if s.code == 401 => anyhow!(
+            "cannot {doing}: unauthorized: {}\n  hint: your credentials were refused; log in again or check --context/--kubeconfig",
+            s.message
+        ),
+        kube::Error::Api(s) => anyhow!("cannot {doing}: {} ({})", s.message, s.reason),
+        _ => anyhow!(
+            "cannot {doing}: {e}\n  hint: is the cluster reachable? check your context with `kubectl cluster-info` (or --context/--kubeconfig)"
+        ),
+    }
+}
+
+pub trait KubeResultExt<T> {
+    /// [`explain`] as a method.
+    fn doing(self, doing: impl Display) -> anyhow::Result<T>;
+}
+
+impl<T> KubeResultExt<T> for Result<T, kube::Error> {
+    fn doing(self, doing: impl Display) -> anyhow::Result<T> {
+        self.map_err(|e| explain(e, doing))
+    }
+}
+
+/// Whether a namespace is an environment.
+pub fn is_environment(ns: &Namespace) -> bool {
+    ns.metadata.labels.as_ref().is_some_and(|l| l.contains_key(names::LABEL_ENVIRONMENT))
+}
+
+/// The namespace `name`, which must be an environment.
+pub async fn get_environment(client: &Client, name: &str) -> anyhow::Result<Namespace> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = api
+        .get_opt(name)
+        .await
+        .doing(format_args!("get namespace {name}"))?
+        .ok_or_else(|| {
+            anyhow!(
+                "namespace {name} not found\n  hint: list environments with `kubectl lifecycle env list`, or create one with `kubectl lifecycle env create {name}`"
+            )
+        })?;
+    if !is_environment(&ns) {
+        return Err(not_an_environment(name));
+    }
+    Ok(ns)
+}
+
+pub fn not_an_environment(name: &str) -> anyhow::Error {
+    anyhow!(
+        "namespace {name} is not an environment\n  hint: label it with `kubectl label ns {name} {}=` (or `kubectl lifecycle env create {name}`)",
+        names::LABEL_ENVIRONMENT
+    )
+}

@@ -1,0 +1,330 @@
+//! What a Job is to lifecycle-jobs (template, run, plain Job) and how its run went: pure functions
+//! on typed objects.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use lifecycle_contract::{Event, JobId, names};
+use serde::Serialize;
+
+/// Annotation the controller writes on a template: the last run of each event, as JSON
+/// `{event: {run, result, reason, time}}`. Not (yet) in the contract crate.
+pub const ANNOTATION_LAST_RUNS: &str = "lifecycle-jobs.dev/last-runs";
+
+pub fn annotation<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
+    job.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+pub fn label<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
+    job.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+pub fn name(job: &Job) -> &str {
+    job.metadata.name.as_deref().unwrap_or_default()
+}
+
+pub fn created(job: &Job) -> Option<jiff::Timestamp> {
+    job.metadata.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+/// A lifecycle job (template): a Job with the `on` annotation.
+pub fn is_template(job: &Job) -> bool {
+    annotation(job, names::ANNOTATION_ON).is_some()
+}
+
+/// The template a run was created from (its `job` label).
+pub fn run_of(job: &Job) -> Option<&str> {
+    label(job, names::LABEL_JOB)
+}
+
+/// The event of a run (its `event` label).
+pub fn run_event(job: &Job) -> Option<Event> {
+    label(job, names::LABEL_EVENT)?.parse().ok()
+}
+
+/// The events of a template's `on`, or the error text for a malformed one.
+pub fn template_events(job: &Job) -> Result<Vec<Event>, String> {
+    let on = annotation(job, names::ANNOTATION_ON).unwrap_or_default();
+    Event::parse_list(on).map_err(|e| format!("annotation {} of job {}: {e}", names::ANNOTATION_ON, name(job)))
+}
+
+/// The JOBID of a template or plain Job.
+pub fn job_id(job: &Job) -> JobId {
+    JobId::derive(annotation(job, names::ANNOTATION_JOB_ID), name(job))
+}
+
+/// How a Job is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Suspended,
+}
+
+impl Phase {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Suspended => "Suspended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    pub phase: Phase,
+    /// The reason of the terminal condition (e.g. `BackoffLimitExceeded`, `DeadlineExceeded`).
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub started: Option<jiff::Timestamp>,
+    pub finished: Option<jiff::Timestamp>,
+}
+
+/// The state of a Job from its status.
+pub fn state(job: &Job) -> JobState {
+    let status = job.status.as_ref();
+    let started = status.and_then(|s| s.start_time.as_ref()).map(|t| t.0);
+    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let true_condition = |types: &[&str]| {
+        conditions.iter().find(|c| c.status == "True" && types.contains(&c.type_.as_str()))
+    };
+    if let Some(c) = true_condition(&["Failed", "FailureTarget"]) {
+        return JobState {
+            phase: Phase::Failed,
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            started,
+            finished: c.last_transition_time.as_ref().map(|t| t.0),
+        };
+    }
+    if let Some(c) = true_condition(&["Complete", "SuccessCriteriaMet"]) {
+        let finished = status
+            .and_then(|s| s.completion_time.as_ref())
+            .or(c.last_transition_time.as_ref())
+            .map(|t| t.0);
+        return JobState { phase: Phase::Succeeded, reason: None, message: None, started, finished };
+    }
+    let active = status.and_then(|s| s.active).unwrap_or(0);
+    let suspended = job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
+    let phase = if active > 0 {
+        Phase::Running
+    } else if suspended {
+        Phase::Suspended
+    } else {
+        Phase::Pending
+    };
+    JobState { phase, reason: None, message: None, started, finished: None }
+}
+
+/// One entry of the `last-runs` annotation. Every field is optional: the controller's format is
+/// read tolerantly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+impl LastRun {
+    pub fn time(&self) -> Option<jiff::Timestamp> {
+        self.time.as_deref()?.parse().ok()
+    }
+}
+
+/// Reads the `last-runs` annotation; anything unreadable is left out.
+pub fn last_runs(job: &Job) -> BTreeMap<Event, LastRun> {
+    let mut out = BTreeMap::new();
+    let Some(text) = annotation(job, ANNOTATION_LAST_RUNS) else { return out };
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return out;
+    };
+    for (event, entry) in map {
+        let (Ok(event), serde_json::Value::Object(entry)) = (event.parse::<Event>(), entry) else { continue };
+        let field = |k: &str| match entry.get(k) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
+            _ => None,
+        };
+        out.insert(
+            event,
+            LastRun { run: field("run"), result: field("result"), reason: field("reason"), time: field("time") },
+        );
+    }
+    out
+}
+
+/// The last run of `template` (for `event` if given) among `jobs`: by creation time, then name.
+pub fn latest_run<'a>(jobs: &'a [Job], template: &str, event: Option<Event>) -> Option<&'a Job> {
+    jobs.iter()
+        .filter(|j| run_of(j) == Some(template))
+        .filter(|j| event.is_none() || run_event(j) == event)
+        .max_by(|a, b| created(a).cmp(&created(b)).then_with(|| name(a).cmp(name(b))))
+}
+
+/// The last run of each event of a template: from the controller's `last-runs` annotation, else
+/// from the run Jobs that still exist.
+pub fn last_run_per_event(template: &Job, jobs: &[Job]) -> BTreeMap<Event, LastRun> {
+    let mut out = last_runs(template);
+    for event in Event::ALL {
+        if out.contains_key(&event) {
+            continue;
+        }
+        if let Some(run) = latest_run(jobs, name(template), Some(event)) {
+            let st = state(run);
+            out.insert(
+                event,
+                LastRun {
+                    run: Some(name(run).to_string()),
+                    result: Some(st.phase.as_str().to_string()),
+                    reason: st.reason,
+                    time: st.finished.or(st.started).or(created(run)).map(|t| t.to_string()),
+                },
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    pub fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    pub fn job(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Job {
+        let map = |kv: &[(&str, &str)]| {
+            (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        Job {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: map(labels),
+                annotations: map(annotations),
+                creation_timestamp: Some(Time(ts("2025-01-01T00:00:00Z"))),
+                ..Default::default()
+            },
+            spec: Some(JobSpec::default()),
+            status: None,
+        }
+    }
+
+    pub fn with_condition(mut j: Job, type_: &str, reason: Option<&str>, time: &str) -> Job {
+        j.status = Some(JobStatus {
+            conditions: Some(vec![JobCondition {
+                type_: type_.into(),
+                status: "True".into(),
+                reason: reason.map(Into::into),
+                message: reason.map(|r| format!("because {r}")),
+                last_transition_time: Some(Time(ts(time))),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        j
+    }
+
+    pub fn run(name: &str, template: &str, event: &str, created: &str) -> Job {
+        let mut j = job(name, &[(names::LABEL_JOB, template), (names::LABEL_EVENT, event)], &[]);
+        j.metadata.creation_timestamp = Some(Time(ts(created)));
+        j
+    }
+
+    #[test]
+    fn kinds_of_jobs() {
+        let t = job("seed", &[], &[(names::ANNOTATION_ON, "start, stop")]);
+        assert!(is_template(&t));
+        assert_eq!(template_events(&t).unwrap(), vec![Event::Start, Event::Stop]);
+        let bad = job("seed", &[], &[(names::ANNOTATION_ON, "deploy")]);
+        assert!(template_events(&bad).unwrap_err().contains("deploy"));
+        let r = run("seed-start-x", "seed", "start", "2025-01-01T00:00:00Z");
+        assert!(!is_template(&r));
+        assert_eq!(run_of(&r), Some("seed"));
+        assert_eq!(run_event(&r), Some(Event::Start));
+        assert_eq!(job_id(&job("seed-db", &[], &[])).as_str(), "SEED_DB");
+        assert_eq!(job_id(&job("seed-db", &[], &[(names::ANNOTATION_JOB_ID, "zabc")])).as_str(), "ZABC");
+    }
+
+    #[test]
+    fn states() {
+        let mut j = job("a", &[], &[]);
+        assert_eq!(state(&j).phase, Phase::Pending);
+        j.spec.as_mut().unwrap().suspend = Some(true);
+        assert_eq!(state(&j).phase, Phase::Suspended);
+        j.status = Some(JobStatus { active: Some(1), ..Default::default() });
+        assert_eq!(state(&j).phase, Phase::Running);
+        let failed = with_condition(job("a", &[], &[]), "Failed", Some("BackoffLimitExceeded"), "2025-01-01T00:01:00Z");
+        let st = state(&failed);
+        assert_eq!(st.phase, Phase::Failed);
+        assert_eq!(st.reason.as_deref(), Some("BackoffLimitExceeded"));
+        assert_eq!(st.finished, Some(ts("2025-01-01T00:01:00Z")));
+        let target = with_condition(job("a", &[], &[]), "FailureTarget", Some("DeadlineExceeded"), "2025-01-01T00:01:00Z");
+        assert_eq!(state(&target).phase, Phase::Failed);
+        let done = with_condition(job("a", &[], &[]), "Complete", None, "2025-01-01T00:02:00Z");
+        assert_eq!(state(&done).phase, Phase::Succeeded);
+        assert!(state(&done).phase.is_finished());
+    }
+
+    #[test]
+    fn last_runs_are_read_tolerantly() {
+        let t = job(
+            "seed",
+            &[],
+            &[(
+                ANNOTATION_LAST_RUNS,
+                r#"{"start": {"run": "seed-start-1", "result": "Succeeded", "time": "2025-01-01T00:00:00Z"},
+                   "stop": "garbage", "deploy": {}, "delete": {"result": "Failed", "reason": "DeadlineExceeded", "extra": 1}}"#,
+            )],
+        );
+        let lr = last_runs(&t);
+        assert_eq!(lr.len(), 2);
+        assert_eq!(lr[&Event::Start].run.as_deref(), Some("seed-start-1"));
+        assert_eq!(lr[&Event::Start].time(), Some(ts("2025-01-01T00:00:00Z")));
+        assert_eq!(lr[&Event::Delete].reason.as_deref(), Some("DeadlineExceeded"));
+        assert!(last_runs(&job("seed", &[], &[(ANNOTATION_LAST_RUNS, "not json")])).is_empty());
+        assert!(last_runs(&job("seed", &[], &[])).is_empty());
+    }
+
+    #[test]
+    fn latest_runs_fall_back_to_run_jobs() {
+        let t = job(
+            "seed",
+            &[],
+            &[(names::ANNOTATION_ON, "start,stop"), (ANNOTATION_LAST_RUNS, r#"{"stop": {"result": "Succeeded"}}"#)],
+        );
+        let jobs = vec![
+            run("seed-start-a", "seed", "start", "2025-01-01T00:00:00Z"),
+            with_condition(run("seed-start-b", "seed", "start", "2025-01-01T00:05:00Z"), "Failed", Some("BackoffLimitExceeded"), "2025-01-01T00:06:00Z"),
+            run("other-start-c", "other", "start", "2025-01-01T00:09:00Z"),
+            run("seed-stop-d", "seed", "stop", "2025-01-01T00:09:00Z"),
+        ];
+        assert_eq!(latest_run(&jobs, "seed", None).map(name), Some("seed-stop-d"));
+        assert_eq!(latest_run(&jobs, "seed", Some(Event::Start)).map(name), Some("seed-start-b"));
+        assert_eq!(latest_run(&jobs, "seed", Some(Event::Delete)), None);
+        let lr = last_run_per_event(&t, &jobs);
+        assert_eq!(lr[&Event::Start].run.as_deref(), Some("seed-start-b"));
+        assert_eq!(lr[&Event::Start].result.as_deref(), Some("Failed"));
+        assert_eq!(lr[&Event::Start].time.as_deref(), Some("2025-01-01T00:06:00Z"));
+        assert_eq!(lr[&Event::Stop].run, None, "the annotation wins over run Jobs");
+        assert!(!lr.contains_key(&Event::Delete));
+    }
+}

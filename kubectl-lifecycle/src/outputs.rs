@@ -1,0 +1,477 @@
+//! `outputs JOB|NS`: the variables a job published, or all of an environment.
+
+use std::collections::BTreeMap;
+
+use anyhow::anyhow;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use lifecycle_contract::{JobId, names};
+use serde::Serialize;
+
+use crate::cli::{OutputFormat, OutputsArgs};
+use crate::client::{Ctx, KubeResultExt, is_environment, is_forbidden, not_an_environment};
+use crate::jobs;
+use crate::table::{Table, truncate};
+
+/// What a masked value is shown as.
+pub const MASK: &str = "******";
+
+/// One variable of `lifecycle-outputs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Variable {
+    pub name: String,
+    /// The value, or [`MASK`] when `masked`.
+    pub value: String,
+    pub sensitive: bool,
+    pub masked: bool,
+    /// The JOBID that published it (for an alias: the job whose full variable has the same value).
+    pub job_id: Option<String>,
+    /// For an alias `<KEY>`: the full variable `QOVERY_OUTPUT_JOB_<JOBID>_<KEY>` it mirrors.
+    pub alias_of: Option<String>,
+    /// `ConfigMap` or `Secret`.
+    pub source: &'static str,
+}
+
+/// Sorts out the keys of the ConfigMap (non-sensitive) and the Secret (sensitive) into variables
+/// with their job. A full name belongs to the longest known JOBID it starts with; an alias belongs
+/// to the job whose full variable of the same key has the same value (the later publish wins
+/// an alias, so that is the job it holds the value of). Values are not masked here.
+pub fn classify(
+    config_map: &BTreeMap<String, String>,
+    secret: &BTreeMap<String, String>,
+    job_ids: &[JobId],
+) -> Vec<Variable> {
+    struct Full<'a> {
+        job_id: &'a str,
+        key: &'a str,
+        name: &'a str,
+        value: &'a str,
+        sensitive: bool,
+    }
+    let entries: Vec<(&str, &str, bool)> = config_map
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str(), false))
+        .chain(secret.iter().map(|(k, v)| (k.as_str(), v.as_str(), true)))
+        .collect();
+    let split_full = |name: &'_ str| -> Option<(String, usize)> {
+        let rest = name.strip_prefix(names::VARIABLE_PREFIX)?;
+        job_ids
+            .iter()
+            .map(JobId::as_str)
+            .filter(|id| rest.len() > id.len() + 1 && rest.starts_with(id) && rest.as_bytes()[id.len()] == b'_')
+            .max_by_key(|id| id.len())
+            .map(|id| (id.to_string(), names::VARIABLE_PREFIX.len() + id.len() + 1))
+    };
+    let owned: Vec<(String, usize)> = entries.iter().filter_map(|(n, _, _)| split_full(n)).collect();
+    let mut fulls: Vec<Full> = Vec::new();
+    for (name, value, sensitive) in &entries {
+        if let Some((id, key_start)) = split_full(name) {
+            let id_ref = owned.iter().find(|(o, _)| *o == id).map(|(o, _)| o.as_str()).unwrap_or_default();
+            fulls.push(Full { job_id: id_ref, key: &name[key_start..], name, value, sensitive: *sensitive });
+        }
+    }
+    let mut out = Vec::new();
+    for (name, value, sensitive) in &entries {
+        let source = if *sensitive { "Secret" } else { "ConfigMap" };
+        if let Some(full) = fulls.iter().find(|f| f.name == *name && f.sensitive == *sensitive) {
+            out.push(Variable {
+                name: name.to_string(),
+                value: value.to_string(),
+                sensitive: *sensitive,
+                masked: false,
+                job_id: Some(full.job_id.to_string()),
+                alias_of: None,
+                source,
+            });
+            continue;
+        }
+        let owner = fulls
+            .iter()
+            .filter(|f| f.key == *name && f.value == *value && f.sensitive == *sensitive)
+            .min_by_key(|f| f.job_id);
+        out.push(Variable {
+            name: name.to_string(),
+            value: value.to_string(),
+            sensitive: *sensitive,
+            masked: false,
+            job_id: owner.map(|f| f.job_id.to_string()),
+            alias_of: owner.map(|f| f.name.to_string()),
+            source,
+        });
+    }
+    // Grouped by job (unknown last); in a job, each full variable followed by its alias.
+    let sort_key = |v: &Variable| {
+        let key = match (&v.alias_of, &v.job_id) {
+            (Some(_), _) => v.name.clone(),
+            (None, Some(id)) => v.name[names::VARIABLE_PREFIX.len() + id.len() + 1..].to_string(),
+            (None, None) => v.name.clone(),
+        };
+        (v.job_id.is_none(), v.job_id.clone(), key, v.alias_of.is_some(), v.sensitive)
+    };
+    out.sort_by_key(sort_key);
+    out
+}
+
+/// The variables of one job: its full variables, and the aliases of their keys (whoever holds them now).
+pub fn for_job(vars: Vec<Variable>, id: &JobId) -> Vec<Variable> {
+    let prefix = names::variable_name(id, "");
+    let keys: Vec<String> = vars
+        .iter()
+        .filter(|v| v.alias_of.is_none() && v.job_id.as_deref() == Some(id.as_str()))
+        .map(|v| v.name[prefix.len()..].to_string())
+        .collect();
+    vars.into_iter()
+        .filter(|v| {
+            (v.alias_of.is_none() && v.job_id.as_deref() == Some(id.as_str()))
+                || (!v.name.starts_with(names::VARIABLE_PREFIX) && keys.contains(&v.name))
+        })
+        .collect()
+}
+
+/// Masks sensitive values.
+pub fn mask(vars: &mut [Variable]) {
+    for v in vars.iter_mut().filter(|v| v.sensitive) {
+        v.value = MASK.to_string();
+        v.masked = true;
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<String>,
+    /// Whether the Secret (sensitive variables) could be read at all.
+    sensitive_readable: bool,
+    /// Whether sensitive values are shown unmasked.
+    sensitive_shown: bool,
+    variables: Vec<Variable>,
+}
+
+pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
+    let client = &ctx.client;
+    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ctx.namespace);
+    let target_job = jobs_api
+        .get_opt(&args.target)
+        .await
+        .doing(format_args!("get job {} in namespace {}", args.target, ctx.namespace))?;
+
+    let (namespace, job) = match target_job {
+        Some(job) => (ctx.namespace.clone(), Some(job)),
+        None => {
+            let ns = Api::<Namespace>::all(client.clone())
+                .get_opt(&args.target)
+                .await
+                .doing(format_args!("get namespace {}", args.target))?;
+            match ns {
+                Some(ns) if is_environment(&ns) => (args.target.clone(), None),
+                Some(_) => return Err(not_an_environment(&args.target)),
+                None => {
+                    return Err(anyhow!(
+                        "no job {t} in namespace {ns} and no namespace {t}\n  hint: for a job, give its namespace with -n (`kubectl lifecycle outputs {t} -n NAMESPACE`); for an environment, give the namespace's name; `kubectl lifecycle env list` lists them",
+                        t = args.target,
+                        ns = ctx.namespace
+                    ));
+                }
+            }
+        }
+    };
+
+    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let all_jobs = match jobs_api.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) if is_forbidden(&e) => Vec::new(),
+        Err(e) => return Err(crate::client::explain(e, format_args!("list jobs in namespace {namespace}"))),
+    };
+    let mut job_ids: Vec<JobId> = all_jobs.iter().filter(|j| jobs::run_of(j).is_none()).map(jobs::job_id).collect();
+
+    // The JOBID of the job asked for (a run publishes under its template's JOBID).
+    let mut job_id = None;
+    let mut notes = Vec::new();
+    if let Some(job) = &job {
+        let id = match jobs::run_of(job) {
+            Some(template) => {
+                let t = all_jobs.iter().find(|j| jobs::name(j) == template);
+                let id = match t {
+                    Some(t) => jobs::job_id(t),
+                    None => JobId::derive(jobs::annotation(job, names::ANNOTATION_JOB_ID), template),
+                };
+                notes.push(format!("{} is a run of lifecycle job {template}: it publishes as {template}", jobs::name(job)));
+                id
+            }
+            None => jobs::job_id(job),
+        };
+        if jobs::annotation(job, names::ANNOTATION_CAPTURE_OUTPUT) == Some("false") {
+            notes.push(format!(
+                "job {} opted out of output capture ({}: \"false\"): it publishes nothing",
+                jobs::name(job),
+                names::ANNOTATION_CAPTURE_OUTPUT
+            ));
+        }
+        if !job_ids.contains(&id) {
+            job_ids.push(id.clone());
+        }
+        job_id = Some(id);
+    }
+
+    let config_map = Api::<ConfigMap>::namespaced(client.clone(), &namespace)
+        .get_opt(names::OUTPUTS_OBJECT)
+        .await
+        .doing(format_args!("get configmap {} in namespace {namespace}", names::OUTPUTS_OBJECT))?
+        .and_then(|c| c.data)
+        .unwrap_or_default();
+
+    let mut may_show = false;
+    if args.show_sensitive {
+        may_show = may_read_secret(client, &namespace).await?;
+        if !may_show {
+            notes.push(format!(
+                "you may not get secrets/{} in namespace {namespace}: sensitive values stay masked",
+                names::OUTPUTS_OBJECT
+            ));
+        }
+    }
+    let (secret, sensitive_readable) = match Api::<Secret>::namespaced(client.clone(), &namespace)
+        .get_opt(names::OUTPUTS_OBJECT)
+        .await
+    {
+        Ok(s) => (
+            s.and_then(|s| s.data)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect(),
+            true,
+        ),
+        Err(e) if is_forbidden(&e) => {
+            if !args.show_sensitive {
+                notes.push(format!(
+                    "sensitive variables are not listed: you may not read Secret {} in namespace {namespace}",
+                    names::OUTPUTS_OBJECT
+                ));
+            }
+            (BTreeMap::new(), false)
+        }
+        Err(e) => {
+            return Err(crate::client::explain(
+                e,
+                format_args!("get secret {} in namespace {namespace}", names::OUTPUTS_OBJECT),
+            ));
+        }
+    };
+
+    let mut vars = classify(&config_map, &secret, &job_ids);
+    if let Some(id) = &job_id {
+        vars = for_job(vars, id);
+    }
+    let shown = args.show_sensitive && may_show && sensitive_readable;
+    if !shown {
+        mask(&mut vars);
+    }
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+
+    let report = Report {
+        namespace: namespace.clone(),
+        job: job.as_ref().map(|j| jobs::name(j).to_string()),
+        job_id: job_id.as_ref().map(ToString::to_string),
+        sensitive_readable,
+        sensitive_shown: shown,
+        variables: vars,
+    };
+    print!("{}", render(&report, args.output)?);
+    Ok(())
+}
+
+fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<String> {
+    let wide = match format {
+        Some(OutputFormat::Json) => return crate::output::json(report),
+        Some(OutputFormat::Yaml) => return crate::output::yaml(report),
+        Some(OutputFormat::Wide) => true,
+        None => false,
+    };
+    let mut out = String::new();
+    if let (Some(job), Some(id)) = (&report.job, &report.job_id) {
+        out.push_str(&format!(
+            "Job {job} in namespace {}: JOBID {id}, variables {}<KEY> and their <KEY> aliases\n\n",
+            report.namespace,
+            names::variable_name(&JobId::parse(id).unwrap_or_else(|| JobId::derive(None, id)), "")
+        ));
+    }
+    if report.variables.is_empty() {
+        match &report.job {
+            Some(job) => out.push_str(&format!(
+                "No variables: job {job} has published no outputs yet.\n  hint: its logs tell why (`kubectl lifecycle logs {job} -n {}`); a job publishes by writing {}\n",
+                report.namespace,
+                names::OUTPUT_FILE
+            )),
+            None => out.push_str(&format!(
+                "No variables in environment {}: no job has published outputs yet.\n",
+                report.namespace
+            )),
+        }
+        return Ok(out);
+    }
+    let mut table = if wide {
+        Table::new(&["NAME", "VALUE", "SENSITIVE", "JOB", "ALIAS-OF", "SOURCE"])
+    } else {
+        Table::new(&["NAME", "VALUE", "SENSITIVE", "JOB"])
+    };
+    for v in &report.variables {
+        let value = if wide { v.value.clone() } else { truncate(&v.value, 60) };
+        let sensitive = if v.sensitive { "yes" } else { "no" };
+        let job = v.job_id.clone().unwrap_or_else(|| "-".into());
+        if wide {
+            let alias_of = v.alias_of.clone().unwrap_or_else(|| "-".into());
+            table.row([v.name.clone(), value, sensitive.into(), job, alias_of, v.source.into()]);
+        } else {
+            table.row([v.name.clone(), value, sensitive.into(), job]);
+        }
+    }
+    out.push_str(&table.render());
+    Ok(out)
+}
+
+/// SelfSubjectAccessReview: may the caller get the Secret `lifecycle-outputs` in `namespace`?
+pub async fn may_read_secret(client: &Client, namespace: &str) -> anyhow::Result<bool> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                verb: Some("get".into()),
+                resource: Some("secrets".into()),
+                name: Some(names::OUTPUTS_OBJECT.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .doing("check whether you may read secrets (SelfSubjectAccessReview)")?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn ids(v: &[&str]) -> Vec<JobId> {
+        v.iter().map(|s| JobId::parse(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn sorts_variables_into_jobs_and_aliases() {
+        let cm = map(&[
+            ("QOVERY_OUTPUT_JOB_SEED_HOST", "pg"),
+            ("HOST", "pg"),
+            ("QOVERY_OUTPUT_JOB_SEED_DB_HOST", "db2"),
+            ("QOVERY_OUTPUT_JOB_GONE_X", "1"),
+            ("X", "1"),
+        ]);
+        let secret = map(&[("QOVERY_OUTPUT_JOB_SEED_PASS", "s3cret"), ("PASS", "s3cret")]);
+        let vars = classify(&cm, &secret, &ids(&["SEED", "SEED_DB"]));
+        let rows: Vec<(&str, Option<&str>, Option<&str>, bool)> = vars
+            .iter()
+            .map(|v| (v.name.as_str(), v.job_id.as_deref(), v.alias_of.as_deref(), v.sensitive))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("QOVERY_OUTPUT_JOB_SEED_HOST", Some("SEED"), None, false),
+                ("HOST", Some("SEED"), Some("QOVERY_OUTPUT_JOB_SEED_HOST"), false),
+                ("QOVERY_OUTPUT_JOB_SEED_PASS", Some("SEED"), None, true),
+                ("PASS", Some("SEED"), Some("QOVERY_OUTPUT_JOB_SEED_PASS"), true),
+                // SEED_DB is the longest JOBID that QOVERY_OUTPUT_JOB_SEED_DB_HOST starts with.
+                ("QOVERY_OUTPUT_JOB_SEED_DB_HOST", Some("SEED_DB"), None, false),
+                // No job named GONE: neither the full name nor its alias can be placed.
+                ("QOVERY_OUTPUT_JOB_GONE_X", None, None, false),
+                ("X", None, None, false),
+            ]
+        );
+        assert_eq!(vars[2].source, "Secret");
+    }
+
+    #[test]
+    fn an_alias_belongs_to_the_job_whose_value_it_holds() {
+        let cm = map(&[
+            ("QOVERY_OUTPUT_JOB_A_URL", "a"),
+            ("QOVERY_OUTPUT_JOB_B_URL", "b"),
+            ("URL", "b"),
+        ]);
+        let vars = classify(&cm, &BTreeMap::new(), &ids(&["A", "B"]));
+        let alias = vars.iter().find(|v| v.name == "URL").unwrap();
+        assert_eq!(alias.job_id.as_deref(), Some("B"));
+        assert_eq!(alias.alias_of.as_deref(), Some("QOVERY_OUTPUT_JOB_B_URL"));
+
+        // Job A's view still lists the alias of its key, now held by B.
+        let a = for_job(vars.clone(), &JobId::parse("A").unwrap());
+        let names: Vec<(&str, Option<&str>)> = a.iter().map(|v| (v.name.as_str(), v.job_id.as_deref())).collect();
+        assert_eq!(names, vec![("QOVERY_OUTPUT_JOB_A_URL", Some("A")), ("URL", Some("B"))]);
+        let b = for_job(vars, &JobId::parse("B").unwrap());
+        assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn a_job_view_excludes_other_jobs_and_masking_hides_values() {
+        let cm = map(&[("QOVERY_OUTPUT_JOB_A_X", "1"), ("QOVERY_OUTPUT_JOB_B_Y", "2"), ("X", "1"), ("Y", "2")]);
+        let secret = map(&[("QOVERY_OUTPUT_JOB_A_PW", "pw"), ("PW", "pw")]);
+        let mut vars = for_job(classify(&cm, &secret, &ids(&["A", "B"])), &JobId::parse("A").unwrap());
+        mask(&mut vars);
+        let shown: Vec<(&str, &str, bool)> = vars.iter().map(|v| (v.name.as_str(), v.value.as_str(), v.masked)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("QOVERY_OUTPUT_JOB_A_PW", MASK, true),
+                ("PW", MASK, true),
+                ("QOVERY_OUTPUT_JOB_A_X", "1", false),
+                ("X", "1", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn renders_tables_and_json() {
+        let report = Report {
+            namespace: "env".into(),
+            job: Some("seed".into()),
+            job_id: Some("SEED".into()),
+            sensitive_readable: true,
+            sensitive_shown: false,
+            variables: vec![Variable {
+                name: "QOVERY_OUTPUT_JOB_SEED_PW".into(),
+                value: MASK.into(),
+                sensitive: true,
+                masked: true,
+                job_id: Some("SEED".into()),
+                alias_of: None,
+                source: "Secret",
+            }],
+        };
+        let table = render(&report, None).unwrap();
+        assert!(table.starts_with("Job seed in namespace env: JOBID SEED, variables QOVERY_OUTPUT_JOB_SEED_<KEY>"), "{table}");
+        assert!(table.contains("NAME                        VALUE    SENSITIVE   JOB\nQOVERY_OUTPUT_JOB_SEED_PW   ******   yes         SEED\n"), "{table}");
+        let json: serde_json::Value = serde_json::from_str(&render(&report, Some(OutputFormat::Json)).unwrap()).unwrap();
+        assert_eq!(json["jobId"], "SEED");
+        assert_eq!(json["variables"][0]["value"], MASK);
+        assert_eq!(json["variables"][0]["aliasOf"], serde_json::Value::Null);
+        let empty = Report { variables: vec![], ..report };
+        assert!(render(&empty, None).unwrap().contains("has published no outputs yet"));
+    }
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# `make cluster-down`: stops the local cluster and removes what it left on the
+# host. Processes are stopped by the pid files up.sh wrote (never by name), pods
+# through containerd's CRI (which also tears their network down), then anything
+# mounted under .local-cluster/ is unmounted and the cluster's state removed.
+# Kept: logs/ (for a post-mortem) and pki/ (saves a second on the next start).
+# Safe to run when nothing runs; running it twice is harmless.
+set -euo pipefail
+LOG_PREFIX=cluster-down
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || die "run as root"
+if [ ! -d "$LC" ]; then
+  log "no local cluster (${LC#"$REPO"/} does not exist)"
+  exit 0
+fi
+
+# The binaries up.sh used (kube-proxy, crictl); never build them just to stop.
+K8S_BIN=$(readlink "$LC/bin" 2>/dev/null || true)
+have_bin() { [ -n "$K8S_BIN" ] && [ -x "$K8S_BIN/$1" ]; }
+
+# Nothing may recreate pods while they are removed.
+stop_daemon kube-controller-manager
+stop_daemon kube-scheduler
+stop_daemon kubelet 20
+
+# --- pods ------------------------------------------------------------------------------
+# Stopping and removing every pod sandbox through the CRI kills its containers,
+# runs the CNI DEL (addresses, masquerade rules, veths) and unmounts its network
+# namespace, exactly as the kubelet would.
+if is_running containerd && have_bin crictl; then
+  pods=$(crictl_ pods -q 2>/dev/null || true)
+  if [ -n "$pods" ]; then
+    log "removing $(wc -w <<<"$pods") pod sandbox(es)"
+    # Remember the network namespaces, to unmount any that a failed CNI DEL leaves.
+    for p in $pods; do
+      crictl_ inspectp "$p" 2>/dev/null | grep -o '"/var/run/netns/[A-Za-z0-9-]*"' | tr -d '"' || true
+    done | sort -u >"$RUN/netns.list"
+    crictl_ stopp $pods >/dev/null 2>&1 || log "WARNING: crictl stopp failed for some pods"
+    crictl_ rmp -f $pods >/dev/null 2>&1 || log "WARNING: crictl rmp failed for some pods"
+  fi
+fi
+
+stop_daemon kube-proxy
+# kube-proxy removes its own iptables (and ipvs/nftables) rules.
+if have_bin kube-proxy; then
+  timeout 60 "$K8S_BIN/kube-proxy" --cleanup >>"$LOGS/kube-proxy.log" 2>&1 ||
+    log "WARNING: kube-proxy --cleanup reported errors (see logs/kube-proxy.log)"
+fi
+
+# containerd-shim processes belong to our containerd when they were started
+# with its socket as -address (shims outlive containerd by design).
+our_shims() {
+  local d pid
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    if tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qxF "$CONTAINERD_SOCK"; then
+      [ "$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | head -n1 | xargs -r basename)" = containerd ] || echo "$pid"
+    fi
+  done
+}
+stop_daemon containerd 20
+shims=$(our_shims | xargs)
+if [ -n "$shims" ]; then
+  log "killing leftover containerd shims of this cluster: $shims"
+  kill -KILL $shims 2>/dev/null || true
+fi
+# Container processes whose shim was gone: they are in the kubelet's pod cgroups.
+for procs in /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/*/cgroup.procs \
+  /sys/fs/cgroup/*/kubepods/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods/*/*/*/cgroup.procs; do
+  [ -f "$procs" ] || continue
+  pids=$(xargs <"$procs" 2>/dev/null || true)
+  [ -z "$pids" ] || { log "killing leftover pod processes: $pids"; kill -KILL $pids 2>/dev/null || true; }
+done
+
+stop_daemon kube-apiserver
+stop_daemon etcd
+
+# --- mounts -----------------------------------------------------------------------------
+mounts_under() { # dir: mount points below it, deepest first
+  awk -v p="$1/" '{ m = $5; gsub(/\\040/, " ", m); if (index(m, p) == 1) print m }' /proc/self/mountinfo | sort -r
+}
+for round in 1 2 3; do
+  left=$(mounts_under "$LC")
+  [ -n "$left" ] || break
+  while IFS= read -r m; do
+    if [ "$round" -lt 3 ]; then umount "$m" 2>/dev/null || true; else umount -l "$m" 2>/dev/null || true; fi
+  done <<<"$left"
+done
+if [ -f "$RUN/netns.list" ]; then
+  while IFS= read -r ns; do
+    [ -n "$ns" ] && [ -e "$ns" ] || continue
+    umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
+    rm -f "$ns"
+  done <"$RUN/netns.list"
+fi
+
+# --- host network -------------------------------------------------------------------------
+# Masquerade rules of the CNI bridge plugin that a missed CNI DEL left behind:
+# they carry the network's name in their comment.
+if command -v iptables-save >/dev/null; then
+  rules=$(iptables-save -t nat 2>/dev/null | grep -F "\"$CNI_NETWORK\"" | grep '^-A POSTROUTING' || true)
+  if [ -n "$rules" ]; then
+    log "removing leftover CNI masquerade rules"
+    while IFS= read -r rule; do
+      chain=$(grep -o -- '-j CNI-[A-Za-z0-9]*' <<<"$rule" | cut -d' ' -f2 || true)
+      eval "iptables -t nat ${rule/#-A/-D}" 2>/dev/null || true
+      if [ -n "$chain" ]; then
+        iptables -t nat -F "$chain" 2>/dev/null || true
+        iptables -t nat -X "$chain" 2>/dev/null || true
+      fi
+    done <<<"$rules"
+  fi
+fi
+if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
+  log "removing bridge $CNI_BRIDGE"
+  ip link delete "$CNI_BRIDGE" || true
+fi
+if ip addr show dev lo | grep -q " $NODE_IP/32 "; then
+  ip addr del "$NODE_IP/32" dev lo || true
+fi
+if [ -f "$RUN/sysctl.saved" ]; then
+  log "restoring kernel settings the cluster changed"
+  while read -r key value; do
+    [ -w "/proc/sys/$key" ] && echo "$value" >"/proc/sys/$key" 2>/dev/null || true
+  done <"$RUN/sysctl.saved"
+fi
+
+# The kubelet's (now empty) pod cgroups, deepest first; and its container log
+# links, which point into our state.
+for sub in /sys/fs/cgroup/*/kubepods; do
+  [ -d "$sub" ] && find "$sub" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+done
+if [ -d /var/log/containers ]; then
+  find /var/log/containers -maxdepth 1 -type l -lname "$LC/*" -delete 2>/dev/null || true
+fi
+
+# --- state ---------------------------------------------------------------------------------
+problems=0
+for c in "${COMPONENTS[@]}"; do
+  if is_running "$c"; then
+    log "ERROR: $c is still running (pid $(pid_of "$c"))"
+    problems=1
+  fi
+done
+if [ -n "$(our_shims)" ]; then
+  log "ERROR: containerd shims still running: $(our_shims | xargs)"
+  problems=1
+fi
+if [ -n "$(mounts_under "$LC")" ]; then
+  log "ERROR: still mounted under $LC:"
+  mounts_under "$LC" >&2
+  problems=1
+fi
+[ "$problems" -eq 0 ] || die "the cluster was not fully stopped; state kept in ${LC#"$REPO"/}"
+rm -rf "$LC/data" "$LC/kubelet" "$LC/containerd" "$LC/cni" "$LC/etc" "$LC/run" "$LC/kubeconfig" "$LC/bin"
+log "cluster stopped; logs kept in ${LOGS#"$REPO"/}"

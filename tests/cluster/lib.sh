@@ -1,0 +1,179 @@
+# Shared settings and helpers of the local cluster scripts (up.sh, down.sh,
+# images.sh). Sourced, never run. Every wait has a deadline: a component that
+# does not come up fails the script with its name and the tail of its log.
+
+# --- layout ------------------------------------------------------------------
+CLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$CLUSTER_DIR/../.." && pwd)
+# Everything the cluster writes lives here (git-ignored), so down.sh knows what
+# is ours: mounts, pid files, data.
+LC=${LJ_CLUSTER_DIR:-$REPO/.local-cluster}
+PKI=$LC/pki
+ETC=$LC/etc
+LOGS=$LC/logs
+RUN=$LC/run
+IMAGES_DIR=${LJ_IMAGES_DIR:-$REPO/target/images}
+
+# --- network -------------------------------------------------------------------
+# The node's address. Pods cannot reach the host's 127.0.0.1 (it is their own
+# loopback inside their network namespace), yet they must reach the apiserver
+# through the `kubernetes` Service. So the node gets a private /32 on the host's
+# loopback device: reachable from the host and, routed through the CNI bridge,
+# from every pod; never exposed on a real interface. (A dummy interface would be
+# the textbook choice, but some sandbox kernels lack the dummy driver.)
+NODE_IP=${LJ_NODE_IP:-10.79.0.1}
+NODE_NAME=${LJ_NODE_NAME:-lifecycle-node}
+POD_CIDR=10.244.0.0/16
+SERVICE_CIDR=10.96.0.0/16
+KUBERNETES_SVC_IP=10.96.0.1
+DNS_SVC_IP=10.96.0.10
+CLUSTER_DOMAIN=cluster.local
+CNI_BRIDGE=lj-cni0
+CNI_NETWORK=lifecycle-local
+APISERVER_PORT=6443
+ETCD_CLIENT_PORT=${LJ_ETCD_PORT:-2379}
+ETCD_PEER_PORT=${LJ_ETCD_PEER_PORT:-2380}
+APISERVER_URL="https://$NODE_IP:$APISERVER_PORT"
+
+CONTAINERD_SOCK=$LC/containerd/containerd.sock
+# Image names as the pods write them; containerd stores them normalized
+# (docker.io/library/busybox:local), which is exactly what a pod's
+# `image: busybox:local` resolves to.
+PAUSE_IMAGE=lifecycle-jobs/pause:local
+BUSYBOX_IMAGE=busybox:local
+COREDNS_IMAGE=lifecycle-jobs/coredns:local
+
+# Components in start order; down.sh stops them in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+
+# --- messages ------------------------------------------------------------------
+_t0=${_t0:-$(date +%s)}
+log() { printf '[%s +%3ss] %s\n' "${LOG_PREFIX:-cluster}" "$(($(date +%s) - _t0))" "$*" >&2; }
+die() {
+  printf '[%s] ERROR: %s\n' "${LOG_PREFIX:-cluster}" "$*" >&2
+  exit 1
+}
+
+# Fails the script naming the component and showing the end of its log.
+component_failed() { # name reason
+  local name=$1 reason=$2
+  {
+    printf '[%s] ERROR: %s %s\n' "${LOG_PREFIX:-cluster}" "$name" "$reason"
+    if [ -f "$LOGS/$name.log" ]; then
+      printf -- '--- last 40 lines of %s ---\n' "$LOGS/$name.log"
+      tail -n 40 "$LOGS/$name.log"
+      printf -- '--- end of %s ---\n' "$name"
+    fi
+  } >&2
+  exit 1
+}
+
+# --- processes -----------------------------------------------------------------
+pid_of() { # name -> prints the pid if its pid file names a live process of ours
+  local f="$RUN/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  # A pid file can outlive its process and the pid be reused: accept it only
+  # if the process still runs the binary we started.
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  local exe
+  exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n1)
+  [ "$(basename "$exe")" = "$1" ] || return 1
+  echo "$pid"
+}
+
+is_running() { pid_of "$1" >/dev/null; }
+
+# Starts a daemon in its own session (so it outlives this script and the caller's
+# process group), logging to logs/<name>.log, and records its pid.
+start_daemon() { # name binary args...
+  local name=$1 bin=$2
+  shift 2
+  mkdir -p "$LOGS" "$RUN"
+  log "starting $name"
+  {
+    printf '==== %s: %s %s\n' "$(date -u +%FT%TZ)" "$bin" "$*"
+  } >>"$LOGS/$name.log"
+  setsid "$bin" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+}
+
+# Stops the process of a pid file: SIGTERM, then SIGKILL after a deadline.
+stop_daemon() { # name [seconds]
+  local name=$1 grace=${2:-15} pid
+  if pid=$(pid_of "$name"); then
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$(($(date +%s) + grace))
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        log "$name did not stop within ${grace}s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.2
+        break
+      fi
+      sleep 0.2
+    done
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+# Polls `check` until it succeeds; on the deadline, or when the component's
+# process has died, fails with the component's log.
+wait_for() { # component seconds description check-command...
+  local name=$1 secs=$2 what=$3
+  shift 3
+  local deadline=$(($(date +%s) + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ -f "$RUN/$name.pid" ] && ! is_running "$name"; then
+      component_failed "$name" "exited while waiting for: $what"
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      component_failed "$name" "not ready after ${secs}s: $what"
+    fi
+    sleep 0.5
+  done
+  log "$name: $what"
+}
+
+port_in_use() { # port on 127.0.0.1 / NODE_IP / any
+  ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# --- binaries -----------------------------------------------------------------
+# The Go-built binaries (cached by version; built on first use).
+k8s_bin_dir() {
+  if [ -z "${K8S_BIN:-}" ]; then
+    K8S_BIN=$("$CLUSTER_DIR/build-binaries.sh" | tail -n1)
+    [ -x "$K8S_BIN/kube-apiserver" ] || die "build-binaries.sh did not produce binaries in '$K8S_BIN'"
+  fi
+  echo "$K8S_BIN"
+}
+
+kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$LC/kubeconfig" --request-timeout=20s "$@"; }
+ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
+crictl_() {
+  "$K8S_BIN/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCK" --image-endpoint "unix://$CONTAINERD_SOCK" \
+    --timeout 20s "$@"
+}
+
+# --- host packages --------------------------------------------------------------
+# Debian packages the cluster runs on. Installed only when missing, so a machine
+# that has them never touches apt (and apt-get update runs at most once).
+HOST_PACKAGES=(runc containerd containernetworking-plugins busybox-static iptables conntrack socat
+  ethtool iproute2 ipset openssl curl ca-certificates gcc libc6-dev)
+
+ensure_packages() {
+  local missing=() p
+  for p in "${HOST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}) and not root to install them"
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  fi
+}

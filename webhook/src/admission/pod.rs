@@ -1,0 +1,418 @@
+//! Pod admission: variables for every pod of an environment, and the output
+//! volume plus the agent sidecar for pods of captured Jobs.
+//!
+//! Reads only the fields it needs from the raw pod and answers with targeted
+//! JSON-patch operations. No API call: this runs on every pod creation.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use lifecycle_contract::JobId;
+use lifecycle_contract::names::{
+    ANNOTATION_INJECT_OUTPUTS, LABEL_CAPTURE, OUTPUT_DIR, OUTPUTS_OBJECT, TOKEN_AUDIENCE, agent_env, injected,
+};
+
+use super::review::{Op, Request, Verdict};
+use crate::state::AppState;
+
+/// Seconds of the agent's projected token; the kubelet refreshes it at 80%.
+const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+/// The pod default when `terminationGracePeriodSeconds` is absent.
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+#[derive(Debug, Deserialize, Default)]
+struct PodIn<'a> {
+    #[serde(default, borrow)]
+    metadata: MetaIn<'a>,
+    #[serde(default, borrow)]
+    spec: SpecIn<'a>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct MetaIn<'a> {
+    #[serde(default, borrow)]
+    labels: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(default, borrow)]
+    annotations: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SpecIn<'a> {
+    #[serde(default, borrow)]
+    containers: Vec<ContainerIn<'a>>,
+    #[serde(default, borrow)]
+    init_containers: Option<Vec<ContainerIn<'a>>>,
+    #[serde(default, borrow)]
+    volumes: Option<Vec<Named<'a>>>,
+    #[serde(default)]
+    termination_grace_period_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerIn<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    env_from: Option<Vec<EnvFromIn<'a>>>,
+    #[serde(default, borrow)]
+    volume_mounts: Option<Vec<MountIn<'a>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvFromIn<'a> {
+    #[serde(default, borrow)]
+    config_map_ref: Option<Named<'a>>,
+    #[serde(default, borrow)]
+    secret_ref: Option<Named<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Named<'a> {
+    #[serde(default, borrow)]
+    name: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MountIn<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    mount_path: Cow<'a, str>,
+}
+
+/// What the pod mutator needs besides the pod: server settings of the moment.
+#[derive(Debug, Clone)]
+pub struct PodSettings<'a> {
+    pub agent_image: &'a str,
+    pub agent_image_pull_policy: &'a str,
+    pub server_url: &'a str,
+    /// PEM bundle the agent trusts for the server.
+    pub ca_bundle: &'a str,
+}
+
+pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
+    if req.operation != "CREATE" || req.sub_resource.is_some() {
+        return Verdict::allow();
+    }
+    let Some(raw) = req.object else {
+        return Verdict::allow();
+    };
+    let certs = state.certs.current();
+    let settings = PodSettings {
+        agent_image: &state.config.agent_image,
+        agent_image_pull_policy: &state.config.agent_image_pull_policy,
+        server_url: &state.config.server_url,
+        ca_bundle: certs.as_ref().map(|c| c.ca_bundle.as_str()).unwrap_or(""),
+    };
+    mutate(raw.get(), &settings)
+}
+
+/// The patch for one pod, from its raw JSON.
+pub fn mutate(raw: &str, settings: &PodSettings<'_>) -> Verdict {
+    let pod: PodIn<'_> = match serde_json::from_str(raw) {
+        Ok(p) => p,
+        // The API server has already validated the object's shape; a pod we
+        // cannot read is one we must not guess about.
+        Err(e) => return Verdict::deny(format!("lifecycle-jobs: cannot read the pod: {e}")),
+    };
+    let mut ops = Vec::new();
+    let mut warnings = Vec::new();
+    let inject = pod.metadata.annotations.get(ANNOTATION_INJECT_OUTPUTS).is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    let capture = pod.metadata.labels.get(LABEL_CAPTURE).map(|v| v.as_ref());
+
+    if inject {
+        for (list, containers) in containers_of(&pod.spec) {
+            for (i, c) in containers.iter().enumerate() {
+                if c.name != injected::AGENT_CONTAINER {
+                    env_from_ops(list, i, c, &mut ops);
+                }
+            }
+        }
+    }
+
+    if let Some(label) = capture {
+        match JobId::parse(label) {
+            Some(job_id) => capture_ops(&pod.spec, &job_id, settings, &mut ops, &mut warnings),
+            None => warnings.push(format!(
+                "lifecycle-jobs: label {LABEL_CAPTURE}={label:?} is not a JOBID; outputs of this pod are not captured"
+            )),
+        }
+    }
+    Verdict { denied: None, patch: ops, warnings }
+}
+
+fn containers_of<'s, 'a>(spec: &'s SpecIn<'a>) -> impl Iterator<Item = (&'static str, &'s [ContainerIn<'a>])> {
+    [("containers", spec.containers.as_slice()), ("initContainers", spec.init_containers.as_deref().unwrap_or(&[]))]
+        .into_iter()
+}
+
+fn outputs_env_from() -> [Value; 2] {
+    [
+        json!({"configMapRef": {"name": OUTPUTS_OBJECT, "optional": true}}),
+        json!({"secretRef": {"name": OUTPUTS_OBJECT, "optional": true}}),
+    ]
+}
+
+/// Places the outputs first in `envFrom`, so the container's own `env` and
+/// `envFrom` win over them (later sources override earlier ones).
+fn env_from_ops(list: &str, i: usize, c: &ContainerIn<'_>, ops: &mut Vec<Op>) {
+    let [cm, secret] = outputs_env_from();
+    match &c.env_from {
+        None => ops.push(Op::add(format!("/spec/{list}/{i}/envFrom"), json!([cm, secret]))),
+        Some(existing) => {
+            let has_cm = existing.iter().any(|e| e.config_map_ref.as_ref().is_some_and(|r| r.name == OUTPUTS_OBJECT));
+            let has_secret = existing.iter().any(|e| e.secret_ref.as_ref().is_some_and(|r| r.name == OUTPUTS_OBJECT));
+            // Insert at 0 in reverse order so the result reads cm, secret, theirs.
+            if !has_secret {
+                ops.push(Op::add(format!("/spec/{list}/{i}/envFrom/0"), secret));
+            }
+            if !has_cm {
+                ops.push(Op::add(format!("/spec/{list}/{i}/envFrom/0"), cm));
+            }
+        }
+    }
+}
+
+fn capture_ops(spec: &SpecIn<'_>, job_id: &JobId, s: &PodSettings<'_>, ops: &mut Vec<Op>, warnings: &mut Vec<String>) {
+    // Volumes: the shared output directory and the agent's audience-bound token.
+    let volumes = spec.volumes.as_deref().unwrap_or(&[]);
+    let mut new_volumes = Vec::new();
+    if !volumes.iter().any(|v| v.name == injected::OUTPUT_VOLUME) {
+        new_volumes.push(json!({"name": injected::OUTPUT_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}}));
+    }
+    if !volumes.iter().any(|v| v.name == injected::TOKEN_VOLUME) {
+        new_volumes.push(json!({
+            "name": injected::TOKEN_VOLUME,
+            "projected": {"defaultMode": 0o444, "sources": [{"serviceAccountToken": {
+                "audience": TOKEN_AUDIENCE, "expirationSeconds": TOKEN_EXPIRATION_SECONDS, "path": "token"
+            }}]}
+        }));
+    }
+    append_all(ops, "/spec/volumes", spec.volumes.is_some(), new_volumes);
+
+    // The output directory in every container of the job.
+    for (list, containers) in containers_of(spec) {
+        for (i, c) in containers.iter().enumerate() {
+            if c.name == injected::AGENT_CONTAINER {
+                continue;
+            }
+            let mounts = c.volume_mounts.as_deref().unwrap_or(&[]);
+            if mounts.iter().any(|m| m.name == injected::OUTPUT_VOLUME) {
+                continue;
+            }
+            if mounts.iter().any(|m| m.mount_path.trim_end_matches('/') == OUTPUT_DIR) {
+                warnings.push(format!(
+                    "lifecycle-jobs: container {:?} mounts its own volume at {OUTPUT_DIR}; the agent cannot see its output file",
+                    c.name
+                ));
+                continue;
+            }
+            let mount = json!({"name": injected::OUTPUT_VOLUME, "mountPath": OUTPUT_DIR});
+            match c.volume_mounts {
+                None => ops.push(Op::add(format!("/spec/{list}/{i}/volumeMounts"), json!([mount]))),
+                Some(_) => ops.push(Op::add(format!("/spec/{list}/{i}/volumeMounts/-"), mount)),
+            }
+        }
+    }
+
+    // The agent, first among init containers so it watches before anything runs.
+    let inits = spec.init_containers.as_deref().unwrap_or(&[]);
+    if !inits.iter().any(|c| c.name == injected::AGENT_CONTAINER) {
+        let grace = spec.termination_grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+        let agent = agent_container(job_id, grace, s);
+        match spec.init_containers {
+            None => ops.push(Op::add("/spec/initContainers", json!([agent]))),
+            Some(_) => ops.push(Op::add("/spec/initContainers/0", agent)),
+        }
+    }
+}
+
+/// Adds `items` to the array at `path`, creating it when absent.
+fn append_all(ops: &mut Vec<Op>, path: &str, exists: bool, items: Vec<Value>) {
+    if items.is_empty() {
+        return;
+    }
+    if exists {
+        ops.extend(items.into_iter().map(|v| Op::add(format!("{path}/-"), v)));
+    } else {
+        ops.push(Op::add(path, Value::Array(items)));
+    }
+}
+
+/// The agent as a native sidecar: an init container with `restartPolicy: Always`.
+pub fn agent_container(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>) -> Value {
+    json!({
+        "name": injected::AGENT_CONTAINER,
+        "image": s.agent_image,
+        "imagePullPolicy": s.agent_image_pull_policy,
+        "args": ["run"],
+        "restartPolicy": "Always",
+        "env": [
+            {"name": agent_env::SERVER_URL, "value": s.server_url},
+            {"name": agent_env::SERVER_CA, "value": s.ca_bundle},
+            {"name": agent_env::GRACE_SECONDS, "value": grace_seconds.to_string()},
+            {"name": agent_env::JOB_ID, "value": job_id.as_str()},
+        ],
+        "resources": {
+            "requests": {"cpu": "5m", "memory": "8Mi"},
+            "limits": {"cpu": "100m", "memory": "32Mi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false,
+            "privileged": false,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": injected::OUTPUT_VOLUME, "mountPath": OUTPUT_DIR, "readOnly": true},
+            {"name": injected::TOKEN_VOLUME, "mountPath": injected::TOKEN_DIR, "readOnly": true},
+        ],
+        "terminationMessagePolicy": "File",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> PodSettings<'static> {
+        PodSettings {
+            agent_image: "agent:dev",
+            agent_image_pull_policy: "IfNotPresent",
+            server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
+            ca_bundle: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+        }
+    }
+
+    /// Applies the verdict's patch with the json-patch crate, as the API server would.
+    fn apply(pod: &Value, v: &Verdict) -> Value {
+        let mut doc = pod.clone();
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::to_value(&v.patch).unwrap()).unwrap();
+        json_patch::patch(&mut doc, &patch).unwrap();
+        doc
+    }
+
+    fn run(pod: &Value) -> (Value, Verdict) {
+        let v = mutate(&pod.to_string(), &settings());
+        assert!(v.denied.is_none(), "{:?}", v.denied);
+        (apply(pod, &v), v)
+    }
+
+    fn job_pod() -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "seed-abc", "labels": {LABEL_CAPTURE: "SEED", "job-name": "seed"}},
+            "spec": {
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 45,
+                "containers": [
+                    {"name": "main", "image": "busybox:local", "env": [{"name": "A", "value": "1"}],
+                     "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]},
+                    {"name": "second", "image": "busybox:local", "envFrom": [{"configMapRef": {"name": "mine"}}]},
+                ],
+                "initContainers": [
+                    {"name": "mesh", "image": "proxy", "restartPolicy": "Always", "unknownFutureField": {"x": 1}}
+                ],
+                "volumes": [{"name": "kube-api-access", "projected": {"sources": []}}]
+            }
+        })
+    }
+
+    #[test]
+    fn plain_workload_gets_env_from_first() {
+        let pod = json!({"metadata": {"name": "web"}, "spec": {"containers": [
+            {"name": "a", "image": "x"},
+            {"name": "b", "image": "x", "envFrom": [{"secretRef": {"name": "own"}}]},
+        ]}});
+        let (out, v) = run(&pod);
+        let want = json!([
+            {"configMapRef": {"name": "lifecycle-outputs", "optional": true}},
+            {"secretRef": {"name": "lifecycle-outputs", "optional": true}},
+        ]);
+        assert_eq!(out["spec"]["containers"][0]["envFrom"], want);
+        let b = &out["spec"]["containers"][1]["envFrom"];
+        assert_eq!(b[0]["configMapRef"]["name"], "lifecycle-outputs");
+        assert_eq!(b[1]["secretRef"]["name"], "lifecycle-outputs");
+        assert_eq!(b[2]["secretRef"]["name"], "own");
+        assert!(out["spec"].get("initContainers").is_none(), "no agent without the capture label");
+        assert!(v.warnings.is_empty());
+    }
+
+    #[test]
+    fn opt_out_of_injection() {
+        let pod = json!({"metadata": {"annotations": {ANNOTATION_INJECT_OUTPUTS: "false"}},
+                         "spec": {"containers": [{"name": "a"}]}});
+        let (_, v) = run(&pod);
+        assert!(v.patch.is_empty());
+    }
+
+    #[test]
+    fn job_pod_gets_agent_volume_and_mounts_and_keeps_unknown_fields() {
+        let (out, _) = run(&job_pod());
+        let inits = out["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(inits[0]["name"], injected::AGENT_CONTAINER);
+        assert_eq!(inits[0]["restartPolicy"], "Always");
+        assert!(inits[0].get("envFrom").is_none(), "the agent gets no variables");
+        assert_eq!(inits[1]["restartPolicy"], "Always", "another sidecar keeps its restartPolicy");
+        assert_eq!(inits[1]["unknownFutureField"]["x"], 1);
+        let env = inits[0]["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == "45"));
+        assert!(env.iter().any(|e| e["name"] == agent_env::JOB_ID && e["value"] == "SEED"));
+        let vols = out["spec"]["volumes"].as_array().unwrap();
+        assert_eq!(vols.len(), 3);
+        let token = vols.iter().find(|v| v["name"] == injected::TOKEN_VOLUME).unwrap();
+        assert_eq!(token["projected"]["sources"][0]["serviceAccountToken"]["audience"], TOKEN_AUDIENCE);
+        for c in out["spec"]["containers"].as_array().unwrap() {
+            let mounts = c["volumeMounts"].as_array().unwrap();
+            assert!(mounts.iter().any(|m| m["mountPath"] == OUTPUT_DIR), "{}", c["name"]);
+        }
+        // The other sidecar also sees the directory.
+        assert!(inits[1]["volumeMounts"].as_array().unwrap().iter().any(|m| m["mountPath"] == OUTPUT_DIR));
+    }
+
+    #[test]
+    fn reinvocation_is_idempotent() {
+        let (once, _) = run(&job_pod());
+        let v = mutate(&once.to_string(), &settings());
+        assert!(v.patch.is_empty(), "second pass must change nothing: {:?}", v.patch);
+    }
+
+    #[test]
+    fn pod_without_init_containers_or_volumes() {
+        let pod = json!({"metadata": {"labels": {LABEL_CAPTURE: "X1"}}, "spec": {"containers": [{"name": "m"}]}});
+        let (out, _) = run(&pod);
+        assert_eq!(out["spec"]["initContainers"][0]["name"], injected::AGENT_CONTAINER);
+        assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 2);
+        let env = out["spec"]["initContainers"][0]["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == "30"));
+    }
+
+    #[test]
+    fn own_volume_at_output_dir_is_kept_with_a_warning() {
+        let pod = json!({"metadata": {"labels": {LABEL_CAPTURE: "X"}}, "spec": {"containers": [
+            {"name": "m", "volumeMounts": [{"name": "mine", "mountPath": "/qovery-output/"}]}
+        ], "volumes": [{"name": "mine", "emptyDir": {}}]}});
+        let (out, v) = run(&pod);
+        assert_eq!(out["spec"]["containers"][0]["volumeMounts"].as_array().unwrap().len(), 1);
+        assert_eq!(v.warnings.len(), 1);
+    }
+
+    #[test]
+    fn bad_capture_label_warns_and_injects_no_agent() {
+        let pod = json!({"metadata": {"labels": {LABEL_CAPTURE: "lower"}}, "spec": {"containers": [{"name": "m"}]}});
+        let (out, v) = run(&pod);
+        assert!(out["spec"].get("initContainers").is_none());
+        assert_eq!(v.warnings.len(), 1);
+    }
+}

@@ -1,0 +1,8 @@
+//! Self-managed CA and serving certificate. Placeholder until implemented.
+
+use crate::state::AppState;
+
+pub async fn run(_state: AppState) -> anyhow::Result<()> {
+    futures::future::pending::<()>().await;
+    Ok(())
+}

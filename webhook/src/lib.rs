@@ -1,0 +1,19 @@
+//! lifecycle-jobs server: admission webhooks, the outputs API and the
+//! environment controller in one process.
+//!
+//! Pure logic (patches, rules, decisions) lives apart from the Kubernetes glue
+//! so that it is unit-tested without a cluster; the glue is tested end to end
+//! on a real one (`tests/`).
+
+pub mod admin;
+pub mod admission;
+pub mod certs;
+pub mod config;
+pub mod controller;
+pub mod index;
+pub mod metrics;
+pub mod outputs;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod tls;

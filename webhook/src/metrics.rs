@@ -1,0 +1,84 @@
+//! Prometheus metrics, served as text on the admin port.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// `Pod`, `Job`, `Namespace` or `other`.
+    pub kind: &'static str,
+    /// `patched`, `unchanged`, `denied` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub event: &'static str,
+    /// `started`, `succeeded` or `failed`.
+    pub result: &'static str,
+}
+
+/// Every metric of the server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub admission_requests: Family<AdmissionLabels, Counter>,
+    pub admission_duration: Family<KindLabels, Histogram>,
+    pub outputs_published: Counter,
+    pub outputs_rejected: Family<ReasonLabels, Counter>,
+    pub runs: Family<RunLabels, Counter>,
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lifecycle");
+        let admission_requests = Family::<AdmissionLabels, Counter>::default();
+        registry.register("admission_requests", "Admission reviews answered", admission_requests.clone());
+        // 50µs .. ~100ms: admission should sit at the bottom of this range.
+        let admission_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 12))
+        });
+        registry.register(
+            "admission_duration_seconds",
+            "Time to answer an admission review, from request body to response",
+            admission_duration.clone(),
+        );
+        let outputs_published = Counter::default();
+        registry.register("outputs_published", "Output files published to an environment", outputs_published.clone());
+        let outputs_rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register("outputs_rejected", "Output submissions refused, by reason", outputs_rejected.clone());
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register("runs", "Lifecycle job runs, by event and result", runs.clone());
+        let leader = Gauge::default();
+        registry.register("controller_leader", "1 when this replica leads the environment controller", leader.clone());
+        Metrics { registry, admission_requests, admission_duration, outputs_published, outputs_rejected, runs, leader }
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,511 @@
+//! Who is publishing: the bearer token is reviewed by the API server
+//! (TokenReview, audience `lifecycle-jobs.dev`), the pod it is bound to must
+//! exist with that UID, carry the `capture` label and be owned by a Job of an
+//! environment. The JOBID is recomputed from that Job, never taken from the
+//! caller.
+//!
+//! The checks are pure functions over typed objects; [`authenticate`] and
+//! [`resolve`] are the API glue.
+
+use axum::http::{HeaderMap, header};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
+use kube::api::PostParams;
+use kube::{Api, Client};
+use lifecycle_contract::JobId;
+use lifecycle_contract::names::{
+    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_CAPTURE, LABEL_ENVIRONMENT, LABEL_JOB, LABEL_RUN, TOKEN_AUDIENCE,
+};
+
+use super::error::{Error, is_transient};
+use super::retry::retry;
+
+/// `user.extra` key of a pod-bound service-account token: the pod's name.
+pub const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
+/// `user.extra` key of a pod-bound service-account token: the pod's UID.
+pub const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
+/// Username prefix of service accounts: `system:serviceaccount:<ns>:<name>`.
+pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+/// Longest bearer token accepted (projected tokens are about 1 KiB).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+const HINT: &str = "the agent must send the projected token mounted by the webhook (audience lifecycle-jobs.dev, bound to its pod)";
+
+/// The caller, as the API server vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub namespace: String,
+    pub service_account: String,
+    pub pod_name: String,
+    pub pod_uid: String,
+}
+
+impl Identity {
+    pub fn pod(&self) -> String {
+        format!("{}/{}", self.namespace, self.pod_name)
+    }
+}
+
+/// The Job that controls a pod (from the pod's owner reference).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub name: String,
+    pub uid: String,
+}
+
+/// A verified publisher: the pod, its Job, the JOBID and, for a run, its template.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub identity: Identity,
+    pub pod: Pod,
+    pub job: Job,
+    pub job_id: JobId,
+    /// The lifecycle job template a run Job was created from.
+    pub template: Option<Owner>,
+}
+
+impl Subject {
+    pub fn job_name(&self) -> &str {
+        self.job.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn job_uid(&self) -> &str {
+        self.job.metadata.uid.as_deref().unwrap_or_default()
+    }
+
+    /// The Jobs that hear about this publication: the Job itself and, for a
+    /// run, its template (which is where people look).
+    pub fn job_refs(&self) -> Vec<ObjectReference> {
+        let ns = &self.identity.namespace;
+        let mut refs = vec![job_ref(ns, self.job_name(), self.job_uid())];
+        if let Some(t) = &self.template {
+            refs.push(job_ref(ns, &t.name, &t.uid));
+        }
+        refs
+    }
+}
+
+/// Reference to a Job, for Events.
+pub fn job_ref(namespace: &str, name: &str, uid: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        namespace: Some(namespace.into()),
+        name: Some(name.into()),
+        uid: (!uid.is_empty()).then(|| uid.into()),
+        ..Default::default()
+    }
+}
+
+/// The bearer token of the request. Never echoed in an error.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(Error::Unauthenticated(format!("no Authorization header: {HINT}, as `Authorization: Bearer <token>`")));
+    };
+    if values.next().is_some() {
+        return Err(Error::Unauthenticated("more than one Authorization header: send exactly one".into()));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| Error::Unauthenticated("the Authorization header is not ASCII: expected `Bearer <token>`".into()))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Error::Unauthenticated("the Authorization header is not a bearer token: expected `Bearer <token>`".into()));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Error::Unauthenticated(format!("the bearer token is empty: {HINT}")));
+    }
+    if token.len() > MAX_TOKEN_BYTES || token.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(Error::Unauthenticated(format!("the bearer token is malformed: {HINT}")));
+    }
+    Ok(token)
+}
+
+/// The caller's identity from a TokenReview's status: authenticated for our
+/// audience, a service account, bound to a pod.
+pub fn identity_from_review(status: Option<&TokenReviewStatus>) -> Result<Identity, Error> {
+    let Some(status) = status else {
+        return Err(Error::Unauthenticated(format!("the token could not be reviewed: {HINT}")));
+    };
+    if status.authenticated != Some(true) {
+        let why = status.error.as_deref().map(one_line).filter(|e| !e.is_empty()).unwrap_or_else(|| "not authenticated".into());
+        return Err(Error::Unauthenticated(format!("the token was not accepted ({why}): {HINT}")));
+    }
+    if !status.audiences.as_deref().unwrap_or_default().iter().any(|a| a == TOKEN_AUDIENCE) {
+        return Err(Error::Unauthenticated(format!("the token is not valid for the audience {TOKEN_AUDIENCE}: {HINT}")));
+    }
+    let user = status.user.as_ref();
+    let username = user.and_then(|u| u.username.as_deref()).unwrap_or_default();
+    let (namespace, service_account) = username
+        .strip_prefix(SERVICE_ACCOUNT_PREFIX)
+        .and_then(|rest| rest.split_once(':'))
+        .filter(|(ns, sa)| !ns.is_empty() && !sa.is_empty() && !sa.contains(':'))
+        .ok_or_else(|| Error::Unauthenticated(format!("the token does not belong to a service account: {HINT}")))?;
+    let extra = |key: &str| -> Option<String> {
+        match user.and_then(|u| u.extra.as_ref()).and_then(|e| e.get(key)).map(Vec::as_slice) {
+            Some([one]) if !one.is_empty() => Some(one.clone()),
+            _ => None,
+        }
+    };
+    let (Some(pod_name), Some(pod_uid)) = (extra(EXTRA_POD_NAME), extra(EXTRA_POD_UID)) else {
+        return Err(Error::Unauthenticated(format!("the token is not bound to a pod: {HINT}")));
+    };
+    Ok(Identity { namespace: namespace.into(), service_account: service_account.into(), pod_name, pod_uid })
+}
+
+/// The pod checks: the token's pod, with the `capture` label, run by the
+/// token's service account, controlled by a Job. Returns that Job.
+pub fn check_pod(pod: &Pod, id: &Identity) -> Result<Owner, Error> {
+    let who = id.pod();
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    if uid != id.pod_uid {
+        return Err(Error::Forbidden(format!(
+            "pod {who} has UID {uid}, but the token was issued to the pod with UID {}: only the pod the token is bound to may publish",
+            id.pod_uid
+        )));
+    }
+    if !pod.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_CAPTURE)) {
+        return Err(Error::Forbidden(format!(
+            "pod {who} has no label {LABEL_CAPTURE}: only pods of Jobs captured by lifecycle-jobs publish outputs"
+        )));
+    }
+    let pod_sa = pod.spec.as_ref().and_then(|s| s.service_account_name.as_deref()).unwrap_or("default");
+    if pod_sa != id.service_account {
+        return Err(Error::Forbidden(format!(
+            "pod {who} runs as service account {pod_sa}, but the token belongs to {}: use the pod's own token",
+            id.service_account
+        )));
+    }
+    controller_job(&pod.metadata).ok_or_else(|| {
+        Error::Forbidden(format!("pod {who} is not controlled by a Job: only the pods of a Job publish outputs"))
+    })
+}
+
+/// The Job named as controller in `meta`'s owner references.
+pub fn controller_job(meta: &kube::core::ObjectMeta) -> Option<Owner> {
+    meta.owner_references.as_deref().unwrap_or_default().iter().find_map(|o| {
+        (o.controller == Some(true) && o.kind == "Job" && o.api_version.starts_with("batch/"))
+            .then(|| Owner { name: o.name.clone(), uid: o.uid.clone() })
+    })
+}
+
+/// The namespace must be an environment.
+pub fn check_namespace(ns: &Namespace) -> Result<(), Error> {
+    let name = ns.metadata.name.as_deref().unwrap_or_default();
+    if ns.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT)) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "namespace {name} is not an environment (no label {LABEL_ENVIRONMENT}): outputs are only published in environments"
+        )))
+    }
+}
+
+/// The Job checks: the very Job that controls the pod, not opted out of
+/// capture. Returns its JOBID: the `job-id` annotation, else its name; for a
+/// run the controller sets `job-id` to its template's JOBID (and, should it be
+/// missing, the template's name from the `job` label stands in for it).
+pub fn check_job(job: &Job, owner: &Owner, namespace: &str) -> Result<JobId, Error> {
+    let name = job.metadata.name.as_deref().unwrap_or_default();
+    if job.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
+        return Err(Error::Forbidden(format!(
+            "the Job {namespace}/{name} that controlled the pod was deleted and replaced by another of the same name: its pods no longer publish"
+        )));
+    }
+    let ann = job.metadata.annotations.as_ref();
+    if ann.and_then(|a| a.get(ANNOTATION_CAPTURE_OUTPUT)).is_some_and(|v| v.trim().eq_ignore_ascii_case("false")) {
+        return Err(Error::Forbidden(format!(
+            "Job {namespace}/{name} opted out of output capture ({ANNOTATION_CAPTURE_OUTPUT}: \"false\"): remove that annotation to publish outputs"
+        )));
+    }
+    let annotation = ann.and_then(|a| a.get(ANNOTATION_JOB_ID)).map(String::as_str).filter(|a| !a.trim().is_empty());
+    let labels = job.metadata.labels.as_ref();
+    let source_name = match (annotation, labels.filter(|l| l.contains_key(LABEL_RUN)).and_then(|l| l.get(LABEL_JOB))) {
+        (None, Some(template)) if !template.is_empty() => template.as_str(),
+        _ => name,
+    };
+    Ok(JobId::derive(annotation, source_name))
+}
+
+/// The template of a run Job (label `run`, controlled by a Job).
+pub fn template_of(job: &Job) -> Option<Owner> {
+    if !job.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)) {
+        return None;
+    }
+    controller_job(&job.metadata)
+}
+
+/// Asks the API server who holds `token`. The token is in the request only;
+/// errors never include it (nor the API server's message, to be safe).
+pub async fn authenticate(client: &Client, token: &str) -> Result<Identity, Error> {
+    let review = TokenReview {
+        spec: TokenReviewSpec { token: Some(token.to_string()), audiences: Some(vec![TOKEN_AUDIENCE.to_string()]) },
+        ..Default::default()
+    };
+    let api: Api<TokenReview> = Api::all(client.clone());
+    let reviewed = retry("reviewing the token", || api.create(&PostParams::default(), &review)).await.map_err(|e| {
+        let code = match &e {
+            kube::Error::Api(s) => s.code,
+            _ => 0,
+        };
+        if is_transient(&e) {
+            Error::Unavailable("the Kubernetes API could not review the token just now; try again".into())
+        } else if code == 403 {
+            Error::Internal("the server is not allowed to create TokenReviews: check its RBAC (authentication.k8s.io tokenreviews create)".into())
+        } else {
+            tracing::warn!(code, "TokenReview failed");
+            Error::Internal(format!("the token could not be reviewed (API status {code})"))
+        }
+    })?;
+    identity_from_review(reviewed.status.as_ref())
+}
+
+/// Reads the pod, its namespace and its Job and runs every check.
+pub async fn resolve(client: &Client, id: Identity) -> Result<Subject, Error> {
+    let ns = id.namespace.as_str();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod = retry("reading the pod", || pods.get_opt(&id.pod_name))
+        .await
+        .map_err(|e| Error::from_kube(&format!("reading pod {}", id.pod()), e))?
+        .ok_or_else(|| Error::Forbidden(format!("pod {} does not exist: only a running pod publishes its outputs", id.pod())))?;
+    let owner = check_pod(&pod, &id)?;
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = retry("reading the namespace", || namespaces.get_opt(ns))
+        .await
+        .map_err(|e| Error::from_kube(&format!("reading namespace {ns}"), e))?
+        .ok_or_else(|| Error::Forbidden(format!("namespace {ns} does not exist")))?;
+    check_namespace(&namespace)?;
+
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let job = retry("reading the job", || jobs.get_opt(&owner.name))
+        .await
+        .map_err(|e| Error::from_kube(&format!("reading Job {ns}/{}", owner.name), e))?
+        .ok_or_else(|| {
+            Error::Forbidden(format!("the Job {ns}/{} that controlled pod {} no longer exists: its pods no longer publish", owner.name, id.pod()))
+        })?;
+    let job_id = check_job(&job, &owner, ns)?;
+    let label = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_CAPTURE)).cloned().unwrap_or_default();
+    if label != job_id.as_str() {
+        tracing::info!(label = %label, job_id = %job_id, "the pod's capture label differs from the JOBID of its Job; using the Job's");
+    }
+    let template = template_of(&job);
+    Ok(Subject { identity: id, pod, job, job_id, template })
+}
+
+/// A header value or API message fit for a one-line log or message.
+pub fn one_line(s: &str) -> String {
+    const MAX: usize = 300;
+    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    out = out.trim().to_string();
+    if out.len() > MAX {
+        let mut cut = MAX;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::authentication::v1::UserInfo;
+    use k8s_openapi::api::core::v1::PodSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::core::ObjectMeta;
+    use std::collections::BTreeMap;
+
+    fn status(username: &str, extra: &[(&str, &[&str])]) -> TokenReviewStatus {
+        TokenReviewStatus {
+            authenticated: Some(true),
+            audiences: Some(vec![TOKEN_AUDIENCE.into()]),
+            error: None,
+            user: Some(UserInfo {
+                username: Some(username.into()),
+                extra: Some(extra.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn good_status() -> TokenReviewStatus {
+        status("system:serviceaccount:env:default", &[(EXTRA_POD_NAME, &["seed-abc"]), (EXTRA_POD_UID, &["uid-1"])])
+    }
+
+    fn identity() -> Identity {
+        Identity { namespace: "env".into(), service_account: "default".into(), pod_name: "seed-abc".into(), pod_uid: "uid-1".into() }
+    }
+
+    fn owner_ref(kind: &str, name: &str, uid: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: if kind == "Job" { "batch/v1".into() } else { "apps/v1".into() },
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            block_owner_deletion: None,
+        }
+    }
+
+    fn pod() -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("seed-abc".into()),
+                namespace: Some("env".into()),
+                uid: Some("uid-1".into()),
+                labels: Some(BTreeMap::from([(LABEL_CAPTURE.to_string(), "SEED".to_string())])),
+                owner_references: Some(vec![owner_ref("Job", "seed", "job-uid", true)]),
+                ..Default::default()
+            },
+            spec: Some(PodSpec::default()),
+            status: None,
+        }
+    }
+
+    fn job(name: &str, annotations: &[(&str, &str)], labels: &[(&str, &str)]) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                uid: Some("job-uid".into()),
+                annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_tokens_are_extracted_and_never_echoed() {
+        assert_eq!(bearer_token(&headers(&["Bearer abc.def"])).unwrap(), "abc.def");
+        assert_eq!(bearer_token(&headers(&["bearer  abc"])).unwrap(), "abc");
+        for bad in [&[][..], &["Basic dXNlcjpwYXNz"], &["Bearer "], &["Bearer a b"], &["Bearer a", "Bearer b"]] {
+            let e = bearer_token(&headers(bad)).unwrap_err();
+            assert_eq!(e.status(), 401, "{bad:?}");
+            for v in bad.iter() {
+                if let Some(t) = v.split_once(' ').map(|(_, t)| t.trim()).filter(|t| t.len() > 1) {
+                    assert!(!e.to_string().contains(t), "token echoed: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn accepts_a_pod_bound_token_for_the_audience() {
+        assert_eq!(identity_from_review(Some(&good_status())).unwrap(), identity());
+    }
+
+    #[test]
+    fn refuses_unauthenticated_wrong_audience_or_unbound_tokens() {
+        let mut s = good_status();
+        s.authenticated = Some(false);
+        s.error = Some("token has expired".into());
+        let e = identity_from_review(Some(&s)).unwrap_err();
+        assert_eq!(e.status(), 401);
+        assert!(e.to_string().contains("token has expired"), "{e}");
+
+        let mut s = good_status();
+        s.audiences = Some(vec!["https://kubernetes.default.svc".into()]);
+        assert!(identity_from_review(Some(&s)).unwrap_err().to_string().contains("audience"));
+
+        let s = status("system:serviceaccount:env:default", &[]);
+        assert!(identity_from_review(Some(&s)).unwrap_err().to_string().contains("not bound to a pod"));
+
+        let s = status("system:serviceaccount:env:default", &[(EXTRA_POD_NAME, &["a", "b"]), (EXTRA_POD_UID, &["u"])]);
+        assert!(identity_from_review(Some(&s)).unwrap_err().to_string().contains("not bound to a pod"));
+
+        for user in ["kubernetes-admin", "system:serviceaccount:env", "system:serviceaccount::x", "system:serviceaccount:a:b:c"] {
+            let s = status(user, &[(EXTRA_POD_NAME, &["p"]), (EXTRA_POD_UID, &["u"])]);
+            assert!(identity_from_review(Some(&s)).unwrap_err().to_string().contains("service account"), "{user}");
+        }
+        assert_eq!(identity_from_review(None).unwrap_err().status(), 401);
+    }
+
+    #[test]
+    fn accepts_the_captured_pod_of_a_job() {
+        assert_eq!(check_pod(&pod(), &identity()).unwrap(), Owner { name: "seed".into(), uid: "job-uid".into() });
+    }
+
+    #[test]
+    fn refuses_other_pods() {
+        let mut p = pod();
+        p.metadata.uid = Some("uid-2".into());
+        assert!(check_pod(&p, &identity()).unwrap_err().to_string().contains("UID"));
+
+        let mut p = pod();
+        p.metadata.labels = None;
+        let e = check_pod(&p, &identity()).unwrap_err();
+        assert_eq!(e.status(), 403);
+        assert!(e.to_string().contains(LABEL_CAPTURE), "{e}");
+
+        let mut p = pod();
+        p.spec.as_mut().unwrap().service_account_name = Some("builder".into());
+        assert!(check_pod(&p, &identity()).unwrap_err().to_string().contains("service account"));
+
+        let mut p = pod();
+        p.metadata.owner_references = Some(vec![owner_ref("ReplicaSet", "web-1", "rs", true), owner_ref("Job", "seed", "j", false)]);
+        assert!(check_pod(&p, &identity()).unwrap_err().to_string().contains("not controlled by a Job"));
+    }
+
+    #[test]
+    fn only_environments_publish() {
+        let mut ns = Namespace { metadata: ObjectMeta { name: Some("env".into()), ..Default::default() }, ..Default::default() };
+        assert!(check_namespace(&ns).unwrap_err().to_string().contains(LABEL_ENVIRONMENT));
+        ns.metadata.labels = Some(BTreeMap::from([(LABEL_ENVIRONMENT.to_string(), String::new())]));
+        check_namespace(&ns).unwrap();
+    }
+
+    #[test]
+    fn job_id_is_recomputed_from_the_job() {
+        let owner = Owner { name: "seed-db".into(), uid: "job-uid".into() };
+        assert_eq!(check_job(&job("seed-db", &[], &[]), &owner, "env").unwrap().as_str(), "SEED_DB");
+        assert_eq!(check_job(&job("seed-db", &[(ANNOTATION_JOB_ID, "zf138d9c8")], &[]), &owner, "env").unwrap().as_str(), "ZF138D9C8");
+        // A run: the controller sets job-id to the template's JOBID.
+        let run = job("seed-start-x1", &[(ANNOTATION_JOB_ID, "SEED")], &[(LABEL_RUN, "r"), (LABEL_JOB, "seed")]);
+        assert_eq!(check_job(&run, &owner, "env").unwrap().as_str(), "SEED");
+        // ... and without it, the template's name stands in.
+        let run = job("seed-start-x1", &[], &[(LABEL_RUN, "r"), (LABEL_JOB, "seed")]);
+        assert_eq!(check_job(&run, &owner, "env").unwrap().as_str(), "SEED");
+    }
+
+    #[test]
+    fn refuses_replaced_or_opted_out_jobs() {
+        let owner = Owner { name: "seed".into(), uid: "other-uid".into() };
+        assert!(check_job(&job("seed", &[], &[]), &owner, "env").unwrap_err().to_string().contains("replaced"));
+        let owner = Owner { name: "seed".into(), uid: "job-uid".into() };
+        let e = check_job(&job("seed", &[(ANNOTATION_CAPTURE_OUTPUT, "False")], &[]), &owner, "env").unwrap_err();
+        assert_eq!(e.status(), 403);
+        assert!(e.to_string().contains("opted out"), "{e}");
+    }
+
+    #[test]
+    fn finds_the_template_of_a_run() {
+        let mut run = job("seed-start-x1", &[], &[(LABEL_RUN, "r")]);
+        run.metadata.owner_references = Some(vec![owner_ref("Job", "seed", "tpl-uid", true)]);
+        assert_eq!(template_of(&run), Some(Owner { name: "seed".into(), uid: "tpl-uid".into() }));
+        run.metadata.labels = None;
+        assert_eq!(template_of(&run), None);
+    }
+
+    #[test]
+    fn one_line_strips_controls_and_truncates() {
+        assert_eq!(one_line(" a\nb\t "), "a b");
+        let long = "é".repeat(400);
+        let s = one_line(&long);
+        assert!(s.len() <= 304 && s.ends_with('…'));
+    }
+}

@@ -1,0 +1,20 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::index::JobIndex;
+use crate::metrics::Metrics;
+use crate::tls::CertStore;
+
+/// Cheap to clone: every field is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub client: kube::Client,
+    pub metrics: Arc<Metrics>,
+    /// Serving certificate and the CA bundle handed to agents.
+    pub certs: CertStore,
+    /// Jobs by namespace and JOBID, fed by a watch (no API call on admission).
+    pub jobs: JobIndex,
+}
