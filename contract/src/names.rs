@@ -107,6 +107,8 @@ pub mod agent_env {
     pub const GRACE_SECONDS: &str = "LIFECYCLE_GRACE_SECONDS";
     /// The JOBID, for logs.
     pub const JOB_ID: &str = "LIFECYCLE_JOB_ID";
+    /// Path of the termination message file (default `/dev/termination-log`; for tests).
+    pub const TERMINATION_LOG: &str = "LIFECYCLE_TERMINATION_LOG";
 }
 
 /// HTTP path of the outputs API.

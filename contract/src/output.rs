@@ -255,7 +255,11 @@ pub struct Rejected {
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        write!(f, "output file rejected ({n} error{})", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "output file rejected ({n} error{})",
+            if n == 1 { "" } else { "s" }
+        )?;
         for (i, e) in self.errors.iter().enumerate() {
             if f.alternate() {
                 write!(f, "\n  {e}")?;
@@ -293,7 +297,10 @@ pub fn parse(bytes: &[u8]) -> Result<Outputs, Rejected> {
     }
     let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
     if body.iter().all(|b| is_ws(*b)) {
-        return Ok(Outputs { empty_file: true, ..Outputs::default() });
+        return Ok(Outputs {
+            empty_file: true,
+            ..Outputs::default()
+        });
     }
     if body.starts_with(b"\xFF\xFE") || body.starts_with(b"\xFE\xFF") {
         return Err(Rejected {
@@ -340,14 +347,25 @@ pub fn parse(bytes: &[u8]) -> Result<Outputs, Rejected> {
     if p.errors.is_empty() {
         let mut entries = p.entries;
         entries.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(Outputs { entries, warnings: p.warnings, empty_file: false })
+        Ok(Outputs {
+            entries,
+            warnings: p.warnings,
+            empty_file: false,
+        })
     } else {
         Err(Rejected { errors: p.errors })
     }
 }
 
 fn whole_file(rule: Rule, message: String, hint: Option<String>) -> Diagnostic {
-    Diagnostic { line: 0, column: 0, key: None, rule, message, hint }
+    Diagnostic {
+        line: 0,
+        column: 0,
+        key: None,
+        rule,
+        message,
+        hint,
+    }
 }
 
 fn is_ws(b: u8) -> bool {
@@ -380,7 +398,12 @@ struct LineIndex {
 impl LineIndex {
     fn new(b: &[u8]) -> LineIndex {
         let mut starts = vec![0];
-        starts.extend(b.iter().enumerate().filter(|(_, c)| **c == b'\n').map(|(i, _)| i + 1));
+        starts.extend(
+            b.iter()
+                .enumerate()
+                .filter(|(_, c)| **c == b'\n')
+                .map(|(i, _)| i + 1),
+        );
         LineIndex { starts }
     }
 
@@ -389,7 +412,11 @@ impl LineIndex {
         let line = self.starts.partition_point(|s| *s <= pos);
         let start = self.starts[line - 1];
         let end = pos.min(b.len());
-        let column = b[start.min(end)..end].iter().filter(|c| (**c & 0xC0) != 0x80).count() + 1;
+        let column = b[start.min(end)..end]
+            .iter()
+            .filter(|c| (**c & 0xC0) != 0x80)
+            .count()
+            + 1;
         (line, column)
     }
 }
@@ -453,7 +480,9 @@ impl<'a> Parser<'a> {
 
     fn line_col(&mut self, pos: usize) -> (usize, usize) {
         let b = self.b;
-        self.lines.get_or_insert_with(|| LineIndex::new(b)).line_col(b, pos)
+        self.lines
+            .get_or_insert_with(|| LineIndex::new(b))
+            .line_col(b, pos)
     }
 
     fn diag(
@@ -465,7 +494,14 @@ impl<'a> Parser<'a> {
         hint: Option<String>,
     ) -> Diagnostic {
         let (line, column) = self.line_col(pos);
-        Diagnostic { line, column, key: key.map(shown), rule, message, hint }
+        Diagnostic {
+            line,
+            column,
+            key: key.map(shown),
+            rule,
+            message,
+            hint,
+        }
     }
 
     /// Records an error that does not stop the parse (unless there are too many).
@@ -507,11 +543,24 @@ impl<'a> Parser<'a> {
         Fatal
     }
 
-    fn syntax(&mut self, pos: usize, key: Option<&str>, message: impl Into<String>, hint: Option<String>) -> Fatal {
+    fn syntax(
+        &mut self,
+        pos: usize,
+        key: Option<&str>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Fatal {
         self.fatal(pos, key, Rule::Syntax, message, hint)
     }
 
-    fn warn(&mut self, pos: usize, key: Option<&str>, rule: Rule, message: String, hint: Option<String>) {
+    fn warn(
+        &mut self,
+        pos: usize,
+        key: Option<&str>,
+        rule: Rule,
+        message: String,
+        hint: Option<String>,
+    ) {
         if self.warnings.len() < MAX_WARNINGS {
             let d = self.diag(pos, key, rule, message, hint);
             self.warnings.push(d);
@@ -527,7 +576,12 @@ impl<'a> Parser<'a> {
         let pos = self.pos;
         let rest = &self.text[pos..];
         let Some(c) = rest.chars().next() else {
-            return self.syntax(pos, key, format!("unexpected end of file: expected {expected}"), None);
+            return self.syntax(
+                pos,
+                key,
+                format!("unexpected end of file: expected {expected}"),
+                None,
+            );
         };
         let (found, hint): (&str, Option<String>) = match c {
             '\'' => ("a single quote", Some("JSON strings use double quotes: write \"...\", not '...'".into())),
@@ -557,7 +611,12 @@ impl<'a> Parser<'a> {
             c if c.is_whitespace() => ("a whitespace character that is not JSON whitespace", Some("replace it with a plain space".into())),
             _ => ("an unexpected character", None),
         };
-        self.syntax(pos, key, format!("expected {expected}, found {found}"), hint)
+        self.syntax(
+            pos,
+            key,
+            format!("expected {expected}, found {found}"),
+            hint,
+        )
     }
 
     // ---- lexing ----
@@ -651,7 +710,9 @@ impl<'a> Parser<'a> {
             Some(b'u') => {
                 let hi = self.hex4(at, key)?;
                 if (0xD800..0xDC00).contains(&hi) {
-                    if self.b.get(self.pos) == Some(&b'\\') && self.b.get(self.pos + 1) == Some(&b'u') {
+                    if self.b.get(self.pos) == Some(&b'\\')
+                        && self.b.get(self.pos + 1) == Some(&b'u')
+                    {
                         let at2 = self.pos;
                         self.pos += 2;
                         let lo = self.hex4(at2, key)?;
@@ -1029,7 +1090,8 @@ impl<'a> Parser<'a> {
                 } else if key.as_bytes()[0].is_ascii_digit() {
                     "a key cannot start with a digit; prefix it with a letter or `_`".to_string()
                 } else {
-                    "use only letters, digits and `_` (e.g. `_` instead of `-`, `.` or a space)".to_string()
+                    "use only letters, digits and `_` (e.g. `_` instead of `-`, `.` or a space)"
+                        .to_string()
                 };
                 self.error(
                     at,
@@ -1066,7 +1128,11 @@ impl<'a> Parser<'a> {
             self.colon(Some(&key))?;
             if let Some(entry) = self.entry(&key)? {
                 if ok {
-                    self.entries.push(Output { key: upper, value: entry.0, sensitive: entry.1 });
+                    self.entries.push(Output {
+                        key: upper,
+                        value: entry.0,
+                        sensitive: entry.1,
+                    });
                 }
             }
             if !self.next_member(open_at, b'}', Some(&key))? {
@@ -1091,7 +1157,10 @@ impl<'a> Parser<'a> {
                 at,
                 k,
                 Rule::EntryObject,
-                format!("the entry must be an object {ENTRY_SHAPE}, found {}", v.kind()),
+                format!(
+                    "the entry must be an object {ENTRY_SHAPE}, found {}",
+                    v.kind()
+                ),
                 Some(hint),
             )?;
             return Ok(None);
@@ -1183,7 +1252,9 @@ impl<'a> Parser<'a> {
                             )?;
                         }
                     }
-                } else if field.eq_ignore_ascii_case("value") || field.eq_ignore_ascii_case("sensitive") {
+                } else if field.eq_ignore_ascii_case("value")
+                    || field.eq_ignore_ascii_case("sensitive")
+                {
                     ok = false;
                     let right = field.to_ascii_lowercase();
                     miscased_value |= right == "value";

@@ -52,10 +52,6 @@ pub fn status_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
-pub fn is_not_found(e: &kube::Error) -> bool {
-    status_code(e) == Some(404)
-}
-
 pub fn is_forbidden(e: &kube::Error) -> bool {
     status_code(e) == Some(403)
 }

@@ -136,7 +136,7 @@ mod tests {
             "empty": {},
             "lastRuns": {"start": {"result": "Succeeded", "time": "2025-01-01T00:00:00Z"}},
             "name": "seed",
-            "nested": [["x", "y"]],
+            "nested": [["a", "b"]],
             "none": [],
             "nothing": null,
             "ok": true,
@@ -151,12 +151,12 @@ lastRuns:
     time: "2025-01-01T00:00:00Z"
 name: seed
 nested:
-- - x
-  - y
+- - a
+  - b
 none: []
 nothing: null
 ok: true
-on:
+"on":
 - start
 - stop
 runs:

@@ -59,23 +59,18 @@ pub fn classify(
         .map(|(k, v)| (k.as_str(), v.as_str(), false))
         .chain(secret.iter().map(|(k, v)| (k.as_str(), v.as_str(), true)))
         .collect();
-    let split_full = |name: &'_ str| -> Option<(String, usize)> {
-        let rest = name.strip_prefix(names::VARIABLE_PREFIX)?;
-        job_ids
-            .iter()
-            .map(JobId::as_str)
-            .filter(|id| rest.len() > id.len() + 1 && rest.starts_with(id) && rest.as_bytes()[id.len()] == b'_')
-            .max_by_key(|id| id.len())
-            .map(|id| (id.to_string(), names::VARIABLE_PREFIX.len() + id.len() + 1))
-    };
-    let owned: Vec<(String, usize)> = entries.iter().filter_map(|(n, _, _)| split_full(n)).collect();
-    let mut fulls: Vec<Full> = Vec::new();
-    for (name, value, sensitive) in &entries {
-        if let Some((id, key_start)) = split_full(name) {
-            let id_ref = owned.iter().find(|(o, _)| *o == id).map(|(o, _)| o.as_str()).unwrap_or_default();
-            fulls.push(Full { job_id: id_ref, key: &name[key_start..], name, value, sensitive: *sensitive });
-        }
-    }
+    let fulls: Vec<Full> = entries
+        .iter()
+        .filter_map(|&(name, value, sensitive)| {
+            let rest = name.strip_prefix(names::VARIABLE_PREFIX)?;
+            let job_id = job_ids
+                .iter()
+                .map(JobId::as_str)
+                .filter(|id| rest.len() > id.len() + 1 && rest.starts_with(id) && rest.as_bytes()[id.len()] == b'_')
+                .max_by_key(|id| id.len())?;
+            Some(Full { job_id, key: &rest[job_id.len() + 1..], name, value, sensitive })
+        })
+        .collect();
     let mut out = Vec::new();
     for (name, value, sensitive) in &entries {
         let source = if *sensitive { "Secret" } else { "ConfigMap" };

@@ -5,6 +5,7 @@
 #   KUBERNETES_VERSION  Kubernetes release (1.35.x pairs with Debian's containerd 1.6)
 #   ETCD_VERSION        etcd server release
 #   COREDNS_VERSION     CoreDNS release
+#   CRICTL_VERSION      cri-tools release (crictl: down.sh removes pods through the CRI)
 #   LJ_CACHE            cache root (default ~/.cache/lifecycle-jobs)
 #
 # Prints the directory that holds the binaries on its last line.
@@ -18,7 +19,7 @@ bin="$cache/bin/k8s-v$KUBERNETES_VERSION-etcd-v$ETCD_VERSION-coredns-v$COREDNS_V
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
-want=("${k8s_cmds[@]}" etcd coredns)
+want=("${k8s_cmds[@]}" etcd coredns crictl)
 
 have_all() {
   for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done
@@ -69,8 +70,8 @@ build_kubernetes() {
 }
 
 # --- a single-main-package module through a wrapper go.mod -------------------
-build_wrapped() { # name module version package
-  local name=$1 module=$2 version=$3 pkg=$4
+build_wrapped() { # name module version package [ldflags]
+  local name=$1 module=$2 version=$3 pkg=$4 ldextra=${5:-}
   local src="$cache/src/$name-v$version"
   mkdir -p "$src"
   printf 'module lifecycle-jobs.dev/local-cluster/%s\n\ngo 1.25.0\n\nrequire %s v%s\n\ntool %s\n' \
@@ -78,7 +79,7 @@ build_wrapped() { # name module version package
   log "resolving $module v$version"
   (cd "$src" && go mod tidy >&2)
   log "building $name"
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$bin/$name" "$pkg")
+  (cd "$src" && go build -trimpath -ldflags "-s -w $ldextra" -o "$bin/$name" "$pkg")
 }
 
 for c in "${k8s_cmds[@]}"; do
@@ -86,6 +87,8 @@ for c in "${k8s_cmds[@]}"; do
 done
 [ -x "$bin/etcd" ] || build_wrapped etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 [ -x "$bin/coredns" ] || build_wrapped coredns github.com/coredns/coredns "$COREDNS_VERSION" github.com/coredns/coredns
+[ -x "$bin/crictl" ] || build_wrapped crictl sigs.k8s.io/cri-tools "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl \
+  "-X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION"
 
 have_all
 echo "$bin"

@@ -21,9 +21,7 @@ K8S_BIN=$(readlink "$LC/bin" 2>/dev/null || true)
 have_bin() { [ -n "$K8S_BIN" ] && [ -x "$K8S_BIN/$1" ]; }
 
 # Nothing may recreate pods while they are removed.
-stop_daemon kube-controller-manager
-stop_daemon kube-scheduler
-stop_daemon kubelet 20
+stop_daemons 20 kube-controller-manager kube-scheduler kubelet
 
 # --- pods ------------------------------------------------------------------------------
 # Stopping and removing every pod sandbox through the CRI kills its containers,
@@ -42,7 +40,7 @@ if is_running containerd && have_bin crictl; then
   fi
 fi
 
-stop_daemon kube-proxy
+stop_daemons 15 kube-proxy
 # kube-proxy removes its own iptables (and ipvs/nftables) rules.
 if have_bin kube-proxy; then
   timeout 60 "$K8S_BIN/kube-proxy" --cleanup >>"$LOGS/kube-proxy.log" 2>&1 ||
@@ -52,15 +50,16 @@ fi
 # containerd-shim processes belong to our containerd when they were started
 # with its socket as -address (shims outlive containerd by design).
 our_shims() {
-  local d pid
+  local d cmd
   for d in /proc/[0-9]*; do
-    pid=${d#/proc/}
-    if tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qxF "$CONTAINERD_SOCK"; then
-      [ "$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | head -n1 | xargs -r basename)" = containerd ] || echo "$pid"
-    fi
+    cmd=$(tr '\0' '\n' 2>/dev/null <"$d/cmdline") || continue
+    case $(head -n1 <<<"$cmd") in
+      */containerd | containerd) continue ;;
+    esac
+    if grep -qxF "$CONTAINERD_SOCK" <<<"$cmd"; then echo "${d#/proc/}"; fi
   done
 }
-stop_daemon containerd 20
+stop_daemons 20 containerd
 shims=$(our_shims | xargs)
 if [ -n "$shims" ]; then
   log "killing leftover containerd shims of this cluster: $shims"
@@ -74,8 +73,8 @@ for procs in /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/*/
   [ -z "$pids" ] || { log "killing leftover pod processes: $pids"; kill -KILL $pids 2>/dev/null || true; }
 done
 
-stop_daemon kube-apiserver
-stop_daemon etcd
+stop_daemons 20 kube-apiserver
+stop_daemons 15 etcd
 
 # --- mounts -----------------------------------------------------------------------------
 mounts_under() { # dir: mount points below it, deepest first
@@ -113,6 +112,22 @@ if command -v iptables-save >/dev/null; then
     done <<<"$rules"
   fi
 fi
+# The kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY,
+# KUBE-IPTABLES-HINT), which kube-proxy --cleanup leaves: unhook them from the
+# built-in chains, then flush and delete. KUBE-* chains are Kubernetes' own by
+# convention, and a host runs one node's worth of them.
+for ipt in iptables ip6tables; do
+  command -v "$ipt-save" >/dev/null || continue
+  for table in filter nat mangle; do
+    saved=$("$ipt-save" -t "$table" 2>/dev/null) || continue
+    while IFS= read -r rule; do
+      [ -n "$rule" ] && eval "$ipt -t $table ${rule/#-A/-D}" 2>/dev/null || true
+    done < <(grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' <<<"$saved" || true)
+    chains=$(grep -oE '^:KUBE-[^ ]+' <<<"$saved" | tr -d ':' || true)
+    for c in $chains; do "$ipt" -t "$table" -F "$c" 2>/dev/null || true; done
+    for c in $chains; do "$ipt" -t "$table" -X "$c" 2>/dev/null || true; done
+  done
+done
 if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
   log "removing bridge $CNI_BRIDGE"
   ip link delete "$CNI_BRIDGE" || true

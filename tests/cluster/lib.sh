@@ -99,24 +99,63 @@ start_daemon() { # name binary args...
   echo $! >"$RUN/$name.pid"
 }
 
-# Stops the process of a pid file: SIGTERM, then SIGKILL after a deadline.
-stop_daemon() { # name [seconds]
-  local name=$1 grace=${2:-15} pid
-  if pid=$(pid_of "$name"); then
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$(($(date +%s) + grace))
+# What a daemon was started with: its command line and the content of every
+# file the command line names (configuration, kubeconfigs, certificates).
+daemon_fingerprint() { # binary args...
+  local a f
+  {
+    printf '%s\n' "$@"
+    for a in "$@"; do
+      f=${a#*=}
+      if [[ $f == /* ]] && [ -f "$f" ]; then sha256sum "$f"; fi
+    done
+  } | sha256sum | cut -d' ' -f1
+}
+
+# Starts a daemon unless it already runs with the same command line and files;
+# one that runs with another configuration is restarted, so that a second
+# cluster-up applies changed settings and leaves unchanged components alone.
+ensure_daemon() { # name binary args...
+  local name=$1
+  shift
+  local fp
+  fp=$(daemon_fingerprint "$@")
+  if is_running "$name"; then
+    if [ "$(cat "$RUN/$name.fingerprint" 2>/dev/null)" = "$fp" ]; then
+      return 0
+    fi
+    log "$name: configuration changed, restarting"
+    stop_daemons 20 "$name"
+  fi
+  start_daemon "$name" "$@"
+  echo "$fp" >"$RUN/$name.fingerprint"
+}
+
+# Stops the processes of pid files: SIGTERM to all, then SIGKILL to those still
+# alive after a deadline.
+stop_daemons() { # seconds name...
+  local grace=$1 name pid pids=()
+  shift
+  for name in "$@"; do
+    if pid=$(pid_of "$name"); then
+      log "stopping $name (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  local deadline=$(($(date +%s) + grace))
+  for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null; do
       if [ "$(date +%s)" -ge "$deadline" ]; then
-        log "$name did not stop within ${grace}s: SIGKILL"
+        log "pid $pid did not stop within ${grace}s: SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         sleep 0.2
         break
       fi
-      sleep 0.2
+      sleep 0.1
     done
-  fi
-  rm -f "$RUN/$name.pid"
+  done
+  for name in "$@"; do rm -f "$RUN/$name.pid"; done
 }
 
 # Polls `check` until it succeeds; on the deadline, or when the component's
@@ -139,6 +178,15 @@ wait_for() { # component seconds description check-command...
 
 port_in_use() { # port on 127.0.0.1 / NODE_IP / any
   ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# Writes stdin to a file only when the content differs: kube-proxy exits when
+# its configuration file changes, and a second cluster-up must not disturb it.
+write_file() { # path [mode]
+  local tmp="$1.tmp.$$"
+  cat >"$tmp"
+  [ -z "${2:-}" ] || chmod "$2" "$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
 }
 
 # --- binaries -----------------------------------------------------------------

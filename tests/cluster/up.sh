@@ -90,7 +90,7 @@ fi
 
 write_kubeconfig() { # file cert-name
   local file=$1 cert=$2
-  cat >"$file.tmp" <<EOF
+  write_file "$file" 0600 <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -110,8 +110,6 @@ contexts:
       user: $cert
 current-context: lifecycle-local
 EOF
-  chmod 0600 "$file.tmp"
-  mv "$file.tmp" "$file"
 }
 write_kubeconfig "$LC/kubeconfig" admin
 for c in controller-manager scheduler kube-proxy kubelet-client; do write_kubeconfig "$ETC/$c.kubeconfig" "$c"; done
@@ -156,21 +154,22 @@ check_port kube-proxy 10256
 check_port kube-proxy 10249
 
 # --- etcd ---------------------------------------------------------------------------
-if ! is_running etcd; then
-  mkdir -p "$LC/data/etcd"
-  chmod 0700 "$LC/data/etcd"
-  # Plain HTTP on loopback: only the apiserver talks to it. No fsync: test data.
-  start_daemon etcd "$K8S_BIN/etcd" \
-    --name=lifecycle-local --data-dir="$LC/data/etcd" \
-    --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster="lifecycle-local=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --unsafe-no-fsync --log-level=warn
-fi
+mkdir -p "$LC/data/etcd"
+chmod 0700 "$LC/data/etcd"
+# Plain HTTP on loopback: only the apiserver talks to it. No fsync: test data.
+ensure_daemon etcd "$K8S_BIN/etcd" \
+  --name=lifecycle-local --data-dir="$LC/data/etcd" \
+  --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster="lifecycle-local=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --unsafe-no-fsync --log-level=warn
 
 # --- containerd (started early: image import overlaps the control plane's start) --
 mkdir -p "$LC/containerd" "$LC/cni/net.d" "$LC/cni/ipam"
-cat >"$LC/containerd/config.toml" <<EOF
+# CAP_SYS_RESOURCE is bit 24 of the effective capability set.
+restrict_oom=true
+if (( (16#$(awk '/^CapEff:/ { print $2 }' /proc/self/status) >> 24) & 1 )); then restrict_oom=false; fi
+write_file "$LC/containerd/config.toml" <<EOF
 # containerd of the local cluster only: own root, state, socket and runc root,
 # so it never meets a system containerd.
 version = 2
@@ -189,6 +188,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "$PAUSE_IMAGE"
   stream_server_address = "127.0.0.1"
   disable_tcp_service = true
+  # Never give a container a lower OOM score than containerd's own: lowering
+  # it needs CAP_SYS_RESOURCE, which sandboxed CI hosts (like this one) may
+  # withhold, and runc then fails every pod with "can't get final child's PID".
+  restrict_oom_score_adj = $restrict_oom
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -204,7 +207,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 EOF
 # Pod network: one bridge, the host as gateway, masquerade to the outside.
 # (containerd adds the loopback interface itself, with the loopback plugin.)
-cat >"$LC/cni/net.d/10-lifecycle-local.conflist" <<EOF
+write_file "$LC/cni/net.d/10-lifecycle-local.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "$CNI_NETWORK",
@@ -226,9 +229,7 @@ cat >"$LC/cni/net.d/10-lifecycle-local.conflist" <<EOF
   ]
 }
 EOF
-if ! is_running containerd; then
-  start_daemon containerd "$(command -v containerd)" --config "$LC/containerd/config.toml"
-fi
+ensure_daemon containerd "$(command -v containerd)" --config "$LC/containerd/config.toml"
 wait_for containerd 30 "serving on ${CONTAINERD_SOCK#"$REPO"/}" ctr --address "$CONTAINERD_SOCK" version
 
 # --- images -----------------------------------------------------------------------
@@ -242,60 +243,53 @@ shopt -u nullglob
 
 # --- kube-apiserver ----------------------------------------------------------------
 wait_for etcd 30 "healthy" curl -sf "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
-if ! is_running kube-apiserver; then
-  # Bound to the node address only (not to every interface): see NODE_IP in lib.sh.
-  start_daemon kube-apiserver "$K8S_BIN/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$APISERVER_PORT" \
-    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
-    --client-ca-file="$PKI/ca.crt" \
-    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-    --allow-privileged=true \
-    --service-account-issuer="https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
-    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
-    --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
-    --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP \
-    --profiling=false --event-ttl=1h
-fi
+# Bound to the node address only (not to every interface): see NODE_IP in lib.sh.
+ensure_daemon kube-apiserver "$K8S_BIN/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+  --bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$APISERVER_PORT" \
+  --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+  --client-ca-file="$PKI/ca.crt" \
+  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+  --allow-privileged=true \
+  --service-account-issuer="https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
+  --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+  --service-cluster-ip-range="$SERVICE_CIDR" \
+  --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+  --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP \
+  --profiling=false --event-ttl=1h
 apiserver_ready() {
   curl -sf --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz"
 }
 wait_for kube-apiserver 60 "ready at $APISERVER_URL" apiserver_ready
 
 # --- controllers and scheduler ---------------------------------------------------------
-if ! is_running kube-controller-manager; then
-  # Every default controller (job, namespace, garbage collector, deployment,
-  # replicaset, service accounts and their tokens, TTL-after-finished,
-  # endpoints, ...), each with its own service account as in kubeadm.
-  start_daemon kube-controller-manager "$K8S_BIN/kube-controller-manager" \
-    --kubeconfig="$ETC/controller-manager.kubeconfig" \
-    --authentication-kubeconfig="$ETC/controller-manager.kubeconfig" \
-    --authorization-kubeconfig="$ETC/controller-manager.kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port=10257 \
-    --controllers='*' --use-service-account-credentials=true \
-    --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" \
-    --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-    --cluster-name=lifecycle-local --service-cluster-ip-range="$SERVICE_CIDR" \
-    --leader-elect=false --profiling=false
-fi
-if ! is_running kube-scheduler; then
-  start_daemon kube-scheduler "$K8S_BIN/kube-scheduler" \
-    --kubeconfig="$ETC/scheduler.kubeconfig" \
-    --authentication-kubeconfig="$ETC/scheduler.kubeconfig" \
-    --authorization-kubeconfig="$ETC/scheduler.kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port=10259 --leader-elect=false --profiling=false
-fi
+# Every default controller (job, namespace, garbage collector, deployment,
+# replicaset, service accounts and their tokens, TTL-after-finished,
+# endpoints, ...), each with its own service account as in kubeadm.
+ensure_daemon kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+  --kubeconfig="$ETC/controller-manager.kubeconfig" \
+  --authentication-kubeconfig="$ETC/controller-manager.kubeconfig" \
+  --authorization-kubeconfig="$ETC/controller-manager.kubeconfig" \
+  --bind-address=127.0.0.1 --secure-port=10257 \
+  --controllers='*' --use-service-account-credentials=true \
+  --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" \
+  --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+  --cluster-name=lifecycle-local --service-cluster-ip-range="$SERVICE_CIDR" \
+  --leader-elect=false --profiling=false
+ensure_daemon kube-scheduler "$K8S_BIN/kube-scheduler" \
+  --kubeconfig="$ETC/scheduler.kubeconfig" \
+  --authentication-kubeconfig="$ETC/scheduler.kubeconfig" \
+  --authorization-kubeconfig="$ETC/scheduler.kubeconfig" \
+  --bind-address=127.0.0.1 --secure-port=10259 --leader-elect=false --profiling=false
 
 # --- kubelet --------------------------------------------------------------------------
 # Pods resolve the outside world through the node's nameservers; loopback ones
 # (a local stub resolver) are unreachable from pods and would make CoreDNS loop.
 upstream_dns=$(awk '$1 == "nameserver" && $2 !~ /^127\./ && $2 != "::1" { print $2 }' /etc/resolv.conf 2>/dev/null | head -n3 | xargs || true)
-: >"$ETC/resolv.conf"
-for ns in $upstream_dns; do echo "nameserver $ns" >>"$ETC/resolv.conf"; done
+for ns in $upstream_dns; do echo "nameserver $ns"; done | write_file "$ETC/resolv.conf"
 mkdir -p "$LC/kubelet" "$LC/kubelet/pod-logs"
-cat >"$ETC/kubelet.yaml" <<EOF
+write_file "$ETC/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # This host (like many CI hosts) still runs cgroup v1; 1.35 needs the opt-in.
@@ -340,14 +334,12 @@ syncFrequency: 10s
 serializeImagePulls: false
 EOF
 wait_for kube-apiserver 30 "default namespace exists" kubectl_ get namespace default
-if ! is_running kubelet; then
-  start_daemon kubelet "$K8S_BIN/kubelet" \
-    --config="$ETC/kubelet.yaml" --kubeconfig="$ETC/kubelet-client.kubeconfig" \
-    --root-dir="$LC/kubelet" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP"
-fi
+ensure_daemon kubelet "$K8S_BIN/kubelet" \
+  --config="$ETC/kubelet.yaml" --kubeconfig="$ETC/kubelet-client.kubeconfig" \
+  --root-dir="$LC/kubelet" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP"
 
 # --- kube-proxy -----------------------------------------------------------------------
-cat >"$ETC/kube-proxy.yaml" <<EOF
+write_file "$ETC/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -358,6 +350,7 @@ hostnameOverride: $NODE_NAME
 bindAddress: $NODE_IP
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: [primary]
 # Leave the host's conntrack sysctls alone (0 = do not touch): they need not
 # change for a test node, and a sandbox may not allow writing them.
 conntrack:
@@ -369,9 +362,7 @@ iptables:
   # NodePorts on 127.0.0.1 would need net.ipv4.conf.all.route_localnet=1.
   localhostNodePorts: false
 EOF
-if ! is_running kube-proxy; then
-  start_daemon kube-proxy "$K8S_BIN/kube-proxy" --config="$ETC/kube-proxy.yaml"
-fi
+ensure_daemon kube-proxy "$K8S_BIN/kube-proxy" --config="$ETC/kube-proxy.yaml"
 
 wait_for kube-controller-manager 30 "healthy" curl -skf --max-time 5 https://127.0.0.1:10257/healthz
 wait_for kube-scheduler 30 "healthy" curl -skf --max-time 5 https://127.0.0.1:10259/healthz
@@ -387,7 +378,7 @@ forward="# no upstream nameserver: cluster names only"
 [ -z "$upstream_dns" ] || forward="forward . $upstream_dns { max_concurrent 1000 }"
 sed -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g" -e "s|@FORWARD@|$forward|" \
   -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" -e "s|@DNS_SVC_IP@|$DNS_SVC_IP|" \
-  "$CLUSTER_DIR/coredns.yaml" >"$ETC/coredns.yaml"
+  "$CLUSTER_DIR/coredns.yaml" | write_file "$ETC/coredns.yaml"
 wait_for kube-controller-manager 30 "service account kube-system/default exists" \
   kubectl_ -n kube-system get serviceaccount default
 kubectl_ apply -f "$ETC/coredns.yaml" >/dev/null || component_failed kube-apiserver "refused the CoreDNS manifests"

@@ -110,7 +110,8 @@ pub fn leaf_problem(m: &Material, s: &Settings, now: i64) -> Option<String> {
     if let Some(i) = m.intermediates.iter().find(|i| !i.valid_at(now)) {
         return Some(format!("the intermediate {} expired", i.fingerprint()));
     }
-    if let Some(i) = m.intermediates.iter().find(|i| i.subject != m.active.cert.subject || i.spki != m.active.cert.spki) {
+    if let Some(i) = m.intermediates.iter().find(|i| i.subject != m.active.cert.subject || i.spki != m.active.cert.spki)
+    {
         return Some(format!("the intermediate {} does not certify the active CA", i.fingerprint()));
     }
     let name = s.dns_names.first().map(String::as_str).unwrap_or("lifecycle-webhook");
@@ -130,7 +131,9 @@ pub fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decisi
         if let Some(next) = &m.next
             && next.cert.valid_at(now)
         {
-            return Decision::new(Step::Promote { reason: "the active CA expired before the rotation finished".into() });
+            return Decision::new(Step::Promote {
+                reason: "the active CA expired before the rotation finished".into(),
+            });
         }
         return Decision::new(Step::Regenerate { reason: "the CA expired".into() });
     }
@@ -149,7 +152,9 @@ pub fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decisi
             let due = since.min(now).saturating_add(overlap);
             if now >= due {
                 return Decision::new(match phase {
-                    Phase::Introducing => Step::Promote { reason: "the new CA has been trusted for the overlap".into() },
+                    Phase::Introducing => {
+                        Step::Promote { reason: "the new CA has been trusted for the overlap".into() }
+                    }
                     _ => Step::Retire,
                 });
             }
@@ -188,7 +193,14 @@ pub fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decisi
 pub fn generate(s: &Settings, now: i64) -> Result<Material, PkiError> {
     let active = pki::new_ca(now, s.ca_validity)?;
     let leaf = pki::issue_leaf(&active, &s.dns_names, now, s.cert_validity)?;
-    Ok(Material { active, next: None, previous: Vec::new(), leaf: Some(leaf), intermediates: Vec::new(), phase_since: Some(now) })
+    Ok(Material {
+        active,
+        next: None,
+        previous: Vec::new(),
+        leaf: Some(leaf),
+        intermediates: Vec::new(),
+        phase_since: Some(now),
+    })
 }
 
 /// The material after `step` (unchanged for `Wait` and `ClearTrigger`).

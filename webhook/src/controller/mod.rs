@@ -1,8 +1,154 @@
-//! The environment controller. Placeholder until implemented.
+//! The environment controller: lifecycle events (start, stop, delete, forced
+//! runs) of every namespace labelled `lifecycle-jobs.dev/environment`.
+//!
+//! - [`leader`]: one replica runs it at a time (Lease `lifecycle-webhook-controller`).
+//! - [`decide`], [`plan`], [`run_job`], [`scale`], [`model`]: the decisions, pure and unit-tested.
+//! - [`reconcile`]: executes plans against the API, one environment at a time
+//!   (a `kube::runtime::Controller` over Namespaces, woken by changes of their
+//!   templates and runs).
+//! - [`templates`]: a deleted template's outputs are removed (finalizer).
+//!
+//! See `plan.rs` for the exactly-once argument, the queue and the failure semantics.
+
+pub mod decide;
+pub mod keys;
+pub mod leader;
+pub mod model;
+pub mod plan;
+pub mod reconcile;
+pub mod run_job;
+pub mod scale;
+pub mod templates;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::ResourceExt;
+use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::state::AppState;
+use keys::REPORTING_CONTROLLER;
+use leader::Elector;
+use reconcile::{KubeCluster, reconcile_env};
 
-pub async fn run(_state: AppState) -> anyhow::Result<()> {
+/// Look again at an environment with something in flight (a safety net: changes
+/// of its runs wake it anyway).
+const BUSY_REQUEUE: Duration = Duration::from_secs(30);
+/// Look again at a quiet environment.
+const IDLE_REQUEUE: Duration = Duration::from_secs(600);
+
+/// Runs the controller whenever this replica leads; returns only on error.
+pub async fn run(state: AppState) -> anyhow::Result<()> {
+    let mut elector = Elector::new(state.client.clone(), &state.config.namespace, &state.config.pod_name);
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = term.recv() => return shut_down().await,
+        }
+        tracing::info!(identity = %state.config.pod_name, "leading the environment controller");
+        state.metrics.leader.set(1);
+        enum End {
+            Lost,
+            Stopped(anyhow::Result<()>),
+            Shutdown,
+        }
+        // Dropping the controllers' future aborts their reconciles at once.
+        let end = tokio::select! {
+            _ = elector.keep() => End::Lost,
+            r = controllers(state.clone()) => End::Stopped(r),
+            _ = term.recv() => End::Shutdown,
+        };
+        state.metrics.leader.set(0);
+        match end {
+            End::Lost => tracing::warn!("lost the controller lease: controller stopped; waiting to lead again"),
+            End::Stopped(r) => {
+                r?;
+                anyhow::bail!("the environment controller stopped");
+            }
+            End::Shutdown => {
+                elector.release().await;
+                return shut_down().await;
+            }
+        }
+    }
+}
+
+/// The server drains and exits on SIGTERM; the controller just stays stopped.
+async fn shut_down() -> anyhow::Result<()> {
     futures::future::pending::<()>().await;
+    Ok(())
+}
+
+struct EnvCtx {
+    cluster: KubeCluster,
+}
+
+/// The environment whose templates or runs changed.
+fn job_to_env(job: PartialObjectMeta<Job>) -> Option<ObjectRef<Namespace>> {
+    let ours = job.annotations().contains_key(ANNOTATION_ON) || job.labels().contains_key(LABEL_JOB);
+    let ns = job.namespace()?;
+    ours.then(|| ObjectRef::new(&ns))
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+async fn reconcile(ns: Arc<Namespace>, ctx: Arc<EnvCtx>) -> Result<Action, reconcile::Error> {
+    let name = ns.name_any();
+    let done = reconcile_env(&ctx.cluster, &name, now).await?;
+    Ok(Action::requeue(if done.busy { BUSY_REQUEUE } else { IDLE_REQUEUE }))
+}
+
+fn error_policy(ns: Arc<Namespace>, error: &reconcile::Error, _ctx: Arc<EnvCtx>) -> Action {
+    tracing::warn!(namespace = %ns.name_any(), %error, "environment reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn controllers(state: AppState) -> anyhow::Result<()> {
+    let client = state.client.clone();
+    let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let env_ctx = Arc::new(EnvCtx {
+        cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() },
+    });
+
+    // Per namespace, reconciles never overlap: one environment's events are handled in order.
+    let environments = Controller::new(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default().labels(LABEL_ENVIRONMENT),
+    )
+    .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), watcher::Config::default(), job_to_env)
+    .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
+    .run(reconcile, error_policy, env_ctx)
+    .for_each(|r| {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "environment controller");
+        }
+        futures::future::ready(())
+    });
+
+    let templates = Controller::new(Api::<templates::JobMeta>::all(client.clone()), watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(8))
+        .run(templates::reconcile, templates::error_policy, Arc::new(templates::Ctx { client }))
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "template cleanup controller");
+            }
+            futures::future::ready(())
+        });
+
+    futures::join!(environments, templates);
     Ok(())
 }

@@ -79,33 +79,40 @@ pub fn job_failed_error(job_name: &str, why: &str) -> Error {
     ))
 }
 
-/// Waits until every main container of the pod has ended, reading the pod
-/// again every [`STATUS_POLL`] for up to [`STATUS_WAIT`]. `Ok` when all ended
-/// with 0; 409 when one did not; 503 (try again) when some still run.
-pub async fn wait_for_main_containers(client: &Client, id: &Identity, mut pod: Pod) -> Result<Pod, Error> {
+/// Pure: whether the job may publish, from the main containers' state (after
+/// waiting) and the Job's failure, if any. `Ok` when all main containers ended
+/// with 0 and the Job has not failed; 409 when the job did not succeed; 503
+/// (try again) while main containers still run.
+pub fn verdict(state: &MainContainers, job_failure: Option<&str>, job_name: &str, pod: &str) -> Result<(), Error> {
+    match (state, job_failure) {
+        (MainContainers::Failed { container, exit_code, reason }, _) => Err(failed_error(container, *exit_code, reason.as_deref())),
+        (_, Some(why)) => Err(job_failed_error(job_name, why)),
+        (MainContainers::Succeeded, None) => Ok(()),
+        (MainContainers::Running { containers }, None) => Err(Error::Unavailable(format!(
+            "main container{} {} of pod {pod} {} not ended yet (as the kubelet reports it): the agent publishes once the job's main containers have ended; try again",
+            if containers.len() == 1 { "" } else { "s" },
+            containers.join(", "),
+            if containers.len() == 1 { "has" } else { "have" },
+        ))),
+    }
+}
+
+/// Reads the pod again every [`STATUS_POLL`], for up to [`STATUS_WAIT`], while
+/// some main container has not ended; returns the last state seen.
+pub async fn wait_for_main_containers(client: &Client, id: &Identity, pod: &Pod) -> Result<MainContainers, Error> {
     let deadline = tokio::time::Instant::now() + STATUS_WAIT;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &id.namespace);
-    loop {
-        match main_containers(&pod) {
-            MainContainers::Succeeded => return Ok(pod),
-            MainContainers::Failed { container, exit_code, reason } => return Err(failed_error(&container, exit_code, reason.as_deref())),
-            MainContainers::Running { containers } => {
-                if tokio::time::Instant::now() + STATUS_POLL > deadline {
-                    return Err(Error::Unavailable(format!(
-                        "main container(s) {} of pod {} have not ended yet (as the kubelet reports): the agent publishes after the job's main containers end; try again",
-                        containers.join(", "),
-                        id.pod()
-                    )));
-                }
-            }
-        }
+    let mut state = main_containers(pod);
+    while matches!(state, MainContainers::Running { .. }) && tokio::time::Instant::now() + STATUS_POLL <= deadline {
         tokio::time::sleep(STATUS_POLL).await;
-        pod = retry("reading the pod", || pods.get_opt(&id.pod_name))
+        let pod = retry("reading the pod", || pods.get_opt(&id.pod_name))
             .await
             .map_err(|e| Error::from_kube(&format!("reading pod {}", id.pod()), e))?
             .filter(|p| p.metadata.uid.as_deref() == Some(id.pod_uid.as_str()))
             .ok_or_else(|| Error::Forbidden(format!("pod {} no longer exists", id.pod())))?;
+        state = main_containers(&pod);
     }
+    Ok(state)
 }
 
 #[cfg(test)]
@@ -200,5 +207,23 @@ mod tests {
         job.status = Some(JobStatus { conditions: Some(vec![cond("Failed", "False", "BackoffLimitExceeded")]), ..Default::default() });
         assert_eq!(job_failure(&job), None);
         assert_eq!(job_failed_error("seed", "DeadlineExceeded").status(), 409);
+    }
+
+    #[test]
+    fn verdict_combines_containers_and_job() {
+        let failed = MainContainers::Failed { container: "main".into(), exit_code: 143, reason: Some("Error".into()) };
+        let running = MainContainers::Running { containers: vec!["main".into()] };
+        assert!(verdict(&MainContainers::Succeeded, None, "seed", "env/p").is_ok());
+        // The container's exit code says more than the Job's condition.
+        assert!(verdict(&failed, Some("DeadlineExceeded"), "seed", "env/p").unwrap_err().to_string().contains("code 143"));
+        // A failed Job publishes nothing, even if its containers exited 0 (SIGTERM handled).
+        let e = verdict(&MainContainers::Succeeded, Some("DeadlineExceeded"), "seed", "env/p").unwrap_err();
+        assert_eq!(e.status(), 409);
+        assert!(e.to_string().contains("Job seed has failed (DeadlineExceeded)"), "{e}");
+        // ... and a still running pod of a failed Job is not worth a retry.
+        assert_eq!(verdict(&running, Some("BackoffLimitExceeded"), "seed", "env/p").unwrap_err().status(), 409);
+        let e = verdict(&running, None, "seed", "env/p").unwrap_err();
+        assert_eq!(e.status(), 503);
+        assert!(e.to_string().starts_with("main container main of pod env/p has not ended yet"), "{e}");
     }
 }

@@ -246,7 +246,8 @@ pub async fn authenticate(client: &Client, token: &str) -> Result<Identity, Erro
         ..Default::default()
     };
     let api: Api<TokenReview> = Api::all(client.clone());
-    let reviewed = retry("reviewing the token", || api.create(&PostParams::default(), &review)).await.map_err(|e| {
+    let params = PostParams::default();
+    let reviewed = retry("reviewing the token", || api.create(&params, &review)).await.map_err(|e| {
         let code = match &e {
             kube::Error::Api(s) => s.code,
             _ => 0,

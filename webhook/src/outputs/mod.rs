@@ -1,9 +1,35 @@
-//! The outputs API (`POST /v1/outputs`). Placeholder until implemented.
+//! The outputs API (`POST /v1/outputs`): an agent hands over its job's
+//! output file; the server checks who it is, that the job succeeded and that
+//! the file is valid, then publishes the outputs to the environment's
+//! ConfigMap and Secret `lifecycle-outputs` (server-side apply, one field
+//! manager per JOBID), records a summary on the Job and reports with Events.
+//!
+//! Pure parts (checks, plans, summaries, notes) are apart from the Kubernetes
+//! glue ([`identity::authenticate`], [`identity::resolve`],
+//! [`exit::wait_for_main_containers`], [`store`], [`events::emit`]).
+//!
+//! For the controller: [`store::remove_job_outputs`] removes a deleted job's keys.
+
+pub mod error;
+pub mod events;
+pub mod exit;
+pub mod handler;
+pub mod identity;
+pub mod managed_fields;
+pub mod plan;
+pub mod retry;
+pub mod store;
+pub mod summary;
 
 use axum::Router;
+use axum::routing::post;
+use lifecycle_contract::names::OUTPUTS_API_PATH;
 
 use crate::state::AppState;
 
+pub use error::Error;
+pub use handler::ANNOTATION_OUTPUTS_PUBLISHED_BY;
+
 pub fn router() -> Router<AppState> {
-    Router::new()
+    Router::new().route(OUTPUTS_API_PATH, post(handler::post_outputs))
 }

@@ -1,0 +1,57 @@
+# lifecycle-jobs. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+REPO        := $(abspath .)
+LOCAL       := $(REPO)/.local-cluster
+# The local cluster's kubeconfig, when it is up.
+LOCAL_KUBECONFIG := $(LOCAL)/kubeconfig
+CARGO       ?= cargo
+
+.PHONY: help
+help: ## This list.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Release binaries: lifecycle-webhook, lifecycle-agent, kubectl-lifecycle.
+	$(CARGO) build --release --locked -p lifecycle-webhook -p lifecycle-agent -p kubectl-lifecycle
+
+.PHONY: run
+run: ## Install and run the product: current kube context, else a local cluster.
+	scripts/run.sh
+
+.PHONY: test
+test: unit e2e ## Every test: unit tests, then the end-to-end suite on the real local cluster.
+
+.PHONY: unit
+unit: ## Unit tests of every crate.
+	$(CARGO) test --locked --workspace --exclude lifecycle-e2e
+
+.PHONY: lint
+lint: ## rustfmt and clippy, warnings are errors.
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+.PHONY: cluster-up
+cluster-up: ## Start the local cluster (builds Kubernetes once, cached in ~/.cache).
+	tests/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster; leaves no process or mount behind.
+	tests/cluster/down.sh
+
+.PHONY: images
+images: ## OCI image tars of the webhook and the agent (no Docker engine needed).
+	tests/cluster/images.sh
+
+.PHONY: deploy
+deploy: ## Install the product from manifests/ into the current kube context.
+	scripts/deploy.sh
+
+.PHONY: e2e
+e2e: ## End-to-end suite; brings the local cluster up and deploys the product.
+	tests/run-e2e.sh
+
+.PHONY: bench
+bench: ## Admission throughput/latency over TLS, agent size and idle footprint.
+	bench/run.sh

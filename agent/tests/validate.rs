@@ -1,0 +1,149 @@
+//! `lifecycle-agent validate` on the built binary: exit codes and output.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "lifecycle-agent-validate-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(BIN).args(args).output().unwrap();
+    (
+        status.code().unwrap(),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+fn file(name: &str, content: &str) -> String {
+    let f = dir(name).join("qovery-output.json");
+    std::fs::write(&f, content).unwrap();
+    f.display().to_string()
+}
+
+const SEED: &str = r#"{ "POSTGRES_DB_HOST": { "sensitive": false, "value": "zf138d9c8-postgresql" },
+  "POSTGRES_DB_PASS": { "sensitive": true,  "value": "mypassword" },
+  "POSTGRES_DB_PORT": { "value": 5432, "comment": "x" } }"#;
+
+#[test]
+fn valid_file_masks_sensitive_values() {
+    let f = file("valid", SEED);
+    let (code, out, err) = run(&["validate", &f]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("valid: 3 outputs (1 sensitive)"), "{out}");
+    assert!(
+        out.contains("  POSTGRES_DB_HOST = \"zf138d9c8-postgresql\"\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  POSTGRES_DB_PASS = ****** (sensitive)\n"),
+        "{out}"
+    );
+    assert!(out.contains("  POSTGRES_DB_PORT = \"5432\"\n"), "{out}");
+    assert!(
+        out.contains(
+            "warning: line 3, column 40: key POSTGRES_DB_PORT: unknown field `comment` is ignored"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("mypassword") && !err.contains("mypassword"));
+}
+
+#[test]
+fn job_id_prints_full_names_and_aliases() {
+    let f = file("jobid", SEED);
+    let (code, out, _) = run(&["validate", "--job-id", "my-db", &f]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("note: job id \"my-db\" is used as MY_DB"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  QOVERY_OUTPUT_JOB_MY_DB_POSTGRES_DB_PASS = ****** (sensitive)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  POSTGRES_DB_PASS = ****** (sensitive) (alias)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  QOVERY_OUTPUT_JOB_MY_DB_POSTGRES_DB_HOST = \"zf138d9c8-postgresql\"\n"),
+        "{out}"
+    );
+    assert!(!out.contains("mypassword"));
+}
+
+#[test]
+fn invalid_file_lists_every_error_without_values() {
+    let f = file(
+        "invalid",
+        "{\n \"a-b\": {\"value\": \"mypassword\"},\n \"C\": \"mypassword\",\n \"D\": {\"value\": \"mypassword\", \"sensitive\": False}\n}",
+    );
+    let (code, out, _) = run(&["validate", &f]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("invalid: 3 errors"), "{out}");
+    assert!(
+        out.contains("error: line 2, column 2: key \"a-b\""),
+        "{out}"
+    );
+    assert!(out.contains("error: line 3, column 7: key C:"), "{out}");
+    assert!(
+        out.contains("hint: `False` is not JSON: write `false`"),
+        "{out}"
+    );
+    assert!(!out.contains("mypassword"), "{out}");
+}
+
+#[test]
+fn empty_file_is_valid() {
+    let f = file("empty", "\n");
+    let (code, out, _) = run(&["validate", &f]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no outputs"), "{out}");
+}
+
+#[test]
+fn unsafe_or_missing_files_are_invalid() {
+    let d = dir("unsafe");
+    std::os::unix::fs::symlink("/etc/hostname", d.join("link.json")).unwrap();
+    let (code, out, _) = run(&["validate", &d.join("link.json").display().to_string()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("symbolic link"), "{out}");
+    let (code, out, _) = run(&["validate", &d.display().to_string()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("is a directory"), "{out}");
+    let (code, out, _) = run(&["validate", &d.join("missing.json").display().to_string()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no such file"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["validate"][..],
+        &["validate", "a", "b"],
+        &["validate", "--bogus", "a"],
+        &["bogus"],
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(out.is_empty());
+        assert!(err.contains("usage:"), "{err}");
+    }
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("validate"));
+}

@@ -1,0 +1,202 @@
+//! `logs JOB`: the main containers of a job's pod, then its lifecycle-agent.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use futures::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::{ListParams, LogParams};
+use kube::{Api, Client};
+use lifecycle_contract::names;
+
+use crate::cli::LogsArgs;
+use crate::client::{Ctx, KubeResultExt};
+use crate::jobs;
+use crate::table::age;
+
+pub async fn run(ctx: &Ctx, args: &LogsArgs) -> anyhow::Result<()> {
+    let ns = &ctx.namespace;
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let job = api
+        .get_opt(&args.job)
+        .await
+        .doing(format_args!("get job {} in namespace {ns}", args.job))?
+        .ok_or_else(|| anyhow!("job {} not found in namespace {ns}\n  hint: give its namespace with -n", args.job))?;
+
+    let target = if jobs::is_template(&job) {
+        let mut selector = format!("{}={}", names::LABEL_JOB, args.job);
+        if let Some(e) = args.event {
+            selector.push_str(&format!(",{}={e}", names::LABEL_EVENT));
+        }
+        let runs = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .doing(format_args!("list runs of {} in namespace {ns}", args.job))?
+            .items;
+        let Some(run) = jobs::latest_run(&runs, &args.job, args.event).cloned() else {
+            let event = args
+                .event
+                .or_else(|| jobs::template_events(&job).ok().and_then(|on| on.first().copied()))
+                .map_or_else(|| "start".to_string(), |e| e.to_string());
+            let of = args.event.map(|e| format!(" of event {e}")).unwrap_or_default();
+            return Err(anyhow!(
+                "lifecycle job {} has no run{of} (yet, or any more)\n  hint: force one with `kubectl lifecycle run {} --event {event} -n {ns} --logs`",
+                args.job,
+                args.job
+            ));
+        };
+        eprintln!(
+            "run {} (event {}, created {} ago)",
+            jobs::name(&run),
+            jobs::run_event(&run).map_or_else(|| "?".to_string(), |e| e.to_string()),
+            age(jobs::created(&run), jiff::Timestamp::now())
+        );
+        run
+    } else {
+        if let Some(e) = args.event
+            && jobs::run_event(&job) != Some(e)
+        {
+            return Err(anyhow!(
+                "--event {e}: job {} is not a lifecycle job (no annotation {}), so it has no runs per event\n  hint: drop --event",
+                args.job,
+                names::ANNOTATION_ON
+            ));
+        }
+        job
+    };
+    stream_job(&ctx.client, ns, &target, args.follow, args.tail).await
+}
+
+/// The pods of a Job, newest first.
+async fn job_pods(pods: &Api<Pod>, job: &Job) -> anyhow::Result<Vec<Pod>> {
+    let uid = job.metadata.uid.as_deref().unwrap_or_default();
+    let mut items = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/controller-uid={uid}")))
+        .await
+        .doing(format_args!("list the pods of job {}", jobs::name(job)))?
+        .items;
+    items.sort_by(|a, b| {
+        b.metadata.creation_timestamp.cmp(&a.metadata.creation_timestamp).then_with(|| b.metadata.name.cmp(&a.metadata.name))
+    });
+    Ok(items)
+}
+
+fn status_of<'a>(pod: &'a Pod, container: &str, init: bool) -> Option<&'a ContainerStatus> {
+    let status = pod.status.as_ref()?;
+    let list = if init { status.init_container_statuses.as_ref() } else { status.container_statuses.as_ref() };
+    list?.iter().find(|s| s.name == container)
+}
+
+/// Whether the container has started (its logs can be read), else why not.
+fn started(pod: &Pod, container: &str, init: bool) -> Result<(), String> {
+    let Some(st) = status_of(pod, container, init) else { return Err("not created yet".into()) };
+    let state = st.state.as_ref();
+    if state.is_some_and(|s| s.running.is_some() || s.terminated.is_some()) || st.last_state.as_ref().is_some_and(|s| s.terminated.is_some()) {
+        return Ok(());
+    }
+    let waiting = state.and_then(|s| s.waiting.as_ref());
+    Err(match waiting {
+        Some(w) => match (&w.reason, &w.message) {
+            (Some(r), Some(m)) => format!("{r}: {m}"),
+            (Some(r), None) => r.clone(),
+            _ => "waiting".into(),
+        },
+        None => "waiting".into(),
+    })
+}
+
+/// Prints the logs of the main containers of the Job's latest pod, then those of its agent.
+pub async fn stream_job(client: &Client, ns: &str, job: &Job, follow: bool, tail: Option<i64>) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let name = jobs::name(job);
+    let mut list = job_pods(&pods, job).await?;
+    if list.is_empty() {
+        if !follow {
+            let hint = match jobs::state(job).phase {
+                jobs::Phase::Suspended => "it is suspended (a lifecycle job template never runs itself: look at its runs)".to_string(),
+                p if p.is_finished() => "its pods were removed (ttlSecondsAfterFinished, or deleted)".to_string(),
+                _ => format!("it has not started one yet: follow it with `kubectl lifecycle logs {name} -n {ns} -f`"),
+            };
+            return Err(anyhow!("job {name} has no pod: {hint}"));
+        }
+        eprintln!("waiting for a pod of job {name}...");
+        while list.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            list = job_pods(&pods, job).await?;
+        }
+    }
+    if list.len() > 1 {
+        let others: Vec<&str> = list[1..].iter().filter_map(|p| p.metadata.name.as_deref()).collect();
+        eprintln!("job {name} has {} pods (retries); showing the latest (earlier: {})", list.len(), others.join(", "));
+    }
+    let pod_name = list[0].metadata.name.clone().unwrap_or_default();
+    let spec = list[0].spec.clone().unwrap_or_default();
+    let mains: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
+    let has_agent = spec.init_containers.iter().flatten().any(|c| c.name == names::injected::AGENT_CONTAINER);
+
+    for c in &mains {
+        if mains.len() > 1 {
+            println!("==> container {c} <==");
+        }
+        container_logs(&pods, &pod_name, c, false, follow, tail).await?;
+    }
+    println!();
+    println!("==> {} (output capture) <==", names::injected::AGENT_CONTAINER);
+    if has_agent {
+        container_logs(&pods, &pod_name, names::injected::AGENT_CONTAINER, true, follow, tail).await?;
+    } else {
+        println!(
+            "(no {} in pod {pod_name}: output capture is off for this job, or the pod was not admitted in an environment)",
+            names::injected::AGENT_CONTAINER
+        );
+    }
+    Ok(())
+}
+
+async fn container_logs(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    init: bool,
+    follow: bool,
+    tail: Option<i64>,
+) -> anyhow::Result<()> {
+    let mut told = String::new();
+    loop {
+        let p = pods.get(pod).await.doing(format_args!("get pod {pod}"))?;
+        match started(&p, container, init) {
+            Ok(()) => break,
+            Err(why) if !follow => {
+                println!("(container {container} has not started: {why})");
+                return Ok(());
+            }
+            Err(why) => {
+                if why != told {
+                    eprintln!("container {container} of pod {pod} has not started: {why}; waiting...");
+                    told = why;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    let lp = LogParams { container: Some(container.to_string()), follow, tail_lines: tail, ..Default::default() };
+    if follow {
+        let reader = pods.log_stream(pod, &lp).await.doing(format_args!("stream the logs of {pod}/{container}"))?;
+        let mut lines = reader.lines();
+        while let Some(line) = lines.try_next().await.map_err(|e| anyhow!("log stream of {pod}/{container} broke: {e}"))? {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{line}")?;
+            out.flush()?;
+        }
+    } else {
+        let text = pods.logs(pod, &lp).await.doing(format_args!("get the logs of {pod}/{container}"))?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}

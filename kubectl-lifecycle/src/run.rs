@@ -1,0 +1,175 @@
+//! `run JOB --event E`: force-run one event of a lifecycle job.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use anyhow::anyhow;
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use lifecycle_contract::{Event, names};
+use serde_json::json;
+
+use crate::cli::RunArgs;
+use crate::client::{Ctx, FIELD_MANAGER, KubeResultExt, get_environment};
+use crate::jobs;
+use crate::table::human_duration;
+use crate::wait::{self, Observed, Progress, Watch};
+
+/// Checks that `job` may be force-run for `event`; the error says what to do instead.
+pub fn check_runnable(job: &Job, event: Event, namespace: &str) -> anyhow::Result<()> {
+    let name = jobs::name(job);
+    if let Some(template) = jobs::run_of(job) {
+        return Err(anyhow!(
+            "job {name} is a run of lifecycle job {template}, not a lifecycle job\n  hint: force-run the lifecycle job: `kubectl lifecycle run {template} --event {event} -n {namespace}`"
+        ));
+    }
+    if !jobs::is_template(job) {
+        return Err(anyhow!(
+            "job {name} is not a lifecycle job (it has no annotation {on}): only lifecycle jobs can be force-run\n  hint: add `{on}: {event}` to the Job's annotations in its manifest and create it again (a lifecycle job is a template: the webhook admits it suspended)",
+            on = names::ANNOTATION_ON
+        ));
+    }
+    let on = jobs::template_events(job).map_err(|e| anyhow!("{e}\n  hint: write start, stop, delete or a comma list of them"))?;
+    if !on.contains(&event) {
+        let list: Vec<&str> = on.iter().map(|e| e.as_str()).collect();
+        return Err(anyhow!(
+            "lifecycle job {name} runs on {}, not on {event}\n  hint: force-run one of its events (`--event {}`), or add {event} to its annotation {}",
+            if list.is_empty() { "no event".to_string() } else { list.join(",") },
+            list.first().copied().unwrap_or("start"),
+            names::ANNOTATION_ON
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
+    let ns = &ctx.namespace;
+    let event = args.event;
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let job = match api.get_opt(&args.job).await.doing(format_args!("get job {} in namespace {ns}", args.job))? {
+        Some(job) => job,
+        None => {
+            let templates: Vec<String> = api
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items.iter().filter(|j| jobs::is_template(j)).map(|j| jobs::name(j).to_string()).collect())
+                .unwrap_or_default();
+            let known = if templates.is_empty() {
+                format!("namespace {ns} has no lifecycle job")
+            } else {
+                format!("lifecycle jobs in {ns}: {}", templates.join(", "))
+            };
+            return Err(anyhow!(
+                "job {} not found in namespace {ns}\n  hint: {known}; give another namespace with -n",
+                args.job
+            ));
+        }
+    };
+    check_runnable(&job, event, ns)?;
+    get_environment(&ctx.client, ns).await?;
+
+    let pending = jobs::annotation(&job, names::ANNOTATION_FORCE_RUN).map(String::from);
+    let selector = format!("{}={},{}={event}", names::LABEL_JOB, args.job, names::LABEL_EVENT);
+    let before: HashSet<String> = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .doing(format_args!("list runs of {} in namespace {ns}", args.job))?
+        .items
+        .into_iter()
+        .filter_map(|j| j.metadata.uid)
+        .collect();
+
+    match pending.as_deref() {
+        Some(p) if p == event.as_str() => {
+            println!("a forced {event} run of lifecycle job {} is already requested in namespace {ns}", args.job);
+        }
+        other => {
+            if let Some(p) = other {
+                eprintln!("note: replacing the pending force-run of {p} (not yet taken by the controller)");
+            }
+            api.patch(
+                &args.job,
+                &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
+                &Patch::Merge(&json!({ "metadata": { "annotations": { names::ANNOTATION_FORCE_RUN: event.as_str() } } })),
+            )
+            .await
+            .doing(format_args!("annotate job {} in namespace {ns}", args.job))?;
+            println!("forced {event} run of lifecycle job {} requested in namespace {ns}", args.job);
+        }
+    }
+    if !args.wait && !args.logs {
+        println!("  follow it with `kubectl lifecycle logs {} --event {event} -n {ns} -f` (or add --wait)", args.job);
+        return Ok(());
+    }
+
+    let deadline = Instant::now() + args.timeout;
+    let watch = Watch {
+        client: ctx.client.clone(),
+        namespace: ns.clone(),
+        watch_namespace: false,
+        run_selector: selector,
+        before,
+        event: Some(event),
+        baseline_status: None,
+        deadline,
+        timeout: args.timeout,
+        what: format!("the forced {event} run of {}", args.job),
+        hint: format!(
+            "is the lifecycle-webhook controller running (`kubectl get pods -n {})? Does the job's Events say why (`kubectl describe job {} -n {ns}`)?",
+            names::SYSTEM_NAMESPACE,
+            args.job
+        ),
+    };
+    let mut progress = Progress::new();
+    let mut obs = Observed::default();
+    let run_name = wait::wait(&watch, &mut obs, &mut progress, |o| wait::run_verdict(ns, o, false)).await?;
+    if args.logs {
+        let run = api.get(&run_name).await.doing(format_args!("get job {run_name} in namespace {ns}"))?;
+        let streamed = tokio::time::timeout_at(
+            tokio::time::Instant::from_std(deadline),
+            crate::logs::stream_job(&ctx.client, ns, &run, true, None),
+        )
+        .await;
+        match streamed {
+            Ok(r) => r?,
+            Err(_) => return Err(anyhow!("timed out after {} following the logs of run {run_name}", human_duration(args.timeout))),
+        }
+    }
+    let name = wait::wait(&watch, &mut obs, &mut progress, |o| wait::run_verdict(ns, o, true)).await?;
+    let took = obs
+        .runs
+        .get(&name)
+        .and_then(|r| Some(r.state.finished?.as_second() - r.state.started?.as_second()))
+        .map(|s| format!(" in {}", human_duration(std::time::Duration::from_secs(s.max(0) as u64))))
+        .unwrap_or_default();
+    println!("run {name} succeeded{took}");
+    println!("  its outputs: `kubectl lifecycle outputs {} -n {ns}`", args.job);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::tests::{job, run};
+
+    #[test]
+    fn only_templates_run_and_only_their_events() {
+        let t = job("seed", &[], &[(names::ANNOTATION_ON, "start")]);
+        assert!(check_runnable(&t, Event::Start, "env").is_ok());
+        let e = check_runnable(&t, Event::Stop, "env").unwrap_err().to_string();
+        assert!(e.contains("runs on start, not on stop"), "{e}");
+        assert!(e.contains("--event start"), "{e}");
+
+        let plain = job("migrate", &[], &[]);
+        let e = check_runnable(&plain, Event::Start, "env").unwrap_err().to_string();
+        assert!(e.contains("not a lifecycle job"), "{e}");
+
+        let r = run("seed-start-1", "seed", "start", "2025-01-01T00:00:00Z");
+        let e = check_runnable(&r, Event::Start, "env").unwrap_err().to_string();
+        assert!(e.contains("`kubectl lifecycle run seed --event start -n env`"), "{e}");
+
+        let bad = job("seed", &[], &[(names::ANNOTATION_ON, "deploy")]);
+        assert!(check_runnable(&bad, Event::Start, "env").is_err());
+    }
+}

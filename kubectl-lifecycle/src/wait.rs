@@ -1,0 +1,580 @@
+//! Waiting for a transition or a run: watches the namespace and the run Jobs, shows progress
+//! (a redrawn line on a terminal, plain lines otherwise) and decides, with pure verdict functions,
+//! when it is over.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use futures::{StreamExt, stream};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use lifecycle_contract::{Event, names};
+
+use crate::jobs::{self, JobState, Phase};
+use crate::table::human_duration;
+
+/// How long a start/redeploy with no start job may show no change before the status is believed.
+pub const SETTLE: Duration = Duration::from_secs(10);
+
+/// Progress on stderr: permanent lines for changes, plus a spinner line on a terminal.
+pub struct Progress {
+    tty: bool,
+    start: Instant,
+    spin: usize,
+    drawn: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress { tty: std::io::stderr().is_terminal(), start: Instant::now(), spin: 0, drawn: false }
+    }
+
+    pub fn is_tty(&self) -> bool {
+        self.tty
+    }
+
+    fn stamp(&self) -> String {
+        format!("[{:>5}]", human_duration(self.start.elapsed()))
+    }
+
+    /// A permanent line.
+    pub fn line(&mut self, msg: &str) {
+        self.clear();
+        eprintln!("{} {msg}", self.stamp());
+    }
+
+    /// Redraws the spinner line (terminal only).
+    pub fn spinner(&mut self, summary: &str) {
+        if !self.tty {
+            return;
+        }
+        const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+        self.spin = (self.spin + 1) % FRAMES.len();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{} {} {summary}", FRAMES[self.spin], self.stamp());
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    pub fn clear(&mut self) {
+        if self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+            self.drawn = false;
+        }
+    }
+}
+
+/// A run Job seen while waiting (created after the request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    pub name: String,
+    pub template: String,
+    pub event: Option<Event>,
+    pub state: JobState,
+    pub created: Option<jiff::Timestamp>,
+}
+
+impl RunInfo {
+    pub fn from_job(job: &Job) -> RunInfo {
+        RunInfo {
+            name: jobs::name(job).to_string(),
+            template: jobs::run_of(job).unwrap_or_else(|| jobs::name(job)).to_string(),
+            event: jobs::run_event(job),
+            state: jobs::state(job),
+            created: jobs::created(job),
+        }
+    }
+}
+
+/// What has been seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// `None` until known.
+    pub namespace_exists: Option<bool>,
+    pub status: Option<String>,
+    /// Whether the status annotation differed from its value before the request at some point.
+    pub status_changed: bool,
+    /// Whether the namespace was seen terminating.
+    pub terminating: bool,
+    /// New runs, by name.
+    pub runs: BTreeMap<String, RunInfo>,
+    pub elapsed: Duration,
+}
+
+impl Observed {
+    pub fn summary(&self) -> String {
+        let status = match &self.status {
+            Some(s) if !s.is_empty() => format!("status: {s}"),
+            _ => "status: (none yet)".to_string(),
+        };
+        if self.runs.is_empty() {
+            return status;
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in self.runs.values() {
+            *counts.entry(r.state.phase.as_str()).or_default() += 1;
+        }
+        let runs: Vec<String> = counts.iter().map(|(p, n)| format!("{n} {}", p.to_lowercase())).collect();
+        format!("{status}; runs: {}", runs.join(", "))
+    }
+
+    fn unfinished(&self) -> Vec<&str> {
+        self.runs.values().filter(|r| !r.state.phase.is_finished()).map(|r| r.name.as_str()).collect()
+    }
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    Continue,
+    Done(String),
+    Fail(anyhow::Error),
+}
+
+/// The first word of a status annotation, lowercased: `stopping: 1/2 stop jobs done` -> `stopping`.
+pub fn status_word(status: Option<&str>) -> String {
+    status
+        .unwrap_or_default()
+        .trim()
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Where an environment transition ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Started,
+    Stopped,
+    Gone,
+}
+
+impl Target {
+    pub fn word(self) -> &'static str {
+        match self {
+            Target::Started => "started",
+            Target::Stopped => "stopped",
+            Target::Gone => "deleted",
+        }
+    }
+}
+
+/// An environment transition being waited for.
+#[derive(Debug, Clone)]
+pub struct TransitionGoal {
+    pub namespace: String,
+    pub target: Target,
+    pub event: Event,
+    /// The status before the request.
+    pub baseline_status: Option<String>,
+    /// How many templates run on the event (at the time of the request).
+    pub expected_runs: usize,
+}
+
+/// The message for a failed run, with what to do next.
+pub fn run_failed(namespace: &str, run: &RunInfo) -> anyhow::Error {
+    let why = match (&run.state.reason, &run.state.message) {
+        (Some(r), Some(m)) => format!("{r}: {m}"),
+        (Some(r), None) => r.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => "no reason given".to_string(),
+    };
+    let event = run.event.map(|e| format!(" --event {e}")).unwrap_or_default();
+    anyhow!(
+        "run {} of lifecycle job {} failed ({why})\n  hint: see its logs with `kubectl lifecycle logs {}{event} -n {namespace}` (or `kubectl logs -n {namespace} job/{} --all-containers`)",
+        run.name,
+        run.template,
+        run.template,
+        run.name
+    )
+}
+
+/// Whether an environment transition is over.
+pub fn transition_verdict(goal: &TransitionGoal, obs: &Observed) -> Verdict {
+    if let Some(failed) = obs.runs.values().find(|r| r.state.phase == Phase::Failed) {
+        return Verdict::Fail(run_failed(&goal.namespace, failed).context(format!(
+            "the {} of environment {} had a failed run; the controller goes on with it: follow with `kubectl lifecycle env status {}`",
+            goal.event, goal.namespace, goal.namespace
+        )));
+    }
+    let succeeded = obs.runs.values().filter(|r| r.state.phase == Phase::Succeeded).count();
+    let runs_done = if succeeded == 0 {
+        String::new()
+    } else {
+        format!(" ({succeeded} {} run{} succeeded)", goal.event, if succeeded == 1 { "" } else { "s" })
+    };
+    if goal.target == Target::Gone {
+        return if obs.namespace_exists == Some(false) {
+            Verdict::Done(format!("environment {} is deleted: namespace gone{runs_done}", goal.namespace))
+        } else {
+            Verdict::Continue
+        };
+    }
+    if obs.namespace_exists == Some(false) {
+        return Verdict::Fail(anyhow!("namespace {} was deleted while waiting for it to be {}", goal.namespace, goal.target.word()));
+    }
+    let word = status_word(obs.status.as_deref());
+    if word == goal.target.word() && obs.unfinished().is_empty() {
+        let observed = obs.status_changed
+            || status_word(goal.baseline_status.as_deref()) != goal.target.word()
+            || obs.runs.len() >= goal.expected_runs.max(1);
+        if observed || (goal.expected_runs == 0 && obs.elapsed >= SETTLE) {
+            return Verdict::Done(format!("environment {} is {}{runs_done}", goal.namespace, goal.target.word()));
+        }
+    }
+    if word == "failed" || word == "error" {
+        return Verdict::Fail(anyhow!(
+            "the controller reports: {}\n  hint: see `kubectl lifecycle env status {}` and the Events of the namespace's jobs",
+            obs.status.as_deref().unwrap_or_default(),
+            goal.namespace
+        ));
+    }
+    Verdict::Continue
+}
+
+/// Whether a forced run is over: `Done(run name)` once the first new run exists (`until_finished`
+/// false) or has succeeded; `Fail` when it failed.
+pub fn run_verdict(namespace: &str, obs: &Observed, until_finished: bool) -> Verdict {
+    let Some(run) = obs.runs.values().min_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name))) else {
+        return Verdict::Continue;
+    };
+    match run.state.phase {
+        Phase::Failed if until_finished => Verdict::Fail(run_failed(namespace, run)),
+        Phase::Succeeded if until_finished => Verdict::Done(run.name.clone()),
+        _ if !until_finished => Verdict::Done(run.name.clone()),
+        _ => Verdict::Continue,
+    }
+}
+
+/// What to watch.
+pub struct Watch {
+    pub client: Client,
+    pub namespace: String,
+    /// Watch the Namespace object too (status annotation, existence).
+    pub watch_namespace: bool,
+    /// Label selector of the runs to watch.
+    pub run_selector: String,
+    /// Runs that existed before the request (UIDs): not counted.
+    pub before: HashSet<String>,
+    /// Only runs of this event.
+    pub event: Option<Event>,
+    pub baseline_status: Option<String>,
+    pub deadline: Instant,
+    pub timeout: Duration,
+    /// What is waited for, for the timeout message ("environment X to be stopped").
+    pub what: String,
+    /// What to do after a timeout.
+    pub hint: String,
+}
+
+enum Update {
+    Namespace(Box<watcher::Event<Namespace>>),
+    Job(Box<watcher::Event<Job>>),
+    Error(watcher::Error),
+}
+
+/// Watches until `verdict` says it is over, the deadline passes, or a watch fails for good.
+pub async fn wait<F>(w: &Watch, obs: &mut Observed, progress: &mut Progress, mut verdict: F) -> anyhow::Result<String>
+where
+    F: FnMut(&Observed) -> Verdict,
+{
+    let started = Instant::now();
+    let ns_stream = if w.watch_namespace {
+        let api: Api<Namespace> = Api::all(w.client.clone());
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={}", w.namespace));
+        watcher(api, cfg)
+            .default_backoff()
+            .map(|r| r.map_or_else(Update::Error, |e| Update::Namespace(Box::new(e))))
+            .boxed()
+    } else {
+        stream::pending().boxed()
+    };
+    let jobs_api: Api<Job> = Api::namespaced(w.client.clone(), &w.namespace);
+    let job_stream = watcher(jobs_api, watcher::Config::default().labels(&w.run_selector))
+        .default_backoff()
+        .map(|r| r.map_or_else(Update::Error, |e| Update::Job(Box::new(e))))
+        .boxed();
+    let mut updates = stream::select(ns_stream, job_stream);
+    let mut tick = tokio::time::interval(if progress.is_tty() { Duration::from_millis(150) } else { Duration::from_secs(1) });
+    let deadline = tokio::time::sleep_until(tokio::time::Instant::from_std(w.deadline));
+    tokio::pin!(deadline);
+    let mut ns_seen = false;
+    let mut last_error = String::new();
+    if obs.status.is_none() {
+        obs.status = w.baseline_status.clone();
+    }
+
+    loop {
+        tokio::select! {
+            _ = &mut deadline => {
+                progress.clear();
+                let unfinished = obs.unfinished();
+                let runs = if unfinished.is_empty() { String::new() } else { format!("; runs not finished: {}", unfinished.join(", ")) };
+                return Err(anyhow!(
+                    "timed out after {} waiting for {} ({}{runs})\n  hint: {}",
+                    human_duration(w.timeout), w.what, obs.summary(), w.hint
+                ));
+            }
+            _ = tick.tick() => progress.spinner(&obs.summary()),
+            update = updates.next() => match update {
+                None => return Err(anyhow!("the watch on namespace {} ended unexpectedly", w.namespace)),
+                Some(Update::Namespace(ev)) => match *ev {
+                    watcher::Event::Init => ns_seen = false,
+                    watcher::Event::InitApply(ns) | watcher::Event::Apply(ns) => {
+                        ns_seen = true;
+                        on_namespace(&ns, w, obs, progress);
+                    }
+                    watcher::Event::InitDone => {
+                        if !ns_seen {
+                            gone(w, obs, progress);
+                        }
+                    }
+                    watcher::Event::Delete(_) => gone(w, obs, progress),
+                },
+                Some(Update::Job(ev)) => match *ev {
+                    watcher::Event::InitApply(job) | watcher::Event::Apply(job) => on_job(&job, w, obs, progress),
+                    _ => {}
+                },
+                Some(Update::Error(e)) => {
+                    if let Some(api) = api_error(&e)
+                        && (api.code == 403 || api.code == 401)
+                    {
+                        progress.clear();
+                        return Err(anyhow!(
+                            "cannot watch namespace {} and its jobs: {}\n  hint: waiting needs list/watch on the namespace and on jobs; check with `kubectl auth can-i watch jobs -n {}`",
+                            w.namespace, api.message, w.namespace
+                        ));
+                    }
+                    let msg = e.to_string();
+                    if msg != last_error {
+                        progress.line(&format!("watch interrupted, retrying: {msg}"));
+                        last_error = msg;
+                    }
+                }
+            },
+        }
+        obs.elapsed = started.elapsed();
+        match verdict(obs) {
+            Verdict::Continue => {}
+            Verdict::Done(msg) => {
+                progress.clear();
+                return Ok(msg);
+            }
+            Verdict::Fail(e) => {
+                progress.clear();
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn api_error(e: &watcher::Error) -> Option<&kube::core::Status> {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s))
+        | watcher::Error::WatchError(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn gone(w: &Watch, obs: &mut Observed, progress: &mut Progress) {
+    if obs.namespace_exists != Some(false) {
+        obs.namespace_exists = Some(false);
+        progress.line(&format!("namespace {} is gone", w.namespace));
+    }
+}
+
+fn on_namespace(ns: &Namespace, w: &Watch, obs: &mut Observed, progress: &mut Progress) {
+    if ns.metadata.deletion_timestamp.is_some() && !obs.terminating {
+        obs.terminating = true;
+        progress.line(&format!("namespace {} is terminating", w.namespace));
+    }
+    obs.namespace_exists = Some(true);
+    let status = ns.metadata.annotations.as_ref().and_then(|a| a.get(names::ANNOTATION_STATUS)).cloned();
+    if status != obs.status {
+        if let Some(s) = &status {
+            progress.line(&format!("status: {s}"));
+        }
+        obs.status = status;
+    }
+    if obs.status != w.baseline_status {
+        obs.status_changed = true;
+    }
+}
+
+fn on_job(job: &Job, w: &Watch, obs: &mut Observed, progress: &mut Progress) {
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    if w.before.contains(&uid) {
+        return;
+    }
+    if w.event.is_some() && jobs::run_event(job) != w.event {
+        return;
+    }
+    let info = RunInfo::from_job(job);
+    let event = info.event.map(|e| e.to_string()).unwrap_or_else(|| "?".into());
+    let previous = obs.runs.get(&info.name).map(|r| r.state.phase);
+    if previous.is_none() {
+        progress.line(&format!("run {} created (lifecycle job {}, event {event})", info.name, info.template));
+    }
+    if previous != Some(info.state.phase) {
+        let took = match (info.state.started, info.state.finished) {
+            (Some(s), Some(f)) => format!(" in {}", human_duration(Duration::from_secs((f.as_second() - s.as_second()).max(0) as u64))),
+            _ => String::new(),
+        };
+        match info.state.phase {
+            Phase::Running if previous.is_some() || info.state.started.is_some() => {
+                progress.line(&format!("run {} running", info.name))
+            }
+            Phase::Succeeded => progress.line(&format!("run {} succeeded{took}", info.name)),
+            Phase::Failed => progress.line(&format!(
+                "run {} failed{took}: {}",
+                info.name,
+                info.state.reason.as_deref().unwrap_or("no reason given")
+            )),
+            _ => {}
+        }
+    }
+    obs.runs.insert(info.name.clone(), info);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(name: &str, phase: Phase) -> RunInfo {
+        RunInfo {
+            name: name.into(),
+            template: "seed".into(),
+            event: Some(Event::Start),
+            state: JobState { phase, reason: Some("BackoffLimitExceeded".into()), message: None, started: None, finished: None },
+            created: None,
+        }
+    }
+
+    fn goal(target: Target, baseline: Option<&str>, expected_runs: usize) -> TransitionGoal {
+        TransitionGoal {
+            namespace: "env".into(),
+            target,
+            event: match target {
+                Target::Started => Event::Start,
+                Target::Stopped => Event::Stop,
+                Target::Gone => Event::Delete,
+            },
+            baseline_status: baseline.map(Into::into),
+            expected_runs,
+        }
+    }
+
+    fn obs(status: Option<&str>, changed: bool, runs: &[RunInfo]) -> Observed {
+        Observed {
+            namespace_exists: Some(true),
+            status: status.map(Into::into),
+            status_changed: changed,
+            terminating: false,
+            runs: runs.iter().map(|r| (r.name.clone(), r.clone())).collect(),
+            elapsed: Duration::from_secs(1),
+        }
+    }
+
+    fn is_done(v: Verdict) -> bool {
+        matches!(v, Verdict::Done(_))
+    }
+
+    #[test]
+    fn status_words() {
+        assert_eq!(status_word(Some("stopping: 1/2 stop jobs done")), "stopping");
+        assert_eq!(status_word(Some("  Started")), "started");
+        assert_eq!(status_word(Some("started (1 start job failed)")), "started");
+        assert_eq!(status_word(None), "");
+    }
+
+    #[test]
+    fn stop_ends_when_status_is_stopped_and_runs_are_done() {
+        let g = goal(Target::Stopped, Some("started"), 1);
+        assert!(matches!(transition_verdict(&g, &obs(Some("started"), false, &[])), Verdict::Continue));
+        assert!(matches!(
+            transition_verdict(&g, &obs(Some("stopping: 0/1"), true, &[run("a", Phase::Running)])),
+            Verdict::Continue
+        ));
+        assert!(is_done(transition_verdict(&g, &obs(Some("stopped"), true, &[run("a", Phase::Succeeded)]))));
+    }
+
+    #[test]
+    fn redeploy_of_a_started_environment_waits_for_a_sign_of_the_controller() {
+        // Status is already "started": not done until a change or the expected runs are seen.
+        let g = goal(Target::Started, Some("started"), 1);
+        assert!(matches!(transition_verdict(&g, &obs(Some("started"), false, &[])), Verdict::Continue));
+        assert!(is_done(transition_verdict(&g, &obs(Some("started"), false, &[run("a", Phase::Succeeded)]))));
+        assert!(is_done(transition_verdict(&g, &obs(Some("started"), true, &[]))));
+        // No start job at all: the status is believed after SETTLE.
+        let g0 = goal(Target::Started, Some("started"), 0);
+        let mut o = obs(Some("started"), false, &[]);
+        assert!(matches!(transition_verdict(&g0, &o), Verdict::Continue));
+        o.elapsed = SETTLE;
+        assert!(is_done(transition_verdict(&g0, &o)));
+    }
+
+    #[test]
+    fn start_from_stopped_is_done_on_started() {
+        let g = goal(Target::Started, Some("stopped"), 0);
+        assert!(is_done(transition_verdict(&g, &obs(Some("started"), false, &[]))));
+    }
+
+    #[test]
+    fn a_failed_run_fails_the_wait_with_a_logs_hint() {
+        let g = goal(Target::Started, Some("stopped"), 1);
+        let Verdict::Fail(e) = transition_verdict(&g, &obs(Some("starting"), true, &[run("seed-start-1", Phase::Failed)])) else {
+            panic!("should fail")
+        };
+        let text = format!("{e:#}");
+        assert!(text.contains("run seed-start-1 of lifecycle job seed failed (BackoffLimitExceeded)"), "{text}");
+        assert!(text.contains("kubectl lifecycle logs seed --event start -n env"), "{text}");
+    }
+
+    #[test]
+    fn controller_failure_status_fails() {
+        let g = goal(Target::Stopped, Some("started"), 0);
+        assert!(matches!(transition_verdict(&g, &obs(Some("failed: cannot scale"), true, &[])), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn delete_ends_when_the_namespace_is_gone() {
+        let g = goal(Target::Gone, Some("started"), 1);
+        assert!(matches!(transition_verdict(&g, &obs(Some("deleting"), true, &[run("a", Phase::Succeeded)])), Verdict::Continue));
+        let mut o = obs(None, true, &[run("a", Phase::Succeeded)]);
+        o.namespace_exists = Some(false);
+        let Verdict::Done(msg) = transition_verdict(&g, &o) else { panic!("should be done") };
+        assert_eq!(msg, "environment env is deleted: namespace gone (1 delete run succeeded)");
+    }
+
+    #[test]
+    fn forced_runs() {
+        let none = obs(None, false, &[]);
+        assert!(matches!(run_verdict("env", &none, true), Verdict::Continue));
+        let running = obs(None, false, &[run("a", Phase::Running)]);
+        assert!(matches!(run_verdict("env", &running, false), Verdict::Done(n) if n == "a"));
+        assert!(matches!(run_verdict("env", &running, true), Verdict::Continue));
+        assert!(matches!(run_verdict("env", &obs(None, false, &[run("a", Phase::Succeeded)]), true), Verdict::Done(_)));
+        assert!(matches!(run_verdict("env", &obs(None, false, &[run("a", Phase::Failed)]), true), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn summaries() {
+        let o = obs(Some("stopping: 1/2"), true, &[run("a", Phase::Running), run("b", Phase::Succeeded)]);
+        assert_eq!(o.summary(), "status: stopping: 1/2; runs: 1 running, 1 succeeded");
+        assert_eq!(obs(None, false, &[]).summary(), "status: (none yet)");
+    }
+}

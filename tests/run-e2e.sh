@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# make e2e: the end-to-end suite on the real local cluster, against the product
+# installed from manifests/ (server pods behind their Service, agents reaching
+# it by DNS). Brings the cluster up if needed, builds and imports the images,
+# deploys, then runs the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KUBECONFIG="$PWD/.local-cluster/kubeconfig"
+
+tests/cluster/images.sh
+tests/cluster/up.sh
+scripts/deploy.sh manifests/overlays/local
+cargo build --release --locked -p kubectl-lifecycle
+export KUBECTL_LIFECYCLE="$PWD/target/release/kubectl-lifecycle"
+export PATH="$(tests/cluster/build-binaries.sh 2>/dev/null | tail -n1):$PATH"
+# The tests make their own namespaces; two at a time keeps the 2-core machine responsive.
+cargo test --locked -p lifecycle-e2e --test e2e -- --test-threads="${E2E_THREADS:-4}" "$@"

@@ -1,0 +1,426 @@
+//! The controller's records and what it reads from Kubernetes objects: the
+//! wanted state of a namespace, what was taken in (`observed`), the transition
+//! in flight, each template's runs (`last-runs`) and a Job's outcome.
+//!
+//! Everything here is pure: parsing, serialising and small decisions.
+
+use std::fmt;
+
+use k8s_openapi::api::batch::v1::Job;
+use lifecycle_contract::Event;
+use serde::{Deserialize, Serialize};
+
+/// The wanted state of an environment (label `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WantedState {
+    Started,
+    Stopped,
+    Deleted,
+}
+
+impl WantedState {
+    /// Reads the `state` label: absent or empty means started.
+    pub fn parse(label: Option<&str>) -> Result<WantedState, String> {
+        match label.map(str::trim).unwrap_or("") {
+            "" | "started" => Ok(WantedState::Started),
+            "stopped" => Ok(WantedState::Stopped),
+            "deleted" => Ok(WantedState::Deleted),
+            other => Err(format!("invalid state {other:?}: expected started, stopped or deleted")),
+        }
+    }
+
+    /// The event that brings an environment into this state.
+    pub fn event(self) -> Event {
+        match self {
+            WantedState::Started => Event::Start,
+            WantedState::Stopped => Event::Stop,
+            WantedState::Deleted => Event::Delete,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WantedState::Started => "started",
+            WantedState::Stopped => "stopped",
+            WantedState::Deleted => "deleted",
+        }
+    }
+}
+
+/// What people want: label `state` and annotation `deploy-id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub state: WantedState,
+    pub deploy_id: Option<String>,
+}
+
+/// Annotation `observed`: the wanted state last taken in, and the number of the
+/// last event occurrence of the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observed {
+    pub seq: u64,
+    /// `None` after a cancelled delete: the next wanted state, whatever it is, is an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<WantedState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_id: Option<String>,
+}
+
+/// Steps of a transition, in order: the event's runs, then scaling (stop and
+/// start) or deleting the namespace (delete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Runs,
+    Scale,
+    Delete,
+}
+
+/// Annotation `transition`: the event occurrence in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub seq: u64,
+    #[serde(with = "event_serde")]
+    pub event: Event,
+    pub phase: Phase,
+}
+
+impl Transition {
+    /// The phase after this one, `None` when the transition is over.
+    pub fn next(&self) -> Option<Transition> {
+        let phase = match (self.phase, self.event) {
+            (Phase::Runs, Event::Start | Event::Stop) => Phase::Scale,
+            (Phase::Runs, Event::Delete) => Phase::Delete,
+            (Phase::Scale | Phase::Delete, _) => return None,
+        };
+        Some(Transition { phase, ..self.clone() })
+    }
+
+    /// The occurrence id of this transition's runs (label `run`).
+    pub fn occurrence(&self) -> String {
+        self.seq.to_string()
+    }
+}
+
+/// Reads one of the controller's JSON annotations; a broken one counts as absent
+/// (and is logged by the caller).
+pub fn parse_json<T: for<'de> Deserialize<'de>>(value: Option<&str>) -> Result<Option<T>, serde_json::Error> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => serde_json::from_str(v).map(Some),
+    }
+}
+
+/// Where a template keeps the record of one kind of run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Slot {
+    /// Runs of environment events.
+    Env(Event),
+    /// Forced runs (annotation `force-run`), whatever their event.
+    Force,
+}
+
+impl Slot {
+    pub const ALL: [Slot; 4] = [Slot::Env(Event::Start), Slot::Env(Event::Stop), Slot::Env(Event::Delete), Slot::Force];
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Slot::Env(e) => f.write_str(e.as_str()),
+            Slot::Force => f.write_str("force"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunResult {
+    /// A forced run claimed (annotation `force-run` cleared) whose Job may not exist yet.
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunResult {
+    pub fn in_flight(self) -> bool {
+        matches!(self, RunResult::Pending | RunResult::Running)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Pending => "pending",
+            RunResult::Running => "running",
+            RunResult::Succeeded => "succeeded",
+            RunResult::Failed => "failed",
+        }
+    }
+}
+
+/// One run of a template, as recorded in its `last-runs` annotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The event; written in the `force` slot only (the other slots are named after theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_event_serde")]
+    pub event: Option<Event>,
+    /// Name of the run Job.
+    pub run: String,
+    /// The event occurrence: the environment's `seq`, or `force-<n>` for forced runs.
+    pub occurrence: String,
+    pub result: RunResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// RFC 3339 time of the last change of this record.
+    pub time: String,
+}
+
+impl RunRecord {
+    /// The environment occurrence this record is for (0 for forced runs).
+    pub fn env_seq(&self) -> u64 {
+        self.occurrence.parse().unwrap_or(0)
+    }
+    /// `n` of a forced run's `force-<n>` occurrence (0 otherwise).
+    pub fn force_seq(&self) -> u64 {
+        self.occurrence.strip_prefix("force-").and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+}
+
+/// Annotation `last-runs` of a template.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRuns {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<RunRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<RunRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<RunRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<RunRecord>,
+}
+
+impl LastRuns {
+    pub fn get(&self, slot: Slot) -> Option<&RunRecord> {
+        match slot {
+            Slot::Env(Event::Start) => self.start.as_ref(),
+            Slot::Env(Event::Stop) => self.stop.as_ref(),
+            Slot::Env(Event::Delete) => self.delete.as_ref(),
+            Slot::Force => self.force.as_ref(),
+        }
+    }
+
+    pub fn set(&mut self, slot: Slot, record: RunRecord) {
+        let place = match slot {
+            Slot::Env(Event::Start) => &mut self.start,
+            Slot::Env(Event::Stop) => &mut self.stop,
+            Slot::Env(Event::Delete) => &mut self.delete,
+            Slot::Force => &mut self.force,
+        };
+        *place = Some(record);
+    }
+
+    /// A run of this template is pending or running.
+    pub fn in_flight(&self) -> bool {
+        Slot::ALL.iter().any(|s| self.get(*s).is_some_and(|r| r.result.in_flight()))
+    }
+
+    /// This template already ran `event` for environment occurrence `seq` (or a later one).
+    pub fn ran_env(&self, event: Event, seq: u64) -> Option<&RunRecord> {
+        self.get(Slot::Env(event)).filter(|r| r.env_seq() >= seq)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("records always serialise")
+    }
+}
+
+/// How a finished run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub succeeded: bool,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+/// The outcome of a Job once it has ended: its `Complete` or `Failed` condition
+/// (`Failed` covers `BackoffLimitExceeded`, `DeadlineExceeded` for
+/// `activeDeadlineSeconds`, pod failure policies…). The intermediate
+/// `SuccessCriteriaMet` / `FailureTarget` conditions are not an end: pods may
+/// still be terminating.
+pub fn job_outcome(job: &Job) -> Option<Outcome> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().filter(|c| c.status == "True").find_map(|c| match c.type_.as_str() {
+        "Complete" => Some(Outcome { succeeded: true, reason: c.reason.clone(), message: c.message.clone() }),
+        "Failed" => Some(Outcome { succeeded: false, reason: c.reason.clone(), message: c.message.clone() }),
+        _ => None,
+    })
+}
+
+/// Cuts a message to at most `max` bytes on a character boundary (annotations and
+/// Event notes have size limits).
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+mod event_serde {
+    use lifecycle_contract::Event;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Event, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(e.as_str())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_event_serde {
+    use lifecycle_contract::Event;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Option<Event>, s: S) -> Result<S::Ok, S::Error> {
+        match e {
+            Some(e) => s.serialize_str(e.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Event>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => s.parse().map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+
+    fn record(occurrence: &str, result: RunResult) -> RunRecord {
+        RunRecord {
+            event: None,
+            run: "seed-start-abc".into(),
+            occurrence: occurrence.into(),
+            result,
+            reason: None,
+            message: None,
+            time: "2025-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn wanted_state_defaults_to_started() {
+        assert_eq!(WantedState::parse(None), Ok(WantedState::Started));
+        assert_eq!(WantedState::parse(Some("")), Ok(WantedState::Started));
+        assert_eq!(WantedState::parse(Some("stopped")), Ok(WantedState::Stopped));
+        assert_eq!(WantedState::parse(Some("deleted")), Ok(WantedState::Deleted));
+        assert!(WantedState::parse(Some("paused")).unwrap_err().contains("paused"));
+    }
+
+    #[test]
+    fn transitions_walk_their_phases() {
+        let t = Transition { seq: 4, event: Event::Stop, phase: Phase::Runs };
+        let scale = t.next().unwrap();
+        assert_eq!(scale.phase, Phase::Scale);
+        assert_eq!(scale.next(), None);
+        let d = Transition { seq: 5, event: Event::Delete, phase: Phase::Runs };
+        assert_eq!(d.next().unwrap().phase, Phase::Delete);
+        assert_eq!(d.next().unwrap().next(), None);
+        assert_eq!(t.occurrence(), "4");
+    }
+
+    #[test]
+    fn annotations_round_trip() {
+        let o = Observed { seq: 3, state: Some(WantedState::Stopped), deploy_id: Some("v2".into()) };
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(json, r#"{"seq":3,"state":"stopped","deployId":"v2"}"#);
+        assert_eq!(parse_json::<Observed>(Some(&json)).unwrap(), Some(o));
+        let t = Transition { seq: 3, event: Event::Stop, phase: Phase::Runs };
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, r#"{"seq":3,"event":"stop","phase":"runs"}"#);
+        assert_eq!(parse_json::<Transition>(Some(&json)).unwrap(), Some(t));
+        assert_eq!(parse_json::<Transition>(None).unwrap(), None);
+        assert_eq!(parse_json::<Transition>(Some(" ")).unwrap(), None);
+        assert!(parse_json::<Transition>(Some("{")).is_err());
+    }
+
+    #[test]
+    fn last_runs_slots_and_checks() {
+        let mut lr = LastRuns::default();
+        assert!(!lr.in_flight());
+        lr.set(Slot::Env(Event::Start), record("3", RunResult::Succeeded));
+        assert!(lr.ran_env(Event::Start, 3).is_some());
+        assert!(lr.ran_env(Event::Start, 2).is_some());
+        assert!(lr.ran_env(Event::Start, 4).is_none());
+        assert!(lr.ran_env(Event::Stop, 1).is_none());
+        let mut forced = record("force-2", RunResult::Running);
+        forced.event = Some(Event::Stop);
+        lr.set(Slot::Force, forced);
+        assert!(lr.in_flight());
+        assert_eq!(lr.force.as_ref().unwrap().force_seq(), 2);
+        assert_eq!(lr.force.as_ref().unwrap().env_seq(), 0);
+        let json = lr.to_json();
+        assert!(json.contains(r#""force":{"event":"stop""#), "{json}");
+        assert!(!json.contains(r#""start":{"event""#), "{json}");
+        assert_eq!(parse_json::<LastRuns>(Some(&json)).unwrap().unwrap(), lr);
+    }
+
+    fn job_with(conditions: Vec<(&str, &str, &str)>) -> Job {
+        Job {
+            status: Some(JobStatus {
+                conditions: Some(
+                    conditions
+                        .into_iter()
+                        .map(|(t, s, r)| JobCondition {
+                            type_: t.into(),
+                            status: s.into(),
+                            reason: Some(r.into()),
+                            message: Some(format!("{r} happened")),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn outcome_waits_for_the_final_condition() {
+        assert_eq!(job_outcome(&Job::default()), None);
+        assert_eq!(job_outcome(&job_with(vec![("FailureTarget", "True", "BackoffLimitExceeded")])), None);
+        assert_eq!(job_outcome(&job_with(vec![("SuccessCriteriaMet", "True", "CompletionsReached")])), None);
+        let failed = job_outcome(&job_with(vec![
+            ("FailureTarget", "True", "DeadlineExceeded"),
+            ("Failed", "True", "DeadlineExceeded"),
+        ]))
+        .unwrap();
+        assert!(!failed.succeeded);
+        assert_eq!(failed.reason.as_deref(), Some("DeadlineExceeded"));
+        let ok = job_outcome(&job_with(vec![("Complete", "True", "CompletionsReached")])).unwrap();
+        assert!(ok.succeeded);
+        assert_eq!(job_outcome(&job_with(vec![("Complete", "False", "x")])), None);
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("abc", 10), "abc");
+        let t = truncate("ééééé", 6);
+        assert_eq!(t, "é…");
+        assert!(truncate(&"x".repeat(300), 256).len() <= 256);
+    }
+}

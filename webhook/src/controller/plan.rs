@@ -1,0 +1,599 @@
+//! The environment controller's decisions, as a pure function: from a snapshot
+//! of one environment (its Namespace and its Jobs, read fresh from the API),
+//! the next steps to take. The glue executes them and plans again from a new
+//! snapshot, until nothing is left to do.
+//!
+//! Each step is safe to repeat and safe to interrupt: the run Jobs have
+//! deterministic names (creating one twice yields `AlreadyExists`), every
+//! template records the occurrence it ran in its `last-runs` annotation, and
+//! every write of a record is conditional on the resourceVersion it was planned
+//! from. A controller that restarts at any moment therefore creates no
+//! duplicate run and misses none.
+//!
+//! Order of one plan:
+//! 0. every live template carries the outputs-cleanup finalizer (before any run);
+//! 1. runs in flight are observed: their end is recorded and reported, a claimed
+//!    forced run is created;
+//! 2. then either the transition in flight advances (its runs, then scaling or
+//!    the namespace's deletion), or, with none in flight, the next event is
+//!    taken: a change of the wanted state first; else a new start template in a
+//!    started environment, and forced runs.
+//!
+//! Queue semantics: a new event while runs are in flight waits for them; the
+//! wanted state is read again when the transition ends, so intermediate states
+//! collapse (stopped then started again during a start's runs is no event at all;
+//! three deploy-ids during a start are one more start).
+//!
+//! A failed run (backoffLimit, activeDeadlineSeconds, a broken template, a run
+//! deleted before it ended) is reported on its template (Warning Event
+//! `RunFailed`, `last-runs`) and on the namespace's `status`, and counts as
+//! ended: the transition continues. Holding the environment forever on one
+//! failed job would be worse: a stop that never scales down, a delete that never
+//! deletes, no way out but editing annotations. People see the failure and can
+//! force the event again (`force-run`) once fixed.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
+use lifecycle_contract::Event;
+use lifecycle_contract::names::{ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE};
+
+use super::decide::{Decision, decide, taken};
+use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP};
+use super::model::{
+    LastRuns, Observed, Outcome, Phase, RunRecord, RunResult, Slot, Transition, Wanted, WantedState, job_outcome,
+    parse_json, truncate,
+};
+use super::run_job::{build_run, is_same_run, run_name, suffix};
+
+/// Longest reason message kept in `last-runs`.
+const MAX_MESSAGE: usize = 300;
+
+/// One environment as read from the API.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub ns: NsView,
+    pub templates: Vec<Template>,
+    /// Every Job of the namespace, by name.
+    pub jobs: BTreeMap<String, Job>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NsView {
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    pub wanted: Result<Wanted, String>,
+    pub observed: Option<Observed>,
+    pub transition: Option<Transition>,
+    pub status: Option<String>,
+    /// Unreadable controller annotations (logged; they count as absent).
+    pub problems: Vec<String>,
+}
+
+/// A lifecycle job (a Job with annotation `on` that is not itself a run).
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub job: Job,
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    pub on: Result<Vec<Event>, String>,
+    pub force_run: Option<String>,
+    pub records: LastRuns,
+    pub deleting: bool,
+    pub finalizers: Vec<String>,
+}
+
+impl Template {
+    fn runs_on(&self, event: Event) -> bool {
+        self.on.as_ref().is_ok_and(|on| on.contains(&event))
+    }
+    fn has_finalizer(&self) -> bool {
+        self.finalizers.iter().any(|f| f == FINALIZER_OUTPUTS_CLEANUP)
+    }
+}
+
+fn annotation<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
+}
+
+impl Snapshot {
+    pub fn new(ns: &Namespace, jobs: Vec<Job>) -> Snapshot {
+        let meta = &ns.metadata;
+        let mut problems = Vec::new();
+        let label_state = meta.labels.as_ref().and_then(|l| l.get(LABEL_STATE)).map(String::as_str);
+        let wanted = WantedState::parse(label_state)
+            .map(|state| Wanted { state, deploy_id: annotation(meta, ANNOTATION_DEPLOY_ID).map(str::to_string) });
+        let observed = parse_json::<Observed>(annotation(meta, ANNOTATION_OBSERVED)).unwrap_or_else(|e| {
+            problems.push(format!("annotation {ANNOTATION_OBSERVED} is unreadable ({e}); ignored"));
+            None
+        });
+        let transition = parse_json::<Transition>(annotation(meta, ANNOTATION_TRANSITION)).unwrap_or_else(|e| {
+            problems.push(format!("annotation {ANNOTATION_TRANSITION} is unreadable ({e}); ignored"));
+            None
+        });
+        let mut view = NsView {
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            wanted,
+            observed,
+            transition,
+            status: annotation(meta, ANNOTATION_STATUS).map(str::to_string),
+            problems,
+        };
+
+        let mut templates = Vec::new();
+        let mut by_name = BTreeMap::new();
+        for job in jobs {
+            let m = &job.metadata;
+            let is_run = m.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN));
+            if let (Some(on), false) = (annotation(m, ANNOTATION_ON), is_run) {
+                let mut problems_here = None;
+                let records = parse_json::<LastRuns>(annotation(m, ANNOTATION_LAST_RUNS))
+                    .unwrap_or_else(|e| {
+                        problems_here = Some(e.to_string());
+                        None
+                    })
+                    .unwrap_or_default();
+                let name = m.name.clone().unwrap_or_default();
+                if let Some(e) = problems_here {
+                    view.problems.push(format!("Job {name}: annotation {ANNOTATION_LAST_RUNS} is unreadable ({e}); ignored"));
+                }
+                templates.push(Template {
+                    name,
+                    uid: m.uid.clone().unwrap_or_default(),
+                    resource_version: m.resource_version.clone().unwrap_or_default(),
+                    on: Event::parse_list(on).map_err(|e| e.to_string()),
+                    force_run: annotation(m, ANNOTATION_FORCE_RUN).map(str::to_string),
+                    records,
+                    deleting: m.deletion_timestamp.is_some(),
+                    finalizers: m.finalizers.clone().unwrap_or_default(),
+                    job: job.clone(),
+                });
+            }
+            if let Some(name) = job.metadata.name.clone() {
+                by_name.insert(name, job);
+            }
+        }
+        templates.sort_by(|a, b| a.name.cmp(&b.name));
+        Snapshot { ns: view, templates, jobs: by_name }
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Template> {
+        self.templates.iter().filter(|t| !t.deleting)
+    }
+
+    /// The run Job `name` of template `t` for `event` / `occurrence`, if it exists.
+    fn run(&self, name: &str, t: &Template, event: Event, occurrence: &str) -> Option<&Job> {
+        self.jobs.get(name).filter(|j| is_same_run(j, &t.uid, event, occurrence))
+    }
+
+    /// The highest environment occurrence ever recorded, so that numbering goes
+    /// on even if the namespace's annotations were lost.
+    fn last_seq(&self) -> u64 {
+        let ns = self.ns.observed.as_ref().map_or(0, |o| o.seq).max(self.ns.transition.as_ref().map_or(0, |t| t.seq));
+        self.templates
+            .iter()
+            .flat_map(|t| Slot::ALL.iter().filter_map(|s| t.records.get(*s)).map(RunRecord::env_seq).collect::<Vec<_>>())
+            .fold(ns, u64::max)
+    }
+}
+
+/// What to tell people about (Events on the template, metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    RunStarted { event: Event, run: String, forced: bool },
+    RunEnded { event: Event, run: String, forced: bool, outcome: Outcome },
+    ForceRunIgnored { value: String, why: String },
+}
+
+/// One run to create.
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub slot: Slot,
+    pub event: Event,
+    pub occurrence: String,
+    pub job: Box<Job>,
+}
+
+/// Changes to one template, written with its resourceVersion as precondition.
+#[derive(Debug, Clone)]
+pub struct TemplateStep {
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    /// The new finalizer list (adds the outputs-cleanup finalizer).
+    pub finalizers: Option<Vec<String>>,
+    /// Runs to create first (an existing identical run is fine).
+    pub creates: Vec<Create>,
+    /// The new `last-runs`.
+    pub records: Option<LastRuns>,
+    /// Remove annotation `force-run` (taken or refused).
+    pub clear_force_run: bool,
+    /// Sent once the write succeeded.
+    pub reports: Vec<Report>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NsStep {
+    /// Take an event in: `observed` and `transition` written together.
+    Begin { observed: Observed, transition: Transition },
+    /// A change that is no event (deploy-id while stopped).
+    Record { observed: Observed },
+    /// Next phase, or the end (`None`).
+    Advance { next: Option<Transition> },
+    /// Scale Deployments and StatefulSets (down for stop, back for start), then advance.
+    Scale { event: Event, next: Option<Transition> },
+    /// Delete the namespace (delete transition, after its runs).
+    DeleteNamespace,
+    /// The wanted state left `deleted` during the delete runs: the namespace stays;
+    /// the next wanted state is an event whatever it is.
+    CancelDelete { observed: Observed },
+    Status(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Template(TemplateStep),
+    Namespace(NsStep),
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// The namespace's `status` as of this plan.
+    pub status: String,
+    /// Runs in flight, a transition, or an event waiting: look again soon.
+    pub busy: bool,
+}
+
+struct Planner<'a> {
+    s: &'a Snapshot,
+    now: &'a str,
+    templates: BTreeMap<String, TemplateStep>,
+    ns: Option<NsStep>,
+    /// An event waits for runs in flight.
+    waiting: bool,
+}
+
+impl<'a> Planner<'a> {
+    fn step(&mut self, t: &Template) -> &mut TemplateStep {
+        self.templates.entry(t.name.clone()).or_insert_with(|| TemplateStep {
+            name: t.name.clone(),
+            uid: t.uid.clone(),
+            resource_version: t.resource_version.clone(),
+            finalizers: None,
+            creates: Vec::new(),
+            records: None,
+            clear_force_run: false,
+            reports: Vec::new(),
+        })
+    }
+
+    fn records(&mut self, t: &Template) -> &mut LastRuns {
+        let step = self.step(t);
+        step.records.get_or_insert_with(|| t.records.clone())
+    }
+
+    fn touched(&self, t: &Template) -> bool {
+        self.templates.contains_key(&t.name)
+    }
+
+    fn record(&self, run: &str, occurrence: &str, event: Option<Event>, result: RunResult) -> RunRecord {
+        RunRecord {
+            event,
+            run: run.to_string(),
+            occurrence: occurrence.to_string(),
+            result,
+            reason: None,
+            message: None,
+            time: self.now.to_string(),
+        }
+    }
+
+    /// Creates the run of `t` for `slot` / `event` / `occurrence` and records it
+    /// running; a template that cannot make a run is recorded failed.
+    fn start_run(&mut self, t: &Template, slot: Slot, event: Event, occurrence: &str, run: &str) {
+        let forced = slot == Slot::Force;
+        let tag = forced.then_some(event);
+        match build_run(&t.job, event, occurrence, run) {
+            Ok(job) => {
+                let rec = self.record(run, occurrence, tag, RunResult::Running);
+                self.records(t).set(slot, rec);
+                let step = self.step(t);
+                step.creates.push(Create { slot, event, occurrence: occurrence.to_string(), job: Box::new(job) });
+                step.reports.push(Report::RunStarted { event, run: run.to_string(), forced });
+            }
+            Err(e) => {
+                let outcome =
+                    Outcome { succeeded: false, reason: Some("InvalidTemplate".into()), message: Some(e.to_string()) };
+                self.end_run(t, slot, self.record(run, occurrence, tag, RunResult::Pending), event, outcome);
+            }
+        }
+    }
+
+    fn end_run(&mut self, t: &Template, slot: Slot, mut rec: RunRecord, event: Event, outcome: Outcome) {
+        rec.result = if outcome.succeeded { RunResult::Succeeded } else { RunResult::Failed };
+        rec.reason = outcome.reason.clone();
+        rec.message = outcome.message.as_deref().map(|m| truncate(m, MAX_MESSAGE));
+        rec.time = self.now.to_string();
+        let run = rec.run.clone();
+        self.records(t).set(slot, rec);
+        self.step(t).reports.push(Report::RunEnded { event, run, forced: slot == Slot::Force, outcome });
+    }
+
+    /// 0. The outputs-cleanup finalizer on every live template, before any run.
+    fn finalizers(&mut self) {
+        for t in self.s.live() {
+            if !t.has_finalizer() {
+                let mut f = t.finalizers.clone();
+                f.push(FINALIZER_OUTPUTS_CLEANUP.to_string());
+                self.step(t).finalizers = Some(f);
+            }
+        }
+    }
+
+    /// 1. Runs in flight: record their end; create claimed forced runs.
+    fn observe(&mut self) {
+        for t in self.s.live() {
+            for slot in Slot::ALL {
+                let Some(rec) = t.records.get(slot).filter(|r| r.result.in_flight()) else { continue };
+                let event = match (slot, rec.event) {
+                    (Slot::Env(e), _) | (Slot::Force, Some(e)) => e,
+                    (Slot::Force, None) => {
+                        // Cannot happen unless edited by hand: close it.
+                        let outcome = Outcome {
+                            succeeded: false,
+                            reason: Some("InvalidRecord".into()),
+                            message: Some("the forced run's record names no event".into()),
+                        };
+                        self.end_run(t, slot, rec.clone(), Event::Start, outcome);
+                        continue;
+                    }
+                };
+                match self.s.run(&rec.run, t, event, &rec.occurrence) {
+                    Some(job) => match (job_outcome(job), rec.result) {
+                        (Some(outcome), _) => self.end_run(t, slot, rec.clone(), event, outcome),
+                        (None, RunResult::Pending) => {
+                            let mut r = rec.clone();
+                            r.result = RunResult::Running;
+                            r.time = self.now.to_string();
+                            self.records(t).set(slot, r);
+                            let forced = slot == Slot::Force;
+                            self.step(t).reports.push(Report::RunStarted { event, run: rec.run.clone(), forced });
+                        }
+                        (None, _) => {}
+                    },
+                    None if rec.result == RunResult::Pending => {
+                        let (occurrence, run) = (rec.occurrence.clone(), rec.run.clone());
+                        self.start_run(t, slot, event, &occurrence, &run);
+                    }
+                    None => {
+                        let outcome = Outcome {
+                            succeeded: false,
+                            reason: Some("RunDeleted".into()),
+                            message: Some(format!("Job {} was deleted before it ended", rec.run)),
+                        };
+                        self.end_run(t, slot, rec.clone(), event, outcome);
+                    }
+                }
+            }
+        }
+    }
+
+    /// 2a. The transition in flight. Returns the status.
+    fn advance(&mut self, tr: &Transition) -> String {
+        let verb = verb(tr.event);
+        match tr.phase {
+            Phase::Runs => {
+                let occurrence = tr.occurrence();
+                let (mut total, mut done, mut failed) = (0, 0, Vec::new());
+                for t in self.s.live().filter(|t| t.runs_on(tr.event)) {
+                    total += 1;
+                    match t.records.ran_env(tr.event, tr.seq) {
+                        Some(r) if !r.result.in_flight() => {
+                            done += 1;
+                            if r.result == RunResult::Failed {
+                                failed.push(t.name.as_str());
+                            }
+                        }
+                        Some(_) => {}
+                        // Another run of this slot still in flight (cannot happen: events wait
+                        // for runs): wait rather than overwrite its record.
+                        None if t.records.get(Slot::Env(tr.event)).is_some_and(|r| r.result.in_flight()) => {}
+                        None => {
+                            let run = run_name(&t.name, tr.event, &suffix(&t.uid, tr.event, &occurrence));
+                            self.start_run(t, Slot::Env(tr.event), tr.event, &occurrence, &run);
+                        }
+                    }
+                }
+                if done == total {
+                    self.ns = Some(NsStep::Advance { next: tr.next() });
+                }
+                let mut status = format!("{verb}: {done}/{total} {} jobs done", tr.event);
+                if !failed.is_empty() {
+                    status.push_str(&format!(", failed: {}", failed.join(", ")));
+                }
+                status
+            }
+            Phase::Scale => {
+                self.ns = Some(NsStep::Scale { event: tr.event, next: tr.next() });
+                match tr.event {
+                    Event::Stop => format!("{verb}: scaling workloads to zero"),
+                    _ => format!("{verb}: scaling workloads back up"),
+                }
+            }
+            Phase::Delete => match &self.s.ns.wanted {
+                Ok(w) if w.state == WantedState::Deleted => {
+                    self.ns = Some(NsStep::DeleteNamespace);
+                    format!("{verb}: deleting the namespace")
+                }
+                _ => {
+                    let observed = Observed { seq: tr.seq, state: None, deploy_id: None };
+                    self.ns = Some(NsStep::CancelDelete { observed });
+                    "delete cancelled: the state is no longer deleted".to_string()
+                }
+            },
+        }
+    }
+
+    /// 2b. No transition in flight: take the next event. Returns the status.
+    fn idle(&mut self) -> String {
+        let s = self.s;
+        let wanted = match &s.ns.wanted {
+            Ok(w) => w,
+            Err(e) => return e.clone(),
+        };
+        let observed = s.ns.observed.as_ref();
+        let base = idle_base(s);
+        match decide(observed, wanted) {
+            Decision::Event(event) => {
+                let busy: Vec<&str> = s.live().filter(|t| t.records.in_flight()).map(|t| t.name.as_str()).collect();
+                if busy.is_empty() {
+                    let seq = s.last_seq() + 1;
+                    let mut observed = taken(observed, wanted, true);
+                    observed.seq = seq;
+                    let transition = Transition { seq, event, phase: Phase::Runs };
+                    self.ns = Some(NsStep::Begin { observed, transition });
+                    format!("{}: taking the {event} event", verb(event))
+                } else {
+                    self.waiting = true;
+                    join(&[base, format!("{event} waits for running jobs: {}", busy.join(", "))])
+                }
+            }
+            Decision::Record => {
+                self.ns = Some(NsStep::Record { observed: taken(observed, wanted, false) });
+                base
+            }
+            Decision::Idle => {
+                // A start template new to a started environment runs for the current start.
+                if let Some(o) = observed.filter(|o| o.state == Some(WantedState::Started)) {
+                    let occurrence = o.seq.to_string();
+                    for t in s.live().filter(|t| t.runs_on(Event::Start) && !t.records.in_flight()) {
+                        if t.records.ran_env(Event::Start, o.seq).is_none() {
+                            let run = run_name(&t.name, Event::Start, &suffix(&t.uid, Event::Start, &occurrence));
+                            self.start_run(t, Slot::Env(Event::Start), Event::Start, &occurrence, &run);
+                        }
+                    }
+                }
+                for t in s.live() {
+                    let Some(value) = &t.force_run else { continue };
+                    if self.touched(t) {
+                        continue;
+                    }
+                    let why = match (value.parse::<Event>(), &t.on) {
+                        (Err(e), _) => Some(e.to_string()),
+                        (Ok(e), Ok(on)) if !on.contains(&e) => Some(format!(
+                            "this job runs only on {}; force one of those events or add {e} to its on annotation",
+                            on.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")
+                        )),
+                        (Ok(_), Err(e)) => Some(format!("its on annotation is invalid: {e}")),
+                        (Ok(_), Ok(_)) => None,
+                    };
+                    if let Some(why) = why {
+                        let step = self.step(t);
+                        step.clear_force_run = true;
+                        step.reports.push(Report::ForceRunIgnored { value: value.clone(), why });
+                        continue;
+                    }
+                    if t.records.in_flight() {
+                        continue; // waits for this template's run in flight
+                    }
+                    let event: Event = value.parse().expect("checked above");
+                    let n = t.records.force.as_ref().map_or(0, RunRecord::force_seq) + 1;
+                    let occurrence = format!("force-{n}");
+                    let run = run_name(&t.name, event, &suffix(&t.uid, event, &occurrence));
+                    let rec = self.record(&run, &occurrence, Some(event), RunResult::Pending);
+                    self.records(t).set(Slot::Force, rec);
+                    self.step(t).clear_force_run = true;
+                }
+                base
+            }
+        }
+    }
+}
+
+fn verb(event: Event) -> &'static str {
+    match event {
+        Event::Start => "starting",
+        Event::Stop => "stopping",
+        Event::Delete => "deleting",
+    }
+}
+
+fn join(parts: &[String]) -> String {
+    parts.iter().filter(|p| !p.is_empty()).cloned().collect::<Vec<_>>().join("; ")
+}
+
+/// The status of an environment with no transition in flight: its state, the
+/// failed jobs of the last event, the runs in flight (forced, or new templates).
+fn idle_base(s: &Snapshot) -> String {
+    let Some(o) = &s.ns.observed else { return "new environment".into() };
+    let Some(state) = o.state else { return "delete cancelled".into() };
+    let event = state.event();
+    let failed: Vec<&str> = s
+        .live()
+        .filter(|t| {
+            t.records.get(Slot::Env(event)).is_some_and(|r| r.env_seq() == o.seq && r.result == RunResult::Failed)
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    let running: Vec<String> = s
+        .live()
+        .flat_map(|t| {
+            Slot::ALL.iter().filter_map(move |slot| {
+                let r = t.records.get(*slot).filter(|r| r.result.in_flight())?;
+                Some(match slot {
+                    Slot::Force => format!("{} (forced {})", t.name, r.event.map_or("?", |e| e.as_str())),
+                    Slot::Env(e) => format!("{} ({e})", t.name),
+                })
+            })
+        })
+        .collect();
+    let mut parts = vec![state.as_str().to_string()];
+    if !failed.is_empty() {
+        parts.push(format!("{event} jobs failed: {}", failed.join(", ")));
+    }
+    if !running.is_empty() {
+        parts.push(format!("running: {}", running.join(", ")));
+    }
+    join(&parts)
+}
+
+/// The next steps for one environment.
+pub fn plan(s: &Snapshot, now: &str) -> Plan {
+    let mut p = Planner { s, now, templates: BTreeMap::new(), ns: None, waiting: false };
+    let current = s.ns.status.clone().unwrap_or_default();
+    let busy_runs = s.live().any(|t| t.records.in_flight());
+
+    p.finalizers();
+    if p.templates.is_empty() {
+        p.observe();
+    }
+    if !p.templates.is_empty() {
+        // Records first; the next plan sees them.
+        let steps = p.templates.into_values().map(Step::Template).collect();
+        return Plan { steps, status: current, busy: true };
+    }
+
+    let (status, busy) = match &s.ns.transition {
+        Some(tr) => (p.advance(tr), true),
+        None => {
+            let status = p.idle();
+            let busy = busy_runs || p.waiting || p.ns.is_some() || !p.templates.is_empty();
+            (status, busy)
+        }
+    };
+    let mut steps: Vec<Step> = p.templates.into_values().map(Step::Template).collect();
+    steps.extend(p.ns.map(Step::Namespace));
+    if steps.is_empty() && status != current {
+        steps.push(Step::Namespace(NsStep::Status(status.clone())));
+    }
+    Plan { steps, status, busy }
+}
+
+#[cfg(test)]
+mod tests;

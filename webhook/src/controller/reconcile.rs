@@ -1,0 +1,457 @@
+//! Executes the plans of one environment: read a fresh snapshot, plan, write,
+//! again until nothing is left. The API calls go through [`Cluster`], which the
+//! tests implement in memory (and make fail at any call, like a controller
+//! killed at that moment).
+
+use std::future::Future;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use lifecycle_contract::names::{ANNOTATION_FORCE_RUN, ANNOTATION_STATUS, LABEL_ENVIRONMENT};
+use serde_json::{Value, json};
+
+use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_TRANSITION};
+use super::model::{Outcome, RunRecord, RunResult, Transition, truncate};
+use super::plan::{NsStep, Report, Snapshot, Step, TemplateStep, plan};
+use super::run_job::is_same_run;
+use super::scale::{StartPatch, start_patch, stop_patch};
+use crate::metrics::{Metrics, RunLabels};
+use lifecycle_contract::Event;
+
+/// Plans executed per reconcile before handing back to the queue.
+const MAX_ROUNDS: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A conditional write lost against another writer: read again and plan again.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// The in-memory cluster of the tests, killed at a chosen call.
+    #[cfg(test)]
+    #[error("injected crash")]
+    Crash,
+}
+
+impl Error {
+    fn from_kube(e: kube::Error) -> Error {
+        match &e {
+            kube::Error::Api(s) if s.code == 409 => Error::Conflict(s.message.clone()),
+            _ => Error::Kube(e),
+        }
+    }
+}
+
+/// What creating a run Job found.
+#[derive(Debug)]
+pub enum Created {
+    New,
+    /// A Job of that name already exists (this run, created before a crash — or a collision).
+    Exists(Box<Job>),
+}
+
+/// A Deployment or a StatefulSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub replicas: Option<i32>,
+    pub remembered: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
+
+/// Where a report goes: the template it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// The API calls of the environment controller.
+pub trait Cluster: Sync {
+    fn get_namespace(&self, name: &str) -> impl Future<Output = Result<Option<Namespace>, Error>> + Send;
+    fn list_jobs(&self, ns: &str) -> impl Future<Output = Result<Vec<Job>, Error>> + Send;
+    fn create_job(&self, ns: &str, job: &Job) -> impl Future<Output = Result<Created, Error>> + Send;
+    /// JSON merge patch; a `metadata.resourceVersion` in it is a precondition.
+    fn patch_job(&self, ns: &str, name: &str, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
+    fn patch_namespace(&self, name: &str, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
+    fn delete_namespace(&self, name: &str, uid: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn list_workloads(&self, ns: &str) -> impl Future<Output = Result<Vec<Workload>, Error>> + Send;
+    fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value)
+    -> impl Future<Output = Result<(), Error>> + Send;
+    /// Events and metrics; never fails (a lost Event is logged).
+    fn report(&self, template: &TemplateRef, report: &Report) -> impl Future<Output = ()> + Send;
+}
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    /// Runs in flight, a transition, or an event waiting: look again soon.
+    pub busy: bool,
+}
+
+/// Brings one environment as far as it can go now.
+pub async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> String) -> Result<Done, Error> {
+    for _ in 0..MAX_ROUNDS {
+        let Some(ns) = c.get_namespace(name).await? else {
+            return Ok(Done { busy: false });
+        };
+        let is_env = ns.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT));
+        if !is_env || ns.metadata.deletion_timestamp.is_some() {
+            return Ok(Done { busy: false });
+        }
+        let jobs = c.list_jobs(name).await?;
+        let snap = Snapshot::new(&ns, jobs);
+        for p in &snap.ns.problems {
+            tracing::warn!(namespace = name, "{p}");
+        }
+        let plan = plan(&snap, &now());
+        if plan.steps.is_empty() {
+            return Ok(Done { busy: plan.busy });
+        }
+        match execute(c, &snap, plan.steps).await {
+            Ok(()) => {}
+            Err(Error::Conflict(m)) => tracing::debug!(namespace = name, "conflict, planning again: {m}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Done { busy: true })
+}
+
+async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>) -> Result<(), Error> {
+    for step in steps {
+        match step {
+            Step::Template(t) => template_step(c, &snap.ns.name, t).await?,
+            Step::Namespace(n) => namespace_step(c, snap, n).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn template_step<C: Cluster>(c: &C, ns: &str, mut t: TemplateStep) -> Result<(), Error> {
+    if let Some(finalizers) = &t.finalizers {
+        let patch = json!({"metadata": {"resourceVersion": t.resource_version, "finalizers": finalizers}});
+        c.patch_job(ns, &t.name, &patch).await?;
+        tracing::info!(namespace = ns, template = %t.name, "added the outputs-cleanup finalizer");
+        // Any other change of this step needs the new resourceVersion: planned again.
+        return Ok(());
+    }
+    for create in &t.creates {
+        let run = create.job.metadata.name.clone().unwrap_or_default();
+        match c.create_job(ns, &create.job).await? {
+            Created::New => tracing::info!(namespace = ns, template = %t.name, %run, event = %create.event, occurrence = %create.occurrence, "run created"),
+            Created::Exists(existing) if is_same_run(&existing, &t.uid, create.event, &create.occurrence) => {
+                tracing::info!(namespace = ns, template = %t.name, %run, "run already created (before a restart)")
+            }
+            Created::Exists(_) => {
+                // Another Job holds the name: report the run failed rather than adopt a stranger.
+                let outcome = Outcome {
+                    succeeded: false,
+                    reason: Some("NameConflict".into()),
+                    message: Some(format!("another Job named {run} exists in the namespace")),
+                };
+                if let Some(records) = t.records.as_mut()
+                    && let Some(rec) = records.get(create.slot).cloned()
+                {
+                    records.set(
+                        create.slot,
+                        RunRecord {
+                            result: RunResult::Failed,
+                            reason: outcome.reason.clone(),
+                            message: outcome.message.clone(),
+                            ..rec
+                        },
+                    );
+                }
+                t.reports.retain(|r| !matches!(r, Report::RunStarted { run: r, .. } if *r == run));
+                t.reports.push(Report::RunEnded {
+                    event: create.event,
+                    run,
+                    forced: create.slot == super::model::Slot::Force,
+                    outcome,
+                });
+            }
+        }
+    }
+    if t.records.is_some() || t.clear_force_run {
+        let mut annotations = serde_json::Map::new();
+        if let Some(records) = &t.records {
+            annotations.insert(ANNOTATION_LAST_RUNS.into(), Value::String(records.to_json()));
+        }
+        if t.clear_force_run {
+            annotations.insert(ANNOTATION_FORCE_RUN.into(), Value::Null);
+        }
+        let patch = json!({"metadata": {"resourceVersion": t.resource_version, "annotations": annotations}});
+        c.patch_job(ns, &t.name, &patch).await?;
+    }
+    let target = TemplateRef { namespace: ns.to_string(), name: t.name.clone(), uid: t.uid.clone() };
+    for r in &t.reports {
+        c.report(&target, r).await;
+    }
+    Ok(())
+}
+
+fn ns_patch(rv: &str, annotations: Value) -> Value {
+    json!({"metadata": {"resourceVersion": rv, "annotations": annotations}})
+}
+
+fn transition_json(t: &Option<Transition>) -> Value {
+    t.as_ref().map_or(Value::Null, json_of)
+}
+
+async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep) -> Result<(), Error> {
+    let (name, rv) = (snap.ns.name.as_str(), snap.ns.resource_version.as_str());
+    match step {
+        NsStep::Begin { observed, transition } => {
+            tracing::info!(namespace = name, event = %transition.event, seq = transition.seq, "event taken");
+            let annotations = json!({
+                ANNOTATION_OBSERVED: json_of(&observed),
+                ANNOTATION_TRANSITION: json_of(&transition),
+            });
+            c.patch_namespace(name, &ns_patch(rv, annotations)).await
+        }
+        NsStep::Record { observed } => {
+            c.patch_namespace(name, &ns_patch(rv, json!({ANNOTATION_OBSERVED: json_of(&observed)}))).await
+        }
+        NsStep::Advance { next } => {
+            if next.is_none() {
+                tracing::info!(namespace = name, "transition done");
+            }
+            c.patch_namespace(name, &ns_patch(rv, json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
+        }
+        NsStep::Scale { event, next } => {
+            scale(c, name, event).await?;
+            c.patch_namespace(name, &ns_patch(rv, json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
+        }
+        NsStep::DeleteNamespace => {
+            tracing::info!(namespace = name, "delete runs ended: deleting the namespace");
+            c.delete_namespace(name, &snap.ns.uid).await
+        }
+        NsStep::CancelDelete { observed } => {
+            tracing::info!(namespace = name, "state is no longer deleted: the namespace is kept");
+            let annotations = json!({ANNOTATION_OBSERVED: json_of(&observed), ANNOTATION_TRANSITION: null});
+            c.patch_namespace(name, &ns_patch(rv, annotations)).await
+        }
+        NsStep::Status(status) => {
+            c.patch_namespace(name, &ns_patch(rv, json!({ANNOTATION_STATUS: status}))).await
+        }
+    }
+}
+
+/// A controller annotation's value: the record as JSON text.
+fn json_of<T: serde::Serialize>(v: &T) -> Value {
+    Value::String(serde_json::to_string(v).expect("records always serialise"))
+}
+
+/// Stop: every Deployment and StatefulSet to zero, its count remembered. Start:
+/// back to the remembered count.
+async fn scale<C: Cluster>(c: &C, ns: &str, event: Event) -> Result<(), Error> {
+    for w in c.list_workloads(ns).await? {
+        let patch = match event {
+            Event::Stop => stop_patch(w.replicas, w.remembered.as_deref()),
+            Event::Start => match start_patch(w.remembered.as_deref()) {
+                StartPatch::None => None,
+                StartPatch::Patch(p) => Some(p),
+                StartPatch::Invalid { patch, value } => {
+                    tracing::warn!(namespace = ns, workload = %w.name, "annotation {ANNOTATION_REPLICAS_BEFORE_STOP}={value:?} is not a replica count: removed, replicas left alone");
+                    Some(patch)
+                }
+            },
+            Event::Delete => None,
+        };
+        if let Some(p) = patch {
+            c.patch_workload(ns, &w, &p).await?;
+            tracing::info!(namespace = ns, kind = ?w.kind, workload = %w.name, %event, "scaled");
+        }
+    }
+    Ok(())
+}
+
+/// [`Cluster`] on the Kubernetes API.
+pub struct KubeCluster {
+    pub client: kube::Client,
+    pub recorder: Recorder,
+    pub metrics: std::sync::Arc<Metrics>,
+}
+
+impl Cluster for KubeCluster {
+    async fn get_namespace(&self, name: &str) -> Result<Option<Namespace>, Error> {
+        Api::<Namespace>::all(self.client.clone()).get_opt(name).await.map_err(Error::from_kube)
+    }
+
+    async fn list_jobs(&self, ns: &str) -> Result<Vec<Job>, Error> {
+        let list = Api::<Job>::namespaced(self.client.clone(), ns).list(&ListParams::default()).await?;
+        Ok(list.items)
+    }
+
+    async fn create_job(&self, ns: &str, job: &Job) -> Result<Created, Error> {
+        let api = Api::<Job>::namespaced(self.client.clone(), ns);
+        match api.create(&PostParams::default(), job).await {
+            Ok(_) => Ok(Created::New),
+            Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" || s.code == 409 => {
+                let name = job.metadata.name.as_deref().unwrap_or_default();
+                let existing = api.get(name).await.map_err(Error::from_kube)?;
+                Ok(Created::Exists(Box::new(existing)))
+            }
+            Err(e) => Err(Error::from_kube(e)),
+        }
+    }
+
+    async fn patch_job(&self, ns: &str, name: &str, patch: &Value) -> Result<(), Error> {
+        Api::<Job>::namespaced(self.client.clone(), ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(Error::from_kube)
+    }
+
+    async fn patch_namespace(&self, name: &str, patch: &Value) -> Result<(), Error> {
+        Api::<Namespace>::all(self.client.clone())
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(Error::from_kube)
+    }
+
+    async fn delete_namespace(&self, name: &str, uid: &str) -> Result<(), Error> {
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+            ..DeleteParams::default()
+        };
+        match Api::<Namespace>::all(self.client.clone()).delete(name, &dp).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(Error::from_kube(e)),
+        }
+    }
+
+    async fn list_workloads(&self, ns: &str) -> Result<Vec<Workload>, Error> {
+        let remembered = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            m.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REPLICAS_BEFORE_STOP)).cloned()
+        };
+        let lp = ListParams::default();
+        let mut out = Vec::new();
+        for d in Api::<Deployment>::namespaced(self.client.clone(), ns).list(&lp).await?.items {
+            out.push(Workload {
+                kind: WorkloadKind::Deployment,
+                name: d.metadata.name.clone().unwrap_or_default(),
+                replicas: d.spec.as_ref().and_then(|s| s.replicas),
+                remembered: remembered(&d.metadata),
+            });
+        }
+        for s in Api::<StatefulSet>::namespaced(self.client.clone(), ns).list(&lp).await?.items {
+            out.push(Workload {
+                kind: WorkloadKind::StatefulSet,
+                name: s.metadata.name.clone().unwrap_or_default(),
+                replicas: s.spec.as_ref().and_then(|s| s.replicas),
+                remembered: remembered(&s.metadata),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value) -> Result<(), Error> {
+        let pp = PatchParams::default();
+        let r = match w.kind {
+            WorkloadKind::Deployment => {
+                Api::<Deployment>::namespaced(self.client.clone(), ns).patch(&w.name, &pp, &Patch::Merge(patch)).await.map(|_| ())
+            }
+            WorkloadKind::StatefulSet => {
+                Api::<StatefulSet>::namespaced(self.client.clone(), ns).patch(&w.name, &pp, &Patch::Merge(patch)).await.map(|_| ())
+            }
+        };
+        match r {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()), // deleted meanwhile: nothing to scale
+            r => r.map_err(Error::from_kube),
+        }
+    }
+
+    async fn report(&self, t: &TemplateRef, report: &Report) {
+        let (event, label) = event_of(report);
+        if let Some((ev, result)) = label {
+            self.metrics.runs.get_or_create(&RunLabels { event: ev.as_str(), result }).inc();
+        }
+        let reference = ObjectReference {
+            api_version: Some("batch/v1".into()),
+            kind: Some("Job".into()),
+            name: Some(t.name.clone()),
+            namespace: Some(t.namespace.clone()),
+            uid: Some(t.uid.clone()),
+            ..Default::default()
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(namespace = %t.namespace, template = %t.name, error = %e, "could not publish an Event");
+        }
+    }
+}
+
+/// The Kubernetes Event and the metric labels of a report.
+pub fn event_of(report: &Report) -> (KubeEvent, Option<(Event, &'static str)>) {
+    let forced = |f: bool| if f { "forced " } else { "" };
+    match report {
+        Report::RunStarted { event, run, forced: f } => (
+            KubeEvent {
+                type_: EventType::Normal,
+                reason: "RunStarted".into(),
+                note: Some(format!("{}{event} run {run} started", forced(*f))),
+                action: "CreateRun".into(),
+                secondary: None,
+            },
+            Some((*event, "started")),
+        ),
+        Report::RunEnded { event, run, forced: f, outcome } if outcome.succeeded => (
+            KubeEvent {
+                type_: EventType::Normal,
+                reason: "RunSucceeded".into(),
+                note: Some(format!("{}{event} run {run} succeeded", forced(*f))),
+                action: "WatchRun".into(),
+                secondary: None,
+            },
+            Some((*event, "succeeded")),
+        ),
+        Report::RunEnded { event, run, forced: f, outcome } => {
+            let why = match (&outcome.reason, &outcome.message) {
+                (Some(r), Some(m)) => format!("{r}: {m}"),
+                (Some(r), None) => r.clone(),
+                (None, Some(m)) => m.clone(),
+                (None, None) => "no reason given".into(),
+            };
+            (
+                KubeEvent {
+                    type_: EventType::Warning,
+                    reason: "RunFailed".into(),
+                    note: Some(truncate(
+                        &format!("{}{event} run {run} failed ({why}); the environment's transition goes on", forced(*f)),
+                        1000,
+                    )),
+                    action: "WatchRun".into(),
+                    secondary: None,
+                },
+                Some((*event, "failed")),
+            )
+        }
+        Report::ForceRunIgnored { value, why } => (
+            KubeEvent {
+                type_: EventType::Warning,
+                reason: "ForceRunIgnored".into(),
+                note: Some(truncate(&format!("force-run={value:?} ignored and cleared: {why}"), 1000)),
+                action: "ForceRun".into(),
+                secondary: None,
+            },
+            None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,587 @@
+//! The executor against an in-memory cluster that can be killed at any call:
+//! whatever the moment, every event occurrence runs each matching template
+//! exactly once and every transition finishes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use lifecycle_contract::names::{ANNOTATION_DEPLOY_ID, ANNOTATION_ON, LABEL_EVENT, LABEL_JOB, LABEL_RUN, LABEL_STATE};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::*;
+use crate::controller::keys::FINALIZER_OUTPUTS_CLEANUP;
+use crate::controller::model::{LastRuns, parse_json};
+
+const NS: &str = "env1";
+
+#[derive(Default)]
+struct World {
+    ns: Option<Namespace>,
+    jobs: BTreeMap<String, Job>,
+    workloads: BTreeMap<String, Workload>,
+    rv: u64,
+    uids: u64,
+    calls: u64,
+    /// Kill the controller at this call; `true`: the call's write happened (the answer was lost).
+    crash: Option<(u64, bool)>,
+    created: Vec<String>,
+    reports: Vec<(String, Report)>,
+}
+
+impl World {
+    fn next_rv(&mut self) -> String {
+        self.rv += 1;
+        self.rv.to_string()
+    }
+}
+
+struct Mem(Mutex<World>);
+
+fn merge<T: Serialize + DeserializeOwned>(obj: &T, patch: &Value, rv: String) -> Result<T, Error> {
+    let mut doc = serde_json::to_value(obj).unwrap();
+    let mut patch = patch.clone();
+    if let Some(want) = patch.pointer("/metadata/resourceVersion").cloned() {
+        if doc.pointer("/metadata/resourceVersion") != Some(&want) {
+            return Err(Error::Conflict(format!("resourceVersion {want} is stale")));
+        }
+        patch["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    }
+    json_patch::merge(&mut doc, &patch);
+    doc["metadata"]["resourceVersion"] = Value::String(rv);
+    Ok(serde_json::from_value(doc).unwrap())
+}
+
+impl Mem {
+    fn new() -> Mem {
+        Mem(Mutex::new(World::default()))
+    }
+
+    /// One API call; the crash, if it is this one, before or after its effect.
+    fn call<T>(&self, f: impl FnOnce(&mut World) -> Result<T, Error>) -> Result<T, Error> {
+        let mut w = self.0.lock().unwrap();
+        w.calls += 1;
+        if let Some((at, applied)) = w.crash
+            && at == w.calls
+        {
+            w.crash = None;
+            if applied {
+                let _ = f(&mut w);
+            }
+            return Err(Error::Crash);
+        }
+        f(&mut w)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut self.0.lock().unwrap())
+    }
+
+    // ---- what people and the Job controller do ----
+
+    fn create_env(&self, labels: &[(&str, &str)]) {
+        self.with(|w| {
+            let mut l: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            l.insert(LABEL_ENVIRONMENT.into(), String::new());
+            w.ns = Some(Namespace {
+                metadata: ObjectMeta {
+                    name: Some(NS.into()),
+                    uid: Some("ns-uid".into()),
+                    labels: Some(l),
+                    resource_version: Some(w.next_rv()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+        });
+    }
+
+    fn set_label(&self, key: &str, value: &str) {
+        self.with(|w| {
+            let rv = w.next_rv();
+            let ns = w.ns.as_mut().unwrap();
+            ns.metadata.labels.get_or_insert_default().insert(key.into(), value.into());
+            ns.metadata.resource_version = Some(rv);
+        });
+    }
+
+    fn set_ns_annotation(&self, key: &str, value: &str) {
+        self.with(|w| {
+            let rv = w.next_rv();
+            let ns = w.ns.as_mut().unwrap();
+            ns.metadata.annotations.get_or_insert_default().insert(key.into(), value.into());
+            ns.metadata.resource_version = Some(rv);
+        });
+    }
+
+    fn add_template(&self, name: &str, on: &str, extra: &[(&str, &str)]) {
+        self.with(|w| {
+            w.uids += 1;
+            let mut ann: BTreeMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            ann.insert(ANNOTATION_ON.into(), on.into());
+            let job = Job {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some(NS.into()),
+                    uid: Some(format!("uid-{name}-{}", w.uids)),
+                    annotations: Some(ann),
+                    resource_version: Some(w.next_rv()),
+                    ..Default::default()
+                },
+                spec: Some(JobSpec {
+                    suspend: Some(true),
+                    template: PodTemplateSpec {
+                        metadata: None,
+                        spec: Some(PodSpec {
+                            containers: vec![Container { name: "main".into(), image: Some("busybox:local".into()), ..Default::default() }],
+                            ..Default::default()
+                        }),
+                    },
+                    ..Default::default()
+                }),
+                status: None,
+            };
+            w.jobs.insert(name.into(), job);
+        });
+    }
+
+    fn set_job_annotation(&self, name: &str, key: &str, value: &str) {
+        self.with(|w| {
+            let rv = w.next_rv();
+            let job = w.jobs.get_mut(name).unwrap();
+            job.metadata.annotations.get_or_insert_default().insert(key.into(), value.into());
+            job.metadata.resource_version = Some(rv);
+        });
+    }
+
+    fn add_deployment(&self, name: &str, replicas: i32) {
+        self.with(|w| {
+            w.workloads.insert(
+                name.into(),
+                Workload { kind: WorkloadKind::Deployment, name: name.into(), replicas: Some(replicas), remembered: None },
+            );
+        });
+    }
+
+    /// The Job controller: every run without an end ends, failed when `fail` says so.
+    fn finish_runs(&self, fail: impl Fn(&Job) -> bool) {
+        self.with(|w| {
+            let names: Vec<String> = w
+                .jobs
+                .iter()
+                .filter(|(_, j)| j.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)))
+                .filter(|(_, j)| j.status.is_none())
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in names {
+                let rv = w.next_rv();
+                let job = w.jobs.get_mut(&n).unwrap();
+                let failed = fail(job);
+                job.status = Some(JobStatus {
+                    conditions: Some(vec![JobCondition {
+                        type_: if failed { "Failed" } else { "Complete" }.into(),
+                        status: "True".into(),
+                        reason: Some(if failed { "BackoffLimitExceeded" } else { "CompletionsReached" }.into()),
+                        message: Some(if failed { "Job has reached the specified backoff limit" } else { "done" }.into()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                });
+                job.metadata.resource_version = Some(rv);
+            }
+        });
+    }
+
+    // ---- what tests look at ----
+
+    fn runs(&self) -> Vec<(String, String, String)> {
+        self.with(|w| {
+            let mut v: Vec<_> = w
+                .jobs
+                .values()
+                .filter_map(|j| {
+                    let l = j.metadata.labels.as_ref()?;
+                    Some((l.get(LABEL_JOB)?.clone(), l.get(LABEL_EVENT)?.clone(), l.get(LABEL_RUN)?.clone()))
+                })
+                .collect();
+            v.sort();
+            v
+        })
+    }
+
+    fn ns_annotation(&self, key: &str) -> Option<String> {
+        self.with(|w| w.ns.as_ref()?.metadata.annotations.as_ref()?.get(key).cloned())
+    }
+
+    fn last_runs(&self, template: &str) -> LastRuns {
+        self.with(|w| {
+            let a = w.jobs[template].metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_LAST_RUNS)).cloned();
+            parse_json::<LastRuns>(a.as_deref()).unwrap().unwrap_or_default()
+        })
+    }
+
+    fn replicas(&self, name: &str) -> (Option<i32>, Option<String>) {
+        self.with(|w| {
+            let d = &w.workloads[name];
+            (d.replicas, d.remembered.clone())
+        })
+    }
+
+    fn ns_deleting(&self) -> bool {
+        self.with(|w| w.ns.as_ref().is_some_and(|n| n.metadata.deletion_timestamp.is_some()))
+    }
+}
+
+impl Cluster for Mem {
+    async fn get_namespace(&self, name: &str) -> Result<Option<Namespace>, Error> {
+        self.call(|w| Ok(w.ns.clone().filter(|n| n.metadata.name.as_deref() == Some(name))))
+    }
+
+    async fn list_jobs(&self, _ns: &str) -> Result<Vec<Job>, Error> {
+        self.call(|w| Ok(w.jobs.values().cloned().collect()))
+    }
+
+    async fn create_job(&self, _ns: &str, job: &Job) -> Result<Created, Error> {
+        self.call(|w| {
+            let name = job.metadata.name.clone().unwrap();
+            if let Some(existing) = w.jobs.get(&name) {
+                return Ok(Created::Exists(Box::new(existing.clone())));
+            }
+            let mut job = job.clone();
+            w.uids += 1;
+            job.metadata.uid = Some(format!("uid-run-{}", w.uids));
+            job.metadata.resource_version = Some(w.next_rv());
+            w.jobs.insert(name.clone(), job);
+            w.created.push(name);
+            Ok(Created::New)
+        })
+    }
+
+    async fn patch_job(&self, _ns: &str, name: &str, patch: &Value) -> Result<(), Error> {
+        self.call(|w| {
+            let rv = w.next_rv();
+            let job = w.jobs.get(name).ok_or_else(|| Error::Conflict("gone".into()))?;
+            let job = merge(job, patch, rv)?;
+            w.jobs.insert(name.into(), job);
+            Ok(())
+        })
+    }
+
+    async fn patch_namespace(&self, _name: &str, patch: &Value) -> Result<(), Error> {
+        self.call(|w| {
+            let rv = w.next_rv();
+            let ns = merge(w.ns.as_ref().unwrap(), patch, rv)?;
+            w.ns = Some(ns);
+            Ok(())
+        })
+    }
+
+    async fn delete_namespace(&self, _name: &str, uid: &str) -> Result<(), Error> {
+        self.call(|w| {
+            let ns = w.ns.as_mut().unwrap();
+            assert_eq!(ns.metadata.uid.as_deref(), Some(uid));
+            ns.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+            Ok(())
+        })
+    }
+
+    async fn list_workloads(&self, _ns: &str) -> Result<Vec<Workload>, Error> {
+        self.call(|w| Ok(w.workloads.values().cloned().collect()))
+    }
+
+    async fn patch_workload(&self, _ns: &str, wl: &Workload, patch: &Value) -> Result<(), Error> {
+        self.call(|w| {
+            let d = w.workloads.get_mut(&wl.name).unwrap();
+            if let Some(n) = patch.pointer("/spec/replicas") {
+                d.replicas = Some(n.as_i64().unwrap() as i32);
+            }
+            match patch.pointer(&format!("/metadata/annotations/{}", ANNOTATION_REPLICAS_BEFORE_STOP.replace('/', "~1"))) {
+                Some(Value::Null) => d.remembered = None,
+                Some(Value::String(s)) => d.remembered = Some(s.clone()),
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+
+    async fn report(&self, t: &TemplateRef, report: &Report) {
+        self.with(|w| w.reports.push((t.name.clone(), report.clone())));
+    }
+}
+
+fn now() -> String {
+    "2025-01-01T00:00:00Z".into()
+}
+
+/// The controller and the Job controller take turns until things settle.
+async fn settle(mem: &Mem) {
+    for _ in 0..12 {
+        let _ = reconcile_env(mem, NS, now).await;
+        mem.finish_runs(|j| j.metadata.name.as_deref().is_some_and(|n| n.starts_with("flaky")));
+    }
+}
+
+/// A life of an environment: created, redeployed, stopped, started, forced,
+/// given a new template, deleted.
+async fn life(mem: &Mem) {
+    mem.add_template("seed", "start", &[]);
+    mem.add_template("cleanup", "stop,delete", &[]);
+    mem.add_template("flaky", "stop", &[]);
+    mem.add_deployment("web", 3);
+    mem.add_deployment("idle", 0);
+    mem.create_env(&[]);
+    settle(mem).await;
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v2");
+    settle(mem).await;
+    mem.set_label(LABEL_STATE, "stopped");
+    settle(mem).await;
+    mem.set_label(LABEL_STATE, "started");
+    settle(mem).await;
+    mem.set_job_annotation("cleanup", ANNOTATION_FORCE_RUN, "stop");
+    settle(mem).await;
+    mem.add_template("migrate", "start", &[]);
+    settle(mem).await;
+    mem.set_label(LABEL_STATE, "deleted");
+    settle(mem).await;
+}
+
+fn expected_runs() -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = [
+        ("seed", "start", "1"),
+        ("seed", "start", "2"),
+        ("cleanup", "stop", "3"),
+        ("flaky", "stop", "3"),
+        ("seed", "start", "4"),
+        ("cleanup", "stop", "force-1"),
+        ("migrate", "start", "4"),
+        ("cleanup", "delete", "5"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_whole_life_without_crashes() {
+    let mem = Mem::new();
+    mem.add_template("seed", "start", &[]);
+    mem.add_template("cleanup", "stop,delete", &[]);
+    mem.add_template("flaky", "stop", &[]);
+    mem.add_deployment("web", 3);
+    mem.add_deployment("idle", 0);
+    mem.create_env(&[]);
+    let _ = reconcile_env(&mem, NS, now).await;
+    // Finalizers first, then the start run of occurrence 1, in flight.
+    assert!(mem.with(|w| w.jobs["seed"].metadata.finalizers.clone().unwrap().contains(&FINALIZER_OUTPUTS_CLEANUP.to_string())));
+    assert_eq!(mem.runs(), vec![("seed".into(), "start".into(), "1".into())]);
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("starting: 0/1 start jobs done"));
+    settle(&mem).await;
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started"));
+    assert_eq!(mem.ns_annotation(ANNOTATION_TRANSITION), None);
+    assert_eq!(mem.last_runs("seed").start.unwrap().result, RunResult::Succeeded);
+
+    mem.set_label(LABEL_STATE, "stopped");
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("stopping: 0/2 stop jobs done"));
+    // Workloads are untouched while the stop jobs run.
+    assert_eq!(mem.replicas("web"), (Some(3), None));
+    mem.finish_runs(|j| j.metadata.name.as_deref().unwrap().starts_with("flaky"));
+    let _ = reconcile_env(&mem, NS, now).await;
+    // The failed run is reported, and the stop goes on.
+    assert_eq!(mem.replicas("web"), (Some(0), Some("3".into())));
+    assert_eq!(mem.replicas("idle"), (Some(0), None));
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("stopped; stop jobs failed: flaky"));
+    let flaky = mem.last_runs("flaky").stop.unwrap();
+    assert_eq!((flaky.result, flaky.reason.as_deref()), (RunResult::Failed, Some("BackoffLimitExceeded")));
+    assert!(mem.with(|w| w.reports.iter().any(|(t, r)| t == "flaky"
+        && matches!(r, Report::RunEnded { outcome, .. } if !outcome.succeeded))));
+
+    mem.set_label(LABEL_STATE, "started");
+    let _ = reconcile_env(&mem, NS, now).await;
+    // Start jobs first: the workloads stay down until they end.
+    assert_eq!(mem.replicas("web"), (Some(0), Some("3".into())));
+    mem.finish_runs(|_| false);
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert_eq!(mem.replicas("web"), (Some(3), None));
+    assert_eq!(mem.replicas("idle"), (Some(0), None));
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started"));
+}
+
+#[tokio::test]
+async fn the_whole_life_runs_each_occurrence_once() {
+    let mem = Mem::new();
+    life(&mem).await;
+    assert_eq!(mem.runs(), expected_runs());
+    assert!(mem.ns_deleting());
+    assert_eq!(mem.with(|w| w.created.len()), expected_runs().len());
+    assert_eq!(mem.replicas("web"), (Some(3), None));
+    // force-run was taken and cleared.
+    assert!(mem.with(|w| !w.jobs["cleanup"].metadata.annotations.as_ref().unwrap().contains_key(ANNOTATION_FORCE_RUN)));
+    let forced = mem.last_runs("cleanup").force.unwrap();
+    assert_eq!((forced.event, forced.occurrence.as_str(), forced.result), (Some(Event::Stop), "force-1", RunResult::Succeeded));
+}
+
+/// Kill the controller at every single API call of a whole life, before or
+/// after the call's effect: the runs are exactly those of a life without crashes.
+#[tokio::test]
+async fn crashes_at_any_call_create_no_duplicate_and_miss_nothing() {
+    let total = {
+        let mem = Mem::new();
+        life(&mem).await;
+        mem.with(|w| w.calls)
+    };
+    assert!(total > 50, "{total}");
+    for at in 1..=total {
+        for applied in [false, true] {
+            let mem = Mem::new();
+            mem.with(|w| w.crash = Some((at, applied)));
+            life(&mem).await;
+            let created = mem.with(|w| w.created.clone());
+            let unique: BTreeSet<_> = created.iter().collect();
+            assert_eq!(unique.len(), created.len(), "crash at call {at} (applied: {applied}): a run created twice");
+            assert_eq!(mem.runs(), expected_runs(), "crash at call {at} (applied: {applied})");
+            assert!(mem.ns_deleting(), "crash at call {at} (applied: {applied}): the delete did not finish");
+            assert_eq!(mem.replicas("web"), (Some(3), None), "crash at call {at} (applied: {applied})");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_event_waits_for_runs_in_flight_and_states_collapse() {
+    let mem = Mem::new();
+    mem.add_template("seed", "start", &[]);
+    mem.add_template("cleanup", "stop", &[]);
+    mem.add_deployment("web", 2);
+    mem.create_env(&[]);
+    let _ = reconcile_env(&mem, NS, now).await;
+    // The start run is in flight; stop, then started again with a redeploy: one more start, no stop.
+    mem.set_label(LABEL_STATE, "stopped");
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert_eq!(mem.runs().len(), 1);
+    mem.set_label(LABEL_STATE, "started");
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v2");
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v3");
+    settle(&mem).await;
+    let runs: Vec<_> = mem.runs().into_iter().map(|(t, e, o)| format!("{t}/{e}/{o}")).collect();
+    assert_eq!(runs, vec!["seed/start/1", "seed/start/2"]);
+    assert_eq!(mem.replicas("web"), (Some(2), None));
+}
+
+#[tokio::test]
+async fn forced_runs_wait_for_transitions_and_bad_ones_are_refused() {
+    let mem = Mem::new();
+    mem.add_template("seed", "start,stop", &[("lifecycle-jobs.dev/on-stop-args", r#"["stopping"]"#)]);
+    mem.create_env(&[]);
+    let _ = reconcile_env(&mem, NS, now).await; // start 1 in flight
+    mem.set_job_annotation("seed", ANNOTATION_FORCE_RUN, "stop");
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert_eq!(mem.runs().len(), 1, "a forced run waits for the transition");
+    settle(&mem).await;
+    let runs = mem.runs();
+    assert_eq!(runs.len(), 2);
+    let forced = mem.with(|w| {
+        w.jobs.values().find(|j| j.metadata.labels.as_ref().and_then(|l| l.get(LABEL_RUN)).map(String::as_str) == Some("force-1")).cloned().unwrap()
+    });
+    let c = &forced.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(c.args.as_ref().unwrap(), &vec!["stopping".to_string()]);
+    // Nothing was stopped.
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started"));
+
+    mem.set_job_annotation("seed", ANNOTATION_FORCE_RUN, "delete");
+    settle(&mem).await;
+    assert_eq!(mem.runs().len(), 2);
+    assert!(mem.with(|w| !w.jobs["seed"].metadata.annotations.as_ref().unwrap().contains_key(ANNOTATION_FORCE_RUN)));
+    assert!(mem.with(|w| w.reports.iter().any(|(_, r)| matches!(r, Report::ForceRunIgnored { value, .. } if value == "delete"))));
+
+    // Forced twice: two runs, distinct occurrences.
+    mem.set_job_annotation("seed", ANNOTATION_FORCE_RUN, "start");
+    settle(&mem).await;
+    assert!(mem.runs().contains(&("seed".into(), "start".into(), "force-2".into())));
+}
+
+#[tokio::test]
+async fn a_run_deleted_before_it_ends_is_a_failure_and_the_transition_goes_on() {
+    let mem = Mem::new();
+    mem.add_template("teardown", "delete", &[]);
+    mem.create_env(&[(LABEL_STATE, "deleted")]);
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert_eq!(mem.runs().len(), 1);
+    mem.with(|w| w.jobs.retain(|_, j| !j.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN))));
+    let _ = reconcile_env(&mem, NS, now).await;
+    let rec = mem.last_runs("teardown").delete.unwrap();
+    assert_eq!((rec.result, rec.reason.as_deref()), (RunResult::Failed, Some("RunDeleted")));
+    assert!(mem.ns_deleting());
+    assert_eq!(mem.with(|w| w.created.len()), 1, "not created again");
+}
+
+#[tokio::test]
+async fn a_delete_cancelled_during_its_runs_keeps_the_namespace() {
+    let mem = Mem::new();
+    mem.add_template("teardown", "delete", &[]);
+    mem.add_template("seed", "start", &[]);
+    mem.create_env(&[]);
+    settle(&mem).await;
+    mem.set_label(LABEL_STATE, "deleted");
+    let _ = reconcile_env(&mem, NS, now).await;
+    mem.set_label(LABEL_STATE, "started");
+    settle(&mem).await;
+    assert!(!mem.ns_deleting());
+    let runs: Vec<_> = mem.runs().into_iter().map(|(t, e, o)| format!("{t}/{e}/{o}")).collect();
+    assert_eq!(runs, vec!["seed/start/1", "seed/start/3", "teardown/delete/2"]);
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started"));
+}
+
+#[tokio::test]
+async fn an_environment_without_jobs_moves_at_once() {
+    let mem = Mem::new();
+    mem.add_deployment("web", 1);
+    mem.create_env(&[(LABEL_STATE, "stopped")]);
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert_eq!(mem.replicas("web"), (Some(0), Some("1".into())));
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("stopped"));
+    mem.set_label(LABEL_STATE, "deleted");
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert!(mem.ns_deleting());
+}
+
+#[tokio::test]
+async fn a_name_taken_by_a_stranger_is_reported_not_adopted() {
+    let mem = Mem::new();
+    mem.add_template("seed", "start", &[]);
+    mem.create_env(&[]);
+    // Add the finalizer first so that the uid is known, then squat the run's name.
+    let _ = mem.with(|w| {
+        w.jobs.get_mut("seed").unwrap().metadata.finalizers = Some(vec![FINALIZER_OUTPUTS_CLEANUP.into()]);
+    });
+    let uid = mem.with(|w| w.jobs["seed"].metadata.uid.clone().unwrap());
+    let name = crate::controller::run_job::run_name("seed", Event::Start, &crate::controller::run_job::suffix(&uid, Event::Start, "1"));
+    mem.with(|w| {
+        w.jobs.insert(name.clone(), Job { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() });
+    });
+    settle(&mem).await;
+    let rec = mem.last_runs("seed").start.unwrap();
+    assert_eq!((rec.result, rec.reason.as_deref()), (RunResult::Failed, Some("NameConflict")));
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started; start jobs failed: seed"));
+}
+
+#[test]
+fn reports_become_events_and_metrics() {
+    let (e, m) = event_of(&Report::RunEnded {
+        event: Event::Stop,
+        run: "a-stop-x".into(),
+        forced: false,
+        outcome: Outcome { succeeded: false, reason: Some("DeadlineExceeded".into()), message: Some("too slow".into()) },
+    });
+    assert_eq!(e.reason, "RunFailed");
+    assert_eq!(e.type_, EventType::Warning);
+    assert_eq!(e.note.unwrap(), "stop run a-stop-x failed (DeadlineExceeded: too slow); the environment's transition goes on");
+    assert_eq!(m, Some((Event::Stop, "failed")));
+    let (e, m) = event_of(&Report::RunStarted { event: Event::Start, run: "r".into(), forced: true });
+    assert_eq!((e.reason.as_str(), e.note.unwrap().as_str()), ("RunStarted", "forced start run r started"));
+    assert_eq!(m, Some((Event::Start, "started")));
+}

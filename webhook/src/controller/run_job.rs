@@ -1,0 +1,403 @@
+//! A run: the Job created from a template for one event occurrence.
+//!
+//! Its name is deterministic per (template, event, occurrence), so a
+//! controller that crashed after creating it and tries again gets
+//! `AlreadyExists` instead of a second run.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use lifecycle_contract::names::{
+    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_JOB_ID, DOMAIN, LABEL_EVENT, LABEL_JOB, LABEL_RUN,
+    annotation_on_args, annotation_on_command,
+};
+use lifecycle_contract::{Event, JobId};
+use sha2::{Digest, Sha256};
+
+use super::keys::{JOB_CONTROLLER_LABELS, LAST_APPLIED};
+
+/// Longest Job name: Job names become pod label values.
+pub const MAX_NAME: usize = 63;
+/// Length of the occurrence suffix of a run's name.
+pub const SUFFIX_LEN: usize = 8;
+/// Characters of the suffix (those Kubernetes uses for generated names: no
+/// vowels, no look-alikes).
+const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// Finished runs are kept at least this long (`ttlSecondsAfterFinished` of a
+/// template below it is raised to it): the controller must see a run's end to
+/// record it, even across a leader change.
+pub const MIN_TTL_AFTER_FINISHED: i32 = 300;
+
+/// The suffix of a run's name: a hash of the template's UID (a re-created
+/// template with the same name gets other names), the event and the occurrence.
+pub fn suffix(template_uid: &str, event: Event, occurrence: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [template_uid, event.as_str(), occurrence] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    // 8 bytes → 64 bits, enough for 8 characters of a 27-letter alphabet (~38 bits).
+    let mut n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    let mut out = String::with_capacity(SUFFIX_LEN);
+    for _ in 0..SUFFIX_LEN {
+        out.push(ALPHABET[(n % ALPHABET.len() as u64) as usize] as char);
+        n /= ALPHABET.len() as u64;
+    }
+    out
+}
+
+/// `<template>-<event>-<suffix>`, the template part cut so that the whole fits
+/// in 63 characters (and still ends with a letter or digit).
+pub fn run_name(template: &str, event: Event, suffix: &str) -> String {
+    let tail = format!("-{event}-{suffix}");
+    let room = MAX_NAME.saturating_sub(tail.len());
+    let mut cut = template.len().min(room);
+    while !template.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let head = template[..cut].trim_end_matches(['-', '.']);
+    format!("{head}{tail}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("the template has no name, namespace or uid")]
+    Unnamed,
+    #[error("the template has no containers")]
+    NoContainers,
+    #[error("annotation {annotation}={name:?} names no container of the template; its containers are {names:?}")]
+    NoSuchContainer { annotation: &'static str, name: String, names: Vec<String> },
+    #[error("annotation {annotation} must be a JSON array of strings, e.g. [\"sh\",\"-c\",\"echo hello\"]: {error}")]
+    BadCommand { annotation: String, error: String },
+}
+
+/// The run of `template` for `event`, occurrence `occurrence`, named `name`:
+/// - a copy of the template's spec, not suspended, without the selector and the
+///   Job controller's labels (the Job controller generates new ones);
+/// - owned by the template (controller, blockOwnerDeletion): it goes with it;
+/// - labels `job`, `event`, `run`; annotation `job-id` = the template's JOBID, so
+///   that the run publishes its outputs under the template's variables;
+/// - no template annotations (`on`, `force-run`, `outputs`, …): a run is no template;
+/// - the event's `on-<event>-command` / `on-<event>-args` in the chosen container.
+pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> Result<Job, BuildError> {
+    let meta = &template.metadata;
+    let (Some(tname), Some(namespace), Some(uid)) = (&meta.name, &meta.namespace, &meta.uid) else {
+        return Err(BuildError::Unnamed);
+    };
+    let annotations = meta.annotations.clone().unwrap_or_default();
+    let job_id = JobId::derive(annotations.get(ANNOTATION_JOB_ID).map(String::as_str), tname);
+
+    let mut labels: BTreeMap<String, String> = meta.labels.clone().unwrap_or_default();
+    for k in JOB_CONTROLLER_LABELS {
+        labels.remove(k);
+    }
+    labels.insert(LABEL_JOB.into(), tname.clone());
+    labels.insert(LABEL_EVENT.into(), event.as_str().into());
+    labels.insert(LABEL_RUN.into(), occurrence.into());
+
+    let keep = |k: &str| {
+        k != LAST_APPLIED
+            && (!k.starts_with(&format!("{DOMAIN}/")) || k == ANNOTATION_CAPTURE_OUTPUT || k == ANNOTATION_CONTAINER)
+    };
+    let mut run_annotations: BTreeMap<String, String> =
+        annotations.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    run_annotations.insert(ANNOTATION_JOB_ID.into(), job_id.as_str().into());
+
+    let mut spec = template.spec.clone().unwrap_or_default();
+    spec.suspend = Some(false);
+    spec.selector = None;
+    spec.manual_selector = None;
+    if let Some(ttl) = spec.ttl_seconds_after_finished.as_mut() {
+        *ttl = (*ttl).max(MIN_TTL_AFTER_FINISHED);
+    }
+    if let Some(pod_labels) = spec.template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        for k in JOB_CONTROLLER_LABELS {
+            pod_labels.remove(k);
+        }
+    }
+
+    let command = json_list(&annotations, annotation_on_command(event))?;
+    let args = json_list(&annotations, annotation_on_args(event))?;
+    if command.is_some() || args.is_some() {
+        let containers = &mut spec.template.spec.get_or_insert_with(Default::default).containers;
+        if containers.is_empty() {
+            return Err(BuildError::NoContainers);
+        }
+        let index = match annotations.get(ANNOTATION_CONTAINER) {
+            None => 0,
+            Some(wanted) => containers.iter().position(|c| &c.name == wanted).ok_or_else(|| {
+                BuildError::NoSuchContainer {
+                    annotation: ANNOTATION_CONTAINER,
+                    name: wanted.clone(),
+                    names: containers.iter().map(|c| c.name.clone()).collect(),
+                }
+            })?,
+        };
+        let c = &mut containers[index];
+        if let Some(command) = command {
+            c.command = Some(command);
+        }
+        if let Some(args) = args {
+            c.args = Some(args);
+        }
+    }
+
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.clone()),
+            labels: Some(labels),
+            annotations: Some(run_annotations),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: tname.clone(),
+                uid: uid.clone(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    })
+}
+
+fn json_list(annotations: &BTreeMap<String, String>, key: String) -> Result<Option<Vec<String>>, BuildError> {
+    match annotations.get(&key) {
+        None => Ok(None),
+        Some(v) => serde_json::from_str::<Vec<String>>(v)
+            .map(Some)
+            .map_err(|e| BuildError::BadCommand { annotation: key, error: e.to_string() }),
+    }
+}
+
+/// The existing Job named like a run is that run: owned by the template and
+/// labelled with the same event and occurrence. (Anything else is a name
+/// collision, reported rather than taken for the run.)
+pub fn is_same_run(existing: &Job, template_uid: &str, event: Event, occurrence: &str) -> bool {
+    let owned = existing.metadata.owner_references.iter().flatten().any(|o| o.uid == template_uid);
+    let labels = existing.metadata.labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    owned && label(LABEL_EVENT) == Some(event.as_str()) && label(LABEL_RUN) == Some(occurrence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::JobSpec;
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use lifecycle_contract::names::{ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_OUTPUTS, LABEL_CAPTURE};
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn template(annotations: &[(&str, &str)]) -> Job {
+        let controller_labels = [
+            ("controller-uid", "u-1"),
+            ("batch.kubernetes.io/controller-uid", "u-1"),
+            ("job-name", "migrate"),
+            ("batch.kubernetes.io/job-name", "migrate"),
+        ];
+        let mut pod_labels = controller_labels.to_vec();
+        pod_labels.push((LABEL_CAPTURE, "MIGRATE"));
+        pod_labels.push(("app", "db"));
+        let mut job_labels = controller_labels.to_vec();
+        job_labels.push(("team", "data"));
+        Job {
+            metadata: ObjectMeta {
+                name: Some("migrate".into()),
+                namespace: Some("env1".into()),
+                uid: Some("u-1".into()),
+                resource_version: Some("42".into()),
+                labels: Some(map(&job_labels)),
+                annotations: Some(map(annotations)),
+                finalizers: Some(vec!["lifecycle-jobs.dev/outputs-cleanup".into()]),
+                ..Default::default()
+            },
+            spec: Some(JobSpec {
+                suspend: Some(true),
+                manual_selector: Some(false),
+                selector: Some(LabelSelector {
+                    match_labels: Some(map(&[("batch.kubernetes.io/controller-uid", "u-1")])),
+                    ..Default::default()
+                }),
+                backoff_limit: Some(2),
+                active_deadline_seconds: Some(600),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta { labels: Some(map(&pod_labels)), ..Default::default() }),
+                    spec: Some(PodSpec {
+                        containers: vec![
+                            Container {
+                                name: "main".into(),
+                                image: Some("busybox:local".into()),
+                                command: Some(vec!["sh".into()]),
+                                args: Some(vec!["-c".into(), "echo default".into()]),
+                                ..Default::default()
+                            },
+                            Container { name: "helper".into(), ..Default::default() },
+                        ],
+                        restart_policy: Some("Never".into()),
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn suffixes_are_deterministic_and_distinct() {
+        let a = suffix("uid-1", Event::Start, "3");
+        assert_eq!(a, suffix("uid-1", Event::Start, "3"));
+        assert_eq!(a.len(), SUFFIX_LEN);
+        assert!(a.bytes().all(|b| ALPHABET.contains(&b)));
+        assert_ne!(a, suffix("uid-1", Event::Start, "4"));
+        assert_ne!(a, suffix("uid-1", Event::Stop, "3"));
+        assert_ne!(a, suffix("uid-2", Event::Start, "3"));
+        // No ambiguity from concatenation.
+        assert_ne!(suffix("uid-1", Event::Start, "13"), suffix("uid-11", Event::Start, "3"));
+        let many: std::collections::HashSet<_> = (0..5000).map(|i| suffix("u", Event::Start, &i.to_string())).collect();
+        assert_eq!(many.len(), 5000);
+    }
+
+    #[test]
+    fn names_fit_in_63_characters() {
+        assert_eq!(run_name("migrate", Event::Start, "bcdfghjk"), "migrate-start-bcdfghjk");
+        let long = "a".repeat(63);
+        for event in Event::ALL {
+            let n = run_name(&long, event, "bcdfghjk");
+            assert_eq!(n.len(), 63, "{n}");
+            assert!(n.ends_with(&format!("-{event}-bcdfghjk")));
+        }
+        // The cut never leaves a dash or a dot before the event.
+        let tricky = format!("{}-.-b", "a".repeat(47));
+        let n = run_name(&tricky, Event::Delete, "bcdfghjk");
+        assert!(n.len() <= 63);
+        assert!(!n.contains("--delete") && !n.contains(".-delete"), "{n}");
+        assert!(n.starts_with(&"a".repeat(47)));
+    }
+
+    #[test]
+    fn builds_a_run_from_a_template() {
+        let t = template(&[
+            (ANNOTATION_ON, "start,stop"),
+            (ANNOTATION_FORCE_RUN, "stop"),
+            (ANNOTATION_OUTPUTS, "{}"),
+            ("lifecycle-jobs.dev/on-stop-command", r#"["sh","-c"]"#),
+            ("lifecycle-jobs.dev/on-stop-args", r#"["echo stopping"]"#),
+            ("lifecycle-jobs.dev/last-runs", "{}"),
+            (LAST_APPLIED, "{...}"),
+            ("example.com/owner", "team-a"),
+        ]);
+        let run = build_run(&t, Event::Stop, "5", "migrate-stop-bcdfghjk").unwrap();
+        let m = &run.metadata;
+        assert_eq!(m.name.as_deref(), Some("migrate-stop-bcdfghjk"));
+        assert_eq!(m.namespace.as_deref(), Some("env1"));
+        assert_eq!(m.resource_version, None);
+        assert_eq!(m.uid, None);
+        assert_eq!(m.finalizers, None);
+        assert_eq!(
+            m.labels.as_ref().unwrap(),
+            &map(&[("team", "data"), (LABEL_JOB, "migrate"), (LABEL_EVENT, "stop"), (LABEL_RUN, "5")])
+        );
+        assert_eq!(m.annotations.as_ref().unwrap(), &map(&[("example.com/owner", "team-a"), (ANNOTATION_JOB_ID, "MIGRATE")]));
+        let owner = &m.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()), ("Job", "migrate", "u-1"));
+        assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
+
+        let spec = run.spec.unwrap();
+        assert_eq!(spec.suspend, Some(false));
+        assert_eq!(spec.selector, None);
+        assert_eq!(spec.manual_selector, None);
+        assert_eq!(spec.backoff_limit, Some(2));
+        assert_eq!(spec.active_deadline_seconds, Some(600));
+        assert_eq!(spec.ttl_seconds_after_finished, None);
+        let pod = spec.template;
+        assert_eq!(
+            pod.metadata.unwrap().labels.unwrap(),
+            map(&[(LABEL_CAPTURE, "MIGRATE"), ("app", "db")])
+        );
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        assert_eq!(c.command.as_ref().unwrap(), &vec!["sh".to_string(), "-c".to_string()]);
+        assert_eq!(c.args.as_ref().unwrap(), &vec!["echo stopping".to_string()]);
+        assert_eq!(c.image.as_deref(), Some("busybox:local"));
+    }
+
+    #[test]
+    fn default_command_and_chosen_container() {
+        let t = template(&[
+            (ANNOTATION_ON, "start,stop"),
+            (ANNOTATION_CONTAINER, "helper"),
+            ("lifecycle-jobs.dev/on-start-args", r#"["seed"]"#),
+            (ANNOTATION_JOB_ID, "zf138d9c8"),
+            (ANNOTATION_CAPTURE_OUTPUT, "true"),
+        ]);
+        // Stop has no per-event command: the template's own.
+        let stop = build_run(&t, Event::Stop, "2", "n").unwrap();
+        let cs = &stop.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers;
+        assert_eq!(cs[0].args.as_ref().unwrap(), &vec!["-c".to_string(), "echo default".to_string()]);
+        assert_eq!(cs[1].args, None);
+        let ann = stop.metadata.annotations.as_ref().unwrap();
+        assert_eq!(ann.get(ANNOTATION_JOB_ID).map(String::as_str), Some("ZF138D9C8"));
+        assert_eq!(ann.get(ANNOTATION_CONTAINER).map(String::as_str), Some("helper"));
+        assert_eq!(ann.get(ANNOTATION_CAPTURE_OUTPUT).map(String::as_str), Some("true"));
+        // Start: args in the helper container only, its command untouched.
+        let start = build_run(&t, Event::Start, "2", "n").unwrap();
+        let cs = &start.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers;
+        assert_eq!(cs[1].args.as_ref().unwrap(), &vec!["seed".to_string()]);
+        assert_eq!(cs[1].command, None);
+        assert_eq!(cs[0].args.as_ref().unwrap(), &vec!["-c".to_string(), "echo default".to_string()]);
+    }
+
+    #[test]
+    fn ttl_is_raised_to_the_minimum() {
+        let mut t = template(&[(ANNOTATION_ON, "start")]);
+        t.spec.as_mut().unwrap().ttl_seconds_after_finished = Some(0);
+        let run = build_run(&t, Event::Start, "1", "n").unwrap();
+        assert_eq!(run.spec.unwrap().ttl_seconds_after_finished, Some(MIN_TTL_AFTER_FINISHED));
+        t.spec.as_mut().unwrap().ttl_seconds_after_finished = Some(86400);
+        let run = build_run(&t, Event::Start, "1", "n").unwrap();
+        assert_eq!(run.spec.unwrap().ttl_seconds_after_finished, Some(86400));
+    }
+
+    #[test]
+    fn broken_templates_are_reported() {
+        let t = template(&[(ANNOTATION_ON, "stop"), ("lifecycle-jobs.dev/on-stop-command", "sh -c")]);
+        let e = build_run(&t, Event::Stop, "1", "n").unwrap_err();
+        assert!(matches!(e, BuildError::BadCommand { .. }));
+        assert!(e.to_string().contains("lifecycle-jobs.dev/on-stop-command"), "{e}");
+        // A broken annotation of another event does not matter.
+        assert!(build_run(&t, Event::Start, "1", "n").is_ok());
+
+        let t = template(&[
+            (ANNOTATION_ON, "stop"),
+            (ANNOTATION_CONTAINER, "nope"),
+            ("lifecycle-jobs.dev/on-stop-args", "[]"),
+        ]);
+        let e = build_run(&t, Event::Stop, "1", "n").unwrap_err();
+        assert!(e.to_string().contains("\"nope\"") && e.to_string().contains("helper"), "{e}");
+
+        let mut t = template(&[(ANNOTATION_ON, "stop")]);
+        t.metadata.uid = None;
+        assert_eq!(build_run(&t, Event::Stop, "1", "n").unwrap_err(), BuildError::Unnamed);
+    }
+
+    #[test]
+    fn recognises_its_own_run() {
+        let t = template(&[(ANNOTATION_ON, "start")]);
+        let mut run = build_run(&t, Event::Start, "3", "n").unwrap();
+        assert!(is_same_run(&run, "u-1", Event::Start, "3"));
+        assert!(!is_same_run(&run, "u-2", Event::Start, "3"));
+        assert!(!is_same_run(&run, "u-1", Event::Start, "4"));
+        assert!(!is_same_run(&run, "u-1", Event::Stop, "3"));
+        run.metadata.owner_references = None;
+        assert!(!is_same_run(&run, "u-1", Event::Start, "3"));
+    }
+}

@@ -1,0 +1,340 @@
+//! `POST /v1/outputs`: an agent hands over its job's output file.
+//!
+//! Order of the checks: body size (413), the agent's error header (400 if
+//! both a body and the header), the bearer token (401), the pod, its
+//! namespace and its Job (403), the main containers' exit codes and the Job's
+//! failure (409, or 503 while the kubelet's status lags), the agent's error
+//! (422), the file rules (422), a replay by the same pod (200 or 409), then
+//! the publication: the ConfigMap and Secret, the summary on the Job, Events.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::{Api, Client};
+use lifecycle_contract::names::{AGENT_ERROR_HEADER, ANNOTATION_OUTPUTS, OUTPUT_FILE_MAX_BYTES, field_manager};
+use lifecycle_contract::output::{self, Output};
+use serde::Serialize;
+use serde_json::json;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::error::Error;
+use super::events::{self, REASON_PUBLISHED, REASON_REJECTED, REASON_TAKEN_OVER};
+use super::exit::{job_failure, verdict, wait_for_main_containers};
+use super::identity::{self, Subject, job_ref, one_line};
+use super::plan::{plan, same_as_published};
+use super::retry::retry;
+use super::{store, summary};
+use crate::metrics::ReasonLabels;
+use crate::state::AppState;
+
+/// Job annotation: which pod published the job's current outputs,
+/// `<pod-name>/<pod-uid>`. Written with [`ANNOTATION_OUTPUTS`] in one patch;
+/// it makes a retried submission of the same pod idempotent (200) and a
+/// different one from that pod a 409.
+pub const ANNOTATION_OUTPUTS_PUBLISHED_BY: &str = "lifecycle-jobs.dev/outputs-published-by";
+
+/// Field manager of the summary annotations on Jobs.
+pub const SUMMARY_FIELD_MANAGER: &str = "lifecycle-jobs.dev/outputs-api";
+
+/// The answer to an accepted submission.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Accepted {
+    pub message: String,
+    /// Outputs published (0: nothing changed).
+    pub outputs: usize,
+    /// Ignored parts of the file (unknown fields); never values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        (StatusCode::OK, Json(self)).into_response()
+    }
+}
+
+pub async fn post_outputs(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let span = tracing::info_span!("outputs", namespace = Empty, pod = Empty, job = Empty, job_id = Empty);
+    async move {
+        let started = Instant::now();
+        let result = handle(&state, &headers, body).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(accepted) => {
+                tracing::info!(outputs = accepted.outputs, elapsed_ms, message = %accepted.message, "accepted");
+                accepted.into_response()
+            }
+            Err(e) => {
+                if let Some(reason) = e.metric_reason() {
+                    state.metrics.outputs_rejected.get_or_create(&ReasonLabels { reason }).inc();
+                }
+                let status = e.status().as_u16();
+                if e.status().is_server_error() {
+                    tracing::warn!(status, elapsed_ms, message = %e, "not published");
+                } else {
+                    tracing::info!(status, elapsed_ms, message = %e, errors = e.errors().len(), "refused");
+                }
+                e.into_response()
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, Error> {
+    let body = read_body(headers, body).await?;
+    let agent_error = agent_error(headers)?;
+    if agent_error.is_some() && !body.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "send either the output file as the body or the {AGENT_ERROR_HEADER} header with an empty body, not both"
+        )));
+    }
+    let token = identity::bearer_token(headers)?;
+    let id = identity::authenticate(&state.client, token).await?;
+    let span = tracing::Span::current();
+    span.record("namespace", id.namespace.as_str());
+    span.record("pod", id.pod_name.as_str());
+    let subject = identity::resolve(&state.client, id).await?;
+    span.record("job", subject.job_name());
+    span.record("job_id", subject.job_id.as_str());
+
+    let result = for_job(state, &subject, &body, agent_error).await;
+    if let Err(e) = &result
+        && e.warrants_event()
+    {
+        let refs = subject.job_refs();
+        events::emit(&state.client, &state.config.pod_name, &refs, EventType::Warning, REASON_REJECTED, events::rejected_note(e)).await;
+    }
+    result
+}
+
+/// Everything after the caller is known to be a pod of `subject.job`.
+async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: Option<String>) -> Result<Accepted, Error> {
+    let client = &state.client;
+    let id = &subject.identity;
+    let containers = wait_for_main_containers(client, id, &subject.pod).await?;
+    verdict(&containers, job_failure(&subject.job).as_deref(), subject.job_name(), &id.pod())?;
+
+    if let Some(reason) = agent_error {
+        return Err(Error::AgentError(format!(
+            "the agent could not read the output file: {reason}. Nothing was published and the job's earlier outputs stay"
+        )));
+    }
+    if body.is_empty() {
+        return Ok(nothing("no output file (or an empty one): nothing published, the job's earlier outputs stay", vec![]));
+    }
+    let outputs = output::parse(body).map_err(|r| Error::Invalid {
+        message: format!(
+            "output file rejected ({} error{}): nothing was published and the job's earlier outputs stay; fix the file (`lifecycle-agent validate FILE` checks it) and run the job again",
+            r.errors.len(),
+            if r.errors.len() == 1 { "" } else { "s" }
+        ),
+        errors: r.errors.iter().map(ToString::to_string).collect(),
+    })?;
+    let warnings: Vec<String> = outputs.warnings.iter().map(ToString::to_string).collect();
+    for w in &warnings {
+        tracing::info!(warning = %w, "output file warning");
+    }
+    if outputs.is_empty() {
+        return Ok(nothing("the output file holds no outputs: nothing published, the job's earlier outputs stay", warnings));
+    }
+
+    let ns = id.namespace.as_str();
+    let job_id = &subject.job_id;
+    let plan = plan(job_id, &outputs.entries);
+    for alias in &plan.shadowed_aliases {
+        tracing::info!(alias = %alias, "alias not written: it is also one of the job's full variable names, which wins");
+    }
+    let current = store::load(client, ns).await?;
+    if let Some((pod_name, pod_uid)) = published_by(&subject.job)
+        && pod_uid == id.pod_uid
+    {
+        if same_as_published(&plan, &field_manager(job_id), &current) {
+            return Ok(Accepted {
+                message: format!("already published by this pod: {} outputs of job {job_id}, unchanged", outputs.entries.len()),
+                outputs: outputs.entries.len(),
+                warnings,
+            });
+        }
+        return Err(Error::Replayed(format!(
+            "pod {ns}/{pod_name} already published the outputs of job {job_id}, and this submission differs from what is published now \
+             (different content, or a later publish replaced it): a pod publishes once; nothing changed"
+        )));
+    }
+
+    let published = store::publish(client, ns, job_id, &plan, &current).await?;
+    record_summary(client, subject, &outputs.entries).await?;
+    state.metrics.outputs_published.inc();
+
+    let refs = subject.job_refs();
+    let instance = state.config.pod_name.as_str();
+    events::emit(client, instance, &refs, EventType::Normal, REASON_PUBLISHED, events::published_note(job_id, &outputs.entries)).await;
+    for (previous, keys) in events::group_takeovers(&published.takeovers) {
+        let other = state.jobs.other_owner(ns, &previous, "");
+        let note = events::takeover_note(
+            &keys,
+            &previous,
+            other.as_ref().map(|o| format!("{ns}/{}", o.name)).as_deref(),
+            job_id,
+            &format!("{ns}/{}", subject.job_name()),
+        );
+        tracing::info!(previous = %previous, variables = keys.len(), "variables taken over from another job");
+        let mut targets = refs.clone();
+        if let Some(o) = &other {
+            targets.push(job_ref(ns, &o.name, &o.uid));
+        }
+        events::emit(client, instance, &targets, EventType::Warning, REASON_TAKEN_OVER, note).await;
+    }
+
+    let sensitive = outputs.sensitive_count();
+    Ok(Accepted {
+        message: format!(
+            "published {} output{} of job {job_id} ({sensitive} sensitive) to ConfigMap and Secret {ns}/{}",
+            outputs.entries.len(),
+            if outputs.entries.len() == 1 { "" } else { "s" },
+            lifecycle_contract::names::OUTPUTS_OBJECT
+        ),
+        outputs: outputs.entries.len(),
+        warnings,
+    })
+}
+
+fn nothing(message: &str, warnings: Vec<String>) -> Accepted {
+    Accepted { message: message.into(), outputs: 0, warnings }
+}
+
+/// Reads the body, at most [`OUTPUT_FILE_MAX_BYTES`] (the router's own limit is larger).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Error> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > OUTPUT_FILE_MAX_BYTES as u64) {
+        return Err(Error::TooLarge { limit: OUTPUT_FILE_MAX_BYTES });
+    }
+    match Limited::new(body, OUTPUT_FILE_MAX_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Error::TooLarge { limit: OUTPUT_FILE_MAX_BYTES }),
+        Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
+    }
+}
+
+/// The agent's `lifecycle-agent-error` header, made one safe line.
+pub fn agent_error(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    let Some(value) = headers.get(AGENT_ERROR_HEADER) else { return Ok(None) };
+    let reason = one_line(&String::from_utf8_lossy(value.as_bytes()));
+    if reason.is_empty() {
+        return Err(Error::BadRequest(format!("the {AGENT_ERROR_HEADER} header is empty: give the reason the file could not be read")));
+    }
+    Ok(Some(reason))
+}
+
+/// Pure: the pod recorded as the publisher of `job`'s current outputs, as (name, uid).
+pub fn published_by(job: &Job) -> Option<(String, String)> {
+    let value = job.metadata.annotations.as_ref()?.get(ANNOTATION_OUTPUTS_PUBLISHED_BY)?;
+    let (name, uid) = value.rsplit_once('/')?;
+    (!uid.is_empty()).then(|| (name.to_string(), uid.to_string()))
+}
+
+/// Pure: the merge patch of the Job's annotations (with its UID as a precondition).
+pub fn summary_patch(job_uid: &str, entries: &[Output], publisher: Option<(&str, &str)>) -> serde_json::Value {
+    let mut annotations = json!({ ANNOTATION_OUTPUTS: summary::summary(entries) });
+    if let Some((name, uid)) = publisher {
+        annotations[ANNOTATION_OUTPUTS_PUBLISHED_BY] = json!(format!("{name}/{uid}"));
+    }
+    json!({ "metadata": { "uid": job_uid, "annotations": annotations } })
+}
+
+/// Writes the summary (and the publisher) on the Job, and the summary on its
+/// template for a run. A Job deleted meanwhile is not an error: the outputs
+/// are published.
+async fn record_summary(client: &Client, subject: &Subject, entries: &[Output]) -> Result<(), Error> {
+    let ns = subject.identity.namespace.as_str();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let params = PatchParams { field_manager: Some(SUMMARY_FIELD_MANAGER.into()), ..Default::default() };
+    let id = &subject.identity;
+    let mut targets = vec![(subject.job_name().to_string(), summary_patch(subject.job_uid(), entries, Some((&id.pod_name, &id.pod_uid))))];
+    if let Some(t) = &subject.template {
+        targets.push((t.name.clone(), summary_patch(&t.uid, entries, None)));
+    }
+    for (name, patch) in targets {
+        let patch = Patch::Merge(patch);
+        match retry("recording the summary", || jobs.patch(&name, &params, &patch)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                tracing::info!(job = %name, "the Job is gone (or was replaced): its outputs summary is not recorded");
+            }
+            Err(e) => return Err(Error::from_kube(&format!("recording the outputs summary on Job {ns}/{name}"), e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::ObjectMeta;
+    use std::collections::BTreeMap;
+
+    fn job_with(annotation: Option<&str>) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                annotations: annotation.map(|v| BTreeMap::from([(ANNOTATION_OUTPUTS_PUBLISHED_BY.to_string(), v.to_string())])),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reads_the_publisher_record() {
+        assert_eq!(published_by(&job_with(Some("seed-abc/1234-uid"))), Some(("seed-abc".into(), "1234-uid".into())));
+        assert_eq!(published_by(&job_with(Some("garbage"))), None);
+        assert_eq!(published_by(&job_with(Some("pod/"))), None);
+        assert_eq!(published_by(&job_with(None)), None);
+    }
+
+    #[test]
+    fn summary_patch_has_the_uid_precondition_and_masks_values() {
+        let entries = [Output { key: "PASS".into(), value: "mypassword".into(), sensitive: true }];
+        let p = summary_patch("job-uid", &entries, Some(("seed-abc", "pod-uid")));
+        assert_eq!(
+            p,
+            json!({ "metadata": { "uid": "job-uid", "annotations": {
+                ANNOTATION_OUTPUTS: r#"{"PASS":"<sensitive>"}"#,
+                ANNOTATION_OUTPUTS_PUBLISHED_BY: "seed-abc/pod-uid",
+            }}})
+        );
+        assert!(!p.to_string().contains("mypassword"));
+        let p = summary_patch("tpl-uid", &entries, None);
+        assert!(p["metadata"]["annotations"].get(ANNOTATION_OUTPUTS_PUBLISHED_BY).is_none());
+    }
+
+    #[test]
+    fn agent_error_header_is_one_safe_line() {
+        let mut h = HeaderMap::new();
+        assert_eq!(agent_error(&h).unwrap(), None);
+        h.insert(AGENT_ERROR_HEADER, "output file is a symbolic link: refusing to follow it".parse().unwrap());
+        assert_eq!(agent_error(&h).unwrap().as_deref(), Some("output file is a symbolic link: refusing to follow it"));
+        h.insert(AGENT_ERROR_HEADER, "   ".parse().unwrap());
+        assert_eq!(agent_error(&h).unwrap_err().status(), 400);
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, (OUTPUT_FILE_MAX_BYTES + 1).to_string().parse().unwrap());
+        assert_eq!(read_body(&h, Body::empty()).await.unwrap_err().status(), 413);
+        let big = vec![b' '; OUTPUT_FILE_MAX_BYTES + 1];
+        assert_eq!(read_body(&HeaderMap::new(), Body::from(big)).await.unwrap_err().status(), 413);
+        let ok = vec![b' '; OUTPUT_FILE_MAX_BYTES];
+        assert_eq!(read_body(&HeaderMap::new(), Body::from(ok)).await.unwrap().len(), OUTPUT_FILE_MAX_BYTES);
+    }
+}
