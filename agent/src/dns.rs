@@ -56,10 +56,9 @@ impl ResolvConf {
                     if let Some(ip) = words
                         .next()
                         .and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok())
+                        && c.nameservers.len() < 3
                     {
-                        if c.nameservers.len() < 3 {
-                            c.nameservers.push(SocketAddr::new(ip, 53));
-                        }
+                        c.nameservers.push(SocketAddr::new(ip, 53));
                     }
                 }
                 Some("search") => {
@@ -424,11 +423,11 @@ fn exchange(server: SocketAddr, name: &str, timeout: Duration) -> Result<Vec<IpA
             Err(e) => return Err(DnsError::Io(e)),
         };
         for i in 0..2 {
-            if replies[i].is_none() {
-                if let Ok(Some(r)) = decode_reply(&buf[..n], ids[i], name, types[i]) {
-                    replies[i] = Some(r);
-                    break;
-                }
+            if replies[i].is_none()
+                && let Ok(Some(r)) = decode_reply(&buf[..n], ids[i], name, types[i])
+            {
+                replies[i] = Some(r);
+                break;
             }
         }
     }

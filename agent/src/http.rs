@@ -373,8 +373,11 @@ fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, HttpError> {
     }
 }
 
+/// Status, headers and the length of the head.
+pub type Head = (u16, Vec<(String, String)>, usize);
+
 /// `Some((status, headers, head length))` once `buf` holds a whole head.
-pub fn parse_head(buf: &[u8]) -> Result<Option<(u16, Vec<(String, String)>, usize)>, HttpError> {
+pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
     };

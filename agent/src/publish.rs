@@ -44,17 +44,27 @@ pub fn retryable(status: u16) -> bool {
     matches!(status, 408 | 425 | 429) || status >= 500
 }
 
-/// The `message` field of a JSON response body, else the start of the body.
+/// The `message` of a JSON response body (`{"message": "...", "errors": ["..."]}`),
+/// followed by its `errors`; else the start of the body. One line.
 pub fn server_message(resp: &Response) -> String {
     #[derive(serde::Deserialize)]
     struct Body {
         message: Option<String>,
+        #[serde(default)]
+        errors: Vec<String>,
     }
     let text = match serde_json::from_slice::<Body>(&resp.body) {
-        Ok(Body { message: Some(m) }) => m,
+        Ok(Body {
+            message: Some(m),
+            errors,
+        }) if errors.is_empty() => m,
+        Ok(Body {
+            message: Some(m),
+            errors,
+        }) => format!("{m}: {}", errors.join("; ")),
         _ => String::from_utf8_lossy(&resp.body).into_owned(),
     };
-    one_line(&text, 1000)
+    one_line(&text, 3000)
 }
 
 /// `text` on one line of at most `max` characters.
@@ -244,6 +254,12 @@ mod tests {
             "rejected: line 2"
         );
         assert_eq!(server_message(&r("plain text")), "plain text");
+        assert_eq!(
+            server_message(&r(
+                r#"{"message": "rejected", "errors": ["line 1: a", "line 2: b"]}"#
+            )),
+            "rejected: line 1: a; line 2: b"
+        );
         assert_eq!(one_line(&"x".repeat(20), 10), format!("{}…", "x".repeat(9)));
         assert_eq!(header_value("a\nb é"), "a b ?");
     }

@@ -175,17 +175,16 @@ fn idle(signals: Option<&Signals>, watch: Option<&Watch>, cfg: &Config) -> &'sta
             std::thread::sleep(Duration::from_secs(1));
             continue;
         }
-        if fds[0].revents != 0 {
-            if let Some(s) = signals.and_then(|s| s.read()) {
-                return s;
-            }
+        if fds[0].revents != 0
+            && let Some(s) = signals.and_then(|s| s.read())
+        {
+            return s;
         }
-        if fds[1].revents != 0 {
-            if let Some(w) = watch {
-                if w.read_events(&cfg.output_file) {
-                    check_at = Some(Instant::now() + SETTLE);
-                }
-            }
+        if fds[1].revents != 0
+            && let Some(w) = watch
+            && w.read_events(&cfg.output_file)
+        {
+            check_at = Some(Instant::now() + SETTLE);
         }
         if check_at.is_some_and(|t| Instant::now() >= t) {
             check_at = None;
@@ -198,18 +197,24 @@ fn idle(signals: Option<&Signals>, watch: Option<&Watch>, cfg: &Config) -> &'sta
 fn early_check(path: &Path) {
     match safe_file::read(path) {
         Ok(None) => {}
-        Ok(Some(bytes)) => report(&bytes, false),
+        Ok(Some(bytes)) => {
+            report(&bytes, false);
+        }
         Err(e) => log::error("output-unreadable", &[("final", &false), ("error", &e)]),
     }
 }
 
-/// Logs the result of the output file rules: counts, warnings, every error. Never a value.
-pub fn report(bytes: &[u8], last: bool) {
+/// Logs the result of the output file rules: counts, warnings, every error.
+/// Never a value. Returns true when the file is empty (no outputs).
+pub fn report(bytes: &[u8], last: bool) -> bool {
     match output::parse(bytes) {
-        Ok(o) if o.empty_file => log::info(
-            "no-outputs",
-            &[("final", &last), ("reason", &"the output file is empty")],
-        ),
+        Ok(o) if o.empty_file => {
+            log::info(
+                "no-outputs",
+                &[("final", &last), ("reason", &"the output file is empty")],
+            );
+            true
+        }
         Ok(o) => {
             for w in &o.warnings {
                 log::warn(
@@ -227,6 +232,7 @@ pub fn report(bytes: &[u8], last: bool) {
                     ("keys", &keys.join(",")),
                 ],
             );
+            false
         }
         Err(rejected) => {
             for e in &rejected.errors {
@@ -246,6 +252,7 @@ pub fn report(bytes: &[u8], last: bool) {
                     ),
                 ],
             );
+            false
         }
     }
 }
@@ -261,8 +268,7 @@ fn finish(cfg: &Config, deadline: Instant) -> i32 {
             return 0;
         }
         Ok(Some(bytes)) => {
-            report(&bytes, true);
-            if output::parse(&bytes).is_ok_and(|o| o.empty_file) {
+            if report(&bytes, true) {
                 return 0;
             }
             Submission::File(bytes)

@@ -51,10 +51,10 @@ pub fn check(path: &Path, job_id: Option<&str>) -> (i32, String) {
                 if n == 1 { "" } else { "s" },
                 o.sensitive_count()
             );
-            if let (Some(j), Some(given)) = (&job, job_id) {
-                if j.as_str() != given {
-                    let _ = writeln!(out, "note: job id {given:?} is used as {j}");
-                }
+            if let (Some(j), Some(given)) = (&job, job_id)
+                && j.as_str() != given
+            {
+                let _ = writeln!(out, "note: job id {given:?} is used as {j}");
             }
             for e in &o.entries {
                 let shown_value = if e.sensitive {

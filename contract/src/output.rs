@@ -1126,14 +1126,14 @@ impl<'a> Parser<'a> {
                 }
             }
             self.colon(Some(&key))?;
-            if let Some(entry) = self.entry(&key)? {
-                if ok {
-                    self.entries.push(Output {
-                        key: upper,
-                        value: entry.0,
-                        sensitive: entry.1,
-                    });
-                }
+            if let Some((value, sensitive)) = self.entry(&key)?
+                && ok
+            {
+                self.entries.push(Output {
+                    key: upper,
+                    value,
+                    sensitive,
+                });
             }
             if !self.next_member(open_at, b'}', Some(&key))? {
                 return Ok(());
@@ -1223,7 +1223,7 @@ impl<'a> Parser<'a> {
                                 Some(if matches!(other, Val::Null) {
                                     "write an empty string \"\" for an empty value, or remove the entry".into()
                                 } else {
-                                    "write it as a string, e.g. its JSON text in a string".into()
+                                    "a value is one string: to pass a list or an object, write its JSON text as a string".into()
                                 }),
                             )?;
                         }

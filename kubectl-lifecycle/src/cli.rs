@@ -46,13 +46,13 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Global options")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Global options")]
     pub context: Option<String>,
     /// The namespace (default: the context's namespace, else "default")
-    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE", help_heading = "Global options")]
     pub namespace: Option<String>,
 }
 
@@ -245,9 +245,9 @@ pub struct WaitArgs {
 
 #[derive(Debug, Args)]
 pub struct TransitionArgs {
-    /// The environment's namespace
+    /// The environment's namespace (or give it with -n)
     #[arg(value_name = "NAMESPACE")]
-    pub env: String,
+    pub env: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -320,6 +320,35 @@ pub struct CloneArgs {
     /// Print the created (or, with --dry-run, the would-be) Job in this format
     #[arg(short = 'o', long = "output", value_name = "FORMAT")]
     pub output: Option<ObjectFormat>,
+}
+
+/// A usage error found after parsing: exits 2, like clap's own.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+impl TransitionArgs {
+    /// The environment: the argument, else an explicit `-n`. Never the context's default
+    /// namespace: changing an environment's state takes a name.
+    pub fn namespace(&self, global: &GlobalArgs, verb: &str) -> Result<String, UsageError> {
+        match (&self.env, &global.namespace) {
+            (Some(a), Some(n)) if a != n => Err(UsageError(format!(
+                "two different environments given: {a} and -n {n}: give one"
+            ))),
+            (Some(a), _) => Ok(a.clone()),
+            (None, Some(n)) => Ok(n.clone()),
+            (None, None) => Err(UsageError(format!(
+                "which environment? give its namespace: `kubectl lifecycle env {verb} NAMESPACE`"
+            ))),
+        }
+    }
 }
 
 fn parse_event(s: &str) -> Result<Event, String> {
@@ -409,6 +438,22 @@ mod tests {
             Command::Outputs(a) => assert_eq!(a.output, Some(OutputFormat::Json)),
             _ => panic!("wrong command"),
         }
+    }
+
+    #[test]
+    fn transitions_take_an_explicit_namespace() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            match cli.command {
+                Command::Env(EnvCommand::Stop(a)) => a.namespace(&cli.global, "stop"),
+                _ => panic!("wrong command"),
+            }
+        };
+        assert_eq!(parse(&["k", "env", "stop", "preview"]).unwrap(), "preview");
+        assert_eq!(parse(&["k", "env", "stop", "-n", "preview"]).unwrap(), "preview");
+        assert_eq!(parse(&["k", "env", "stop", "preview", "-n", "preview"]).unwrap(), "preview");
+        assert!(parse(&["k", "env", "stop"]).unwrap_err().0.contains("env stop NAMESPACE"));
+        assert!(parse(&["k", "env", "stop", "a", "-n", "b"]).is_err());
     }
 
     #[test]

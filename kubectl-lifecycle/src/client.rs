@@ -26,22 +26,34 @@ impl Ctx {
         let config = match (&g.kubeconfig, &g.context) {
             (Some(path), _) => {
                 let kubeconfig = Kubeconfig::read_from(path)
-                    .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+                    .map_err(|e| anyhow!("cannot read kubeconfig {}: {}", path.display(), root_cause(&e)))?;
                 Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
-                    .with_context(|| format!("cannot use kubeconfig {}", path.display()))?
+                    .map_err(|e| anyhow!("cannot use kubeconfig {}: {}", path.display(), root_cause(&e)))?
             }
-            (None, Some(context)) => Config::from_kubeconfig(&options)
-                .await
-                .with_context(|| format!("cannot use context {context:?} of your kubeconfig ($KUBECONFIG or ~/.kube/config)"))?,
-            (None, None) => Config::infer().await.context(
-                "no cluster configured: set KUBECONFIG, pass --kubeconfig, or run inside a pod with a service account",
-            )?,
+            (None, Some(context)) => Config::from_kubeconfig(&options).await.map_err(|e| {
+                anyhow!("cannot use context {context:?} of your kubeconfig ($KUBECONFIG or ~/.kube/config): {}", root_cause(&e))
+            })?,
+            (None, None) => Config::infer().await.map_err(|e| {
+                anyhow!(
+                    "no cluster configured ({})\n  hint: set KUBECONFIG or pass --kubeconfig (or run inside a pod with a service account)",
+                    root_cause(&e)
+                )
+            })?,
         };
         let namespace = g.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
         let client = Client::try_from(config).context("cannot build a Kubernetes client from the configuration")?;
         Ok(Ctx { client, namespace })
     }
+}
+
+/// The innermost cause of an error, which is usually the one that says what happened.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 /// The HTTP status of an API error, if the API server answered.
@@ -69,7 +81,8 @@ pub fn explain(e: kube::Error, doing: impl Display) -> anyhow::Error {
         ),
         kube::Error::Api(s) => anyhow!("cannot {doing}: {} ({})", s.message, s.reason),
         _ => anyhow!(
-            "cannot {doing}: {e}\n  hint: is the cluster reachable? check your context with `kubectl cluster-info` (or --context/--kubeconfig)"
+            "cannot {doing}: {e} ({})\n  hint: is the cluster reachable? check your context with `kubectl cluster-info` (or --context/--kubeconfig)",
+            root_cause(&e)
         ),
     }
 }

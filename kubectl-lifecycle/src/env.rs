@@ -491,6 +491,7 @@ fn render_status(s: &EnvStatus, wide: bool, now: jiff::Timestamp) -> String {
     let o = &s.outputs;
     out.push_str("\nOutputs: ");
     match o.sensitive {
+        Some(0) if o.non_sensitive == 0 => out.push_str("none yet (no job has published outputs)\n"),
         Some(sensitive) => out.push_str(&format!(
             "{} variable{} from {} job{} ({} in ConfigMap {obj}, {} sensitive in Secret {obj}), each with its <KEY> alias\n",
             o.non_sensitive + sensitive,
@@ -628,8 +629,8 @@ fn then_what(action: Action, templates: &[&str]) -> String {
     format!("{jobs}; {then}")
 }
 
-pub async fn transition(ctx: &Ctx, action: Action, args: &TransitionArgs) -> anyhow::Result<()> {
-    let name = &args.env;
+pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &TransitionArgs) -> anyhow::Result<()> {
+    let name = &name.to_string();
     let ns = get_environment(&ctx.client, name).await?;
     let current = wanted_state(&ns);
     let baseline_status = ns_annotation(&ns, names::ANNOTATION_STATUS).map(String::from);
@@ -639,6 +640,11 @@ pub async fn transition(ctx: &Ctx, action: Action, args: &TransitionArgs) -> any
         );
     }
 
+    if current == "deleted" && action != Action::Delete {
+        bail!(
+            "environment {name} is being deleted (state deleted): its delete jobs run, then the namespace goes\n  hint: wait for it with `kubectl lifecycle env delete {name} --wait`"
+        );
+    }
     let all = Api::<Job>::namespaced(ctx.client.clone(), name)
         .list(&ListParams::default())
         .await
@@ -724,7 +730,7 @@ pub async fn transition(ctx: &Ctx, action: Action, args: &TransitionArgs) -> any
             t => format!("environment {name} to be {}", t.word()),
         },
         hint: format!(
-            "the controller goes on: follow it with `kubectl lifecycle env status {name}`, or wait longer with --timeout; is the lifecycle-webhook controller running (`kubectl get pods -n {})?",
+            "the controller goes on: follow it with `kubectl lifecycle env status {name}`, or wait longer with --timeout; is the lifecycle-webhook controller running (`kubectl get pods -n {}`)?",
             names::SYSTEM_NAMESPACE
         ),
     };

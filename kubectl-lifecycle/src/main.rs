@@ -32,6 +32,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<cli::UsageError>().is_some() => {
+            eprintln!("error: {e:#}\n\nFor more information, try '--help'.");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -40,17 +44,23 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // Usage checks first: they need no cluster.
+    let transition = match &cli.command {
+        Command::Env(EnvCommand::Start(a)) => Some((Action::Start, a.namespace(&cli.global, "start")?, a)),
+        Command::Env(EnvCommand::Stop(a)) => Some((Action::Stop, a.namespace(&cli.global, "stop")?, a)),
+        Command::Env(EnvCommand::Redeploy(a)) => Some((Action::Redeploy, a.namespace(&cli.global, "redeploy")?, a)),
+        Command::Env(EnvCommand::Delete(a)) => Some((Action::Delete, a.namespace(&cli.global, "delete")?, a)),
+        _ => None,
+    };
     let ctx = Ctx::connect(&cli.global).await?;
+    if let Some((action, name, args)) = transition {
+        return env::transition(&ctx, action, &name, args).await;
+    }
     match &cli.command {
-        Command::Env(cmd) => match cmd {
-            EnvCommand::List(a) => env::list(&ctx, a).await,
-            EnvCommand::Status(a) => env::status(&ctx, a).await,
-            EnvCommand::Create(a) => env::create(&ctx, a).await,
-            EnvCommand::Start(a) => env::transition(&ctx, Action::Start, a).await,
-            EnvCommand::Stop(a) => env::transition(&ctx, Action::Stop, a).await,
-            EnvCommand::Redeploy(a) => env::transition(&ctx, Action::Redeploy, a).await,
-            EnvCommand::Delete(a) => env::transition(&ctx, Action::Delete, a).await,
-        },
+        Command::Env(EnvCommand::List(a)) => env::list(&ctx, a).await,
+        Command::Env(EnvCommand::Status(a)) => env::status(&ctx, a).await,
+        Command::Env(EnvCommand::Create(a)) => env::create(&ctx, a).await,
+        Command::Env(_) => unreachable!("transitions are handled above"),
         Command::Run(a) => run::run(&ctx, a).await,
         Command::Outputs(a) => outputs::run(&ctx, a).await,
         Command::Logs(a) => logs::run(&ctx, a).await,

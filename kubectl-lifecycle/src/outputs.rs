@@ -155,10 +155,12 @@ struct Report {
 pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
     let client = &ctx.client;
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ctx.namespace);
-    let target_job = jobs_api
-        .get_opt(&args.target)
-        .await
-        .doing(format_args!("get job {} in namespace {}", args.target, ctx.namespace))?;
+    // A Job of that name in the current namespace, if any (not being allowed to look is "no").
+    let target_job = match jobs_api.get_opt(&args.target).await {
+        Ok(j) => j,
+        Err(e) if is_forbidden(&e) => None,
+        Err(e) => return Err(crate::client::explain(e, format_args!("get job {} in namespace {}", args.target, ctx.namespace))),
+    };
 
     let (namespace, job) = match target_job {
         Some(job) => (ctx.namespace.clone(), Some(job)),
@@ -225,16 +227,7 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
         .and_then(|c| c.data)
         .unwrap_or_default();
 
-    let mut may_show = false;
-    if args.show_sensitive {
-        may_show = may_read_secret(client, &namespace).await?;
-        if !may_show {
-            notes.push(format!(
-                "you may not get secrets/{} in namespace {namespace}: sensitive values stay masked",
-                names::OUTPUTS_OBJECT
-            ));
-        }
-    }
+    let may_show = args.show_sensitive && may_read_secret(client, &namespace).await?;
     let (secret, sensitive_readable) = match Api::<Secret>::namespaced(client.clone(), &namespace)
         .get_opt(names::OUTPUTS_OBJECT)
         .await
@@ -247,15 +240,7 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
                 .collect(),
             true,
         ),
-        Err(e) if is_forbidden(&e) => {
-            if !args.show_sensitive {
-                notes.push(format!(
-                    "sensitive variables are not listed: you may not read Secret {} in namespace {namespace}",
-                    names::OUTPUTS_OBJECT
-                ));
-            }
-            (BTreeMap::new(), false)
-        }
+        Err(e) if is_forbidden(&e) => (BTreeMap::new(), false),
         Err(e) => {
             return Err(crate::client::explain(
                 e,
@@ -263,6 +248,17 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
             ));
         }
     };
+    if !sensitive_readable {
+        notes.push(format!(
+            "sensitive variables are not listed: you may not read Secret {} in namespace {namespace}",
+            names::OUTPUTS_OBJECT
+        ));
+    } else if args.show_sensitive && !may_show {
+        notes.push(format!(
+            "you may not get secrets/{} in namespace {namespace}: sensitive values stay masked",
+            names::OUTPUTS_OBJECT
+        ));
+    }
 
     let mut vars = classify(&config_map, &secret, &job_ids);
     if let Some(id) = &job_id {

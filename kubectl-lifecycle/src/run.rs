@@ -116,7 +116,7 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
         timeout: args.timeout,
         what: format!("the forced {event} run of {}", args.job),
         hint: format!(
-            "is the lifecycle-webhook controller running (`kubectl get pods -n {})? Does the job's Events say why (`kubectl describe job {} -n {ns}`)?",
+            "is the lifecycle-webhook controller running (`kubectl get pods -n {}`)? Does the job's Events say why (`kubectl describe job {} -n {ns}`)?",
             names::SYSTEM_NAMESPACE,
             args.job
         ),

@@ -114,20 +114,22 @@ pub struct Observed {
 }
 
 impl Observed {
-    pub fn summary(&self) -> String {
+    /// One line: the status (with `with_status`) and the runs.
+    pub fn summary(&self, with_status: bool) -> String {
         let status = match &self.status {
-            Some(s) if !s.is_empty() => format!("status: {s}"),
-            _ => "status: (none yet)".to_string(),
+            _ if !with_status => String::new(),
+            Some(s) if !s.is_empty() => format!("status: {s}; "),
+            _ => "status: (none yet); ".to_string(),
         };
         if self.runs.is_empty() {
-            return status;
+            return format!("{status}no run yet");
         }
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for r in self.runs.values() {
             *counts.entry(r.state.phase.as_str()).or_default() += 1;
         }
         let runs: Vec<String> = counts.iter().map(|(p, n)| format!("{n} {}", p.to_lowercase())).collect();
-        format!("{status}; runs: {}", runs.join(", "))
+        format!("{status}runs: {}", runs.join(", "))
     }
 
     fn unfinished(&self) -> Vec<&str> {
@@ -324,10 +326,10 @@ where
                 let runs = if unfinished.is_empty() { String::new() } else { format!("; runs not finished: {}", unfinished.join(", ")) };
                 return Err(anyhow!(
                     "timed out after {} waiting for {} ({}{runs})\n  hint: {}",
-                    human_duration(w.timeout), w.what, obs.summary(), w.hint
+                    human_duration(w.timeout), w.what, obs.summary(w.watch_namespace), w.hint
                 ));
             }
-            _ = tick.tick() => progress.spinner(&obs.summary()),
+            _ = tick.tick() => progress.spinner(&obs.summary(w.watch_namespace)),
             update = updates.next() => match update {
                 None => return Err(anyhow!("the watch on namespace {} ended unexpectedly", w.namespace)),
                 Some(Update::Namespace(ev)) => match *ev {
@@ -574,7 +576,8 @@ mod tests {
     #[test]
     fn summaries() {
         let o = obs(Some("stopping: 1/2"), true, &[run("a", Phase::Running), run("b", Phase::Succeeded)]);
-        assert_eq!(o.summary(), "status: stopping: 1/2; runs: 1 running, 1 succeeded");
-        assert_eq!(obs(None, false, &[]).summary(), "status: (none yet)");
+        assert_eq!(o.summary(true), "status: stopping: 1/2; runs: 1 running, 1 succeeded");
+        assert_eq!(o.summary(false), "runs: 1 running, 1 succeeded");
+        assert_eq!(obs(None, false, &[]).summary(true), "status: (none yet); no run yet");
     }
 }

@@ -44,7 +44,9 @@ pub fn gate(ns: &Namespace) -> Gate {
         return Gate::Allow;
     }
     let transition = meta.annotations.as_ref().and_then(|a| a.get(ANNOTATION_TRANSITION)).map(String::as_str);
-    if let Ok(Some(Transition { event: Event::Delete, phase: Phase::Delete, .. })) = parse_json::<Transition>(transition) {
+    if let Ok(Some(Transition { event: Event::Delete, phase: Phase::Delete, .. })) =
+        parse_json::<Transition>(transition)
+    {
         return Gate::Allow;
     }
     let already_deleted = labels.and_then(|l| l.get(LABEL_STATE)).is_some_and(|s| s.trim() == "deleted");
@@ -101,8 +103,16 @@ pub async fn review(state: &AppState, req: &Request<'_>) -> Verdict {
         _ => match tokio::time::timeout(CALL_TIMEOUT, namespaces.get_opt(name)).await {
             Ok(Ok(Some(ns))) => ns,
             Ok(Ok(None)) => return Verdict::allow(),
-            Ok(Err(e)) => return allow_with_warning(format!("lifecycle-jobs: could not read namespace {name} ({e}); delete jobs skipped")),
-            Err(_) => return allow_with_warning(format!("lifecycle-jobs: reading namespace {name} timed out; delete jobs skipped")),
+            Ok(Err(e)) => {
+                return allow_with_warning(format!(
+                    "lifecycle-jobs: could not read namespace {name} ({e}); delete jobs skipped"
+                ));
+            }
+            Err(_) => {
+                return allow_with_warning(format!(
+                    "lifecycle-jobs: reading namespace {name} timed out; delete jobs skipped"
+                ));
+            }
         },
     };
     let Gate::DeleteJobsFirst { already_deleted } = gate(&ns) else { return Verdict::allow() };
@@ -129,7 +139,9 @@ pub async fn review(state: &AppState, req: &Request<'_>) -> Verdict {
         let patch = json!({"metadata": {"labels": {LABEL_STATE: "deleted"}}});
         let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
         match tokio::time::timeout(CALL_TIMEOUT, namespaces.patch(name, &params, &patch)).await {
-            Ok(Ok(_)) => tracing::info!(namespace = name, "namespace delete refused: state=deleted set, delete jobs run first"),
+            Ok(Ok(_)) => {
+                tracing::info!(namespace = name, "namespace delete refused: state=deleted set, delete jobs run first")
+            }
             Ok(Err(e)) => {
                 return allow_with_warning(format!(
                     "lifecycle-jobs: could not set {LABEL_STATE}=deleted on {name} ({e}); its delete jobs do not run"

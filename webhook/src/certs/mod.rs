@@ -313,40 +313,46 @@ impl Manager {
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
     {
         let kind = K::kind(&()).to_string();
-        let Some(config) = api.get_opt(name).await.with_context(|| format!("reading {kind} {name}"))? else {
-            tracing::debug!(%kind, name, "certificates: webhook configuration not found; nothing to sync");
-            return Ok(());
-        };
-        let Some(secret) = self.secrets.get_opt(self.secret_name()).await.context("reading the TLS Secret")? else {
-            return Ok(());
-        };
-        let (data, annotations) = secret_parts(&secret);
-        let Ok(m) = Material::parse(&data, &annotations) else { return Ok(()) };
-        let want = m.bundle_pem();
-        let v = serde_json::to_value(&config)?;
-        let stale: Vec<String> = webhook_bundles(&v)
-            .into_iter()
-            .filter(|(_, b)| b.as_deref() != Some(want.as_bytes()))
-            .map(|(n, _)| n)
-            .collect();
-        if stale.is_empty() {
-            return Ok(());
-        }
-        let b64 = base64::engine::general_purpose::STANDARD.encode(want.as_bytes());
-        let patch = serde_json::json!({
-            "metadata": { "resourceVersion": config.meta().resource_version },
-            "webhooks": stale.iter().map(|n| serde_json::json!({"name": n, "clientConfig": {"caBundle": b64}})).collect::<Vec<_>>(),
-        });
-        match api.patch(name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
-            Ok(_) => {
-                tracing::info!(%kind, name, webhooks = ?stale, bundle = %m.bundle().iter().map(|c| c.fingerprint()).collect::<Vec<_>>().join(","), "certificates: caBundle updated");
-                Ok(())
+        // Replicas race here after every change of the Secret: a conflict only
+        // means another one patched first; read again.
+        for _ in 0..5 {
+            let Some(config) = api.get_opt(name).await.with_context(|| format!("reading {kind} {name}"))? else {
+                tracing::debug!(%kind, name, "certificates: webhook configuration not found; nothing to sync");
+                return Ok(());
+            };
+            let Some(secret) = self.secrets.get_opt(self.secret_name()).await.context("reading the TLS Secret")? else {
+                return Ok(());
+            };
+            let (data, annotations) = secret_parts(&secret);
+            let Ok(m) = Material::parse(&data, &annotations) else { return Ok(()) };
+            let want = m.bundle_pem();
+            let v = serde_json::to_value(&config)?;
+            let stale: Vec<String> = webhook_bundles(&v)
+                .into_iter()
+                .filter(|(_, b)| b.as_deref() != Some(want.as_bytes()))
+                .map(|(n, _)| n)
+                .collect();
+            if stale.is_empty() {
+                return Ok(());
             }
-            Err(e) if is_status(&e, 409) => {
-                anyhow::bail!("{kind} {name} changed while its caBundle was being updated; retrying")
+            let b64 = base64::engine::general_purpose::STANDARD.encode(want.as_bytes());
+            let patch = serde_json::json!({
+                "metadata": { "resourceVersion": config.meta().resource_version },
+                "webhooks": stale.iter().map(|n| serde_json::json!({"name": n, "clientConfig": {"caBundle": b64}})).collect::<Vec<_>>(),
+            });
+            match api.patch(name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+                Ok(_) => {
+                    let bundle = m.bundle().iter().map(|c| c.fingerprint()).collect::<Vec<_>>().join(",");
+                    tracing::info!(%kind, name, webhooks = ?stale, %bundle, "certificates: caBundle updated");
+                    return Ok(());
+                }
+                Err(e) if is_status(&e, 409) => {
+                    tracing::debug!(%kind, name, "certificates: webhook configuration changed meanwhile; reading it again");
+                }
+                Err(e) => return Err(e).with_context(|| format!("patching the caBundle of {kind} {name}")),
             }
-            Err(e) => Err(e).with_context(|| format!("patching the caBundle of {kind} {name}")),
         }
+        anyhow::bail!("{kind} {name} kept changing while its caBundle was being updated")
     }
 
     /// Before step 2: both configurations (when they exist) carry every CA of `m`'s bundle.

@@ -77,10 +77,7 @@ mod tests {
             decide(Some(&observed(Some(Stopped), None)), &wanted(Deleted, None)),
             Decision::Event(Event::Delete)
         );
-        assert_eq!(
-            decide(Some(&observed(Some(Deleted), None)), &wanted(Started, None)),
-            Decision::Event(Event::Start)
-        );
+        assert_eq!(decide(Some(&observed(Some(Deleted), None)), &wanted(Started, None)), Decision::Event(Event::Start));
     }
 
     #[test]

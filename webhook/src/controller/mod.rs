@@ -26,13 +26,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::ResourceExt;
 use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -120,24 +120,21 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
     let client = state.client.clone();
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let env_ctx = Arc::new(EnvCtx {
-        cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() },
-    });
+    let env_ctx =
+        Arc::new(EnvCtx { cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() } });
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
-    let environments = Controller::new(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default().labels(LABEL_ENVIRONMENT),
-    )
-    .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), watcher::Config::default(), job_to_env)
-    .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
-    .run(reconcile, error_policy, env_ctx)
-    .for_each(|r| {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "environment controller");
-        }
-        futures::future::ready(())
-    });
+    let environments =
+        Controller::new(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(LABEL_ENVIRONMENT))
+            .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), watcher::Config::default(), job_to_env)
+            .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
+            .run(reconcile, error_policy, env_ctx)
+            .for_each(|r| {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "environment controller");
+                }
+                futures::future::ready(())
+            });
 
     let templates = Controller::new(Api::<templates::JobMeta>::all(client.clone()), watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(8))

@@ -37,7 +37,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::Event;
-use lifecycle_contract::names::{ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE};
+use lifecycle_contract::names::{
+    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE,
+};
 
 use super::decide::{Decision, decide, taken};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP};
@@ -140,7 +142,8 @@ impl Snapshot {
                     .unwrap_or_default();
                 let name = m.name.clone().unwrap_or_default();
                 if let Some(e) = problems_here {
-                    view.problems.push(format!("Job {name}: annotation {ANNOTATION_LAST_RUNS} is unreadable ({e}); ignored"));
+                    view.problems
+                        .push(format!("Job {name}: annotation {ANNOTATION_LAST_RUNS} is unreadable ({e}); ignored"));
                 }
                 templates.push(Template {
                     name,
@@ -177,7 +180,9 @@ impl Snapshot {
         let ns = self.ns.observed.as_ref().map_or(0, |o| o.seq).max(self.ns.transition.as_ref().map_or(0, |t| t.seq));
         self.templates
             .iter()
-            .flat_map(|t| Slot::ALL.iter().filter_map(|s| t.records.get(*s)).map(RunRecord::env_seq).collect::<Vec<_>>())
+            .flat_map(|t| {
+                Slot::ALL.iter().filter_map(|s| t.records.get(*s)).map(RunRecord::env_seq).collect::<Vec<_>>()
+            })
             .fold(ns, u64::max)
     }
 }
@@ -220,24 +225,36 @@ pub struct TemplateStep {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NsStep {
     /// Take an event in: `observed` and `transition` written together.
-    Begin { observed: Observed, transition: Transition },
+    Begin {
+        observed: Observed,
+        transition: Transition,
+    },
     /// A change that is no event (deploy-id while stopped).
-    Record { observed: Observed },
+    Record {
+        observed: Observed,
+    },
     /// Next phase, or the end (`None`).
-    Advance { next: Option<Transition> },
+    Advance {
+        next: Option<Transition>,
+    },
     /// Scale Deployments and StatefulSets (down for stop, back for start), then advance.
-    Scale { event: Event, next: Option<Transition> },
+    Scale {
+        event: Event,
+        next: Option<Transition>,
+    },
     /// Delete the namespace (delete transition, after its runs).
     DeleteNamespace,
     /// The wanted state left `deleted` during the delete runs: the namespace stays;
     /// the next wanted state is an event whatever it is.
-    CancelDelete { observed: Observed },
+    CancelDelete {
+        observed: Observed,
+    },
     Status(String),
 }
 
 #[derive(Debug, Clone)]
 pub enum Step {
-    Template(TemplateStep),
+    Template(Box<TemplateStep>),
     Namespace(NsStep),
 }
 
@@ -575,7 +592,7 @@ pub fn plan(s: &Snapshot, now: &str) -> Plan {
     }
     if !p.templates.is_empty() {
         // Records first; the next plan sees them.
-        let steps = p.templates.into_values().map(Step::Template).collect();
+        let steps = p.templates.into_values().map(|t| Step::Template(Box::new(t))).collect();
         return Plan { steps, status: current, busy: true };
     }
 
@@ -587,7 +604,7 @@ pub fn plan(s: &Snapshot, now: &str) -> Plan {
             (status, busy)
         }
     };
-    let mut steps: Vec<Step> = p.templates.into_values().map(Step::Template).collect();
+    let mut steps: Vec<Step> = p.templates.into_values().map(|t| Step::Template(Box::new(t))).collect();
     steps.extend(p.ns.map(Step::Namespace));
     if steps.is_empty() && status != current {
         steps.push(Step::Namespace(NsStep::Status(status.clone())));

@@ -87,8 +87,7 @@ pub trait Cluster: Sync {
     fn patch_namespace(&self, name: &str, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
     fn delete_namespace(&self, name: &str, uid: &str) -> impl Future<Output = Result<(), Error>> + Send;
     fn list_workloads(&self, ns: &str) -> impl Future<Output = Result<Vec<Workload>, Error>> + Send;
-    fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value)
-    -> impl Future<Output = Result<(), Error>> + Send;
+    fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
     /// Events and metrics; never fails (a lost Event is logged).
     fn report(&self, template: &TemplateRef, report: &Report) -> impl Future<Output = ()> + Send;
 }
@@ -119,7 +118,7 @@ pub async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> Stri
         if plan.steps.is_empty() {
             return Ok(Done { busy: plan.busy });
         }
-        match execute(c, &snap, plan.steps).await {
+        match execute(c, &snap, plan.steps, &plan.status).await {
             Ok(()) => {}
             Err(Error::Conflict(m)) => tracing::debug!(namespace = name, "conflict, planning again: {m}"),
             Err(e) => return Err(e),
@@ -128,11 +127,11 @@ pub async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> Stri
     Ok(Done { busy: true })
 }
 
-async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>) -> Result<(), Error> {
+async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &str) -> Result<(), Error> {
     for step in steps {
         match step {
-            Step::Template(t) => template_step(c, &snap.ns.name, t).await?,
-            Step::Namespace(n) => namespace_step(c, snap, n).await?,
+            Step::Template(t) => template_step(c, &snap.ns.name, *t).await?,
+            Step::Namespace(n) => namespace_step(c, snap, n, status).await?,
         }
     }
     Ok(())
@@ -149,7 +148,9 @@ async fn template_step<C: Cluster>(c: &C, ns: &str, mut t: TemplateStep) -> Resu
     for create in &t.creates {
         let run = create.job.metadata.name.clone().unwrap_or_default();
         match c.create_job(ns, &create.job).await? {
-            Created::New => tracing::info!(namespace = ns, template = %t.name, %run, event = %create.event, occurrence = %create.occurrence, "run created"),
+            Created::New => {
+                tracing::info!(namespace = ns, template = %t.name, %run, event = %create.event, occurrence = %create.occurrence, "run created")
+            }
             Created::Exists(existing) if is_same_run(&existing, &t.uid, create.event, &create.occurrence) => {
                 tracing::info!(namespace = ns, template = %t.name, %run, "run already created (before a restart)")
             }
@@ -201,7 +202,9 @@ async fn template_step<C: Cluster>(c: &C, ns: &str, mut t: TemplateStep) -> Resu
     Ok(())
 }
 
-fn ns_patch(rv: &str, annotations: Value) -> Value {
+/// A conditional patch of the namespace's annotations, `status` included.
+fn ns_patch(rv: &str, status: &str, mut annotations: Value) -> Value {
+    annotations[ANNOTATION_STATUS] = Value::String(status.to_string());
     json!({"metadata": {"resourceVersion": rv, "annotations": annotations}})
 }
 
@@ -209,8 +212,9 @@ fn transition_json(t: &Option<Transition>) -> Value {
     t.as_ref().map_or(Value::Null, json_of)
 }
 
-async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep) -> Result<(), Error> {
+async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep, status: &str) -> Result<(), Error> {
     let (name, rv) = (snap.ns.name.as_str(), snap.ns.resource_version.as_str());
+    let ns_patch = |annotations: Value| ns_patch(rv, status, annotations);
     match step {
         NsStep::Begin { observed, transition } => {
             tracing::info!(namespace = name, event = %transition.event, seq = transition.seq, "event taken");
@@ -218,33 +222,32 @@ async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep) -> Res
                 ANNOTATION_OBSERVED: json_of(&observed),
                 ANNOTATION_TRANSITION: json_of(&transition),
             });
-            c.patch_namespace(name, &ns_patch(rv, annotations)).await
+            c.patch_namespace(name, &ns_patch(annotations)).await
         }
         NsStep::Record { observed } => {
-            c.patch_namespace(name, &ns_patch(rv, json!({ANNOTATION_OBSERVED: json_of(&observed)}))).await
+            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_OBSERVED: json_of(&observed)}))).await
         }
         NsStep::Advance { next } => {
             if next.is_none() {
                 tracing::info!(namespace = name, "transition done");
             }
-            c.patch_namespace(name, &ns_patch(rv, json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
+            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
         }
         NsStep::Scale { event, next } => {
             scale(c, name, event).await?;
-            c.patch_namespace(name, &ns_patch(rv, json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
+            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
         }
         NsStep::DeleteNamespace => {
             tracing::info!(namespace = name, "delete runs ended: deleting the namespace");
+            c.patch_namespace(name, &ns_patch(json!({}))).await?;
             c.delete_namespace(name, &snap.ns.uid).await
         }
         NsStep::CancelDelete { observed } => {
             tracing::info!(namespace = name, "state is no longer deleted: the namespace is kept");
             let annotations = json!({ANNOTATION_OBSERVED: json_of(&observed), ANNOTATION_TRANSITION: null});
-            c.patch_namespace(name, &ns_patch(rv, annotations)).await
+            c.patch_namespace(name, &ns_patch(annotations)).await
         }
-        NsStep::Status(status) => {
-            c.patch_namespace(name, &ns_patch(rv, json!({ANNOTATION_STATUS: status}))).await
-        }
+        NsStep::Status(_) => c.patch_namespace(name, &ns_patch(json!({}))).await,
     }
 }
 
@@ -363,12 +366,14 @@ impl Cluster for KubeCluster {
     async fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value) -> Result<(), Error> {
         let pp = PatchParams::default();
         let r = match w.kind {
-            WorkloadKind::Deployment => {
-                Api::<Deployment>::namespaced(self.client.clone(), ns).patch(&w.name, &pp, &Patch::Merge(patch)).await.map(|_| ())
-            }
-            WorkloadKind::StatefulSet => {
-                Api::<StatefulSet>::namespaced(self.client.clone(), ns).patch(&w.name, &pp, &Patch::Merge(patch)).await.map(|_| ())
-            }
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(self.client.clone(), ns)
+                .patch(&w.name, &pp, &Patch::Merge(patch))
+                .await
+                .map(|_| ()),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(self.client.clone(), ns)
+                .patch(&w.name, &pp, &Patch::Merge(patch))
+                .await
+                .map(|_| ()),
         };
         match r {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()), // deleted meanwhile: nothing to scale
@@ -431,7 +436,10 @@ pub fn event_of(report: &Report) -> (KubeEvent, Option<(Event, &'static str)>) {
                     type_: EventType::Warning,
                     reason: "RunFailed".into(),
                     note: Some(truncate(
-                        &format!("{}{event} run {run} failed ({why}); the environment's transition goes on", forced(*f)),
+                        &format!(
+                            "{}{event} run {run} failed ({why}); the environment's transition goes on",
+                            forced(*f)
+                        ),
                         1000,
                     )),
                     action: "WatchRun".into(),

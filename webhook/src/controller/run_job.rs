@@ -128,13 +128,13 @@ pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> 
         }
         let index = match annotations.get(ANNOTATION_CONTAINER) {
             None => 0,
-            Some(wanted) => containers.iter().position(|c| &c.name == wanted).ok_or_else(|| {
-                BuildError::NoSuchContainer {
+            Some(wanted) => {
+                containers.iter().position(|c| &c.name == wanted).ok_or_else(|| BuildError::NoSuchContainer {
                     annotation: ANNOTATION_CONTAINER,
                     name: wanted.clone(),
                     names: containers.iter().map(|c| c.name.clone()).collect(),
-                }
-            })?,
+                })?
+            }
         };
         let c = &mut containers[index];
         if let Some(command) = command {
@@ -307,7 +307,10 @@ mod tests {
             m.labels.as_ref().unwrap(),
             &map(&[("team", "data"), (LABEL_JOB, "migrate"), (LABEL_EVENT, "stop"), (LABEL_RUN, "5")])
         );
-        assert_eq!(m.annotations.as_ref().unwrap(), &map(&[("example.com/owner", "team-a"), (ANNOTATION_JOB_ID, "MIGRATE")]));
+        assert_eq!(
+            m.annotations.as_ref().unwrap(),
+            &map(&[("example.com/owner", "team-a"), (ANNOTATION_JOB_ID, "MIGRATE")])
+        );
         let owner = &m.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()), ("Job", "migrate", "u-1"));
         assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
@@ -320,10 +323,7 @@ mod tests {
         assert_eq!(spec.active_deadline_seconds, Some(600));
         assert_eq!(spec.ttl_seconds_after_finished, None);
         let pod = spec.template;
-        assert_eq!(
-            pod.metadata.unwrap().labels.unwrap(),
-            map(&[(LABEL_CAPTURE, "MIGRATE"), ("app", "db")])
-        );
+        assert_eq!(pod.metadata.unwrap().labels.unwrap(), map(&[(LABEL_CAPTURE, "MIGRATE"), ("app", "db")]));
         let c = &pod.spec.as_ref().unwrap().containers[0];
         assert_eq!(c.command.as_ref().unwrap(), &vec!["sh".to_string(), "-c".to_string()]);
         assert_eq!(c.args.as_ref().unwrap(), &vec!["echo stopping".to_string()]);

@@ -83,7 +83,9 @@ mod tests {
         assert_eq!(start_patch(None), StartPatch::None);
         assert_eq!(
             start_patch(Some("3")),
-            StartPatch::Patch(json!({"metadata": {"annotations": {ANNOTATION_REPLICAS_BEFORE_STOP: null}}, "spec": {"replicas": 3}}))
+            StartPatch::Patch(
+                json!({"metadata": {"annotations": {ANNOTATION_REPLICAS_BEFORE_STOP: null}}, "spec": {"replicas": 3}})
+            )
         );
         assert!(matches!(start_patch(Some("three")), StartPatch::Invalid { .. }));
         assert!(matches!(start_patch(Some("-1")), StartPatch::Invalid { .. }));

@@ -40,7 +40,9 @@ pub enum Error {
     NamespaceTerminating(String),
 
     /// 413: the body is larger than the output file limit.
-    #[error("the request body is larger than the output file limit of {limit} bytes: write less to the output file (the agent reports such a file with the `lifecycle-agent-error` header instead)")]
+    #[error(
+        "the request body is larger than the output file limit of {limit} bytes: write less to the output file (the agent reports such a file with the `lifecycle-agent-error` header instead)"
+    )]
     TooLarge { limit: usize },
 
     /// 422: the output file breaks the rules; `errors` lists every error found.
@@ -110,7 +112,11 @@ impl Error {
     pub fn warrants_event(&self) -> bool {
         matches!(
             self,
-            Error::JobNotSuccessful(_) | Error::Replayed(_) | Error::Invalid { .. } | Error::AgentError(_) | Error::StoreRefused(_)
+            Error::JobNotSuccessful(_)
+                | Error::Replayed(_)
+                | Error::Invalid { .. }
+                | Error::AgentError(_)
+                | Error::StoreRefused(_)
         )
     }
 

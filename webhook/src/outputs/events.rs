@@ -73,7 +73,12 @@ pub fn rejected_note(e: &Error) -> String {
     if errors.is_empty() {
         return fit(&e.to_string());
     }
-    fit_list(&format!("{e}: "), errors, "; ", "")
+    let n = errors.len();
+    let head = format!(
+        "output file rejected ({n} error{}), nothing published, the job's earlier outputs stay: ",
+        if n == 1 { "" } else { "s" }
+    );
+    fit_list(&head, errors, "; ", "")
 }
 
 /// Variables one job took from another, grouped by the job that had them.
@@ -158,15 +163,24 @@ mod tests {
             ],
         };
         let note = rejected_note(&e);
-        assert!(note.starts_with("output file rejected (2 errors): line 3, column 14: key POSTGRES_DB_PASS"), "{note}");
+        assert!(
+            note.starts_with("output file rejected (2 errors), nothing published, the job's earlier outputs stay: line 3, column 14: key POSTGRES_DB_PASS"),
+            "{note}"
+        );
         assert!(note.contains("write `false`; line 4"));
 
-        let many = Error::Invalid { message: "rejected".into(), errors: (0..100).map(|i| format!("line {i}: {}", "x".repeat(40))).collect() };
+        let many = Error::Invalid {
+            message: "rejected".into(),
+            errors: (0..100).map(|i| format!("line {i}: {}", "x".repeat(40))).collect(),
+        };
         let note = rejected_note(&many);
         assert!(note.len() <= NOTE_MAX_BYTES);
         assert!(note.contains(" more"));
 
-        assert_eq!(rejected_note(&Error::AgentError("the agent could not read the file".into())), "the agent could not read the file");
+        assert_eq!(
+            rejected_note(&Error::AgentError("the agent could not read the file".into())),
+            "the agent could not read the file"
+        );
         assert!(rejected_note(&Error::AgentError("é".repeat(1000))).len() <= NOTE_MAX_BYTES);
     }
 
@@ -181,7 +195,10 @@ mod tests {
             takeover_note(&grouped[&other], &other, Some("env/other"), &seed, "env/seed"),
             "variables HOST, PORT, written by job OTHER (Job env/other) until now, are now written by job SEED (Job env/seed): the later publish wins"
         );
-        assert!(takeover_note(&["HOST".into()], &other, None, &seed, "env/seed").contains("variable HOST, written by job OTHER (no such Job exists any more) until now, is now"));
+        assert!(
+            takeover_note(&["HOST".into()], &other, None, &seed, "env/seed")
+                .contains("variable HOST, written by job OTHER (no such Job exists any more) until now, is now")
+        );
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub fn main_containers(pod: &Pod) -> MainContainers {
     let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
     let mut running = Vec::new();
     for c in pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default() {
-        let terminated = statuses.iter().find(|s| s.name == c.name).and_then(|s| s.state.as_ref()).and_then(|s| s.terminated.as_ref());
+        let terminated =
+            statuses.iter().find(|s| s.name == c.name).and_then(|s| s.state.as_ref()).and_then(|s| s.terminated.as_ref());
         match terminated {
             Some(t) if t.exit_code == 0 => {}
             Some(t) => {
@@ -85,7 +86,9 @@ pub fn job_failed_error(job_name: &str, why: &str) -> Error {
 /// (try again) while main containers still run.
 pub fn verdict(state: &MainContainers, job_failure: Option<&str>, job_name: &str, pod: &str) -> Result<(), Error> {
     match (state, job_failure) {
-        (MainContainers::Failed { container, exit_code, reason }, _) => Err(failed_error(container, *exit_code, reason.as_deref())),
+        (MainContainers::Failed { container, exit_code, reason }, _) => {
+            Err(failed_error(container, *exit_code, reason.as_deref()))
+        }
         (_, Some(why)) => Err(job_failed_error(job_name, why)),
         (MainContainers::Succeeded, None) => Ok(()),
         (MainContainers::Running { containers }, None) => Err(Error::Unavailable(format!(
@@ -164,7 +167,11 @@ mod tests {
     #[test]
     fn all_main_containers_zero_is_success_whatever_the_sidecar_does() {
         // The agent (a native sidecar) is still running: it is not a main container.
-        let p = pod(&["main", "helper"], vec![status("main", Some(0)), status("helper", Some(0))], vec![status("lifecycle-agent", None)]);
+        let p = pod(
+            &["main", "helper"],
+            vec![status("main", Some(0)), status("helper", Some(0))],
+            vec![status("lifecycle-agent", None)],
+        );
         assert_eq!(main_containers(&p), MainContainers::Succeeded);
     }
 
@@ -197,14 +204,21 @@ mod tests {
 
     #[test]
     fn failed_jobs_are_detected_by_condition() {
-        let cond = |t: &str, s: &str, r: &str| JobCondition { type_: t.into(), status: s.into(), reason: Some(r.into()), ..Default::default() };
+        let cond = |t: &str, s: &str, r: &str| JobCondition {
+            type_: t.into(),
+            status: s.into(),
+            reason: Some(r.into()),
+            ..Default::default()
+        };
         let mut job = Job::default();
         assert_eq!(job_failure(&job), None);
         job.status = Some(JobStatus { conditions: Some(vec![cond("Complete", "True", "")]), ..Default::default() });
         assert_eq!(job_failure(&job), None);
-        job.status = Some(JobStatus { conditions: Some(vec![cond("FailureTarget", "True", "DeadlineExceeded")]), ..Default::default() });
+        job.status =
+            Some(JobStatus { conditions: Some(vec![cond("FailureTarget", "True", "DeadlineExceeded")]), ..Default::default() });
         assert_eq!(job_failure(&job).as_deref(), Some("DeadlineExceeded"));
-        job.status = Some(JobStatus { conditions: Some(vec![cond("Failed", "False", "BackoffLimitExceeded")]), ..Default::default() });
+        job.status =
+            Some(JobStatus { conditions: Some(vec![cond("Failed", "False", "BackoffLimitExceeded")]), ..Default::default() });
         assert_eq!(job_failure(&job), None);
         assert_eq!(job_failed_error("seed", "DeadlineExceeded").status(), 409);
     }

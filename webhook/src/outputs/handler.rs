@@ -113,7 +113,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
         && e.warrants_event()
     {
         let refs = subject.job_refs();
-        events::emit(&state.client, &state.config.pod_name, &refs, EventType::Warning, REASON_REJECTED, events::rejected_note(e)).await;
+        events::emit(&state.client, &state.config.pod_name, &refs, EventType::Warning, REASON_REJECTED, events::rejected_note(e))
+            .await;
     }
     result
 }
@@ -178,8 +179,10 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
 
     let refs = subject.job_refs();
     let instance = state.config.pod_name.as_str();
-    events::emit(client, instance, &refs, EventType::Normal, REASON_PUBLISHED, events::published_note(job_id, &outputs.entries)).await;
+    events::emit(client, instance, &refs, EventType::Normal, REASON_PUBLISHED, events::published_note(job_id, &outputs.entries))
+        .await;
     for (previous, keys) in events::group_takeovers(&published.takeovers) {
+        // Job names are never empty: this is any Job that claims `previous`.
         let other = state.jobs.other_owner(ns, &previous, "");
         let note = events::takeover_note(
             &keys,
@@ -231,7 +234,9 @@ pub fn agent_error(headers: &HeaderMap) -> Result<Option<String>, Error> {
     let Some(value) = headers.get(AGENT_ERROR_HEADER) else { return Ok(None) };
     let reason = one_line(&String::from_utf8_lossy(value.as_bytes()));
     if reason.is_empty() {
-        return Err(Error::BadRequest(format!("the {AGENT_ERROR_HEADER} header is empty: give the reason the file could not be read")));
+        return Err(Error::BadRequest(format!(
+            "the {AGENT_ERROR_HEADER} header is empty: give the reason the file could not be read"
+        )));
     }
     Ok(Some(reason))
 }
@@ -260,7 +265,8 @@ async fn record_summary(client: &Client, subject: &Subject, entries: &[Output]) 
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
     let params = PatchParams { field_manager: Some(SUMMARY_FIELD_MANAGER.into()), ..Default::default() };
     let id = &subject.identity;
-    let mut targets = vec![(subject.job_name().to_string(), summary_patch(subject.job_uid(), entries, Some((&id.pod_name, &id.pod_uid))))];
+    let mut targets =
+        vec![(subject.job_name().to_string(), summary_patch(subject.job_uid(), entries, Some((&id.pod_name, &id.pod_uid))))];
     if let Some(t) = &subject.template {
         targets.push((t.name.clone(), summary_patch(&t.uid, entries, None)));
     }
@@ -268,8 +274,10 @@ async fn record_summary(client: &Client, subject: &Subject, entries: &[Output]) 
         let patch = Patch::Merge(patch);
         match retry("recording the summary", || jobs.patch(&name, &params, &patch)).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
-                tracing::info!(job = %name, "the Job is gone (or was replaced): its outputs summary is not recorded");
+            // 404: deleted; 422 "metadata.uid: field is immutable": replaced
+            // by a Job of the same name (the UID precondition).
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 || s.code == 422 => {
+                tracing::info!(job = %name, status = s.code, message = %one_line(&s.message), "the outputs summary could not be recorded on the Job (gone or replaced?)");
             }
             Err(e) => return Err(Error::from_kube(&format!("recording the outputs summary on Job {ns}/{name}"), e)),
         }

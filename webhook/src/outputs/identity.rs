@@ -30,7 +30,8 @@ pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 /// Longest bearer token accepted (projected tokens are about 1 KiB).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
-const HINT: &str = "the agent must send the projected token mounted by the webhook (audience lifecycle-jobs.dev, bound to its pod)";
+const HINT: &str =
+    "the agent must send the projected token mounted by the webhook (audience lifecycle-jobs.dev, bound to its pod)";
 
 /// The caller, as the API server vouches for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,9 +180,8 @@ pub fn check_pod(pod: &Pod, id: &Identity) -> Result<Owner, Error> {
             id.service_account
         )));
     }
-    controller_job(&pod.metadata).ok_or_else(|| {
-        Error::Forbidden(format!("pod {who} is not controlled by a Job: only the pods of a Job publish outputs"))
-    })
+    controller_job(&pod.metadata)
+        .ok_or_else(|| Error::Forbidden(format!("pod {who} is not controlled by a Job: only the pods of a Job publish outputs")))
 }
 
 /// The Job named as controller in `meta`'s owner references.
@@ -255,7 +255,10 @@ pub async fn authenticate(client: &Client, token: &str) -> Result<Identity, Erro
         if is_transient(&e) {
             Error::Unavailable("the Kubernetes API could not review the token just now; try again".into())
         } else if code == 403 {
-            Error::Internal("the server is not allowed to create TokenReviews: check its RBAC (authentication.k8s.io tokenreviews create)".into())
+            Error::Internal(
+                "the server is not allowed to create TokenReviews: check its RBAC (authentication.k8s.io tokenreviews create)"
+                    .into(),
+            )
         } else {
             tracing::warn!(code, "TokenReview failed");
             Error::Internal(format!("the token could not be reviewed (API status {code})"))
@@ -286,7 +289,11 @@ pub async fn resolve(client: &Client, id: Identity) -> Result<Subject, Error> {
         .await
         .map_err(|e| Error::from_kube(&format!("reading Job {ns}/{}", owner.name), e))?
         .ok_or_else(|| {
-            Error::Forbidden(format!("the Job {ns}/{} that controlled pod {} no longer exists: its pods no longer publish", owner.name, id.pod()))
+            Error::Forbidden(format!(
+                "the Job {ns}/{} that controlled pod {} no longer exists: its pods no longer publish",
+                owner.name,
+                id.pod()
+            ))
         })?;
     let job_id = check_job(&job, &owner, ns)?;
     let label = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_CAPTURE)).cloned().unwrap_or_default();
@@ -340,7 +347,12 @@ mod tests {
     }
 
     fn identity() -> Identity {
-        Identity { namespace: "env".into(), service_account: "default".into(), pod_name: "seed-abc".into(), pod_uid: "uid-1".into() }
+        Identity {
+            namespace: "env".into(),
+            service_account: "default".into(),
+            pod_name: "seed-abc".into(),
+            pod_uid: "uid-1".into(),
+        }
     }
 
     fn owner_ref(kind: &str, name: &str, uid: &str, controller: bool) -> OwnerReference {
@@ -458,7 +470,8 @@ mod tests {
         assert!(check_pod(&p, &identity()).unwrap_err().to_string().contains("service account"));
 
         let mut p = pod();
-        p.metadata.owner_references = Some(vec![owner_ref("ReplicaSet", "web-1", "rs", true), owner_ref("Job", "seed", "j", false)]);
+        p.metadata.owner_references =
+            Some(vec![owner_ref("ReplicaSet", "web-1", "rs", true), owner_ref("Job", "seed", "j", false)]);
         assert!(check_pod(&p, &identity()).unwrap_err().to_string().contains("not controlled by a Job"));
     }
 
@@ -474,7 +487,10 @@ mod tests {
     fn job_id_is_recomputed_from_the_job() {
         let owner = Owner { name: "seed-db".into(), uid: "job-uid".into() };
         assert_eq!(check_job(&job("seed-db", &[], &[]), &owner, "env").unwrap().as_str(), "SEED_DB");
-        assert_eq!(check_job(&job("seed-db", &[(ANNOTATION_JOB_ID, "zf138d9c8")], &[]), &owner, "env").unwrap().as_str(), "ZF138D9C8");
+        assert_eq!(
+            check_job(&job("seed-db", &[(ANNOTATION_JOB_ID, "zf138d9c8")], &[]), &owner, "env").unwrap().as_str(),
+            "ZF138D9C8"
+        );
         // A run: the controller sets job-id to the template's JOBID.
         let run = job("seed-start-x1", &[(ANNOTATION_JOB_ID, "SEED")], &[(LABEL_RUN, "r"), (LABEL_JOB, "seed")]);
         assert_eq!(check_job(&run, &owner, "env").unwrap().as_str(), "SEED");

@@ -56,13 +56,7 @@ pub fn has_manager(entries: Option<&[ManagedFieldsEntry]>, manager: &str) -> boo
 
 /// The other jobs (JOBIDs, not `own`) whose field managers own `key`.
 pub fn other_jobs_owning(owners: &Owners, key: &str, own: &JobId) -> Vec<JobId> {
-    owners
-        .get(key)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| manager_job_id(m))
-        .filter(|id| id != own)
-        .collect()
+    owners.get(key).into_iter().flatten().filter_map(|m| manager_job_id(m)).filter(|id| id != own).collect()
 }
 
 #[cfg(test)]
@@ -91,7 +85,12 @@ mod tests {
                 json!({"f:data": {"f:QOVERY_OUTPUT_JOB_SEED_HOST": {}, "f:HOST": {}}, "f:metadata": {"f:labels": {"f:app.kubernetes.io/managed-by": {}}}}),
                 None,
             ),
-            entry("lifecycle-jobs.dev/job-MIGRATE", "Apply", json!({"f:data": {"f:QOVERY_OUTPUT_JOB_MIGRATE_HOST": {}, "f:HOST": {}}}), None),
+            entry(
+                "lifecycle-jobs.dev/job-MIGRATE",
+                "Apply",
+                json!({"f:data": {"f:QOVERY_OUTPUT_JOB_MIGRATE_HOST": {}, "f:HOST": {}}}),
+                None,
+            ),
             entry("kubectl-edit", "Update", json!({"f:data": {".": {}, "f:MANUAL": {}}}), None),
             entry("lifecycle-jobs.dev/job-ODD", "Update", json!({"f:data": {"f:SUB": {}}}), Some("status")),
             entry("lifecycle-jobs.dev/job-NODATA", "Apply", json!({"f:metadata": {"f:labels": {}}}), None),

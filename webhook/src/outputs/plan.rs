@@ -184,14 +184,8 @@ mod tests {
     #[test]
     fn splits_by_sensitivity_with_full_names_and_aliases() {
         let p = plan(&id("SEED"), &[out("HOST", "db", false), out("PASS", "pw", true)]);
-        assert_eq!(
-            p.config,
-            BTreeMap::from([("HOST".into(), "db".into()), ("QOVERY_OUTPUT_JOB_SEED_HOST".into(), "db".into())])
-        );
-        assert_eq!(
-            p.secret,
-            BTreeMap::from([("PASS".into(), "pw".into()), ("QOVERY_OUTPUT_JOB_SEED_PASS".into(), "pw".into())])
-        );
+        assert_eq!(p.config, BTreeMap::from([("HOST".into(), "db".into()), ("QOVERY_OUTPUT_JOB_SEED_HOST".into(), "db".into())]));
+        assert_eq!(p.secret, BTreeMap::from([("PASS".into(), "pw".into()), ("QOVERY_OUTPUT_JOB_SEED_PASS".into(), "pw".into())]));
         assert!(p.shadowed_aliases.is_empty());
         assert_eq!(p.keys(), 4);
     }
@@ -225,7 +219,12 @@ mod tests {
             t,
             vec![
                 Takeover { key: "HOST".into(), previous: id("OTHER"), into: Object::ConfigMap, remove_from: None },
-                Takeover { key: "PASS".into(), previous: id("OTHER"), into: Object::Secret, remove_from: Some(Object::ConfigMap) },
+                Takeover {
+                    key: "PASS".into(),
+                    previous: id("OTHER"),
+                    into: Object::Secret,
+                    remove_from: Some(Object::ConfigMap)
+                },
             ]
         );
         assert!(takeovers(&seed, &p, &Current::default()).is_empty());
@@ -239,9 +238,19 @@ mod tests {
         let current = |pass: &str, extra: bool| Current {
             config_map: Some(config_map(
                 &[("HOST", "db"), ("QOVERY_OUTPUT_JOB_SEED_HOST", "db"), ("OLD", "1")],
-                vec![mf(manager, if extra { &["HOST", "QOVERY_OUTPUT_JOB_SEED_HOST", "OLD"] } else { &["HOST", "QOVERY_OUTPUT_JOB_SEED_HOST"] })],
+                vec![mf(
+                    manager,
+                    if extra {
+                        &["HOST", "QOVERY_OUTPUT_JOB_SEED_HOST", "OLD"]
+                    } else {
+                        &["HOST", "QOVERY_OUTPUT_JOB_SEED_HOST"]
+                    },
+                )],
             )),
-            secret: Some(secret(&[("PASS", pass), ("QOVERY_OUTPUT_JOB_SEED_PASS", pass)], vec![mf(manager, &["PASS", "QOVERY_OUTPUT_JOB_SEED_PASS"])])),
+            secret: Some(secret(
+                &[("PASS", pass), ("QOVERY_OUTPUT_JOB_SEED_PASS", pass)],
+                vec![mf(manager, &["PASS", "QOVERY_OUTPUT_JOB_SEED_PASS"])],
+            )),
         };
         assert!(same_as_published(&p, manager, &current("pw", false)));
         assert!(!same_as_published(&p, manager, &current("other", false)), "a sensitive value changed");

@@ -88,7 +88,13 @@ where
 /// objects as `current`ly read (for the takeover bookkeeping). A key another
 /// job had in the other object (its sensitivity differs) is removed from
 /// there, so workloads see only the later value.
-pub async fn publish(client: &Client, namespace: &str, job_id: &JobId, plan: &Plan, current: &Current) -> Result<Published, Error> {
+pub async fn publish(
+    client: &Client,
+    namespace: &str,
+    job_id: &JobId,
+    plan: &Plan,
+    current: &Current,
+) -> Result<Published, Error> {
     let manager = field_manager(job_id);
     let taken = takeovers(job_id, plan, current);
     let secret = apply_body(Object::Secret, namespace, Some(&plan.secret));
@@ -106,8 +112,12 @@ pub async fn publish(client: &Client, namespace: &str, job_id: &JobId, plan: &Pl
         let patch = Patch::Merge(json!({ "data": { t.key.as_str(): null } }));
         let params = PatchParams { field_manager: Some(manager.clone()), ..Default::default() };
         let result = match from {
-            Object::ConfigMap => retry("removing a taken-over key", || config_maps.patch(OUTPUTS_OBJECT, &params, &patch)).await.map(drop),
-            Object::Secret => retry("removing a taken-over key", || secrets.patch(OUTPUTS_OBJECT, &params, &patch)).await.map(drop),
+            Object::ConfigMap => {
+                retry("removing a taken-over key", || config_maps.patch(OUTPUTS_OBJECT, &params, &patch)).await.map(drop)
+            }
+            Object::Secret => {
+                retry("removing a taken-over key", || secrets.patch(OUTPUTS_OBJECT, &params, &patch)).await.map(drop)
+            }
         };
         if let Err(e) = result {
             return Err(store_error(from, namespace, "removing a variable taken over by another job from", e));
@@ -125,11 +135,16 @@ pub async fn remove_job_outputs(client: &Client, namespace: &str, job_id: &JobId
     let owns = |fields: Option<&[ManagedFieldsEntry]>| has_manager(fields, &manager);
     if current.secret.as_ref().is_some_and(|o| owns(o.metadata.managed_fields.as_deref())) {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        tolerate_gone(apply(&secrets, Object::Secret, namespace, &manager, &apply_body(Object::Secret, namespace, None), false).await)?;
+        tolerate_gone(
+            apply(&secrets, Object::Secret, namespace, &manager, &apply_body(Object::Secret, namespace, None), false).await,
+        )?;
     }
     if current.config_map.as_ref().is_some_and(|o| owns(o.metadata.managed_fields.as_deref())) {
         let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-        tolerate_gone(apply(&config_maps, Object::ConfigMap, namespace, &manager, &apply_body(Object::ConfigMap, namespace, None), false).await)?;
+        tolerate_gone(
+            apply(&config_maps, Object::ConfigMap, namespace, &manager, &apply_body(Object::ConfigMap, namespace, None), false)
+                .await,
+        )?;
     }
     Ok(())
 }
@@ -171,7 +186,9 @@ fn store_error(object: Object, namespace: &str, doing: &str, e: kube::Error) -> 
         403 if s.message.contains("being terminated") => {
             Error::NamespaceTerminating(format!("namespace {namespace} is being deleted: outputs are no longer published there"))
         }
-        404 => Error::NamespaceTerminating(format!("namespace {namespace} no longer exists: outputs are no longer published there")),
+        404 => {
+            Error::NamespaceTerminating(format!("namespace {namespace} no longer exists: outputs are no longer published there"))
+        }
         403 => Error::Internal(format!("the server is not allowed to write {what} ({}): check its RBAC", one_line(&s.message))),
         _ => {
             let detail = match object {
@@ -195,7 +212,10 @@ mod tests {
 
     #[test]
     fn apply_bodies_carry_the_whole_set() {
-        let data = BTreeMap::from([("HOST".to_string(), "db".to_string()), ("QOVERY_OUTPUT_JOB_SEED_HOST".to_string(), "db".to_string())]);
+        let data = BTreeMap::from([
+            ("HOST".to_string(), "db".to_string()),
+            ("QOVERY_OUTPUT_JOB_SEED_HOST".to_string(), "db".to_string()),
+        ]);
         assert_eq!(
             apply_body(Object::ConfigMap, "env", Some(&data)),
             json!({
@@ -231,7 +251,12 @@ mod tests {
         assert!(!e.to_string().contains("Too long"), "{e}");
         let e = store_error(Object::ConfigMap, "env", "writing", api(422, "Invalid", "ConfigMap is invalid: data: Too long"));
         assert!(e.to_string().contains("Too long"), "{e}");
-        let e = store_error(Object::ConfigMap, "env", "writing", api(403, "Forbidden", "unable to create new content in namespace env because it is being terminated"));
+        let e = store_error(
+            Object::ConfigMap,
+            "env",
+            "writing",
+            api(403, "Forbidden", "unable to create new content in namespace env because it is being terminated"),
+        );
         assert_eq!(e.status(), 409);
         assert_eq!(store_error(Object::ConfigMap, "env", "writing", api(403, "Forbidden", "rbac")).status(), 500);
         assert_eq!(store_error(Object::ConfigMap, "env", "writing", api(500, "InternalError", "etcd")).status(), 503);

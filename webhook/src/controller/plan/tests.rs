@@ -49,7 +49,10 @@ fn template(name: &str, on: &str, annotations: &[(&str, &str)]) -> Job {
             suspend: Some(true),
             template: PodTemplateSpec {
                 metadata: None,
-                spec: Some(PodSpec { containers: vec![Container { name: "main".into(), ..Default::default() }], ..Default::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![Container { name: "main".into(), ..Default::default() }],
+                    ..Default::default()
+                }),
             },
             ..Default::default()
         }),
@@ -71,7 +74,7 @@ fn ns_steps(p: &Plan) -> Vec<NsStep> {
 }
 
 fn template_steps(p: &Plan) -> Vec<TemplateStep> {
-    p.steps.iter().filter_map(|s| if let Step::Template(t) = s { Some(t.clone()) } else { None }).collect()
+    p.steps.iter().filter_map(|s| if let Step::Template(t) = s { Some((**t).clone()) } else { None }).collect()
 }
 
 #[test]
@@ -143,7 +146,10 @@ fn transition_runs_then_advances() {
 #[test]
 fn a_record_of_an_older_occurrence_does_not_count() {
     let ns = namespace(&[], &[(ANNOTATION_TRANSITION, r#"{"seq":5,"event":"start","phase":"runs"}"#)]);
-    let t = with(template("a", "start", &[]), records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#));
+    let t = with(
+        template("a", "start", &[]),
+        records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#),
+    );
     let p = plan(&Snapshot::new(&ns, vec![t]), NOW);
     assert_eq!(template_steps(&p)[0].creates[0].occurrence, "5");
 }
@@ -155,13 +161,22 @@ fn scale_and_delete_phases() {
     assert_eq!(ns_steps(&p), vec![NsStep::Scale { event: Event::Start, next: None }]);
     assert_eq!(p.status, "starting: scaling workloads back up");
 
-    let deleting = namespace(&[(LABEL_STATE, "deleted")], &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)]);
+    let deleting = namespace(
+        &[(LABEL_STATE, "deleted")],
+        &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)],
+    );
     let p = plan(&Snapshot::new(&deleting, vec![]), NOW);
     assert_eq!(ns_steps(&p), vec![NsStep::DeleteNamespace]);
 
-    let cancelled = namespace(&[(LABEL_STATE, "started")], &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)]);
+    let cancelled = namespace(
+        &[(LABEL_STATE, "started")],
+        &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)],
+    );
     let p = plan(&Snapshot::new(&cancelled, vec![]), NOW);
-    assert_eq!(ns_steps(&p), vec![NsStep::CancelDelete { observed: Observed { seq: 3, state: None, deploy_id: None } }]);
+    assert_eq!(
+        ns_steps(&p),
+        vec![NsStep::CancelDelete { observed: Observed { seq: 3, state: None, deploy_id: None } }]
+    );
 }
 
 #[test]
@@ -173,7 +188,9 @@ fn a_redeploy_while_stopped_is_only_recorded() {
     let p = plan(&Snapshot::new(&ns, vec![template("a", "start", &[])]), NOW);
     assert_eq!(
         ns_steps(&p),
-        vec![NsStep::Record { observed: Observed { seq: 2, state: Some(WantedState::Stopped), deploy_id: Some("v2".into()) } }]
+        vec![NsStep::Record {
+            observed: Observed { seq: 2, state: Some(WantedState::Stopped), deploy_id: Some("v2".into()) }
+        }]
     );
     assert!(template_steps(&p).is_empty());
 }
@@ -181,7 +198,10 @@ fn a_redeploy_while_stopped_is_only_recorded() {
 #[test]
 fn a_new_start_template_in_a_started_environment_runs_for_the_current_start() {
     let ns = namespace(&[], &[(ANNOTATION_OBSERVED, r#"{"seq":4,"state":"started"}"#), (ANNOTATION_STATUS, "started")]);
-    let old = with(template("old", "start", &[]), records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#));
+    let old = with(
+        template("old", "start", &[]),
+        records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#),
+    );
     let new = template("new", "start,stop", &[]);
     let stop_only = template("stopper", "stop", &[]);
     let p = plan(&Snapshot::new(&ns, vec![old, new, stop_only]), NOW);
@@ -193,7 +213,10 @@ fn a_new_start_template_in_a_started_environment_runs_for_the_current_start() {
     assert!(p.busy);
 
     // In a stopped environment a new start template waits for the next start.
-    let stopped = namespace(&[(LABEL_STATE, "stopped")], &[(ANNOTATION_OBSERVED, r#"{"seq":5,"state":"stopped"}"#), (ANNOTATION_STATUS, "stopped")]);
+    let stopped = namespace(
+        &[(LABEL_STATE, "stopped")],
+        &[(ANNOTATION_OBSERVED, r#"{"seq":5,"state":"stopped"}"#), (ANNOTATION_STATUS, "stopped")],
+    );
     let p = plan(&Snapshot::new(&stopped, vec![template("new", "start", &[])]), NOW);
     assert!(p.steps.is_empty());
     assert!(!p.busy);
@@ -204,7 +227,9 @@ fn an_event_waits_for_runs_in_flight() {
     let ns = namespace(&[(LABEL_STATE, "stopped")], &[(ANNOTATION_OBSERVED, r#"{"seq":4,"state":"started"}"#)]);
     let running = with(
         template("seed", "start", &[]),
-        records(r#"{"force":{"event":"start","run":"seed-start-x","occurrence":"force-1","result":"running","time":"t"}}"#),
+        records(
+            r#"{"force":{"event":"start","run":"seed-start-x","occurrence":"force-1","result":"running","time":"t"}}"#,
+        ),
     );
     let mut jobs = vec![running];
     // Its run exists and has not ended.
@@ -231,7 +256,9 @@ fn force_runs_are_claimed_with_the_annotation_cleared() {
     let ns = namespace(&[], &[(ANNOTATION_OBSERVED, r#"{"seq":1,"state":"started"}"#)]);
     let t = with(
         template("seed", "start,stop", &[(ANNOTATION_FORCE_RUN, "stop")]),
-        records(r#"{"start":{"run":"x","occurrence":"1","result":"succeeded","time":"t"},"force":{"event":"stop","run":"y","occurrence":"force-3","result":"failed","time":"t"}}"#),
+        records(
+            r#"{"start":{"run":"x","occurrence":"1","result":"succeeded","time":"t"},"force":{"event":"stop","run":"y","occurrence":"force-3","result":"failed","time":"t"}}"#,
+        ),
     );
     let p = plan(&Snapshot::new(&ns, vec![t]), NOW);
     let s = &template_steps(&p)[0];
@@ -261,7 +288,11 @@ fn bad_force_runs_are_refused() {
         let s = &template_steps(&p)[0];
         assert!(s.clear_force_run);
         assert_eq!(s.records, None);
-        assert!(matches!(&s.reports[..], [Report::ForceRunIgnored { why, .. }] if why.contains(needle)), "{:?}", s.reports);
+        assert!(
+            matches!(&s.reports[..], [Report::ForceRunIgnored { why, .. }] if why.contains(needle)),
+            "{:?}",
+            s.reports
+        );
     }
 }
 
@@ -286,13 +317,19 @@ fn deleting_templates_are_left_alone() {
     t.metadata.finalizers = None;
     let p = plan(&Snapshot::new(&ns, vec![t]), NOW);
     assert!(template_steps(&p).is_empty());
-    assert_eq!(ns_steps(&p), vec![NsStep::Advance { next: Some(Transition { seq: 1, event: Event::Start, phase: Phase::Scale }) }]);
+    assert_eq!(
+        ns_steps(&p),
+        vec![NsStep::Advance { next: Some(Transition { seq: 1, event: Event::Start, phase: Phase::Scale }) }]
+    );
 }
 
 #[test]
 fn lost_annotations_do_not_reuse_occurrences() {
     let ns = namespace(&[], &[(ANNOTATION_OBSERVED, "{broken")]);
-    let t = with(template("seed", "start", &[]), records(r#"{"start":{"run":"x","occurrence":"7","result":"succeeded","time":"t"}}"#));
+    let t = with(
+        template("seed", "start", &[]),
+        records(r#"{"start":{"run":"x","occurrence":"7","result":"succeeded","time":"t"}}"#),
+    );
     let s = Snapshot::new(&ns, vec![t]);
     assert_eq!(s.ns.problems.len(), 1);
     let p = plan(&s, NOW);
@@ -303,7 +340,10 @@ fn lost_annotations_do_not_reuse_occurrences() {
 fn an_invalid_state_is_shown() {
     let ns = namespace(&[(LABEL_STATE, "paused")], &[(ANNOTATION_OBSERVED, r#"{"seq":1,"state":"started"}"#)]);
     let p = plan(&Snapshot::new(&ns, vec![]), NOW);
-    assert_eq!(ns_steps(&p), vec![NsStep::Status("invalid state \"paused\": expected started, stopped or deleted".into())]);
+    assert_eq!(
+        ns_steps(&p),
+        vec![NsStep::Status("invalid state \"paused\": expected started, stopped or deleted".into())]
+    );
 }
 
 #[test]

@@ -136,7 +136,11 @@ impl Mem {
                     template: PodTemplateSpec {
                         metadata: None,
                         spec: Some(PodSpec {
-                            containers: vec![Container { name: "main".into(), image: Some("busybox:local".into()), ..Default::default() }],
+                            containers: vec![Container {
+                                name: "main".into(),
+                                image: Some("busybox:local".into()),
+                                ..Default::default()
+                            }],
                             ..Default::default()
                         }),
                     },
@@ -161,13 +165,19 @@ impl Mem {
         self.with(|w| {
             w.workloads.insert(
                 name.into(),
-                Workload { kind: WorkloadKind::Deployment, name: name.into(), replicas: Some(replicas), remembered: None },
+                Workload {
+                    kind: WorkloadKind::Deployment,
+                    name: name.into(),
+                    replicas: Some(replicas),
+                    remembered: None,
+                },
             );
         });
     }
 
     /// The Job controller: every run without an end ends, failed when `fail` says so.
-    fn finish_runs(&self, fail: impl Fn(&Job) -> bool) {
+    /// Returns how many ended.
+    fn finish_runs(&self, fail: impl Fn(&Job) -> bool) -> usize {
         self.with(|w| {
             let names: Vec<String> = w
                 .jobs
@@ -176,6 +186,7 @@ impl Mem {
                 .filter(|(_, j)| j.status.is_none())
                 .map(|(n, _)| n.clone())
                 .collect();
+            let names_len = names.len();
             for n in names {
                 let rv = w.next_rv();
                 let job = w.jobs.get_mut(&n).unwrap();
@@ -185,14 +196,17 @@ impl Mem {
                         type_: if failed { "Failed" } else { "Complete" }.into(),
                         status: "True".into(),
                         reason: Some(if failed { "BackoffLimitExceeded" } else { "CompletionsReached" }.into()),
-                        message: Some(if failed { "Job has reached the specified backoff limit" } else { "done" }.into()),
+                        message: Some(
+                            if failed { "Job has reached the specified backoff limit" } else { "done" }.into(),
+                        ),
                         ..Default::default()
                     }]),
                     ..Default::default()
                 });
                 job.metadata.resource_version = Some(rv);
             }
-        });
+            names_len
+        })
     }
 
     // ---- what tests look at ----
@@ -298,7 +312,9 @@ impl Cluster for Mem {
             if let Some(n) = patch.pointer("/spec/replicas") {
                 d.replicas = Some(n.as_i64().unwrap() as i32);
             }
-            match patch.pointer(&format!("/metadata/annotations/{}", ANNOTATION_REPLICAS_BEFORE_STOP.replace('/', "~1"))) {
+            match patch
+                .pointer(&format!("/metadata/annotations/{}", ANNOTATION_REPLICAS_BEFORE_STOP.replace('/', "~1")))
+            {
                 Some(Value::Null) => d.remembered = None,
                 Some(Value::String(s)) => d.remembered = Some(s.clone()),
                 _ => {}
@@ -319,8 +335,11 @@ fn now() -> String {
 /// The controller and the Job controller take turns until things settle.
 async fn settle(mem: &Mem) {
     for _ in 0..12 {
-        let _ = reconcile_env(mem, NS, now).await;
-        mem.finish_runs(|j| j.metadata.name.as_deref().is_some_and(|n| n.starts_with("flaky")));
+        let quiet = matches!(reconcile_env(mem, NS, now).await, Ok(Done { busy: false }));
+        let ended = mem.finish_runs(|j| j.metadata.name.as_deref().is_some_and(|n| n.starts_with("flaky")));
+        if quiet && ended == 0 {
+            return;
+        }
     }
 }
 
@@ -377,7 +396,9 @@ async fn a_whole_life_without_crashes() {
     mem.create_env(&[]);
     let _ = reconcile_env(&mem, NS, now).await;
     // Finalizers first, then the start run of occurrence 1, in flight.
-    assert!(mem.with(|w| w.jobs["seed"].metadata.finalizers.clone().unwrap().contains(&FINALIZER_OUTPUTS_CLEANUP.to_string())));
+    assert!(mem.with(|w| {
+        w.jobs["seed"].metadata.finalizers.clone().unwrap().contains(&FINALIZER_OUTPUTS_CLEANUP.to_string())
+    }));
     assert_eq!(mem.runs(), vec![("seed".into(), "start".into(), "1".into())]);
     assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("starting: 0/1 start jobs done"));
     settle(&mem).await;
@@ -398,8 +419,11 @@ async fn a_whole_life_without_crashes() {
     assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("stopped; stop jobs failed: flaky"));
     let flaky = mem.last_runs("flaky").stop.unwrap();
     assert_eq!((flaky.result, flaky.reason.as_deref()), (RunResult::Failed, Some("BackoffLimitExceeded")));
-    assert!(mem.with(|w| w.reports.iter().any(|(t, r)| t == "flaky"
-        && matches!(r, Report::RunEnded { outcome, .. } if !outcome.succeeded))));
+    assert!(mem.with(|w| {
+        w.reports
+            .iter()
+            .any(|(t, r)| t == "flaky" && matches!(r, Report::RunEnded { outcome, .. } if !outcome.succeeded))
+    }));
 
     mem.set_label(LABEL_STATE, "started");
     let _ = reconcile_env(&mem, NS, now).await;
@@ -423,31 +447,51 @@ async fn the_whole_life_runs_each_occurrence_once() {
     // force-run was taken and cleared.
     assert!(mem.with(|w| !w.jobs["cleanup"].metadata.annotations.as_ref().unwrap().contains_key(ANNOTATION_FORCE_RUN)));
     let forced = mem.last_runs("cleanup").force.unwrap();
-    assert_eq!((forced.event, forced.occurrence.as_str(), forced.result), (Some(Event::Stop), "force-1", RunResult::Succeeded));
+    assert_eq!(
+        (forced.event, forced.occurrence.as_str(), forced.result),
+        (Some(Event::Stop), "force-1", RunResult::Succeeded)
+    );
+}
+
+fn records_of(mem: &Mem) -> Vec<LastRuns> {
+    ["seed", "cleanup", "flaky", "migrate"].iter().map(|t| mem.last_runs(t)).collect()
 }
 
 /// Kill the controller at every single API call of a whole life, before or
-/// after the call's effect: the runs are exactly those of a life without crashes.
-#[tokio::test]
+/// after the call's effect: the runs, their records and the end state are
+/// exactly those of a life without crashes.
+#[tokio::test(flavor = "multi_thread")]
 async fn crashes_at_any_call_create_no_duplicate_and_miss_nothing() {
-    let total = {
+    let (total, baseline, status) = {
         let mem = Mem::new();
         life(&mem).await;
-        mem.with(|w| w.calls)
+        (mem.with(|w| w.calls), records_of(&mem), mem.ns_annotation(ANNOTATION_STATUS))
     };
+    assert_eq!(status.as_deref(), Some("deleting: deleting the namespace"));
     assert!(total > 50, "{total}");
+    let mut lives = tokio::task::JoinSet::new();
     for at in 1..=total {
         for applied in [false, true] {
-            let mem = Mem::new();
-            mem.with(|w| w.crash = Some((at, applied)));
-            life(&mem).await;
-            let created = mem.with(|w| w.created.clone());
-            let unique: BTreeSet<_> = created.iter().collect();
-            assert_eq!(unique.len(), created.len(), "crash at call {at} (applied: {applied}): a run created twice");
-            assert_eq!(mem.runs(), expected_runs(), "crash at call {at} (applied: {applied})");
-            assert!(mem.ns_deleting(), "crash at call {at} (applied: {applied}): the delete did not finish");
-            assert_eq!(mem.replicas("web"), (Some(3), None), "crash at call {at} (applied: {applied})");
+            lives.spawn(async move {
+                let mem = Mem::new();
+                mem.with(|w| w.crash = Some((at, applied)));
+                life(&mem).await;
+                (at, applied, mem)
+            });
         }
+    }
+    while let Some(r) = lives.join_next().await {
+        let (at, applied, mem) = r.unwrap();
+        let when = format!("crash at call {at} (write applied: {applied})");
+        assert!(mem.with(|w| w.crash.is_none()), "{when}: did not happen");
+        let created = mem.with(|w| w.created.clone());
+        let unique: BTreeSet<_> = created.iter().collect();
+        assert_eq!(unique.len(), created.len(), "{when}: a run created twice");
+        assert_eq!(mem.runs(), expected_runs(), "{when}");
+        assert!(mem.ns_deleting(), "{when}: the delete did not finish");
+        assert_eq!(mem.replicas("web"), (Some(3), None), "{when}");
+        assert_eq!(records_of(&mem), baseline, "{when}");
+        assert_eq!(mem.ns_annotation(ANNOTATION_STATUS), status, "{when}");
     }
 }
 
@@ -485,7 +529,11 @@ async fn forced_runs_wait_for_transitions_and_bad_ones_are_refused() {
     let runs = mem.runs();
     assert_eq!(runs.len(), 2);
     let forced = mem.with(|w| {
-        w.jobs.values().find(|j| j.metadata.labels.as_ref().and_then(|l| l.get(LABEL_RUN)).map(String::as_str) == Some("force-1")).cloned().unwrap()
+        w.jobs
+            .values()
+            .find(|j| j.metadata.labels.as_ref().and_then(|l| l.get(LABEL_RUN)).map(String::as_str) == Some("force-1"))
+            .cloned()
+            .unwrap()
     });
     let c = &forced.spec.unwrap().template.spec.unwrap().containers[0];
     assert_eq!(c.args.as_ref().unwrap(), &vec!["stopping".to_string()]);
@@ -496,7 +544,9 @@ async fn forced_runs_wait_for_transitions_and_bad_ones_are_refused() {
     settle(&mem).await;
     assert_eq!(mem.runs().len(), 2);
     assert!(mem.with(|w| !w.jobs["seed"].metadata.annotations.as_ref().unwrap().contains_key(ANNOTATION_FORCE_RUN)));
-    assert!(mem.with(|w| w.reports.iter().any(|(_, r)| matches!(r, Report::ForceRunIgnored { value, .. } if value == "delete"))));
+    assert!(mem.with(|w| {
+        w.reports.iter().any(|(_, r)| matches!(r, Report::ForceRunIgnored { value, .. } if value == "delete"))
+    }));
 
     // Forced twice: two runs, distinct occurrences.
     mem.set_job_annotation("seed", ANNOTATION_FORCE_RUN, "start");
@@ -555,13 +605,20 @@ async fn a_name_taken_by_a_stranger_is_reported_not_adopted() {
     mem.add_template("seed", "start", &[]);
     mem.create_env(&[]);
     // Add the finalizer first so that the uid is known, then squat the run's name.
-    let _ = mem.with(|w| {
+    mem.with(|w| {
         w.jobs.get_mut("seed").unwrap().metadata.finalizers = Some(vec![FINALIZER_OUTPUTS_CLEANUP.into()]);
     });
     let uid = mem.with(|w| w.jobs["seed"].metadata.uid.clone().unwrap());
-    let name = crate::controller::run_job::run_name("seed", Event::Start, &crate::controller::run_job::suffix(&uid, Event::Start, "1"));
+    let name = crate::controller::run_job::run_name(
+        "seed",
+        Event::Start,
+        &crate::controller::run_job::suffix(&uid, Event::Start, "1"),
+    );
     mem.with(|w| {
-        w.jobs.insert(name.clone(), Job { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() });
+        w.jobs.insert(
+            name.clone(),
+            Job { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() },
+        );
     });
     settle(&mem).await;
     let rec = mem.last_runs("seed").start.unwrap();
@@ -575,11 +632,18 @@ fn reports_become_events_and_metrics() {
         event: Event::Stop,
         run: "a-stop-x".into(),
         forced: false,
-        outcome: Outcome { succeeded: false, reason: Some("DeadlineExceeded".into()), message: Some("too slow".into()) },
+        outcome: Outcome {
+            succeeded: false,
+            reason: Some("DeadlineExceeded".into()),
+            message: Some("too slow".into()),
+        },
     });
     assert_eq!(e.reason, "RunFailed");
     assert_eq!(e.type_, EventType::Warning);
-    assert_eq!(e.note.unwrap(), "stop run a-stop-x failed (DeadlineExceeded: too slow); the environment's transition goes on");
+    assert_eq!(
+        e.note.unwrap(),
+        "stop run a-stop-x failed (DeadlineExceeded: too slow); the environment's transition goes on"
+    );
     assert_eq!(m, Some((Event::Stop, "failed")));
     let (e, m) = event_of(&Report::RunStarted { event: Event::Start, run: "r".into(), forced: true });
     assert_eq!((e.reason.as_str(), e.note.unwrap().as_str()), ("RunStarted", "forced start run r started"));
