@@ -16,13 +16,13 @@
 #   KUBECONFIG       as for kubectl; when no context is configured at all and the
 #                    local cluster is up, its kubeconfig is used
 #   DEPLOY_TIMEOUT   seconds to wait for the rollout and the probe (default 300)
+#   DEPLOY_PROBE_LABELS  extra labels (k=v ...) of the probe namespace, for overlays whose
+#                        webhooks select more than lifecycle-jobs.dev/environment
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-NS=lifecycle-jobs-system
-DEPLOYMENT=lifecycle-webhook
 SELECTOR=app.kubernetes.io/name=lifecycle-webhook
 LOCAL_KUBECONFIG=$REPO/.local-cluster/kubeconfig
 TIMEOUT=${DEPLOY_TIMEOUT:-300}
@@ -75,6 +75,13 @@ if grep -rqs 'cert-manager.io/v1' "$overlay"/*.yaml && ! k get crd certificates.
   die "$overlay needs cert-manager, which is not installed in $context (https://cert-manager.io/docs/installation/)"
 fi
 
+# The server's Deployment as this overlay names it (overlays may move or prefix it).
+rendered=$("$KUBECTL" kustomize "$overlay") || die "kubectl kustomize $overlay failed"
+read -r NS DEPLOYMENT < <(printf '%s\n' "$rendered" |
+  "$KUBECTL" create --dry-run=client -f - -o 'jsonpath={.kind} {.metadata.namespace} {.metadata.name}{"\n"}' 2>/dev/null |
+  awk '$1 == "Deployment" { print $2, $3; exit }') || true
+[ -n "${DEPLOYMENT:-}" ] || die "$overlay has no Deployment"
+
 log "context $context: applying $overlay"
 k apply -k "$overlay" >&2 || die "kubectl apply -k $overlay failed"
 
@@ -106,9 +113,10 @@ hint="see the pods and logs below"
 case $overlay in
   *overlays/local*) hint="images not imported? run make images, then make cluster-up; or see below" ;;
 esac
-k -n "$NS" rollout status "deployment/$DEPLOYMENT" --timeout="$(remaining)s" >&2 ||
+# (no --request-timeout on these two: they are long watches)
+"$KUBECTL" -n "$NS" rollout status "deployment/$DEPLOYMENT" --timeout="$(remaining)s" >&2 ||
   fail "deployment/$DEPLOYMENT did not roll out within ${TIMEOUT}s ($hint)"
-k -n "$NS" wait --for=condition=Available "deployment/$DEPLOYMENT" --timeout="$(remaining)s" >/dev/null ||
+"$KUBECTL" -n "$NS" wait --for=condition=Available "deployment/$DEPLOYMENT" --timeout="$(remaining)s" >/dev/null ||
   fail "deployment/$DEPLOYMENT is not Available"
 
 # --- end-to-end admission probe ----------------------------------------------------
@@ -118,7 +126,8 @@ probe_ns=lifecycle-deploy-probe-$(date +%s)-$RANDOM
 cleanup() { "$KUBECTL" --request-timeout=20s delete namespace "$probe_ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 k create namespace "$probe_ns" >/dev/null || fail "cannot create the probe namespace $probe_ns"
-k label namespace "$probe_ns" lifecycle-jobs.dev/environment= app.kubernetes.io/managed-by=lifecycle-jobs-deploy >/dev/null ||
+# shellcheck disable=SC2086 # DEPLOY_PROBE_LABELS is a list of k=v words
+k label namespace "$probe_ns" lifecycle-jobs.dev/environment= app.kubernetes.io/managed-by=lifecycle-jobs-deploy ${DEPLOY_PROBE_LABELS:-} >/dev/null ||
   fail "cannot label the probe namespace $probe_ns"
 
 probe_pod() {

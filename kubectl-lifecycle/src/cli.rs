@@ -339,14 +339,14 @@ impl TransitionArgs {
     /// namespace: changing an environment's state takes a name.
     pub fn namespace(&self, global: &GlobalArgs, verb: &str) -> Result<String, UsageError> {
         match (&self.env, &global.namespace) {
-            (Some(a), Some(n)) if a != n => Err(UsageError(format!(
-                "two different environments given: {a} and -n {n}: give one"
-            ))),
+            (Some(a), Some(n)) if a != n => {
+                Err(UsageError(format!("two different environments given: {a} and -n {n}: give one")))
+            }
             (Some(a), _) => Ok(a.clone()),
             (None, Some(n)) => Ok(n.clone()),
-            (None, None) => Err(UsageError(format!(
-                "which environment? give its namespace: `kubectl lifecycle env {verb} NAMESPACE`"
-            ))),
+            (None, None) => {
+                Err(UsageError(format!("which environment? give its namespace: `kubectl lifecycle env {verb} NAMESPACE`")))
+            }
         }
     }
 }
@@ -371,9 +371,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("invalid duration {s:?}: write e.g. 90s, 10m or 1h30m"));
         }
-        let number: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid number in duration {s:?}"))?;
+        let number: f64 = rest[..digits].parse().map_err(|_| format!("invalid number in duration {s:?}"))?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let unit = &rest[..unit_len];
@@ -420,18 +418,9 @@ mod tests {
 
     #[test]
     fn global_flags_anywhere() {
-        let cli = Cli::try_parse_from([
-            "kubectl-lifecycle",
-            "outputs",
-            "seed",
-            "-n",
-            "preview",
-            "--context",
-            "kind",
-            "-o",
-            "json",
-        ])
-        .unwrap();
+        let cli =
+            Cli::try_parse_from(["kubectl-lifecycle", "outputs", "seed", "-n", "preview", "--context", "kind", "-o", "json"])
+                .unwrap();
         assert_eq!(cli.global.namespace.as_deref(), Some("preview"));
         assert_eq!(cli.global.context.as_deref(), Some("kind"));
         match cli.command {

@@ -100,16 +100,21 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
     let mut annotations = src.metadata.annotations.clone().unwrap_or_default();
     let source_job_id = annotations.get(names::ANNOTATION_JOB_ID).cloned();
     let job_id_source = jobs::job_id(src);
-    let job_id_copy = if opts.keep_job_id {
-        JobId::derive(source_job_id.as_deref(), &name)
-    } else {
-        JobId::derive(None, &name)
-    };
+    let job_id_copy = if opts.keep_job_id { JobId::derive(source_job_id.as_deref(), &name) } else { JobId::derive(None, &name) };
     let dropped: [(&str, String); 5] = [
-        (names::ANNOTATION_OUTPUTS, format!("the outputs published in the source environment; the copy publishes its own in {}", opts.namespace)),
+        (
+            names::ANNOTATION_OUTPUTS,
+            format!("the outputs published in the source environment; the copy publishes its own in {}", opts.namespace),
+        ),
         (jobs::ANNOTATION_LAST_RUNS, "the record of runs in the source environment".into()),
         (names::ANNOTATION_FORCE_RUN, "a pending request for the source environment".into()),
-        (LAST_APPLIED, format!("describes the source object; if you manage the job with `kubectl apply`, apply its manifest to {} instead", opts.namespace)),
+        (
+            LAST_APPLIED,
+            format!(
+                "describes the source object; if you manage the job with `kubectl apply`, apply its manifest to {} instead",
+                opts.namespace
+            ),
+        ),
         (JOB_TRACKING, "set by the Job controller".into()),
     ];
     for (key, why) in dropped {
@@ -121,7 +126,10 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
         if opts.keep_job_id {
             copied.push(item(
                 format!("annotation {}={v}", names::ANNOTATION_JOB_ID),
-                format!("--keep-job-id: the copy publishes the same variable names, {}", names::variable_name(&job_id_copy, "<KEY>")),
+                format!(
+                    "--keep-job-id: the copy publishes the same variable names, {}",
+                    names::variable_name(&job_id_copy, "<KEY>")
+                ),
             ));
         } else {
             annotations.remove(names::ANNOTATION_JOB_ID);
@@ -172,10 +180,8 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
     if src.status.is_some() {
         not_copied.push(item("status", "the state of the source Job"));
     }
-    not_copied.push(item(
-        "runs",
-        format!("they belong to the source environment; the copy runs on {}'s own events", opts.namespace),
-    ));
+    not_copied
+        .push(item("runs", format!("they belong to the source environment; the copy runs on {}'s own events", opts.namespace)));
 
     // Spec.
     let mut spec = src.spec.clone().ok_or_else(|| anyhow!("job {src_name} has no spec"))?;
@@ -252,11 +258,8 @@ fn join<S: AsRef<str>>(v: &[S]) -> String {
 
 fn describe_pod(spec: Option<&PodSpec>) -> String {
     let Some(spec) = spec else { return "no pod spec".into() };
-    let containers: Vec<String> = spec
-        .containers
-        .iter()
-        .map(|c| format!("{} ({})", c.name, c.image.as_deref().unwrap_or("no image")))
-        .collect();
+    let containers: Vec<String> =
+        spec.containers.iter().map(|c| format!("{} ({})", c.name, c.image.as_deref().unwrap_or("no image"))).collect();
     let mut parts = vec![format!("container{} {}", if containers.len() == 1 { "" } else { "s" }, containers.join(", "))];
     let inits = spec.init_containers.as_ref().map_or(0, Vec::len);
     if inits > 0 {
@@ -330,9 +333,7 @@ pub fn references(spec: &PodSpec) -> Vec<Reference> {
     if let Some(sa) = sa.filter(|s| *s != "default") {
         add("ServiceAccount", sa, "serviceAccountName".into(), None);
     }
-    refs.into_iter()
-        .map(|((kind, name), (used_by, optional))| Reference { kind, name, used_by, optional })
-        .collect()
+    refs.into_iter().map(|((kind, name), (used_by, optional))| Reference { kind, name, used_by, optional }).collect()
 }
 
 /// Whether a referenced object exists in the target namespace (`None`: cannot tell).
@@ -412,12 +413,8 @@ pub async fn run(ctx: &Ctx, args: &CloneArgs) -> anyhow::Result<()> {
         .filter(|(r, p)| **p != Some(true) && !r.optional)
         .map(|(r, _)| format!("{} {}", r.kind, r.name))
         .collect();
-    let started = target_ns
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(names::LABEL_STATE))
-        .is_none_or(|s| s.is_empty() || s == "started");
+    let started =
+        target_ns.metadata.labels.as_ref().and_then(|l| l.get(names::LABEL_STATE)).is_none_or(|s| s.is_empty() || s == "started");
     let on_start = jobs::template_events(&cloned.job).is_ok_and(|on| on.contains(&lifecycle_contract::Event::Start));
     if started && on_start && !args.dry_run {
         eprintln!(
@@ -476,8 +473,8 @@ mod tests {
     use super::*;
     use k8s_openapi::api::batch::v1::{JobSpec, JobStatus};
     use k8s_openapi::api::core::v1::{
-        EnvFromSource, EnvVar, EnvVarSource, PodTemplateSpec, ResourceRequirements, SecretEnvSource, SecretKeySelector,
-        ConfigMapEnvSource, Volume, ConfigMapVolumeSource, LocalObjectReference,
+        ConfigMapEnvSource, ConfigMapVolumeSource, EnvFromSource, EnvVar, EnvVarSource, LocalObjectReference, PodTemplateSpec,
+        ResourceRequirements, SecretEnvSource, SecretKeySelector, Volume,
     };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ManagedFieldsEntry, OwnerReference, Time};
@@ -548,7 +545,11 @@ mod tests {
                                 EnvVar {
                                     name: "DB_PASS".into(),
                                     value_from: Some(EnvVarSource {
-                                        secret_key_ref: Some(SecretKeySelector { name: "db-creds".into(), key: "pass".into(), optional: None }),
+                                        secret_key_ref: Some(SecretKeySelector {
+                                            name: "db-creds".into(),
+                                            key: "pass".into(),
+                                            optional: None,
+                                        }),
                                         ..Default::default()
                                     }),
                                     ..Default::default()
@@ -564,7 +565,10 @@ mod tests {
                                     ..Default::default()
                                 },
                                 EnvFromSource {
-                                    config_map_ref: Some(ConfigMapEnvSource { name: names::OUTPUTS_OBJECT.into(), optional: Some(true) }),
+                                    config_map_ref: Some(ConfigMapEnvSource {
+                                        name: names::OUTPUTS_OBJECT.into(),
+                                        optional: Some(true),
+                                    }),
                                     ..Default::default()
                                 },
                             ]),
@@ -635,7 +639,11 @@ mod tests {
             assert!(not.contains(&expected), "{expected} missing from {not:?}");
         }
         let job_id = c.not_copied.iter().find(|i| i.what.contains("job-id")).unwrap();
-        assert!(job_id.why.contains("QOVERY_OUTPUT_JOB_SEED_<KEY> instead of QOVERY_OUTPUT_JOB_ZF138D9C8_<KEY>"), "{}", job_id.why);
+        assert!(
+            job_id.why.contains("QOVERY_OUTPUT_JOB_SEED_<KEY> instead of QOVERY_OUTPUT_JOB_ZF138D9C8_<KEY>"),
+            "{}",
+            job_id.why
+        );
     }
 
     #[test]
@@ -683,11 +691,22 @@ mod tests {
         let c = clone_job(&source(), &opts(false)).unwrap();
         let presence = vec![Some(true), Some(false), Some(false), None, Some(true)];
         let text = render_report("seed", "preview-1", &c, &presence, true);
-        assert!(text.starts_with("Would clone (dry run, nothing created) lifecycle job seed (namespace preview-1) to namespace preview-2 as seed\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "Would clone (dry run, nothing created) lifecycle job seed (namespace preview-1) to namespace preview-2 as seed\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("  spec.backoffLimit=2: restarts\n"), "{text}");
-        assert!(text.contains("  Secret db-creds (env DB_PASS of container main; envFrom of container main): MISSING in preview-2\n"), "{text}");
+        assert!(
+            text.contains("  Secret db-creds (env DB_PASS of container main; envFrom of container main): MISSING in preview-2\n"),
+            "{text}"
+        );
         assert!(text.contains("  ConfigMap settings (envFrom of container main): missing in preview-2 (optional)\n"), "{text}");
         assert!(text.contains("create them in preview-2 before the job runs"), "{text}");
-        assert!(text.ends_with("JOBID in preview-2: SEED (variables QOVERY_OUTPUT_JOB_SEED_<KEY>); in preview-1: ZF138D9C8\n"), "{text}");
+        assert!(
+            text.ends_with("JOBID in preview-2: SEED (variables QOVERY_OUTPUT_JOB_SEED_<KEY>); in preview-1: ZF138D9C8\n"),
+            "{text}"
+        );
     }
 }

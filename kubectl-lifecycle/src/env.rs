@@ -83,11 +83,7 @@ struct EnvList {
 
 pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let mut namespaces = api
-        .list(&ListParams::default().labels(names::LABEL_ENVIRONMENT))
-        .await
-        .doing("list namespaces")?
-        .items;
+    let mut namespaces = api.list(&ListParams::default().labels(names::LABEL_ENVIRONMENT)).await.doing("list namespaces")?.items;
     namespaces.sort_by(|a, b| ns_name(a).cmp(ns_name(b)));
     let counts = template_counts(&ctx.client, &namespaces).await;
     let environments = namespaces
@@ -304,8 +300,8 @@ fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys: Op
     let ts = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string());
     let ids: Vec<JobId> = all.iter().filter(|j| jobs::run_of(j).is_none()).map(jobs::job_id).collect();
     let cm_full: Vec<&str> = cm_keys.iter().map(String::as_str).filter(|k| k.starts_with(names::VARIABLE_PREFIX)).collect();
-    let secret_full: Option<Vec<&str>> = secret_keys
-        .map(|keys| keys.iter().map(String::as_str).filter(|k| k.starts_with(names::VARIABLE_PREFIX)).collect());
+    let secret_full: Option<Vec<&str>> =
+        secret_keys.map(|keys| keys.iter().map(String::as_str).filter(|k| k.starts_with(names::VARIABLE_PREFIX)).collect());
     let mut keys = cm_full.clone();
     keys.extend(secret_full.iter().flatten());
     let per_job = variables_per_job(&keys, &ids);
@@ -616,11 +612,7 @@ impl Action {
 /// What happens after the event's runs, for people.
 fn then_what(action: Action, templates: &[&str]) -> String {
     let event = action.event();
-    let jobs = if templates.is_empty() {
-        format!("no {event} jobs")
-    } else {
-        format!("{event} jobs: {}", templates.join(", "))
-    };
+    let jobs = if templates.is_empty() { format!("no {event} jobs") } else { format!("{event} jobs: {}", templates.join(", ")) };
     let then = match action {
         Action::Start | Action::Redeploy => "then the workloads a stop scaled down scale back up",
         Action::Stop => "then Deployments and StatefulSets scale to zero",
@@ -656,11 +648,8 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
         .filter(|j| jobs::run_of(j).is_none() && jobs::template_events(j).is_ok_and(|on| on.contains(&event)))
         .map(jobs::name)
         .collect();
-    let before: HashSet<String> = all
-        .iter()
-        .filter(|j| jobs::run_of(j).is_some())
-        .filter_map(|j| j.metadata.uid.clone())
-        .collect();
+    let before: HashSet<String> =
+        all.iter().filter(|j| jobs::run_of(j).is_some()).filter_map(|j| j.metadata.uid.clone()).collect();
 
     let mut expected_runs = templates.len();
     match action.state() {
@@ -801,7 +790,12 @@ mod tests {
             &[(names::LABEL_ENVIRONMENT, ""), (names::LABEL_STATE, "started")],
             &[(names::ANNOTATION_STATUS, "started")],
         );
-        let mut done = with_condition(run("seed-start-1", "seed", "start", "2025-01-01T00:00:00Z"), "Complete", None, "2025-01-01T00:00:30Z");
+        let mut done = with_condition(
+            run("seed-start-1", "seed", "start", "2025-01-01T00:00:00Z"),
+            "Complete",
+            None,
+            "2025-01-01T00:00:30Z",
+        );
         done.status.as_mut().unwrap().start_time = Some(Time(ts("2025-01-01T00:00:00Z")));
         let all = vec![job("seed", &[], &[(names::ANNOTATION_ON, "start,stop")]), done, job("migrate", &[], &[])];
         let cm = vec!["QOVERY_OUTPUT_JOB_SEED_HOST".to_string(), "HOST".to_string()];
@@ -819,7 +813,12 @@ mod tests {
         assert!(text.contains("seed   SEED    start,stop   Succeeded (9m30s ago)   never   -        2\n"), "{text}");
         assert!(text.contains("migrate   MIGRATE   Pending   0           10m\n"), "{text}");
         assert!(text.contains("seed-start-1   seed   start   Succeeded   30s        10m\n"), "{text}");
-        assert!(text.contains("Outputs: 2 variables from 1 job (1 in ConfigMap lifecycle-outputs, 1 sensitive in Secret lifecycle-outputs)"), "{text}");
+        assert!(
+            text.contains(
+                "Outputs: 2 variables from 1 job (1 in ConfigMap lifecycle-outputs, 1 sensitive in Secret lifecycle-outputs)"
+            ),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::to_value(&s).unwrap();
         assert_eq!(json["templates"][0]["lastRuns"]["start"]["run"], "seed-start-1");
         assert_eq!(json["templates"][0]["on"], json!(["start", "stop"]));

@@ -94,9 +94,7 @@ pub fn state(job: &Job) -> JobState {
     let status = job.status.as_ref();
     let started = status.and_then(|s| s.start_time.as_ref()).map(|t| t.0);
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-    let true_condition = |types: &[&str]| {
-        conditions.iter().find(|c| c.status == "True" && types.contains(&c.type_.as_str()))
-    };
+    let true_condition = |types: &[&str]| conditions.iter().find(|c| c.status == "True" && types.contains(&c.type_.as_str()));
     if let Some(c) = true_condition(&["Failed", "FailureTarget"]) {
         return JobState {
             phase: Phase::Failed,
@@ -107,10 +105,7 @@ pub fn state(job: &Job) -> JobState {
         };
     }
     if let Some(c) = true_condition(&["Complete", "SuccessCriteriaMet"]) {
-        let finished = status
-            .and_then(|s| s.completion_time.as_ref())
-            .or(c.last_transition_time.as_ref())
-            .map(|t| t.0);
+        let finished = status.and_then(|s| s.completion_time.as_ref()).or(c.last_transition_time.as_ref()).map(|t| t.0);
         return JobState { phase: Phase::Succeeded, reason: None, message: None, started, finished };
     }
     let active = status.and_then(|s| s.active).unwrap_or(0);
@@ -161,10 +156,7 @@ pub fn last_runs(job: &Job) -> BTreeMap<Event, LastRun> {
             Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
             _ => None,
         };
-        out.insert(
-            event,
-            LastRun { run: field("run"), result: field("result"), reason: field("reason"), time: field("time") },
-        );
+        out.insert(event, LastRun { run: field("run"), result: field("result"), reason: field("reason"), time: field("time") });
     }
     out
 }
@@ -212,9 +204,8 @@ pub(crate) mod tests {
     }
 
     pub fn job(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Job {
-        let map = |kv: &[(&str, &str)]| {
-            (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
-        };
+        let map =
+            |kv: &[(&str, &str)]| (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
         Job {
             metadata: ObjectMeta {
                 name: Some(name.into()),
@@ -313,7 +304,12 @@ pub(crate) mod tests {
         );
         let jobs = vec![
             run("seed-start-a", "seed", "start", "2025-01-01T00:00:00Z"),
-            with_condition(run("seed-start-b", "seed", "start", "2025-01-01T00:05:00Z"), "Failed", Some("BackoffLimitExceeded"), "2025-01-01T00:06:00Z"),
+            with_condition(
+                run("seed-start-b", "seed", "start", "2025-01-01T00:05:00Z"),
+                "Failed",
+                Some("BackoffLimitExceeded"),
+                "2025-01-01T00:06:00Z",
+            ),
             run("other-start-c", "other", "start", "2025-01-01T00:09:00Z"),
             run("seed-stop-d", "seed", "stop", "2025-01-01T00:09:00Z"),
         ];

@@ -93,7 +93,9 @@ fn status_of<'a>(pod: &'a Pod, container: &str, init: bool) -> Option<&'a Contai
 fn started(pod: &Pod, container: &str, init: bool) -> Result<(), String> {
     let Some(st) = status_of(pod, container, init) else { return Err("not created yet".into()) };
     let state = st.state.as_ref();
-    if state.is_some_and(|s| s.running.is_some() || s.terminated.is_some()) || st.last_state.as_ref().is_some_and(|s| s.terminated.is_some()) {
+    if state.is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+        || st.last_state.as_ref().is_some_and(|s| s.terminated.is_some())
+    {
         return Ok(());
     }
     let waiting = state.and_then(|s| s.waiting.as_ref());
@@ -115,7 +117,9 @@ pub async fn stream_job(client: &Client, ns: &str, job: &Job, follow: bool, tail
     if list.is_empty() {
         if !follow {
             let hint = match jobs::state(job).phase {
-                jobs::Phase::Suspended => "it is suspended (a lifecycle job template never runs itself: look at its runs)".to_string(),
+                jobs::Phase::Suspended => {
+                    "it is suspended (a lifecycle job template never runs itself: look at its runs)".to_string()
+                }
                 p if p.is_finished() => "its pods were removed (ttlSecondsAfterFinished, or deleted)".to_string(),
                 _ => format!("it has not started one yet: follow it with `kubectl lifecycle logs {name} -n {ns} -f`"),
             };

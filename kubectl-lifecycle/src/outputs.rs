@@ -3,9 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::anyhow;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{ListParams, PostParams};
@@ -42,11 +40,7 @@ pub struct Variable {
 /// with their job. A full name belongs to the longest known JOBID it starts with; an alias belongs
 /// to the job whose full variable of the same key has the same value (the later publish wins
 /// an alias, so that is the job it holds the value of). Values are not masked here.
-pub fn classify(
-    config_map: &BTreeMap<String, String>,
-    secret: &BTreeMap<String, String>,
-    job_ids: &[JobId],
-) -> Vec<Variable> {
+pub fn classify(config_map: &BTreeMap<String, String>, secret: &BTreeMap<String, String>, job_ids: &[JobId]) -> Vec<Variable> {
     struct Full<'a> {
         job_id: &'a str,
         key: &'a str,
@@ -86,10 +80,8 @@ pub fn classify(
             });
             continue;
         }
-        let owner = fulls
-            .iter()
-            .filter(|f| f.key == *name && f.value == *value && f.sensitive == *sensitive)
-            .min_by_key(|f| f.job_id);
+        let owner =
+            fulls.iter().filter(|f| f.key == *name && f.value == *value && f.sensitive == *sensitive).min_by_key(|f| f.job_id);
         out.push(Variable {
             name: name.to_string(),
             value: value.to_string(),
@@ -242,10 +234,7 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
         ),
         Err(e) if is_forbidden(&e) => (BTreeMap::new(), false),
         Err(e) => {
-            return Err(crate::client::explain(
-                e,
-                format_args!("get secret {} in namespace {namespace}", names::OUTPUTS_OBJECT),
-            ));
+            return Err(crate::client::explain(e, format_args!("get secret {} in namespace {namespace}", names::OUTPUTS_OBJECT)));
         }
     };
     if !sensitive_readable {
@@ -378,10 +367,8 @@ mod tests {
         ]);
         let secret = map(&[("QOVERY_OUTPUT_JOB_SEED_PASS", "s3cret"), ("PASS", "s3cret")]);
         let vars = classify(&cm, &secret, &ids(&["SEED", "SEED_DB"]));
-        let rows: Vec<(&str, Option<&str>, Option<&str>, bool)> = vars
-            .iter()
-            .map(|v| (v.name.as_str(), v.job_id.as_deref(), v.alias_of.as_deref(), v.sensitive))
-            .collect();
+        let rows: Vec<(&str, Option<&str>, Option<&str>, bool)> =
+            vars.iter().map(|v| (v.name.as_str(), v.job_id.as_deref(), v.alias_of.as_deref(), v.sensitive)).collect();
         assert_eq!(
             rows,
             vec![
@@ -401,11 +388,7 @@ mod tests {
 
     #[test]
     fn an_alias_belongs_to_the_job_whose_value_it_holds() {
-        let cm = map(&[
-            ("QOVERY_OUTPUT_JOB_A_URL", "a"),
-            ("QOVERY_OUTPUT_JOB_B_URL", "b"),
-            ("URL", "b"),
-        ]);
+        let cm = map(&[("QOVERY_OUTPUT_JOB_A_URL", "a"), ("QOVERY_OUTPUT_JOB_B_URL", "b"), ("URL", "b")]);
         let vars = classify(&cm, &BTreeMap::new(), &ids(&["A", "B"]));
         let alias = vars.iter().find(|v| v.name == "URL").unwrap();
         assert_eq!(alias.job_id.as_deref(), Some("B"));
@@ -457,7 +440,12 @@ mod tests {
         };
         let table = render(&report, None).unwrap();
         assert!(table.starts_with("Job seed in namespace env: JOBID SEED, variables QOVERY_OUTPUT_JOB_SEED_<KEY>"), "{table}");
-        assert!(table.contains("NAME                        VALUE    SENSITIVE   JOB\nQOVERY_OUTPUT_JOB_SEED_PW   ******   yes         SEED\n"), "{table}");
+        assert!(
+            table.contains(
+                "NAME                        VALUE    SENSITIVE   JOB\nQOVERY_OUTPUT_JOB_SEED_PW   ******   yes         SEED\n"
+            ),
+            "{table}"
+        );
         let json: serde_json::Value = serde_json::from_str(&render(&report, Some(OutputFormat::Json)).unwrap()).unwrap();
         assert_eq!(json["jobId"], "SEED");
         assert_eq!(json["variables"][0]["value"], MASK);

@@ -60,10 +60,7 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
             } else {
                 format!("lifecycle jobs in {ns}: {}", templates.join(", "))
             };
-            return Err(anyhow!(
-                "job {} not found in namespace {ns}\n  hint: {known}; give another namespace with -n",
-                args.job
-            ));
+            return Err(anyhow!("job {} not found in namespace {ns}\n  hint: {known}; give another namespace with -n", args.job));
         }
     };
     check_runnable(&job, event, ns)?;
@@ -133,7 +130,9 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
         .await;
         match streamed {
             Ok(r) => r?,
-            Err(_) => return Err(anyhow!("timed out after {} following the logs of run {run_name}", human_duration(args.timeout))),
+            Err(_) => {
+                return Err(anyhow!("timed out after {} following the logs of run {run_name}", human_duration(args.timeout)));
+            }
         }
     }
     let name = wait::wait(&watch, &mut obs, &mut progress, |o| wait::run_verdict(ns, o, true)).await?;

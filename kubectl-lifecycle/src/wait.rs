@@ -225,7 +225,11 @@ pub fn transition_verdict(goal: &TransitionGoal, obs: &Observed) -> Verdict {
         };
     }
     if obs.namespace_exists == Some(false) {
-        return Verdict::Fail(anyhow!("namespace {} was deleted while waiting for it to be {}", goal.namespace, goal.target.word()));
+        return Verdict::Fail(anyhow!(
+            "namespace {} was deleted while waiting for it to be {}",
+            goal.namespace,
+            goal.target.word()
+        ));
     }
     let word = status_word(obs.status.as_deref());
     if word == goal.target.word() && obs.unfinished().is_empty() {
@@ -296,10 +300,7 @@ where
     let ns_stream = if w.watch_namespace {
         let api: Api<Namespace> = Api::all(w.client.clone());
         let cfg = watcher::Config::default().fields(&format!("metadata.name={}", w.namespace));
-        watcher(api, cfg)
-            .default_backoff()
-            .map(|r| r.map_or_else(Update::Error, |e| Update::Namespace(Box::new(e))))
-            .boxed()
+        watcher(api, cfg).default_backoff().map(|r| r.map_or_else(Update::Error, |e| Update::Namespace(Box::new(e)))).boxed()
     } else {
         stream::pending().boxed()
     };
@@ -433,7 +434,9 @@ fn on_job(job: &Job, w: &Watch, obs: &mut Observed, progress: &mut Progress) {
     }
     if previous != Some(info.state.phase) {
         let took = match (info.state.started, info.state.finished) {
-            (Some(s), Some(f)) => format!(" in {}", human_duration(Duration::from_secs((f.as_second() - s.as_second()).max(0) as u64))),
+            (Some(s), Some(f)) => {
+                format!(" in {}", human_duration(Duration::from_secs((f.as_second() - s.as_second()).max(0) as u64)))
+            }
             _ => String::new(),
         };
         match info.state.phase {

@@ -16,16 +16,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number at {rest:?} (write e.g. 90d, 12h, 10m or 30s)"
-            ));
+            return Err(format!("invalid duration {text:?}: expected a number at {rest:?} (write e.g. 90d, 12h, 10m or 30s)"));
         }
         let n: u64 = rest[..digits].parse().map_err(|_| format!("invalid duration {text:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit = rest
-            .chars()
-            .next()
-            .ok_or_else(|| format!("invalid duration {text:?}: the number {n} has no unit (d, h, m or s)"))?;
+        let unit =
+            rest.chars().next().ok_or_else(|| format!("invalid duration {text:?}: the number {n} has no unit (d, h, m or s)"))?;
         let (rank, secs) = match unit {
             'd' => (0, 86_400),
             'h' => (1, 3_600),

@@ -151,10 +151,7 @@ pub fn format_time(unix: i64) -> String {
 
 impl Material {
     /// Parses the Secret's data (decoded) and annotations.
-    pub fn parse(
-        data: &BTreeMap<String, Vec<u8>>,
-        annotations: &BTreeMap<String, String>,
-    ) -> Result<Material, Unusable> {
+    pub fn parse(data: &BTreeMap<String, Vec<u8>>, annotations: &BTreeMap<String, String>) -> Result<Material, Unusable> {
         let ca_key = KeyPem(text(data, CA_KEY)?.ok_or(Unusable::Missing(CA_KEY))?.to_string());
         let ca_spki = ca_key.spki().map_err(|source| Unusable::Pki { key: CA_KEY, source })?;
         let bundle = certs(text(data, CA_CRT)?.ok_or(Unusable::Missing(CA_CRT))?, CA_CRT)?;

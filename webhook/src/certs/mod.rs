@@ -107,15 +107,11 @@ impl Manager {
 
     async fn run(self) -> anyhow::Result<()> {
         let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
-        let mut secret_events =
-            watcher::watcher(self.secrets.clone(), by_name(self.secret_name())).default_backoff().boxed();
-        let mut mutating_events = watcher::watcher(self.mutating.clone(), by_name(&self.state.config.mutating_webhook))
-            .default_backoff()
-            .boxed();
+        let mut secret_events = watcher::watcher(self.secrets.clone(), by_name(self.secret_name())).default_backoff().boxed();
+        let mut mutating_events =
+            watcher::watcher(self.mutating.clone(), by_name(&self.state.config.mutating_webhook)).default_backoff().boxed();
         let mut validating_events =
-            watcher::watcher(self.validating.clone(), by_name(&self.state.config.validating_webhook))
-                .default_backoff()
-                .boxed();
+            watcher::watcher(self.validating.clone(), by_name(&self.state.config.validating_webhook)).default_backoff().boxed();
 
         let mut next = tokio::time::Instant::now();
         let mut failures: u32 = 0;
@@ -327,11 +323,8 @@ impl Manager {
             let Ok(m) = Material::parse(&data, &annotations) else { return Ok(()) };
             let want = m.bundle_pem();
             let v = serde_json::to_value(&config)?;
-            let stale: Vec<String> = webhook_bundles(&v)
-                .into_iter()
-                .filter(|(_, b)| b.as_deref() != Some(want.as_bytes()))
-                .map(|(n, _)| n)
-                .collect();
+            let stale: Vec<String> =
+                webhook_bundles(&v).into_iter().filter(|(_, b)| b.as_deref() != Some(want.as_bytes())).map(|(n, _)| n).collect();
             if stale.is_empty() {
                 return Ok(());
             }
@@ -454,10 +447,7 @@ mod tests {
         let v = serde_json::to_value(&cfg).unwrap();
         assert_eq!(
             webhook_bundles(&v),
-            vec![
-                ("jobs.lifecycle-jobs.dev".to_string(), Some(b"PEM".to_vec())),
-                ("pods.lifecycle-jobs.dev".to_string(), None)
-            ]
+            vec![("jobs.lifecycle-jobs.dev".to_string(), Some(b"PEM".to_vec())), ("pods.lifecycle-jobs.dev".to_string(), None)]
         );
     }
 }

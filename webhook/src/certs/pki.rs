@@ -213,8 +213,7 @@ fn window(now: i64, validity: Duration, cap: Option<i64>) -> (i64, i64) {
 /// Sets the validity of `params` from Unix seconds (rcgen's date type is
 /// reached through `date_time_ymd`, without a direct dependency on its crate).
 fn set_validity(params: &mut CertificateParams, (not_before, not_after): (i64, i64)) {
-    let at =
-        |unix: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(u64::try_from(unix.max(0)).unwrap_or(0));
+    let at = |unix: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(u64::try_from(unix.max(0)).unwrap_or(0));
     params.not_before = at(not_before);
     params.not_after = at(not_after);
 }
@@ -229,10 +228,7 @@ fn random_serial() -> SerialNumber {
 /// A new random CA identifier.
 pub fn new_ca_id(now: i64) -> String {
     let r: u32 = rand::random();
-    format!(
-        "ca-{}-{r:08x}",
-        jiff::Timestamp::from_second(now).map(|t| t.strftime("%Y%m%d").to_string()).unwrap_or_default()
-    )
+    format!("ca-{}-{r:08x}", jiff::Timestamp::from_second(now).map(|t| t.strftime("%Y%m%d").to_string()).unwrap_or_default())
 }
 
 fn ca_name(id: &str) -> DistinguishedName {
@@ -320,8 +316,7 @@ pub fn verify_chain(chain: &[CertInfo], roots: &[CertInfo], dns_name: &str, now:
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
         .build()
         .map_err(|e| e.to_string())?;
-    let inter: Vec<CertificateDer<'static>> =
-        intermediates.iter().map(|c| CertificateDer::from(c.der.clone())).collect();
+    let inter: Vec<CertificateDer<'static>> = intermediates.iter().map(|c| CertificateDer::from(c.der.clone())).collect();
     let name = ServerName::try_from(dns_name.to_string()).map_err(|e| e.to_string())?;
     let at = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now.max(0)).unwrap_or(0)));
     verifier
@@ -368,18 +363,10 @@ mod tests {
             verify_chain(std::slice::from_ref(&leaf.cert), std::slice::from_ref(&ca.cert), &n, now() + 10).unwrap();
         }
         assert!(
-            verify_chain(
-                std::slice::from_ref(&leaf.cert),
-                std::slice::from_ref(&other.cert),
-                "lifecycle-webhook",
-                now()
-            )
-            .is_err()
-        );
-        assert!(
-            verify_chain(std::slice::from_ref(&leaf.cert), std::slice::from_ref(&ca.cert), "evil.example", now())
+            verify_chain(std::slice::from_ref(&leaf.cert), std::slice::from_ref(&other.cert), "lifecycle-webhook", now())
                 .is_err()
         );
+        assert!(verify_chain(std::slice::from_ref(&leaf.cert), std::slice::from_ref(&ca.cert), "evil.example", now()).is_err());
         // Expired.
         assert!(
             verify_chain(

@@ -110,8 +110,7 @@ pub fn leaf_problem(m: &Material, s: &Settings, now: i64) -> Option<String> {
     if let Some(i) = m.intermediates.iter().find(|i| !i.valid_at(now)) {
         return Some(format!("the intermediate {} expired", i.fingerprint()));
     }
-    if let Some(i) = m.intermediates.iter().find(|i| i.subject != m.active.cert.subject || i.spki != m.active.cert.spki)
-    {
+    if let Some(i) = m.intermediates.iter().find(|i| i.subject != m.active.cert.subject || i.spki != m.active.cert.spki) {
         return Some(format!("the intermediate {} does not certify the active CA", i.fingerprint()));
     }
     let name = s.dns_names.first().map(String::as_str).unwrap_or("lifecycle-webhook");
@@ -131,9 +130,7 @@ pub fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decisi
         if let Some(next) = &m.next
             && next.cert.valid_at(now)
         {
-            return Decision::new(Step::Promote {
-                reason: "the active CA expired before the rotation finished".into(),
-            });
+            return Decision::new(Step::Promote { reason: "the active CA expired before the rotation finished".into() });
         }
         return Decision::new(Step::Regenerate { reason: "the CA expired".into() });
     }
@@ -152,9 +149,7 @@ pub fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decisi
             let due = since.min(now).saturating_add(overlap);
             if now >= due {
                 return Decision::new(match phase {
-                    Phase::Introducing => {
-                        Step::Promote { reason: "the new CA has been trusted for the overlap".into() }
-                    }
+                    Phase::Introducing => Step::Promote { reason: "the new CA has been trusted for the overlap".into() },
                     _ => Step::Retire,
                 });
             }
@@ -193,14 +188,7 @@ pub fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decisi
 pub fn generate(s: &Settings, now: i64) -> Result<Material, PkiError> {
     let active = pki::new_ca(now, s.ca_validity)?;
     let leaf = pki::issue_leaf(&active, &s.dns_names, now, s.cert_validity)?;
-    Ok(Material {
-        active,
-        next: None,
-        previous: Vec::new(),
-        leaf: Some(leaf),
-        intermediates: Vec::new(),
-        phase_since: Some(now),
-    })
+    Ok(Material { active, next: None, previous: Vec::new(), leaf: Some(leaf), intermediates: Vec::new(), phase_since: Some(now) })
 }
 
 /// The material after `step` (unchanged for `Wait` and `ClearTrigger`).
@@ -244,11 +232,7 @@ pub fn execute(step: &Step, m: &Material, s: &Settings, now: i64) -> Result<Mate
 /// Cross-signed copies of the active CA that are still valid: kept after a
 /// renewal for agents created before the last rotation.
 fn bridges_still_useful(intermediates: &[CertInfo], active: &CertInfo, now: i64) -> Vec<CertInfo> {
-    intermediates
-        .iter()
-        .filter(|i| i.valid_at(now) && i.subject == active.subject && i.spki == active.spki)
-        .cloned()
-        .collect()
+    intermediates.iter().filter(|i| i.valid_at(now) && i.subject == active.subject && i.spki == active.spki).cloned().collect()
 }
 
 /// Invariants of any material about to be written: the served chain verifies

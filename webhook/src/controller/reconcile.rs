@@ -235,6 +235,9 @@ async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep, status
         }
         NsStep::Scale { event, next } => {
             scale(c, name, event).await?;
+            if next.is_none() {
+                tracing::info!(namespace = name, %event, "transition done");
+            }
             c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
         }
         NsStep::DeleteNamespace => {
@@ -382,7 +385,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn report(&self, t: &TemplateRef, report: &Report) {
-        let (event, label) = event_of(report);
+        let (event, label) = event_of(report, &t.namespace);
         if let Some((ev, result)) = label {
             self.metrics.runs.get_or_create(&RunLabels { event: ev.as_str(), result }).inc();
         }
@@ -401,7 +404,19 @@ impl Cluster for KubeCluster {
 }
 
 /// The Kubernetes Event and the metric labels of a report.
-pub fn event_of(report: &Report) -> (KubeEvent, Option<(Event, &'static str)>) {
+/// Each run is the Event's related object: the recorder folds repeated Events
+/// of one (object, reason, related) into a series, and runs must not be folded
+/// into each other.
+pub fn event_of(report: &Report, namespace: &str) -> (KubeEvent, Option<(Event, &'static str)>) {
+    let run_ref = |run: &str| {
+        Some(ObjectReference {
+            api_version: Some("batch/v1".into()),
+            kind: Some("Job".into()),
+            name: Some(run.to_string()),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        })
+    };
     let forced = |f: bool| if f { "forced " } else { "" };
     match report {
         Report::RunStarted { event, run, forced: f } => (
@@ -410,7 +425,7 @@ pub fn event_of(report: &Report) -> (KubeEvent, Option<(Event, &'static str)>) {
                 reason: "RunStarted".into(),
                 note: Some(format!("{}{event} run {run} started", forced(*f))),
                 action: "CreateRun".into(),
-                secondary: None,
+                secondary: run_ref(run),
             },
             Some((*event, "started")),
         ),
@@ -420,7 +435,7 @@ pub fn event_of(report: &Report) -> (KubeEvent, Option<(Event, &'static str)>) {
                 reason: "RunSucceeded".into(),
                 note: Some(format!("{}{event} run {run} succeeded", forced(*f))),
                 action: "WatchRun".into(),
-                secondary: None,
+                secondary: run_ref(run),
             },
             Some((*event, "succeeded")),
         ),
@@ -435,15 +450,9 @@ pub fn event_of(report: &Report) -> (KubeEvent, Option<(Event, &'static str)>) {
                 KubeEvent {
                     type_: EventType::Warning,
                     reason: "RunFailed".into(),
-                    note: Some(truncate(
-                        &format!(
-                            "{}{event} run {run} failed ({why}); the environment's transition goes on",
-                            forced(*f)
-                        ),
-                        1000,
-                    )),
+                    note: Some(truncate(&format!("{}{event} run {run} failed ({why})", forced(*f)), 1000)),
                     action: "WatchRun".into(),
-                    secondary: None,
+                    secondary: run_ref(run),
                 },
                 Some((*event, "failed")),
             )

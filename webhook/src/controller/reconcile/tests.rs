@@ -628,24 +628,25 @@ async fn a_name_taken_by_a_stranger_is_reported_not_adopted() {
 
 #[test]
 fn reports_become_events_and_metrics() {
-    let (e, m) = event_of(&Report::RunEnded {
-        event: Event::Stop,
-        run: "a-stop-x".into(),
-        forced: false,
-        outcome: Outcome {
-            succeeded: false,
-            reason: Some("DeadlineExceeded".into()),
-            message: Some("too slow".into()),
+    let (e, m) = event_of(
+        &Report::RunEnded {
+            event: Event::Stop,
+            run: "a-stop-x".into(),
+            forced: false,
+            outcome: Outcome {
+                succeeded: false,
+                reason: Some("DeadlineExceeded".into()),
+                message: Some("too slow".into()),
+            },
         },
-    });
+        NS,
+    );
+    assert_eq!(e.secondary.as_ref().and_then(|r| r.name.as_deref()), Some("a-stop-x"));
     assert_eq!(e.reason, "RunFailed");
     assert_eq!(e.type_, EventType::Warning);
-    assert_eq!(
-        e.note.unwrap(),
-        "stop run a-stop-x failed (DeadlineExceeded: too slow); the environment's transition goes on"
-    );
+    assert_eq!(e.note.unwrap(), "stop run a-stop-x failed (DeadlineExceeded: too slow)");
     assert_eq!(m, Some((Event::Stop, "failed")));
-    let (e, m) = event_of(&Report::RunStarted { event: Event::Start, run: "r".into(), forced: true });
+    let (e, m) = event_of(&Report::RunStarted { event: Event::Start, run: "r".into(), forced: true }, NS);
     assert_eq!((e.reason.as_str(), e.note.unwrap().as_str()), ("RunStarted", "forced start run r started"));
     assert_eq!(m, Some((Event::Start, "started")));
 }
