@@ -43,27 +43,20 @@ impl Default for ResolvConf {
 
 impl ResolvConf {
     pub fn parse(text: &str) -> ResolvConf {
-        let mut c = ResolvConf {
-            nameservers: Vec::new(),
-            ..ResolvConf::default()
-        };
+        let mut c = ResolvConf { nameservers: Vec::new(), ..ResolvConf::default() };
         for line in text.lines() {
             let line = line.split(['#', ';']).next().unwrap_or("");
             let mut words = line.split_whitespace();
             match words.next() {
                 Some("nameserver") => {
                     // Up to 3, like glibc; a zone index (`fe80::1%eth0`) is dropped.
-                    if let Some(ip) = words
-                        .next()
-                        .and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok())
+                    if let Some(ip) = words.next().and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok())
                         && c.nameservers.len() < 3
                     {
                         c.nameservers.push(SocketAddr::new(ip, 53));
                     }
                 }
-                Some("search") => {
-                    c.search = words.map(|w| w.trim_end_matches('.').to_string()).collect()
-                }
+                Some("search") => c.search = words.map(|w| w.trim_end_matches('.').to_string()).collect(),
                 Some("domain") => {
                     if let Some(d) = words.next() {
                         c.search = vec![d.trim_end_matches('.').to_string()];
@@ -71,20 +64,11 @@ impl ResolvConf {
                 }
                 Some("options") => {
                     for o in words {
-                        if let Some(n) = o
-                            .strip_prefix("ndots:")
-                            .and_then(|v| v.parse::<usize>().ok())
-                        {
+                        if let Some(n) = o.strip_prefix("ndots:").and_then(|v| v.parse::<usize>().ok()) {
                             c.ndots = n.min(15);
-                        } else if let Some(n) = o
-                            .strip_prefix("timeout:")
-                            .and_then(|v| v.parse::<u64>().ok())
-                        {
+                        } else if let Some(n) = o.strip_prefix("timeout:").and_then(|v| v.parse::<u64>().ok()) {
                             c.timeout = Duration::from_secs(n.clamp(1, 30));
-                        } else if let Some(n) = o
-                            .strip_prefix("attempts:")
-                            .and_then(|v| v.parse::<u32>().ok())
-                        {
+                        } else if let Some(n) = o.strip_prefix("attempts:").and_then(|v| v.parse::<u32>().ok()) {
                             c.attempts = n.clamp(1, 5);
                         }
                     }
@@ -99,9 +83,7 @@ impl ResolvConf {
     }
 
     pub fn load() -> ResolvConf {
-        std::fs::read_to_string("/etc/resolv.conf")
-            .map(|t| ResolvConf::parse(&t))
-            .unwrap_or_default()
+        std::fs::read_to_string("/etc/resolv.conf").map(|t| ResolvConf::parse(&t)).unwrap_or_default()
     }
 
     /// The names to query, in order.
@@ -109,11 +91,7 @@ impl ResolvConf {
         if let Some(abs) = name.strip_suffix('.') {
             return vec![abs.to_string()];
         }
-        let searched = self
-            .search
-            .iter()
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("{name}.{d}"));
+        let searched = self.search.iter().filter(|d| !d.is_empty()).map(|d| format!("{name}.{d}"));
         if name.matches('.').count() >= self.ndots {
             std::iter::once(name.to_string()).chain(searched).collect()
         } else {
@@ -176,19 +154,12 @@ pub struct Reply {
 
 /// Decodes a reply to the query (`id`, `name`, `qtype`): A/AAAA records owned
 /// by `name` or by a CNAME chain from it. `Ok(None)`: not a reply to this query.
-pub fn decode_reply(
-    msg: &[u8],
-    id: u16,
-    name: &str,
-    qtype: u16,
-) -> Result<Option<Reply>, DnsError> {
+pub fn decode_reply(msg: &[u8], id: u16, name: &str, qtype: u16) -> Result<Option<Reply>, DnsError> {
     if msg.len() < 12 {
         return Err(DnsError::Malformed("short message"));
     }
     let u16_at = |p: usize| -> Result<u16, DnsError> {
-        msg.get(p..p + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-            .ok_or(DnsError::Malformed("truncated"))
+        msg.get(p..p + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or(DnsError::Malformed("truncated"))
     };
     if u16_at(0)? != id || msg[2] & 0x80 == 0 || msg[2] & 0x78 != 0 {
         return Ok(None);
@@ -201,8 +172,7 @@ pub fn decode_reply(
         return Ok(None);
     }
     let (qname, next) = read_name(msg, p)?;
-    if !qname.eq_ignore_ascii_case(name) || u16_at(next)? != qtype || u16_at(next + 2)? != CLASS_IN
-    {
+    if !qname.eq_ignore_ascii_case(name) || u16_at(next)? != qtype || u16_at(next + 2)? != CLASS_IN {
         return Ok(None);
     }
     p = next + 4;
@@ -213,17 +183,13 @@ pub fn decode_reply(
         let class = u16_at(next + 2)?;
         let len = usize::from(u16_at(next + 8)?);
         let start = next + 10;
-        let data = msg
-            .get(start..start + len)
-            .ok_or(DnsError::Malformed("truncated record"))?;
+        let data = msg.get(start..start + len).ok_or(DnsError::Malformed("truncated record"))?;
         p = start + len;
         if class != CLASS_IN {
             continue;
         }
         let value = match (rtype, len) {
-            (TYPE_A, 4) => Rdata::Addr(IpAddr::V4(Ipv4Addr::new(
-                data[0], data[1], data[2], data[3],
-            ))),
+            (TYPE_A, 4) => Rdata::Addr(IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3]))),
             (TYPE_AAAA, 16) => {
                 let mut b = [0u8; 16];
                 b.copy_from_slice(data);
@@ -241,8 +207,7 @@ pub fn decode_reply(
         for (owner, _, v) in &records {
             if let Rdata::Cname(target) = v {
                 let target = target.to_ascii_lowercase();
-                if owners.iter().any(|o| o.eq_ignore_ascii_case(owner)) && !owners.contains(&target)
-                {
+                if owners.iter().any(|o| o.eq_ignore_ascii_case(owner)) && !owners.contains(&target) {
                     owners.push(target);
                     grew = true;
                 }
@@ -280,28 +245,18 @@ fn read_name(msg: &[u8], mut p: usize) -> Result<(String, usize), DnsError> {
                 return Ok((name, end.unwrap_or(p + 1)));
             }
             0x00 => {
-                let label = msg
-                    .get(p + 1..p + 1 + len as usize)
-                    .ok_or(DnsError::Malformed("truncated label"))?;
+                let label = msg.get(p + 1..p + 1 + len as usize).ok_or(DnsError::Malformed("truncated label"))?;
                 if !name.is_empty() {
                     name.push('.');
                 }
-                name.extend(label.iter().map(|b| {
-                    if b.is_ascii_graphic() {
-                        *b as char
-                    } else {
-                        '?'
-                    }
-                }));
+                name.extend(label.iter().map(|b| if b.is_ascii_graphic() { *b as char } else { '?' }));
                 if name.len() > 255 {
                     return Err(DnsError::Malformed("name too long"));
                 }
                 p += 1 + len as usize;
             }
             0xC0 => {
-                let lo = *msg
-                    .get(p + 1)
-                    .ok_or(DnsError::Malformed("truncated pointer"))?;
+                let lo = *msg.get(p + 1).ok_or(DnsError::Malformed("truncated pointer"))?;
                 end.get_or_insert(p + 2);
                 jumps += 1;
                 if jumps > 32 {
@@ -340,11 +295,7 @@ pub fn resolve(host: &str, deadline: Instant) -> Result<Vec<IpAddr>, DnsError> {
     resolve_with(&ResolvConf::load(), host, deadline)
 }
 
-pub fn resolve_with(
-    conf: &ResolvConf,
-    host: &str,
-    deadline: Instant,
-) -> Result<Vec<IpAddr>, DnsError> {
+pub fn resolve_with(conf: &ResolvConf, host: &str, deadline: Instant) -> Result<Vec<IpAddr>, DnsError> {
     let mut last = DnsError::NotFound(host.to_string());
     for name in conf.candidates(host) {
         match query_name(conf, &name, deadline) {
@@ -386,15 +337,8 @@ fn query_name(conf: &ResolvConf, name: &str, deadline: Instant) -> Result<Vec<Ip
 fn exchange(server: SocketAddr, name: &str, timeout: Duration) -> Result<Vec<IpAddr>, DnsError> {
     let ids = [random_u16(), random_u16()];
     let types = [TYPE_A, TYPE_AAAA];
-    let queries = [
-        encode_query(ids[0], name, TYPE_A)?,
-        encode_query(ids[1], name, TYPE_AAAA)?,
-    ];
-    let bind: SocketAddr = if server.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
+    let queries = [encode_query(ids[0], name, TYPE_A)?, encode_query(ids[1], name, TYPE_AAAA)?];
+    let bind: SocketAddr = if server.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
     let sock = UdpSocket::bind(bind).map_err(DnsError::Io)?;
     sock.connect(server).map_err(DnsError::Io)?;
     for q in &queries {
@@ -411,12 +355,7 @@ fn exchange(server: SocketAddr, name: &str, timeout: Duration) -> Result<Vec<IpA
         sock.set_read_timeout(Some(left)).map_err(DnsError::Io)?;
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 return Err(DnsError::Timeout);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -449,9 +388,7 @@ pub fn random_u64() -> u64 {
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
     if n != 8 {
         // Never expected; fall back to the clock.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         return t.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     }
     u64::from_ne_bytes(b)
@@ -471,28 +408,15 @@ mod tests {
     fn parses_resolv_conf() {
         let c = ResolvConf::parse(K8S);
         assert_eq!(c.nameservers, vec!["10.96.0.10:53".parse().unwrap()]);
-        assert_eq!(
-            c.search,
-            vec![
-                "ns1.svc.cluster.local",
-                "svc.cluster.local",
-                "cluster.local"
-            ]
-        );
-        assert_eq!(
-            (c.ndots, c.timeout, c.attempts),
-            (5, Duration::from_secs(2), 3)
-        );
+        assert_eq!(c.search, vec!["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"]);
+        assert_eq!((c.ndots, c.timeout, c.attempts), (5, Duration::from_secs(2), 3));
         let c = ResolvConf::parse(
             "# nothing\nnameserver fe80::1%eth0\nnameserver 1.1.1.1\nnameserver 2.2.2.2\nnameserver 3.3.3.3\ndomain example.com.",
         );
         assert_eq!(c.nameservers.len(), 3);
         assert_eq!(c.nameservers[0], "[fe80::1]:53".parse().unwrap());
         assert_eq!(c.search, vec!["example.com"]);
-        assert_eq!(
-            ResolvConf::parse("").nameservers,
-            ResolvConf::default().nameservers
-        );
+        assert_eq!(ResolvConf::parse("").nameservers, ResolvConf::default().nameservers);
     }
 
     #[test]
@@ -522,12 +446,7 @@ mod tests {
     #[test]
     fn encodes_queries() {
         let q = encode_query(0xABCD, "a.bc", TYPE_AAAA).unwrap();
-        assert_eq!(
-            q,
-            [
-                0xAB, 0xCD, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 2, b'b', b'c', 0, 0, 28, 0, 1
-            ]
-        );
+        assert_eq!(q, [0xAB, 0xCD, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 2, b'b', b'c', 0, 0, 28, 0, 1]);
         assert!(encode_query(1, "", TYPE_A).is_err());
         assert!(encode_query(1, "a..b", TYPE_A).is_err());
         assert!(encode_query(1, &"x".repeat(64), TYPE_A).is_err());
@@ -552,56 +471,20 @@ mod tests {
     #[test]
     fn decodes_replies() {
         let q = encode_query(7, "svc.example", TYPE_A).unwrap();
-        let r = reply(
-            &q,
-            0,
-            &[(TYPE_A, vec![10, 0, 0, 1]), (TYPE_A, vec![10, 0, 0, 2])],
-        );
+        let r = reply(&q, 0, &[(TYPE_A, vec![10, 0, 0, 1]), (TYPE_A, vec![10, 0, 0, 2])]);
         let d = decode_reply(&r, 7, "svc.example", TYPE_A).unwrap().unwrap();
-        assert_eq!(
-            d.addrs,
-            vec![
-                "10.0.0.1".parse::<IpAddr>().unwrap(),
-                "10.0.0.2".parse().unwrap()
-            ]
-        );
+        assert_eq!(d.addrs, vec!["10.0.0.1".parse::<IpAddr>().unwrap(), "10.0.0.2".parse().unwrap()]);
         // Case-insensitive question match.
-        assert!(
-            decode_reply(&r, 7, "SVC.example", TYPE_A)
-                .unwrap()
-                .is_some()
-        );
+        assert!(decode_reply(&r, 7, "SVC.example", TYPE_A).unwrap().is_some());
         // Another ID, name or type: not ours.
-        assert!(
-            decode_reply(&r, 8, "svc.example", TYPE_A)
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            decode_reply(&r, 7, "other.example", TYPE_A)
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            decode_reply(&r, 7, "svc.example", TYPE_AAAA)
-                .unwrap()
-                .is_none()
-        );
+        assert!(decode_reply(&r, 8, "svc.example", TYPE_A).unwrap().is_none());
+        assert!(decode_reply(&r, 7, "other.example", TYPE_A).unwrap().is_none());
+        assert!(decode_reply(&r, 7, "svc.example", TYPE_AAAA).unwrap().is_none());
         // The query itself (QR clear) is not a reply.
-        assert!(
-            decode_reply(&q, 7, "svc.example", TYPE_A)
-                .unwrap()
-                .is_none()
-        );
+        assert!(decode_reply(&q, 7, "svc.example", TYPE_A).unwrap().is_none());
         // NXDOMAIN.
         let r = reply(&q, RCODE_NXDOMAIN, &[]);
-        assert_eq!(
-            decode_reply(&r, 7, "svc.example", TYPE_A).unwrap().unwrap(),
-            Reply {
-                rcode: 3,
-                addrs: vec![]
-            }
-        );
+        assert_eq!(decode_reply(&r, 7, "svc.example", TYPE_A).unwrap().unwrap(), Reply { rcode: 3, addrs: vec![] });
         // Truncated answers are errors, not panics.
         let r = reply(&q, 0, &[(TYPE_A, vec![10, 0, 0, 1])]);
         for cut in 0..r.len() {
@@ -625,9 +508,7 @@ mod tests {
         r.extend_from_slice(&[0xC0, target_at as u8, 0, 28, 0, 1, 0, 0, 0, 30, 0, 16]);
         r.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
         // An unrelated AAAA is ignored.
-        r.extend_from_slice(&[
-            5, b'o', b't', b'h', b'e', b'r', 0, 0, 28, 0, 1, 0, 0, 0, 30, 0, 16,
-        ]);
+        r.extend_from_slice(&[5, b'o', b't', b'h', b'e', b'r', 0, 0, 28, 0, 1, 0, 0, 0, 30, 0, 16]);
         r.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets());
         let d = decode_reply(&r, 9, "web", TYPE_AAAA).unwrap().unwrap();
         assert_eq!(d.addrs, vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]);
@@ -637,21 +518,14 @@ mod tests {
     fn compression_loops_are_errors() {
         let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
         m.extend_from_slice(&[0xC0, 12]);
-        assert!(matches!(
-            decode_reply(&m, 1, "x", TYPE_A),
-            Err(DnsError::Malformed(_))
-        ));
+        assert!(matches!(decode_reply(&m, 1, "x", TYPE_A), Err(DnsError::Malformed(_))));
     }
 
     #[test]
     fn hosts_file() {
-        let text =
-            "127.0.0.1 localhost\n::1 localhost ip6-localhost # comment\n10.0.0.5 web web.ns # x\n";
+        let text = "127.0.0.1 localhost\n::1 localhost ip6-localhost # comment\n10.0.0.5 web web.ns # x\n";
         assert_eq!(hosts_lookup(text, "localhost").len(), 2);
-        assert_eq!(
-            hosts_lookup(text, "WEB.ns."),
-            vec!["10.0.0.5".parse::<IpAddr>().unwrap()]
-        );
+        assert_eq!(hosts_lookup(text, "WEB.ns."), vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
         assert!(hosts_lookup(text, "comment").is_empty());
     }
 
@@ -692,15 +566,7 @@ mod tests {
         assert_eq!(addrs, vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
         let mut seen = t.join().unwrap();
         seen.sort();
-        assert_eq!(
-            seen,
-            vec![
-                "svc.nope.local/1",
-                "svc.nope.local/28",
-                "svc.ns1.local/1",
-                "svc.ns1.local/28"
-            ]
-        );
+        assert_eq!(seen, vec!["svc.nope.local/1", "svc.nope.local/28", "svc.ns1.local/1", "svc.ns1.local/28"]);
     }
 
     #[test]
@@ -714,8 +580,7 @@ mod tests {
             attempts: 2,
         };
         let t = Instant::now();
-        let e =
-            resolve_with(&conf, "x.example", Instant::now() + Duration::from_secs(5)).unwrap_err();
+        let e = resolve_with(&conf, "x.example", Instant::now() + Duration::from_secs(5)).unwrap_err();
         assert!(matches!(e, DnsError::Timeout), "{e:?}");
         assert!(t.elapsed() < Duration::from_secs(2));
     }

@@ -44,17 +44,12 @@ impl Url {
             None => (rest, ""),
         };
         if authority.contains('@') || path.contains(['?', '#']) {
-            return Err(format!(
-                "server URL {s:?} must have no user, query or fragment"
-            ));
+            return Err(format!("server URL {s:?} must have no user, query or fragment"));
         }
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("bad IPv6 address in {s:?}"))?;
-            h.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| format!("bad IPv6 address in {s:?}"))?;
+            let (h, after) = v6.split_once(']').ok_or_else(|| format!("bad IPv6 address in {s:?}"))?;
+            h.parse::<std::net::Ipv6Addr>().map_err(|_| format!("bad IPv6 address in {s:?}"))?;
             (h.to_string(), after.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -63,50 +58,25 @@ impl Url {
             }
         };
         let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| format!("bad port in server URL {s:?}"))?,
+            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port in server URL {s:?}"))?,
             None => default_port,
         };
-        if host.is_empty()
-            || !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
-        {
+        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b)) {
             return Err(format!("bad host in server URL {s:?}"));
         }
-        Ok(Url {
-            tls,
-            host,
-            port,
-            base: path.trim_end_matches('/').to_string(),
-        })
+        Ok(Url { tls, host, port, base: path.trim_end_matches('/').to_string() })
     }
 
     /// The `Host` header value.
     pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == if self.tls { 443 } else { 80 } {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        if self.port == if self.tls { 443 } else { 80 } { host } else { format!("{host}:{}", self.port) }
     }
 }
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}://{}{}",
-            if self.tls { "https" } else { "http" },
-            self.authority(),
-            self.base
-        )
+        write!(f, "{}://{}{}", if self.tls { "https" } else { "http" }, self.authority(), self.base)
     }
 }
 
@@ -136,10 +106,7 @@ impl fmt::Display for HttpError {
 
 impl From<io::Error> for HttpError {
     fn from(e: io::Error) -> Self {
-        if matches!(
-            e.kind(),
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-        ) {
+        if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) {
             return HttpError::Timeout;
         }
         // rustls reports certificate and handshake problems as InvalidData.
@@ -159,10 +126,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -171,20 +135,16 @@ pub fn tls_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
         let cert = cert.map_err(|e| format!("bad PEM in the server CA: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("bad certificate in the server CA: {e}"))?;
+        roots.add(cert).map_err(|e| format!("bad certificate in the server CA: {e}"))?;
     }
     if roots.is_empty() {
         return Err("the server CA holds no certificate".into());
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
@@ -195,13 +155,7 @@ pub struct Client {
 
 impl Client {
     /// Sends `POST {base}{path}` and reads the response, all before `deadline`.
-    pub fn post(
-        &self,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        deadline: Instant,
-    ) -> Result<Response, HttpError> {
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8], deadline: Instant) -> Result<Response, HttpError> {
         let addrs = dns::resolve(&self.url.host, deadline).map_err(HttpError::Dns)?;
         let tcp = connect(&addrs, self.url.port, deadline)?;
         let _ = tcp.set_nodelay(true);
@@ -224,10 +178,8 @@ impl Client {
         msg.extend_from_slice(body);
         match &self.tls {
             Some(config) => {
-                let name = ServerName::try_from(self.url.host.clone())
-                    .map_err(|e| HttpError::Tls(e.to_string()))?;
-                let conn = rustls::ClientConnection::new(config.clone(), name)
-                    .map_err(|e| HttpError::Tls(e.to_string()))?;
+                let name = ServerName::try_from(self.url.host.clone()).map_err(|e| HttpError::Tls(e.to_string()))?;
+                let conn = rustls::ClientConnection::new(config.clone(), name).map_err(|e| HttpError::Tls(e.to_string()))?;
                 let mut tls = rustls::StreamOwned::new(conn, stream);
                 exchange(&mut tls, &msg)
             }
@@ -270,11 +222,7 @@ struct DeadlineStream {
 impl DeadlineStream {
     fn left(&self) -> io::Result<Duration> {
         let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(io::ErrorKind::TimedOut.into())
-        } else {
-            Ok(left)
-        }
+        if left.is_zero() { Err(io::ErrorKind::TimedOut.into()) } else { Ok(left) }
     }
 }
 
@@ -321,21 +269,12 @@ pub fn read_response<R: Read>(r: &mut R) -> Result<Response, HttpError> {
         if (100..200).contains(&status) {
             continue;
         }
-        let mut resp = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let chunked = resp
-            .header("transfer-encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let mut resp = Response { status, headers, body: Vec::new() };
+        let chunked = resp.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         if chunked {
             resp.body = read_chunked(r, buf)?;
         } else if let Some(len) = resp.header("content-length") {
-            let len: usize = len
-                .trim()
-                .parse()
-                .map_err(|_| HttpError::Protocol("bad Content-Length"))?;
+            let len: usize = len.trim().parse().map_err(|_| HttpError::Protocol("bad Content-Length"))?;
             let want = len.min(MAX_BODY);
             while buf.len() < want {
                 let n = read_some(r, &mut chunk)?;
@@ -381,8 +320,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
     };
-    let head = std::str::from_utf8(&buf[..end])
-        .map_err(|_| HttpError::Protocol("headers are not UTF-8"))?;
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| HttpError::Protocol("headers are not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
     let mut parts = status_line.splitn(3, ' ');
@@ -398,9 +336,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
         .ok_or(HttpError::Protocol("bad status code"))?;
     let mut headers = Vec::new();
     for line in lines {
-        let (k, v) = line
-            .split_once(':')
-            .ok_or(HttpError::Protocol("bad header line"))?;
+        let (k, v) = line.split_once(':').ok_or(HttpError::Protocol("bad header line"))?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
     Ok(Some((status, headers, end + 4)))
@@ -412,9 +348,7 @@ fn read_chunked<R: Read>(r: &mut R, mut buf: Vec<u8>) -> Result<Vec<u8>, HttpErr
     let mut fill = |buf: &mut Vec<u8>, r: &mut R| -> Result<(), HttpError> {
         let n = read_some(r, &mut chunk)?;
         if n == 0 {
-            return Err(HttpError::Protocol(
-                "connection closed inside a chunked body",
-            ));
+            return Err(HttpError::Protocol("connection closed inside a chunked body"));
         }
         if buf.len() > MAX_BODY + MAX_HEAD {
             return Err(HttpError::Protocol("chunked body too large"));
@@ -429,11 +363,9 @@ fn read_chunked<R: Read>(r: &mut R, mut buf: Vec<u8>) -> Result<Vec<u8>, HttpErr
             }
             fill(&mut buf, r)?;
         };
-        let size_text = std::str::from_utf8(&buf[..line_end])
-            .map_err(|_| HttpError::Protocol("bad chunk size"))?;
+        let size_text = std::str::from_utf8(&buf[..line_end]).map_err(|_| HttpError::Protocol("bad chunk size"))?;
         let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| HttpError::Protocol("bad chunk size"))?;
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| HttpError::Protocol("bad chunk size"))?;
         buf.drain(..line_end + 2);
         if size == 0 {
             return Ok(body);
@@ -462,40 +394,24 @@ mod tests {
     #[test]
     fn parses_urls() {
         let u = Url::parse("https://lifecycle-webhook.lifecycle-jobs-system.svc:443").unwrap();
-        assert_eq!(
-            u,
-            Url {
-                tls: true,
-                host: "lifecycle-webhook.lifecycle-jobs-system.svc".into(),
-                port: 443,
-                base: "".into()
-            }
-        );
+        assert_eq!(u, Url { tls: true, host: "lifecycle-webhook.lifecycle-jobs-system.svc".into(), port: 443, base: "".into() });
         assert_eq!(u.authority(), "lifecycle-webhook.lifecycle-jobs-system.svc");
         let u = Url::parse("https://[::1]:8443/api/").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.base.as_str()),
-            ("::1", 8443, "/api")
-        );
+        assert_eq!((u.host.as_str(), u.port, u.base.as_str()), ("::1", 8443, "/api"));
         assert_eq!(u.authority(), "[::1]:8443");
         assert_eq!(u.to_string(), "https://[::1]:8443/api");
         assert_eq!(Url::parse("http://127.0.0.1").unwrap().port, 80);
-        for bad in [
-            "ftp://x",
-            "https://",
-            "https://a:b",
-            "https://u@h",
-            "https://h/p?q",
-            "https://[zz]:1",
-            "x",
-        ] {
+        for bad in ["ftp://x", "https://", "https://a:b", "https://u@h", "https://h/p?q", "https://[zz]:1", "x"] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn content_length_body() {
-        let r = resp(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"message\":\"ok\"}\nEXTRA").unwrap();
+        let r = resp(
+            b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"message\":\"ok\"}\nEXTRA",
+        )
+        .unwrap();
         assert_eq!(r.status, 201);
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_eq!(r.body, b"{\"message\":\"ok\"}\n");
@@ -519,36 +435,18 @@ mod tests {
 
     #[test]
     fn interim_responses_are_skipped() {
-        let r = resp(
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
-        )
-        .unwrap();
+        let r = resp(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n").unwrap();
         assert_eq!(r.status, 204);
     }
 
     #[test]
     fn malformed_responses() {
         assert!(matches!(resp(b""), Err(HttpError::Protocol(_))));
-        assert!(matches!(
-            resp(b"SSH-2.0-x\r\n\r\n"),
-            Err(HttpError::Protocol(_))
-        ));
-        assert!(matches!(
-            resp(b"HTTP/1.1 2000 X\r\n\r\n"),
-            Err(HttpError::Protocol(_))
-        ));
-        assert!(matches!(
-            resp(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n"),
-            Err(HttpError::Protocol(_))
-        ));
-        assert!(matches!(
-            resp(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
-            Err(HttpError::Protocol(_))
-        ));
-        assert!(matches!(
-            resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-            Err(HttpError::Protocol(_))
-        ));
+        assert!(matches!(resp(b"SSH-2.0-x\r\n\r\n"), Err(HttpError::Protocol(_))));
+        assert!(matches!(resp(b"HTTP/1.1 2000 X\r\n\r\n"), Err(HttpError::Protocol(_))));
+        assert!(matches!(resp(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n"), Err(HttpError::Protocol(_))));
+        assert!(matches!(resp(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"), Err(HttpError::Protocol(_))));
+        assert!(matches!(resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), Err(HttpError::Protocol(_))));
         let mut huge = b"HTTP/1.1 200 OK\r\n".to_vec();
         huge.extend(vec![b'a'; MAX_HEAD + 10]);
         assert!(matches!(resp(&huge), Err(HttpError::Protocol(_))));

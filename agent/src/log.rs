@@ -60,9 +60,7 @@ pub fn format_line(ts: &str, level: Level, event: &str, fields: &[(&str, &dyn Di
 
 /// A logfmt value: bare when it is a plain token, else quoted with escapes.
 fn push_value(out: &mut String, v: &str) {
-    let bare = !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
+    let bare = !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
     if bare {
         out.push_str(v);
         return;
@@ -90,13 +88,7 @@ pub fn timestamp(t: SystemTime) -> String {
     let secs = d.as_secs();
     let (y, m, day) = civil_from_days((secs / 86_400) as i64);
     let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        d.subsec_millis()
-    )
+    format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", s / 3600, s / 60 % 60, s % 60, d.subsec_millis())
 }
 
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
@@ -124,18 +116,9 @@ mod tests {
             "T",
             Level::Warn,
             "ev",
-            &[
-                ("a", &"plain"),
-                ("b", &"two words"),
-                ("c", &""),
-                ("d", &"q\"\\\n\u{1}"),
-                ("n", &3),
-            ],
+            &[("a", &"plain"), ("b", &"two words"), ("c", &""), ("d", &"q\"\\\n\u{1}"), ("n", &3)],
         );
-        assert_eq!(
-            line,
-            "ts=T level=warn event=ev a=plain b=\"two words\" c=\"\" d=\"q\\\"\\\\\\n\\u0001\" n=3\n"
-        );
+        assert_eq!(line, "ts=T level=warn event=ev a=plain b=\"two words\" c=\"\" d=\"q\\\"\\\\\\n\\u0001\" n=3\n");
     }
 
     #[test]

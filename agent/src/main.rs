@@ -33,10 +33,7 @@ usage:
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
     Run,
-    Validate {
-        file: String,
-        job_id: Option<String>,
-    },
+    Validate { file: String, job_id: Option<String> },
     Help,
     Version,
 }
@@ -84,10 +81,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let code = match parse_args(&args) {
         Ok(Command::Run) => run::run(),
         Ok(Command::Validate { file, job_id }) => validate::validate(&file, job_id.as_deref()),
@@ -122,41 +116,19 @@ mod tests {
         assert!(p(&["run", "x"]).is_err());
         assert_eq!(p(&["--help"]), Ok(Command::Help));
         assert_eq!(p(&["--version"]), Ok(Command::Version));
-        assert_eq!(
-            p(&["validate", "f.json"]),
-            Ok(Command::Validate {
-                file: "f.json".into(),
-                job_id: None
-            })
-        );
+        assert_eq!(p(&["validate", "f.json"]), Ok(Command::Validate { file: "f.json".into(), job_id: None }));
         assert_eq!(
             p(&["validate", "--job-id", "db", "f.json"]),
-            Ok(Command::Validate {
-                file: "f.json".into(),
-                job_id: Some("db".into())
-            })
+            Ok(Command::Validate { file: "f.json".into(), job_id: Some("db".into()) })
         );
         assert_eq!(
             p(&["validate", "f.json", "--job-id=db"]),
-            Ok(Command::Validate {
-                file: "f.json".into(),
-                job_id: Some("db".into())
-            })
+            Ok(Command::Validate { file: "f.json".into(), job_id: Some("db".into()) })
         );
-        assert_eq!(
-            p(&["validate", "--", "-f"]),
-            Ok(Command::Validate {
-                file: "-f".into(),
-                job_id: None
-            })
-        );
-        for bad in [
-            &["validate"][..],
-            &["validate", "a", "b"],
-            &["validate", "--x", "a"],
-            &["validate", "a", "--job-id"],
-            &["nope"],
-        ] {
+        assert_eq!(p(&["validate", "--", "-f"]), Ok(Command::Validate { file: "-f".into(), job_id: None }));
+        for bad in
+            [&["validate"][..], &["validate", "a", "b"], &["validate", "--x", "a"], &["validate", "a", "--job-id"], &["nope"]]
+        {
             assert!(p(bad).is_err(), "{bad:?}");
         }
     }

@@ -54,14 +54,8 @@ pub fn server_message(resp: &Response) -> String {
         errors: Vec<String>,
     }
     let text = match serde_json::from_slice::<Body>(&resp.body) {
-        Ok(Body {
-            message: Some(m),
-            errors,
-        }) if errors.is_empty() => m,
-        Ok(Body {
-            message: Some(m),
-            errors,
-        }) => format!("{m}: {}", errors.join("; ")),
+        Ok(Body { message: Some(m), errors }) if errors.is_empty() => m,
+        Ok(Body { message: Some(m), errors }) => format!("{m}: {}", errors.join("; ")),
         _ => String::from_utf8_lossy(&resp.body).into_owned(),
     };
     one_line(&text, 3000)
@@ -69,12 +63,7 @@ pub fn server_message(resp: &Response) -> String {
 
 /// `text` on one line of at most `max` characters.
 pub fn one_line(text: &str, max: usize) -> String {
-    let mut s: String = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max + 1)
-        .collect();
+    let mut s: String = text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).take(max + 1).collect();
     if s.chars().count() > max {
         s = s.chars().take(max.saturating_sub(1)).collect();
         s.push('…');
@@ -84,16 +73,7 @@ pub fn one_line(text: &str, max: usize) -> String {
 
 /// A header value: printable ASCII only.
 fn header_value(text: &str) -> String {
-    one_line(text, 300)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
+    one_line(text, 300).chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
 }
 
 pub struct Publisher<'a> {
@@ -115,14 +95,7 @@ impl Publisher<'_> {
             let (error, retry_after) = match self.attempt(body, error_header.as_deref(), deadline) {
                 Ok(resp) if (200..300).contains(&resp.status) => {
                     let msg = server_message(&resp);
-                    log::info(
-                        "published",
-                        &[
-                            ("status", &resp.status),
-                            ("attempt", &attempt),
-                            ("server_message", &msg),
-                        ],
-                    );
+                    log::info("published", &[("status", &resp.status), ("attempt", &attempt), ("server_message", &msg)]);
                     return Outcome::Published(msg);
                 }
                 Ok(resp) if retryable(resp.status) => {
@@ -130,21 +103,13 @@ impl Publisher<'_> {
                         .header("retry-after")
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|s| Duration::from_secs(s.min(30)));
-                    (
-                        format!("server answered {}: {}", resp.status, server_message(&resp)),
-                        retry_after,
-                    )
+                    (format!("server answered {}: {}", resp.status, server_message(&resp)), retry_after)
                 }
                 Ok(resp) => {
-                    let reason =
-                        format!("server answered {}: {}", resp.status, server_message(&resp));
+                    let reason = format!("server answered {}: {}", resp.status, server_message(&resp));
                     log::error(
                         "publish-refused",
-                        &[
-                            ("status", &resp.status),
-                            ("attempt", &attempt),
-                            ("server_message", &server_message(&resp)),
-                        ],
+                        &[("status", &resp.status), ("attempt", &attempt), ("server_message", &server_message(&resp))],
                     );
                     return Outcome::Failed(reason);
                 }
@@ -155,14 +120,7 @@ impl Publisher<'_> {
             if now + delay >= deadline {
                 break error;
             }
-            log::warn(
-                "publish-retry",
-                &[
-                    ("attempt", &attempt),
-                    ("retry_in_ms", &delay.as_millis()),
-                    ("error", &error),
-                ],
-            );
+            log::warn("publish-retry", &[("attempt", &attempt), ("retry_in_ms", &delay.as_millis()), ("error", &error)]);
             std::thread::sleep(delay);
         };
         let reason = format!(
@@ -170,41 +128,25 @@ impl Publisher<'_> {
             if attempt == 1 { "" } else { "s" },
             started.elapsed().as_secs_f64()
         );
-        log::error(
-            "publish-failed",
-            &[("attempts", &attempt), ("error", &last_error)],
-        );
+        log::error("publish-failed", &[("attempts", &attempt), ("error", &last_error)]);
         Outcome::Failed(reason)
     }
 
-    fn attempt(
-        &self,
-        body: &[u8],
-        error_header: Option<&str>,
-        deadline: Instant,
-    ) -> Result<Response, String> {
+    fn attempt(&self, body: &[u8], error_header: Option<&str>, deadline: Instant) -> Result<Response, String> {
         // Projected tokens rotate: read it fresh each time.
         let token = std::fs::read_to_string(self.token_file)
             .map_err(|e| format!("cannot read the token {}: {e}", self.token_file.display()))?;
         let token = token.trim();
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!(
-                "the token {} is empty or malformed",
-                self.token_file.display()
-            ));
+            return Err(format!("the token {} is empty or malformed", self.token_file.display()));
         }
         let auth = format!("Bearer {token}");
-        let mut headers = vec![
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/json"),
-        ];
+        let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
         if let Some(h) = error_header {
             headers.push((AGENT_ERROR_HEADER, h));
         }
         let request_deadline = deadline.min(Instant::now() + REQUEST_TIMEOUT);
-        self.client
-            .post(OUTPUTS_API_PATH, &headers, body, request_deadline)
-            .map_err(|e: HttpError| e.to_string())
+        self.client.post(OUTPUTS_API_PATH, &headers, body, request_deadline).map_err(|e: HttpError| e.to_string())
     }
 }
 
@@ -244,20 +186,11 @@ mod tests {
 
     #[test]
     fn messages() {
-        let r = |body: &str| Response {
-            status: 422,
-            headers: vec![],
-            body: body.as_bytes().to_vec(),
-        };
-        assert_eq!(
-            server_message(&r(r#"{"message": "rejected:\nline 2", "x": 1}"#)),
-            "rejected: line 2"
-        );
+        let r = |body: &str| Response { status: 422, headers: vec![], body: body.as_bytes().to_vec() };
+        assert_eq!(server_message(&r(r#"{"message": "rejected:\nline 2", "x": 1}"#)), "rejected: line 2");
         assert_eq!(server_message(&r("plain text")), "plain text");
         assert_eq!(
-            server_message(&r(
-                r#"{"message": "rejected", "errors": ["line 1: a", "line 2: b"]}"#
-            )),
+            server_message(&r(r#"{"message": "rejected", "errors": ["line 1: a", "line 2: b"]}"#)),
             "rejected: line 1: a; line 2: b"
         );
         assert_eq!(one_line(&"x".repeat(20), 10), format!("{}…", "x".repeat(9)));

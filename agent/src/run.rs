@@ -46,13 +46,9 @@ impl Config {
     pub fn from_env() -> Config {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let client = (|| {
-            let url = Url::parse(
-                &var(agent_env::SERVER_URL)
-                    .ok_or(format!("{} is not set", agent_env::SERVER_URL))?,
-            )?;
+            let url = Url::parse(&var(agent_env::SERVER_URL).ok_or(format!("{} is not set", agent_env::SERVER_URL))?)?;
             let tls = if url.tls {
-                let ca = var(agent_env::SERVER_CA)
-                    .ok_or(format!("{} is not set", agent_env::SERVER_CA))?;
+                let ca = var(agent_env::SERVER_CA).ok_or(format!("{} is not set", agent_env::SERVER_CA))?;
                 Some(http::tls_config(ca.as_bytes())?)
             } else {
                 None
@@ -62,30 +58,18 @@ impl Config {
         let grace = match var(agent_env::GRACE_SECONDS).map(|v| v.trim().parse::<u64>()) {
             Some(Ok(s)) => Duration::from_secs(s),
             Some(Err(_)) => {
-                log::warn(
-                    "config",
-                    &[(
-                        "error",
-                        &format!("{} is not a number; using 30", agent_env::GRACE_SECONDS),
-                    )],
-                );
+                log::warn("config", &[("error", &format!("{} is not a number; using 30", agent_env::GRACE_SECONDS))]);
                 Duration::from_secs(30)
             }
             None => Duration::from_secs(30),
         };
         Config {
             client,
-            output_file: var(agent_env::OUTPUT_FILE)
-                .unwrap_or_else(|| names::OUTPUT_FILE.into())
-                .into(),
-            token_file: var(agent_env::TOKEN_FILE)
-                .unwrap_or_else(|| names::injected::TOKEN_FILE.into())
-                .into(),
+            output_file: var(agent_env::OUTPUT_FILE).unwrap_or_else(|| names::OUTPUT_FILE.into()).into(),
+            token_file: var(agent_env::TOKEN_FILE).unwrap_or_else(|| names::injected::TOKEN_FILE.into()).into(),
             grace,
             job_id: var(agent_env::JOB_ID).unwrap_or_default(),
-            termination_log: var(agent_env::TERMINATION_LOG)
-                .unwrap_or_else(|| "/dev/termination-log".into())
-                .into(),
+            termination_log: var(agent_env::TERMINATION_LOG).unwrap_or_else(|| "/dev/termination-log".into()).into(),
         }
     }
 }
@@ -93,11 +77,7 @@ impl Config {
 /// Time to publish after SIGTERM: the grace period less a margin (half of it
 /// when it is short), at least one second.
 pub fn publish_budget(grace: Duration) -> Duration {
-    let budget = if grace > 2 * GRACE_MARGIN {
-        grace - GRACE_MARGIN
-    } else {
-        grace / 2
-    };
+    let budget = if grace > 2 * GRACE_MARGIN { grace - GRACE_MARGIN } else { grace / 2 };
     budget.max(Duration::from_secs(1))
 }
 
@@ -123,17 +103,8 @@ pub fn run() -> i32 {
     if let Err(e) = &cfg.client {
         log::error("config", &[("error", e)]);
     }
-    let signals = signals
-        .map_err(|e| log::error("signals", &[("error", &e)]))
-        .ok();
-    let watch = watch
-        .map_err(|e| {
-            log::warn(
-                "watch",
-                &[("error", &e), ("path", &cfg.output_file.display())],
-            )
-        })
-        .ok();
+    let signals = signals.map_err(|e| log::error("signals", &[("error", &e)])).ok();
+    let watch = watch.map_err(|e| log::warn("watch", &[("error", &e), ("path", &cfg.output_file.display())])).ok();
     let sig = idle(signals.as_ref(), watch.as_ref(), &cfg);
     let got_signal = Instant::now();
     log::info("stopping", &[("signal", &sig), ("job", &cfg.job_id)]);
@@ -147,22 +118,11 @@ fn idle(signals: Option<&Signals>, watch: Option<&Watch>, cfg: &Config) -> &'sta
     loop {
         let timeout = match check_at {
             None => -1,
-            Some(t) => t
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(10_000) as i32,
+            Some(t) => t.saturating_duration_since(Instant::now()).as_millis().min(10_000) as i32,
         };
         let mut fds = [
-            libc::pollfd {
-                fd: signals.map_or(-1, |s| s.fd.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: watch.map_or(-1, |w| w.fd.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            libc::pollfd { fd: signals.map_or(-1, |s| s.fd.as_raw_fd()), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: watch.map_or(-1, |w| w.fd.as_raw_fd()), events: libc::POLLIN, revents: 0 },
         ];
         // SAFETY: `fds` is a valid array of 2 pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
@@ -209,18 +169,12 @@ fn early_check(path: &Path) {
 pub fn report(bytes: &[u8], last: bool) -> bool {
     match output::parse(bytes) {
         Ok(o) if o.empty_file => {
-            log::info(
-                "no-outputs",
-                &[("final", &last), ("reason", &"the output file is empty")],
-            );
+            log::info("no-outputs", &[("final", &last), ("reason", &"the output file is empty")]);
             true
         }
         Ok(o) => {
             for w in &o.warnings {
-                log::warn(
-                    "output-warning",
-                    &[("final", &last), ("rule", &w.rule), ("msg", w)],
-                );
+                log::warn("output-warning", &[("final", &last), ("rule", &w.rule), ("msg", w)]);
             }
             let keys: Vec<&str> = o.entries.iter().map(|e| e.key.as_str()).collect();
             log::info(
@@ -236,20 +190,14 @@ pub fn report(bytes: &[u8], last: bool) -> bool {
         }
         Err(rejected) => {
             for e in &rejected.errors {
-                log::error(
-                    "output-error",
-                    &[("final", &last), ("rule", &e.rule), ("msg", e)],
-                );
+                log::error("output-error", &[("final", &last), ("rule", &e.rule), ("msg", e)]);
             }
             log::error(
                 "output-invalid",
                 &[
                     ("final", &last),
                     ("errors", &rejected.errors.len()),
-                    (
-                        "msg",
-                        &"the output file breaks the rules: nothing of it will be published",
-                    ),
+                    ("msg", &"the output file breaks the rules: nothing of it will be published"),
                 ],
             );
             false
@@ -261,10 +209,7 @@ pub fn report(bytes: &[u8], last: bool) -> bool {
 fn finish(cfg: &Config, deadline: Instant) -> i32 {
     let submission = match safe_file::read(&cfg.output_file) {
         Ok(None) => {
-            log::info(
-                "no-outputs",
-                &[("final", &true), ("reason", &"no output file")],
-            );
+            log::info("no-outputs", &[("final", &true), ("reason", &"no output file")]);
             return 0;
         }
         Ok(Some(bytes)) => {
@@ -286,10 +231,7 @@ fn finish(cfg: &Config, deadline: Instant) -> i32 {
             return 1;
         }
     };
-    let publisher = Publisher {
-        client,
-        token_file: &cfg.token_file,
-    };
+    let publisher = Publisher { client, token_file: &cfg.token_file };
     match publisher.publish(&submission, deadline) {
         Outcome::Published(_) => 0,
         Outcome::Failed(reason) => {
@@ -306,10 +248,7 @@ fn terminate(cfg: &Config, reason: &str) {
         msg.pop();
     }
     if let Err(e) = std::fs::write(&cfg.termination_log, msg.as_bytes()) {
-        log::warn(
-            "termination-log",
-            &[("path", &cfg.termination_log.display()), ("error", &e)],
-        );
+        log::warn("termination-log", &[("path", &cfg.termination_log.display()), ("error", &e)]);
     }
 }
 
@@ -342,9 +281,7 @@ impl Signals {
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(Signals {
-                fd: OwnedFd::from_raw_fd(fd),
-            })
+            Ok(Signals { fd: OwnedFd::from_raw_fd(fd) })
         }
     }
 
@@ -352,13 +289,7 @@ impl Signals {
         // SAFETY: reading one signalfd_siginfo into a properly sized buffer.
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        let n = unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                (&mut info as *mut libc::signalfd_siginfo).cast(),
-                size,
-            )
-        };
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
         if n as usize != size {
             return None;
         }
@@ -377,18 +308,14 @@ struct Watch {
 
 impl Watch {
     fn new(file: &Path) -> io::Result<Watch> {
-        let dir = file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         // SAFETY: plain libc calls; the fd is owned right away.
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let c = CString::new(dir.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_CREATE | libc::IN_ONLYDIR;
         if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } < 0 {
             return Err(io::Error::last_os_error());
@@ -411,8 +338,7 @@ impl Watch {
             let head = std::mem::size_of::<libc::inotify_event>();
             while p + head <= n as usize {
                 // SAFETY: the kernel wrote whole events; read_unaligned copes with alignment.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buf[p..].as_ptr().cast()) };
+                let ev: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf[p..].as_ptr().cast()) };
                 let name_bytes = &buf[p + head..(p + head + ev.len as usize).min(n as usize)];
                 let ev_name = name_bytes.split(|b| *b == 0).next().unwrap_or_default();
                 p += head + ev.len as usize;
@@ -424,8 +350,7 @@ impl Watch {
                     continue;
                 }
                 if ev.mask & (libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO) != 0
-                    || (ev.mask & libc::IN_CREATE != 0
-                        && safe_file::is_regular_nonempty_or_special(file))
+                    || (ev.mask & libc::IN_CREATE != 0 && safe_file::is_regular_nonempty_or_special(file))
                 {
                     check = true;
                 }

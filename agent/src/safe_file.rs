@@ -42,19 +42,15 @@ impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refused::Symlink { path } => {
-                write!(
-                    f,
-                    "{path} is a symbolic link: the agent never follows links"
-                )
+                write!(f, "{path} is a symbolic link: the agent never follows links")
             }
             Refused::NotRegular { path, kind } => {
                 write!(f, "{path} is a {kind}, not a regular file")
             }
             Refused::NotADirectory { path } => write!(f, "{path} is not a directory"),
-            Refused::TooLarge { path, size } => write!(
-                f,
-                "{path} is {size} bytes, more than the {OUTPUT_FILE_MAX_BYTES} bytes (1 MiB) allowed"
-            ),
+            Refused::TooLarge { path, size } => {
+                write!(f, "{path} is {size} bytes, more than the {OUTPUT_FILE_MAX_BYTES} bytes (1 MiB) allowed")
+            }
             Refused::BadPath { path } => write!(f, "{path:?} is not a path to a file"),
             Refused::Io { path, error } => write!(f, "cannot read {path}: {error}"),
         }
@@ -66,22 +62,14 @@ impl std::error::Error for Refused {}
 /// Reads the file at `path` safely. `Ok(None)`: no such file (or directory).
 pub fn read(path: &Path) -> Result<Option<Vec<u8>>, Refused> {
     let shown = path.display().to_string();
-    let bad = || Refused::BadPath {
-        path: shown.clone(),
-    };
+    let bad = || Refused::BadPath { path: shown.clone() };
     let mut comps: Vec<Component> = path.components().collect();
     let Some(Component::Normal(name)) = comps.pop() else {
         return Err(bad());
     };
-    let mut dir = if path.is_absolute() {
-        open_dir(libc::AT_FDCWD, OsStr::new("/"))
-    } else {
-        open_dir(libc::AT_FDCWD, OsStr::new("."))
-    }
-    .map_err(|error| Refused::Io {
-        path: shown.clone(),
-        error,
-    })?;
+    let mut dir =
+        if path.is_absolute() { open_dir(libc::AT_FDCWD, OsStr::new("/")) } else { open_dir(libc::AT_FDCWD, OsStr::new(".")) }
+            .map_err(|error| Refused::Io { path: shown.clone(), error })?;
     let mut walked = std::path::PathBuf::new();
     for c in comps {
         let part: &OsStr = match c {
@@ -126,31 +114,19 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>, Refused> {
         }
         Err(error) => return Err(Refused::Io { path: shown, error }),
     };
-    let st = fstat(fd.as_raw_fd()).map_err(|error| Refused::Io {
-        path: shown.clone(),
-        error,
-    })?;
+    let st = fstat(fd.as_raw_fd()).map_err(|error| Refused::Io { path: shown.clone(), error })?;
     check_type(&st, &shown)?;
     if st.st_size as u64 > OUTPUT_FILE_MAX_BYTES as u64 {
-        return Err(Refused::TooLarge {
-            path: shown,
-            size: st.st_size as u64,
-        });
+        return Err(Refused::TooLarge { path: shown, size: st.st_size as u64 });
     }
     let mut buf = Vec::with_capacity(st.st_size.max(0) as usize + 1);
     File::from(fd)
         .take(OUTPUT_FILE_MAX_BYTES as u64 + 1)
         .read_to_end(&mut buf)
-        .map_err(|error| Refused::Io {
-            path: shown.clone(),
-            error,
-        })?;
+        .map_err(|error| Refused::Io { path: shown.clone(), error })?;
     if buf.len() > OUTPUT_FILE_MAX_BYTES {
         // It grew after fstat.
-        return Err(Refused::TooLarge {
-            path: shown,
-            size: buf.len() as u64,
-        });
+        return Err(Refused::TooLarge { path: shown, size: buf.len() as u64 });
     }
     Ok(Some(buf))
 }
@@ -167,9 +143,7 @@ fn check_type(st: &libc::stat, path: &str) -> Result<(), Refused> {
     let kind = match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => return Ok(()),
         libc::S_IFLNK => {
-            return Err(Refused::Symlink {
-                path: path.to_string(),
-            });
+            return Err(Refused::Symlink { path: path.to_string() });
         }
         libc::S_IFDIR => "directory",
         libc::S_IFIFO => "FIFO (named pipe)",
@@ -178,10 +152,7 @@ fn check_type(st: &libc::stat, path: &str) -> Result<(), Refused> {
         libc::S_IFBLK => "block device",
         _ => "special file",
     };
-    Err(Refused::NotRegular {
-        path: path.to_string(),
-        kind,
-    })
+    Err(Refused::NotRegular { path: path.to_string(), kind })
 }
 
 fn is_type(st: &libc::stat, t: libc::mode_t) -> bool {
@@ -204,11 +175,7 @@ fn open_at(dir: RawFd, name: &OsStr, flags: libc::c_int) -> io::Result<OwnedFd> 
 }
 
 fn open_dir(dir: RawFd, name: &OsStr) -> io::Result<OwnedFd> {
-    open_at(
-        dir,
-        name,
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-    )
+    open_at(dir, name, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
 }
 
 fn lstat_at(dir: RawFd, name: &OsStr) -> io::Result<libc::stat> {
@@ -216,22 +183,14 @@ fn lstat_at(dir: RawFd, name: &OsStr) -> io::Result<libc::stat> {
     // SAFETY: zeroed stat is a valid out-parameter; `c` is NUL-terminated.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(st)
-    }
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(st) }
 }
 
 fn fstat(fd: RawFd) -> io::Result<libc::stat> {
     // SAFETY: zeroed stat is a valid out-parameter for fstat on a valid fd.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::fstat(fd, &mut st) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(st)
-    }
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(st) }
 }
 
 #[cfg(test)]
@@ -242,10 +201,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn tempdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "lifecycle-agent-test-{}-{name}",
-            std::process::id()
-        ));
+        let d = std::env::temp_dir().join(format!("lifecycle-agent-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -280,10 +236,7 @@ mod tests {
         assert!(e.to_string().contains("symbolic link"));
         // A dangling link too.
         symlink(d.join("none"), d.join("dangling.json")).unwrap();
-        assert!(matches!(
-            read(&d.join("dangling.json")).unwrap_err(),
-            Refused::Symlink { .. }
-        ));
+        assert!(matches!(read(&d.join("dangling.json")).unwrap_err(), Refused::Symlink { .. }));
     }
 
     #[test]
@@ -308,16 +261,7 @@ mod tests {
         let t = Instant::now();
         let e = read(&f).unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(1));
-        assert!(
-            matches!(
-                e,
-                Refused::NotRegular {
-                    kind: "FIFO (named pipe)",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, Refused::NotRegular { kind: "FIFO (named pipe)", .. }), "{e:?}");
     }
 
     #[test]
@@ -325,16 +269,7 @@ mod tests {
         let d = tempdir("dir");
         std::fs::create_dir(d.join("out.json")).unwrap();
         let e = read(&d.join("out.json")).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Refused::NotRegular {
-                    kind: "directory",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, Refused::NotRegular { kind: "directory", .. }), "{e:?}");
     }
 
     #[test]
@@ -348,16 +283,7 @@ mod tests {
     #[test]
     fn device_is_refused() {
         let e = read(Path::new("/dev/null")).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Refused::NotRegular {
-                    kind: "character device",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, Refused::NotRegular { kind: "character device", .. }), "{e:?}");
     }
 
     #[test]
@@ -368,10 +294,7 @@ mod tests {
         assert_eq!(read(&f).unwrap().unwrap().len(), OUTPUT_FILE_MAX_BYTES);
         std::fs::write(&f, vec![b' '; OUTPUT_FILE_MAX_BYTES + 1]).unwrap();
         let e = read(&f).unwrap_err();
-        assert!(
-            matches!(e, Refused::TooLarge { size, .. } if size == OUTPUT_FILE_MAX_BYTES as u64 + 1),
-            "{e:?}"
-        );
+        assert!(matches!(e, Refused::TooLarge { size, .. } if size == OUTPUT_FILE_MAX_BYTES as u64 + 1), "{e:?}");
         assert!(e.to_string().contains("1048577 bytes"));
     }
 

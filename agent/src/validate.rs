@@ -26,10 +26,7 @@ pub fn check(path: &Path, job_id: Option<&str>) -> (i32, String) {
     let bytes = match crate::safe_file::read(path) {
         Ok(Some(b)) => b,
         Ok(None) => {
-            return (
-                1,
-                format!("{shown}: no such file (the agent would publish no outputs)\n"),
-            );
+            return (1, format!("{shown}: no such file (the agent would publish no outputs)\n"));
         }
         Err(e) => return (1, format!("{shown}: invalid: {e}\n")),
     };
@@ -37,35 +34,24 @@ pub fn check(path: &Path, job_id: Option<&str>) -> (i32, String) {
     let job = job_id.map(|j| JobId::derive(Some(j), j));
     match output::parse(&bytes) {
         Ok(o) if o.empty_file => {
-            let _ = writeln!(
-                out,
-                "{shown}: valid, empty: no outputs (the job's earlier outputs stay)"
-            );
+            let _ = writeln!(out, "{shown}: valid, empty: no outputs (the job's earlier outputs stay)");
             (0, out)
         }
         Ok(o) => {
             let n = o.entries.len();
-            let _ = writeln!(
-                out,
-                "{shown}: valid: {n} output{} ({} sensitive)",
-                if n == 1 { "" } else { "s" },
-                o.sensitive_count()
-            );
+            let _ =
+                writeln!(out, "{shown}: valid: {n} output{} ({} sensitive)", if n == 1 { "" } else { "s" }, o.sensitive_count());
             if let (Some(j), Some(given)) = (&job, job_id)
                 && j.as_str() != given
             {
                 let _ = writeln!(out, "note: job id {given:?} is used as {j}");
             }
             for e in &o.entries {
-                let shown_value = if e.sensitive {
-                    format!("{MASK} (sensitive)")
-                } else {
-                    serde_json::to_string(&e.value).unwrap_or_default()
-                };
+                let shown_value =
+                    if e.sensitive { format!("{MASK} (sensitive)") } else { serde_json::to_string(&e.value).unwrap_or_default() };
                 match &job {
                     Some(j) => {
-                        let _ =
-                            writeln!(out, "  {} = {shown_value}", names::variable_name(j, &e.key));
+                        let _ = writeln!(out, "  {} = {shown_value}", names::variable_name(j, &e.key));
                         let _ = writeln!(out, "  {} = {shown_value} (alias)", e.key);
                     }
                     None => {
@@ -80,11 +66,8 @@ pub fn check(path: &Path, job_id: Option<&str>) -> (i32, String) {
         }
         Err(rejected) => {
             let n = rejected.errors.len();
-            let _ = writeln!(
-                out,
-                "{shown}: invalid: {n} error{}; nothing of it would be published",
-                if n == 1 { "" } else { "s" }
-            );
+            let _ =
+                writeln!(out, "{shown}: invalid: {n} error{}; nothing of it would be published", if n == 1 { "" } else { "s" });
             for e in &rejected.errors {
                 let _ = writeln!(out, "error: {e}");
             }

@@ -48,19 +48,13 @@ fn server(answers: Vec<(u16, &'static str)>) -> Server {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
-        )
+        .with_single_cert(vec![leaf.der().clone()], rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap())
         .unwrap();
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -85,36 +79,24 @@ fn server(answers: Vec<(u16, &'static str)>) -> Server {
                 buf.extend_from_slice(&chunk[..n]);
                 if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                    let r = Request {
-                        head,
-                        body: Vec::new(),
-                    };
+                    let r = Request { head, body: Vec::new() };
                     let len: usize = r.header("content-length").unwrap().parse().unwrap();
                     if buf.len() >= end + 4 + len {
-                        break Some(Request {
-                            body: buf[end + 4..end + 4 + len].to_vec(),
-                            ..r
-                        });
+                        break Some(Request { body: buf[end + 4..end + 4 + len].to_vec(), ..r });
                     }
                 }
             };
             let Some(req) = req else { continue };
             reqs.lock().unwrap().push(req);
-            let resp = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
+            let resp =
+                format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
             let _ = tls.write_all(resp.as_bytes());
             let _ = tls.flush();
             tls.conn.send_close_notify();
             let _ = tls.flush();
         }
     });
-    Server {
-        port,
-        ca_pem: ca.pem(),
-        requests,
-    }
+    Server { port, ca_pem: ca.pem(), requests }
 }
 
 struct Agent {
@@ -162,10 +144,7 @@ impl Agent {
             match self.lines.recv_timeout(left) {
                 Ok(l) if l.contains(what) => return l,
                 Ok(_) => {}
-                Err(_) => panic!(
-                    "no log line with {what:?}; log:\n{}",
-                    self.log.lock().unwrap()
-                ),
+                Err(_) => panic!("no log line with {what:?}; log:\n{}", self.log.lock().unwrap()),
             }
         }
     }
@@ -202,47 +181,27 @@ fn termination(dir: &Path) -> String {
 }
 
 fn file() -> String {
-    format!(
-        r#"{{"DB_HOST": {{"value": "db"}}, "DB_PASS": {{"value": "{SECRET}", "sensitive": true}}}}"#
-    )
+    format!(r#"{{"DB_HOST": {{"value": "db"}}, "DB_PASS": {{"value": "{SECRET}", "sensitive": true}}}}"#)
 }
 
 #[test]
 fn publishes_after_sigterm() {
     let dir = tempdir("publish");
     let srv = server(vec![(200, r#"{"message": "2 outputs published"}"#)]);
-    let agent = Agent::start(
-        &dir,
-        &format!("https://localhost:{}", srv.port),
-        &srv.ca_pem,
-        30,
-    );
+    let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &srv.ca_pem, 30);
     write_output(&dir, &file());
     let line = agent.wait_for("event=output-valid");
-    assert!(
-        line.contains("final=false") && line.contains("keys=DB_HOST,DB_PASS"),
-        "{line}"
-    );
+    assert!(line.contains("final=false") && line.contains("keys=DB_HOST,DB_PASS"), "{line}");
     agent.sigterm();
     let (code, log) = agent.wait();
     assert_eq!(code, 0, "{log}");
-    assert!(
-        log.contains("server_message=\"2 outputs published\""),
-        "{log}"
-    );
+    assert!(log.contains("server_message=\"2 outputs published\""), "{log}");
     let reqs = srv.requests.lock().unwrap();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
-    assert!(
-        r.head.starts_with("POST /v1/outputs HTTP/1.1\r\n"),
-        "{}",
-        r.head
-    );
+    assert!(r.head.starts_with("POST /v1/outputs HTTP/1.1\r\n"), "{}", r.head);
     assert_eq!(r.header("authorization").as_deref(), Some("Bearer tok-123"));
-    assert_eq!(
-        r.header("content-type").as_deref(),
-        Some("application/json")
-    );
+    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
     assert_eq!(r.header("host"), Some(format!("localhost:{}", srv.port)));
     assert_eq!(r.header("lifecycle-agent-error"), None);
     assert_eq!(r.body, file().as_bytes());
@@ -252,17 +211,8 @@ fn publishes_after_sigterm() {
 #[test]
 fn retries_server_errors() {
     let dir = tempdir("retry");
-    let srv = server(vec![
-        (503, r#"{"message": "not ready"}"#),
-        (500, "oops"),
-        (201, r#"{"message": "ok"}"#),
-    ]);
-    let agent = Agent::start(
-        &dir,
-        &format!("https://localhost:{}", srv.port),
-        &srv.ca_pem,
-        30,
-    );
+    let srv = server(vec![(503, r#"{"message": "not ready"}"#), (500, "oops"), (201, r#"{"message": "ok"}"#)]);
+    let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &srv.ca_pem, 30);
     write_output(&dir, &file());
     agent.sigterm();
     let (code, log) = agent.wait();
@@ -274,16 +224,8 @@ fn retries_server_errors() {
 #[test]
 fn invalid_file_is_posted_and_refusal_is_final() {
     let dir = tempdir("refused");
-    let srv = server(vec![(
-        422,
-        r#"{"message": "output file rejected (1 error): line 1, column 40: ..."}"#,
-    )]);
-    let agent = Agent::start(
-        &dir,
-        &format!("https://localhost:{}", srv.port),
-        &srv.ca_pem,
-        30,
-    );
+    let srv = server(vec![(422, r#"{"message": "output file rejected (1 error): line 1, column 40: ..."}"#)]);
+    let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &srv.ca_pem, 30);
     let content = format!(r#"{{"DB_PASS": {{"value": "{SECRET}", "sensitive": False}}}}"#);
     write_output(&dir, &content);
     let line = agent.wait_for("event=output-error");
@@ -294,26 +236,15 @@ fn invalid_file_is_posted_and_refusal_is_final() {
     assert!(log.contains("event=publish-refused"), "{log}");
     assert_eq!(srv.requests.lock().unwrap()[0].body, content.as_bytes());
     let t = termination(&dir);
-    assert!(
-        t.starts_with("outputs not published: server answered 422: output file rejected"),
-        "{t}"
-    );
+    assert!(t.starts_with("outputs not published: server answered 422: output file rejected"), "{t}");
     assert!(!t.contains('\n'));
 }
 
 #[test]
 fn unreadable_file_is_reported_in_a_header() {
     let dir = tempdir("symlink");
-    let srv = server(vec![(
-        422,
-        r#"{"message": "agent could not read the file"}"#,
-    )]);
-    let agent = Agent::start(
-        &dir,
-        &format!("https://localhost:{}", srv.port),
-        &srv.ca_pem,
-        30,
-    );
+    let srv = server(vec![(422, r#"{"message": "agent could not read the file"}"#)]);
+    let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &srv.ca_pem, 30);
     std::os::unix::fs::symlink(dir.join("token"), dir.join("out/qovery-output.json")).unwrap();
     let line = agent.wait_for("event=output-unreadable");
     assert!(line.contains("symbolic link"), "{line}");
@@ -331,24 +262,14 @@ fn unreadable_file_is_reported_in_a_header() {
 fn no_file_posts_nothing() {
     let dir = tempdir("nofile");
     let srv = server(vec![(200, "{}")]);
-    let agent = Agent::start(
-        &dir,
-        &format!("https://localhost:{}", srv.port),
-        &srv.ca_pem,
-        30,
-    );
+    let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &srv.ca_pem, 30);
     agent.sigterm();
     let (code, log) = agent.wait();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("event=no-outputs"), "{log}");
     assert!(srv.requests.lock().unwrap().is_empty());
     // An empty file: the same.
-    let agent = Agent::start(
-        &dir,
-        &format!("https://localhost:{}", srv.port),
-        &srv.ca_pem,
-        30,
-    );
+    let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &srv.ca_pem, 30);
     write_output(&dir, "");
     agent.sigterm();
     let (code, log) = agent.wait();
@@ -361,11 +282,7 @@ fn no_file_posts_nothing() {
 fn gives_up_within_the_grace_period() {
     let dir = tempdir("down");
     // A port with nothing listening.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let srv = server(vec![(200, "{}")]);
     let agent = Agent::start(&dir, &format!("https://127.0.0.1:{port}"), &srv.ca_pem, 4);
     write_output(&dir, &file());
@@ -377,10 +294,7 @@ fn gives_up_within_the_grace_period() {
     assert_eq!(code, 1, "{log}");
     assert!(took < Duration::from_secs(4), "{took:?}");
     let t = termination(&dir);
-    assert!(
-        t.starts_with("outputs not published: gave up after "),
-        "{t}"
-    );
+    assert!(t.starts_with("outputs not published: gave up after "), "{t}");
     assert!(t.contains("cannot connect"), "{t}");
 }
 
@@ -389,21 +303,12 @@ fn wrong_ca_is_a_tls_error() {
     let dir = tempdir("wrongca");
     let srv = server(vec![(200, "{}")]);
     let other = server(vec![(200, "{}")]);
-    let agent = Agent::start(
-        &dir,
-        &format!("https://localhost:{}", srv.port),
-        &other.ca_pem,
-        4,
-    );
+    let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &other.ca_pem, 4);
     write_output(&dir, &file());
     agent.sigterm();
     let (code, _) = agent.wait();
     assert_eq!(code, 1);
-    assert!(
-        termination(&dir).contains("TLS error"),
-        "{}",
-        termination(&dir)
-    );
+    assert!(termination(&dir).contains("TLS error"), "{}", termination(&dir));
     assert!(srv.requests.lock().unwrap().is_empty());
 }
 
@@ -416,9 +321,5 @@ fn misconfiguration_is_reported() {
     let (code, log) = agent.wait();
     assert_eq!(code, 1);
     assert!(log.contains("event=config"), "{log}");
-    assert!(
-        termination(&dir).contains("misconfigured"),
-        "{}",
-        termination(&dir)
-    );
+    assert!(termination(&dir).contains("misconfigured"), "{}", termination(&dir));
 }

@@ -6,26 +6,15 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "lifecycle-agent-validate-{}-{name}",
-        std::process::id()
-    ));
+    let d = std::env::temp_dir().join(format!("lifecycle-agent-validate-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(BIN).args(args).output().unwrap();
-    (
-        status.code().unwrap(),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
+    let Output { status, stdout, stderr } = Command::new(BIN).args(args).output().unwrap();
+    (status.code().unwrap(), String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
 }
 
 fn file(name: &str, content: &str) -> String {
@@ -44,21 +33,10 @@ fn valid_file_masks_sensitive_values() {
     let (code, out, err) = run(&["validate", &f]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("valid: 3 outputs (1 sensitive)"), "{out}");
-    assert!(
-        out.contains("  POSTGRES_DB_HOST = \"zf138d9c8-postgresql\"\n"),
-        "{out}"
-    );
-    assert!(
-        out.contains("  POSTGRES_DB_PASS = ****** (sensitive)\n"),
-        "{out}"
-    );
+    assert!(out.contains("  POSTGRES_DB_HOST = \"zf138d9c8-postgresql\"\n"), "{out}");
+    assert!(out.contains("  POSTGRES_DB_PASS = ****** (sensitive)\n"), "{out}");
     assert!(out.contains("  POSTGRES_DB_PORT = \"5432\"\n"), "{out}");
-    assert!(
-        out.contains(
-            "warning: line 3, column 40: key POSTGRES_DB_PORT: unknown field `comment` is ignored"
-        ),
-        "{out}"
-    );
+    assert!(out.contains("warning: line 3, column 40: key POSTGRES_DB_PORT: unknown field `comment` is ignored"), "{out}");
     assert!(!out.contains("mypassword") && !err.contains("mypassword"));
 }
 
@@ -67,22 +45,10 @@ fn job_id_prints_full_names_and_aliases() {
     let f = file("jobid", SEED);
     let (code, out, _) = run(&["validate", "--job-id", "my-db", &f]);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("note: job id \"my-db\" is used as MY_DB"),
-        "{out}"
-    );
-    assert!(
-        out.contains("  QOVERY_OUTPUT_JOB_MY_DB_POSTGRES_DB_PASS = ****** (sensitive)\n"),
-        "{out}"
-    );
-    assert!(
-        out.contains("  POSTGRES_DB_PASS = ****** (sensitive) (alias)\n"),
-        "{out}"
-    );
-    assert!(
-        out.contains("  QOVERY_OUTPUT_JOB_MY_DB_POSTGRES_DB_HOST = \"zf138d9c8-postgresql\"\n"),
-        "{out}"
-    );
+    assert!(out.contains("note: job id \"my-db\" is used as MY_DB"), "{out}");
+    assert!(out.contains("  QOVERY_OUTPUT_JOB_MY_DB_POSTGRES_DB_PASS = ****** (sensitive)\n"), "{out}");
+    assert!(out.contains("  POSTGRES_DB_PASS = ****** (sensitive) (alias)\n"), "{out}");
+    assert!(out.contains("  QOVERY_OUTPUT_JOB_MY_DB_POSTGRES_DB_HOST = \"zf138d9c8-postgresql\"\n"), "{out}");
     assert!(!out.contains("mypassword"));
 }
 
@@ -95,15 +61,9 @@ fn invalid_file_lists_every_error_without_values() {
     let (code, out, _) = run(&["validate", &f]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("invalid: 3 errors"), "{out}");
-    assert!(
-        out.contains("error: line 2, column 2: key \"a-b\""),
-        "{out}"
-    );
+    assert!(out.contains("error: line 2, column 2: key \"a-b\""), "{out}");
     assert!(out.contains("error: line 3, column 7: key C:"), "{out}");
-    assert!(
-        out.contains("hint: `False` is not JSON: write `false`"),
-        "{out}"
-    );
+    assert!(out.contains("hint: `False` is not JSON: write `false`"), "{out}");
     assert!(!out.contains("mypassword"), "{out}");
 }
 
@@ -132,12 +92,7 @@ fn unsafe_or_missing_files_are_invalid() {
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [
-        &["validate"][..],
-        &["validate", "a", "b"],
-        &["validate", "--bogus", "a"],
-        &["bogus"],
-    ] {
+    for args in [&["validate"][..], &["validate", "a", "b"], &["validate", "--bogus", "a"], &["bogus"]] {
         let (code, out, err) = run(args);
         assert_eq!(code, 2, "{args:?}");
         assert!(out.is_empty());

@@ -178,12 +178,7 @@ fn review_body() -> Vec<u8> {
     serde_json::to_vec(&review).expect("serialises")
 }
 
-async fn load(
-    addr: std::net::SocketAddr,
-    ca: std::path::PathBuf,
-    connections: usize,
-    duration: Duration,
-) -> anyhow::Result<()> {
+async fn load(addr: std::net::SocketAddr, ca: std::path::PathBuf, connections: usize, duration: Duration) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(&ca).context("reading the CA")?;

@@ -110,10 +110,7 @@ impl Outputs {
 
     /// The output of an (uppercased) key.
     pub fn get(&self, key: &str) -> Option<&Output> {
-        self.entries
-            .binary_search_by(|o| o.key.as_str().cmp(key))
-            .ok()
-            .map(|i| &self.entries[i])
+        self.entries.binary_search_by(|o| o.key.as_str().cmp(key)).ok().map(|i| &self.entries[i])
     }
 
     /// How many outputs are sensitive.
@@ -255,11 +252,7 @@ pub struct Rejected {
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        write!(
-            f,
-            "output file rejected ({n} error{})",
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "output file rejected ({n} error{})", if n == 1 { "" } else { "s" })?;
         for (i, e) in self.errors.iter().enumerate() {
             if f.alternate() {
                 write!(f, "\n  {e}")?;
@@ -276,9 +269,7 @@ impl std::error::Error for Rejected {}
 /// True when `key` matches `^[A-Za-z_][A-Za-z0-9_]*$`.
 pub fn is_valid_key(key: &str) -> bool {
     let b = key.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    !b.is_empty() && (b[0].is_ascii_alphabetic() || b[0] == b'_') && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// Checks an output file and returns its outputs, or every error found.
@@ -287,20 +278,14 @@ pub fn parse(bytes: &[u8]) -> Result<Outputs, Rejected> {
         return Err(Rejected {
             errors: vec![whole_file(
                 Rule::TooLarge,
-                format!(
-                    "the file is {} bytes, more than the {OUTPUT_FILE_MAX_BYTES} bytes (1 MiB) allowed",
-                    bytes.len()
-                ),
+                format!("the file is {} bytes, more than the {OUTPUT_FILE_MAX_BYTES} bytes (1 MiB) allowed", bytes.len()),
                 None,
             )],
         });
     }
     let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
     if body.iter().all(|b| is_ws(*b)) {
-        return Ok(Outputs {
-            empty_file: true,
-            ..Outputs::default()
-        });
+        return Ok(Outputs { empty_file: true, ..Outputs::default() });
     }
     if body.starts_with(b"\xFF\xFE") || body.starts_with(b"\xFE\xFF") {
         return Err(Rejected {
@@ -323,13 +308,8 @@ pub fn parse(bytes: &[u8]) -> Result<Outputs, Rejected> {
                     column,
                     key: None,
                     rule: Rule::Encoding,
-                    message: format!(
-                        "invalid UTF-8 at byte offset {}",
-                        at + (bytes.len() - body.len())
-                    ),
-                    hint: Some(
-                        "save the file as UTF-8 (it may be in Latin-1 or Windows-1252)".into(),
-                    ),
+                    message: format!("invalid UTF-8 at byte offset {}", at + (bytes.len() - body.len())),
+                    hint: Some("save the file as UTF-8 (it may be in Latin-1 or Windows-1252)".into()),
                 }],
             });
         }
@@ -338,34 +318,19 @@ pub fn parse(bytes: &[u8]) -> Result<Outputs, Rejected> {
     // A syntax error stops the parse; it has been recorded already.
     let _ = p.document();
     if p.warnings_left_out > 0 {
-        p.warnings.push(whole_file(
-            Rule::UnknownField,
-            format!("{} more unknown fields are ignored", p.warnings_left_out),
-            None,
-        ));
+        p.warnings.push(whole_file(Rule::UnknownField, format!("{} more unknown fields are ignored", p.warnings_left_out), None));
     }
     if p.errors.is_empty() {
         let mut entries = p.entries;
         entries.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(Outputs {
-            entries,
-            warnings: p.warnings,
-            empty_file: false,
-        })
+        Ok(Outputs { entries, warnings: p.warnings, empty_file: false })
     } else {
         Err(Rejected { errors: p.errors })
     }
 }
 
 fn whole_file(rule: Rule, message: String, hint: Option<String>) -> Diagnostic {
-    Diagnostic {
-        line: 0,
-        column: 0,
-        key: None,
-        rule,
-        message,
-        hint,
-    }
+    Diagnostic { line: 0, column: 0, key: None, rule, message, hint }
 }
 
 fn is_ws(b: u8) -> bool {
@@ -398,12 +363,7 @@ struct LineIndex {
 impl LineIndex {
     fn new(b: &[u8]) -> LineIndex {
         let mut starts = vec![0];
-        starts.extend(
-            b.iter()
-                .enumerate()
-                .filter(|(_, c)| **c == b'\n')
-                .map(|(i, _)| i + 1),
-        );
+        starts.extend(b.iter().enumerate().filter(|(_, c)| **c == b'\n').map(|(i, _)| i + 1));
         LineIndex { starts }
     }
 
@@ -412,11 +372,7 @@ impl LineIndex {
         let line = self.starts.partition_point(|s| *s <= pos);
         let start = self.starts[line - 1];
         let end = pos.min(b.len());
-        let column = b[start.min(end)..end]
-            .iter()
-            .filter(|c| (**c & 0xC0) != 0x80)
-            .count()
-            + 1;
+        let column = b[start.min(end)..end].iter().filter(|c| (**c & 0xC0) != 0x80).count() + 1;
         (line, column)
     }
 }
@@ -480,39 +436,16 @@ impl<'a> Parser<'a> {
 
     fn line_col(&mut self, pos: usize) -> (usize, usize) {
         let b = self.b;
-        self.lines
-            .get_or_insert_with(|| LineIndex::new(b))
-            .line_col(b, pos)
+        self.lines.get_or_insert_with(|| LineIndex::new(b)).line_col(b, pos)
     }
 
-    fn diag(
-        &mut self,
-        pos: usize,
-        key: Option<&str>,
-        rule: Rule,
-        message: String,
-        hint: Option<String>,
-    ) -> Diagnostic {
+    fn diag(&mut self, pos: usize, key: Option<&str>, rule: Rule, message: String, hint: Option<String>) -> Diagnostic {
         let (line, column) = self.line_col(pos);
-        Diagnostic {
-            line,
-            column,
-            key: key.map(shown),
-            rule,
-            message,
-            hint,
-        }
+        Diagnostic { line, column, key: key.map(shown), rule, message, hint }
     }
 
     /// Records an error that does not stop the parse (unless there are too many).
-    fn error(
-        &mut self,
-        pos: usize,
-        key: Option<&str>,
-        rule: Rule,
-        message: String,
-        hint: Option<String>,
-    ) -> PResult<()> {
+    fn error(&mut self, pos: usize, key: Option<&str>, rule: Rule, message: String, hint: Option<String>) -> PResult<()> {
         let d = self.diag(pos, key, rule, message, hint);
         self.errors.push(d);
         if self.errors.len() >= MAX_ERRORS {
@@ -530,37 +463,17 @@ impl<'a> Parser<'a> {
     }
 
     /// Records an error that stops the parse.
-    fn fatal(
-        &mut self,
-        pos: usize,
-        key: Option<&str>,
-        rule: Rule,
-        message: impl Into<String>,
-        hint: Option<String>,
-    ) -> Fatal {
+    fn fatal(&mut self, pos: usize, key: Option<&str>, rule: Rule, message: impl Into<String>, hint: Option<String>) -> Fatal {
         let d = self.diag(pos, key, rule, message.into(), hint);
         self.errors.push(d);
         Fatal
     }
 
-    fn syntax(
-        &mut self,
-        pos: usize,
-        key: Option<&str>,
-        message: impl Into<String>,
-        hint: Option<String>,
-    ) -> Fatal {
+    fn syntax(&mut self, pos: usize, key: Option<&str>, message: impl Into<String>, hint: Option<String>) -> Fatal {
         self.fatal(pos, key, Rule::Syntax, message, hint)
     }
 
-    fn warn(
-        &mut self,
-        pos: usize,
-        key: Option<&str>,
-        rule: Rule,
-        message: String,
-        hint: Option<String>,
-    ) {
+    fn warn(&mut self, pos: usize, key: Option<&str>, rule: Rule, message: String, hint: Option<String>) {
         if self.warnings.len() < MAX_WARNINGS {
             let d = self.diag(pos, key, rule, message, hint);
             self.warnings.push(d);
@@ -576,12 +489,7 @@ impl<'a> Parser<'a> {
         let pos = self.pos;
         let rest = &self.text[pos..];
         let Some(c) = rest.chars().next() else {
-            return self.syntax(
-                pos,
-                key,
-                format!("unexpected end of file: expected {expected}"),
-                None,
-            );
+            return self.syntax(pos, key, format!("unexpected end of file: expected {expected}"), None);
         };
         let (found, hint): (&str, Option<String>) = match c {
             '\'' => ("a single quote", Some("JSON strings use double quotes: write \"...\", not '...'".into())),
@@ -600,23 +508,25 @@ impl<'a> Parser<'a> {
             '"' => ("`\"`", None),
             '\0' => ("a NUL byte", Some("is the file UTF-16? save it as UTF-8".into())),
             '\u{a0}' => ("a non-breaking space (U+00A0)", Some("replace it with a plain space".into())),
-            '\u{feff}' => ("a byte order mark (U+FEFF)", Some("remove it: only one, at the very start of the file, is allowed".into())),
+            '\u{feff}' => {
+                ("a byte order mark (U+FEFF)", Some("remove it: only one, at the very start of the file, is allowed".into()))
+            }
             '\u{200b}' => ("a zero-width space (U+200B)", Some("remove it".into())),
             '\u{201c}' | '\u{201d}' => ("a curly quote", Some("use straight double quotes `\"`".into())),
-            '.' | '+' => ("a number that is not JSON", Some("JSON numbers have digits before `.` and no `+` sign; or write the value as a string".into())),
+            '.' | '+' => (
+                "a number that is not JSON",
+                Some("JSON numbers have digits before `.` and no `+` sign; or write the value as a string".into()),
+            ),
             c if c.is_ascii_alphabetic() || c == '_' => {
                 ("an unquoted word", Some("strings and keys must be in double quotes".into()))
             }
             c if c.is_ascii_digit() || c == '-' => ("a number", None),
-            c if c.is_whitespace() => ("a whitespace character that is not JSON whitespace", Some("replace it with a plain space".into())),
+            c if c.is_whitespace() => {
+                ("a whitespace character that is not JSON whitespace", Some("replace it with a plain space".into()))
+            }
             _ => ("an unexpected character", None),
         };
-        self.syntax(
-            pos,
-            key,
-            format!("expected {expected}, found {found}"),
-            hint,
-        )
+        self.syntax(pos, key, format!("expected {expected}, found {found}"), hint)
     }
 
     // ---- lexing ----
@@ -710,9 +620,7 @@ impl<'a> Parser<'a> {
             Some(b'u') => {
                 let hi = self.hex4(at, key)?;
                 if (0xD800..0xDC00).contains(&hi) {
-                    if self.b.get(self.pos) == Some(&b'\\')
-                        && self.b.get(self.pos + 1) == Some(&b'u')
-                    {
+                    if self.b.get(self.pos) == Some(&b'\\') && self.b.get(self.pos + 1) == Some(&b'u') {
                         let at2 = self.pos;
                         self.pos += 2;
                         let lo = self.hex4(at2, key)?;
@@ -836,10 +744,7 @@ impl<'a> Parser<'a> {
     /// A word at a value position: `true`, `false`, `null` or a known mistake.
     fn word(&mut self, key: Option<&str>) -> PResult<Val> {
         let start = self.pos;
-        let len = self.b[start..]
-            .iter()
-            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-            .count();
+        let len = self.b[start..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
         let w = &self.text[start..start + len];
         let val = match w {
             "true" => Some(Val::Bool(true)),
@@ -860,12 +765,9 @@ impl<'a> Parser<'a> {
             _ => None,
         };
         Err(match fix {
-            Some(fix) => self.syntax(
-                start,
-                key,
-                format!("expected a JSON value, found `{w}`"),
-                Some(format!("`{w}` is not JSON: {fix}")),
-            ),
+            Some(fix) => {
+                self.syntax(start, key, format!("expected a JSON value, found `{w}`"), Some(format!("`{w}` is not JSON: {fix}")))
+            }
             None => self.syntax(
                 start,
                 key,
@@ -1090,8 +992,7 @@ impl<'a> Parser<'a> {
                 } else if key.as_bytes()[0].is_ascii_digit() {
                     "a key cannot start with a digit; prefix it with a letter or `_`".to_string()
                 } else {
-                    "use only letters, digits and `_` (e.g. `_` instead of `-`, `.` or a space)"
-                        .to_string()
+                    "use only letters, digits and `_` (e.g. `_` instead of `-`, `.` or a space)".to_string()
                 };
                 self.error(
                     at,
@@ -1108,10 +1009,7 @@ impl<'a> Parser<'a> {
                     let message = if *first == key {
                         format!("the key appears twice (first on line {first_line})")
                     } else {
-                        format!(
-                            "the key is the same as key {} on line {first_line} once uppercased",
-                            shown(first)
-                        )
+                        format!("the key is the same as key {} on line {first_line} once uppercased", shown(first))
                     };
                     ok = false;
                     self.error(
@@ -1129,11 +1027,7 @@ impl<'a> Parser<'a> {
             if let Some((value, sensitive)) = self.entry(&key)?
                 && ok
             {
-                self.entries.push(Output {
-                    key: upper,
-                    value,
-                    sensitive,
-                });
+                self.entries.push(Output { key: upper, value, sensitive });
             }
             if !self.next_member(open_at, b'}', Some(&key))? {
                 return Ok(());
@@ -1157,10 +1051,7 @@ impl<'a> Parser<'a> {
                 at,
                 k,
                 Rule::EntryObject,
-                format!(
-                    "the entry must be an object {ENTRY_SHAPE}, found {}",
-                    v.kind()
-                ),
+                format!("the entry must be an object {ENTRY_SHAPE}, found {}", v.kind()),
                 Some(hint),
             )?;
             return Ok(None);
@@ -1252,9 +1143,7 @@ impl<'a> Parser<'a> {
                             )?;
                         }
                     }
-                } else if field.eq_ignore_ascii_case("value")
-                    || field.eq_ignore_ascii_case("sensitive")
-                {
+                } else if field.eq_ignore_ascii_case("value") || field.eq_ignore_ascii_case("sensitive") {
                     ok = false;
                     let right = field.to_ascii_lowercase();
                     miscased_value |= right == "value";
@@ -1281,13 +1170,7 @@ impl<'a> Parser<'a> {
         }
         if value.is_none() && !miscased_value {
             ok = false;
-            self.error(
-                at,
-                k,
-                Rule::ValueMissing,
-                "the entry has no `value`".into(),
-                Some(format!("write {ENTRY_SHAPE}")),
-            )?;
+            self.error(at, k, Rule::ValueMissing, "the entry has no `value`".into(), Some(format!("write {ENTRY_SHAPE}")))?;
         }
         Ok(match (ok, value) {
             (true, Some(v)) => Some((v, sensitive)),

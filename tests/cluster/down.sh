@@ -28,15 +28,15 @@ stop_daemons 20 kube-controller-manager kube-scheduler kubelet
 # runs the CNI DEL (addresses, masquerade rules, veths) and unmounts its network
 # namespace, exactly as the kubelet would.
 if is_running containerd && have_bin crictl; then
-  pods=$(crictl_ pods -q 2>/dev/null || true)
-  if [ -n "$pods" ]; then
-    log "removing $(wc -w <<<"$pods") pod sandbox(es)"
+  mapfile -t pods < <(crictl_ pods -q 2>/dev/null || true)
+  if [ ${#pods[@]} -gt 0 ]; then
+    log "removing ${#pods[@]} pod sandbox(es)"
     # Remember the network namespaces, to unmount any that a failed CNI DEL leaves.
-    for p in $pods; do
+    for p in "${pods[@]}"; do
       crictl_ inspectp "$p" 2>/dev/null | grep -o '"/var/run/netns/[A-Za-z0-9-]*"' | tr -d '"' || true
     done | sort -u >"$RUN/netns.list"
-    crictl_ stopp $pods >/dev/null 2>&1 || log "WARNING: crictl stopp failed for some pods"
-    crictl_ rmp -f $pods >/dev/null 2>&1 || log "WARNING: crictl rmp failed for some pods"
+    crictl_ stopp "${pods[@]}" >/dev/null 2>&1 || log "WARNING: crictl stopp failed for some pods"
+    crictl_ rmp -f "${pods[@]}" >/dev/null 2>&1 || log "WARNING: crictl rmp failed for some pods"
   fi
 fi
 
@@ -60,17 +60,20 @@ our_shims() {
   done
 }
 stop_daemons 20 containerd
-shims=$(our_shims | xargs)
-if [ -n "$shims" ]; then
-  log "killing leftover containerd shims of this cluster: $shims"
-  kill -KILL $shims 2>/dev/null || true
+mapfile -t shims < <(our_shims)
+if [ ${#shims[@]} -gt 0 ]; then
+  log "killing leftover containerd shims of this cluster: ${shims[*]}"
+  kill -KILL "${shims[@]}" 2>/dev/null || true
 fi
 # Container processes whose shim was gone: they are in the kubelet's pod cgroups.
 for procs in /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/*/cgroup.procs \
   /sys/fs/cgroup/*/kubepods/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods/*/*/*/cgroup.procs; do
   [ -f "$procs" ] || continue
-  pids=$(xargs <"$procs" 2>/dev/null || true)
-  [ -z "$pids" ] || { log "killing leftover pod processes: $pids"; kill -KILL $pids 2>/dev/null || true; }
+  mapfile -t leftover <"$procs" 2>/dev/null || continue
+  if [ ${#leftover[@]} -gt 0 ]; then
+    log "killing leftover pod processes: ${leftover[*]}"
+    kill -KILL "${leftover[@]}" 2>/dev/null || true
+  fi
 done
 
 stop_daemons 20 kube-apiserver
@@ -89,7 +92,7 @@ for round in 1 2 3; do
 done
 if [ -f "$RUN/netns.list" ]; then
   while IFS= read -r ns; do
-    [ -n "$ns" ] && [ -e "$ns" ] || continue
+    if [ -z "$ns" ] || [ ! -e "$ns" ]; then continue; fi
     umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
     rm -f "$ns"
   done <"$RUN/netns.list"
@@ -121,7 +124,7 @@ for ipt in iptables ip6tables; do
   for table in filter nat mangle; do
     saved=$("$ipt-save" -t "$table" 2>/dev/null) || continue
     while IFS= read -r rule; do
-      [ -n "$rule" ] && eval "$ipt -t $table ${rule/#-A/-D}" 2>/dev/null || true
+      if [ -n "$rule" ]; then eval "$ipt -t $table ${rule/#-A/-D}" 2>/dev/null || true; fi
     done < <(grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' <<<"$saved" || true)
     chains=$(grep -oE '^:KUBE-[^ ]+' <<<"$saved" | tr -d ':' || true)
     for c in $chains; do "$ipt" -t "$table" -F "$c" 2>/dev/null || true; done
@@ -138,17 +141,20 @@ fi
 if [ -f "$RUN/sysctl.saved" ]; then
   log "restoring kernel settings the cluster changed"
   while read -r key value; do
-    [ -w "/proc/sys/$key" ] && echo "$value" >"/proc/sys/$key" 2>/dev/null || true
+    if [ -w "/proc/sys/$key" ]; then echo "$value" >"/proc/sys/$key" 2>/dev/null || true; fi
   done <"$RUN/sysctl.saved"
 fi
 
 # The kubelet's (now empty) pod cgroups, deepest first; and its container log
 # links, which point into our state.
 for sub in /sys/fs/cgroup/*/kubepods; do
-  [ -d "$sub" ] && find "$sub" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  if [ -d "$sub" ]; then find "$sub" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
 done
+# containerd 1.6 puts shim sockets in /run/containerd/s whatever its state dir.
+rmdir /run/containerd/s /run/containerd 2>/dev/null || true # only if empty
 if [ -d /var/log/containers ]; then
   find /var/log/containers -maxdepth 1 -type l -lname "$LC/*" -delete 2>/dev/null || true
+  rmdir /var/log/containers 2>/dev/null || true # only if nothing else is in it
 fi
 
 # --- state ---------------------------------------------------------------------------------
@@ -169,5 +175,6 @@ if [ -n "$(mounts_under "$LC")" ]; then
   problems=1
 fi
 [ "$problems" -eq 0 ] || die "the cluster was not fully stopped; state kept in ${LC#"$REPO"/}"
-rm -rf "$LC/data" "$LC/kubelet" "$LC/containerd" "$LC/cni" "$LC/etc" "$LC/run" "$LC/kubeconfig" "$LC/bin"
+rm -rf "${LC:?}/data" "${LC:?}/kubelet" "${LC:?}/containerd" "${LC:?}/cni" "${LC:?}/etc" "${LC:?}/run" \
+  "${LC:?}/kubeconfig" "${LC:?}/bin"
 log "cluster stopped; logs kept in ${LOGS#"$REPO"/}"

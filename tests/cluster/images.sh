@@ -45,7 +45,8 @@ trap 'rm -rf "$work"' EXIT
 #   CONFIG is the image's "config" JSON object (User, Entrypoint, Env, ...).
 make_image() {
   local out=$1 tag=$2 rootfs=$3 config=$4
-  local d="$work/image-$(basename "$out" .tar)"
+  local d
+  d="$work/image-$(basename "$out" .tar)"
   rm -rf "$d"
   mkdir -p "$d"
   # The root directory's own entry is in the layer too: make it ordinary.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # (settings are used by the scripts that source this)
 # Shared settings and helpers of the local cluster scripts (up.sh, down.sh,
 # images.sh). Sourced, never run. Every wait has a deadline: a component that
 # does not come up fails the script with its name and the tail of its log.
@@ -60,8 +61,9 @@ component_failed() { # name reason
   {
     printf '[%s] ERROR: %s %s\n' "${LOG_PREFIX:-cluster}" "$name" "$reason"
     if [ -f "$LOGS/$name.log" ]; then
-      printf -- '--- last 40 lines of %s ---\n' "$LOGS/$name.log"
-      tail -n 40 "$LOGS/$name.log"
+      printf -- '--- last 40 lines of %s (this start) ---\n' "$LOGS/$name.log"
+      # Logs are appended across starts: show this start's lines only.
+      tac "$LOGS/$name.log" | sed '/^==== /q' | tac | tail -n 40
       printf -- '--- end of %s ---\n' "$name"
     fi
   } >&2

@@ -114,6 +114,22 @@ EOF
 write_kubeconfig "$LC/kubeconfig" admin
 for c in controller-manager scheduler kube-proxy kubelet-client; do write_kubeconfig "$ETC/$c.kubeconfig" "$c"; done
 
+# Ports the cluster listens on must be free (unless it is ours, already running).
+check_port() { # component port
+  if ! is_running "$1" && port_in_use "$2"; then
+    die "port $2, needed by $1, is in use by another process: $(ss -Hltnp "sport = :$2" | head -n1)"
+  fi
+}
+check_port etcd "$ETCD_CLIENT_PORT"
+check_port etcd "$ETCD_PEER_PORT"
+check_port kube-apiserver "$APISERVER_PORT"
+check_port kube-controller-manager 10257
+check_port kube-scheduler 10259
+check_port kubelet 10250
+check_port kubelet 10248
+check_port kube-proxy 10256
+check_port kube-proxy 10249
+
 # --- host network ---------------------------------------------------------------
 # Kernel settings the cluster changes are saved once (before any change) so
 # that down.sh can put them back: the kubelet itself sets vm/kernel tunables
@@ -136,22 +152,6 @@ else
 fi
 echo 1 >/proc/sys/net/ipv4/ip_forward
 ip addr show dev lo | grep -q " $NODE_IP/32 " || ip addr add "$NODE_IP/32" dev lo
-
-# Ports the cluster listens on must be free (unless it is ours, already running).
-check_port() { # component port
-  if ! is_running "$1" && port_in_use "$2"; then
-    die "port $2, needed by $1, is in use by another process: $(ss -Hltnp "sport = :$2" | head -n1)"
-  fi
-}
-check_port etcd "$ETCD_CLIENT_PORT"
-check_port etcd "$ETCD_PEER_PORT"
-check_port kube-apiserver "$APISERVER_PORT"
-check_port kube-controller-manager 10257
-check_port kube-scheduler 10259
-check_port kubelet 10250
-check_port kubelet 10248
-check_port kube-proxy 10256
-check_port kube-proxy 10249
 
 # --- etcd ---------------------------------------------------------------------------
 mkdir -p "$LC/data/etcd"
@@ -315,7 +315,7 @@ authorization:
 clusterDNS: [$DNS_SVC_IP]
 clusterDomain: $CLUSTER_DOMAIN
 resolvConf: $ETC/resolv.conf
-podLogsDirectory: $LC/kubelet/pod-logs
+podLogsDir: $LC/kubelet/pod-logs
 staticPodPath: ""
 failSwapOn: false
 # A test machine's disk is often fuller than a production node's: evict only

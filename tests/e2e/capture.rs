@@ -17,8 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret, Service, Service
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{
-    ANNOTATION_JOB_ID, ANNOTATION_OUTPUTS, LABEL_CAPTURE, LABEL_ENVIRONMENT, OUTPUTS_OBJECT, SYSTEM_NAMESPACE,
-    TOKEN_AUDIENCE,
+    ANNOTATION_JOB_ID, ANNOTATION_OUTPUTS, LABEL_CAPTURE, LABEL_ENVIRONMENT, OUTPUTS_OBJECT, SYSTEM_NAMESPACE, TOKEN_AUDIENCE,
 };
 use lifecycle_e2e::{
     BUSYBOX, TIMEOUT, TestNamespace, client, events_for, job_pods, obj, pod_logs, unique_suffix, wait_for_deployment_available,
@@ -69,7 +68,11 @@ pub async fn published(ns: &TestNamespace) -> Result<(BTreeMap<String, String>, 
 }
 
 /// Waits until `check` holds for the published variables, and returns them.
-pub async fn wait_published<F>(ns: &TestNamespace, what: &str, check: F) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)>
+pub async fn wait_published<F>(
+    ns: &TestNamespace,
+    what: &str,
+    check: F,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)>
 where
     F: Fn(&BTreeMap<String, String>, &BTreeMap<String, String>) -> bool,
 {
@@ -164,7 +167,8 @@ async fn plain_job_publishes_the_postgres_example_and_a_deployment_gets_ten_vari
     }));
     ns.create(&deploy).await?;
     wait_for_deployment_available(&client, ns.name(), "app", TIMEOUT).await?;
-    let pod = ns.api::<Pod>().list(&ListParams::default().labels("app=app")).await?.items.into_iter().next().context("app pod")?;
+    let pod =
+        ns.api::<Pod>().list(&ListParams::default().labels("app=app")).await?.items.into_iter().next().context("app pod")?;
     let logs = wait_until("the app printed its environment", TIMEOUT, || async {
         let logs = pod_logs(&client, ns.name(), &pod.name_any(), None).await?;
         Ok(logs.contains("END").then_some(logs))
@@ -245,7 +249,10 @@ async fn a_key_dropped_by_the_next_run_disappears_and_ttl_deletion_keeps_outputs
     wait_published(&ns, "K1 and K2", |cm, s| cm.contains_key("K1") && s.contains_key("K2")).await?;
     // The TTL controller deletes the finished Job; its outputs stay.
     let jobs = ns.api::<Job>();
-    wait_until("the TTL controller deleted keys-1", TIMEOUT, || async { Ok(jobs.get_opt("keys-1").await?.is_none().then_some(())) }).await?;
+    wait_until("the TTL controller deleted keys-1", TIMEOUT, || async {
+        Ok(jobs.get_opt("keys-1").await?.is_none().then_some(()))
+    })
+    .await?;
     let (cm, secret) = published(&ns).await?;
     assert_eq!(cm.get("QOVERY_OUTPUT_JOB_KEYS_K1").map(String::as_str), Some("one"));
     assert_eq!(secret.get("K2").map(String::as_str), Some("two"), "outputs stay when a plain Job is deleted");

@@ -14,8 +14,7 @@ use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 use lifecycle_e2e::{
     BUSYBOX, TIMEOUT, TestNamespace, busybox_job, client, exec, http_service, httpd_deployment, job_logs, obj,
-    wait_for_deployment_available, wait_for_job_complete, wait_for_job_failed, wait_for_pod_running,
-    wget_with_retries,
+    wait_for_deployment_available, wait_for_job_complete, wait_for_job_failed, wait_for_pod_running, wget_with_retries,
 };
 use serde_json::json;
 
@@ -32,11 +31,8 @@ async fn deployment_answers_through_its_service_by_dns_name() -> Result<()> {
 
     // A client pod reaches the Service by its short name and by its full name.
     let fqdn = format!("web.{}.svc.cluster.local", ns.name());
-    let script = format!(
-        "{} && echo && {}",
-        wget_with_retries("http://web/", 30),
-        wget_with_retries(&format!("http://{fqdn}/"), 30)
-    );
+    let script =
+        format!("{} && echo && {}", wget_with_retries("http://web/", 30), wget_with_retries(&format!("http://{fqdn}/"), 30));
     ns.create(&busybox_job("client", &script)).await?;
     wait_for_job_complete(&client, ns.name(), "client", TIMEOUT).await?;
     let log = job_logs(&client, ns.name(), "client", None).await?;
@@ -75,9 +71,11 @@ async fn failing_job_is_reported_failed() -> Result<()> {
     let job = wait_for_job_failed(&client, ns.name(), "broken", TIMEOUT).await?;
     assert_eq!(job.status.unwrap_or_default().failed, Some(1));
     let pods = lifecycle_e2e::job_pods(&client, ns.name(), "broken").await?;
-    let terminated = pods[0].status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| {
-        cs[0].state.as_ref().and_then(|s| s.terminated.as_ref()).map(|t| t.exit_code)
-    });
+    let terminated = pods[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs[0].state.as_ref().and_then(|s| s.terminated.as_ref()).map(|t| t.exit_code));
     assert_eq!(terminated, Some(7), "the container's exit code is reported");
     Ok(())
 }
@@ -92,11 +90,7 @@ async fn pod_reaches_a_service_in_another_namespace() -> Result<()> {
     wait_for_deployment_available(&client, server.name(), "api", TIMEOUT).await?;
 
     let url = format!("http://api.{}.svc.cluster.local/", server.name());
-    let script = format!(
-        "nslookup api.{}.svc.cluster.local && {}",
-        server.name(),
-        wget_with_retries(&url, 30)
-    );
+    let script = format!("nslookup api.{}.svc.cluster.local && {}", server.name(), wget_with_retries(&url, 30));
     other.create(&busybox_job("call", &script)).await?;
     wait_for_job_complete(&client, other.name(), "call", TIMEOUT).await?;
     let log = job_logs(&client, other.name(), "call", None).await?;
@@ -189,9 +183,7 @@ async fn projected_token_with_audience_passes_token_review() -> Result<()> {
     let token = out.stdout.trim().to_string();
 
     let reviews: Api<TokenReview> = Api::all(client.clone());
-    let review = |audience: &str| -> TokenReview {
-        obj(json!({ "spec": { "token": token, "audiences": [audience] } }))
-    };
+    let review = |audience: &str| -> TokenReview { obj(json!({ "spec": { "token": token, "audiences": [audience] } })) };
     let ours = reviews.create(&PostParams::default(), &review(AUDIENCE)).await?.status.unwrap_or_default();
     assert_eq!(ours.authenticated, Some(true), "error: {:?}", ours.error);
     assert_eq!(ours.audiences.as_deref(), Some(&[AUDIENCE.to_string()][..]));

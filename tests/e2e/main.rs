@@ -1,2 +1,3 @@
 mod capture;
 mod cluster;
+mod plugin;

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "lifecycle-webhook", version, about = "lifecycle-jobs server: admission webhooks, outputs API and environment controller")]
+#[command(
+    name = "lifecycle-webhook",
+    version,
+    about = "lifecycle-jobs server: admission webhooks, outputs API and environment controller"
+)]
 pub struct Config {
     /// TLS address of the webhooks and the outputs API.
     #[arg(long, env = "LIFECYCLE_LISTEN", default_value = "0.0.0.0:8443")]
@@ -29,8 +33,12 @@ pub struct Config {
     pub tls_secret: String,
 
     /// DNS names of the serving certificate (self-managed mode).
-    #[arg(long, env = "LIFECYCLE_TLS_DNS_NAMES", value_delimiter = ',',
-          default_value = "lifecycle-webhook.lifecycle-jobs-system.svc,lifecycle-webhook.lifecycle-jobs-system.svc.cluster.local,lifecycle-webhook.lifecycle-jobs-system,lifecycle-webhook")]
+    #[arg(
+        long,
+        env = "LIFECYCLE_TLS_DNS_NAMES",
+        value_delimiter = ',',
+        default_value = "lifecycle-webhook.lifecycle-jobs-system.svc,lifecycle-webhook.lifecycle-jobs-system.svc.cluster.local,lifecycle-webhook.lifecycle-jobs-system,lifecycle-webhook"
+    )]
     pub tls_dns_names: Vec<String>,
 
     /// Names of the webhook configurations whose caBundle the server keeps current (self-managed mode).

@@ -7,11 +7,11 @@ use std::sync::{Arc, RwLock};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::core::PartialObjectMeta;
-use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, ResourceExt};
-use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_RUN};
 use lifecycle_contract::JobId;
+use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_RUN};
 use tokio::sync::watch;
 
 /// One Job that owns a JOBID.
@@ -124,10 +124,7 @@ impl JobIndex {
     /// Another Job (not `name`) in `namespace` that already claims `id`.
     pub fn other_owner(&self, namespace: &str, id: &JobId, name: &str) -> Option<JobEntry> {
         let inner = self.inner.read().expect("job index lock");
-        inner
-            .by_id
-            .get(&(namespace.to_string(), id.clone()))
-            .and_then(|v| v.iter().find(|e| e.name != name).cloned())
+        inner.by_id.get(&(namespace.to_string(), id.clone())).and_then(|v| v.iter().find(|e| e.name != name).cloned())
     }
 
     /// Records a Job directly (tests; admission does not write the index).

@@ -109,9 +109,8 @@ impl ResolvesServerCert for CertStore {
 }
 
 fn certified_key(pem: &CertPem) -> Result<CertifiedKey, TlsError> {
-    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.chain.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|_| TlsError::NoCertificate)?;
+    let chain: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut pem.chain.as_bytes()).collect::<Result<_, _>>().map_err(|_| TlsError::NoCertificate)?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate);
     }
@@ -141,9 +140,7 @@ impl CertFiles {
     }
 
     pub fn read(&self) -> Result<CertPem, TlsError> {
-        let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|source| TlsError::Read { path: p.to_path_buf(), source })
-        };
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| TlsError::Read { path: p.to_path_buf(), source });
         let chain = read(&self.cert)?;
         let key = read(&self.key)?;
         let ca_bundle = match &self.ca {

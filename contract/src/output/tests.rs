@@ -26,10 +26,7 @@ fn one(src: impl AsRef<[u8]>, rule: Rule) -> Diagnostic {
 }
 
 fn kv(o: &Outputs) -> Vec<(&str, &str, bool)> {
-    o.entries
-        .iter()
-        .map(|e| (e.key.as_str(), e.value.as_str(), e.sensitive))
-        .collect()
+    o.entries.iter().map(|e| (e.key.as_str(), e.value.as_str(), e.sensitive)).collect()
 }
 
 const SEED: &str = r#"{ "POSTGRES_DB_HOST": { "sensitive": false, "value": "zf138d9c8-postgresql" },
@@ -40,40 +37,21 @@ const SEED: &str = r#"{ "POSTGRES_DB_HOST": { "sensitive": false, "value": "zf13
 #[test]
 fn seed_example() {
     let o = ok(SEED);
-    assert_eq!(
-        kv(&o),
-        vec![
-            ("POSTGRES_DB_HOST", "zf138d9c8-postgresql", false),
-            ("POSTGRES_DB_PASS", "mypassword", true),
-        ]
-    );
+    assert_eq!(kv(&o), vec![("POSTGRES_DB_HOST", "zf138d9c8-postgresql", false), ("POSTGRES_DB_PASS", "mypassword", true),]);
     assert!(o.warnings.is_empty());
     assert!(!o.empty_file);
     assert!(!o.is_empty());
     assert_eq!(o.sensitive_count(), 1);
     assert_eq!(o.get("POSTGRES_DB_PASS").unwrap().display_value(), MASK);
-    assert_eq!(
-        o.get("POSTGRES_DB_HOST").unwrap().display_value(),
-        "zf138d9c8-postgresql"
-    );
+    assert_eq!(o.get("POSTGRES_DB_HOST").unwrap().display_value(), "zf138d9c8-postgresql");
     assert!(o.get("NOPE").is_none());
 }
 
 #[test]
 fn empty_files_mean_no_outputs() {
-    for src in [
-        &b""[..],
-        b"   ",
-        b"\n",
-        b"\r\n\t ",
-        b"\xEF\xBB\xBF",
-        b"\xEF\xBB\xBF \n",
-    ] {
+    for src in [&b""[..], b"   ", b"\n", b"\r\n\t ", b"\xEF\xBB\xBF", b"\xEF\xBB\xBF \n"] {
         let o = parse(src).unwrap();
-        assert!(
-            o.empty_file && o.is_empty() && o.warnings.is_empty(),
-            "{src:?}"
-        );
+        assert!(o.empty_file && o.is_empty() && o.warnings.is_empty(), "{src:?}");
     }
 }
 
@@ -95,23 +73,14 @@ fn bom_is_ignored_and_columns_do_not_count_it() {
 #[test]
 fn keys_are_uppercased_and_sorted() {
     let o = ok(r#"{"zeta": {"value": "1"}, "_a1": {"value": "2"}, "Mid_Key": {"value": "3"}}"#);
-    assert_eq!(
-        kv(&o),
-        vec![
-            ("MID_KEY", "3", false),
-            ("ZETA", "1", false),
-            ("_A1", "2", false)
-        ]
-    );
+    assert_eq!(kv(&o), vec![("MID_KEY", "3", false), ("ZETA", "1", false), ("_A1", "2", false)]);
 }
 
 #[test]
 fn numbers_and_booleans_keep_their_json_text() {
-    let o = ok(
-        r#"{"PORT": {"value": 5432}, "PRICE": {"value": 1.50}, "NEG": {"value": -0},
+    let o = ok(r#"{"PORT": {"value": 5432}, "PRICE": {"value": 1.50}, "NEG": {"value": -0},
         "EXP": {"value": 1E+10}, "SMALL": {"value": 2.5e-3}, "BIG": {"value": 123456789012345678901234567890},
-        "ON": {"value": true}, "OFF": {"value": false}}"#,
-    );
+        "ON": {"value": true}, "OFF": {"value": false}}"#);
     assert_eq!(
         kv(&o),
         vec![
@@ -129,24 +98,14 @@ fn numbers_and_booleans_keep_their_json_text() {
 
 #[test]
 fn sensitive_defaults_to_false() {
-    let o = ok(
-        r#"{"A": {"value": "x"}, "B": {"value": "y", "sensitive": true}, "C": {"sensitive": false, "value": ""}}"#,
-    );
-    assert_eq!(
-        kv(&o),
-        vec![("A", "x", false), ("B", "y", true), ("C", "", false)]
-    );
+    let o = ok(r#"{"A": {"value": "x"}, "B": {"value": "y", "sensitive": true}, "C": {"sensitive": false, "value": ""}}"#);
+    assert_eq!(kv(&o), vec![("A", "x", false), ("B", "y", true), ("C", "", false)]);
 }
 
 #[test]
 fn unicode_and_escapes() {
-    let o = ok(
-        r#"{"A": {"value": "caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t"}, "B": {"value": "héllo 日本 😀"}}"#,
-    );
-    assert_eq!(
-        o.get("A").unwrap().value,
-        "café 😀 \"q\" \\ / \u{8}\u{c}\n\r\t"
-    );
+    let o = ok(r#"{"A": {"value": "caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t"}, "B": {"value": "héllo 日本 😀"}}"#);
+    assert_eq!(o.get("A").unwrap().value, "café 😀 \"q\" \\ / \u{8}\u{c}\n\r\t");
     assert_eq!(o.get("B").unwrap().value, "héllo 日本 😀");
 }
 
@@ -166,28 +125,16 @@ fn unknown_fields_are_ignored_with_a_warning() {
     assert_eq!(w.rule, Rule::UnknownField);
     assert_eq!((w.line, w.column, w.key.as_deref()), (2, 3, Some("A")));
     assert!(w.message.contains("`note`"));
-    assert!(
-        !o.warnings
-            .iter()
-            .any(|w| w.to_string().contains("secret-ish"))
-    );
+    assert!(!o.warnings.iter().any(|w| w.to_string().contains("secret-ish")));
 }
 
 #[test]
 fn deep_nesting_in_unknown_fields_is_fine_up_to_the_limit() {
     // top object (1) + entry (2) + 62 arrays = 64 levels.
     let n = MAX_DEPTH - 2;
-    let src = format!(
-        r#"{{"A": {{"value": "x", "deep": {}{}}}}}"#,
-        "[".repeat(n),
-        "]".repeat(n)
-    );
+    let src = format!(r#"{{"A": {{"value": "x", "deep": {}{}}}}}"#, "[".repeat(n), "]".repeat(n));
     assert_eq!(ok(&src).warnings.len(), 1);
-    let src = format!(
-        r#"{{"A": {{"value": "x", "deep": {}{}}}}}"#,
-        "[".repeat(n + 1),
-        "]".repeat(n + 1)
-    );
+    let src = format!(r#"{{"A": {{"value": "x", "deep": {}{}}}}}"#, "[".repeat(n + 1), "]".repeat(n + 1));
     let d = one(&src, Rule::NestingDepth);
     assert_eq!(d.key.as_deref(), Some("A"));
 }
@@ -198,10 +145,7 @@ fn no_stack_overflow_on_huge_nesting() {
     one(&src, Rule::TopLevelObject);
     let src = format!("{{\"A\": {}", "[".repeat(OUTPUT_FILE_MAX_BYTES - 10));
     one(&src, Rule::NestingDepth);
-    let src = format!(
-        "{{\"A\": {{\"value\": \"x\", \"d\": {}",
-        "{\"a\":".repeat(100_000)
-    );
+    let src = format!("{{\"A\": {{\"value\": \"x\", \"d\": {}", "{\"a\":".repeat(100_000));
     one(&src, Rule::NestingDepth);
 }
 
@@ -222,10 +166,7 @@ fn rule_too_large() {
     let src = vec![b' '; OUTPUT_FILE_MAX_BYTES + 1];
     let d = one(&src, Rule::TooLarge);
     assert_eq!((d.line, d.column), (0, 0));
-    assert!(
-        d.message.contains(&(OUTPUT_FILE_MAX_BYTES + 1).to_string()),
-        "{d}"
-    );
+    assert!(d.message.contains(&(OUTPUT_FILE_MAX_BYTES + 1).to_string()), "{d}");
 }
 
 #[test]
@@ -233,10 +174,7 @@ fn rule_encoding_invalid_utf8() {
     let d = one(b"{\"A\": {\"value\": \"caf\xE9\"}}", Rule::Encoding);
     assert!(d.message.contains("byte offset 20"), "{d}");
     assert_eq!((d.line, d.column), (1, 21));
-    let d = one(
-        b"\xEF\xBB\xBF{\n\"A\": {\"value\": \"\xC3\"}}",
-        Rule::Encoding,
-    );
+    let d = one(b"\xEF\xBB\xBF{\n\"A\": {\"value\": \"\xC3\"}}", Rule::Encoding);
     assert!(d.message.contains("byte offset 21"), "{d}");
     assert_eq!((d.line, d.column), (2, 17));
 }
@@ -268,7 +206,8 @@ fn rule_top_level_object() {
 
 #[test]
 fn rule_key_pattern() {
-    let src = r#"{"my-key": {"value": "1"}, "1ABC": {"value": "2"}, "": {"value": "3"}, "a b": {"value": "4"}, "é": {"value": "5"}}"#;
+    let src =
+        r#"{"my-key": {"value": "1"}, "1ABC": {"value": "2"}, "": {"value": "3"}, "a b": {"value": "4"}, "é": {"value": "5"}}"#;
     let errors = rejected(src);
     assert_eq!(errors.len(), 5, "{errors:#?}");
     assert!(errors.iter().all(|e| e.rule == Rule::KeyPattern));
@@ -293,25 +232,14 @@ fn key_shown_escaped_and_shortened() {
 
 #[test]
 fn rule_duplicate_key() {
-    let src =
-        "{\"A\": {\"value\": \"1\"},\n \"A\": {\"value\": \"2\"},\n \"a\": {\"value\": \"3\"}}";
+    let src = "{\"A\": {\"value\": \"1\"},\n \"A\": {\"value\": \"2\"},\n \"a\": {\"value\": \"3\"}}";
     let errors = rejected(src);
     assert_eq!(errors.len(), 2, "{errors:#?}");
     assert!(errors.iter().all(|e| e.rule == Rule::DuplicateKey));
     assert_eq!((errors[0].line, errors[0].key.as_deref()), (2, Some("A")));
-    assert!(
-        errors[0].message.contains("twice (first on line 1)"),
-        "{}",
-        errors[0]
-    );
+    assert!(errors[0].message.contains("twice (first on line 1)"), "{}", errors[0]);
     assert_eq!((errors[1].line, errors[1].key.as_deref()), (3, Some("a")));
-    assert!(
-        errors[1]
-            .message
-            .contains("same as key A on line 1 once uppercased"),
-        "{}",
-        errors[1]
-    );
+    assert!(errors[1].message.contains("same as key A on line 1 once uppercased"), "{}", errors[1]);
 }
 
 #[test]
@@ -321,17 +249,9 @@ fn rule_entry_object() {
     assert!(d.message.ends_with("found a string"));
     assert!(d.hint.as_ref().unwrap().contains("\"DB_PASS\": {"));
     assert!(!d.to_string().contains("mypassword"));
-    let d = one(
-        r#"{"value": "x", "sensitive": false}"#.replace(", \"sensitive\": false", ""),
-        Rule::EntryObject,
-    );
+    let d = one(r#"{"value": "x", "sensitive": false}"#.replace(", \"sensitive\": false", ""), Rule::EntryObject);
     assert!(d.hint.unwrap().contains("maps each KEY"));
-    for (entry, kind) in [
-        ("1", "a number"),
-        ("null", "null"),
-        ("[1]", "an array"),
-        ("true", "a boolean"),
-    ] {
+    for (entry, kind) in [("1", "a number"), ("null", "null"), ("[1]", "an array"), ("true", "a boolean")] {
         let d = one(format!("{{\"A\": {entry}}}"), Rule::EntryObject);
         assert!(d.message.ends_with(kind), "{d}");
     }
@@ -339,38 +259,20 @@ fn rule_entry_object() {
 
 #[test]
 fn rule_duplicate_field() {
-    let d = one(
-        r#"{"A": {"value": "1", "value": "2"}}"#,
-        Rule::DuplicateField,
-    );
+    let d = one(r#"{"A": {"value": "1", "value": "2"}}"#, Rule::DuplicateField);
     assert!(d.message.contains("`value` appears twice"));
-    let d = one(
-        r#"{"A": {"value": "1", "sensitive": true, "sensitive": false}}"#,
-        Rule::DuplicateField,
-    );
+    let d = one(r#"{"A": {"value": "1", "sensitive": true, "sensitive": false}}"#, Rule::DuplicateField);
     assert_eq!(d.column, 41);
-    one(
-        r#"{"A": {"value": "1", "x": 1, "x": 2}}"#,
-        Rule::DuplicateField,
-    );
+    one(r#"{"A": {"value": "1", "x": 1, "x": 2}}"#, Rule::DuplicateField);
 }
 
 #[test]
 fn rule_field_name_case() {
-    let d = one(
-        r#"{"A": {"value": "p", "Sensitive": true}}"#,
-        Rule::FieldNameCase,
-    );
-    assert_eq!(
-        d.hint.as_deref(),
-        Some("field names are lowercase: write `sensitive`")
-    );
+    let d = one(r#"{"A": {"value": "p", "Sensitive": true}}"#, Rule::FieldNameCase);
+    assert_eq!(d.hint.as_deref(), Some("field names are lowercase: write `sensitive`"));
     // A mis-cased `value` is not also reported as missing.
     let d = one(r#"{"A": {"Value": "p"}}"#, Rule::FieldNameCase);
-    assert_eq!(
-        d.hint.as_deref(),
-        Some("field names are lowercase: write `value`")
-    );
+    assert_eq!(d.hint.as_deref(), Some("field names are lowercase: write `value`"));
 }
 
 #[test]
@@ -382,11 +284,7 @@ fn rule_value_missing() {
 
 #[test]
 fn rule_value_type() {
-    for (v, kind) in [
-        ("null", "null"),
-        ("[\"a\"]", "an array"),
-        ("{\"a\": 1}", "an object"),
-    ] {
+    for (v, kind) in [("null", "null"), ("[\"a\"]", "an array"), ("{\"a\": 1}", "an object")] {
         let d = one(format!("{{\"A\": {{\"value\": {v}}}}}"), Rule::ValueType);
         assert!(d.message.ends_with(kind), "{d}");
         assert_eq!(d.column, 17);
@@ -401,20 +299,11 @@ fn rule_value_content() {
 
 #[test]
 fn rule_sensitive_type() {
-    let d = one(
-        r#"{"A": {"value": "p", "sensitive": "true"}}"#,
-        Rule::SensitiveType,
-    );
-    assert_eq!(
-        d.hint.as_deref(),
-        Some("write `true` or `false`, without quotes")
-    );
+    let d = one(r#"{"A": {"value": "p", "sensitive": "true"}}"#, Rule::SensitiveType);
+    assert_eq!(d.hint.as_deref(), Some("write `true` or `false`, without quotes"));
     assert!(d.message.ends_with("found a string"));
     for v in ["1", "null", "[]", "{}", "\"maybe\""] {
-        let d = one(
-            format!("{{\"A\": {{\"value\": \"p\", \"sensitive\": {v}}}}}"),
-            Rule::SensitiveType,
-        );
+        let d = one(format!("{{\"A\": {{\"value\": \"p\", \"sensitive\": {v}}}}}"), Rule::SensitiveType);
         assert_eq!(d.hint.as_deref(), Some("write `true` or `false`"));
     }
 }
@@ -483,26 +372,13 @@ fn syntax(src: &str) -> Diagnostic {
 fn python_false() {
     let src = "{\n  \"POSTGRES_DB_PASS\": { \"sensitive\": False, \"value\": \"mypassword\" }\n}";
     let d = syntax(src);
-    assert_eq!(
-        (d.line, d.column, d.key.as_deref()),
-        (2, 38, Some("POSTGRES_DB_PASS"))
-    );
+    assert_eq!((d.line, d.column, d.key.as_deref()), (2, 38, Some("POSTGRES_DB_PASS")));
     assert_eq!(
         d.to_string(),
         "line 2, column 38: key POSTGRES_DB_PASS: expected a JSON value, found `False` (rule: syntax). hint: `False` is not JSON: write `false`"
     );
-    assert!(
-        syntax(r#"{"A": {"value": "x", "sensitive": True}}"#)
-            .hint
-            .unwrap()
-            .contains("write `true`")
-    );
-    assert!(
-        syntax(r#"{"A": {"value": None}}"#)
-            .hint
-            .unwrap()
-            .contains("`None` is not JSON")
-    );
+    assert!(syntax(r#"{"A": {"value": "x", "sensitive": True}}"#).hint.unwrap().contains("write `true`"));
+    assert!(syntax(r#"{"A": {"value": None}}"#).hint.unwrap().contains("`None` is not JSON"));
 }
 
 #[test]
@@ -560,17 +436,9 @@ fn comments() {
 #[test]
 fn unterminated() {
     let d = syntax("{\"A\": {\"value\": \"x\"}");
-    assert!(
-        d.message
-            .contains("object opened at line 1, column 1 is not closed"),
-        "{d}"
-    );
+    assert!(d.message.contains("object opened at line 1, column 1 is not closed"), "{d}");
     let d = syntax("{\"A\": {\"value\": \"abc");
-    assert!(
-        d.message
-            .contains("string that starts at line 1, column 17"),
-        "{d}"
-    );
+    assert!(d.message.contains("string that starts at line 1, column 17"), "{d}");
     let d = syntax("{\"A\": {\"value\": \"abc\n\"}}");
     assert!(d.message.contains("line break"), "{d}");
     let d = syntax("{");
@@ -579,12 +447,7 @@ fn unterminated() {
 
 #[test]
 fn strings_reject_raw_control_characters() {
-    assert!(
-        syntax("{\"A\": {\"value\": \"a\tb\"}}")
-            .hint
-            .unwrap()
-            .contains("\\t")
-    );
+    assert!(syntax("{\"A\": {\"value\": \"a\tb\"}}").hint.unwrap().contains("\\t"));
     syntax("{\"A\": {\"value\": \"a\u{1}b\"}}");
 }
 
@@ -600,12 +463,7 @@ fn bad_escapes() {
 
 #[test]
 fn bad_numbers() {
-    assert!(
-        syntax(r#"{"A": {"value": 0123}}"#)
-            .hint
-            .unwrap()
-            .contains("string")
-    );
+    assert!(syntax(r#"{"A": {"value": 0123}}"#).hint.unwrap().contains("string"));
     syntax(r#"{"A": {"value": 1.}}"#);
     syntax(r#"{"A": {"value": .5}}"#);
     syntax(r#"{"A": {"value": +1}}"#);
@@ -662,32 +520,17 @@ fn no_diagnostic_contains_a_value() {
         let all = Rejected { errors }.to_string();
         assert!(!all.contains(SECRET));
     }
-    let o = ok(&format!(
-        r#"{{"A": {{"value": "{SECRET}", "sensitive": true, "x": "{SECRET}"}}}}"#
-    ));
+    let o = ok(&format!(r#"{{"A": {{"value": "{SECRET}", "sensitive": true, "x": "{SECRET}"}}}}"#));
     assert!(!format!("{o:?}").contains(SECRET));
     assert!(format!("{:?}", o.entries[0]).contains(MASK));
 }
 
 #[test]
 fn debug_masks_only_sensitive_values() {
-    let o = Output {
-        key: "K".into(),
-        value: "v".into(),
-        sensitive: false,
-    };
-    assert_eq!(
-        format!("{o:?}"),
-        r#"Output { key: "K", value: "v", sensitive: false }"#
-    );
-    let o = Output {
-        sensitive: true,
-        ..o
-    };
-    assert_eq!(
-        format!("{o:?}"),
-        r#"Output { key: "K", value: "******", sensitive: true }"#
-    );
+    let o = Output { key: "K".into(), value: "v".into(), sensitive: false };
+    assert_eq!(format!("{o:?}"), r#"Output { key: "K", value: "v", sensitive: false }"#);
+    let o = Output { sensitive: true, ..o };
+    assert_eq!(format!("{o:?}"), r#"Output { key: "K", value: "******", sensitive: true }"#);
 }
 
 // ---- formatting ----
@@ -697,17 +540,11 @@ fn rejected_display() {
     let e = parse(br#"{"a-b": 1, "C": {}}"#).unwrap_err();
     assert_eq!(e.errors.len(), 3);
     let one_line = e.to_string();
-    assert!(
-        one_line.starts_with("output file rejected (3 errors): line 1, column 2: key \"a-b\""),
-        "{one_line}"
-    );
+    assert!(one_line.starts_with("output file rejected (3 errors): line 1, column 2: key \"a-b\""), "{one_line}");
     assert!(!one_line.contains('\n'));
     assert_eq!(format!("{e:#}").lines().count(), 4);
     let e = parse(b"[]").unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("output file rejected (1 error): ")
-    );
+    assert!(e.to_string().starts_with("output file rejected (1 error): "));
 }
 
 #[test]
@@ -719,11 +556,7 @@ fn whole_file_diagnostics_have_no_position() {
 #[test]
 fn rule_names_are_unique_kebab_case() {
     let mut names: Vec<_> = Rule::ALL.iter().map(|r| r.as_str()).collect();
-    assert!(
-        names
-            .iter()
-            .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
-    );
+    assert!(names.iter().all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')));
     names.sort();
     names.dedup();
     assert_eq!(names.len(), Rule::ALL.len());
@@ -741,9 +574,6 @@ fn key_pattern_function() {
 
 #[test]
 fn columns_count_characters() {
-    let d = one(
-        "{\"A\": {\"value\": \"日本\", \"sensitive\": 1}}",
-        Rule::SensitiveType,
-    );
+    let d = one("{\"A\": {\"value\": \"日本\", \"sensitive\": 1}}", Rule::SensitiveType);
     assert_eq!(d.column, 36);
 }

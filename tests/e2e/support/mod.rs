@@ -55,19 +55,13 @@ pub fn kubeconfig_path() -> PathBuf {
 pub async fn client() -> Result<Client> {
     let path = kubeconfig_path();
     let kubeconfig = Kubeconfig::read_from(&path).with_context(|| {
-        format!(
-            "no kubeconfig at {} (start the local cluster with `make cluster-up`, or set KUBECONFIG)",
-            path.display()
-        )
+        format!("no kubeconfig at {} (start the local cluster with `make cluster-up`, or set KUBECONFIG)", path.display())
     })?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .with_context(|| format!("kubeconfig {}", path.display()))?;
     let client = Client::try_from(config)?;
-    client
-        .apiserver_version()
-        .await
-        .with_context(|| format!("cluster of {} does not answer", path.display()))?;
+    client.apiserver_version().await.with_context(|| format!("cluster of {} does not answer", path.display()))?;
     Ok(client)
 }
 
@@ -371,10 +365,7 @@ pub async fn wait_for_deployment_available(client: &Client, ns: &str, name: &str
 /// The pods of a Job.
 pub async fn job_pods(client: &Client, ns: &str, job: &str) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    Ok(api
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
-        .await?
-        .items)
+    Ok(api.list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}"))).await?.items)
 }
 
 /// The log of one container of a pod (`None`: the pod's only container).
@@ -492,11 +483,8 @@ async fn describe_pod_object(client: &Client, pod: &Pod) -> String {
     let name = pod.name_any();
     let status = pod.status.clone().unwrap_or_default();
     let mut out = format!("--- pod {ns}/{name}: phase {}\n", status.phase.unwrap_or_default());
-    let statuses = status
-        .init_container_statuses
-        .unwrap_or_default()
-        .into_iter()
-        .chain(status.container_statuses.unwrap_or_default());
+    let statuses =
+        status.init_container_statuses.unwrap_or_default().into_iter().chain(status.container_statuses.unwrap_or_default());
     let mut containers = Vec::new();
     for cs in statuses {
         out.push_str(&format!("  container {}: {}\n", cs.name, serde_json::to_string(&cs.state).unwrap_or_default()));

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use lifecycle_contract::names::{
-    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON,
-    LABEL_CAPTURE, LABEL_RUN, annotation_on_args, annotation_on_command,
+    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_CAPTURE,
+    LABEL_RUN, annotation_on_args, annotation_on_command,
 };
 use lifecycle_contract::{Event, JobId};
 
@@ -102,8 +102,7 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
     let Some(raw) = req.object else {
         return Verdict::allow();
     };
-    let settings =
-        JobSettings { default_cpu: &state.config.default_cpu, default_memory: &state.config.default_memory };
+    let settings = JobSettings { default_cpu: &state.config.default_cpu, default_memory: &state.config.default_memory };
     let namespace = req.namespace.as_deref().unwrap_or("");
     match req.operation.as_ref() {
         "CREATE" => mutate_create(raw.get(), namespace, &state.jobs, settings),
@@ -168,17 +167,11 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
     let label_ok = template_labels.and_then(|l| l.get(LABEL_CAPTURE)).is_some_and(|v| v == job_id.as_str());
     if !label_ok {
         match (&job.spec.template.metadata, template_labels) {
-            (None, _) => ops.push(Op::add(
-                "/spec/template/metadata",
-                json!({"labels": {LABEL_CAPTURE: job_id.as_str()}}),
-            )),
-            (Some(_), None) => {
-                ops.push(Op::add("/spec/template/metadata/labels", json!({LABEL_CAPTURE: job_id.as_str()})))
+            (None, _) => ops.push(Op::add("/spec/template/metadata", json!({"labels": {LABEL_CAPTURE: job_id.as_str()}}))),
+            (Some(_), None) => ops.push(Op::add("/spec/template/metadata/labels", json!({LABEL_CAPTURE: job_id.as_str()}))),
+            (Some(_), Some(_)) => {
+                ops.push(Op::add(format!("/spec/template/metadata/labels/{}", escape(LABEL_CAPTURE)), json!(job_id.as_str())))
             }
-            (Some(_), Some(_)) => ops.push(Op::add(
-                format!("/spec/template/metadata/labels/{}", escape(LABEL_CAPTURE)),
-                json!(job_id.as_str()),
-            )),
         }
     }
     Verdict { denied: None, patch: ops, warnings }

@@ -44,9 +44,7 @@ pub fn gate(ns: &Namespace) -> Gate {
         return Gate::Allow;
     }
     let transition = meta.annotations.as_ref().and_then(|a| a.get(ANNOTATION_TRANSITION)).map(String::as_str);
-    if let Ok(Some(Transition { event: Event::Delete, phase: Phase::Delete, .. })) =
-        parse_json::<Transition>(transition)
-    {
+    if let Ok(Some(Transition { event: Event::Delete, phase: Phase::Delete, .. })) = parse_json::<Transition>(transition) {
         return Gate::Allow;
     }
     let already_deleted = labels.and_then(|l| l.get(LABEL_STATE)).is_some_and(|s| s.trim() == "deleted");
@@ -104,14 +102,10 @@ pub async fn review(state: &AppState, req: &Request<'_>) -> Verdict {
             Ok(Ok(Some(ns))) => ns,
             Ok(Ok(None)) => return Verdict::allow(),
             Ok(Err(e)) => {
-                return allow_with_warning(format!(
-                    "lifecycle-jobs: could not read namespace {name} ({e}); delete jobs skipped"
-                ));
+                return allow_with_warning(format!("lifecycle-jobs: could not read namespace {name} ({e}); delete jobs skipped"));
             }
             Err(_) => {
-                return allow_with_warning(format!(
-                    "lifecycle-jobs: reading namespace {name} timed out; delete jobs skipped"
-                ));
+                return allow_with_warning(format!("lifecycle-jobs: reading namespace {name} timed out; delete jobs skipped"));
             }
         },
     };
@@ -211,10 +205,7 @@ mod tests {
         let during_runs = r#"{"seq":4,"event":"delete","phase":"runs"}"#;
         let labels = [(LABEL_ENVIRONMENT, ""), (LABEL_STATE, "deleted")];
         assert_eq!(gate(&ns(&labels, &[(ANNOTATION_TRANSITION, after_runs)])), Gate::Allow);
-        assert_eq!(
-            gate(&ns(&labels, &[(ANNOTATION_TRANSITION, during_runs)])),
-            Gate::DeleteJobsFirst { already_deleted: true }
-        );
+        assert_eq!(gate(&ns(&labels, &[(ANNOTATION_TRANSITION, during_runs)])), Gate::DeleteJobsFirst { already_deleted: true });
         let stop = r#"{"seq":4,"event":"stop","phase":"scale"}"#;
         assert_eq!(
             gate(&ns(&[(LABEL_ENVIRONMENT, "")], &[(ANNOTATION_TRANSITION, stop)])),

@@ -149,8 +149,7 @@ pub fn mutate(raw: &str, settings: &PodSettings<'_>) -> Verdict {
 }
 
 fn containers_of<'s, 'a>(spec: &'s SpecIn<'a>) -> impl Iterator<Item = (&'static str, &'s [ContainerIn<'a>])> {
-    [("containers", spec.containers.as_slice()), ("initContainers", spec.init_containers.as_deref().unwrap_or(&[]))]
-        .into_iter()
+    [("containers", spec.containers.as_slice()), ("initContainers", spec.init_containers.as_deref().unwrap_or(&[]))].into_iter()
 }
 
 fn outputs_env_from() -> [Value; 2] {

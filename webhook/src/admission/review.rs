@@ -71,11 +71,7 @@ impl Op {
 
 /// Escapes one JSON-pointer reference token (`~` → `~0`, `/` → `~1`).
 pub fn escape(token: &str) -> Cow<'_, str> {
-    if token.contains(['~', '/']) {
-        Cow::Owned(token.replace('~', "~0").replace('/', "~1"))
-    } else {
-        Cow::Borrowed(token)
-    }
+    if token.contains(['~', '/']) { Cow::Owned(token.replace('~', "~0").replace('/', "~1")) } else { Cow::Borrowed(token) }
 }
 
 /// What a handler decided.

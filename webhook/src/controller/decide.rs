@@ -41,11 +41,7 @@ pub fn decide(observed: Option<&Observed>, wanted: &Wanted) -> Decision {
 /// event occurrence starts.
 pub fn taken(observed: Option<&Observed>, wanted: &Wanted, new_occurrence: bool) -> Observed {
     let seq = observed.map_or(0, |o| o.seq);
-    Observed {
-        seq: if new_occurrence { seq + 1 } else { seq },
-        state: Some(wanted.state),
-        deploy_id: wanted.deploy_id.clone(),
-    }
+    Observed { seq: if new_occurrence { seq + 1 } else { seq }, state: Some(wanted.state), deploy_id: wanted.deploy_id.clone() }
 }
 
 #[cfg(test)]
@@ -73,10 +69,7 @@ mod tests {
     fn state_changes_are_events() {
         assert_eq!(decide(Some(&observed(Some(Started), None)), &wanted(Stopped, None)), Decision::Event(Event::Stop));
         assert_eq!(decide(Some(&observed(Some(Stopped), None)), &wanted(Started, None)), Decision::Event(Event::Start));
-        assert_eq!(
-            decide(Some(&observed(Some(Stopped), None)), &wanted(Deleted, None)),
-            Decision::Event(Event::Delete)
-        );
+        assert_eq!(decide(Some(&observed(Some(Stopped), None)), &wanted(Deleted, None)), Decision::Event(Event::Delete));
         assert_eq!(decide(Some(&observed(Some(Deleted), None)), &wanted(Started, None)), Decision::Event(Event::Start));
     }
 

@@ -120,8 +120,7 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
     let client = state.client.clone();
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let env_ctx =
-        Arc::new(EnvCtx { cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() } });
+    let env_ctx = Arc::new(EnvCtx { cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() } });
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
     let environments =

@@ -404,11 +404,9 @@ mod tests {
         assert_eq!(job_outcome(&Job::default()), None);
         assert_eq!(job_outcome(&job_with(vec![("FailureTarget", "True", "BackoffLimitExceeded")])), None);
         assert_eq!(job_outcome(&job_with(vec![("SuccessCriteriaMet", "True", "CompletionsReached")])), None);
-        let failed = job_outcome(&job_with(vec![
-            ("FailureTarget", "True", "DeadlineExceeded"),
-            ("Failed", "True", "DeadlineExceeded"),
-        ]))
-        .unwrap();
+        let failed =
+            job_outcome(&job_with(vec![("FailureTarget", "True", "DeadlineExceeded"), ("Failed", "True", "DeadlineExceeded")]))
+                .unwrap();
         assert!(!failed.succeeded);
         assert_eq!(failed.reason.as_deref(), Some("DeadlineExceeded"));
         let ok = job_outcome(&job_with(vec![("Complete", "True", "CompletionsReached")])).unwrap();

@@ -44,8 +44,8 @@ use lifecycle_contract::names::{
 use super::decide::{Decision, decide, taken};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP};
 use super::model::{
-    LastRuns, Observed, Outcome, Phase, RunRecord, RunResult, Slot, Transition, Wanted, WantedState, job_outcome,
-    parse_json, truncate,
+    LastRuns, Observed, Outcome, Phase, RunRecord, RunResult, Slot, Transition, Wanted, WantedState, job_outcome, parse_json,
+    truncate,
 };
 use super::run_job::{build_run, is_same_run, run_name, suffix};
 
@@ -142,8 +142,7 @@ impl Snapshot {
                     .unwrap_or_default();
                 let name = m.name.clone().unwrap_or_default();
                 if let Some(e) = problems_here {
-                    view.problems
-                        .push(format!("Job {name}: annotation {ANNOTATION_LAST_RUNS} is unreadable ({e}); ignored"));
+                    view.problems.push(format!("Job {name}: annotation {ANNOTATION_LAST_RUNS} is unreadable ({e}); ignored"));
                 }
                 templates.push(Template {
                     name,
@@ -180,9 +179,7 @@ impl Snapshot {
         let ns = self.ns.observed.as_ref().map_or(0, |o| o.seq).max(self.ns.transition.as_ref().map_or(0, |t| t.seq));
         self.templates
             .iter()
-            .flat_map(|t| {
-                Slot::ALL.iter().filter_map(|s| t.records.get(*s)).map(RunRecord::env_seq).collect::<Vec<_>>()
-            })
+            .flat_map(|t| Slot::ALL.iter().filter_map(|s| t.records.get(*s)).map(RunRecord::env_seq).collect::<Vec<_>>())
             .fold(ns, u64::max)
     }
 }
@@ -325,8 +322,7 @@ impl<'a> Planner<'a> {
                 step.reports.push(Report::RunStarted { event, run: run.to_string(), forced });
             }
             Err(e) => {
-                let outcome =
-                    Outcome { succeeded: false, reason: Some("InvalidTemplate".into()), message: Some(e.to_string()) };
+                let outcome = Outcome { succeeded: false, reason: Some("InvalidTemplate".into()), message: Some(e.to_string()) };
                 self.end_run(t, slot, self.record(run, occurrence, tag, RunResult::Pending), event, outcome);
             }
         }
@@ -553,9 +549,7 @@ fn idle_base(s: &Snapshot) -> String {
     let event = state.event();
     let failed: Vec<&str> = s
         .live()
-        .filter(|t| {
-            t.records.get(Slot::Env(event)).is_some_and(|r| r.env_seq() == o.seq && r.result == RunResult::Failed)
-        })
+        .filter(|t| t.records.get(Slot::Env(event)).is_some_and(|r| r.env_seq() == o.seq && r.result == RunResult::Failed))
         .map(|t| t.name.as_str())
         .collect();
     let running: Vec<String> = s

@@ -224,9 +224,7 @@ async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep, status
             });
             c.patch_namespace(name, &ns_patch(annotations)).await
         }
-        NsStep::Record { observed } => {
-            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_OBSERVED: json_of(&observed)}))).await
-        }
+        NsStep::Record { observed } => c.patch_namespace(name, &ns_patch(json!({ANNOTATION_OBSERVED: json_of(&observed)}))).await,
         NsStep::Advance { next } => {
             if next.is_none() {
                 tracing::info!(namespace = name, "transition done");
@@ -369,10 +367,9 @@ impl Cluster for KubeCluster {
     async fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value) -> Result<(), Error> {
         let pp = PatchParams::default();
         let r = match w.kind {
-            WorkloadKind::Deployment => Api::<Deployment>::namespaced(self.client.clone(), ns)
-                .patch(&w.name, &pp, &Patch::Merge(patch))
-                .await
-                .map(|_| ()),
+            WorkloadKind::Deployment => {
+                Api::<Deployment>::namespaced(self.client.clone(), ns).patch(&w.name, &pp, &Patch::Merge(patch)).await.map(|_| ())
+            }
             WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(self.client.clone(), ns)
                 .patch(&w.name, &pp, &Patch::Merge(patch))
                 .await

@@ -128,13 +128,11 @@ pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> 
         }
         let index = match annotations.get(ANNOTATION_CONTAINER) {
             None => 0,
-            Some(wanted) => {
-                containers.iter().position(|c| &c.name == wanted).ok_or_else(|| BuildError::NoSuchContainer {
-                    annotation: ANNOTATION_CONTAINER,
-                    name: wanted.clone(),
-                    names: containers.iter().map(|c| c.name.clone()).collect(),
-                })?
-            }
+            Some(wanted) => containers.iter().position(|c| &c.name == wanted).ok_or_else(|| BuildError::NoSuchContainer {
+                annotation: ANNOTATION_CONTAINER,
+                name: wanted.clone(),
+                names: containers.iter().map(|c| c.name.clone()).collect(),
+            })?,
         };
         let c = &mut containers[index];
         if let Some(command) = command {
@@ -307,10 +305,7 @@ mod tests {
             m.labels.as_ref().unwrap(),
             &map(&[("team", "data"), (LABEL_JOB, "migrate"), (LABEL_EVENT, "stop"), (LABEL_RUN, "5")])
         );
-        assert_eq!(
-            m.annotations.as_ref().unwrap(),
-            &map(&[("example.com/owner", "team-a"), (ANNOTATION_JOB_ID, "MIGRATE")])
-        );
+        assert_eq!(m.annotations.as_ref().unwrap(), &map(&[("example.com/owner", "team-a"), (ANNOTATION_JOB_ID, "MIGRATE")]));
         let owner = &m.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()), ("Job", "migrate", "u-1"));
         assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
@@ -376,11 +371,7 @@ mod tests {
         // A broken annotation of another event does not matter.
         assert!(build_run(&t, Event::Start, "1", "n").is_ok());
 
-        let t = template(&[
-            (ANNOTATION_ON, "stop"),
-            (ANNOTATION_CONTAINER, "nope"),
-            ("lifecycle-jobs.dev/on-stop-args", "[]"),
-        ]);
+        let t = template(&[(ANNOTATION_ON, "stop"), (ANNOTATION_CONTAINER, "nope"), ("lifecycle-jobs.dev/on-stop-args", "[]")]);
         let e = build_run(&t, Event::Stop, "1", "n").unwrap_err();
         assert!(e.to_string().contains("\"nope\"") && e.to_string().contains("helper"), "{e}");
 

@@ -80,10 +80,7 @@ mod tests {
 
     #[test]
     fn job_id_of_a_template() {
-        let mut m = JobMeta {
-            metadata: ObjectMeta { name: Some("seed-db".into()), ..Default::default() },
-            ..Default::default()
-        };
+        let mut m = JobMeta { metadata: ObjectMeta { name: Some("seed-db".into()), ..Default::default() }, ..Default::default() };
         assert_eq!(job_id(&m).as_str(), "SEED_DB");
         m.metadata.annotations = Some([(ANNOTATION_JOB_ID.to_string(), "zf138d9c8".to_string())].into());
         assert_eq!(job_id(&m).as_str(), "ZF138D9C8");

@@ -146,10 +146,8 @@ fn transition_runs_then_advances() {
 #[test]
 fn a_record_of_an_older_occurrence_does_not_count() {
     let ns = namespace(&[], &[(ANNOTATION_TRANSITION, r#"{"seq":5,"event":"start","phase":"runs"}"#)]);
-    let t = with(
-        template("a", "start", &[]),
-        records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#),
-    );
+    let t =
+        with(template("a", "start", &[]), records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#));
     let p = plan(&Snapshot::new(&ns, vec![t]), NOW);
     assert_eq!(template_steps(&p)[0].creates[0].occurrence, "5");
 }
@@ -161,22 +159,15 @@ fn scale_and_delete_phases() {
     assert_eq!(ns_steps(&p), vec![NsStep::Scale { event: Event::Start, next: None }]);
     assert_eq!(p.status, "starting: scaling workloads back up");
 
-    let deleting = namespace(
-        &[(LABEL_STATE, "deleted")],
-        &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)],
-    );
+    let deleting =
+        namespace(&[(LABEL_STATE, "deleted")], &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)]);
     let p = plan(&Snapshot::new(&deleting, vec![]), NOW);
     assert_eq!(ns_steps(&p), vec![NsStep::DeleteNamespace]);
 
-    let cancelled = namespace(
-        &[(LABEL_STATE, "started")],
-        &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)],
-    );
+    let cancelled =
+        namespace(&[(LABEL_STATE, "started")], &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)]);
     let p = plan(&Snapshot::new(&cancelled, vec![]), NOW);
-    assert_eq!(
-        ns_steps(&p),
-        vec![NsStep::CancelDelete { observed: Observed { seq: 3, state: None, deploy_id: None } }]
-    );
+    assert_eq!(ns_steps(&p), vec![NsStep::CancelDelete { observed: Observed { seq: 3, state: None, deploy_id: None } }]);
 }
 
 #[test]
@@ -188,9 +179,7 @@ fn a_redeploy_while_stopped_is_only_recorded() {
     let p = plan(&Snapshot::new(&ns, vec![template("a", "start", &[])]), NOW);
     assert_eq!(
         ns_steps(&p),
-        vec![NsStep::Record {
-            observed: Observed { seq: 2, state: Some(WantedState::Stopped), deploy_id: Some("v2".into()) }
-        }]
+        vec![NsStep::Record { observed: Observed { seq: 2, state: Some(WantedState::Stopped), deploy_id: Some("v2".into()) } }]
     );
     assert!(template_steps(&p).is_empty());
 }
@@ -198,10 +187,8 @@ fn a_redeploy_while_stopped_is_only_recorded() {
 #[test]
 fn a_new_start_template_in_a_started_environment_runs_for_the_current_start() {
     let ns = namespace(&[], &[(ANNOTATION_OBSERVED, r#"{"seq":4,"state":"started"}"#), (ANNOTATION_STATUS, "started")]);
-    let old = with(
-        template("old", "start", &[]),
-        records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#),
-    );
+    let old =
+        with(template("old", "start", &[]), records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#));
     let new = template("new", "start,stop", &[]);
     let stop_only = template("stopper", "stop", &[]);
     let p = plan(&Snapshot::new(&ns, vec![old, new, stop_only]), NOW);
@@ -227,9 +214,7 @@ fn an_event_waits_for_runs_in_flight() {
     let ns = namespace(&[(LABEL_STATE, "stopped")], &[(ANNOTATION_OBSERVED, r#"{"seq":4,"state":"started"}"#)]);
     let running = with(
         template("seed", "start", &[]),
-        records(
-            r#"{"force":{"event":"start","run":"seed-start-x","occurrence":"force-1","result":"running","time":"t"}}"#,
-        ),
+        records(r#"{"force":{"event":"start","run":"seed-start-x","occurrence":"force-1","result":"running","time":"t"}}"#),
     );
     let mut jobs = vec![running];
     // Its run exists and has not ended.
@@ -288,11 +273,7 @@ fn bad_force_runs_are_refused() {
         let s = &template_steps(&p)[0];
         assert!(s.clear_force_run);
         assert_eq!(s.records, None);
-        assert!(
-            matches!(&s.reports[..], [Report::ForceRunIgnored { why, .. }] if why.contains(needle)),
-            "{:?}",
-            s.reports
-        );
+        assert!(matches!(&s.reports[..], [Report::ForceRunIgnored { why, .. }] if why.contains(needle)), "{:?}", s.reports);
     }
 }
 
@@ -340,10 +321,7 @@ fn lost_annotations_do_not_reuse_occurrences() {
 fn an_invalid_state_is_shown() {
     let ns = namespace(&[(LABEL_STATE, "paused")], &[(ANNOTATION_OBSERVED, r#"{"seq":1,"state":"started"}"#)]);
     let p = plan(&Snapshot::new(&ns, vec![]), NOW);
-    assert_eq!(
-        ns_steps(&p),
-        vec![NsStep::Status("invalid state \"paused\": expected started, stopped or deleted".into())]
-    );
+    assert_eq!(ns_steps(&p), vec![NsStep::Status("invalid state \"paused\": expected started, stopped or deleted".into())]);
 }
 
 #[test]

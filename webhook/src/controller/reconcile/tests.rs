@@ -165,12 +165,7 @@ impl Mem {
         self.with(|w| {
             w.workloads.insert(
                 name.into(),
-                Workload {
-                    kind: WorkloadKind::Deployment,
-                    name: name.into(),
-                    replicas: Some(replicas),
-                    remembered: None,
-                },
+                Workload { kind: WorkloadKind::Deployment, name: name.into(), replicas: Some(replicas), remembered: None },
             );
         });
     }
@@ -196,9 +191,7 @@ impl Mem {
                         type_: if failed { "Failed" } else { "Complete" }.into(),
                         status: "True".into(),
                         reason: Some(if failed { "BackoffLimitExceeded" } else { "CompletionsReached" }.into()),
-                        message: Some(
-                            if failed { "Job has reached the specified backoff limit" } else { "done" }.into(),
-                        ),
+                        message: Some(if failed { "Job has reached the specified backoff limit" } else { "done" }.into()),
                         ..Default::default()
                     }]),
                     ..Default::default()
@@ -312,9 +305,7 @@ impl Cluster for Mem {
             if let Some(n) = patch.pointer("/spec/replicas") {
                 d.replicas = Some(n.as_i64().unwrap() as i32);
             }
-            match patch
-                .pointer(&format!("/metadata/annotations/{}", ANNOTATION_REPLICAS_BEFORE_STOP.replace('/', "~1")))
-            {
+            match patch.pointer(&format!("/metadata/annotations/{}", ANNOTATION_REPLICAS_BEFORE_STOP.replace('/', "~1"))) {
                 Some(Value::Null) => d.remembered = None,
                 Some(Value::String(s)) => d.remembered = Some(s.clone()),
                 _ => {}
@@ -396,9 +387,9 @@ async fn a_whole_life_without_crashes() {
     mem.create_env(&[]);
     let _ = reconcile_env(&mem, NS, now).await;
     // Finalizers first, then the start run of occurrence 1, in flight.
-    assert!(mem.with(|w| {
-        w.jobs["seed"].metadata.finalizers.clone().unwrap().contains(&FINALIZER_OUTPUTS_CLEANUP.to_string())
-    }));
+    assert!(
+        mem.with(|w| { w.jobs["seed"].metadata.finalizers.clone().unwrap().contains(&FINALIZER_OUTPUTS_CLEANUP.to_string()) })
+    );
     assert_eq!(mem.runs(), vec![("seed".into(), "start".into(), "1".into())]);
     assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("starting: 0/1 start jobs done"));
     settle(&mem).await;
@@ -420,9 +411,7 @@ async fn a_whole_life_without_crashes() {
     let flaky = mem.last_runs("flaky").stop.unwrap();
     assert_eq!((flaky.result, flaky.reason.as_deref()), (RunResult::Failed, Some("BackoffLimitExceeded")));
     assert!(mem.with(|w| {
-        w.reports
-            .iter()
-            .any(|(t, r)| t == "flaky" && matches!(r, Report::RunEnded { outcome, .. } if !outcome.succeeded))
+        w.reports.iter().any(|(t, r)| t == "flaky" && matches!(r, Report::RunEnded { outcome, .. } if !outcome.succeeded))
     }));
 
     mem.set_label(LABEL_STATE, "started");
@@ -447,10 +436,7 @@ async fn the_whole_life_runs_each_occurrence_once() {
     // force-run was taken and cleared.
     assert!(mem.with(|w| !w.jobs["cleanup"].metadata.annotations.as_ref().unwrap().contains_key(ANNOTATION_FORCE_RUN)));
     let forced = mem.last_runs("cleanup").force.unwrap();
-    assert_eq!(
-        (forced.event, forced.occurrence.as_str(), forced.result),
-        (Some(Event::Stop), "force-1", RunResult::Succeeded)
-    );
+    assert_eq!((forced.event, forced.occurrence.as_str(), forced.result), (Some(Event::Stop), "force-1", RunResult::Succeeded));
 }
 
 fn records_of(mem: &Mem) -> Vec<LastRuns> {
@@ -544,9 +530,9 @@ async fn forced_runs_wait_for_transitions_and_bad_ones_are_refused() {
     settle(&mem).await;
     assert_eq!(mem.runs().len(), 2);
     assert!(mem.with(|w| !w.jobs["seed"].metadata.annotations.as_ref().unwrap().contains_key(ANNOTATION_FORCE_RUN)));
-    assert!(mem.with(|w| {
-        w.reports.iter().any(|(_, r)| matches!(r, Report::ForceRunIgnored { value, .. } if value == "delete"))
-    }));
+    assert!(
+        mem.with(|w| { w.reports.iter().any(|(_, r)| matches!(r, Report::ForceRunIgnored { value, .. } if value == "delete")) })
+    );
 
     // Forced twice: two runs, distinct occurrences.
     mem.set_job_annotation("seed", ANNOTATION_FORCE_RUN, "start");
@@ -609,11 +595,8 @@ async fn a_name_taken_by_a_stranger_is_reported_not_adopted() {
         w.jobs.get_mut("seed").unwrap().metadata.finalizers = Some(vec![FINALIZER_OUTPUTS_CLEANUP.into()]);
     });
     let uid = mem.with(|w| w.jobs["seed"].metadata.uid.clone().unwrap());
-    let name = crate::controller::run_job::run_name(
-        "seed",
-        Event::Start,
-        &crate::controller::run_job::suffix(&uid, Event::Start, "1"),
-    );
+    let name =
+        crate::controller::run_job::run_name("seed", Event::Start, &crate::controller::run_job::suffix(&uid, Event::Start, "1"));
     mem.with(|w| {
         w.jobs.insert(
             name.clone(),
@@ -633,11 +616,7 @@ fn reports_become_events_and_metrics() {
             event: Event::Stop,
             run: "a-stop-x".into(),
             forced: false,
-            outcome: Outcome {
-                succeeded: false,
-                reason: Some("DeadlineExceeded".into()),
-                message: Some("too slow".into()),
-            },
+            outcome: Outcome { succeeded: false, reason: Some("DeadlineExceeded".into()), message: Some("too slow".into()) },
         },
         NS,
     );
