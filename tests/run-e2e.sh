@@ -13,5 +13,9 @@ scripts/deploy.sh manifests/overlays/local
 cargo build --release --locked -p kubectl-lifecycle
 export KUBECTL_LIFECYCLE="$PWD/target/release/kubectl-lifecycle"
 export PATH="$(tests/cluster/build-binaries.sh 2>/dev/null | tail -n1):$PATH"
-# The tests make their own namespaces; two at a time keeps the 2-core machine responsive.
+# Each test makes its own namespaces, so they run side by side.
 cargo test --locked -p lifecycle-e2e --test e2e -- --test-threads="${E2E_THREADS:-4}" "$@"
+# Tests that restart, kill or uninstall the server run alone, afterwards.
+if grep -q '^name = "disruptive"' tests/Cargo.toml; then
+  cargo test --locked -p lifecycle-e2e --test disruptive -- --test-threads=1 "$@"
+fi

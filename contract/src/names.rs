@@ -29,6 +29,26 @@ pub const ANNOTATION_INJECT_OUTPUTS: &str = "lifecycle-jobs.dev/inject-outputs";
 /// Job annotation written by the server: the last published outputs (sensitive values masked).
 pub const ANNOTATION_OUTPUTS: &str = "lifecycle-jobs.dev/outputs";
 
+/// Job annotation written by the server: which pod published the job's current
+/// outputs, `<pod-name>/<pod-uid>`; makes an agent's retry idempotent.
+pub const ANNOTATION_OUTPUTS_PUBLISHED_BY: &str = "lifecycle-jobs.dev/outputs-published-by";
+/// Template annotation written by the controller: the last run of each event, as JSON
+/// `{"start":{"run":"seed-start-k2x9q4mz","occurrence":"3","result":"succeeded","time":"…"},
+///   "force":{"event":"stop",…}}`. It is also the controller's record of which
+/// occurrence each template already ran: never edit it by hand.
+pub const ANNOTATION_LAST_RUNS: &str = "lifecycle-jobs.dev/last-runs";
+/// Namespace annotation written by the controller: the wanted state it last took in, as JSON
+/// `{"seq":N,"state":"started","deployId":"v2"}`; `seq` numbers the environment's event occurrences.
+pub const ANNOTATION_OBSERVED: &str = "lifecycle-jobs.dev/observed";
+/// Namespace annotation written by the controller: the transition in flight, as JSON
+/// `{"seq":N,"event":"stop","phase":"runs"}` (phases `runs`, `scale`, `delete`); absent when none is.
+pub const ANNOTATION_TRANSITION: &str = "lifecycle-jobs.dev/transition";
+/// Deployment / StatefulSet annotation: the replica count before a stop scaled it
+/// to zero; a start scales it back and removes the annotation.
+pub const ANNOTATION_REPLICAS_BEFORE_STOP: &str = "lifecycle-jobs.dev/replicas-before-stop";
+/// Finalizer on every lifecycle template: its outputs' keys are removed before it goes.
+pub const FINALIZER_OUTPUTS_CLEANUP: &str = "lifecycle-jobs.dev/outputs-cleanup";
+
 /// Pod template label of a captured Job; value = JOBID.
 pub const LABEL_CAPTURE: &str = "lifecycle-jobs.dev/capture";
 /// Run Job label: the template's name.

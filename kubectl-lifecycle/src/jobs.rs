@@ -7,9 +7,7 @@ use k8s_openapi::api::batch::v1::Job;
 use lifecycle_contract::{Event, JobId, names};
 use serde::Serialize;
 
-/// Annotation the controller writes on a template: the last run of each event, as JSON
-/// `{event: {run, result, reason, time}}`. Not (yet) in the contract crate.
-pub const ANNOTATION_LAST_RUNS: &str = "lifecycle-jobs.dev/last-runs";
+pub use lifecycle_contract::names::ANNOTATION_LAST_RUNS;
 
 pub fn annotation<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
     job.metadata.annotations.as_ref()?.get(key).map(String::as_str)

@@ -1,29 +1,9 @@
-//! Names the controller owns. They are part of the public contract (people and
-//! tools read them with kubectl); `shared/DESIGN.md` lists them.
+//! Names the controller owns. Those people and tools read with kubectl live in
+//! the contract crate and are re-exported here.
 
-/// Namespace annotation: the wanted state the controller last took in, as JSON
-/// `{"seq":N,"state":"started","deployId":"v2"}`; `seq` numbers the environment's
-/// event occurrences.
-pub const ANNOTATION_OBSERVED: &str = "lifecycle-jobs.dev/observed";
-
-/// Namespace annotation: the transition in flight, as JSON
-/// `{"seq":N,"event":"stop","phase":"runs"}` (phases `runs`, `scale`, `delete`);
-/// absent when none is.
-pub const ANNOTATION_TRANSITION: &str = "lifecycle-jobs.dev/transition";
-
-/// Template annotation: the last run of each event, as JSON
-/// `{"start":{"run":"seed-start-k2x9q4mz","occurrence":"3","result":"succeeded","time":"…"},
-///   "force":{"event":"stop",…}}`. It is also the controller's record of which
-/// occurrence each template already ran: never edit it by hand.
-pub const ANNOTATION_LAST_RUNS: &str = "lifecycle-jobs.dev/last-runs";
-
-/// Deployment / StatefulSet annotation: the replica count before a stop scaled
-/// it to zero; a start scales it back and removes the annotation.
-pub const ANNOTATION_REPLICAS_BEFORE_STOP: &str = "lifecycle-jobs.dev/replicas-before-stop";
-
-/// Finalizer on every lifecycle template: its outputs' keys are removed before
-/// it goes.
-pub const FINALIZER_OUTPUTS_CLEANUP: &str = "lifecycle-jobs.dev/outputs-cleanup";
+pub use lifecycle_contract::names::{
+    ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP,
+};
 
 /// The controller's Lease, in the server's namespace.
 pub const LEASE_NAME: &str = "lifecycle-webhook-controller";

@@ -36,11 +36,7 @@ use super::{store, summary};
 use crate::metrics::ReasonLabels;
 use crate::state::AppState;
 
-/// Job annotation: which pod published the job's current outputs,
-/// `<pod-name>/<pod-uid>`. Written with [`ANNOTATION_OUTPUTS`] in one patch;
-/// it makes a retried submission of the same pod idempotent (200) and a
-/// different one from that pod a 409.
-pub const ANNOTATION_OUTPUTS_PUBLISHED_BY: &str = "lifecycle-jobs.dev/outputs-published-by";
+pub use lifecycle_contract::names::ANNOTATION_OUTPUTS_PUBLISHED_BY;
 
 /// Field manager of the summary annotations on Jobs.
 pub const SUMMARY_FIELD_MANAGER: &str = "lifecycle-jobs.dev/outputs-api";
