@@ -1,0 +1,5 @@
+//! Disruptive end-to-end tests: they restart, kill or uninstall the server, so
+//! they run alone, one at a time, after the main suite
+//! (`cargo test -p lifecycle-e2e --test disruptive -- --test-threads=1`).
+
+mod operations;
