@@ -36,6 +36,11 @@ enum Cmd {
         #[arg(long)]
         ca_out: std::path::PathBuf,
     },
+    /// The admission logic alone, in process (parse, mutate, respond), no HTTP or TLS.
+    Pure {
+        #[arg(long, default_value_t = 200_000)]
+        iterations: u32,
+    },
     /// Drive the server and print one table row.
     Load {
         #[arg(long, default_value = "127.0.0.1:18443")]
@@ -60,6 +65,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             rt.block_on(serve(listen, ca_out))
         }
+        Cmd::Pure { iterations } => pure(iterations),
         Cmd::Load { addr, ca, connections, seconds, print_size } => {
             if print_size {
                 println!("{}", review_body().len());
@@ -74,6 +80,8 @@ fn main() -> anyhow::Result<()> {
 async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyhow::Result<()> {
     use lifecycle_webhook::{config::Config, index::JobIndex, metrics::Metrics, state::AppState, tls};
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Logs as in production (JSON, info), so per-request spans cost what they cost there.
+    lifecycle_webhook::telemetry::init(lifecycle_webhook::config::LogFormat::Json);
     let (ca_pem, pem) = self_signed()?;
     std::fs::write(&ca_out, &ca_pem).context("writing the CA")?;
     let certs = tls::CertStore::new();
@@ -92,6 +100,29 @@ async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyh
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(certs.server_config());
     eprintln!("serving on {listen}");
     axum_server::bind_rustls(listen, tls).serve(app.into_make_service()).await?;
+    Ok(())
+}
+
+fn pure(iterations: u32) -> anyhow::Result<()> {
+    use lifecycle_webhook::admission::{pod, review};
+    let body = review_body();
+    let ca = "-----BEGIN CERTIFICATE-----\n".to_string() + &"A".repeat(600) + "\n-----END CERTIFICATE-----\n";
+    let settings = pod::PodSettings {
+        agent_image: "lifecycle-agent:bench",
+        agent_image_pull_policy: "IfNotPresent",
+        server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
+        ca_bundle: &ca,
+    };
+    let mut bytes = 0usize;
+    let started = Instant::now();
+    for _ in 0..iterations {
+        let review: review::ReviewIn<'_> = serde_json::from_slice(&body)?;
+        let req = review.request.context("request")?;
+        let verdict = pod::mutate(req.object.context("object")?.get(), &settings);
+        bytes += review::respond(&req.uid, &verdict).len();
+    }
+    let per = started.elapsed() / iterations;
+    println!("admission logic alone: {per:?} per pod review ({} bytes answered each)", bytes / iterations as usize);
     Ok(())
 }
 

@@ -810,7 +810,7 @@ mod tests {
         assert_eq!(s.outputs.sensitive, Some(1));
         let text = render_status(&s, false, ts("2025-01-01T00:10:00Z"));
         assert!(text.starts_with("Environment: preview\nProject:     <none>\nState:       started\n"), "{text}");
-        assert!(text.contains("seed   SEED    start,stop   Succeeded (9m30s ago)   never   -        2\n"), "{text}");
+        assert!(text.contains("seed   SEED    start,stop   succeeded (9m30s ago)   never   -        2\n"), "{text}");
         assert!(text.contains("migrate   MIGRATE   Pending   0           10m\n"), "{text}");
         assert!(text.contains("seed-start-1   seed   start   Succeeded   30s        10m\n"), "{text}");
         assert!(
@@ -822,6 +822,7 @@ mod tests {
         let json: serde_json::Value = serde_json::to_value(&s).unwrap();
         assert_eq!(json["templates"][0]["lastRuns"]["start"]["run"], "seed-start-1");
         assert_eq!(json["templates"][0]["on"], json!(["start", "stop"]));
+        assert_eq!(json["templates"][0]["lastRuns"]["start"]["result"], "succeeded");
         assert_eq!(json["runs"][0]["phase"], "Succeeded");
 
         let hidden = build_status(&ns, &all, &cm, None);

@@ -75,6 +75,17 @@ impl Phase {
             Phase::Suspended => "Suspended",
         }
     }
+
+    /// The run result this phase is, in the controller's `last-runs` vocabulary (`pending`,
+    /// `running`, `succeeded`, `failed`): a suspended run has not started, so it is `pending`.
+    pub fn result(self) -> &'static str {
+        match self {
+            Phase::Pending | Phase::Suspended => "pending",
+            Phase::Running => "running",
+            Phase::Succeeded => "succeeded",
+            Phase::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +130,7 @@ pub fn state(job: &Job) -> JobState {
 }
 
 /// One entry of the `last-runs` annotation. Every field is optional: the controller's format is
-/// read tolerantly.
+/// read tolerantly. `result` is always lowercase: `pending`, `running`, `succeeded` or `failed`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastRun {
@@ -154,7 +165,9 @@ pub fn last_runs(job: &Job) -> BTreeMap<Event, LastRun> {
             Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
             _ => None,
         };
-        out.insert(event, LastRun { run: field("run"), result: field("result"), reason: field("reason"), time: field("time") });
+        // Results are the controller's lowercase words; anything else written is shown lowercased too.
+        let result = field("result").map(|r| r.to_ascii_lowercase());
+        out.insert(event, LastRun { run: field("run"), result, reason: field("reason"), time: field("time") });
     }
     out
 }
@@ -181,7 +194,7 @@ pub fn last_run_per_event(template: &Job, jobs: &[Job]) -> BTreeMap<Event, LastR
                 event,
                 LastRun {
                     run: Some(name(run).to_string()),
-                    result: Some(st.phase.as_str().to_string()),
+                    result: Some(st.phase.result().to_string()),
                     reason: st.reason,
                     time: st.finished.or(st.started).or(created(run)).map(|t| t.to_string()),
                 },
@@ -274,6 +287,13 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn phases_as_run_results() {
+        let results: Vec<&str> =
+            [Phase::Pending, Phase::Running, Phase::Succeeded, Phase::Failed, Phase::Suspended].map(Phase::result).into();
+        assert_eq!(results, ["pending", "running", "succeeded", "failed", "pending"]);
+    }
+
+    #[test]
     fn last_runs_are_read_tolerantly() {
         let t = job(
             "seed",
@@ -289,6 +309,8 @@ pub(crate) mod tests {
         assert_eq!(lr[&Event::Start].run.as_deref(), Some("seed-start-1"));
         assert_eq!(lr[&Event::Start].time(), Some(ts("2025-01-01T00:00:00Z")));
         assert_eq!(lr[&Event::Delete].reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(lr[&Event::Start].result.as_deref(), Some("succeeded"), "results are lowercased");
+        assert_eq!(lr[&Event::Delete].result.as_deref(), Some("failed"));
         assert!(last_runs(&job("seed", &[], &[(ANNOTATION_LAST_RUNS, "not json")])).is_empty());
         assert!(last_runs(&job("seed", &[], &[])).is_empty());
     }
@@ -316,9 +338,10 @@ pub(crate) mod tests {
         assert_eq!(latest_run(&jobs, "seed", Some(Event::Delete)), None);
         let lr = last_run_per_event(&t, &jobs);
         assert_eq!(lr[&Event::Start].run.as_deref(), Some("seed-start-b"));
-        assert_eq!(lr[&Event::Start].result.as_deref(), Some("Failed"));
+        assert_eq!(lr[&Event::Start].result.as_deref(), Some("failed"), "derived results use the controller's words");
         assert_eq!(lr[&Event::Start].time.as_deref(), Some("2025-01-01T00:06:00Z"));
         assert_eq!(lr[&Event::Stop].run, None, "the annotation wins over run Jobs");
+        assert_eq!(lr[&Event::Stop].result.as_deref(), Some("succeeded"));
         assert!(!lr.contains_key(&Event::Delete));
     }
 }

@@ -134,7 +134,7 @@ mod tests {
         let v = json!({
             "count": 3,
             "empty": {},
-            "lastRuns": {"start": {"result": "Succeeded", "time": "2025-01-01T00:00:00Z"}},
+            "lastRuns": {"start": {"result": "succeeded", "time": "2025-01-01T00:00:00Z"}},
             "name": "seed",
             "nested": [["a", "b"]],
             "none": [],
@@ -147,7 +147,7 @@ mod tests {
 empty: {}
 lastRuns:
   start:
-    result: Succeeded
+    result: succeeded
     time: "2025-01-01T00:00:00Z"
 name: seed
 nested:

@@ -1,3 +1,4 @@
 mod capture;
 mod cluster;
+mod lifecycle;
 mod plugin;
