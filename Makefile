@@ -48,6 +48,10 @@ images: ## OCI image tars of the webhook and the agent (no Docker engine needed)
 deploy: ## Install the product from manifests/ into the current kube context.
 	scripts/deploy.sh
 
+.PHONY: uninstall
+uninstall: ## Remove lifecycle-jobs from the current kube context (no webhook left behind).
+	scripts/uninstall.sh
+
 .PHONY: e2e
 e2e: ## End-to-end suite; brings the local cluster up and deploys the product.
 	tests/run-e2e.sh

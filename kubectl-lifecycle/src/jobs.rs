@@ -98,13 +98,16 @@ pub struct JobState {
     pub finished: Option<jiff::Timestamp>,
 }
 
-/// The state of a Job from its status.
+/// The state of a Job from its status. Only the terminal conditions end a run: `Complete` is
+/// success, `Failed` is failure. The intermediate `SuccessCriteriaMet` / `FailureTarget`
+/// conditions (Kubernetes sets them before `Complete` / `Failed`) only mean the Job is ending:
+/// its pods may still be terminating, so it is still `Running`.
 pub fn state(job: &Job) -> JobState {
     let status = job.status.as_ref();
     let started = status.and_then(|s| s.start_time.as_ref()).map(|t| t.0);
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
     let true_condition = |types: &[&str]| conditions.iter().find(|c| c.status == "True" && types.contains(&c.type_.as_str()));
-    if let Some(c) = true_condition(&["Failed", "FailureTarget"]) {
+    if let Some(c) = true_condition(&["Failed"]) {
         return JobState {
             phase: Phase::Failed,
             reason: c.reason.clone(),
@@ -113,9 +116,12 @@ pub fn state(job: &Job) -> JobState {
             finished: c.last_transition_time.as_ref().map(|t| t.0),
         };
     }
-    if let Some(c) = true_condition(&["Complete", "SuccessCriteriaMet"]) {
+    if let Some(c) = true_condition(&["Complete"]) {
         let finished = status.and_then(|s| s.completion_time.as_ref()).or(c.last_transition_time.as_ref()).map(|t| t.0);
         return JobState { phase: Phase::Succeeded, reason: None, message: None, started, finished };
+    }
+    if true_condition(&["SuccessCriteriaMet", "FailureTarget"]).is_some() {
+        return JobState { phase: Phase::Running, reason: None, message: None, started, finished: None };
     }
     let active = status.and_then(|s| s.active).unwrap_or(0);
     let suspended = job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
@@ -279,11 +285,35 @@ pub(crate) mod tests {
         assert_eq!(st.phase, Phase::Failed);
         assert_eq!(st.reason.as_deref(), Some("BackoffLimitExceeded"));
         assert_eq!(st.finished, Some(ts("2025-01-01T00:01:00Z")));
-        let target = with_condition(job("a", &[], &[]), "FailureTarget", Some("DeadlineExceeded"), "2025-01-01T00:01:00Z");
-        assert_eq!(state(&target).phase, Phase::Failed);
         let done = with_condition(job("a", &[], &[]), "Complete", None, "2025-01-01T00:02:00Z");
         assert_eq!(state(&done).phase, Phase::Succeeded);
         assert!(state(&done).phase.is_finished());
+    }
+
+    #[test]
+    fn intermediate_conditions_are_not_an_end() {
+        // Kubernetes 1.35 sets SuccessCriteriaMet / FailureTarget before Complete / Failed.
+        let meeting =
+            with_condition(job("a", &[], &[]), "SuccessCriteriaMet", Some("CompletionsReached"), "2025-01-01T00:01:00Z");
+        assert_eq!(state(&meeting).phase, Phase::Running);
+        assert!(!state(&meeting).phase.is_finished());
+        assert_eq!(state(&meeting).finished, None);
+        let target = with_condition(job("a", &[], &[]), "FailureTarget", Some("DeadlineExceeded"), "2025-01-01T00:01:00Z");
+        assert_eq!(state(&target).phase, Phase::Running);
+        assert!(!state(&target).phase.is_finished());
+        // Once the terminal condition is added next to the intermediate one, the run has ended.
+        let mut complete = meeting.clone();
+        let mut c = complete.status.as_ref().unwrap().conditions.as_ref().unwrap()[0].clone();
+        c.type_ = "Complete".into();
+        complete.status.as_mut().unwrap().conditions.as_mut().unwrap().push(c);
+        assert_eq!(state(&complete).phase, Phase::Succeeded);
+        let mut failed = target.clone();
+        let mut c = failed.status.as_ref().unwrap().conditions.as_ref().unwrap()[0].clone();
+        c.type_ = "Failed".into();
+        failed.status.as_mut().unwrap().conditions.as_mut().unwrap().push(c);
+        let st = state(&failed);
+        assert_eq!(st.phase, Phase::Failed);
+        assert_eq!(st.reason.as_deref(), Some("DeadlineExceeded"));
     }
 
     #[test]
