@@ -439,7 +439,7 @@ impl Stream {
 /// One creation, exactly once: a real pod, a dry-run pod or a dry-run Job,
 /// checked to come back mutated.
 async fn admit(client: &Client, ns: &str, i: u64) -> Result<Outcome, String> {
-    if i % REAL_POD_EVERY == 0 {
+    if i.is_multiple_of(REAL_POD_EVERY) {
         let pod = stream_pod(&format!("real-{i}"));
         let created = Api::<Pod>::namespaced(client.clone(), ns)
             .create(&PostParams::default(), &pod)

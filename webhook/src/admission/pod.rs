@@ -225,12 +225,55 @@ fn capture_ops(spec: &SpecIn<'_>, job_id: &JobId, s: &PodSettings<'_>, ops: &mut
     let inits = spec.init_containers.as_deref().unwrap_or(&[]);
     if !inits.iter().any(|c| c.name == injected::AGENT_CONTAINER) {
         let grace = spec.termination_grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
-        let agent = agent_container(job_id, grace, s);
+        let agent = agent_container_json(job_id, grace, s);
         match spec.init_containers {
-            None => ops.push(Op::add("/spec/initContainers", json!([agent]))),
-            Some(_) => ops.push(Op::add("/spec/initContainers/0", agent)),
+            None => ops.push(Op::add_raw("/spec/initContainers", raw(format!("[{agent}]")))),
+            Some(_) => ops.push(Op::add_raw("/spec/initContainers/0", raw(agent))),
         }
     }
+}
+
+fn raw(json: String) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(json).expect("the agent container is valid JSON")
+}
+
+/// Placeholders in the cached agent container JSON; neither needs escaping
+/// once replaced (a JOBID is `[A-Z0-9_]+`, a grace period digits).
+const JOB_ID_SLOT: &str = "@@LIFECYCLE_JOB_ID@@";
+const GRACE_SLOT: &str = "@@LIFECYCLE_GRACE@@";
+
+struct AgentJson {
+    key: [String; 4],
+    json: String,
+}
+
+/// The agent container serialised once per server settings and CA bundle:
+/// it is most of the patch, and escaping the CA bundle on every pod showed up
+/// as a fifth of the admission time in profiles.
+static AGENT_JSON: std::sync::RwLock<Option<std::sync::Arc<AgentJson>>> = std::sync::RwLock::new(None);
+
+fn agent_container_json(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>) -> String {
+    let matches = |a: &AgentJson| {
+        a.key[0] == s.ca_bundle && a.key[1] == s.agent_image && a.key[2] == s.agent_image_pull_policy && a.key[3] == s.server_url
+    };
+    let cached = AGENT_JSON.read().ok().and_then(|g| g.as_ref().filter(|a| matches(a)).cloned());
+    let template = match cached {
+        Some(t) => t,
+        None => {
+            let mut value = agent_container(&JobId::derive(None, "x"), 0, s);
+            value["env"][2]["value"] = json!(GRACE_SLOT);
+            value["env"][3]["value"] = json!(JOB_ID_SLOT);
+            let t = std::sync::Arc::new(AgentJson {
+                key: [s.ca_bundle.into(), s.agent_image.into(), s.agent_image_pull_policy.into(), s.server_url.into()],
+                json: value.to_string(),
+            });
+            if let Ok(mut g) = AGENT_JSON.write() {
+                *g = Some(t.clone());
+            }
+            t
+        }
+    };
+    template.json.replacen(JOB_ID_SLOT, job_id.as_str(), 1).replacen(GRACE_SLOT, &grace_seconds.to_string(), 1)
 }
 
 /// Adds `items` to the array at `path`, creating it when absent.
@@ -378,6 +421,19 @@ mod tests {
         }
         // The other sidecar also sees the directory.
         assert!(inits[1]["volumeMounts"].as_array().unwrap().iter().any(|m| m["mountPath"] == OUTPUT_DIR));
+    }
+
+    #[test]
+    fn cached_agent_json_is_the_agent_container() {
+        let id = JobId::derive(None, "seed-db");
+        for grace in [30, 7] {
+            let cached: Value = serde_json::from_str(&agent_container_json(&id, grace, &settings())).unwrap();
+            assert_eq!(cached, agent_container(&id, grace, &settings()));
+        }
+        let mut other = settings();
+        other.ca_bundle = "another CA";
+        let cached: Value = serde_json::from_str(&agent_container_json(&id, 30, &other)).unwrap();
+        assert_eq!(cached, agent_container(&id, 30, &other), "a new CA bundle refreshes the cache");
     }
 
     #[test]

@@ -54,15 +54,37 @@ pub struct Op {
     pub op: &'static str,
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<serde_json::Value>,
+    pub value: Option<OpValue>,
+}
+
+/// The value of an operation: built JSON, or JSON serialised once and reused
+/// (the agent container, the same for every job pod but its JOBID).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum OpValue {
+    Json(serde_json::Value),
+    Raw(Box<RawValue>),
+}
+
+impl PartialEq for OpValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (OpValue::Json(a), OpValue::Json(b)) => a == b,
+            _ => serde_json::to_string(self).ok() == serde_json::to_string(other).ok(),
+        }
+    }
 }
 
 impl Op {
     pub fn add(path: impl Into<String>, value: serde_json::Value) -> Op {
-        Op { op: "add", path: path.into(), value: Some(value) }
+        Op { op: "add", path: path.into(), value: Some(OpValue::Json(value)) }
+    }
+    /// An `add` whose value is already serialised JSON.
+    pub fn add_raw(path: impl Into<String>, value: Box<RawValue>) -> Op {
+        Op { op: "add", path: path.into(), value: Some(OpValue::Raw(value)) }
     }
     pub fn replace(path: impl Into<String>, value: serde_json::Value) -> Op {
-        Op { op: "replace", path: path.into(), value: Some(value) }
+        Op { op: "replace", path: path.into(), value: Some(OpValue::Json(value)) }
     }
     pub fn remove(path: impl Into<String>) -> Op {
         Op { op: "remove", path: path.into(), value: None }
