@@ -13,75 +13,16 @@ use anyhow::{Context, Result, anyhow, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use lifecycle_contract::names::{
-    ANNOTATION_JOB_ID, ANNOTATION_OUTPUTS, LABEL_CAPTURE, LABEL_ENVIRONMENT, OUTPUTS_OBJECT, SYSTEM_NAMESPACE, TOKEN_AUDIENCE,
-};
+use lifecycle_contract::names::{ANNOTATION_OUTPUTS, LABEL_CAPTURE, SYSTEM_NAMESPACE, TOKEN_AUDIENCE};
+use lifecycle_e2e::lifecycle::{environment, output_job, published, wait_published};
 use lifecycle_e2e::{
     BUSYBOX, TIMEOUT, TestNamespace, client, events_for, job_pods, obj, pod_logs, unique_suffix, wait_for_deployment_available,
     wait_for_job_complete, wait_for_pod_running, wait_until,
 };
 use serde_json::json;
-
-/// An environment namespace for one test.
-pub async fn environment(client: &Client, prefix: &str) -> Result<TestNamespace> {
-    TestNamespace::with_labels(client, prefix, &[(LABEL_ENVIRONMENT, "")]).await
-}
-
-/// A Job whose one container writes `content` as its output file. A grace
-/// period of 30 s (the pod default) leaves the agent time to publish.
-pub fn output_job(name: &str, job_id: Option<&str>, content: &str) -> Job {
-    let mut annotations = BTreeMap::new();
-    if let Some(id) = job_id {
-        annotations.insert(ANNOTATION_JOB_ID.to_string(), id.to_string());
-    }
-    obj(json!({
-        "metadata": {"name": name, "annotations": annotations},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{
-                    "name": "main", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", "printf '%s' \"$OUT\" > /qovery-output/qovery-output.json"],
-                    "env": [{"name": "OUT", "value": content}]
-                }]
-            }}
-        }
-    }))
-}
-
-/// The environment's published variables: (ConfigMap data, Secret data decoded).
-pub async fn published(ns: &TestNamespace) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
-    let cm = ns.api::<ConfigMap>().get_opt(OUTPUTS_OBJECT).await?;
-    let secret = ns.api::<Secret>().get_opt(OUTPUTS_OBJECT).await?;
-    let cm = cm.and_then(|c| c.data).unwrap_or_default();
-    let secret = secret
-        .and_then(|s| s.data)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
-    Ok((cm, secret))
-}
-
-/// Waits until `check` holds for the published variables, and returns them.
-pub async fn wait_published<F>(
-    ns: &TestNamespace,
-    what: &str,
-    check: F,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)>
-where
-    F: Fn(&BTreeMap<String, String>, &BTreeMap<String, String>) -> bool,
-{
-    wait_until(what, TIMEOUT, || async {
-        let (cm, secret) = published(ns).await?;
-        Ok(check(&cm, &secret).then_some((cm, secret)))
-    })
-    .await
-}
 
 /// Creates a Job, retrying while admission still sees a deleted predecessor
 /// with the same JOBID (the server's job index follows a watch).
@@ -123,7 +64,7 @@ async fn plain_job_publishes_the_postgres_example_and_a_deployment_gets_ten_vari
     let client = client().await?;
     let ns = environment(&client, "seed").await?;
     let password = format!("pw-{}-{}", unique_suffix(), unique_suffix());
-    ns.create(&output_job("seed", Some("zf138d9c8"), &postgres_file(&password))).await?;
+    ns.create(&output_job("seed", Some("zf138d9c8"), None, &postgres_file(&password))).await?;
     wait_for_job_complete(&client, ns.name(), "seed", TIMEOUT).await?;
 
     let (cm, secret) = wait_published(&ns, "the seed's outputs are published", |cm, _| cm.len() == 8).await?;
@@ -218,13 +159,13 @@ async fn assert_no_secret_anywhere(client: &Client, ns: &TestNamespace, secret: 
 async fn python_false_is_rejected_with_line_and_fix_and_earlier_outputs_stay() -> Result<()> {
     let client = client().await?;
     let ns = environment(&client, "reject").await?;
-    ns.create(&output_job("gen-1", Some("gen"), r#"{"COLOR": {"value": "blue"}}"#)).await?;
+    ns.create(&output_job("gen-1", Some("gen"), None, r#"{"COLOR": {"value": "blue"}}"#)).await?;
     wait_for_job_complete(&client, ns.name(), "gen-1", TIMEOUT).await?;
     wait_published(&ns, "the first outputs", |cm, _| cm.get("COLOR").is_some_and(|v| v == "blue")).await?;
 
     ns.api::<Job>().delete("gen-1", &DeleteParams::background()).await?;
     let bad = "{\n  \"COLOR\": {\"value\": \"red\",\n            \"sensitive\": False},\n  \"TOKEN\": {\"value\": \"s3cr3t-value\", \"sensitive\": true}\n}\n";
-    create_job_retrying(&ns, &output_job("gen-2", Some("gen"), bad)).await?;
+    create_job_retrying(&ns, &output_job("gen-2", Some("gen"), None, bad)).await?;
     wait_for_job_complete(&client, ns.name(), "gen-2", TIMEOUT).await?;
     let event = wait_event(&client, ns.name(), "gen-2", "OutputsRejected").await?;
     let message = event.message.unwrap_or_default();
@@ -243,7 +184,8 @@ async fn python_false_is_rejected_with_line_and_fix_and_earlier_outputs_stay() -
 async fn a_key_dropped_by_the_next_run_disappears_and_ttl_deletion_keeps_outputs() -> Result<()> {
     let client = client().await?;
     let ns = environment(&client, "keys").await?;
-    let mut first = output_job("keys-1", Some("keys"), r#"{"K1": {"value": "one"}, "K2": {"value": "two", "sensitive": true}}"#);
+    let mut first =
+        output_job("keys-1", Some("keys"), None, r#"{"K1": {"value": "one"}, "K2": {"value": "two", "sensitive": true}}"#);
     first.spec.as_mut().unwrap().ttl_seconds_after_finished = Some(3);
     ns.create(&first).await?;
     wait_published(&ns, "K1 and K2", |cm, s| cm.contains_key("K1") && s.contains_key("K2")).await?;
@@ -257,7 +199,7 @@ async fn a_key_dropped_by_the_next_run_disappears_and_ttl_deletion_keeps_outputs
     assert_eq!(cm.get("QOVERY_OUTPUT_JOB_KEYS_K1").map(String::as_str), Some("one"));
     assert_eq!(secret.get("K2").map(String::as_str), Some("two"), "outputs stay when a plain Job is deleted");
 
-    create_job_retrying(&ns, &output_job("keys-2", Some("keys"), r#"{"K1": {"value": "uno"}}"#)).await?;
+    create_job_retrying(&ns, &output_job("keys-2", Some("keys"), None, r#"{"K1": {"value": "uno"}}"#)).await?;
     wait_for_job_complete(&client, ns.name(), "keys-2", TIMEOUT).await?;
     let (cm, secret) =
         wait_published(&ns, "K2 is gone", |cm, s| cm.get("K1").is_some_and(|v| v == "uno") && !s.contains_key("K2")).await?;
@@ -354,7 +296,7 @@ async fn only_a_finished_jobs_own_agent_may_publish() -> Result<()> {
 
     // A job that links its output file to the agent's own token publishes nothing.
     let link: Job = {
-        let mut j = output_job("link", None, "");
+        let mut j = output_job("link", None, None, "");
         let c = &mut j.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0];
         c.command = Some(vec![
             "sh".into(),

@@ -20,13 +20,15 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{
-    ANNOTATION_CONTAINER, ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_LAST_RUNS, ANNOTATION_ON,
-    ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_STATUS, ANNOTATION_TRANSITION, LABEL_EVENT, LABEL_JOB, LABEL_RUN, LABEL_STATE,
+    ANNOTATION_CONTAINER, ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_LAST_RUNS, ANNOTATION_REPLICAS_BEFORE_STOP,
+    LABEL_RUN, LABEL_STATE,
 };
-use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, events_for, job_pods, obj, pod_logs, wait_for_deployment_available, wait_until};
+use lifecycle_e2e::lifecycle::{
+    Runs, annotate, complete, condition, environment, lifecycle_job, names, output_job, patch_namespace, published, runs,
+    set_state, small_deployment, wait_published, wait_runs_complete, wait_status, wanted_replicas,
+};
+use lifecycle_e2e::{TIMEOUT, client, events_for, job_pods, pod_logs, wait_for_deployment_available, wait_until};
 use serde_json::{Value, json};
-
-use crate::capture::{environment, published, wait_published};
 
 /// Deadline of a whole transition (runs with pods, then scaling) on a small,
 /// busy machine.
@@ -34,42 +36,9 @@ const TRANSITION: Duration = Duration::from_secs(240);
 
 // --- objects ------------------------------------------------------------------------------------
 
-/// A lifecycle job (template) of one busybox container `main` running `script`.
-/// A template whose runs publish outputs keeps the default grace period (the
-/// agent needs it); the others get 1 s. Small resources keep the webhook's
-/// defaults for lifecycle jobs (500m CPU) off the small test machine.
-fn template(name: &str, on: &str, script: &str, publishes: bool) -> Job {
-    let mut job: Job = obj(json!({
-        "metadata": {"name": name, "annotations": {ANNOTATION_ON: on}},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{
-                    "name": "main", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", script],
-                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
-                }]
-            }}
-        }
-    }));
-    if !publishes {
-        job.spec.as_mut().unwrap().template.spec.as_mut().unwrap().termination_grace_period_seconds = Some(1);
-    }
-    job
-}
-
-fn annotate(mut job: Job, pairs: &[(&str, &str)]) -> Job {
-    let a = job.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    for (k, v) in pairs {
-        a.insert(k.to_string(), v.to_string());
-    }
-    job
-}
-
 /// A start template whose run publishes `RUN` = its pod's name: a new value on every run.
 fn seed_template(name: &str) -> Job {
-    template(
+    lifecycle_job(
         name,
         "start",
         r#"echo "seeding as $HOSTNAME"; printf '{"RUN": {"value": "%s"}}' "$HOSTNAME" > /qovery-output/qovery-output.json"#,
@@ -80,63 +49,10 @@ fn seed_template(name: &str) -> Job {
 /// A Deployment (label `app=<name>`) whose container prints its environment,
 /// then `END`, then sleeps.
 fn env_printer(name: &str, replicas: i32) -> Deployment {
-    obj(json!({
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                    "name": "app", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", "env | sort; echo END; exec sleep 3600"],
-                    "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}}
-                }]}
-            }
-        }
-    }))
+    small_deployment(name, replicas, &["sh", "-c", "env | sort; echo END; exec sleep 3600"])
 }
 
 // --- reading the cluster ------------------------------------------------------------------------
-
-fn condition(job: &Job, kind: &str) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == kind && c.status == "True"))
-}
-
-fn complete(job: &Job) -> bool {
-    condition(job, "Complete")
-}
-
-fn names(jobs: &[Job]) -> BTreeSet<String> {
-    jobs.iter().map(|j| j.name_any()).collect()
-}
-
-/// The run Jobs the controller made from `template` for `event`.
-async fn runs(client: &Client, ns: &str, template: &str, event: &str) -> Result<Vec<Job>> {
-    let api: Api<Job> = Api::namespaced(client.clone(), ns);
-    let selector = format!("{LABEL_JOB}={template},{LABEL_EVENT}={event}");
-    Ok(api.list(&ListParams::default().labels(&selector)).await?.items)
-}
-
-/// Waits until `template` has `count` runs of `event`, all complete, and
-/// returns them oldest first. A failed run, or more runs than `count`, ends the
-/// wait at once.
-async fn wait_runs_complete(client: &Client, ns: &str, template: &str, event: &str, count: usize) -> Result<Vec<Job>> {
-    let mut list = wait_until(&format!("{count} {event} run(s) of {ns}/{template} completed"), TRANSITION, || async {
-        let list = runs(client, ns, template, event).await?;
-        if let Some(bad) = list.iter().find(|j| condition(j, "Failed")) {
-            bail!("run {} failed: {:?}", bad.name_any(), bad.status);
-        }
-        ensure!(list.len() <= count, "more than {count} {event} runs of {template}: {:?}", names(&list));
-        Ok((list.len() == count && list.iter().all(complete)).then_some(list))
-    })
-    .await?;
-    list.sort_by_key(|j| j.metadata.creation_timestamp.clone());
-    Ok(list)
-}
 
 /// The name of the one pod of a run.
 async fn run_pod(client: &Client, ns: &str, run: &str) -> Result<String> {
@@ -149,31 +65,6 @@ async fn run_pod(client: &Client, ns: &str, run: &str) -> Result<String> {
 async fn run_log(client: &Client, ns: &str, run: &str, container: &str) -> Result<String> {
     let pod = run_pod(client, ns, run).await?;
     pod_logs(client, ns, &pod, Some(container)).await
-}
-
-/// Waits until the controller reports the environment at rest in `state`: no
-/// transition in flight, its status starting with the state, nothing running.
-async fn wait_status(client: &Client, ns: &str, state: &str) -> Result<String> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    wait_until(&format!("namespace {ns} has status {state}"), TRANSITION, || async {
-        let n = api.get(ns).await?;
-        let status = n.annotations().get(ANNOTATION_STATUS).cloned().unwrap_or_default();
-        let at_rest = !n.annotations().contains_key(ANNOTATION_TRANSITION);
-        Ok((at_rest && status.starts_with(state) && !status.contains("running")).then_some(status))
-    })
-    .await
-}
-
-async fn patch_namespace(client: &Client, ns: &str, patch: Value) -> Result<()> {
-    Api::<Namespace>::all(client.clone())
-        .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| format!("patching namespace {ns} with {patch}"))?;
-    Ok(())
-}
-
-async fn set_state(client: &Client, ns: &str, state: &str) -> Result<()> {
-    patch_namespace(client, ns, json!({"metadata": {"labels": {LABEL_STATE: state}}})).await
 }
 
 /// The template's `last-runs` record.
@@ -210,10 +101,6 @@ async fn app_env(client: &Client, ns: &str, app: &str) -> Result<BTreeMap<String
     })
     .await?;
     Ok(logs.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
-}
-
-fn wanted_replicas(d: &Deployment) -> i32 {
-    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
 }
 
 /// Watches a transition of `ns` until Deployment `app` is scaled to `target`,
@@ -273,11 +160,11 @@ async fn lifecycle_start_template_runs_once_and_again_on_each_deploy_id() -> Res
     let client = client().await?;
     let ns = environment(&client, "lc-start").await?;
     let name = ns.name().to_string();
-    ns.create(&template("seed", "start", "echo seeded", false)).await?;
+    ns.create(&lifecycle_job("seed", "start", "echo seeded", false)).await?;
 
     // A start template new to a started environment runs once.
-    let first = wait_runs_complete(&client, &name, "seed", "start", 1).await?;
-    let status = wait_status(&client, &name, "started").await?;
+    let first = wait_runs_complete(&client, &name, "seed", "start", Runs::Exactly(1), TRANSITION).await?;
+    let status = wait_status(&client, &name, "started", TRANSITION).await?;
     let seed = ns.api::<Job>().get("seed").await?;
     assert_eq!(seed.spec.as_ref().and_then(|s| s.suspend), Some(true), "the template stays suspended");
     assert!(seed.status.as_ref().and_then(|s| s.active).unwrap_or(0) == 0, "the template itself runs no pod");
@@ -295,8 +182,8 @@ async fn lifecycle_start_template_runs_once_and_again_on_each_deploy_id() -> Res
 
     // Each deploy-id change is a start: once more, not twice.
     patch_namespace(&client, &name, json!({"metadata": {"annotations": {ANNOTATION_DEPLOY_ID: "v2"}}})).await?;
-    let both = wait_runs_complete(&client, &name, "seed", "start", 2).await?;
-    wait_status(&client, &name, "started").await?;
+    let both = wait_runs_complete(&client, &name, "seed", "start", Runs::Exactly(2), TRANSITION).await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
     let second = both.iter().find(|j| j.name_any() != run.name_any()).context("a second run")?.name_any();
     wait_until("last-runs records the second run", TIMEOUT, || async {
         let r = last_runs(&client, &name, "seed").await?;
@@ -314,23 +201,23 @@ async fn lifecycle_stop_runs_then_scales_down_and_start_runs_then_scales_up_with
     let ns = environment(&client, "lc-stopstart").await?;
     let name = ns.name().to_string();
     ns.create(&seed_template("seed")).await?;
-    ns.create(&template("drain", "stop", "echo draining; sleep 3; echo drained", false)).await?;
+    ns.create(&lifecycle_job("drain", "stop", "echo draining; sleep 3; echo drained", false)).await?;
 
-    let first = wait_runs_complete(&client, &name, "seed", "start", 1).await?;
+    let first = wait_runs_complete(&client, &name, "seed", "start", Runs::Exactly(1), TRANSITION).await?;
     let value1 = run_pod(&client, &name, &first[0].name_any()).await?;
     wait_published(&ns, "the first start run's RUN", |cm, _| cm.get("RUN") == Some(&value1)).await?;
     ns.create(&env_printer("app", 1)).await?;
     wait_for_deployment_available(&client, &name, "app", TIMEOUT).await?;
     let env = app_env(&client, &name, "app").await?;
     assert_eq!(env.get("QOVERY_OUTPUT_JOB_SEED_RUN"), Some(&value1), "the app starts with the first value");
-    wait_status(&client, &name, "started").await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
 
     // stop: the stop run first, then the Deployment goes to zero.
     set_state(&client, &name, "stopped").await?;
     let (stop_run, samples) = watch_runs_then_scale(&client, &name, "app", 0, "drain", "stop", &BTreeSet::new()).await?;
     assert!(samples > 0, "the stop run was seen in flight with the Deployment still up");
     assert!(run_log(&client, &name, &stop_run.name_any(), "main").await?.contains("drained"));
-    let status = wait_status(&client, &name, "stopped").await?;
+    let status = wait_status(&client, &name, "stopped", TRANSITION).await?;
     let app = ns.api::<Deployment>().get("app").await?;
     assert_eq!(wanted_replicas(&app), 0);
     assert_eq!(
@@ -353,7 +240,7 @@ async fn lifecycle_stop_runs_then_scales_down_and_start_runs_then_scales_up_with
     let env = app_env(&client, &name, "app").await?;
     assert_eq!(env.get("QOVERY_OUTPUT_JOB_SEED_RUN"), Some(&value2), "the app came back with the new value");
     assert_eq!(env.get("RUN"), Some(&value2), "and its alias");
-    wait_status(&client, &name, "started").await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
     let app = ns.api::<Deployment>().get("app").await?;
     assert!(!app.annotations().contains_key(ANNOTATION_REPLICAS_BEFORE_STOP), "the count is forgotten");
 
@@ -371,7 +258,7 @@ async fn lifecycle_each_event_runs_its_own_command_in_the_chosen_container() -> 
     let name = ns.name().to_string();
     // Two containers; the per-event command and args apply to `main`, named by
     // the `container` annotation; `helper` keeps its own command.
-    let mut hook = template("hook", "start,stop", "unused", false);
+    let mut hook = lifecycle_job("hook", "start,stop", "unused", false);
     {
         let pod = hook.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
         let mut helper = pod.containers[0].clone();
@@ -392,20 +279,20 @@ async fn lifecycle_each_event_runs_its_own_command_in_the_chosen_container() -> 
     );
     ns.create(&hook).await?;
 
-    let start = wait_runs_complete(&client, &name, "hook", "start", 1).await?;
+    let start = wait_runs_complete(&client, &name, "hook", "start", Runs::Exactly(1), TRANSITION).await?;
     let log = run_log(&client, &name, &start[0].name_any(), "main").await?;
     assert_eq!(log.trim(), "started-cmd", "the start run runs on-start-command");
     let log = run_log(&client, &name, &start[0].name_any(), "helper").await?;
     assert_eq!(log.trim(), "helper-ran", "the other container is untouched");
-    wait_status(&client, &name, "started").await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
 
     set_state(&client, &name, "stopped").await?;
-    let stop = wait_runs_complete(&client, &name, "hook", "stop", 1).await?;
+    let stop = wait_runs_complete(&client, &name, "hook", "stop", Runs::Exactly(1), TRANSITION).await?;
     let log = run_log(&client, &name, &stop[0].name_any(), "main").await?;
     assert_eq!(log.trim(), "stopped-args", "the stop run runs the template's command with on-stop-args");
     let log = run_log(&client, &name, &stop[0].name_any(), "helper").await?;
     assert_eq!(log.trim(), "helper-ran");
-    wait_status(&client, &name, "stopped").await?;
+    wait_status(&client, &name, "stopped", TRANSITION).await?;
 
     // The template keeps its own command: runs are copies.
     let t = ns.api::<Job>().get("hook").await?;
@@ -461,8 +348,8 @@ async fn lifecycle_state_deleted_runs_the_delete_jobs_then_deletes_the_namespace
     let client = client().await?;
     let ns = environment(&client, "lc-delete").await?;
     let name = ns.name().to_string();
-    ns.create(&template("teardown", "delete", "echo tearing down; sleep 2; echo torn down", false)).await?;
-    wait_status(&client, &name, "started").await?;
+    ns.create(&lifecycle_job("teardown", "delete", "echo tearing down; sleep 2; echo torn down", false)).await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
     assert!(runs(&client, &name, "teardown", "delete").await?.is_empty(), "no delete run before the delete");
 
     set_state(&client, &name, "deleted").await?;
@@ -474,8 +361,8 @@ async fn lifecycle_kubectl_delete_namespace_is_refused_until_the_delete_jobs_ran
     let client = client().await?;
     let ns = environment(&client, "lc-kdelete").await?;
     let name = ns.name().to_string();
-    ns.create(&template("teardown", "delete", "echo tearing down; sleep 2; echo torn down", false)).await?;
-    wait_status(&client, &name, "started").await?;
+    ns.create(&lifecycle_job("teardown", "delete", "echo tearing down; sleep 2; echo torn down", false)).await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let refusal = match namespaces.delete(&name, &DeleteParams::background()).await {
@@ -498,9 +385,9 @@ async fn lifecycle_an_environment_without_delete_jobs_is_deleted_at_once() -> Re
     let ns = environment(&client, "lc-plaindelete").await?;
     let name = ns.name().to_string();
     // Lifecycle jobs, but none for delete.
-    ns.create(&template("hook", "start,stop", "echo hook", false)).await?;
-    wait_runs_complete(&client, &name, "hook", "start", 1).await?;
-    wait_status(&client, &name, "started").await?;
+    ns.create(&lifecycle_job("hook", "start,stop", "echo hook", false)).await?;
+    wait_runs_complete(&client, &name, "hook", "start", Runs::Exactly(1), TRANSITION).await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
     // delete_and_wait fails if the delete is refused.
     ns.delete_and_wait(TRANSITION).await?;
     Ok(())
@@ -512,20 +399,20 @@ async fn lifecycle_force_run_stop_runs_the_stop_command_and_stops_nothing() -> R
     let ns = environment(&client, "lc-force").await?;
     let name = ns.name().to_string();
     let hook = annotate(
-        template("hook", "start,stop", "echo default-cmd", false),
+        lifecycle_job("hook", "start,stop", "echo default-cmd", false),
         &[("lifecycle-jobs.dev/on-stop-command", r#"["sh","-c","echo forced-stop-cmd"]"#)],
     );
     ns.create(&hook).await?;
     ns.create(&env_printer("app", 1)).await?;
-    wait_runs_complete(&client, &name, "hook", "start", 1).await?;
+    wait_runs_complete(&client, &name, "hook", "start", Runs::Exactly(1), TRANSITION).await?;
     wait_for_deployment_available(&client, &name, "app", TIMEOUT).await?;
-    wait_status(&client, &name, "started").await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
 
     let jobs = ns.api::<Job>();
     let patch = json!({"metadata": {"annotations": {ANNOTATION_FORCE_RUN: "stop"}}});
     jobs.patch("hook", &PatchParams::default(), &Patch::Merge(&patch)).await?;
 
-    let stop = wait_runs_complete(&client, &name, "hook", "stop", 1).await?;
+    let stop = wait_runs_complete(&client, &name, "hook", "stop", Runs::Exactly(1), TRANSITION).await?;
     let log = run_log(&client, &name, &stop[0].name_any(), "main").await?;
     assert_eq!(log.trim(), "forced-stop-cmd", "the forced run runs the stop command");
     wait_until("the force-run annotation is cleared", TIMEOUT, || async {
@@ -539,7 +426,7 @@ async fn lifecycle_force_run_stop_runs_the_stop_command_and_stops_nothing() -> R
     .await?;
 
     // Nothing was stopped.
-    let status = wait_status(&client, &name, "started").await?;
+    let status = wait_status(&client, &name, "started", TRANSITION).await?;
     let n = Api::<Namespace>::all(client.clone()).get(&name).await?;
     assert!(!n.labels().contains_key(LABEL_STATE), "the wanted state is untouched: {:?}", n.labels());
     let app = ns.api::<Deployment>().get("app").await?;
@@ -557,16 +444,16 @@ async fn lifecycle_deleting_a_template_removes_its_outputs_and_its_runs() -> Res
     let name = ns.name().to_string();
     let file = r#"{"COLOR": {"value": "blue"}, "TOKEN": {"value": "tok-123", "sensitive": true}}"#;
     let script = format!("printf '%s' '{file}' > /qovery-output/qovery-output.json");
-    ns.create(&template("seed", "start", &script, true)).await?;
-    ns.create(&crate::capture::output_job("other", None, r#"{"SHAPE": {"value": "round"}}"#)).await?;
-    wait_runs_complete(&client, &name, "seed", "start", 1).await?;
+    ns.create(&lifecycle_job("seed", "start", &script, true)).await?;
+    ns.create(&output_job("other", None, None, r#"{"SHAPE": {"value": "round"}}"#)).await?;
+    wait_runs_complete(&client, &name, "seed", "start", Runs::Exactly(1), TRANSITION).await?;
     wait_published(&ns, "the template's and the plain job's outputs", |cm, s| {
         cm.contains_key("QOVERY_OUTPUT_JOB_SEED_COLOR")
             && s.contains_key("QOVERY_OUTPUT_JOB_SEED_TOKEN")
             && cm.contains_key("SHAPE")
     })
     .await?;
-    wait_status(&client, &name, "started").await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
 
     let jobs = ns.api::<Job>();
     jobs.delete("seed", &DeleteParams::background()).await?;

@@ -16,21 +16,22 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::api::{DeleteParams, ListParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use lifecycle_contract::names::{
     ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON, ANNOTATION_STATUS, LABEL_ENVIRONMENT,
     LABEL_EVENT, LABEL_JOB, LABEL_PROJECT, LABEL_STATE,
 };
+use lifecycle_e2e::lifecycle::{
+    Runs, complete, environment, lifecycle_job, names, output_job, runs, wait_published, wait_runs_complete, wait_status_idle,
+};
 use lifecycle_e2e::{
-    BUSYBOX, TIMEOUT, TestNamespace, client, kubeconfig_path, obj, unique_suffix, wait_for_job_complete, wait_until,
+    TIMEOUT, TestNamespace, client, delete_namespace_blocking, kubeconfig_path, obj, unique_suffix, wait_for_job_complete,
+    wait_until,
 };
 use serde_json::{Value, json};
-
-use crate::capture::{environment, wait_published};
 
 // --- running the plugin ----------------------------------------------------------------------
 
@@ -216,88 +217,11 @@ fn flat(text: &str) -> String {
 
 // --- cluster objects ---------------------------------------------------------------------------
 
-/// A lifecycle job (template) of one busybox container running `script`. Its small resources
-/// keep the webhook's defaults for lifecycle jobs (500m CPU) off the small test machine.
-fn lifecycle_job(name: &str, on: &str, script: &str) -> Job {
-    obj(json!({
-        "metadata": {"name": name, "annotations": {ANNOTATION_ON: on}},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 1,
-                "containers": [{
-                    "name": "main", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", script],
-                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
-                }]
-            }}
-        }
-    }))
-}
-
 /// A plain Job that says so in its log, then writes `content` as its output file.
 fn emitting_job(name: &str, content: &str) -> Job {
-    obj(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{
-                    "name": "main", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", "echo 'emitting outputs'; printf '%s' \"$OUT\" > /qovery-output/qovery-output.json"],
-                    "env": [{"name": "OUT", "value": content}]
-                }]
-            }}
-        }
-    }))
-}
-
-fn complete(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Complete" && c.status == "True"))
-}
-
-fn failed(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed" && c.status == "True"))
-}
-
-/// The run Jobs the controller made from `template` for `event`.
-async fn runs(client: &Client, ns: &str, template: &str, event: &str) -> Result<Vec<Job>> {
-    let api: Api<Job> = Api::namespaced(client.clone(), ns);
-    let selector = format!("{LABEL_JOB}={template},{LABEL_EVENT}={event}");
-    Ok(api.list(&ListParams::default().labels(&selector)).await?.items)
-}
-
-/// Waits until `template` has at least `count` runs of `event`, all complete; a failed run ends
-/// the wait at once.
-async fn wait_runs_complete(client: &Client, ns: &str, template: &str, event: &str, count: usize) -> Result<Vec<Job>> {
-    wait_until(&format!("{count} {event} run(s) of {ns}/{template} completed"), TIMEOUT, || async {
-        let list = runs(client, ns, template, event).await?;
-        if let Some(bad) = list.iter().find(|j| failed(j)) {
-            bail!("run {} failed: {:?}", bad.name_any(), bad.status);
-        }
-        Ok((list.len() >= count && list.iter().all(complete)).then_some(list))
-    })
-    .await
-}
-
-/// Waits until the controller reports the environment idle in `state` (its status annotation
-/// starts with the word and names nothing running).
-async fn wait_status(client: &Client, ns: &str, state: &str) -> Result<String> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    wait_until(&format!("namespace {ns} has status {state}"), TIMEOUT, || async {
-        let n = api.get(ns).await?;
-        let status = n.annotations().get(ANNOTATION_STATUS).cloned().unwrap_or_default();
-        Ok((status.starts_with(state) && !status.contains("running")).then_some(status))
-    })
-    .await
+    let mut job = output_job(name, None, Some("echo 'emitting outputs'"), content);
+    job.metadata.annotations = None;
+    job
 }
 
 fn label(ns: &Namespace, key: &str) -> Option<String> {
@@ -309,19 +233,7 @@ struct CreatedNamespace(String);
 
 impl Drop for CreatedNamespace {
     fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || -> Result<()> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(async {
-                let client = client().await?;
-                match Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                    Err(e) => Err(e.into()),
-                }
-            })
-        })
-        .join();
+        let _ = delete_namespace_blocking(&self.0);
     }
 }
 
@@ -444,15 +356,15 @@ async fn plugin_env_create_list_and_status_show_templates_runs_and_outputs() -> 
     // A lifecycle job (its creation in a started environment is a start event) and a plain
     // Job that publishes one plain and one sensitive output.
     let jobs: Api<Job> = Api::namespaced(client.clone(), &name);
-    jobs.create(&Default::default(), &lifecycle_job("hook", "start,stop", "echo ran")).await?;
+    jobs.create(&Default::default(), &lifecycle_job("hook", "start,stop", "echo ran", false)).await?;
     jobs.create(
         &Default::default(),
         &emitting_job("emit", r#"{"DB_HOST": {"value": "db.internal"}, "DB_PASS": {"value": "pw-create", "sensitive": true}}"#),
     )
     .await?;
     wait_for_job_complete(&client, &name, "emit", TIMEOUT).await?;
-    wait_runs_complete(&client, &name, "hook", "start", 1).await?;
-    wait_status(&client, &name, "started").await?;
+    wait_runs_complete(&client, &name, "hook", "start", Runs::AtLeast(1), TIMEOUT).await?;
+    wait_status_idle(&client, &name, "started", TIMEOUT).await?;
     // Outputs are published by the agent as the Job ends: wait for the Job's summary in the
     // environment's objects, through the plugin's own view.
     let status = wait_until("env status counts the outputs", TIMEOUT, || async {
@@ -541,11 +453,10 @@ async fn plugin_env_stop_start_redeploy_delete_wait_for_the_controller() -> Resu
     let ns = environment(&client, "plugin-transitions").await?;
     let name = ns.name().to_string();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    ns.create(&lifecycle_job("hook", "start,stop,delete", "echo ran")).await?;
+    ns.create(&lifecycle_job("hook", "start,stop,delete", "echo ran", false)).await?;
     // Its creation in a started environment is a start event.
-    wait_runs_complete(&client, &name, "hook", "start", 1).await?;
-    wait_status(&client, &name, "started").await?;
-    let run_names = |list: Vec<Job>| list.iter().map(|j| j.name_any()).collect::<BTreeSet<_>>();
+    wait_runs_complete(&client, &name, "hook", "start", Runs::AtLeast(1), TIMEOUT).await?;
+    wait_status_idle(&client, &name, "started", TIMEOUT).await?;
 
     // stop
     let ran = plugin_within(WAITING, &["env", "stop", &name, "--wait", "--timeout", WAIT_FLAG]).await?.success()?;
@@ -562,17 +473,17 @@ async fn plugin_env_stop_start_redeploy_delete_wait_for_the_controller() -> Resu
     ensure!(label(&n, LABEL_STATE).as_deref() == Some("stopped"), "state label: {:?}", n.labels());
     ensure!(n.annotations().get(ANNOTATION_STATUS).is_some_and(|s| s.starts_with("stopped")), "{:?}", n.annotations());
     let stops = runs(&client, &name, "hook", "stop").await?;
-    ensure!(stops.len() == 1 && complete(&stops[0]), "one completed stop run: {:?}", run_names(stops));
+    ensure!(stops.len() == 1 && complete(&stops[0]), "one completed stop run: {:?}", names(&stops));
 
     // start
-    let before = run_names(runs(&client, &name, "hook", "start").await?);
+    let before = names(&runs(&client, &name, "hook", "start").await?);
     let ran = plugin_within(WAITING, &["env", "start", &name, "--wait", "--timeout", WAIT_FLAG]).await?.success()?;
     ran.says(true, &[&format!("environment {name}: state started (was stopped)"), &format!("environment {name} is started")])?;
     let n = namespaces.get(&name).await?;
     ensure!(label(&n, LABEL_STATE).as_deref() == Some("started"), "state label: {:?}", n.labels());
     let starts = runs(&client, &name, "hook", "start").await?;
     let new: Vec<&Job> = starts.iter().filter(|j| !before.contains(&j.name_any())).collect();
-    ensure!(new.len() == 1 && complete(new[0]), "one new, completed start run: {:?}", run_names(starts.clone()));
+    ensure!(new.len() == 1 && complete(new[0]), "one new, completed start run: {:?}", names(&starts));
 
     // start again: nothing to do, and the plugin says how to rerun the start jobs.
     let ran = plugin(&["env", "start", &name]).await?.success()?;
@@ -580,7 +491,7 @@ async fn plugin_env_stop_start_redeploy_delete_wait_for_the_controller() -> Resu
     ran.says(false, &[&format!("kubectl lifecycle env redeploy {name}")])?;
 
     // redeploy
-    let before = run_names(runs(&client, &name, "hook", "start").await?);
+    let before = names(&runs(&client, &name, "hook", "start").await?);
     let ran = plugin_within(WAITING, &["env", "redeploy", &name, "--wait", "--timeout", WAIT_FLAG]).await?.success()?;
     ran.says(
         true,
@@ -592,7 +503,7 @@ async fn plugin_env_stop_start_redeploy_delete_wait_for_the_controller() -> Resu
     ensure!(label(&n, LABEL_STATE).as_deref() == Some("started"), "state label: {:?}", n.labels());
     let starts = runs(&client, &name, "hook", "start").await?;
     let new: Vec<&Job> = starts.iter().filter(|j| !before.contains(&j.name_any())).collect();
-    ensure!(new.len() == 1 && complete(new[0]), "one new, completed start run: {:?}", run_names(starts.clone()));
+    ensure!(new.len() == 1 && complete(new[0]), "one new, completed start run: {:?}", names(&starts));
 
     // delete: watch for the delete run meanwhile, since the namespace (and the run) go at the end.
     let seen_delete_runs = std::sync::Arc::new(Mutex::new(BTreeSet::new()));
@@ -633,14 +544,14 @@ async fn plugin_run_forces_a_run_and_prints_its_log_and_refuses_what_cannot_run(
     let client = client().await?;
     let ns = environment(&client, "plugin-run").await?;
     let name = ns.name().to_string();
-    ns.create(&lifecycle_job("seed", "start", "echo ran")).await?;
+    ns.create(&lifecycle_job("seed", "start", "echo ran", false)).await?;
     // A plain Job, kept suspended: it never runs, and it is no lifecycle job.
-    let mut plain = lifecycle_job("plain", "start", "true");
+    let mut plain = lifecycle_job("plain", "start", "true", false);
     plain.metadata.annotations = None;
     plain.spec.as_mut().unwrap().suspend = Some(true);
     ns.create(&plain).await?;
-    wait_runs_complete(&client, &name, "seed", "start", 1).await?;
-    let before: BTreeSet<String> = runs(&client, &name, "seed", "start").await?.iter().map(|j| j.name_any()).collect();
+    wait_runs_complete(&client, &name, "seed", "start", Runs::AtLeast(1), TIMEOUT).await?;
+    let before = names(&runs(&client, &name, "seed", "start").await?);
 
     // run --wait --logs: the run's log line, then the agent's section, then the verdict.
     let ran =
@@ -809,7 +720,7 @@ async fn plugin_clone_copies_a_lifecycle_job_and_reports_what_was_not_copied() -
     })))
     .await?;
     // A lifecycle job on stop only: it does not run while the environments are started.
-    let mut seed = lifecycle_job("seed", "stop", "echo ran");
+    let mut seed = lifecycle_job("seed", "stop", "echo ran", false);
     seed.metadata.annotations.get_or_insert_default().insert(ANNOTATION_JOB_ID.into(), "zf138d9c8".into());
     seed.metadata.labels = Some([("app".to_string(), "shop".to_string())].into());
     seed.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].env = Some(vec![obj(json!({

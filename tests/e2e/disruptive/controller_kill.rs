@@ -18,18 +18,19 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client, ResourceExt};
-use lifecycle_contract::names::{
-    ANNOTATION_LAST_RUNS, ANNOTATION_ON, ANNOTATION_STATUS, ANNOTATION_TRANSITION, LABEL_ENVIRONMENT, LABEL_EVENT, LABEL_JOB,
-    LABEL_STATE, SYSTEM_NAMESPACE,
+use lifecycle_contract::names::{ANNOTATION_LAST_RUNS, SYSTEM_NAMESPACE};
+use lifecycle_e2e::lifecycle::{
+    Runs, annotate, condition, environment, lifecycle_job, live_and_ready, names, runs, set_state, small_deployment,
+    wait_runs_complete, wait_status, wanted_replicas,
 };
-use lifecycle_e2e::{BUSYBOX, TIMEOUT, TestNamespace, client, obj, wait_for_deployment_available, wait_until};
+use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, obj, wait_for_deployment_available, wait_until};
 use serde_json::{Value, json};
 
 /// The controller's Lease and the server's Deployment.
@@ -41,28 +42,6 @@ const SERVER_SELECTOR: &str = "app.kubernetes.io/name=lifecycle-webhook";
 const TRANSITION: Duration = Duration::from_secs(300);
 
 // --- objects ------------------------------------------------------------------------------------
-
-fn template(name: &str, on: &str, script: &str, annotations: &[(&str, &str)]) -> Job {
-    let mut all = json!({ANNOTATION_ON: on});
-    for (k, v) in annotations {
-        all[*k] = json!(v);
-    }
-    obj(json!({
-        "metadata": {"name": name, "annotations": all},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 1,
-                "containers": [{
-                    "name": "main", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", script],
-                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
-                }]
-            }}
-        }
-    }))
-}
 
 /// A plain Pod (never scaled by the controller) serving `/open` on port 8080
 /// behind Service `gate`: while it exists, the gate is open.
@@ -86,90 +65,17 @@ fn gate_service() -> Service {
 }
 
 fn workload(name: &str) -> Deployment {
-    obj(json!({
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                    "name": "app", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sleep", "3600"],
-                    "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}}
-                }]}
-            }
-        }
-    }))
+    small_deployment(name, 1, &["sleep", "3600"])
 }
 
 // --- reading the cluster ------------------------------------------------------------------------
 
-fn condition(job: &Job, kind: &str) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == kind && c.status == "True"))
-}
-
-fn names(jobs: &[Job]) -> BTreeSet<String> {
-    jobs.iter().map(|j| j.name_any()).collect()
-}
-
-async fn runs(client: &Client, ns: &str, template: &str, event: &str) -> Result<Vec<Job>> {
-    let api: Api<Job> = Api::namespaced(client.clone(), ns);
-    let selector = format!("{LABEL_JOB}={template},{LABEL_EVENT}={event}");
-    Ok(api.list(&ListParams::default().labels(&selector)).await?.items)
-}
-
-/// Waits until `template` has exactly `count` runs of `event`, all complete;
-/// more runs, or a failed one, end the wait at once.
-async fn wait_runs_complete(client: &Client, ns: &str, template: &str, event: &str, count: usize) -> Result<Vec<Job>> {
-    wait_until(&format!("{count} {event} run(s) of {ns}/{template} completed"), TRANSITION, || async {
-        let list = runs(client, ns, template, event).await?;
-        if let Some(bad) = list.iter().find(|j| condition(j, "Failed")) {
-            bail!("run {} failed: {:?}", bad.name_any(), bad.status);
-        }
-        ensure!(list.len() <= count, "more than {count} {event} runs of {template}: {:?}", names(&list));
-        Ok((list.len() == count && list.iter().all(|j| condition(j, "Complete"))).then_some(list))
-    })
-    .await
-}
-
-/// Waits until the environment is at rest in `state` (no transition in
-/// flight, status starting with the state, nothing running).
-async fn wait_status(client: &Client, ns: &str, state: &str) -> Result<String> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    wait_until(&format!("namespace {ns} has status {state}"), TRANSITION, || async {
-        let n = api.get(ns).await?;
-        let status = n.annotations().get(ANNOTATION_STATUS).cloned().unwrap_or_default();
-        let at_rest = !n.annotations().contains_key(ANNOTATION_TRANSITION);
-        Ok((at_rest && status.starts_with(state) && !status.contains("running")).then_some(status))
-    })
-    .await
-}
-
-async fn set_state(client: &Client, ns: &str, state: &str) -> Result<()> {
-    let patch = json!({"metadata": {"labels": {LABEL_STATE: state}}});
-    Api::<Namespace>::all(client.clone()).patch(ns, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    Ok(())
-}
-
 async fn replicas(client: &Client, ns: &str, name: &str) -> Result<i32> {
     let d = Api::<Deployment>::namespaced(client.clone(), ns).get(name).await?;
-    Ok(d.spec.and_then(|s| s.replicas).unwrap_or(1))
+    Ok(wanted_replicas(&d))
 }
 
 // --- the server ---------------------------------------------------------------------------------
-
-fn ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
 
 /// Waits until the server Deployment is fully available again (every replica
 /// ready, none of them a killed pod) and one of its live pods holds the Lease;
@@ -181,7 +87,7 @@ async fn wait_server_ready(client: &Client, killed: &BTreeSet<String>) -> Result
     let wanted = deployment.spec.and_then(|s| s.replicas).unwrap_or(1) as usize;
     wait_until("the server is fully available and a live replica leads", Duration::from_secs(180), || async {
         let all = pods.list(&ListParams::default().labels(SERVER_SELECTOR)).await?.items;
-        let live: BTreeSet<String> = all.iter().filter(|p| ready(p)).map(|p| p.name_any()).collect();
+        let live: BTreeSet<String> = all.iter().filter(|p| live_and_ready(p)).map(|p| p.name_any()).collect();
         if live.len() != wanted || all.len() != wanted || live.iter().any(|p| killed.contains(p)) {
             return Ok(None);
         }
@@ -211,7 +117,7 @@ async fn kill_leader(client: &Client, leader: &str, moment: &str, killed: &mut B
 #[tokio::test]
 async fn controller_killed_during_stop_and_start_runs_each_template_once_per_event_and_finishes() -> Result<()> {
     let client = client().await?;
-    let ns = TestNamespace::with_labels(&client, "lc-kill", &[(LABEL_ENVIRONMENT, "")]).await?;
+    let ns = environment(&client, "lc-kill").await?;
     let name = ns.name().to_string();
     let mut killed = BTreeSet::new();
 
@@ -221,13 +127,13 @@ async fn controller_killed_during_stop_and_start_runs_each_template_once_per_eve
     ns.create(&gate_service()).await?;
     ns.create(&gate_pod()).await?;
     ns.create(&workload("app")).await?;
-    ns.create(&template("alpha", "start,stop", "sleep 2; echo alpha", &[])).await?;
+    ns.create(&lifecycle_job("alpha", "start,stop", "sleep 2; echo alpha", false)).await?;
     let beta_start = serde_json::to_string(&["sh", "-c", gate_wait])?;
-    ns.create(&template("beta", "start,stop", "sleep 4; echo beta", &[("lifecycle-jobs.dev/on-start-command", &beta_start)]))
-        .await?;
-    wait_runs_complete(&client, &name, "alpha", "start", 1).await?;
-    wait_runs_complete(&client, &name, "beta", "start", 1).await?;
-    wait_status(&client, &name, "started").await?;
+    let beta = lifecycle_job("beta", "start,stop", "sleep 4; echo beta", false);
+    ns.create(&annotate(beta, &[("lifecycle-jobs.dev/on-start-command", &beta_start)])).await?;
+    wait_runs_complete(&client, &name, "alpha", "start", Runs::Exactly(1), TRANSITION).await?;
+    wait_runs_complete(&client, &name, "beta", "start", Runs::Exactly(1), TRANSITION).await?;
+    wait_status(&client, &name, "started", TRANSITION).await?;
     wait_for_deployment_available(&client, &name, "app", TIMEOUT).await?;
     let gate = ns.api::<Pod>();
     gate.delete("gate", &DeleteParams::default()).await?;
@@ -244,10 +150,10 @@ async fn controller_killed_during_stop_and_start_runs_each_template_once_per_eve
     .await?;
     kill_leader(&client, &leader, "during the stop runs", &mut killed).await?;
     wait_server_ready(&client, &killed).await?;
-    let status = wait_status(&client, &name, "stopped").await?;
+    let status = wait_status(&client, &name, "stopped", TRANSITION).await?;
     ensure!(replicas(&client, &name, "app").await? == 0, "the stop scaled app to zero (status {status})");
-    wait_runs_complete(&client, &name, "alpha", "stop", 1).await?;
-    wait_runs_complete(&client, &name, "beta", "stop", 1).await?;
+    wait_runs_complete(&client, &name, "alpha", "stop", Runs::Exactly(1), TRANSITION).await?;
+    wait_runs_complete(&client, &name, "beta", "stop", Runs::Exactly(1), TRANSITION).await?;
 
     // --- start, kill 2: the moment it is requested.
     let leader = wait_server_ready(&client, &killed).await?;
@@ -273,7 +179,7 @@ async fn controller_killed_during_stop_and_start_runs_each_template_once_per_eve
 
     // Open the gate: the start finishes.
     ns.create(&gate_pod()).await?;
-    let status = wait_status(&client, &name, "started").await?;
+    let status = wait_status(&client, &name, "started", TRANSITION).await?;
     wait_until("app is scaled back to 1", TRANSITION, || async {
         Ok((replicas(&client, &name, "app").await? == 1).then_some(()))
     })
@@ -283,8 +189,8 @@ async fn controller_killed_during_stop_and_start_runs_each_template_once_per_eve
     // Exactly one run per template per event occurrence: the initial start,
     // the stop, the second start.
     for t in ["alpha", "beta"] {
-        let starts = wait_runs_complete(&client, &name, t, "start", 2).await?;
-        let stops = wait_runs_complete(&client, &name, t, "stop", 1).await?;
+        let starts = wait_runs_complete(&client, &name, t, "start", Runs::Exactly(2), TRANSITION).await?;
+        let stops = wait_runs_complete(&client, &name, t, "stop", Runs::Exactly(1), TRANSITION).await?;
         let job = ns.api::<Job>().get(t).await?;
         let records: Value = serde_json::from_str(job.annotations().get(ANNOTATION_LAST_RUNS).context("last-runs")?)?;
         ensure!(records["start"]["result"] == "succeeded" && records["stop"]["result"] == "succeeded", "{t}: {records}");

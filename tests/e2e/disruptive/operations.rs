@@ -26,15 +26,14 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
 use lifecycle_contract::JobId;
-use lifecycle_contract::names::{
-    ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_CAPTURE, LABEL_ENVIRONMENT, OUTPUTS_OBJECT, SYSTEM_NAMESPACE, agent_env, injected,
-};
+use lifecycle_contract::names::{ANNOTATION_ON, LABEL_CAPTURE, OUTPUTS_OBJECT, SYSTEM_NAMESPACE, agent_env, injected};
+use lifecycle_e2e::lifecycle::{self, environment, live_and_ready, published_config, wanted_replicas};
 use lifecycle_e2e::{
     BUSYBOX, TIMEOUT, TestNamespace, busybox_job, client, exec, job_pods, kubeconfig_path, obj, pod_logs, unique_suffix,
     wait_for_deployment_available, wait_for_job_complete, wait_for_pod_running, wait_until,
@@ -134,44 +133,24 @@ fn unix_time() -> String {
 
 // --- environments, jobs, outputs ---------------------------------------------------------
 
-async fn environment(client: &Client, prefix: &str) -> Result<TestNamespace> {
-    TestNamespace::with_labels(client, prefix, &[(LABEL_ENVIRONMENT, "")]).await
-}
-
 /// A Job (JOBID `job_id`) whose container runs `script` and then writes `content`
-/// as its output file. Pod grace period: the default 30 s, for the agent.
+/// as its output file, ended after 600 s at most. Pod grace period: the default
+/// 30 s, for the agent.
 fn output_job(name: &str, job_id: &str, script: &str, content: &str) -> Job {
-    obj(json!({
-        "metadata": {"name": name, "annotations": {ANNOTATION_JOB_ID: job_id}},
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": 600,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{
-                    "name": "main", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", format!("{script}; printf '%s' \"$OUT\" > /qovery-output/qovery-output.json")],
-                    "env": [{"name": "OUT", "value": content}]
-                }]
-            }}
-        }
-    }))
-}
-
-/// The environment's non-sensitive published variables.
-async fn published(ns: &TestNamespace) -> Result<BTreeMap<String, String>> {
-    Ok(ns.api::<ConfigMap>().get_opt(OUTPUTS_OBJECT).await?.and_then(|c| c.data).unwrap_or_default())
+    let mut job = lifecycle::output_job(name, Some(job_id), Some(script), content);
+    job.spec.as_mut().unwrap().active_deadline_seconds = Some(600);
+    job
 }
 
 /// Waits until every `(variable, value)` is published in the environment.
 async fn wait_published(ns: &TestNamespace, want: &[(String, String)], timeout: Duration) -> Result<()> {
     let result = wait_until("every output is published", timeout, || async {
-        let cm = published(ns).await?;
+        let cm = published_config(ns).await?;
         Ok(want.iter().all(|(k, v)| cm.get(k) == Some(v)).then_some(()))
     })
     .await;
     if result.is_err() {
-        let cm = published(ns).await.unwrap_or_default();
+        let cm = published_config(ns).await.unwrap_or_default();
         let missing: Vec<&String> = want.iter().filter(|(k, v)| cm.get(k) != Some(v)).map(|(k, _)| k).collect();
         bail!("outputs not published within {timeout:?}: missing {missing:?}; published: {cm:?}");
     }
@@ -229,14 +208,7 @@ async fn wait_server_settled(client: &Client, timeout: Duration) -> Result<Vec<P
         let pods = pods.clone();
         async move {
             let list = pods.list(&ListParams::default().labels(SERVER_PODS)).await?.items;
-            let ready = |p: &Pod| {
-                p.metadata.deletion_timestamp.is_none()
-                    && p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            };
-            Ok((list.len() == 2 && list.iter().all(ready)).then_some(list))
+            Ok((list.len() == 2 && list.iter().all(live_and_ready)).then_some(list))
         }
     })
     .await
@@ -245,7 +217,7 @@ async fn wait_server_settled(client: &Client, timeout: Duration) -> Result<Vec<P
 /// Whether the server's Deployment has all its wanted replicas updated and available.
 async fn server_available_now(client: &Client) -> Result<bool> {
     let d = system_api::<Deployment>(client).get(SERVER).await?;
-    let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let wanted = wanted_replicas(&d);
     let status = d.status.unwrap_or_default();
     Ok(status.observed_generation >= d.metadata.generation
         && status.updated_replicas == Some(wanted)

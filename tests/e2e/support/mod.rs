@@ -24,6 +24,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+pub mod lifecycle;
+
 /// The busybox image every cluster-up imports (`busybox:local`, never pulled).
 pub const BUSYBOX: &str = "busybox:local";
 
@@ -186,25 +188,30 @@ impl Drop for TestNamespace {
         // Drop cannot await, and the test's runtime may be single-threaded and
         // busy dropping us: delete from a thread with a runtime and a client of
         // its own (a client is bound to the runtime that made it).
-        let name = self.name.clone();
-        let result = std::thread::spawn(move || -> Result<()> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(async {
-                let client = client().await?;
-                match Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                    Err(e) => Err(e.into()),
-                }
-            })
-        })
-        .join();
-        match result {
+        match delete_namespace_blocking(&self.name) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("could not delete namespace {}: {e:#}", self.name),
             Err(_) => eprintln!("could not delete namespace {}: the cleanup thread panicked", self.name),
         }
     }
+}
+
+/// Deletes namespace `name` (in the background; already gone is fine) from a
+/// thread with a runtime and a client of its own, for `Drop`, which cannot await.
+pub fn delete_namespace_blocking(name: &str) -> std::thread::Result<Result<()>> {
+    let name = name.to_string();
+    std::thread::spawn(move || -> Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let client = client().await?;
+            match Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+    })
+    .join()
 }
 
 // --- waiting --------------------------------------------------------------------------
