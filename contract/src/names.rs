@@ -49,6 +49,14 @@ pub const ANNOTATION_REPLICAS_BEFORE_STOP: &str = "lifecycle-jobs.dev/replicas-b
 /// Finalizer on every lifecycle template: its outputs' keys are removed before it goes.
 pub const FINALIZER_OUTPUTS_CLEANUP: &str = "lifecycle-jobs.dev/outputs-cleanup";
 
+/// Whether an opt-out annotation (`capture-output`, `inject-outputs`) says
+/// `"false"`: case-insensitive, surrounding spaces ignored. Admission, the job
+/// index and the outputs API all decide through this one function, so they
+/// never disagree about whether a Job captures its outputs.
+pub fn opts_out(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+}
+
 /// Pod template label of a captured Job; value = JOBID.
 pub const LABEL_CAPTURE: &str = "lifecycle-jobs.dev/capture";
 /// Run Job label: the template's name.
@@ -136,3 +144,18 @@ pub const OUTPUTS_API_PATH: &str = "/v1/outputs";
 /// Header an agent sets instead of a body when it could not read the output file safely;
 /// value: a one-line reason (never file content).
 pub const AGENT_ERROR_HEADER: &str = "lifecycle-agent-error";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opt_out_is_false_in_any_case_with_spaces() {
+        for v in ["false", "False", " FALSE "] {
+            assert!(opts_out(Some(v)), "{v:?}");
+        }
+        for v in [None, Some("true"), Some(""), Some("no"), Some("0")] {
+            assert!(!opts_out(v), "{v:?}");
+        }
+    }
+}

@@ -11,7 +11,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, ResourceExt};
 use lifecycle_contract::JobId;
-use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_RUN};
+use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_RUN, opts_out};
 use tokio::sync::watch;
 
 /// One Job that owns a JOBID.
@@ -65,7 +65,7 @@ pub struct JobIndex {
 /// opted out of capture, or a run (a run counts as its template).
 pub fn claimed_job_id(meta: &kube::core::ObjectMeta, name: &str) -> Option<JobId> {
     let ann = meta.annotations.as_ref();
-    if ann.and_then(|a| a.get(ANNOTATION_CAPTURE_OUTPUT)).is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+    if opts_out(ann.and_then(|a| a.get(ANNOTATION_CAPTURE_OUTPUT)).map(String::as_str)) {
         return None;
     }
     if meta.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)) {

@@ -15,7 +15,7 @@ use crate::index::JobIndex;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::tls::{CertFiles, CertStore};
-use crate::{admission, certs, controller, outputs};
+use crate::{admission, certs, controller, outputs, tls};
 
 /// Largest request body on the TLS port: an AdmissionReview carries the object
 /// twice at most (object and oldObject); an output file is at most 1 MiB.
@@ -117,5 +117,3 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-use crate::tls;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use lifecycle_contract::names::{
     ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_CAPTURE,
-    LABEL_RUN, annotation_on_args, annotation_on_command,
+    LABEL_RUN, annotation_on_args, annotation_on_command, opts_out,
 };
 use lifecycle_contract::{Event, JobId};
 
@@ -137,7 +137,7 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
         default_resources(&job, settings, &mut ops);
     }
 
-    let opted_out = ann.get(ANNOTATION_CAPTURE_OUTPUT).is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    let opted_out = opts_out(ann.get(ANNOTATION_CAPTURE_OUTPUT).map(|v| v.as_ref()));
     if opted_out {
         // Nobody may claim a JOBID through a hand-set label on an opted-out Job.
         if template_labels.is_some_and(|l| l.contains_key(LABEL_CAPTURE)) {

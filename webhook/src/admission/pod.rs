@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::{
-    ANNOTATION_INJECT_OUTPUTS, LABEL_CAPTURE, OUTPUT_DIR, OUTPUTS_OBJECT, TOKEN_AUDIENCE, agent_env, injected,
+    ANNOTATION_INJECT_OUTPUTS, LABEL_CAPTURE, OUTPUT_DIR, OUTPUTS_OBJECT, TOKEN_AUDIENCE, agent_env, injected, opts_out,
 };
 
 use super::review::{Op, Request, Verdict};
@@ -124,7 +124,7 @@ pub fn mutate(raw: &str, settings: &PodSettings<'_>) -> Verdict {
     };
     let mut ops = Vec::new();
     let mut warnings = Vec::new();
-    let inject = pod.metadata.annotations.get(ANNOTATION_INJECT_OUTPUTS).is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    let inject = !opts_out(pod.metadata.annotations.get(ANNOTATION_INJECT_OUTPUTS).map(|v| v.as_ref()));
     let capture = pod.metadata.labels.get(LABEL_CAPTURE).map(|v| v.as_ref());
 
     if inject {

@@ -16,6 +16,7 @@ use kube::{Api, Client};
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::{
     ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_CAPTURE, LABEL_ENVIRONMENT, LABEL_JOB, LABEL_RUN, TOKEN_AUDIENCE,
+    opts_out,
 };
 
 use super::error::{Error, is_transient};
@@ -216,7 +217,7 @@ pub fn check_job(job: &Job, owner: &Owner, namespace: &str) -> Result<JobId, Err
         )));
     }
     let ann = job.metadata.annotations.as_ref();
-    if ann.and_then(|a| a.get(ANNOTATION_CAPTURE_OUTPUT)).is_some_and(|v| v.trim().eq_ignore_ascii_case("false")) {
+    if opts_out(ann.and_then(|a| a.get(ANNOTATION_CAPTURE_OUTPUT)).map(String::as_str)) {
         return Err(Error::Forbidden(format!(
             "Job {namespace}/{name} opted out of output capture ({ANNOTATION_CAPTURE_OUTPUT}: \"false\"): remove that annotation to publish outputs"
         )));
