@@ -111,7 +111,7 @@ build_product_binaries() {
   # applies to the target only, so build scripts and proc macros stay dynamic.
   # The path remaps keep the build machine's paths out of the binaries.
   (cd "$REPO" && RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$REPO=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
-    cargo build --release --locked --target "$RUST_TARGET" "${pkgs[@]}")
+    cargo build --release --locked --target "$RUST_TARGET" --target-dir "$REPO/target" "${pkgs[@]}")
 }
 
 product_image() { # binary name
