@@ -652,9 +652,8 @@ impl<'a> Planner<'a> {
                 // The templates that already ran for it are done and do not run again.
                 // After a failed start, new templates wait for the next one.
                 if let Some(o) = observed.filter(|o| o.state == Some(WantedState::Started)) {
-                    let start_failed = s
-                        .live()
-                        .any(|t| t.records.ran_env(Event::Start, o.seq).is_some_and(|r| r.result == RunResult::Failed));
+                    let start_failed =
+                        s.live().any(|t| t.records.ran_env(Event::Start, o.seq).is_some_and(|r| r.result == RunResult::Failed));
                     let new = s.live().any(|t| {
                         t.runs_on(Event::Start) && !t.records.in_flight() && t.records.ran_env(Event::Start, o.seq).is_none()
                     });

@@ -410,9 +410,13 @@ impl Cluster for KubeCluster {
     }
 
     async fn report_namespace(&self, ns: &str, uid: &str, report: &NsReport) {
-        tracing::warn!(namespace = ns, "{}", match report {
-            NsReport::StartFailed { message } => message,
-        });
+        tracing::warn!(
+            namespace = ns,
+            "{}",
+            match report {
+                NsReport::StartFailed { message } => message,
+            }
+        );
         self.publish_on_namespace(ns, uid, ns_event_of(report)).await;
     }
 }

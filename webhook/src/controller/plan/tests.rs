@@ -205,7 +205,10 @@ fn a_new_start_template_in_a_started_environment_runs_for_the_current_start() {
     // ...and only the new template runs in it.
     let resumed = namespace(
         &[],
-        &[(ANNOTATION_OBSERVED, r#"{"seq":4,"state":"started"}"#), (ANNOTATION_TRANSITION, r#"{"seq":4,"event":"start","phase":"runs"}"#)],
+        &[
+            (ANNOTATION_OBSERVED, r#"{"seq":4,"state":"started"}"#),
+            (ANNOTATION_TRANSITION, r#"{"seq":4,"event":"start","phase":"runs"}"#),
+        ],
     );
     let p = plan(&Snapshot::new(&resumed, vec![old, new, stop_only]), NOW);
     let steps = template_steps(&p);
@@ -392,7 +395,8 @@ fn created(p: &Plan) -> Vec<String> {
 #[test]
 fn start_runs_go_stage_by_stage_ascending() {
     let ns = starting(1, &[]);
-    let (d, b, c, a) = (template("d", "start", &[]), staged("b", "start", "1"), staged("c", "start,stop", "1"), staged("a", "start", "2"));
+    let (d, b, c, a) =
+        (template("d", "start", &[]), staged("b", "start", "1"), staged("c", "start,stop", "1"), staged("a", "start", "2"));
     // Stage 0 (no annotation) first, alone.
     let p = plan(&Snapshot::new(&ns, vec![a.clone(), b.clone(), c.clone(), d.clone()]), NOW);
     assert_eq!(created(&p), vec!["d"]);
@@ -466,7 +470,9 @@ fn a_failed_start_stage_holds_the_start_until_a_new_event() {
     assert_eq!(transition.failed, Some(StartFailure { stage: 1, jobs: vec!["seed".into()], reason: None }));
     assert_eq!(transition.phase, Phase::Runs);
     assert!(transition.gates_pods(OnStartFailure::Hold));
-    assert!(p.status.starts_with("start failed at stage 1 of 2: job seed failed; the later stages do not run; gated pods stay gated"));
+    assert!(
+        p.status.starts_with("start failed at stage 1 of 2: job seed failed; the later stages do not run; gated pods stay gated")
+    );
     assert!(p.status.contains("kubectl lifecycle env redeploy env1"), "{}", p.status);
     assert!(matches!(&p.ns_reports[..], [NsReport::StartFailed { message }] if *message == p.status));
 
@@ -502,7 +508,10 @@ fn a_failed_start_stage_holds_the_start_until_a_new_event() {
 #[test]
 fn after_a_failed_start_new_start_templates_wait_for_the_next_start() {
     let ns = namespace(&[], &[(ANNOTATION_OBSERVED, r#"{"seq":3,"state":"started"}"#), (ANNOTATION_STATUS, "x")]);
-    let p = plan(&Snapshot::new(&ns, vec![ran(template("seed", "start", &[]), "start", 3, "failed"), template("new", "start", &[])]), NOW);
+    let p = plan(
+        &Snapshot::new(&ns, vec![ran(template("seed", "start", &[]), "start", 3, "failed"), template("new", "start", &[])]),
+        NOW,
+    );
     assert!(ns_steps(&p).iter().all(|s| matches!(s, NsStep::Status(_))), "{:?}", p.steps);
 }
 

@@ -453,9 +453,14 @@ fn records_of(mem: &Mem) -> Vec<LastRuns> {
 /// exactly those of a life without crashes.
 #[tokio::test(flavor = "multi_thread")]
 async fn crashes_at_any_call_create_no_duplicate_and_miss_nothing() {
-    let status = crash_everywhere(|mem| Box::pin(life(mem)), expected_runs(), records_of, |mem, when| {
-        assert_eq!(mem.replicas("web"), (Some(3), None), "{when}");
-    })
+    let status = crash_everywhere(
+        |mem| Box::pin(life(mem)),
+        expected_runs(),
+        records_of,
+        |mem, when| {
+            assert_eq!(mem.replicas("web"), (Some(3), None), "{when}");
+        },
+    )
     .await;
     assert_eq!(status.as_deref(), Some("deleting: deleting the namespace"));
 }
