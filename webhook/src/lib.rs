@@ -10,6 +10,7 @@ pub mod admission;
 pub mod certs;
 pub mod config;
 pub mod controller;
+pub mod env_index;
 pub mod index;
 pub mod metrics;
 pub mod outputs;

@@ -11,6 +11,7 @@
 //! See `plan.rs` for the exactly-once argument, the queue and the failure semantics.
 
 pub mod decide;
+pub mod gate;
 pub mod keys;
 pub mod leader;
 pub mod model;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -33,7 +34,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB};
+use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_GATED, LABEL_JOB};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::state::AppState;
@@ -120,12 +121,20 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
     let client = state.client.clone();
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let env_ctx = Arc::new(EnvCtx { cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() } });
+    let env_ctx = Arc::new(EnvCtx {
+        cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone(), told: Default::default() },
+    });
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
     let environments =
         Controller::new(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(LABEL_ENVIRONMENT))
             .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), watcher::Config::default(), job_to_env)
+            // Gated pods: a pod gated just after its environment stopped gating is released at once.
+            .watches(
+                Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+                watcher::Config::default().labels(LABEL_GATED),
+                |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
+            )
             .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
             .run(reconcile, error_policy, env_ctx)
             .for_each(|r| {

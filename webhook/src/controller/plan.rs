@@ -56,11 +56,12 @@ use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::Event;
 use lifecycle_contract::names::{
     ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE, ANNOTATION_STAGE, ANNOTATION_STATUS,
-    LABEL_RUN, LABEL_STATE,
+    LABEL_RUN, LABEL_STATE, SCHEDULING_GATE_START_JOBS,
 };
 use lifecycle_contract::transition::parse_stage;
 
 use super::decide::{Decision, decide, taken};
+use super::gate::{GatedPod, gates_pods};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP};
 use super::model::{
     LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, RunRecord, RunResult, Slot, StartFailure, Transition, Wanted,
@@ -78,6 +79,8 @@ pub struct Snapshot {
     pub templates: Vec<Template>,
     /// Every Job of the namespace, by name.
     pub jobs: BTreeMap<String, Job>,
+    /// Pods carrying the start-jobs gate label (filled in by the caller).
+    pub gated: Vec<GatedPod>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +94,8 @@ pub struct NsView {
     pub status: Option<String>,
     /// Annotation `on-start-failure` (an unreadable one counts as `hold`).
     pub on_start_failure: OnStartFailure,
+    /// Pods admitted now are gated ([`gates_pods`]).
+    pub gating: bool,
     /// Unreadable controller annotations (logged; they count as absent).
     pub problems: Vec<String>,
 }
@@ -152,6 +157,7 @@ impl Snapshot {
             transition,
             status: annotation(meta, ANNOTATION_STATUS).map(str::to_string),
             on_start_failure,
+            gating: gates_pods(meta),
             problems,
         };
 
@@ -194,7 +200,7 @@ impl Snapshot {
             }
         }
         templates.sort_by(|a, b| a.name.cmp(&b.name));
-        Snapshot { ns: view, templates, jobs: by_name }
+        Snapshot { ns: view, templates, jobs: by_name, gated: Vec::new() }
     }
 
     fn live(&self) -> impl Iterator<Item = &Template> {
@@ -297,6 +303,8 @@ pub enum NsStep {
 pub enum Step {
     Template(Box<TemplateStep>),
     Namespace(NsStep),
+    /// Remove the start-jobs gate from these pods: the environment no longer gates.
+    Release(Vec<GatedPod>),
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +316,8 @@ pub struct Plan {
     pub busy: bool,
     /// Sent once the namespace step succeeded.
     pub ns_reports: Vec<NsReport>,
+    /// Why the gated pods wait, when they do (an Event on each).
+    pub gated_note: Option<String>,
 }
 
 struct Planner<'a> {
@@ -757,7 +767,7 @@ pub fn plan(s: &Snapshot, now: &str) -> Plan {
     if !p.templates.is_empty() {
         // Records first; the next plan sees them.
         let steps = p.templates.into_values().map(|t| Step::Template(Box::new(t))).collect();
-        return Plan { steps, status: current, busy: true, ns_reports: Vec::new() };
+        return Plan { steps, status: current, busy: true, ns_reports: Vec::new(), gated_note: gated_note(s) };
     }
 
     let (status, busy) = match &s.ns.transition {
@@ -773,7 +783,42 @@ pub fn plan(s: &Snapshot, now: &str) -> Plan {
     if steps.is_empty() && status != current {
         steps.push(Step::Namespace(NsStep::Status(status.clone())));
     }
-    Plan { steps, status, busy, ns_reports: p.ns_reports }
+    if !s.ns.gating && !s.gated.is_empty() {
+        steps.push(Step::Release(s.gated.clone()));
+    }
+    Plan { steps, status, busy, ns_reports: p.ns_reports, gated_note: gated_note(s) }
+}
+
+/// Why the environment's gated pods wait: the start jobs they wait for.
+fn gated_note(s: &Snapshot) -> Option<String> {
+    if !s.ns.gating || s.gated.is_empty() {
+        return None;
+    }
+    let ns = &s.ns.name;
+    if let Some(f) = s.ns.transition.as_ref().and_then(|t| t.failed.as_ref()) {
+        return Some(format!(
+            "waits for the start jobs of environment {ns}, and the start failed ({} failed): it stays gated until a new \
+             start (kubectl lifecycle env redeploy {ns}) or annotation {ANNOTATION_ON_START_FAILURE}=release on the namespace",
+            f.jobs.join(", ")
+        ));
+    }
+    let seq = s.ns.transition.as_ref().map(|t| t.seq);
+    let mut waiting: Vec<(i32, &str)> = s
+        .live()
+        .filter(|t| t.runs_on(Event::Start))
+        .filter(|t| seq.is_none_or(|seq| t.records.ran_env(Event::Start, seq).is_none_or(|r| r.result.in_flight())))
+        .map(|t| (t.stage, t.name.as_str()))
+        .collect();
+    waiting.sort();
+    let jobs = if waiting.is_empty() {
+        "none left".to_string()
+    } else {
+        waiting.iter().map(|(stage, name)| format!("{name} (stage {stage})")).collect::<Vec<_>>().join(", ")
+    };
+    Some(format!(
+        "waits for the start jobs of environment {ns} ({SCHEDULING_GATE_START_JOBS} gate): {jobs}; it is released when the \
+         start's runs have ended, and starts with their outputs"
+    ))
 }
 
 #[cfg(test)]

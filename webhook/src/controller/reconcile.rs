@@ -7,12 +7,14 @@ use std::future::Future;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
-use lifecycle_contract::names::{ANNOTATION_FORCE_RUN, ANNOTATION_STATUS, LABEL_ENVIRONMENT};
+use lifecycle_contract::names::{ANNOTATION_FORCE_RUN, ANNOTATION_STATUS, LABEL_ENVIRONMENT, LABEL_GATED};
 use serde_json::{Value, json};
 
+use super::gate::{GatedPod, release_patch};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_TRANSITION};
 use super::model::{Outcome, RunRecord, RunResult, Transition, truncate};
 use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
@@ -92,6 +94,12 @@ pub trait Cluster: Sync {
     fn report(&self, template: &TemplateRef, report: &Report) -> impl Future<Output = ()> + Send;
     /// Events on the namespace; never fails.
     fn report_namespace(&self, ns: &str, uid: &str, report: &NsReport) -> impl Future<Output = ()> + Send;
+    /// The pods carrying the start-jobs gate label.
+    fn list_gated_pods(&self, ns: &str) -> impl Future<Output = Result<Vec<GatedPod>, Error>> + Send;
+    /// Removes the start-jobs gate and its label from a pod (a pod gone is fine).
+    fn release_pod(&self, ns: &str, pod: &GatedPod) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Tells gated pods why they wait (an Event on each, once); never fails.
+    fn tell_gated(&self, ns: &str, pods: &[GatedPod], note: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// How a reconcile ended.
@@ -112,11 +120,15 @@ pub async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> Stri
             return Ok(Done { busy: false });
         }
         let jobs = c.list_jobs(name).await?;
-        let snap = Snapshot::new(&ns, jobs);
+        let mut snap = Snapshot::new(&ns, jobs);
+        snap.gated = c.list_gated_pods(name).await?;
         for p in &snap.ns.problems {
             tracing::warn!(namespace = name, "{p}");
         }
         let plan = plan(&snap, &now());
+        if let Some(note) = &plan.gated_note {
+            c.tell_gated(name, &snap.gated, note).await;
+        }
         if plan.steps.is_empty() {
             return Ok(Done { busy: plan.busy });
         }
@@ -138,6 +150,12 @@ async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &
                 for r in reports {
                     c.report_namespace(&snap.ns.name, &snap.ns.uid, r).await;
                 }
+            }
+            Step::Release(pods) => {
+                for pod in &pods {
+                    c.release_pod(&snap.ns.name, pod).await?;
+                }
+                tracing::info!(namespace = %snap.ns.name, pods = pods.len(), "start-jobs gate removed");
             }
         }
     }
@@ -296,6 +314,9 @@ pub struct KubeCluster {
     pub client: kube::Client,
     pub recorder: Recorder,
     pub metrics: std::sync::Arc<Metrics>,
+    /// UIDs of the gated pods already told why they wait (one Event each; a
+    /// restarted controller may tell a pod twice, which is harmless).
+    pub told: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Cluster for KubeCluster {
@@ -406,6 +427,53 @@ impl Cluster for KubeCluster {
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::warn!(namespace = %t.namespace, template = %t.name, error = %e, "could not publish an Event");
+        }
+    }
+
+    async fn list_gated_pods(&self, ns: &str) -> Result<Vec<GatedPod>, Error> {
+        let lp = ListParams::default().labels(LABEL_GATED);
+        let list = Api::<PartialObjectMeta<Pod>>::namespaced(self.client.clone(), ns).list_metadata(&lp).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|p| GatedPod { name: p.metadata.name.unwrap_or_default(), uid: p.metadata.uid.unwrap_or_default() })
+            .collect())
+    }
+
+    async fn release_pod(&self, ns: &str, pod: &GatedPod) -> Result<(), Error> {
+        let api = Api::<Pod>::namespaced(self.client.clone(), ns);
+        match api.patch(&pod.name, &PatchParams::default(), &Patch::Strategic(release_patch())).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::from_kube(e)),
+        }
+        self.told.lock().expect("told lock").remove(&pod.uid);
+        Ok(())
+    }
+
+    async fn tell_gated(&self, ns: &str, pods: &[GatedPod], note: &str) {
+        for pod in pods {
+            if !self.told.lock().expect("told lock").insert(pod.uid.clone()) {
+                continue;
+            }
+            let event = KubeEvent {
+                type_: EventType::Normal,
+                reason: "WaitingForStartJobs".into(),
+                note: Some(truncate(note, 1000)),
+                action: "Gate".into(),
+                secondary: None,
+            };
+            let reference = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.name.clone()),
+                namespace: Some(ns.to_string()),
+                uid: Some(pod.uid.clone()),
+                ..Default::default()
+            };
+            if let Err(e) = self.recorder.publish(&event, &reference).await {
+                tracing::warn!(namespace = ns, pod = %pod.name, error = %e, "could not publish an Event");
+            }
         }
     }
 

@@ -52,6 +52,7 @@ fn state(client: Client) -> AppState {
         metrics: Arc::new(crate::metrics::Metrics::new()),
         certs: crate::tls::CertStore::new(),
         jobs: crate::index::JobIndex::empty(),
+        envs: crate::env_index::EnvIndex::empty(),
     }
 }
 

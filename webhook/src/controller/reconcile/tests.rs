@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::*;
+use crate::controller::gate::GatedPod;
 use crate::controller::keys::FINALIZER_OUTPUTS_CLEANUP;
 use crate::controller::model::{LastRuns, Phase, parse_json};
 
@@ -31,6 +32,17 @@ struct World {
     created: Vec<String>,
     reports: Vec<(String, Report)>,
     ns_reports: Vec<NsReport>,
+    pods: BTreeMap<String, MemPod>,
+    told: Vec<(String, String)>,
+}
+
+/// A pod as far as gates go.
+#[derive(Debug, Clone, Default)]
+struct MemPod {
+    uid: String,
+    gated: bool,
+    /// Times a release removed its gate.
+    releases: u32,
 }
 
 impl World {
@@ -160,6 +172,20 @@ impl Mem {
             job.metadata.annotations.get_or_insert_default().insert(key.into(), value.into());
             job.metadata.resource_version = Some(rv);
         });
+    }
+
+    /// Pod admission: gated when the environment gates now.
+    fn admit_pod(&self, name: &str) -> bool {
+        self.with(|w| {
+            let gated = crate::controller::gate::gates_pods(&w.ns.as_ref().unwrap().metadata);
+            w.uids += 1;
+            w.pods.insert(name.into(), MemPod { uid: format!("uid-pod-{}", w.uids), gated, releases: 0 });
+            gated
+        })
+    }
+
+    fn gated(&self, name: &str) -> bool {
+        self.with(|w| w.pods[name].gated)
     }
 
     fn add_deployment(&self, name: &str, replicas: i32) {
@@ -321,6 +347,26 @@ impl Cluster for Mem {
 
     async fn report_namespace(&self, _ns: &str, _uid: &str, report: &NsReport) {
         self.with(|w| w.ns_reports.push(report.clone()));
+    }
+
+    async fn list_gated_pods(&self, _ns: &str) -> Result<Vec<GatedPod>, Error> {
+        self.call(|w| {
+            Ok(w.pods.iter().filter(|(_, p)| p.gated).map(|(n, p)| GatedPod { name: n.clone(), uid: p.uid.clone() }).collect())
+        })
+    }
+
+    async fn release_pod(&self, _ns: &str, pod: &GatedPod) -> Result<(), Error> {
+        self.call(|w| {
+            if let Some(p) = w.pods.get_mut(&pod.name).filter(|p| p.gated) {
+                p.gated = false;
+                p.releases += 1;
+            }
+            Ok(())
+        })
+    }
+
+    async fn tell_gated(&self, _ns: &str, pods: &[GatedPod], note: &str) {
+        self.with(|w| w.told.extend(pods.iter().map(|p| (p.name.clone(), note.to_string()))));
     }
 }
 
@@ -523,8 +569,13 @@ async fn staged_life(mem: &Mem) {
     mem.add_template("drain", "stop", &[(stage, "2")]);
     mem.add_deployment("web", 2);
     mem.create_env(&[]);
+    assert!(mem.admit_pod("first"), "a new environment gates");
+    let _ = reconcile_env(mem, NS, now).await;
+    mem.admit_pod("during-1");
     settle(mem).await;
+    assert!(!mem.admit_pod("quiet"), "a started environment does not gate");
     mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v2");
+    assert!(mem.admit_pod("redeploy"), "a redeploy not taken yet gates");
     settle(mem).await;
     mem.set_label(LABEL_STATE, "stopped");
     settle(mem).await;
@@ -534,6 +585,9 @@ async fn staged_life(mem: &Mem) {
     settle(mem).await;
     mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v3");
     settle(mem).await;
+    assert!(mem.admit_pod("held"), "a held failed start gates");
+    settle(mem).await;
+    assert!(mem.gated("held"), "and keeps its pods gated");
     mem.set_label(LABEL_STATE, "deleted");
     settle(mem).await;
 }
@@ -589,6 +643,12 @@ fn check_stage_order(mem: &Mem, when: &str) {
     }
     assert!(pos("3", "drain") < pos("3", "teardown"), "{when}: the stop goes by descending stage: {order:?}");
     assert!(pos("5", "last").is_none(), "{when}: a stage after a failed one ran");
+    // Every gated pod released, exactly once in effect.
+    for (name, pod) in mem.with(|w| w.pods.clone()) {
+        assert!(!pod.gated, "{when}: {name} still gated");
+        let expected = u32::from(name != "quiet");
+        assert_eq!(pod.releases, expected, "{when}: {name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -605,8 +665,14 @@ async fn a_failed_start_is_held_and_reported_on_the_namespace() {
     mem.add_template("seed", "start", &[(stage, "2")]);
     mem.add_deployment("web", 2);
     mem.create_env(&[]);
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert!(mem.admit_pod("web-1"));
     settle(&mem).await;
     assert_eq!(mem.runs(), vec![("flaky-db".into(), "start".into(), "1".into())], "stage 2 never runs");
+    assert!(mem.gated("web-1"), "the gated pod stays gated");
+    let told = mem.with(|w| w.told.clone());
+    assert!(told.iter().any(|(pod, note)| pod == "web-1" && note.contains("flaky-db (stage 1), seed (stage 2)")), "{told:?}");
+    assert!(told.iter().any(|(pod, note)| pod == "web-1" && note.contains("the start failed (flaky-db failed)")), "{told:?}");
     let status = mem.ns_annotation(ANNOTATION_STATUS).unwrap();
     assert!(status.starts_with("start failed at stage 1 of 2: job flaky-db failed (BackoffLimitExceeded)"), "{status}");
     let transition: Transition = parse_json(mem.ns_annotation(ANNOTATION_TRANSITION).as_deref()).unwrap().unwrap();
@@ -617,6 +683,7 @@ async fn a_failed_start_is_held_and_reported_on_the_namespace() {
     mem.set_ns_annotation(lifecycle_contract::names::ANNOTATION_ON_START_FAILURE, "release");
     settle(&mem).await;
     assert_eq!(mem.ns_annotation(ANNOTATION_TRANSITION), None);
+    assert!(!mem.gated("web-1"), "released on request");
     assert_eq!(mem.runs().len(), 1);
     assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started; start jobs failed: flaky-db"));
 }
