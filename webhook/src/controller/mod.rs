@@ -17,6 +17,7 @@ pub mod leader;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod rollout;
 pub mod run_job;
 pub mod scale;
 pub mod templates;

@@ -55,8 +55,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::Event;
 use lifecycle_contract::names::{
-    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE, ANNOTATION_STAGE, ANNOTATION_STATUS,
-    LABEL_RUN, LABEL_STATE, SCHEDULING_GATE_START_JOBS,
+    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE, ANNOTATION_ROLLOUT, ANNOTATION_STAGE,
+    ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE, SCHEDULING_GATE_START_JOBS,
 };
 use lifecycle_contract::transition::parse_stage;
 
@@ -64,8 +64,8 @@ use super::decide::{Decision, decide, taken};
 use super::gate::{GatedPod, gates_pods};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP};
 use super::model::{
-    LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, RunRecord, RunResult, Slot, StartFailure, Transition, Wanted,
-    WantedState, job_outcome, parse_json, truncate,
+    LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, Rollout, RunRecord, RunResult, Slot, StartFailure, Transition,
+    Wanted, WantedState, job_outcome, parse_json, truncate,
 };
 use super::run_job::{build_run, is_same_run, run_name, suffix};
 
@@ -96,6 +96,8 @@ pub struct NsView {
     pub on_start_failure: OnStartFailure,
     /// Pods admitted now are gated ([`gates_pods`]).
     pub gating: bool,
+    /// Annotation `rollout` (an unreadable one counts as `on-start`).
+    pub rollout: Rollout,
     /// Unreadable controller annotations (logged; they count as absent).
     pub problems: Vec<String>,
 }
@@ -148,6 +150,10 @@ impl Snapshot {
             problems.push(e);
             OnStartFailure::Hold
         });
+        let rollout = Rollout::parse(annotation(meta, ANNOTATION_ROLLOUT)).unwrap_or_else(|e| {
+            problems.push(format!("{e}; on-start is used"));
+            Rollout::OnStart
+        });
         let mut view = NsView {
             name: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
@@ -158,6 +164,7 @@ impl Snapshot {
             status: annotation(meta, ANNOTATION_STATUS).map(str::to_string),
             on_start_failure,
             gating: gates_pods(meta),
+            rollout,
             problems,
         };
 
@@ -287,6 +294,11 @@ pub enum NsStep {
     /// Scale Deployments and StatefulSets (down for stop, back for start), then advance.
     Scale {
         event: Event,
+        next: Option<Transition>,
+    },
+    /// Roll the workloads whose outputs changed (end of a start), then advance.
+    Rollout {
+        policy: Rollout,
         next: Option<Transition>,
     },
     /// Delete the namespace (delete transition, after its runs).
@@ -467,7 +479,7 @@ impl<'a> Planner<'a> {
                 }
             }
             Phase::Rollout => {
-                self.ns = Some(NsStep::Advance { next: tr.next() });
+                self.ns = Some(NsStep::Rollout { policy: self.s.ns.rollout, next: tr.next() });
                 format!("{verb}: rolling workloads whose outputs changed")
             }
             Phase::Delete => match &self.s.ns.wanted {

@@ -16,6 +16,8 @@ use super::*;
 use crate::controller::gate::GatedPod;
 use crate::controller::keys::FINALIZER_OUTPUTS_CLEANUP;
 use crate::controller::model::{LastRuns, Phase, parse_json};
+use crate::controller::rollout::RollTarget;
+use lifecycle_contract::names::ANNOTATION_OUTPUTS_HASH;
 
 const NS: &str = "env1";
 
@@ -34,6 +36,10 @@ struct World {
     ns_reports: Vec<NsReport>,
     pods: BTreeMap<String, MemPod>,
     told: Vec<(String, String)>,
+    /// The runs that published outputs: the environment's outputs.
+    outputs: BTreeSet<String>,
+    /// Rolls of each workload (patches that changed its outputs-hash).
+    rolls: BTreeMap<String, u32>,
 }
 
 /// A pod as far as gates go.
@@ -189,12 +195,29 @@ impl Mem {
     }
 
     fn add_deployment(&self, name: &str, replicas: i32) {
+        self.add_workload(name, replicas, true, None);
+    }
+
+    fn add_workload(&self, name: &str, replicas: i32, injected: bool, rollout: Option<&str>) {
         self.with(|w| {
+            let roll = RollTarget { name: name.into(), outputs_hash: None, injected, rollout: rollout.map(Into::into) };
             w.workloads.insert(
                 name.into(),
-                Workload { kind: WorkloadKind::Deployment, name: name.into(), replicas: Some(replicas), remembered: None },
+                Workload { kind: WorkloadKind::Deployment, name: name.into(), replicas: Some(replicas), remembered: None, roll },
             );
         });
+    }
+
+    fn rolls(&self, name: &str) -> u32 {
+        self.with(|w| w.rolls.get(name).copied().unwrap_or(0))
+    }
+
+    fn template_hash(&self, name: &str) -> Option<String> {
+        self.with(|w| w.workloads[name].roll.outputs_hash.clone())
+    }
+
+    fn current_hash(&self) -> String {
+        self.with(|w| mem_hash(&w.outputs))
     }
 
     /// The Job controller: every run without an end ends, failed when `fail` says so.
@@ -213,6 +236,10 @@ impl Mem {
                 let rv = w.next_rv();
                 let job = w.jobs.get_mut(&n).unwrap();
                 let failed = fail(job);
+                if !failed {
+                    w.outputs.insert(n.clone());
+                }
+                let job = w.jobs.get_mut(&n).unwrap();
                 job.status = Some(JobStatus {
                     conditions: Some(vec![JobCondition {
                         type_: if failed { "Failed" } else { "Complete" }.into(),
@@ -337,6 +364,14 @@ impl Cluster for Mem {
                 Some(Value::String(s)) => d.remembered = Some(s.clone()),
                 _ => {}
             }
+            let hash = format!("/spec/template/metadata/annotations/{}", ANNOTATION_OUTPUTS_HASH.replace('/', "~1"));
+            if let Some(Value::String(h)) = patch.pointer(&hash) {
+                if d.roll.outputs_hash.as_ref() != Some(h) {
+                    *w.rolls.entry(wl.name.clone()).or_default() += 1;
+                }
+                let d = w.workloads.get_mut(&wl.name).unwrap();
+                d.roll.outputs_hash = Some(h.clone());
+            }
             Ok(())
         })
     }
@@ -347,6 +382,10 @@ impl Cluster for Mem {
 
     async fn report_namespace(&self, _ns: &str, _uid: &str, report: &NsReport) {
         self.with(|w| w.ns_reports.push(report.clone()));
+    }
+
+    async fn outputs_hash(&self, _ns: &str) -> Result<String, Error> {
+        self.call(|w| Ok(mem_hash(&w.outputs)))
     }
 
     async fn list_gated_pods(&self, _ns: &str) -> Result<Vec<GatedPod>, Error> {
@@ -367,6 +406,15 @@ impl Cluster for Mem {
 
     async fn tell_gated(&self, _ns: &str, pods: &[GatedPod], note: &str) {
         self.with(|w| w.told.extend(pods.iter().map(|p| (p.name.clone(), note.to_string()))));
+    }
+}
+
+/// The in-memory outputs' fingerprint; no outputs is the empty fingerprint.
+fn mem_hash(outputs: &BTreeSet<String>) -> String {
+    if outputs.is_empty() {
+        crate::controller::rollout::empty_hash()
+    } else {
+        outputs.iter().cloned().collect::<Vec<_>>().join("+")
     }
 }
 
@@ -643,6 +691,8 @@ fn check_stage_order(mem: &Mem, when: &str) {
     }
     assert!(pos("3", "drain") < pos("3", "teardown"), "{when}: the stop goes by descending stage: {order:?}");
     assert!(pos("5", "last").is_none(), "{when}: a stage after a failed one ran");
+    // web rolled once at the end of each start that ended (1, 2 and 4; 5 failed), never twice.
+    assert_eq!(mem.rolls("web"), 3, "{when}");
     // Every gated pod released, exactly once in effect.
     for (name, pod) in mem.with(|w| w.pods.clone()) {
         assert!(!pod.gated, "{when}: {name} still gated");
@@ -837,4 +887,40 @@ fn reports_become_events_and_metrics() {
     let (e, m) = event_of(&Report::RunStarted { event: Event::Start, run: "r".into(), forced: true }, NS);
     assert_eq!((e.reason.as_str(), e.note.unwrap().as_str()), ("RunStarted", "forced start run r started"));
     assert_eq!(m, Some((Event::Start, "started")));
+}
+
+#[tokio::test]
+async fn workloads_roll_when_a_start_ends_unless_they_opt_out() {
+    let mem = Mem::new();
+    mem.add_template("seed", "start", &[]);
+    mem.add_deployment("web", 1);
+    mem.add_workload("pinned", 1, true, Some("never"));
+    mem.add_workload("own-vars", 1, false, None);
+    mem.add_workload("eager", 1, true, Some("on-change"));
+    mem.create_env(&[]);
+    settle(&mem).await;
+    let first = mem.current_hash();
+    assert_eq!(mem.template_hash("web"), Some(first.clone()));
+    assert_eq!(mem.rolls("web"), 1);
+    assert_eq!((mem.rolls("pinned"), mem.rolls("own-vars")), (0, 0));
+    // Settled: nothing more.
+    settle(&mem).await;
+    assert_eq!(mem.rolls("web"), 1);
+    // A publish outside a transition (a plain Job, a forced run): only on-change rolls.
+    mem.with(|w| w.outputs.insert("plain-job".into()));
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert_eq!(mem.rolls("eager"), 2);
+    assert_eq!(mem.template_hash("eager"), Some(mem.current_hash()));
+    assert_eq!(mem.rolls("web"), 1);
+    // A redeploy: web catches up at its end.
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v2");
+    settle(&mem).await;
+    assert_eq!(mem.rolls("web"), 2);
+    assert_eq!(mem.template_hash("web"), Some(mem.current_hash()));
+    // rollout: never on the namespace.
+    mem.set_ns_annotation(lifecycle_contract::names::ANNOTATION_ROLLOUT, "never");
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v3");
+    settle(&mem).await;
+    assert_eq!(mem.rolls("web"), 2);
+    assert_eq!((mem.rolls("pinned"), mem.rolls("own-vars")), (0, 0));
 }
