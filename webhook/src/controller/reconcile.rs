@@ -587,6 +587,9 @@ impl KubeCluster {
             api_version: Some("v1".into()),
             kind: Some("Namespace".into()),
             name: Some(ns.to_string()),
+            // Recorded in the environment itself (`kubectl get events -n NS`,
+            // `kubectl describe namespace NS`), not in `default`.
+            namespace: Some(ns.to_string()),
             uid: Some(uid.to_string()),
             ..Default::default()
         };
