@@ -55,8 +55,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::Event;
 use lifecycle_contract::names::{
-    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE, ANNOTATION_ROLLOUT, ANNOTATION_STAGE,
-    ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE, SCHEDULING_GATE_START_JOBS,
+    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_INJECT_OUTPUTS, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE,
+    ANNOTATION_ROLLOUT, ANNOTATION_STAGE, ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE, SCHEDULING_GATE_START_JOBS,
 };
 use lifecycle_contract::transition::parse_stage;
 
@@ -829,7 +829,8 @@ fn gated_note(s: &Snapshot) -> Option<String> {
     };
     Some(format!(
         "waits for the start jobs of environment {ns} ({SCHEDULING_GATE_START_JOBS} gate): {jobs}; it is released when the \
-         start's runs have ended, and starts with their outputs"
+         start's runs have ended, and starts with their outputs (a pod the start jobs need, e.g. their database, must \
+         not wait: annotate it {ANNOTATION_INJECT_OUTPUTS}: \"false\")"
     ))
 }
 
