@@ -253,6 +253,7 @@ async fn stages_redeploy_rolls_workloads_to_the_new_value() -> Result<()> {
     let name = ns.name().to_string();
     // A new value on every run: the run pod's name.
     ns.create(&staged_job("gen", "0", "true", "VALUE", "$HOSTNAME")).await?;
+    wait_runs_complete(&client, &name, "gen", "start", Runs::Exactly(1), TRANSITION).await?;
     wait_started_with(&client, &name, None).await?;
     ns.create(&needs_vars("web", 2, &["VALUE"])).await?;
     let first = published_config(&ns).await?.get("VALUE").cloned().context("VALUE published")?;
@@ -333,6 +334,11 @@ async fn stages_failed_start_holds_gated_pods_until_a_fixed_redeploy() -> Result
     let name = ns.name().to_string();
     ns.create(&staged_job("broken", "1", "echo cannot reach the database; exit 3", "A", "one")).await?;
     ns.create(&staged_job("after", "2", "true", "B", "two")).await?;
+    // Created while the start runs: gated.
+    wait_until("broken's start run exists", TRANSITION, || async {
+        Ok((!runs(&client, &name, "broken", "start").await?.is_empty()).then_some(()))
+    })
+    .await?;
     ns.create(&probe_pod("probe")).await?;
 
     let api: Api<Namespace> = Api::all(client.clone());
@@ -375,6 +381,7 @@ async fn stages_rollout_never_and_opted_out_workloads_are_not_rolled() -> Result
     let ns = environment(&client, "stages-norollout").await?;
     let name = ns.name().to_string();
     ns.create(&staged_job("gen", "0", "true", "VALUE", "$HOSTNAME")).await?;
+    wait_runs_complete(&client, &name, "gen", "start", Runs::Exactly(1), TRANSITION).await?;
     wait_started_with(&client, &name, None).await?;
     let plain = small_deployment("plain", 1, &["sh", "-c", "exec sleep 3600"]);
     let mut pinned = small_deployment("pinned", 1, &["sh", "-c", "exec sleep 3600"]);
