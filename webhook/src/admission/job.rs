@@ -266,6 +266,72 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
     Verdict { denied: None, patch: ops, warnings }
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CronJobIn<'a> {
+    #[serde(default, borrow)]
+    metadata: MetaIn<'a>,
+    #[serde(default, borrow)]
+    spec: CronSpecIn<'a>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CronSpecIn<'a> {
+    #[serde(default, borrow)]
+    job_template: Option<JobTemplateIn<'a>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct JobTemplateIn<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<JobTemplateMeta<'a>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct JobTemplateMeta<'a> {
+    #[serde(default, borrow)]
+    annotations: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+}
+
+/// A CronJob in an environment: its Jobs all publish under one JOBID, the
+/// CronJob's. A `job-id` annotation on the CronJob is checked and handed to
+/// its Jobs through the Job template (the CronJob controller copies it), so
+/// that each Job records it; without one, Job admission takes the CronJob's name.
+pub fn review_cronjob(req: &Request<'_>) -> Verdict {
+    if req.sub_resource.is_some() || !matches!(req.operation.as_ref(), "CREATE" | "UPDATE") {
+        return Verdict::allow();
+    }
+    let Some(raw) = req.object else { return Verdict::allow() };
+    let cron: CronJobIn<'_> = match serde_json::from_str(raw.get()) {
+        Ok(c) => c,
+        Err(e) => return Verdict::deny(format!("lifecycle-jobs: cannot read the CronJob: {e}")),
+    };
+    let Some(wanted) = cron.metadata.annotation(ANNOTATION_JOB_ID) else { return Verdict::allow() };
+    let name = job_name(&cron.metadata);
+    let job_id = match JobId::decide(Some(wanted), &name) {
+        Ok(id) => id,
+        Err(e) => return Verdict::deny(format!("lifecycle-jobs: {e}")),
+    };
+    let template = cron.spec.job_template.as_ref();
+    let meta = template.and_then(|t| t.metadata.as_ref());
+    let annotations = meta.and_then(|m| m.annotations.as_ref());
+    if annotations.and_then(|a| a.get(ANNOTATION_JOB_ID)).is_some_and(|v| v == job_id.as_str()) {
+        return Verdict::allow();
+    }
+    let op = match (template, meta, annotations) {
+        (None, _, _) => return Verdict::allow(), // no Job template: the API server refuses it anyway
+        (Some(_), None, _) => Op::add("/spec/jobTemplate/metadata", json!({"annotations": {ANNOTATION_JOB_ID: job_id.as_str()}})),
+        (Some(_), Some(_), None) => {
+            Op::add("/spec/jobTemplate/metadata/annotations", json!({ANNOTATION_JOB_ID: job_id.as_str()}))
+        }
+        (Some(_), Some(_), Some(_)) => {
+            Op::add(format!("/spec/jobTemplate/metadata/annotations/{}", escape(ANNOTATION_JOB_ID)), json!(job_id.as_str()))
+        }
+    };
+    Verdict::patched(vec![op])
+}
+
 /// What admission decided at creation and nobody may change afterwards: the
 /// JOBID, whether the Job captures its outputs, and whether it is a run.
 fn changed_identity(old: &JobIn<'_>, new: &JobIn<'_>) -> Option<String> {
@@ -616,5 +682,26 @@ mod tests {
         let (out, v) = create(&j, &JobIndex::empty());
         assert_eq!(out["spec"]["template"]["metadata"]["labels"][LABEL_CAPTURE], "SEED");
         assert_eq!(v.warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_cron_jobs_job_id_is_handed_to_its_jobs() {
+        let review = |cron: Value| {
+            json!({"request": {"uid": "1", "kind": {"group": "batch", "version": "v1", "kind": "CronJob"},
+                "operation": "CREATE", "namespace": "env", "object": cron}})
+            .to_string()
+        };
+        let cron = json!({"metadata": {"name": "nightly", "annotations": {ANNOTATION_JOB_ID: "zf138d9c8"}},
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {}}}});
+        let raw = review(cron.clone());
+        let r: super::super::review::ReviewIn<'_> = serde_json::from_str(&raw).unwrap();
+        let v = review_cronjob(r.request.as_ref().unwrap());
+        let out = apply(&cron, &v);
+        assert_eq!(out["spec"]["jobTemplate"]["metadata"]["annotations"][ANNOTATION_JOB_ID], "ZF138D9C8");
+
+        let bad = json!({"metadata": {"name": "nightly", "annotations": {ANNOTATION_JOB_ID: "_x"}}, "spec": {"jobTemplate": {}}});
+        let raw = review(bad);
+        let r: super::super::review::ReviewIn<'_> = serde_json::from_str(&raw).unwrap();
+        assert!(review_cronjob(r.request.as_ref().unwrap()).denied.is_some_and(|m| m.contains("start and end")));
     }
 }

@@ -66,6 +66,7 @@ async fn handle(state: &AppState, body: &[u8], endpoint: Endpoint) -> Response {
             _ if never => Verdict::allow(),
             (Endpoint::Mutate, "Pod") => pod::review(state, &req),
             (Endpoint::Mutate, "Job") => job::review(state, &req),
+            (Endpoint::Mutate, "CronJob") => job::review_cronjob(&req),
             (Endpoint::Validate, "Namespace") => namespace::review(state, &req),
             // The webhook configurations route nothing else here; allow rather
             // than break a cluster whose configuration was edited by hand.
@@ -89,6 +90,7 @@ fn metric_kind(kind: &str) -> &'static str {
     match kind {
         "Pod" => "Pod",
         "Job" => "Job",
+        "CronJob" => "CronJob",
         "Namespace" => "Namespace",
         _ => "other",
     }

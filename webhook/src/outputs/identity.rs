@@ -611,4 +611,54 @@ mod tests {
         let s = one_line(&long);
         assert!(s.len() <= 304 && s.ends_with('…'));
     }
+
+    fn claimed(name: &str, created: &str, annotations: &[(&str, &str)], cron: Option<&str>) -> PartialObjectMeta<Job> {
+        PartialObjectMeta {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                creation_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created.parse().unwrap())),
+                annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                owner_references: cron.map(|c| vec![owner_ref("CronJob", c, "c1", true)]),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_first_claimant_of_a_job_id_publishes_and_later_ones_do_not() {
+        let seed = JobId::parse("SEED").unwrap();
+        let jobs = vec![
+            claimed("seed", "2026-11-29T10:00:00Z", &[], None),
+            claimed("copy", "2026-11-29T10:00:01Z", &[(ANNOTATION_JOB_ID, "SEED")], None),
+            claimed("seed-start-x", "2026-11-29T10:00:02Z", &[(ANNOTATION_JOB_ID, "SEED")], None),
+        ];
+        // (the run above has no `run` label here, so it counts as a Job of its own: later still)
+        check_unique(&seed, &Claimant::Job("seed".into()), Some("2026-11-29T10:00:00Z"), &jobs).unwrap();
+        let err = check_unique(&seed, &Claimant::Job("copy".into()), Some("2026-11-29T10:00:01Z"), &jobs).unwrap_err();
+        assert!(matches!(&err, Error::Forbidden(m) if m.contains("Job \"seed\", created first")), "{err}");
+        // Same second: the name decides, so exactly one of two racing Jobs publishes.
+        let racing = vec![
+            claimed("a", "2026-11-29T10:00:00Z", &[(ANNOTATION_JOB_ID, "SEED")], None),
+            claimed("b", "2026-11-29T10:00:00Z", &[(ANNOTATION_JOB_ID, "SEED")], None),
+        ];
+        assert!(check_unique(&seed, &Claimant::Job("a".into()), Some("2026-11-29T10:00:00Z"), &racing).is_ok());
+        assert!(check_unique(&seed, &Claimant::Job("b".into()), Some("2026-11-29T10:00:00Z"), &racing).is_err());
+        // The Jobs of one CronJob are one claimant.
+        let nightly = JobId::parse("NIGHTLY").unwrap();
+        let crons = vec![
+            claimed("nightly-1", "2026-11-29T10:00:00Z", &[(ANNOTATION_JOB_ID, "NIGHTLY")], Some("nightly")),
+            claimed("nightly-2", "2026-11-29T11:00:00Z", &[(ANNOTATION_JOB_ID, "NIGHTLY")], Some("nightly")),
+        ];
+        assert!(check_unique(&nightly, &Claimant::CronJob("nightly".into()), None, &crons).is_ok());
+    }
+
+    #[test]
+    fn the_pod_must_carry_its_jobs_job_id() {
+        let mut pod = Pod::default();
+        pod.metadata.labels = Some(BTreeMap::from([(LABEL_CAPTURE.to_string(), "VICTIM".to_string())]));
+        let err = check_capture_label(&pod, &identity(), &JobId::parse("EVIL").unwrap()).unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)));
+        check_capture_label(&pod, &identity(), &JobId::parse("VICTIM").unwrap()).unwrap();
+    }
 }
