@@ -677,7 +677,7 @@ mod tests {
         }
         let mut j = job("t", json!({ANNOTATION_ON: "start", ANNOTATION_STAGE: "later"}));
         j["spec"]["suspend"] = json!(true);
-        assert!(mutate_update(&j.to_string()).denied.unwrap().contains(ANNOTATION_STAGE), "an edit is checked too");
+        assert!(mutate_update(&j.to_string(), None).denied.unwrap().contains(ANNOTATION_STAGE), "an edit is checked too");
     }
 
     #[test]
