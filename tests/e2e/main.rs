@@ -2,4 +2,5 @@ mod capture;
 mod cluster;
 mod lifecycle;
 mod plugin;
+mod security;
 mod stages;
