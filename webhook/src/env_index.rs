@@ -95,3 +95,28 @@ fn apply(gating: &mut HashSet<String>, ns: &PartialObjectMeta<Namespace>) {
         gating.remove(&name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_as_the_api_sends_it_gates_while_its_start_runs() {
+        let json = serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {
+                "name": "env1",
+                "labels": {LABEL_ENVIRONMENT: "", "kubernetes.io/metadata.name": "env1"},
+                "annotations": {
+                    "lifecycle-jobs.dev/observed": r#"{"seq":1,"state":"started"}"#,
+                    "lifecycle-jobs.dev/transition": r#"{"seq":1,"event":"start","phase":"runs","progress":{"stage":1,"index":1,"stages":2,"done":0,"total":1}}"#,
+                }
+            },
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
+        });
+        let ns: PartialObjectMeta<Namespace> = serde_json::from_value(json).unwrap();
+        let mut set = HashSet::new();
+        apply(&mut set, &ns);
+        assert!(set.contains("env1"), "{ns:?}");
+    }
+}
