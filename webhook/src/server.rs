@@ -29,7 +29,7 @@ pub fn app(state: AppState) -> Router {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    let client = crate::kube_client::client().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let certs = CertStore::new();

@@ -32,7 +32,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::Controller;
 use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -124,8 +124,8 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
     let environments =
-        Controller::new(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(LABEL_ENVIRONMENT))
-            .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), watcher::Config::default(), job_to_env)
+        Controller::new(Api::<Namespace>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
+            .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), crate::kube_client::watch_config(), job_to_env)
             .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
             .run(reconcile, error_policy, env_ctx)
             .for_each(|r| {
@@ -135,7 +135,7 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
                 futures::future::ready(())
             });
 
-    let templates = Controller::new(Api::<templates::JobMeta>::all(client.clone()), watcher::Config::default())
+    let templates = Controller::new(Api::<templates::JobMeta>::all(client.clone()), crate::kube_client::watch_config())
         .with_config(ControllerConfig::default().concurrency(8))
         .run(templates::reconcile, templates::error_policy, Arc::new(templates::Ctx { client }))
         .for_each(|r| {
