@@ -371,8 +371,8 @@ mod tests {
     #[tokio::test]
     async fn a_slow_body_times_out() {
         let p = pool(1000, 4096, 100);
-        let stream = futures::stream::once(async { Ok::<_, io::Error>(Bytes::from_static(b"{")) })
-            .chain(futures::stream::pending());
+        let stream =
+            futures::stream::once(async { Ok::<_, io::Error>(Bytes::from_static(b"{")) }).chain(futures::stream::pending());
         let e = p.read(&HeaderMap::new(), Body::from_stream(stream)).await.err().unwrap();
         assert_eq!(e, BodyError::TimedOut(Duration::from_millis(100)));
         assert_eq!(e.status(), StatusCode::REQUEST_TIMEOUT);
