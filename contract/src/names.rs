@@ -79,6 +79,53 @@ pub fn annotation_on_args(event: crate::Event) -> String {
 /// Name of the ConfigMap (non-sensitive) and the Secret (sensitive) holding an environment's outputs.
 pub const OUTPUTS_OBJECT: &str = "lifecycle-outputs";
 
+/// Name of the ConfigMap and the Secret the server mirrors from a project's
+/// variables into each environment of the project.
+pub const PROJECT_OBJECT: &str = "lifecycle-project";
+/// Name of the ConfigMap and the Secret people create in an environment for its own variables.
+pub const ENVIRONMENT_OBJECT: &str = "lifecycle-environment";
+/// Label on ConfigMaps and Secrets in a variables source namespace; value = project.
+pub const LABEL_PROJECT_VARIABLES: &str = "lifecycle-jobs.dev/project-variables";
+
+/// Kind of an object a pod's `envFrom` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    ConfigMap,
+    Secret,
+}
+
+/// Scope of an injected variable source; later scopes win over earlier ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Project,
+    Environment,
+    Output,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Project => "project",
+            Scope::Environment => "environment",
+            Scope::Output => "output",
+        }
+    }
+}
+
+/// The `envFrom` sources the webhook puts first in every container of an
+/// environment's pods, in this order. A later source wins over an earlier one
+/// (and the pod's own `envFrom` and `env`, which come after, win over all), so
+/// the narrower scope wins and outputs win over inputs. Admission and the
+/// plugin's `env vars` both read this one list.
+pub const INJECTED_SOURCES: [(Scope, SourceKind, &str); 6] = [
+    (Scope::Project, SourceKind::ConfigMap, PROJECT_OBJECT),
+    (Scope::Project, SourceKind::Secret, PROJECT_OBJECT),
+    (Scope::Environment, SourceKind::ConfigMap, ENVIRONMENT_OBJECT),
+    (Scope::Environment, SourceKind::Secret, ENVIRONMENT_OBJECT),
+    (Scope::Output, SourceKind::ConfigMap, OUTPUTS_OBJECT),
+    (Scope::Output, SourceKind::Secret, OUTPUTS_OBJECT),
+];
+
 /// Directory shared by the job's containers and the agent.
 pub const OUTPUT_DIR: &str = "/qovery-output";
 /// The output file, as in Qovery.
