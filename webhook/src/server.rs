@@ -36,6 +36,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ready = Readiness::default();
     let jobs = JobIndex::start(client.clone());
 
+    let client_for_losses = client.clone();
     let state = AppState { config: config.clone(), client, metrics: metrics.clone(), certs: certs.clone(), jobs: jobs.clone() };
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -53,9 +54,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tasks.spawn(async move { certs::run(s).await.context("self-managed certificates") });
         }
     }
+    // Every replica records outputs its agents could not publish; the
+    // controller starts once the pods that ended while it was down are handled,
+    // so that it counts their runs as failed.
+    let losses = outputs::lost::start(client_for_losses, config.pod_name.clone());
     if config.controller {
         let s = state.clone();
-        tasks.spawn(async move { controller::run(s).await.context("environment controller") });
+        tasks.spawn(async move {
+            losses.wait_until_synced().await;
+            controller::run(s).await.context("environment controller")
+        });
     }
 
     // Ready once the certificate is served and the job index has synced.
