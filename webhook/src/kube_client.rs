@@ -19,7 +19,7 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(45);
 pub const WATCH_TIMEOUT_SECS: u32 = 30;
 /// Objects per page of an initial list: a few pages of small objects instead
 /// of one response holding the whole cluster's.
-pub const LIST_PAGE_SIZE: u32 = 100;
+pub const LIST_PAGE_SIZE: u32 = 50;
 
 /// The client from the in-cluster configuration or KUBECONFIG, with [`READ_TIMEOUT`].
 pub async fn client() -> anyhow::Result<kube::Client> {

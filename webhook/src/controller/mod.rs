@@ -29,10 +29,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, WatchStreamExt};
 use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -135,7 +135,15 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
                 futures::future::ready(())
             });
 
-    let templates = Controller::new(Api::<templates::JobMeta>::all(client.clone()), crate::kube_client::watch_config())
+    // Every Job of the cluster is stored here (a deleted template may sit in a
+    // namespace that is no longer an environment), slimmed to what the cleanup reads.
+    let (store, writer) = kube::runtime::reflector::store();
+    let jobs = kube::runtime::watcher(Api::<templates::JobMeta>::all(client.clone()), crate::kube_client::watch_config())
+        .default_backoff()
+        .modify(templates::slim)
+        .reflect(writer)
+        .applied_objects();
+    let templates = Controller::for_stream(jobs, store)
         .with_config(ControllerConfig::default().concurrency(8))
         .run(templates::reconcile, templates::error_policy, Arc::new(templates::Ctx { client }))
         .for_each(|r| {
