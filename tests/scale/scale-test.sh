@@ -67,12 +67,12 @@ sleep 60
 node="$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')"
 summary() { kubectl get --raw "/api/v1/nodes/$node/proxy/stats/summary"; }
 leader="$(kubectl -n "$SYS" get lease lifecycle-webhook-controller -o jsonpath='{.spec.holderIdentity}')"
-s1="$(summary)"; sleep "$IDLE_SECONDS"; s2="$(summary)"
-rows="$(python3 - "$SYS" "$leader" "$IDLE_SECONDS" <<PY
+summary >"$WORK/s1.json"; sleep "$IDLE_SECONDS"; summary >"$WORK/s2.json"
+rows="$(python3 - "$SYS" "$leader" "$IDLE_SECONDS" "$WORK" <<'PY'
 import json, sys
 sys_ns, leader, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
-a = json.loads('''$s1''')
-b = json.loads('''$s2''')
+a = json.load(open(sys.argv[4] + "/s1.json"))
+b = json.load(open(sys.argv[4] + "/s2.json"))
 def pods(s):
     return {p["podRef"]["name"]: p for p in s["pods"] if p["podRef"]["namespace"] == sys_ns}
 pa, pb = pods(a), pods(b)
@@ -90,7 +90,7 @@ PY
 )"
 
 log "admitting $ADMISSIONS pods (server-side dry run) in the environments"
-before="$(kubectl get --raw /metrics | grep 'apiserver_admission_webhook_admission_duration_seconds_bucket{.*name="pods.lifecycle-jobs.dev"' || true)"
+kubectl get --raw /metrics | grep 'apiserver_admission_webhook_admission_duration_seconds_bucket{.*name="pods.lifecycle-jobs.dev"' >"$WORK/m0" || true
 pf="$WORK/pods.yaml"
 for ((i = 0; i < ADMISSIONS; i++)); do
   cat >>"$pf" <<YAML
@@ -104,9 +104,9 @@ done
 start=$(date +%s.%N)
 kubectl create --dry-run=server -f "$pf" >/dev/null
 end=$(date +%s.%N)
-after="$(kubectl get --raw /metrics | grep 'apiserver_admission_webhook_admission_duration_seconds_bucket{.*name="pods.lifecycle-jobs.dev"' || true)"
-quantiles="$(python3 - <<PY
-import re
+kubectl get --raw /metrics | grep 'apiserver_admission_webhook_admission_duration_seconds_bucket{.*name="pods.lifecycle-jobs.dev"' >"$WORK/m1" || true
+quantiles="$(python3 - "$WORK" <<'PY'
+import re, sys
 def buckets(text):
     out = {}
     for line in text.splitlines():
@@ -115,7 +115,7 @@ def buckets(text):
             le = float('inf') if m.group(1) == '+Inf' else float(m.group(1))
             out[le] = out.get(le, 0) + float(m.group(2))
     return out
-b0, b1 = buckets('''$before'''), buckets('''$after''')
+b0, b1 = buckets(open(sys.argv[1] + "/m0").read()), buckets(open(sys.argv[1] + "/m1").read())
 d = sorted((le, b1[le] - b0.get(le, 0)) for le in b1)
 total = d[-1][1] if d else 0
 def q(p):
