@@ -124,33 +124,50 @@ pub fn start(client: Client, instance: String) -> LossWatch {
     LossWatch { synced: rx }
 }
 
-/// Records the loss on the pod's Job once; failures are logged (the next
-/// list, at the latest after a restart, tries again).
+/// Records the loss on the pod's Job once, retrying a while: at start the
+/// Job webhook this very patch goes through may not be served yet. The watch
+/// waits for it, so the controller starts only after the losses of pods that
+/// ended while no server ran are recorded.
 async fn record(client: &Client, instance: &str, pod: &Pod, why: &str) {
-    let Some(ns) = pod.namespace() else { return };
-    let Some(owner) = controller_job(&pod.metadata) else { return };
+    let mut delay = RETRY_FIRST;
+    for attempt in 1..=RETRY_ATTEMPTS {
+        match try_record(client, instance, pod, why).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(pod = %pod.name_any(), attempt, error = %e, "recording lost outputs on the Job; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+    tracing::error!(pod = %pod.name_any(), reason = %why, "could not record lost outputs on the Job; the next restart tries again");
+}
+
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// About three minutes in all.
+const RETRY_ATTEMPTS: u32 = 22;
+
+async fn try_record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Result<(), String> {
+    let Some(ns) = pod.namespace() else { return Ok(()) };
+    let Some(owner) = controller_job(&pod.metadata) else { return Ok(()) };
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     let job = match jobs.get_opt(&owner.name).await {
         Ok(Some(j)) if j.metadata.uid.as_deref() == Some(owner.uid.as_str()) => j,
-        Ok(_) => return,
-        Err(e) => {
-            tracing::warn!(namespace = %ns, job = %owner.name, error = %super::error::short(&e), "reading a Job to record lost outputs");
-            return;
-        }
+        Ok(_) => return Ok(()),
+        Err(e) => return Err(format!("reading Job {ns}/{}: {}", owner.name, super::error::short(&e))),
     };
     if !needs_record(&job, &pod.uid().unwrap_or_default()) {
-        return;
+        return Ok(());
     }
     let rv = job.metadata.resource_version.clone().unwrap_or_default();
     let params = PatchParams { field_manager: Some(SUMMARY_FIELD_MANAGER.into()), ..Default::default() };
     match jobs.patch(&owner.name, &params, &Patch::Merge(record_patch(&rv, why))).await {
         Ok(_) => {}
-        // 409: changed meanwhile (another replica recorded it, or a publish landed).
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => return,
-        Err(e) => {
-            tracing::warn!(namespace = %ns, job = %owner.name, error = %super::error::short(&e), "recording lost outputs on the Job");
-            return;
-        }
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        // 409: the Job changed meanwhile (its status, or another replica
+        // recorded the loss): read it again.
+        Err(e) => return Err(format!("patching Job {ns}/{}: {}", owner.name, super::error::short(&e))),
     }
     tracing::warn!(namespace = %ns, job = %owner.name, pod = %pod.name_any(), reason = %why, "outputs not published");
     let mut refs = vec![job_ref(&ns, &owner.name, &owner.uid)];
@@ -159,6 +176,7 @@ async fn record(client: &Client, instance: &str, pod: &Pod, why: &str) {
     }
     let note = format!("pod {}: {why}", pod.name_any());
     events::emit(client, instance, &refs, EventType::Warning, REASON_NOT_PUBLISHED, note).await;
+    Ok(())
 }
 
 #[cfg(test)]
