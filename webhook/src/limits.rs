@@ -422,3 +422,44 @@ mod tests {
         assert_eq!(slots.available_permits(), 1);
     }
 }
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A slow client against a real server with the same HTTP settings: it
+    /// is cut off once its headers take longer than the header timeout.
+    #[tokio::test]
+    async fn slow_headers_are_cut_off() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/", axum::routing::post(|| async { "ok" }));
+        let mut server = axum_server::from_tcp(listener).unwrap().acceptor(LimitedAcceptor::new(8, Duration::from_secs(30)));
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(500))
+            .max_buf_size(HTTP1_MAX_BUF);
+        tokio::spawn(server.serve(app.into_make_service()));
+
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut cut = false;
+        for b in b"POST / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+            if c.write_all(&[*b]).await.is_err() {
+                cut = true;
+                break;
+            }
+            let mut buf = [0u8; 64];
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(100), c.read(&mut buf)).await {
+                cut = true;
+                break;
+            }
+        }
+        assert!(cut, "still open after {:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}

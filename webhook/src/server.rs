@@ -61,7 +61,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.controller {
         let s = state.clone();
         tasks.spawn(async move {
-            losses.wait_until_synced().await;
+            // Bounded: a Job that cannot be patched must not keep the controller down.
+            if tokio::time::timeout(Duration::from_secs(120), losses.wait_until_synced()).await.is_err() {
+                tracing::warn!("lost outputs of earlier pods not all recorded yet; starting the controller anyway");
+            }
             controller::run(s).await.context("environment controller")
         });
     }

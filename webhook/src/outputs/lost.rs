@@ -145,8 +145,8 @@ async fn record(client: &Client, instance: &str, pod: &Pod, why: &str) {
 
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
-/// About three minutes in all.
-const RETRY_ATTEMPTS: u32 = 22;
+/// About a minute and a half in all.
+const RETRY_ATTEMPTS: u32 = 12;
 
 async fn try_record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Result<(), String> {
     let Some(ns) = pod.namespace() else { return Ok(()) };
