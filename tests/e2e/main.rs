@@ -2,3 +2,4 @@ mod capture;
 mod cluster;
 mod lifecycle;
 mod plugin;
+mod security;
