@@ -15,7 +15,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 CHART=charts/lifecycle-jobs
-KUBECTL=${KUBECTL:-kubectl}
+KUBECTL=${KUBECTL:-$(command -v kubectl || echo "$(tests/cluster/build-binaries.sh | tail -n1)/kubectl")}
 HELM=${HELM:-$(tests/tools/build-tools.sh | tail -n1)/helm}
 
 log() { printf 'test-render: %s\n' "$*" >&2; }
