@@ -38,7 +38,7 @@ lint-chart: ## The Helm chart renders what manifests/ does; helm lint/template o
 
 .PHONY: lint-workflows
 lint-workflows: ## actionlint on .github/workflows (actionlint built from the Go module proxy, cached).
-	"$$(tests/tools/build-tools.sh | tail -n1)/actionlint" -color=never
+	"$$(tests/tools/build-tools.sh | tail -n1)/actionlint" -no-color
 
 .PHONY: cluster-up
 cluster-up: ## Start the local cluster (builds Kubernetes once, cached in ~/.cache).

@@ -33,7 +33,7 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{/* metadata.labels and metadata.annotations of an object. */}}
 {{- define "lj.meta" -}}
 labels:
-  {{- include "lj.labels" . | nindent 2 }}
+  {{- include "lj.labels" . | trim | nindent 2 }}
 {{- $ann := merge (dict) (.annotations | default dict) .root.Values.commonAnnotations }}
 {{- with $ann }}
 annotations:
