@@ -38,7 +38,7 @@ impl EnvIndex {
         let gating = index.gating.clone();
         tokio::spawn(async move {
             let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
-            let config = watcher::Config::default().labels(LABEL_ENVIRONMENT);
+            let config = crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT);
             let mut stream = watcher::watcher(api, config).default_backoff().boxed();
             let mut fresh: Option<HashSet<String>> = None;
             while let Some(ev) = stream.next().await {

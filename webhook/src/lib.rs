@@ -12,6 +12,8 @@ pub mod config;
 pub mod controller;
 pub mod env_index;
 pub mod index;
+pub mod kube_client;
+pub mod limits;
 pub mod metrics;
 pub mod outputs;
 pub mod server;
