@@ -471,16 +471,23 @@ impl<'a> Planner<'a> {
         let verb = verb(tr.event);
         match tr.phase {
             Phase::Runs => self.runs(tr),
+            // A step that ends the transition writes the resting status with it, so
+            // that the status never says "stopping" once the transition is over.
             Phase::Scale => {
-                self.ns = Some(NsStep::Scale { event: tr.event, next: tr.next() });
+                let next = tr.next();
+                let ends = next.is_none();
+                self.ns = Some(NsStep::Scale { event: tr.event, next });
                 match tr.event {
+                    _ if ends => idle_base(self.s),
                     Event::Stop => format!("{verb}: scaling workloads to zero"),
                     _ => format!("{verb}: scaling workloads back up"),
                 }
             }
             Phase::Rollout => {
-                self.ns = Some(NsStep::Rollout { policy: self.s.ns.rollout, next: tr.next() });
-                format!("{verb}: rolling workloads whose outputs changed")
+                let next = tr.next();
+                let ends = next.is_none();
+                self.ns = Some(NsStep::Rollout { policy: self.s.ns.rollout, next });
+                if ends { idle_base(self.s) } else { format!("{verb}: rolling workloads whose outputs changed") }
             }
             Phase::Delete => match &self.s.ns.wanted {
                 Ok(w) if w.state == WantedState::Deleted => {
