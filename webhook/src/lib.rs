@@ -13,6 +13,7 @@ pub mod controller;
 pub mod index;
 pub mod metrics;
 pub mod outputs;
+pub mod project_vars;
 pub mod server;
 pub mod state;
 pub mod telemetry;
