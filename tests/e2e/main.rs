@@ -1,4 +1,5 @@
 mod capture;
 mod cluster;
+mod inputs;
 mod lifecycle;
 mod plugin;
