@@ -49,6 +49,29 @@ pub const ANNOTATION_REPLICAS_BEFORE_STOP: &str = "lifecycle-jobs.dev/replicas-b
 /// Finalizer on every lifecycle template: its outputs' keys are removed before it goes.
 pub const FINALIZER_OUTPUTS_CLEANUP: &str = "lifecycle-jobs.dev/outputs-cleanup";
 
+/// Template annotation: the stage of a lifecycle job, an integer (default 0,
+/// negatives allowed). Start runs go stage by stage ascending, stop and delete
+/// runs descending; see [`crate::transition::parse_stage`].
+pub const ANNOTATION_STAGE: &str = "lifecycle-jobs.dev/stage";
+/// Scheduling gate set at admission on the pods of an environment whose start
+/// transition is in flight; the controller removes it when the transition ends.
+pub const SCHEDULING_GATE_START_JOBS: &str = "lifecycle-jobs.dev/start-jobs";
+/// Pod label set at admission together with [`SCHEDULING_GATE_START_JOBS`]
+/// (value `start-jobs`), removed with it: the controller finds the pods it must
+/// release with a label selector, and is woken when one is created.
+pub const LABEL_GATED: &str = "lifecycle-jobs.dev/gated";
+/// Value of [`LABEL_GATED`].
+pub const GATED_START_JOBS: &str = "start-jobs";
+/// Namespace annotation: what a failed start run does to the gated pods,
+/// `hold` (default: they stay gated) or `release`.
+pub const ANNOTATION_ON_START_FAILURE: &str = "lifecycle-jobs.dev/on-start-failure";
+/// Pod template annotation of a Deployment, StatefulSet or DaemonSet, written by
+/// the controller: the hash of the outputs its pods were rolled for.
+pub const ANNOTATION_OUTPUTS_HASH: &str = "lifecycle-jobs.dev/outputs-hash";
+/// Namespace or workload annotation: when workloads are rolled for changed
+/// outputs, `on-start` (default), `on-change` or `never`.
+pub const ANNOTATION_ROLLOUT: &str = "lifecycle-jobs.dev/rollout";
+
 /// Whether an opt-out annotation (`capture-output`, `inject-outputs`) says
 /// `"false"`: case-insensitive, surrounding spaces ignored. Admission, the job
 /// index and the outputs API all decide through this one function, so they
