@@ -272,13 +272,20 @@ async fn narrower_scopes_win_and_a_lifecycle_job_reads_a_project_secret() -> Res
         }]}
     }));
     ns.create(&pod).await?;
-    wait_for_pod_ended(&client, ns.name(), "printenv", TIMEOUT).await?;
+    let ended = wait_for_pod_ended(&client, ns.name(), "printenv", TIMEOUT).await?;
     let logs = pod_logs(&client, ns.name(), "printenv", Some("main")).await?;
     let env: BTreeMap<&str, &str> = logs.lines().filter_map(|l| l.split_once('=')).collect();
-    assert_eq!(env.get("A"), Some(&"project"), "a project variable reaches the pod");
-    assert_eq!(env.get("B"), Some(&"environment"), "the environment's variable overrides the project's");
-    assert_eq!(env.get("C"), Some(&"output"), "a job output overrides both input scopes");
-    assert_eq!(env.get("D"), Some(&"own"), "the workload's own env overrides everything");
+    // On failure, what a person would look at: the admitted envFrom and the mirror.
+    let context = format!(
+        "envFrom {:?}; mirror {:?}; variables seen: {:?}",
+        ended.spec.as_ref().map(|s| s.containers[0].env_from.clone()),
+        mirror(&client, ns.name()).await?.0,
+        env.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(env.get("A"), Some(&"project"), "a project variable reaches the pod: {context}");
+    assert_eq!(env.get("B"), Some(&"environment"), "the environment's variable overrides the project's: {context}");
+    assert_eq!(env.get("C"), Some(&"output"), "a job output overrides both input scopes: {context}");
+    assert_eq!(env.get("D"), Some(&"own"), "the workload's own env overrides everything: {context}");
     ensure!(env.get("DB_PASS") == Some(&password.as_str()), "the project Secret reaches the pod");
 
     // A lifecycle job reads the project secret: it republishes it as a sensitive output.
