@@ -3,3 +3,4 @@ mod cluster;
 mod inputs;
 mod lifecycle;
 mod plugin;
+mod security;

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub outputs_rejected: Family<ReasonLabels, Counter>,
     pub runs: Family<RunLabels, Counter>,
     pub leader: Gauge,
+    /// notAfter of the serving certificate, Unix seconds (set by the `CertStore`).
+    pub certificate_expiry: Gauge,
+    /// 1 when `/readyz` answers ok (set at each scrape).
+    pub ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -72,7 +76,25 @@ impl Metrics {
         registry.register("runs", "Lifecycle job runs, by event and result", runs.clone());
         let leader = Gauge::default();
         registry.register("controller_leader", "1 when this replica leads the environment controller", leader.clone());
-        Metrics { registry, admission_requests, admission_duration, outputs_published, outputs_rejected, runs, leader }
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the served TLS certificate expires (Unix seconds)",
+            certificate_expiry.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register("server_ready", "1 when this replica is ready to answer admissions", ready.clone());
+        Metrics {
+            registry,
+            admission_requests,
+            admission_duration,
+            outputs_published,
+            outputs_rejected,
+            runs,
+            leader,
+            certificate_expiry,
+            ready,
+        }
     }
 
     /// Prometheus text exposition of every metric.
@@ -82,3 +104,7 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

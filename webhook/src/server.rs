@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
-    let certs = CertStore::new();
+    let certs = CertStore::with_expiry_gauge(metrics.certificate_expiry.clone());
     let ready = Readiness::default();
     let jobs = JobIndex::start(client.clone());
 
