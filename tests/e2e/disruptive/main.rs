@@ -3,4 +3,5 @@
 //! (`cargo test -p lifecycle-e2e --test disruptive -- --test-threads=1`).
 
 mod controller_kill;
+mod helm;
 mod operations;
