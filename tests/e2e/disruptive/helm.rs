@@ -56,14 +56,8 @@ async fn helm(args: &[&str]) -> Result<String> {
 fn wait_namespace_settled_blocking(want_gone: bool) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let phase = kubectl_blocking(&[
-            "get",
-            "namespace",
-            SYSTEM_NAMESPACE,
-            "--ignore-not-found",
-            "-o",
-            "jsonpath={.status.phase}",
-        ])?;
+        let phase =
+            kubectl_blocking(&["get", "namespace", SYSTEM_NAMESPACE, "--ignore-not-found", "-o", "jsonpath={.status.phase}"])?;
         let phase = phase.trim();
         if phase.is_empty() || (!want_gone && phase == "Active") {
             return Ok(());
@@ -163,7 +157,8 @@ async fn helm_install_upgrade_uninstall() -> Result<()> {
     let generation = deployments.get(SERVER).await?.metadata.generation;
     let stream = Stream::start(strict, ns.name());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let upgraded = helm(&["upgrade", RELEASE, CHART, "-f", LOCAL_VALUES, "--set", "logFormat=text", "--wait", "--timeout", "300s"]).await;
+    let upgraded =
+        helm(&["upgrade", RELEASE, CHART, "-f", LOCAL_VALUES, "--set", "logFormat=text", "--wait", "--timeout", "300s"]).await;
     let settled = match upgraded {
         Ok(_) => wait_server_settled(&client, Duration::from_secs(180)).await.map(|_| ()),
         Err(e) => Err(e),
