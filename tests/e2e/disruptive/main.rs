@@ -4,5 +4,4 @@
 
 mod bounded;
 mod controller_kill;
-mod helm;
 mod operations;
