@@ -68,6 +68,10 @@ uninstall: ## Remove lifecycle-jobs from the current kube context (no webhook le
 e2e: ## End-to-end suite; brings the local cluster up and deploys the product.
 	tests/run-e2e.sh
 
+.PHONY: scale-test
+scale-test: ## The server at scale on the local cluster (ENVS, TEMPLATES): RSS, idle leader CPU, admission p50/p99.
+	tests/scale/scale-test.sh
+
 .PHONY: bench
 bench: ## Admission throughput/latency over TLS, agent size and idle footprint.
 	bench/run.sh

@@ -169,6 +169,22 @@ pub const OUTPUT_FILE_NAME: &str = "qovery-output.json";
 /// Largest output file accepted.
 pub const OUTPUT_FILE_MAX_BYTES: usize = 1024 * 1024;
 
+/// Start of every "outputs were not published" reason: the agent's termination
+/// message, the Job's `outputs` annotation and its Warning Event all begin so.
+pub const OUTPUTS_NOT_PUBLISHED: &str = "outputs not published";
+
+/// Smallest `terminationGracePeriodSeconds` of a captured pod: the agent
+/// publishes after SIGTERM and retries (server restarting, network) until
+/// shortly before the grace period ends. Pods asking less get this at admission.
+pub const AGENT_MIN_GRACE_SECONDS: i64 = 60;
+/// The pod default when `terminationGracePeriodSeconds` is absent.
+pub const POD_DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// The grace period a captured pod gets: its own, raised to [`AGENT_MIN_GRACE_SECONDS`].
+pub fn captured_pod_grace(requested: Option<i64>) -> i64 {
+    requested.unwrap_or(POD_DEFAULT_GRACE_SECONDS).max(AGENT_MIN_GRACE_SECONDS)
+}
+
 /// Audience of the agent's projected service-account token.
 pub const TOKEN_AUDIENCE: &str = "lifecycle-jobs.dev";
 
@@ -239,6 +255,13 @@ pub const AGENT_ERROR_HEADER: &str = "lifecycle-agent-error";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captured_pods_get_at_least_the_agents_grace() {
+        assert_eq!(captured_pod_grace(None), AGENT_MIN_GRACE_SECONDS);
+        assert_eq!(captured_pod_grace(Some(5)), AGENT_MIN_GRACE_SECONDS);
+        assert_eq!(captured_pod_grace(Some(300)), 300);
+    }
 
     #[test]
     fn opt_out_is_false_in_any_case_with_spaces() {

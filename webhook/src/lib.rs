@@ -11,6 +11,8 @@ pub mod certs;
 pub mod config;
 pub mod controller;
 pub mod index;
+pub mod kube_client;
+pub mod limits;
 pub mod metrics;
 pub mod outputs;
 pub mod project_vars;
