@@ -58,6 +58,9 @@ for k in sorted(a.keys() & b.keys()):
         print(f"  differs: {k[0]} {k[1]}/{k[2]}")
 PY
     cat "$tmp/diff" >&2
+    log "hint: after a change of manifests/base, run charts/sync-manifests.py; objects it does not generate"
+    log "      (namespace, serviceaccount, service, deployment, pdb, webhooks, cert-manager's) are templated"
+    log "      by hand in charts/lifecycle-jobs/templates/: make the same change there (values if it varies)"
     failed=1
   fi
 done

@@ -1,5 +1,6 @@
 mod capture;
 mod cluster;
+mod inputs;
 mod lifecycle;
 mod plugin;
 mod security;

@@ -16,6 +16,7 @@ pub mod kube_client;
 pub mod limits;
 pub mod metrics;
 pub mod outputs;
+pub mod project_vars;
 pub mod server;
 pub mod state;
 pub mod telemetry;

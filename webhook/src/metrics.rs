@@ -40,6 +40,8 @@ pub struct Metrics {
     pub admission_duration: Family<KindLabels, Histogram>,
     pub outputs_published: Counter,
     pub outputs_rejected: Family<ReasonLabels, Counter>,
+    /// Succeeded job pods whose agent could not publish (recorded once, by one replica).
+    pub outputs_lost: Counter,
     pub runs: Family<RunLabels, Counter>,
     pub leader: Gauge,
     /// notAfter of the serving certificate, Unix seconds (set by the `CertStore`).
@@ -72,6 +74,8 @@ impl Metrics {
         registry.register("outputs_published", "Output files published to an environment", outputs_published.clone());
         let outputs_rejected = Family::<ReasonLabels, Counter>::default();
         registry.register("outputs_rejected", "Output submissions refused, by reason", outputs_rejected.clone());
+        let outputs_lost = Counter::default();
+        registry.register("outputs_lost", "Succeeded job pods whose agent could not publish their outputs", outputs_lost.clone());
         let runs = Family::<RunLabels, Counter>::default();
         registry.register("runs", "Lifecycle job runs, by event and result", runs.clone());
         let leader = Gauge::default();
@@ -90,6 +94,7 @@ impl Metrics {
             admission_duration,
             outputs_published,
             outputs_rejected,
+            outputs_lost,
             runs,
             leader,
             certificate_expiry,

@@ -19,6 +19,7 @@ fn exported() -> BTreeMap<String, BTreeSet<String>> {
     m.admission_requests.get_or_create(&AdmissionLabels { kind: "Pod", result: "patched" }).inc();
     m.admission_duration.get_or_create(&KindLabels { kind: "Pod" }).observe(0.001);
     m.outputs_published.inc();
+    m.outputs_lost.inc();
     m.outputs_rejected.get_or_create(&ReasonLabels { reason: "invalid" }).inc();
     m.runs.get_or_create(&RunLabels { event: "start", result: "failed" }).inc();
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -102,6 +103,7 @@ fn alerts_query_only_exported_metrics() {
         "LifecycleJobsAdmissionErrors",
         "LifecycleJobsAdmissionSlow",
         "LifecycleJobsOutputsRejected",
+        "LifecycleJobsOutputsLost",
         "LifecycleJobsRunsFailing",
         "LifecycleJobsCertificateExpiring",
     ] {

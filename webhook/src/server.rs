@@ -66,7 +66,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Every replica records outputs its agents could not publish; the
     // controller starts once the pods that ended while it was down are handled,
     // so that it counts their runs as failed.
-    let losses = outputs::lost::start(client_for_losses, config.pod_name.clone());
+    let losses = outputs::lost::start(client_for_losses, config.pod_name.clone(), metrics.clone());
     if config.controller {
         let s = state.clone();
         tasks.spawn(async move {

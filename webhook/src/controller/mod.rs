@@ -170,6 +170,9 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
             futures::future::ready(())
         });
 
-    futures::join!(environments, templates);
+    // Project variables are mirrored by the same leader (crate::project_vars).
+    let project_vars = crate::project_vars::run(state.clone());
+
+    futures::join!(environments, templates, project_vars);
     Ok(())
 }

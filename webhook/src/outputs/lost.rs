@@ -98,7 +98,7 @@ impl LossWatch {
 }
 
 /// Starts the watch of succeeded captured pods in the background.
-pub fn start(client: Client, instance: String) -> LossWatch {
+pub fn start(client: Client, instance: String, metrics: std::sync::Arc<crate::metrics::Metrics>) -> LossWatch {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let api: Api<Pod> = Api::all(client.clone());
@@ -109,8 +109,10 @@ pub fn start(client: Client, instance: String) -> LossWatch {
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(WatchEvent::Apply(pod)) | Ok(WatchEvent::InitApply(pod)) => {
-                    if let Some(why) = publish_failure(&pod) {
-                        record(&client, &instance, &pod, &why).await;
+                    if let Some(why) = publish_failure(&pod)
+                        && record(&client, &instance, &pod, &why).await == Recorded::Now
+                    {
+                        metrics.outputs_lost.inc();
                     }
                 }
                 Ok(WatchEvent::InitDone) => {
@@ -128,11 +130,11 @@ pub fn start(client: Client, instance: String) -> LossWatch {
 /// Job webhook this very patch goes through may not be served yet. The watch
 /// waits for it, so the controller starts only after the losses of pods that
 /// ended while no server ran are recorded.
-async fn record(client: &Client, instance: &str, pod: &Pod, why: &str) {
+async fn record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Recorded {
     let mut delay = RETRY_FIRST;
     for attempt in 1..=RETRY_ATTEMPTS {
         match try_record(client, instance, pod, why).await {
-            Ok(()) => return,
+            Ok(recorded) => return recorded,
             Err(e) => {
                 tracing::warn!(pod = %pod.name_any(), attempt, error = %e, "recording lost outputs on the Job; retrying");
                 tokio::time::sleep(delay).await;
@@ -141,6 +143,17 @@ async fn record(client: &Client, instance: &str, pod: &Pod, why: &str) {
         }
     }
     tracing::error!(pod = %pod.name_any(), reason = %why, "could not record lost outputs on the Job; the next restart tries again");
+    Recorded::Failed
+}
+
+/// What [`record`] did: the `outputs_lost` metric counts each loss once,
+/// where it is recorded (not on every replica, nor again after a restart).
+#[derive(Debug, PartialEq, Eq)]
+enum Recorded {
+    Now,
+    /// Recorded earlier (or by another replica), or the Job is gone.
+    Already,
+    Failed,
 }
 
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
@@ -148,23 +161,23 @@ const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 /// About a minute and a half in all.
 const RETRY_ATTEMPTS: u32 = 12;
 
-async fn try_record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Result<(), String> {
-    let Some(ns) = pod.namespace() else { return Ok(()) };
-    let Some(owner) = controller_job(&pod.metadata) else { return Ok(()) };
+async fn try_record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Result<Recorded, String> {
+    let Some(ns) = pod.namespace() else { return Ok(Recorded::Already) };
+    let Some(owner) = controller_job(&pod.metadata) else { return Ok(Recorded::Already) };
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     let job = match jobs.get_opt(&owner.name).await {
         Ok(Some(j)) if j.metadata.uid.as_deref() == Some(owner.uid.as_str()) => j,
-        Ok(_) => return Ok(()),
+        Ok(_) => return Ok(Recorded::Already),
         Err(e) => return Err(format!("reading Job {ns}/{}: {}", owner.name, super::error::short(&e))),
     };
     if !needs_record(&job, &pod.uid().unwrap_or_default()) {
-        return Ok(());
+        return Ok(Recorded::Already);
     }
     let rv = job.metadata.resource_version.clone().unwrap_or_default();
     let params = PatchParams { field_manager: Some(SUMMARY_FIELD_MANAGER.into()), ..Default::default() };
     match jobs.patch(&owner.name, &params, &Patch::Merge(record_patch(&rv, why))).await {
         Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Recorded::Already),
         // 409: the Job changed meanwhile (its status, or another replica
         // recorded the loss): read it again.
         Err(e) => return Err(format!("patching Job {ns}/{}: {}", owner.name, super::error::short(&e))),
@@ -176,7 +189,7 @@ async fn try_record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Re
     }
     let note = format!("pod {}: {why}", pod.name_any());
     events::emit(client, instance, &refs, EventType::Warning, REASON_NOT_PUBLISHED, note).await;
-    Ok(())
+    Ok(Recorded::Now)
 }
 
 #[cfg(test)]
