@@ -746,7 +746,12 @@ async fn plugin_clone_copies_a_lifecycle_job_and_reports_what_was_not_copied() -
     // The copy is a template in the other environment; the Secret stayed behind.
     let copy = dst.api::<Job>().get("seed").await?;
     ensure!(copy.annotations().get(ANNOTATION_ON).map(String::as_str) == Some("stop"), "{:?}", copy.annotations());
-    ensure!(!copy.annotations().contains_key(ANNOTATION_JOB_ID), "job-id not copied: {:?}", copy.annotations());
+    // The source's job-id is not copied: admission records the copy's own JOBID, from its name.
+    ensure!(
+        copy.annotations().get(ANNOTATION_JOB_ID).map(String::as_str) == Some("SEED"),
+        "job-id not copied: {:?}",
+        copy.annotations()
+    );
     ensure!(copy.labels().get("app").map(String::as_str) == Some("shop"), "{:?}", copy.labels());
     let spec = copy.spec.clone().context("spec")?;
     ensure!(spec.suspend == Some(true), "the copy is a suspended template");
