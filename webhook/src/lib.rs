@@ -14,6 +14,7 @@ pub mod env_index;
 pub mod index;
 pub mod kube_client;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod outputs;
 pub mod project_vars;

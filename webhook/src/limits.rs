@@ -6,9 +6,13 @@
 //! part of the contract), so they are isolated per request instead:
 //!
 //! - **connections**: at most [`MAX_CONNECTIONS`] at once (more are closed at
-//!   accept), each with a TLS handshake timeout, a header read timeout and an
-//!   idle timeout (no byte in either direction), so slow or silent clients
-//!   give their connection back;
+//!   accept), each with a TLS handshake timeout, a header read timeout
+//!   (HTTP/1.1) and an idle timeout (no byte in either direction), so slow or
+//!   silent clients give their connection back; over HTTP/2, at most
+//!   [`HTTP2_MAX_CONCURRENT_STREAMS`] requests at once per connection, each
+//!   with at most [`HTTP2_MAX_HEADER_LIST_SIZE`] of headers, and at most
+//!   [`HTTP2_CONNECTION_WINDOW`] of unread body bytes per connection (see
+//!   `crate::listener`);
 //! - **bodies**: each endpoint has its own size limit ([`ADMISSION_MAX_BODY`],
 //!   [`OUTPUTS_MAX_BODY`]), its own deadline to receive the whole body, and its
 //!   own budget of body bytes held in memory at once ([`Pool`]); a flood on one
@@ -47,6 +51,21 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest read buffer of a connection (request line and headers must fit).
 pub const HTTP1_MAX_BUF: usize = 64 * 1024;
+/// HTTP/2: requests in flight on one connection. Go's client (the API
+/// server's) opens another connection when a burst needs more.
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 32;
+/// HTTP/2: largest header list of a request, decoded (the API server's calls
+/// carry well under 1 KiB, an agent's adds its ~1 KiB token).
+pub const HTTP2_MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+/// HTTP/2: body bytes a client may send on one stream before the server reads
+/// them (the protocol's default; an ~8 KiB AdmissionReview fits at once).
+pub const HTTP2_STREAM_WINDOW: u32 = 64 * 1024;
+/// HTTP/2: body bytes a client may send on one connection, all streams
+/// together, before the server reads them: what a connection can make the
+/// server buffer besides the bodies' budgets.
+pub const HTTP2_CONNECTION_WINDOW: u32 = 256 * 1024;
+/// HTTP/2: response bytes queued per stream (answers are small).
+pub const HTTP2_MAX_SEND_BUF: usize = 64 * 1024;
 /// A connection that moves no byte, either way, for this long is closed
 /// (longer than any handler may take, see [`OUTPUTS_REQUEST_TIMEOUT`]).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);

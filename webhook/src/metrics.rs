@@ -26,6 +26,14 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    /// `HTTP/2` or `HTTP/1.1` (the API server speaks HTTP/2, agents HTTP/1.1).
+    pub protocol: &'static str,
+    /// `mutate`, `validate`, `outputs` or `other`.
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
     pub event: &'static str,
     /// `started`, `succeeded` or `failed`.
@@ -38,6 +46,8 @@ pub struct Metrics {
     registry: Registry,
     pub admission_requests: Family<AdmissionLabels, Counter>,
     pub admission_duration: Family<KindLabels, Histogram>,
+    /// Requests on the TLS port, by protocol and endpoint.
+    pub http_requests: Family<ProtocolLabels, Counter>,
     pub outputs_published: Counter,
     pub outputs_rejected: Family<ReasonLabels, Counter>,
     /// Succeeded job pods whose agent could not publish (recorded once, by one replica).
@@ -70,6 +80,8 @@ impl Metrics {
             "Time to answer an admission review, from request body to response",
             admission_duration.clone(),
         );
+        let http_requests = Family::<ProtocolLabels, Counter>::default();
+        registry.register("http_requests", "Requests on the TLS port, by protocol and endpoint", http_requests.clone());
         let outputs_published = Counter::default();
         registry.register("outputs_published", "Output files published to an environment", outputs_published.clone());
         let outputs_rejected = Family::<ReasonLabels, Counter>::default();
@@ -92,6 +104,7 @@ impl Metrics {
             registry,
             admission_requests,
             admission_duration,
+            http_requests,
             outputs_published,
             outputs_rejected,
             outputs_lost,

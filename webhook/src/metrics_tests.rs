@@ -18,6 +18,7 @@ fn exported() -> BTreeMap<String, BTreeSet<String>> {
     let m = Metrics::new();
     m.admission_requests.get_or_create(&AdmissionLabels { kind: "Pod", result: "patched" }).inc();
     m.admission_duration.get_or_create(&KindLabels { kind: "Pod" }).observe(0.001);
+    m.http_requests.get_or_create(&ProtocolLabels { protocol: "HTTP/2", endpoint: "mutate" }).inc();
     m.outputs_published.inc();
     m.outputs_lost.inc();
     m.outputs_rejected.get_or_create(&ReasonLabels { reason: "invalid" }).inc();

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::{self, Readiness};
@@ -16,7 +15,7 @@ use crate::index::JobIndex;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::tls::{CertFiles, CertStore};
-use crate::{admission, certs, controller, limits, outputs, tls};
+use crate::{admission, certs, controller, limits, listener, outputs, tls};
 
 /// The TLS application: webhooks and the outputs API, each behind its own
 /// limits (`crate::limits`): a flood of one does not starve the other.
@@ -25,7 +24,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(limits::ADMISSION_MAX_BODY))
         .layer(axum::middleware::from_fn(limits::admission_layer));
     let outputs = outputs::router().layer(axum::middleware::from_fn(limits::outputs_layer));
-    Router::new().merge(admission).merge(outputs).with_state(state)
+    let by_protocol = axum::middleware::from_fn_with_state(state.metrics.clone(), listener::count_requests);
+    Router::new().merge(admission).merge(outputs).layer(by_protocol).with_state(state)
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -103,18 +103,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     let handle = axum_server::Handle::new();
-    let tls = RustlsConfig::from_config(certs.server_config());
-    let acceptor = RustlsAcceptor::new(tls)
-        .handshake_timeout(limits::TLS_HANDSHAKE_TIMEOUT)
-        .acceptor(limits::LimitedAcceptor::new(limits::MAX_CONNECTIONS, limits::IDLE_TIMEOUT));
-    let mut server = axum_server::bind(config.listen).acceptor(acceptor).handle(handle.clone());
-    // HTTP/1.1 only (the ALPN offer); hyper's timer makes the header read timeout work.
-    server
-        .http_builder()
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits::HEADER_READ_TIMEOUT)
-        .max_buf_size(limits::HTTP1_MAX_BUF);
+    // HTTP/1.1 and HTTP/2 (ALPN), each with its limits: crate::listener.
+    let server = listener::tls_server(axum_server::bind(config.listen), &certs).handle(handle.clone());
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "serving");
 
     let shutdown = {

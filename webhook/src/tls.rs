@@ -17,6 +17,10 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+/// Protocols offered in the TLS handshake, in the server's order of preference
+/// (served by `crate::listener`).
+pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
 /// PEM material of one serving identity.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CertPem {
@@ -111,7 +115,9 @@ impl CertStore {
             .expect("ring supports the default protocol versions")
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(self.clone()));
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 first: the API server's client takes it and multiplexes its
+        // calls; clients that offer only HTTP/1.1 (or no ALPN: agents) get that.
+        cfg.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Arc::new(cfg)
     }
 }
