@@ -41,7 +41,25 @@ enum Cmd {
         #[arg(long, default_value_t = 200_000)]
         iterations: u32,
     },
-    /// Drive the server and print one table row.
+    /// Write the AdmissionReview the load generators post (for h2load -d).
+    Body {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Create COUNT pods one after another in NAMESPACE through the API server
+    /// (KUBECONFIG), unscheduled (a node selector no node has); print the
+    /// create latencies, one per line, in microseconds. The caller deletes them.
+    Pods {
+        #[arg(long)]
+        namespace: String,
+        #[arg(long, default_value_t = 100)]
+        count: u32,
+        /// Name prefix of the pods.
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+    },
+    /// Drive the server with our own HTTP/1.1 client and print one table row
+    /// (`bench/run.sh` uses h2load; this stays as a cross-check).
     Load {
         #[arg(long, default_value = "127.0.0.1:18443")]
         addr: std::net::SocketAddr,
@@ -66,6 +84,12 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(serve(listen, ca_out))
         }
         Cmd::Pure { iterations } => pure(iterations),
+        Cmd::Body { out } => std::fs::write(&out, review_body()).context("writing the body"),
+        Cmd::Pods { namespace, count, prefix } => {
+            anyhow::ensure!((1..=1000).contains(&count), "--count: 1 to 1000 pods");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(pods(&namespace, count, &prefix))
+        }
         Cmd::Load { addr, ca, connections, seconds, print_size } => {
             if print_size {
                 println!("{}", review_body().len());
@@ -98,9 +122,9 @@ async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyh
         envs: lifecycle_webhook::env_index::EnvIndex::empty(),
     };
     let app = lifecycle_webhook::server::app(state);
-    let tls = axum_server::tls_rustls::RustlsConfig::from_config(certs.server_config());
     eprintln!("serving on {listen}");
-    axum_server::bind_rustls(listen, tls).serve(app.into_make_service()).await?;
+    // The production listener: TLS, HTTP/1.1 and HTTP/2, every connection limit.
+    lifecycle_webhook::listener::tls_server(axum_server::bind(listen), &certs).serve(app.into_make_service()).await?;
     Ok(())
 }
 
@@ -124,6 +148,36 @@ fn pure(iterations: u32) -> anyhow::Result<()> {
     }
     let per = started.elapsed() / iterations;
     println!("admission logic alone: {per:?} per pod review ({} bytes answered each)", bytes / iterations as usize);
+    Ok(())
+}
+
+/// Pods through the real API server: each create is timed from the request
+/// to the answer (authentication, admission webhooks, storage), sequentially on
+/// one keep-alive connection.
+async fn pods(namespace: &str, count: u32, prefix: &str) -> anyhow::Result<()> {
+    use kube::api::{Api, PostParams};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default().await.context("a client from KUBECONFIG")?;
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, namespace);
+    let mut out = String::new();
+    for i in 0..count {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+            "metadata": {"name": format!("{prefix}-{i}"), "labels": {"bench.lifecycle-jobs.dev/pod": "true"}},
+            "spec": {
+                "nodeSelector": {"bench.lifecycle-jobs.dev/never": "true"},
+                "terminationGracePeriodSeconds": 0,
+                "containers": [
+                    {"name": "main", "image": "busybox:local", "command": ["sleep", "3600"],
+                     "env": (0..12).map(|i| json!({"name": format!("APP_SETTING_{i}"), "value": "x"})).collect::<Vec<_>>()},
+                    {"name": "side", "image": "busybox:local", "command": ["sleep", "3600"]}
+                ]
+            }
+        }))?;
+        let t = Instant::now();
+        api.create(&PostParams::default(), &pod).await.with_context(|| format!("creating pod {prefix}-{i}"))?;
+        out.push_str(&format!("{}\n", t.elapsed().as_micros()));
+    }
+    print!("{out}");
     Ok(())
 }
 

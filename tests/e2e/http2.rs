@@ -1,10 +1,17 @@
-//! The API server calls the webhook over HTTP/2: the server offers `h2` in
-//! its TLS handshake and counts its requests by protocol
-//! (`lifecycle_http_requests_total{protocol, endpoint}` on the admin port,
-//! read here through the API server's pod proxy, as `kubectl get --raw` would).
-//! The e2e helpers that post to the server themselves (`server_post`) speak
-//! HTTP/1.1, so the HTTP/2 calls of `/mutate` counted here are the API
-//! server's own. Every other admission test runs over the same connections.
+//! The server offers HTTP/2 and HTTP/1.1 on its TLS port (ALPN) and counts
+//! its requests by protocol (`lifecycle_http_requests_total{protocol,
+//! endpoint}` on the admin port, read here through the API server's pod proxy,
+//! as `kubectl get --raw` would).
+//!
+//! The API server itself calls service-referenced admission webhooks over
+//! HTTP/1.1 whatever the server offers: since Kubernetes 1.16 its webhook
+//! client sets `NextProtos = ["http/1.1"]` (k8s.io/apiserver
+//! `pkg/util/webhook/client.go`, kubernetes/kubernetes#82090: an HTTP/2 client
+//! would put every call on one connection, to one replica), and only a
+//! webhook URL on a loopback address may use HTTP/2 (#122558). So these tests
+//! show the API server's admissions arriving and being counted, whatever
+//! their protocol, and HTTP/2 from a client that takes it (curl) on both the
+//! admission and the outputs endpoints of the deployed server.
 
 use std::time::Duration;
 
@@ -39,13 +46,18 @@ async fn requests(client: &Client, protocol: &str, endpoint: &str) -> Result<u64
     Ok(sum)
 }
 
+/// Both protocols' `/mutate` requests, summed over the server's replicas.
+async fn admissions(client: &Client) -> Result<u64> {
+    Ok(requests(client, "HTTP/1.1", "mutate").await? + requests(client, "HTTP/2", "mutate").await?)
+}
+
 #[tokio::test]
-async fn http2_the_api_server_calls_admission_over_http2() -> Result<()> {
+async fn http2_the_api_server_admissions_are_counted_by_protocol() -> Result<()> {
     let client = client().await?;
     let ns = environment(&client, "http2").await?;
-    let before = requests(&client, "HTTP/2", "mutate").await?;
+    let before = (requests(&client, "HTTP/1.1", "mutate").await?, requests(&client, "HTTP/2", "mutate").await?);
 
-    // A few pods at once: the API server multiplexes their admissions.
+    // A few pods at once: the API server calls the webhook concurrently.
     const PODS: u64 = 4;
     let creations = (0..PODS).map(|i| {
         let pod: Pod = obj(json!({
@@ -64,19 +76,21 @@ async fn http2_the_api_server_calls_admission_over_http2() -> Result<()> {
     }
 
     // Counters are read from every replica; other tests add to them, never subtract.
-    let after = wait_until("the server counts the API server's HTTP/2 admissions", TIMEOUT, || async {
-        let now = requests(&client, "HTTP/2", "mutate").await?;
-        Ok((now >= before + PODS).then_some(now))
+    let after = wait_until("the server counts the API server's admissions", TIMEOUT, || async {
+        let now = admissions(&client).await?;
+        Ok((now >= before.0 + before.1 + PODS).then_some(now))
     })
     .await?;
-    assert!(after >= before + PODS, "HTTP/2 admissions went from {before} to {after}");
+    let by_protocol = (requests(&client, "HTTP/1.1", "mutate").await?, requests(&client, "HTTP/2", "mutate").await?);
+    eprintln!("/mutate requests (HTTP/1.1, HTTP/2): before {before:?}, after {by_protocol:?} (total {after})");
     Ok(())
 }
 
-/// The outputs API answers over HTTP/2 as well (agents use HTTP/1.1): a
-/// request without a token is refused, whatever the protocol.
+/// A client that takes HTTP/2 gets it: an admission answered with its patch,
+/// and the outputs API (agents use HTTP/1.1) refusing a request without a
+/// token, over both protocols.
 #[tokio::test]
-async fn http2_the_outputs_api_answers_over_both_protocols() -> Result<()> {
+async fn http2_admission_and_the_outputs_api_answer_over_both_protocols() -> Result<()> {
     let client = client().await?;
     let svc: Service = Api::namespaced(client.clone(), SYSTEM_NAMESPACE).get("lifecycle-webhook").await?;
     let ip = svc.spec.and_then(|s| s.cluster_ip).context("service IP")?;
@@ -86,20 +100,38 @@ async fn http2_the_outputs_api_answers_over_both_protocols() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("ca.crt"), &ca.0)?;
     let host = format!("lifecycle-webhook.{SYSTEM_NAMESPACE}.svc");
-    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+    // A pod review as the API server sends it (answering it writes nothing).
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "http2-1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+        "namespace": "e2e-http2-none", "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
+            "spec": {"containers": [{"name": "main", "image": BUSYBOX}]}}}});
+    std::fs::write(dir.join("review.json"), review.to_string())?;
+    let curl = |flag: &'static str, path: &'static str, body: String| {
         let mut cmd = std::process::Command::new("curl");
-        cmd.args(["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", flag, "--cacert"])
+        cmd.args(["-sS", "--max-time", "30", "-w", "\n%{http_version} %{http_code}", flag, "--cacert"])
             .arg(dir.join("ca.crt"))
-            .args(["--resolve", &format!("{host}:443:{ip}"), "--data-binary", "{}"])
-            .arg(format!("https://{host}/v1/outputs"));
-        let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
-        let answer = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(answer, format!("{version} 401"), "curl {flag}: {}", String::from_utf8_lossy(&out.stderr));
+            .args(["--resolve", &format!("{host}:443:{ip}"), "-H", "Content-Type: application/json", "--data-binary", &body])
+            .arg(format!("https://{host}{path}"));
+        async move {
+            let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+            anyhow::Ok((status.to_string(), body.to_string(), String::from_utf8_lossy(&out.stderr).into_owned()))
+        }
+    };
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let (status, body, stderr) = curl(flag, "/mutate", format!("@{}", dir.join("review.json").display())).await?;
+        assert_eq!(status, format!("{version} 200"), "curl {flag} /mutate: {stderr}");
+        let answer: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("the answer: {body}"))?;
+        assert_eq!(answer["response"]["uid"], "http2-1");
+        assert_eq!(answer["response"]["patchType"], "JSONPatch", "{body}");
+        let (status, _, stderr) = curl(flag, "/v1/outputs", "{}".into()).await?;
+        assert_eq!(status, format!("{version} 401"), "curl {flag} /v1/outputs: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
     // Counted on the replica that answered (any of them).
-    wait_until("the outputs API's HTTP/2 request is counted", Duration::from_secs(30), || async {
-        Ok((requests(&client, "HTTP/2", "outputs").await? > 0).then_some(()))
+    wait_until("HTTP/2 requests are counted", Duration::from_secs(30), || async {
+        Ok((requests(&client, "HTTP/2", "outputs").await? > 0 && requests(&client, "HTTP/2", "mutate").await? > 0).then_some(()))
     })
     .await?;
     Ok(())

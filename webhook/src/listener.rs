@@ -18,31 +18,58 @@
 //!   keep a connection in use, a silent one is closed by the idle timeout as
 //!   over HTTP/1.1.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::Version;
 use axum::middleware::Next;
 use axum::response::Response;
+use axum_server::Server;
+use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use axum_server::{Address, Server};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use tokio::net::TcpStream;
 
 use crate::limits::{self, LimitedAcceptor};
 use crate::metrics::{Metrics, ProtocolLabels};
 use crate::tls::CertStore;
 
+/// The acceptor chain of the TLS port: `TCP_NODELAY`, the connection cap and
+/// idle timeout, then the TLS handshake (bounded in time).
+pub type TlsAcceptor = RustlsAcceptor<NoDelay<LimitedAcceptor>>;
+
 /// `server` serving TLS with the current certificate of `certs`, both
 /// protocols, and every connection limit.
-pub fn tls_server<A: Address>(server: Server<A>, certs: &CertStore) -> Server<A, RustlsAcceptor<LimitedAcceptor>> {
+pub fn tls_server(server: Server<SocketAddr>, certs: &CertStore) -> Server<SocketAddr, TlsAcceptor> {
     let tls = RustlsConfig::from_config(certs.server_config());
     let acceptor = RustlsAcceptor::new(tls)
         .handshake_timeout(limits::TLS_HANDSHAKE_TIMEOUT)
-        .acceptor(LimitedAcceptor::new(limits::MAX_CONNECTIONS, limits::IDLE_TIMEOUT));
+        .acceptor(NoDelay(LimitedAcceptor::new(limits::MAX_CONNECTIONS, limits::IDLE_TIMEOUT)));
     let mut server = server.acceptor(acceptor);
     configure(server.http_builder());
     server
+}
+
+/// Sets `TCP_NODELAY` on accepted connections: an answer goes out as soon as
+/// it is written. Without it, HTTP/2's separate HEADERS and DATA frames of an
+/// answer wait on the peer's delayed ACK (Nagle), which added milliseconds to
+/// every multiplexed admission in `make bench`.
+#[derive(Clone)]
+pub struct NoDelay<A>(pub A);
+
+impl<S, A: Accept<TcpStream, S>> Accept<TcpStream, S> for NoDelay<A> {
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = A::Future;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        self.0.accept(stream, service)
+    }
 }
 
 /// The HTTP settings of both protocols (hyper's timer makes the HTTP/1.1

@@ -98,9 +98,7 @@ pub async fn server_post(client: &Client, path: &str, token: Option<&str>, body:
         let path = path.to_string();
         move || {
             let mut cmd = std::process::Command::new("curl");
-            // HTTP/1.1: the server's HTTP/2 requests on /mutate are then the
-            // API server's own (tests/e2e/http2.rs counts them).
-            cmd.args(["-sS", "--http1.1", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+            cmd.args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
                 .arg(dir.join("ca.crt"))
                 .args(["--resolve", &format!("{host}:443:{ip}")]);
             if let Some(token) = token {
