@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use lifecycle_contract::JobId;
@@ -192,6 +193,15 @@ fn injected_entry(kind: SourceKind, name: &str) -> Value {
     }
 }
 
+/// The injected entries serialised once: every container of every pod of an
+/// environment gets them, and building them as `Value`s per pod showed in
+/// profiles. `[i]`: entry `i` of [`INJECTED_SOURCES`]; `.1`: the whole list.
+static INJECTED_JSON: std::sync::LazyLock<(Vec<&'static RawValue>, &'static RawValue)> = std::sync::LazyLock::new(|| {
+    let entries: Vec<Value> = INJECTED_SOURCES.iter().map(|&(_, kind, name)| injected_entry(kind, name)).collect();
+    let leak = |v: &Value| -> &'static RawValue { Box::leak(raw(v.to_string())) };
+    (entries.iter().map(leak).collect(), leak(&Value::Array(entries.clone())))
+});
+
 fn refers_to(e: &EnvFromIn<'_>, kind: SourceKind, name: &str) -> bool {
     let r = match kind {
         SourceKind::ConfigMap => &e.config_map_ref,
@@ -213,8 +223,7 @@ fn refers_to(e: &EnvFromIn<'_>, kind: SourceKind, name: &str) -> bool {
 /// the workload's choice) and a fresh entry still goes first.
 fn env_from_ops(list: &str, i: usize, c: &ContainerIn<'_>, ops: &mut Vec<Op>) {
     let Some(existing) = &c.env_from else {
-        let all: Vec<Value> = INJECTED_SOURCES.iter().map(|&(_, kind, name)| injected_entry(kind, name)).collect();
-        ops.push(Op::add(format!("/spec/{list}/{i}/envFrom"), Value::Array(all)));
+        ops.push(Op::add_static(format!("/spec/{list}/{i}/envFrom"), INJECTED_JSON.1));
         return;
     };
     // Positions in the list as it evolves: `Some(source)` for an injected
@@ -226,11 +235,11 @@ fn env_from_ops(list: &str, i: usize, c: &ContainerIn<'_>, ops: &mut Vec<Op>) {
         .map(|e| INJECTED_SOURCES.iter().find(|&&(_, kind, name)| refers_to(e, kind, name)).map(|&(_, kind, name)| (kind, name)))
         .collect();
     let mut cursor = 0;
-    for &(_, kind, name) in &INJECTED_SOURCES {
+    for (j, &(_, kind, name)) in INJECTED_SOURCES.iter().enumerate() {
         match current.iter().position(|e| *e == Some((kind, name))) {
             Some(p) if p == cursor => cursor += 1,
             _ => {
-                ops.push(Op::add(format!("/spec/{list}/{i}/envFrom/{cursor}"), injected_entry(kind, name)));
+                ops.push(Op::add_static(format!("/spec/{list}/{i}/envFrom/{cursor}"), INJECTED_JSON.0[j]));
                 current.insert(cursor, Some((kind, name)));
                 cursor += 1;
             }
@@ -296,8 +305,8 @@ fn capture_ops(spec: &SpecIn<'_>, job_id: &JobId, s: &PodSettings<'_>, ops: &mut
     }
 }
 
-fn raw(json: String) -> Box<serde_json::value::RawValue> {
-    serde_json::value::RawValue::from_string(json).expect("the agent container is valid JSON")
+fn raw(json: String) -> Box<RawValue> {
+    RawValue::from_string(json).expect("serialised JSON is valid JSON")
 }
 
 /// Placeholders in the cached agent container JSON; neither needs escaping

@@ -82,6 +82,8 @@ pub struct Op {
 pub enum OpValue {
     Json(serde_json::Value),
     Raw(Box<RawValue>),
+    /// JSON serialised once for the server's lifetime (the injected `envFrom` entries).
+    Static(&'static RawValue),
 }
 
 impl PartialEq for OpValue {
@@ -96,6 +98,10 @@ impl PartialEq for OpValue {
 impl Op {
     pub fn add(path: impl Into<String>, value: serde_json::Value) -> Op {
         Op { op: "add", path: path.into(), value: Some(OpValue::Json(value)) }
+    }
+    /// An `add` of JSON serialised once, for the server's lifetime.
+    pub fn add_static(path: impl Into<String>, value: &'static RawValue) -> Op {
+        Op { op: "add", path: path.into(), value: Some(OpValue::Static(value)) }
     }
     /// An `add` whose value is already serialised JSON.
     pub fn add_raw(path: impl Into<String>, value: Box<RawValue>) -> Op {
@@ -145,30 +151,6 @@ impl Verdict {
 }
 
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewOut<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: ResponseOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
-    allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<StatusOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    /// Base64 of the JSON patch, as the API specifies for `[]byte` fields.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-}
-
-#[derive(Serialize)]
 struct StatusOut<'a> {
     code: u16,
     message: &'a str,
@@ -176,21 +158,87 @@ struct StatusOut<'a> {
 }
 
 /// Serialises the AdmissionReview response for `uid`.
+///
+/// Written by hand into one buffer: the patch is serialised once and
+/// base64-encoded in place (it is most of the answer), instead of building a
+/// base64 `String` that a serializer then copies and scans again.
 pub fn respond(uid: &str, verdict: &Verdict) -> Vec<u8> {
-    let (allowed, status) = match &verdict.denied {
-        Some(message) => (false, Some(StatusOut { code: 403, message, reason: "Forbidden" })),
-        None => (true, None),
+    let patch = match &verdict.denied {
+        None if !verdict.patch.is_empty() => Some(serde_json::to_vec(&verdict.patch).expect("a patch always serialises")),
+        _ => None,
     };
-    let (patch_type, patch) = if allowed && !verdict.patch.is_empty() {
-        let json = serde_json::to_vec(&verdict.patch).expect("a patch always serialises");
-        (Some("JSONPatch"), Some(base64::engine::general_purpose::STANDARD.encode(json)))
-    } else {
-        (None, None)
-    };
-    let out = ReviewOut {
-        api_version: "admission.k8s.io/v1",
-        kind: "AdmissionReview",
-        response: ResponseOut { uid, allowed, status, patch_type, patch, warnings: &verdict.warnings },
-    };
-    serde_json::to_vec(&out).expect("a review always serialises")
+    let mut out = Vec::with_capacity(160 + patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4));
+    out.extend_from_slice(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#);
+    serde_json::to_writer(&mut out, uid).expect("writing to a Vec cannot fail");
+    match &verdict.denied {
+        Some(message) => {
+            out.extend_from_slice(br#","allowed":false,"status":"#);
+            let status = StatusOut { code: 403, message, reason: "Forbidden" };
+            serde_json::to_writer(&mut out, &status).expect("writing to a Vec cannot fail");
+        }
+        None => out.extend_from_slice(br#","allowed":true"#),
+    }
+    if let Some(patch) = patch {
+        // Base64 of the JSON patch, as the API specifies for `[]byte` fields.
+        out.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
+        let start = out.len();
+        out.resize(start + patch.len().div_ceil(3) * 4, 0);
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(&patch, &mut out[start..])
+            .expect("the buffer holds the padded encoding");
+        out.truncate(start + n);
+        out.push(b'"');
+    }
+    if !verdict.warnings.is_empty() {
+        out.extend_from_slice(br#","warnings":"#);
+        serde_json::to_writer(&mut out, &verdict.warnings).expect("writing to a Vec cannot fail");
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parsed(uid: &str, v: &Verdict) -> serde_json::Value {
+        serde_json::from_slice(&respond(uid, v)).expect("the answer is JSON")
+    }
+
+    #[test]
+    fn answers_are_admission_reviews() {
+        let allowed = parsed("u\"1", &Verdict::allow());
+        assert_eq!(
+            allowed,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u\"1", "allowed": true}})
+        );
+        let denied = parsed("u2", &Verdict::deny("no \"way\"\n"));
+        assert_eq!(denied["response"]["allowed"], false);
+        assert_eq!(denied["response"]["status"], json!({"code": 403, "message": "no \"way\"\n", "reason": "Forbidden"}));
+        assert!(denied["response"].get("patch").is_none());
+
+        for n in 0..5 {
+            // Every padding length of base64.
+            let mut v = Verdict::patched(vec![Op::add("/metadata/labels/x", json!("y".repeat(n)))]);
+            v.warnings.push("careful".into());
+            let r = parsed("u3", &v);
+            assert_eq!(r["response"]["patchType"], "JSONPatch");
+            let bytes = base64::engine::general_purpose::STANDARD.decode(r["response"]["patch"].as_str().unwrap()).unwrap();
+            let patch: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(patch, json!([{"op": "add", "path": "/metadata/labels/x", "value": "y".repeat(n)}]));
+            assert_eq!(r["response"]["warnings"], json!(["careful"]));
+        }
+        // A denial carries no patch, even if ops were collected.
+        let mut v = Verdict::patched(vec![Op::remove("/x")]);
+        v.denied = Some("no".into());
+        assert!(parsed("u4", &v)["response"].get("patchType").is_none());
+    }
+
+    #[test]
+    fn static_values_serialise_as_their_json() {
+        let raw: &'static RawValue = Box::leak(RawValue::from_string(r#"{"a":[1]}"#.into()).unwrap());
+        let ops = vec![Op::add_static("/x", raw)];
+        assert_eq!(serde_json::to_value(&ops).unwrap(), json!([{"op": "add", "path": "/x", "value": {"a": [1]}}]));
+    }
 }
