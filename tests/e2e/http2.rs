@@ -125,7 +125,9 @@ async fn http2_admission_and_the_outputs_api_answer_over_both_protocols() -> Res
         let answer: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("the answer: {body}"))?;
         assert_eq!(answer["response"]["uid"], "http2-1");
         assert_eq!(answer["response"]["patchType"], "JSONPatch", "{body}");
-        let (status, _, stderr) = curl(flag, "/v1/outputs", "{}".into()).await?;
+        // No body: the refusal comes before any upload would be read, and
+        // curl before 8.1 misreads the reset of an unread upload (docs/performance.md).
+        let (status, _, stderr) = curl(flag, "/v1/outputs", String::new()).await?;
         assert_eq!(status, format!("{version} 401"), "curl {flag} /v1/outputs: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);

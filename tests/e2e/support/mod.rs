@@ -98,7 +98,10 @@ pub async fn server_post(client: &Client, path: &str, token: Option<&str>, body:
         let path = path.to_string();
         move || {
             let mut cmd = std::process::Command::new("curl");
-            cmd.args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+            // HTTP/1.1, as agents: over HTTP/2 the server answers a refused
+            // upload before reading it and resets the stream (NO_ERROR), which
+            // curl before 8.1 reports as error 92 instead of the answer.
+            cmd.args(["-sS", "--http1.1", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
                 .arg(dir.join("ca.crt"))
                 .args(["--resolve", &format!("{host}:443:{ip}")]);
             if let Some(token) = token {
