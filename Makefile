@@ -73,5 +73,9 @@ scale-test: ## The server at scale on the local cluster (ENVS, TEMPLATES): RSS, 
 	tests/scale/scale-test.sh
 
 .PHONY: bench
-bench: ## Admission throughput/latency over TLS, agent size and idle footprint.
+bench: ## Admission over TLS, HTTP/1.1 and HTTP/2 (h2load), the logic alone, agent size and idle footprint.
 	bench/run.sh
+
+.PHONY: bench-cluster
+bench-cluster: ## Cost per pod through the real API server (local cluster with the product deployed; BENCH_PODS).
+	bench/cluster.sh

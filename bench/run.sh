@@ -46,6 +46,7 @@ done
 echo
 echo "Admission (pod AdmissionReview of $(stat -c %s "$work/review.json") bytes, 3 containers, captured job pod), ${SECONDS_EACH}s each"
 echo "server: 1 worker thread pinned to core 0; h2load $(h2load --version | awk '{print $2; exit}'): 1 thread pinned to core 1"
+echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| protocol | connections × streams | admissions/s | p50 ms | p99 ms | max ms | server CPU µs/admission | server CPU % | h2load CPU % | server peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -86,6 +87,8 @@ for row in $ROWS; do
   # A row where h2load's core is busier than the server's measures h2load.
   if [ "$load_pct" -ge 90 ] && [ "$server_pct" -lt 90 ]; then
     warnings+=("$label ${conns}x${streams}: h2load used ${load_pct}% of its core and the server ${server_pct}%: the load generator, not the server, is the limit of this row")
+  elif [ "$conns" -gt 1 ] && [ "$load_pct" -lt 90 ] && [ "$server_pct" -lt 90 ]; then
+    warnings+=("$label ${conns}x${streams}: neither the server (${server_pct}%) nor h2load (${load_pct}%) filled its core: other processes share the cores (load average $(cut -d' ' -f1 /proc/loadavg)), so throughput and latency are pessimistic; CPU per admission holds")
   fi
 done
 for w in "${warnings[@]}"; do echo "WARNING: $w"; done
