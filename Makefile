@@ -21,7 +21,7 @@ run: ## Install and run the product: current kube context, else a local cluster.
 	scripts/run.sh
 
 .PHONY: test
-test: unit e2e ## Every test: unit tests, then the end-to-end suite on the real local cluster.
+test: unit cluster-test e2e ## Every test: unit tests, the cluster scripts' test, then the end-to-end suite on the real local cluster.
 
 .PHONY: unit
 unit: ## Unit tests of every crate.
@@ -39,6 +39,10 @@ cluster-up: ## Start the local cluster (builds Kubernetes once, cached in ~/.cac
 .PHONY: cluster-down
 cluster-down: ## Stop the local cluster; leaves no process or mount behind.
 	tests/cluster/down.sh
+
+.PHONY: cluster-test
+cluster-test: ## Test the cluster scripts: up x3, a second checkout refused and harmless, down x2 (stops the cluster; restarts it if it was up).
+	tests/cluster/test-idempotent.sh
 
 .PHONY: images
 images: ## OCI image tars of the webhook and the agent (no Docker engine needed).

@@ -79,7 +79,7 @@ fi
 rendered=$("$KUBECTL" kustomize "$overlay") || die "kubectl kustomize $overlay failed"
 read -r NS DEPLOYMENT < <(printf '%s\n' "$rendered" |
   "$KUBECTL" create --dry-run=client -f - -o 'jsonpath={.kind} {.metadata.namespace} {.metadata.name}{"\n"}' 2>/dev/null |
-  awk '$1 == "Deployment" { print $2, $3; exit }') || true
+  awk '$1 == "Deployment" && !found { print $2, $3; found = 1 }') || true
 [ -n "${DEPLOYMENT:-}" ] || die "$overlay has no Deployment"
 
 log "context $context: applying $overlay"

@@ -12,7 +12,8 @@ tests/cluster/up.sh
 scripts/deploy.sh manifests/overlays/local
 cargo build --release --locked -p kubectl-lifecycle
 export KUBECTL_LIFECYCLE="${CARGO_TARGET_DIR:-$PWD/target}/release/kubectl-lifecycle"
-export PATH="$(tests/cluster/build-binaries.sh 2>/dev/null | tail -n1):$PATH"
+k8s_bin=$(tests/cluster/build-binaries.sh 2>/dev/null | tail -n1)
+export PATH="$k8s_bin:$PATH"
 # Each test makes its own namespaces, so they run side by side.
 cargo test --locked -p lifecycle-e2e --test e2e -- --test-threads="${E2E_THREADS:-4}" "$@"
 # Tests that restart, kill or uninstall the server run alone, afterwards.

@@ -5,6 +5,14 @@
 # mounted under .local-cluster/ is unmounted and the cluster's state removed.
 # Kept: logs/ (for a post-mortem) and pki/ (saves a second on the next start).
 # Safe to run when nothing runs; running it twice is harmless.
+#
+# Only this checkout's cluster (its directory, LJ_CLUSTER_DIR or .local-cluster/)
+# is touched: its own pids, the pods of its own containerd, processes whose
+# container root lies in its directory. The host's shared state (node address,
+# CNI bridge, KUBE-* and CNI iptables chains, kernel settings, the kubelet's pod
+# cgroups) is cleaned only when the host's owner file (see lib.sh) names this
+# directory: a cluster-down from a checkout whose cluster is not running
+# changes nothing on the machine.
 set -euo pipefail
 LOG_PREFIX=cluster-down
 # shellcheck source=lib.sh
@@ -14,6 +22,20 @@ source "$(dirname "$0")/lib.sh"
 if [ ! -d "$LC" ]; then
   log "no local cluster (${LC#"$REPO"/} does not exist)"
   exit 0
+fi
+
+running=$(live_components "$LC")
+if owns_host; then
+  host_ours=true
+else
+  host_ours=false
+  owner=$(owner_dir)
+  if [ -n "$owner" ] && cluster_active "$owner"; then
+    log "the local cluster running on this machine is the one in $owner: it and the host's network state are left alone"
+  fi
+fi
+if [ -z "$running" ]; then
+  log "the cluster in $LC is not running"
 fi
 
 # The binaries up.sh used (kube-proxy, crictl); never build them just to stop.
@@ -41,8 +63,9 @@ if is_running containerd && have_bin crictl; then
 fi
 
 stop_daemons 15 kube-proxy
-# kube-proxy removes its own iptables (and ipvs/nftables) rules.
-if have_bin kube-proxy; then
+# kube-proxy removes its own iptables (and ipvs/nftables) rules: host-wide
+# chains, so only when this cluster made them.
+if $host_ours && have_bin kube-proxy; then
   timeout 60 "$K8S_BIN/kube-proxy" --cleanup >>"$LOGS/kube-proxy.log" 2>&1 ||
     log "WARNING: kube-proxy --cleanup reported errors (see logs/kube-proxy.log)"
 fi
@@ -65,16 +88,26 @@ if [ ${#shims[@]} -gt 0 ]; then
   log "killing leftover containerd shims of this cluster: ${shims[*]}"
   kill -KILL "${shims[@]}" 2>/dev/null || true
 fi
-# Container processes whose shim was gone: they are in the kubelet's pod cgroups.
-for procs in /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/*/cgroup.procs \
-  /sys/fs/cgroup/*/kubepods/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods/*/*/*/cgroup.procs; do
-  [ -f "$procs" ] || continue
-  mapfile -t leftover <"$procs" 2>/dev/null || continue
-  if [ ${#leftover[@]} -gt 0 ]; then
-    log "killing leftover pod processes: ${leftover[*]}"
-    kill -KILL "${leftover[@]}" 2>/dev/null || true
-  fi
-done
+# Container processes whose shim was gone: in the kubelet's pod cgroups, and
+# ours when their mounts (the container's root overlay) lie in our directory.
+# (The pod cgroups are shared by every kubelet of the host.)
+our_pod_processes() {
+  local procs pid mounts pids=()
+  for procs in /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/*/cgroup.procs \
+    /sys/fs/cgroup/*/kubepods/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods/*/*/*/cgroup.procs; do
+    [ -f "$procs" ] || continue
+    mapfile -t pids <"$procs" 2>/dev/null || continue
+    for pid in "${pids[@]}"; do
+      mounts=$(cat "/proc/$pid/mountinfo" 2>/dev/null) || continue
+      if [[ $mounts == *[\ =:]"$LC/"* ]]; then echo "$pid"; fi
+    done
+  done | sort -un
+}
+mapfile -t leftover < <(our_pod_processes)
+if [ ${#leftover[@]} -gt 0 ]; then
+  log "killing leftover pod processes of this cluster: ${leftover[*]}"
+  kill -KILL "${leftover[@]}" 2>/dev/null || true
+fi
 
 stop_daemons 20 kube-apiserver
 stop_daemons 15 etcd
@@ -99,62 +132,69 @@ if [ -f "$RUN/netns.list" ]; then
 fi
 
 # --- host network -------------------------------------------------------------------------
-# Masquerade rules of the CNI bridge plugin that a missed CNI DEL left behind:
-# they carry the network's name in their comment.
-if command -v iptables-save >/dev/null; then
-  rules=$(iptables-save -t nat 2>/dev/null | grep -F "\"$CNI_NETWORK\"" | grep '^-A POSTROUTING' || true)
-  if [ -n "$rules" ]; then
-    log "removing leftover CNI masquerade rules"
-    while IFS= read -r rule; do
-      chain=$(grep -o -- '-j CNI-[A-Za-z0-9]*' <<<"$rule" | cut -d' ' -f2 || true)
-      eval "iptables -t nat ${rule/#-A/-D}" 2>/dev/null || true
-      if [ -n "$chain" ]; then
-        iptables -t nat -F "$chain" 2>/dev/null || true
-        iptables -t nat -X "$chain" 2>/dev/null || true
-      fi
-    done <<<"$rules"
+# Shared by every cluster of the host: cleaned only by the one that owns it.
+clean_host_state() {
+  # Masquerade rules of the CNI bridge plugin that a missed CNI DEL left behind:
+  # they carry the network's name in their comment.
+  if command -v iptables-save >/dev/null; then
+    rules=$(iptables-save -t nat 2>/dev/null | grep -F "\"$CNI_NETWORK\"" | grep '^-A POSTROUTING' || true)
+    if [ -n "$rules" ]; then
+      log "removing leftover CNI masquerade rules"
+      while IFS= read -r rule; do
+        chain=$(grep -o -- '-j CNI-[A-Za-z0-9]*' <<<"$rule" | cut -d' ' -f2 || true)
+        eval "iptables -t nat ${rule/#-A/-D}" 2>/dev/null || true
+        if [ -n "$chain" ]; then
+          iptables -t nat -F "$chain" 2>/dev/null || true
+          iptables -t nat -X "$chain" 2>/dev/null || true
+        fi
+      done <<<"$rules"
+    fi
   fi
-fi
-# The kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY,
-# KUBE-IPTABLES-HINT), which kube-proxy --cleanup leaves: unhook them from the
-# built-in chains, then flush and delete. KUBE-* chains are Kubernetes' own by
-# convention, and a host runs one node's worth of them.
-for ipt in iptables ip6tables; do
-  command -v "$ipt-save" >/dev/null || continue
-  for table in filter nat mangle; do
-    saved=$("$ipt-save" -t "$table" 2>/dev/null) || continue
-    while IFS= read -r rule; do
-      if [ -n "$rule" ]; then eval "$ipt -t $table ${rule/#-A/-D}" 2>/dev/null || true; fi
-    done < <(grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' <<<"$saved" || true)
-    chains=$(grep -oE '^:KUBE-[^ ]+' <<<"$saved" | tr -d ':' || true)
-    for c in $chains; do "$ipt" -t "$table" -F "$c" 2>/dev/null || true; done
-    for c in $chains; do "$ipt" -t "$table" -X "$c" 2>/dev/null || true; done
+  # The kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY,
+  # KUBE-IPTABLES-HINT), which kube-proxy --cleanup leaves: unhook them from the
+  # built-in chains, then flush and delete. KUBE-* chains are Kubernetes' own by
+  # convention, and a host runs one node's worth of them.
+  for ipt in iptables ip6tables; do
+    command -v "$ipt-save" >/dev/null || continue
+    for table in filter nat mangle; do
+      saved=$("$ipt-save" -t "$table" 2>/dev/null) || continue
+      while IFS= read -r rule; do
+        if [ -n "$rule" ]; then eval "$ipt -t $table ${rule/#-A/-D}" 2>/dev/null || true; fi
+      done < <(grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' <<<"$saved" || true)
+      chains=$(grep -oE '^:KUBE-[^ ]+' <<<"$saved" | tr -d ':' || true)
+      for c in $chains; do "$ipt" -t "$table" -F "$c" 2>/dev/null || true; done
+      for c in $chains; do "$ipt" -t "$table" -X "$c" 2>/dev/null || true; done
+    done
   done
-done
-if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
-  log "removing bridge $CNI_BRIDGE"
-  ip link delete "$CNI_BRIDGE" || true
-fi
-if ip addr show dev lo | grep -q " $NODE_IP/32 "; then
-  ip addr del "$NODE_IP/32" dev lo || true
-fi
-if [ -f "$RUN/sysctl.saved" ]; then
-  log "restoring kernel settings the cluster changed"
-  while read -r key value; do
-    if [ -w "/proc/sys/$key" ]; then echo "$value" >"/proc/sys/$key" 2>/dev/null || true; fi
-  done <"$RUN/sysctl.saved"
-fi
+  if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
+    log "removing bridge $CNI_BRIDGE"
+    ip link delete "$CNI_BRIDGE" || true
+  fi
+  lo_addrs=$(ip -o -4 addr show dev lo)
+  if [[ $lo_addrs == *" $NODE_IP/32 "* ]]; then
+    ip addr del "$NODE_IP/32" dev lo || true
+  fi
+  if [ -f "$RUN/sysctl.saved" ]; then
+    log "restoring kernel settings the cluster changed"
+    while read -r key value; do
+      if [ -w "/proc/sys/$key" ]; then echo "$value" >"/proc/sys/$key" 2>/dev/null || true; fi
+    done <"$RUN/sysctl.saved"
+  fi
 
-# The kubelet's (now empty) pod cgroups, deepest first; and its container log
-# links, which point into our state.
-for sub in /sys/fs/cgroup/*/kubepods; do
-  if [ -d "$sub" ]; then find "$sub" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
-done
-# containerd 1.6 puts shim sockets in /run/containerd/s whatever its state dir.
-rmdir /run/containerd/s /run/containerd 2>/dev/null || true # only if empty
+  # The kubelet's (now empty) pod cgroups, deepest first.
+  for sub in /sys/fs/cgroup/*/kubepods; do
+    if [ -d "$sub" ]; then find "$sub" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
+  done
+  # containerd 1.6 puts shim sockets in /run/containerd/s whatever its state dir.
+  rmdir /run/containerd/s /run/containerd 2>/dev/null || true # only if empty
+  rmdir /var/log/containers 2>/dev/null || true                  # only if empty
+}
+# Container log links that point into our state.
 if [ -d /var/log/containers ]; then
   find /var/log/containers -maxdepth 1 -type l -lname "$LC/*" -delete 2>/dev/null || true
-  rmdir /var/log/containers 2>/dev/null || true # only if nothing else is in it
+fi
+if $host_ours; then
+  clean_host_state
 fi
 
 # --- state ---------------------------------------------------------------------------------
@@ -177,4 +217,13 @@ fi
 [ "$problems" -eq 0 ] || die "the cluster was not fully stopped; state kept in ${LC#"$REPO"/}"
 rm -rf "${LC:?}/data" "${LC:?}/kubelet" "${LC:?}/containerd" "${LC:?}/cni" "${LC:?}/etc" "${LC:?}/run" \
   "${LC:?}/kubeconfig" "${LC:?}/bin"
-log "cluster stopped; logs kept in ${LOGS#"$REPO"/}"
+# The host is free again for any checkout's cluster.
+release_host() {
+  if [ "$(owner_dir)" = "$LC" ]; then rm -f "$OWNER_FILE"; fi
+}
+with_owner_lock release_host
+if [ -n "$running" ]; then
+  log "cluster stopped; logs kept in ${LOGS#"$REPO"/}"
+else
+  log "nothing was running in $LC; nothing else on the machine was touched"
+fi

@@ -95,7 +95,9 @@ finish_rootfs() { # dir: normalise modes and owners before tar
 # Static binaries only (no shared libraries in the images). Refuses a dynamic one.
 require_static() { # path
   [ -x "$1" ] || die "missing binary $1"
-  if LC_ALL=C readelf -l "$1" 2>/dev/null | grep -q 'INTERP'; then
+  local headers
+  headers=$(LC_ALL=C readelf -l "$1" 2>/dev/null) || die "cannot read the ELF headers of $1"
+  if [[ $headers == *INTERP* ]]; then
     die "$1 is dynamically linked; images carry static binaries only"
   fi
 }

@@ -6,7 +6,7 @@ pkgs=(runc containerd containernetworking-plugins busybox-static iptables conntr
       ethtool iproute2 ipset openssl curl ca-certificates gcc libc6-dev util-linux procps kmod)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2

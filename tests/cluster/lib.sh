@@ -7,8 +7,10 @@
 CLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$CLUSTER_DIR/../.." && pwd)
 # Everything the cluster writes lives here (git-ignored), so down.sh knows what
-# is ours: mounts, pid files, data.
-LC=${LJ_CLUSTER_DIR:-$REPO/.local-cluster}
+# is ours: mounts, pid files, data. The path is canonical: it is the cluster's
+# identity (in the host's owner file and in every daemon's command line), so one
+# directory must have one spelling however LJ_CLUSTER_DIR is written.
+LC=$(realpath -m "${LJ_CLUSTER_DIR:-$REPO/.local-cluster}")
 PKI=$LC/pki
 ETC=$LC/etc
 LOGS=$LC/logs
@@ -62,8 +64,10 @@ component_failed() { # name reason
     printf '[%s] ERROR: %s %s\n' "${LOG_PREFIX:-cluster}" "$name" "$reason"
     if [ -f "$LOGS/$name.log" ]; then
       printf -- '--- last 40 lines of %s (this start) ---\n' "$LOGS/$name.log"
-      # Logs are appended across starts: show this start's lines only.
-      tac "$LOGS/$name.log" | sed '/^==== /q' | tac | tail -n 40
+      # Logs are appended across starts: show this start's lines only (from
+      # the last "==== " header). awk reads the whole log: no reader quits early.
+      awk '/^==== / { n = 0 } { line[++n] = $0 }
+        END { for (i = (n > 40 ? n - 39 : 1); i <= n; i++) print line[i] }' "$LOGS/$name.log"
       printf -- '--- end of %s ---\n' "$name"
     fi
   } >&2
@@ -71,18 +75,33 @@ component_failed() { # name reason
 }
 
 # --- processes -----------------------------------------------------------------
-pid_of() { # name -> prints the pid if its pid file names a live process of ours
-  local f="$RUN/$1.pid" pid
+# A note on pipes: every script runs under `set -o pipefail`, where a reader that
+# quits early (`grep -q`, `head`, `sed q`) can kill the writer with SIGPIPE and
+# fail the pipeline although the match was found. So output is captured first
+# and the captured text is matched.
+
+pid_of() { # name [cluster-dir] -> prints the pid if its pid file names a live process of that cluster
+  local name=$1 lc=${2:-$LC} f pid a
+  f="$lc/run/$name.pid"
   [ -f "$f" ] || return 1
-  pid=$(cat "$f")
+  pid=$(<"$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  # A pid file can outlive its process and the pid be reused: accept it only
-  # if the process still runs the binary we started.
-  [ -r "/proc/$pid/cmdline" ] || return 1
-  local exe
-  exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n1)
-  [ "$(basename "$exe")" = "$1" ] || return 1
-  echo "$pid"
+  # A pid file can outlive its process and the pid be reused, even by the same
+  # component of another cluster: accept it only if the process runs that binary
+  # with an argument naming this cluster's directory (every component is started
+  # with one: its data dir, configuration or certificates).
+  local args=()
+  { mapfile -d '' -t args <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
+  [ ${#args[@]} -gt 1 ] && [ "$(basename "${args[0]}")" = "$name" ] || return 1
+  for a in "${args[@]:1}"; do
+    case $a in
+      "$lc"/* | *="$lc"/*)
+        echo "$pid"
+        return 0
+        ;;
+    esac
+  done
+  return 1
 }
 
 is_running() { pid_of "$1" >/dev/null; }
@@ -179,7 +198,93 @@ wait_for() { # component seconds description check-command...
 }
 
 port_in_use() { # port on 127.0.0.1 / NODE_IP / any
-  ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+  [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+}
+
+# The cluster directory a process was started for, read from its arguments
+# (`--data-dir=DIR/data/etcd`, `--config=DIR/etc/...`, `DIR/containerd/...`,
+# `DIR/pki/...`); prints nothing for a process that is no cluster component.
+cluster_dir_of_pid() { # pid
+  local args=() a v
+  { mapfile -d '' -t args <"/proc/$1/cmdline"; } 2>/dev/null || return 0
+  for a in "${args[@]:1}"; do
+    v=${a#*=}
+    if [[ $v =~ ^(/.+)/(pki|etc|data|containerd|kubelet)/ ]]; then
+      echo "${BASH_REMATCH[1]}"
+      return 0
+    fi
+  done
+}
+
+# Who listens on a port, for error messages: the process and, when it is a
+# component of a local cluster, that cluster's directory.
+port_user() { # port
+  local out pid dir
+  out=$(ss -Hltnp "sport = :$1" 2>/dev/null) || true
+  [[ $out =~ pid=([0-9]+) ]] || {
+    echo "${out:-an unknown process}"
+    return 0
+  }
+  pid=${BASH_REMATCH[1]}
+  dir=$(cluster_dir_of_pid "$pid")
+  printf '%s (pid %s)%s' "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || echo unknown)")" "$pid" \
+    "${dir:+, a component of the local cluster in $dir}"
+}
+
+# --- ownership of the host ----------------------------------------------------------
+# Two local clusters cannot run on one machine at once: they share the ports, the
+# node address, the CNI bridge, the KUBE-* iptables chains and kernel settings.
+# The owner file, outside every checkout, names the cluster directory that holds
+# that shared state: up.sh claims it (refusing while another directory's cluster
+# runs), down.sh touches the shared state only when the file names its own
+# directory, and releases it at the end.
+OWNER_DIR=${LJ_OWNER_DIR:-/run/lifecycle-jobs}
+OWNER_FILE=$OWNER_DIR/cluster.owner
+
+# Runs "$@" holding the owner lock (short critical sections only).
+with_owner_lock() {
+  mkdir -p "$OWNER_DIR"
+  (
+    flock -w 30 9 || die "could not lock $OWNER_DIR/owner.lock within 30s"
+    "$@"
+  ) 9>"$OWNER_DIR/owner.lock"
+}
+
+# The recorded owner: line 1 its cluster directory, line 2 the pid of the
+# cluster-up that claimed it (so that a cluster still starting, with no daemon
+# yet, counts as running).
+owner_dir() { if [ -f "$OWNER_FILE" ]; then sed -n 1p "$OWNER_FILE"; fi; }
+owner_claimer() { if [ -f "$OWNER_FILE" ]; then sed -n 2p "$OWNER_FILE"; fi; }
+
+# The live components of the cluster in a directory: "name (pid N), ...".
+live_components() { # dir
+  local c pid found=()
+  for c in "${COMPONENTS[@]}"; do
+    if pid=$(pid_of "$c" "$1"); then found+=("$c (pid $pid)"); fi
+  done
+  local IFS=,
+  echo "${found[*]}"
+}
+
+# Whether the cluster in a directory runs, or its cluster-up is starting it.
+cluster_active() { # dir
+  [ -n "$(live_components "$1")" ] && return 0
+  local claimer args=()
+  [ "$(owner_dir)" = "$1" ] || return 1
+  claimer=$(owner_claimer)
+  [[ $claimer =~ ^[0-9]+$ ]] || return 1
+  { mapfile -d '' -t args <"/proc/$claimer/cmdline"; } 2>/dev/null || return 1
+  [[ " ${args[*]} " == *"/up.sh "* ]]
+}
+
+# Whether this checkout's cluster holds the host's shared state: the owner file
+# names its directory, or no live owner is recorded and its own components run.
+owns_host() {
+  local owner
+  owner=$(owner_dir)
+  [ "$owner" = "$LC" ] && return 0
+  if [ -n "$owner" ] && cluster_active "$owner"; then return 1; fi
+  [ -n "$(live_components "$LC")" ]
 }
 
 # Writes stdin to a file only when the content differs: kube-proxy exits when
@@ -217,7 +322,7 @@ HOST_PACKAGES=(runc containerd containernetworking-plugins busybox-static iptabl
 ensure_packages() {
   local missing=() p
   for p in "${HOST_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}) and not root to install them"

@@ -21,6 +21,42 @@ source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || die "run as root: the cluster's kubelet, containerd and network setup need it"
 [ "$(uname -m)" = x86_64 ] || die "only x86_64 hosts are supported"
 
+# --- one cluster per machine ---------------------------------------------------------
+# Checked first, so that a refusal comes at once (before any build or change).
+claim_host() {
+  local owner running
+  owner=$(owner_dir)
+  if [ -n "$owner" ] && [ "$owner" != "$LC" ] && cluster_active "$owner"; then
+    running=$(live_components "$owner")
+    die "another local cluster runs on this machine, from $owner (${running:-its cluster-up is starting it}).
+  Two cannot run at once: they share ports, the node address and the pod network.
+  Use it:       export LJ_CLUSTER_DIR=$owner KUBECONFIG=$owner/kubeconfig
+  or stop it:   LJ_CLUSTER_DIR=$owner make cluster-down   (from any checkout)"
+  fi
+  if [ -n "$owner" ] && [ "$owner" != "$LC" ]; then
+    log "the cluster recorded as running ($owner) is gone: this one takes over"
+  fi
+  printf '%s\n%s\n' "$LC" "$$" >"$OWNER_FILE.tmp"
+  mv "$OWNER_FILE.tmp" "$OWNER_FILE"
+}
+with_owner_lock claim_host
+
+# Ports the cluster listens on must be free (unless it is ours, already running).
+check_port() { # component port
+  if ! is_running "$1" && port_in_use "$2"; then
+    die "port $2, needed by $1, is in use by $(port_user "$2")"
+  fi
+}
+check_port etcd "$ETCD_CLIENT_PORT"
+check_port etcd "$ETCD_PEER_PORT"
+check_port kube-apiserver "$APISERVER_PORT"
+check_port kube-controller-manager 10257
+check_port kube-scheduler 10259
+check_port kubelet 10250
+check_port kubelet 10248
+check_port kube-proxy 10256
+check_port kube-proxy 10249
+
 ensure_packages
 K8S_BIN=$(k8s_bin_dir)
 mkdir -p "$LC" "$PKI" "$ETC" "$LOGS" "$RUN"
@@ -114,22 +150,6 @@ EOF
 write_kubeconfig "$LC/kubeconfig" admin
 for c in controller-manager scheduler kube-proxy kubelet-client; do write_kubeconfig "$ETC/$c.kubeconfig" "$c"; done
 
-# Ports the cluster listens on must be free (unless it is ours, already running).
-check_port() { # component port
-  if ! is_running "$1" && port_in_use "$2"; then
-    die "port $2, needed by $1, is in use by another process: $(ss -Hltnp "sport = :$2" | head -n1)"
-  fi
-}
-check_port etcd "$ETCD_CLIENT_PORT"
-check_port etcd "$ETCD_PEER_PORT"
-check_port kube-apiserver "$APISERVER_PORT"
-check_port kube-controller-manager 10257
-check_port kube-scheduler 10259
-check_port kubelet 10250
-check_port kubelet 10248
-check_port kube-proxy 10256
-check_port kube-proxy 10249
-
 # --- host network ---------------------------------------------------------------
 # Kernel settings the cluster changes are saved once (before any change) so
 # that down.sh can put them back: the kubelet itself sets vm/kernel tunables
@@ -151,7 +171,8 @@ else
   log "WARNING: br_netfilter is unavailable: a pod may not reach a Service backed by a pod on the same node"
 fi
 echo 1 >/proc/sys/net/ipv4/ip_forward
-ip addr show dev lo | grep -q " $NODE_IP/32 " || ip addr add "$NODE_IP/32" dev lo
+lo_addrs=$(ip -o -4 addr show dev lo)
+[[ $lo_addrs == *" $NODE_IP/32 "* ]] || ip addr add "$NODE_IP/32" dev lo
 
 # --- etcd ---------------------------------------------------------------------------
 mkdir -p "$LC/data/etcd"
@@ -286,7 +307,8 @@ ensure_daemon kube-scheduler "$K8S_BIN/kube-scheduler" \
 # --- kubelet --------------------------------------------------------------------------
 # Pods resolve the outside world through the node's nameservers; loopback ones
 # (a local stub resolver) are unreachable from pods and would make CoreDNS loop.
-upstream_dns=$(awk '$1 == "nameserver" && $2 !~ /^127\./ && $2 != "::1" { print $2 }' /etc/resolv.conf 2>/dev/null | head -n3 | xargs || true)
+upstream_dns=$(awk '$1 == "nameserver" && $2 !~ /^127\./ && $2 != "::1" && n++ < 3 { printf "%s%s", (n > 1 ? " " : ""), $2 }' \
+  /etc/resolv.conf 2>/dev/null || true)
 for ns in $upstream_dns; do echo "nameserver $ns"; done | write_file "$ETC/resolv.conf"
 mkdir -p "$LC/kubelet" "$LC/kubelet/pod-logs"
 write_file "$ETC/kubelet.yaml" <<EOF
