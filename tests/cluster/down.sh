@@ -225,5 +225,9 @@ with_owner_lock release_host
 if [ -n "$running" ]; then
   log "cluster stopped; logs kept in ${LOGS#"$REPO"/}"
 else
-  log "nothing was running in $LC; nothing else on the machine was touched"
+  if $host_ours; then
+    log "nothing was running in $LC; removed what it had left on the host"
+  else
+    log "nothing was running in $LC; nothing else on the machine was touched"
+  fi
 fi
