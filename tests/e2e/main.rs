@@ -1,4 +1,5 @@
 mod capture;
 mod cluster;
+mod example;
 mod lifecycle;
 mod plugin;
