@@ -63,7 +63,7 @@ readyz() { # cluster-dir
 
 # What a second checkout must not change: the first cluster's processes and
 # pods, and the host state a cluster holds. Per-Service and per-pod iptables
-# chains are left out (kube-proxy may resync them at any time).
+# chains (KUBE-SVC-*, CNI-<hash>, ...) are left out: they follow the pods.
 host_state() {
   local c pid kubectl=("$FIRST/bin/kubectl" --kubeconfig "$FIRST/kubeconfig" --request-timeout=20s)
   echo "## processes of $FIRST"
@@ -79,11 +79,11 @@ host_state() {
   echo "## bridge"
   ip -o link show "$CNI_BRIDGE" 2>/dev/null | awk '{ print $2 }' || echo "(none)"
   echo "## iptables chains"
-  local t
+  local t saved
   for t in filter nat mangle; do
-    iptables-save -t "$t" 2>/dev/null | awk -v t="$t" '/^:(KUBE|CNI)-/ && !/^:(KUBE-(SVC|SEP|SVL|EXT|FW)-|CNI-[0-9a-f]{24})/ { print t, $1 }'
-    iptables-save -t "$t" 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j (KUBE|CNI)-' |
-      sed -E 's/CNI-[0-9a-f]{24}/CNI-<pod>/g' | sort || true
+    saved=$(iptables-save -t "$t" 2>/dev/null) || continue
+    grep -E '^:KUBE-' <<<"$saved" | grep -vE '^:KUBE-(SVC|SEP|SVL|EXT|FW)-' | sed "s/^/$t /" || true
+    grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' <<<"$saved" | sort || true
   done
   echo "## kernel settings"
   local s
@@ -114,6 +114,7 @@ for _ in 1 2 3; do expect_ok "$FIRST" cluster-up; done
 readyz "$FIRST" || die "the cluster does not answer /readyz after three cluster-up runs"
 before="$work/before"
 host_state >"$before"
+log "the first cluster's state, to be left alone: $(grep -c . "$before") lines (processes, kube-system pods, node address, bridge, iptables chains, sysctls, owner)"
 procs=$(sed -n '/^## processes/,/^## kube-system/p' "$before")
 [[ $procs != *" -"* ]] || fail "a component is not running: $procs"
 
@@ -124,7 +125,8 @@ if run_make "$out" "$OTHER" cluster-up; then
   fail "cluster-up from $OTHER succeeded while $FIRST runs"
 else
   msg=$(cat "$out")
-  log "refused in ${LAST_SECONDS}s: ${msg%%$'\n'*}"
+  log "refused in ${LAST_SECONDS}s:"
+  grep -A4 'ERROR' "$out" >&2 || cat "$out" >&2
   [[ $msg == *"$FIRST"* ]] || fail "the refusal does not name the running cluster's directory $FIRST: $msg"
   [ ! -e "$OTHER" ] || fail "the refused cluster-up created $OTHER: $(ls -R "$OTHER")"
 fi
