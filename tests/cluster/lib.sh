@@ -116,7 +116,16 @@ start_daemon() { # name binary args...
   {
     printf '==== %s: %s %s\n' "$(date -u +%FT%TZ)" "$bin" "$*"
   } >>"$LOGS/$name.log"
-  setsid "$bin" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
+  # Only stdin, stdout and stderr go to the daemon: an inherited descriptor
+  # would live as long as the cluster, and one that holds a lock (as
+  # `flock LOCK make cluster-up` gives its command) would hold it forever.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec setsid "$bin" "$@"
+  ) </dev/null >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"
 }
 
