@@ -41,7 +41,7 @@ cluster-down: ## Stop the local cluster; leaves no process or mount behind.
 	tests/cluster/down.sh
 
 .PHONY: cluster-test
-cluster-test: ## Test the cluster scripts: up x3, a second checkout refused and harmless, down x2 (stops the cluster; restarts it if it was up).
+cluster-test: ## Test the cluster scripts (up x3, a second checkout refused, down x2); restarts a running cluster.
 	tests/cluster/test-idempotent.sh
 
 .PHONY: images

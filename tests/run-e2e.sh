@@ -5,13 +5,15 @@
 # deploys, then runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The checkout's own target dir: the binaries below are looked up there.
+unset CARGO_TARGET_DIR
 export KUBECONFIG="${LJ_CLUSTER_DIR:-$PWD/.local-cluster}/kubeconfig"
 
 tests/cluster/images.sh
 tests/cluster/up.sh
 scripts/deploy.sh manifests/overlays/local
 cargo build --release --locked -p kubectl-lifecycle
-export KUBECTL_LIFECYCLE="${CARGO_TARGET_DIR:-$PWD/target}/release/kubectl-lifecycle"
+export KUBECTL_LIFECYCLE="$PWD/target/release/kubectl-lifecycle"
 k8s_bin=$(tests/cluster/build-binaries.sh 2>/dev/null | tail -n1)
 export PATH="$k8s_bin:$PATH"
 # Each test makes its own namespaces, so they run side by side.

@@ -7,6 +7,7 @@ pub mod event;
 pub mod job_id;
 pub mod names;
 pub mod output;
+pub mod transition;
 
 pub use event::Event;
 pub use job_id::JobId;

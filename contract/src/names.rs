@@ -49,6 +49,29 @@ pub const ANNOTATION_REPLICAS_BEFORE_STOP: &str = "lifecycle-jobs.dev/replicas-b
 /// Finalizer on every lifecycle template: its outputs' keys are removed before it goes.
 pub const FINALIZER_OUTPUTS_CLEANUP: &str = "lifecycle-jobs.dev/outputs-cleanup";
 
+/// Template annotation: the stage of a lifecycle job, an integer (default 0,
+/// negatives allowed). Start runs go stage by stage ascending, stop and delete
+/// runs descending; see [`crate::transition::parse_stage`].
+pub const ANNOTATION_STAGE: &str = "lifecycle-jobs.dev/stage";
+/// Scheduling gate set at admission on the pods of an environment whose start
+/// transition is in flight; the controller removes it when the transition ends.
+pub const SCHEDULING_GATE_START_JOBS: &str = "lifecycle-jobs.dev/start-jobs";
+/// Pod label set at admission together with [`SCHEDULING_GATE_START_JOBS`]
+/// (value `start-jobs`), removed with it: the controller finds the pods it must
+/// release with a label selector, and is woken when one is created.
+pub const LABEL_GATED: &str = "lifecycle-jobs.dev/gated";
+/// Value of [`LABEL_GATED`].
+pub const GATED_START_JOBS: &str = "start-jobs";
+/// Namespace annotation: what a failed start run does to the gated pods,
+/// `hold` (default: they stay gated) or `release`.
+pub const ANNOTATION_ON_START_FAILURE: &str = "lifecycle-jobs.dev/on-start-failure";
+/// Pod template annotation of a Deployment, StatefulSet or DaemonSet, written by
+/// the controller: the hash of the outputs its pods were rolled for.
+pub const ANNOTATION_OUTPUTS_HASH: &str = "lifecycle-jobs.dev/outputs-hash";
+/// Namespace or workload annotation: when workloads are rolled for changed
+/// outputs, `on-start` (default), `on-change` or `never`.
+pub const ANNOTATION_ROLLOUT: &str = "lifecycle-jobs.dev/rollout";
+
 /// Whether an opt-out annotation (`capture-output`, `inject-outputs`) says
 /// `"false"`: case-insensitive, surrounding spaces ignored. Admission, the job
 /// index and the outputs API all decide through this one function, so they
@@ -78,6 +101,53 @@ pub fn annotation_on_args(event: crate::Event) -> String {
 
 /// Name of the ConfigMap (non-sensitive) and the Secret (sensitive) holding an environment's outputs.
 pub const OUTPUTS_OBJECT: &str = "lifecycle-outputs";
+
+/// Name of the ConfigMap and the Secret the server mirrors from a project's
+/// variables into each environment of the project.
+pub const PROJECT_OBJECT: &str = "lifecycle-project";
+/// Name of the ConfigMap and the Secret people create in an environment for its own variables.
+pub const ENVIRONMENT_OBJECT: &str = "lifecycle-environment";
+/// Label on ConfigMaps and Secrets in a variables source namespace; value = project.
+pub const LABEL_PROJECT_VARIABLES: &str = "lifecycle-jobs.dev/project-variables";
+
+/// Kind of an object a pod's `envFrom` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    ConfigMap,
+    Secret,
+}
+
+/// Scope of an injected variable source; later scopes win over earlier ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Project,
+    Environment,
+    Output,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Project => "project",
+            Scope::Environment => "environment",
+            Scope::Output => "output",
+        }
+    }
+}
+
+/// The `envFrom` sources the webhook puts first in every container of an
+/// environment's pods, in this order. A later source wins over an earlier one
+/// (and the pod's own `envFrom` and `env`, which come after, win over all), so
+/// the narrower scope wins and outputs win over inputs. Admission and the
+/// plugin's `env vars` both read this one list.
+pub const INJECTED_SOURCES: [(Scope, SourceKind, &str); 6] = [
+    (Scope::Project, SourceKind::ConfigMap, PROJECT_OBJECT),
+    (Scope::Project, SourceKind::Secret, PROJECT_OBJECT),
+    (Scope::Environment, SourceKind::ConfigMap, ENVIRONMENT_OBJECT),
+    (Scope::Environment, SourceKind::Secret, ENVIRONMENT_OBJECT),
+    (Scope::Output, SourceKind::ConfigMap, OUTPUTS_OBJECT),
+    (Scope::Output, SourceKind::Secret, OUTPUTS_OBJECT),
+];
 
 /// Directory shared by the job's containers and the agent.
 pub const OUTPUT_DIR: &str = "/qovery-output";

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use lifecycle_contract::transition::{Phase as TransitionPhase, Transition, parse_stage};
 use lifecycle_contract::{Event, JobId, names};
 use serde::Serialize;
 use serde_json::json;
@@ -192,6 +193,8 @@ struct TemplateRow {
     last_runs: BTreeMap<String, LastRun>,
     /// A force-run not yet taken by the controller.
     force_run: Option<String>,
+    /// Annotation `stage` (0 when absent or unreadable).
+    stage: i32,
     /// Number of variables (full names) this job published.
     variables: Option<usize>,
 }
@@ -240,6 +243,8 @@ struct EnvStatus {
     project: Option<String>,
     state: String,
     status: Option<String>,
+    /// The controller's transition in flight (its stage progress, a held failed start).
+    transition: Option<Transition>,
     deploy_id: Option<String>,
     created: Option<String>,
     terminating: bool,
@@ -337,6 +342,7 @@ fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys: Op
                 on_error,
                 last_runs: jobs::last_run_per_event(job, all).into_iter().map(|(e, r)| (e.to_string(), r)).collect(),
                 force_run: jobs::annotation(job, names::ANNOTATION_FORCE_RUN).map(Into::into),
+                stage: parse_stage(jobs::annotation(job, names::ANNOTATION_STAGE)).unwrap_or(0),
             });
         } else {
             let id = jobs::job_id(job);
@@ -358,6 +364,7 @@ fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys: Op
         project: ns_label(ns, names::LABEL_PROJECT).filter(|p| !p.is_empty()).map(Into::into),
         state: wanted_state(ns),
         status: ns_annotation(ns, names::ANNOTATION_STATUS).map(Into::into),
+        transition: ns_annotation(ns, names::ANNOTATION_TRANSITION).and_then(|t| serde_json::from_str(t).ok()),
         deploy_id: ns_annotation(ns, names::ANNOTATION_DEPLOY_ID).map(Into::into),
         created: ts(ns.metadata.creation_timestamp.as_ref().map(|t| t.0)),
         terminating: ns.metadata.deletion_timestamp.is_some(),
@@ -408,6 +415,37 @@ fn render_status(s: &EnvStatus, wide: bool, now: jiff::Timestamp) -> String {
     field(&mut out, "State", &s.state);
     let status = or_none(s.status.as_deref());
     field(&mut out, "Status", &if s.terminating { format!("{status} (namespace terminating)") } else { status });
+    if let Some(t) = s.transition.as_ref().filter(|t| t.phase == TransitionPhase::Runs) {
+        if let Some(p) = t.progress.as_ref().filter(|p| p.stages > 1) {
+            field(
+                &mut out,
+                "Stage",
+                &format!(
+                    "{} of {} ({}={}), {}/{} {} jobs done",
+                    p.index,
+                    p.stages,
+                    names::ANNOTATION_STAGE,
+                    p.stage,
+                    p.done,
+                    p.total,
+                    t.event
+                ),
+            );
+        }
+        if let Some(f) = &t.failed {
+            let reason = f.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            field(
+                &mut out,
+                "Failed",
+                &format!(
+                    "{} failed{reason} at stage {}: later stages do not run, gated pods wait; fix it, then `kubectl lifecycle env redeploy {}`",
+                    f.jobs.join(", "),
+                    f.stage,
+                    s.namespace
+                ),
+            );
+        }
+    }
     field(&mut out, "Deploy ID", &or_none(s.deploy_id.as_deref()));
     field(&mut out, "Age", &age(parse_ts(&s.created), now));
 
@@ -415,7 +453,12 @@ fn render_status(s: &EnvStatus, wide: bool, now: jiff::Timestamp) -> String {
     if s.templates.is_empty() {
         out.push_str("  none: a Job with the annotation lifecycle-jobs.dev/on (start, stop, delete) is one\n");
     } else {
-        let mut headers = vec!["NAME", "JOBID", "ON", "START", "STOP", "DELETE", "VARIABLES"];
+        let staged = s.templates.iter().any(|t| t.stage != 0);
+        let mut headers = vec!["NAME", "JOBID", "ON"];
+        if staged {
+            headers.push("STAGE");
+        }
+        headers.extend(["START", "STOP", "DELETE", "VARIABLES"]);
         if wide {
             headers.push("FORCE-RUN");
         }
@@ -426,6 +469,9 @@ fn render_status(s: &EnvStatus, wide: bool, now: jiff::Timestamp) -> String {
                 None => tpl.on.join(","),
             };
             let mut row = vec![tpl.name.clone(), tpl.job_id.clone(), on];
+            if staged {
+                row.push(tpl.stage.to_string());
+            }
             for event in Event::ALL {
                 row.push(last_run_cell(&tpl.on, event, tpl.last_runs.get(event.as_str()), wide, now));
             }
@@ -827,6 +873,29 @@ mod tests {
 
         let hidden = build_status(&ns, &all, &cm, None);
         assert!(render_status(&hidden, false, ts("2025-01-01T00:10:00Z")).contains("sensitive ones unknown"));
+    }
+
+    #[test]
+    fn status_shows_stages_and_a_held_start() {
+        let transition = r#"{"seq":2,"event":"start","phase":"runs","progress":{"stage":5,"index":2,"stages":3,"done":1,"total":2},"failed":{"stage":5,"jobs":["seed"],"reason":"BackoffLimitExceeded"}}"#;
+        let ns = namespace(
+            "preview",
+            &[(names::LABEL_ENVIRONMENT, "")],
+            &[(names::ANNOTATION_STATUS, "start failed"), (names::ANNOTATION_TRANSITION, transition)],
+        );
+        let all = vec![
+            job("seed", &[], &[(names::ANNOTATION_ON, "start"), (names::ANNOTATION_STAGE, "5")]),
+            job("db", &[], &[(names::ANNOTATION_ON, "start")]),
+        ];
+        let s = build_status(&ns, &all, &[], Some(&[]));
+        let text = render_status(&s, false, ts("2025-01-01T00:10:00Z"));
+        assert!(text.contains("Stage:       2 of 3 (lifecycle-jobs.dev/stage=5), 1/2 start jobs done\n"), "{text}");
+        assert!(text.contains("Failed:      seed failed (BackoffLimitExceeded) at stage 5"), "{text}");
+        assert!(text.contains("kubectl lifecycle env redeploy preview"), "{text}");
+        assert!(text.contains("NAME   JOBID   ON      STAGE"), "{text}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["transition"]["failed"]["jobs"], json!(["seed"]));
+        assert_eq!(json["templates"][0]["stage"], 5, "{json}");
     }
 
     #[test]

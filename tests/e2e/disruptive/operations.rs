@@ -32,7 +32,9 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
 use lifecycle_contract::JobId;
-use lifecycle_contract::names::{ANNOTATION_ON, LABEL_CAPTURE, OUTPUTS_OBJECT, SYSTEM_NAMESPACE, agent_env, injected};
+use lifecycle_contract::names::{
+    ANNOTATION_ON, INJECTED_SOURCES, LABEL_CAPTURE, SYSTEM_NAMESPACE, SourceKind, agent_env, injected,
+};
 use lifecycle_e2e::lifecycle::{self, environment, live_and_ready, published_config, wanted_replicas};
 use lifecycle_e2e::{
     BUSYBOX, TIMEOUT, TestNamespace, busybox_job, client, exec, job_pods, kubeconfig_path, obj, pod_logs, unique_suffix,
@@ -454,17 +456,25 @@ fn stream_pod(name: &str) -> Pod {
     }))
 }
 
-/// Every container starts its `envFrom` with the environment's outputs.
+/// Every container starts its `envFrom` with the injected sources (project,
+/// environment, outputs), in order, all optional.
 fn check_pod_mutated(pod: &Pod) -> Result<(), String> {
     let spec = pod.spec.as_ref().ok_or("no spec")?;
     for c in &spec.containers {
         let env_from = c.env_from.clone().unwrap_or_default();
-        let cm = env_from.first().and_then(|e| e.config_map_ref.as_ref());
-        let secret = env_from.get(1).and_then(|e| e.secret_ref.as_ref());
-        let ok = cm.is_some_and(|r| r.name == OUTPUTS_OBJECT && r.optional == Some(true))
-            && secret.is_some_and(|r| r.name == OUTPUTS_OBJECT && r.optional == Some(true));
+        let ok = INJECTED_SOURCES.iter().enumerate().all(|(i, &(_, kind, name))| {
+            let e = env_from.get(i);
+            match kind {
+                SourceKind::ConfigMap => {
+                    e.and_then(|e| e.config_map_ref.as_ref()).is_some_and(|r| r.name == name && r.optional == Some(true))
+                }
+                SourceKind::Secret => {
+                    e.and_then(|e| e.secret_ref.as_ref()).is_some_and(|r| r.name == name && r.optional == Some(true))
+                }
+            }
+        });
         if !ok {
-            return Err(format!("container {} admitted without the outputs envFrom: {:?}", c.name, c.env_from));
+            return Err(format!("container {} admitted without the injected envFrom: {:?}", c.name, c.env_from));
         }
     }
     Ok(())

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use lifecycle_contract::names::{
-    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_CAPTURE,
-    LABEL_RUN, annotation_on_args, annotation_on_command, opts_out,
+    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON, ANNOTATION_STAGE,
+    LABEL_CAPTURE, LABEL_RUN, annotation_on_args, annotation_on_command, opts_out,
 };
+use lifecycle_contract::transition::parse_stage;
 use lifecycle_contract::{Event, JobId};
 
 use super::review::{Op, Request, Verdict, escape};
@@ -240,6 +241,7 @@ fn check_template(job: &JobIn<'_>) -> Result<(), String> {
             ));
         }
     }
+    parse_stage(ann.get(ANNOTATION_STAGE).map(|v| v.as_ref())).map_err(|e| format!("lifecycle-jobs: {e}"))?;
     if let Some(f) = ann.get(ANNOTATION_FORCE_RUN) {
         let event: Event = f.parse().map_err(|e| format!("lifecycle-jobs: annotation {ANNOTATION_FORCE_RUN}: {e}"))?;
         if !events.contains(&event) {
@@ -382,12 +384,25 @@ mod tests {
             (json!({ANNOTATION_ON: "start", "lifecycle-jobs.dev/on-start-command": "sh -c x"}), "JSON array of strings"),
             (json!({ANNOTATION_ON: "start", ANNOTATION_CONTAINER: "nope"}), "names no container"),
             (json!({ANNOTATION_ON: "start", ANNOTATION_FORCE_RUN: "stop"}), "runs only on"),
+            (json!({ANNOTATION_ON: "start", ANNOTATION_STAGE: "two"}), "lifecycle-jobs.dev/stage=\"two\" is not an integer"),
+            (json!({ANNOTATION_ON: "start", ANNOTATION_STAGE: "1.5"}), "write a whole number"),
         ];
         for (ann, want) in cases {
             let (_, v) = create(&job("t", ann.clone()), &JobIndex::empty());
             let msg = v.denied.unwrap_or_else(|| panic!("{ann} accepted"));
             assert!(msg.contains(want), "{ann}: {msg}");
         }
+    }
+
+    #[test]
+    fn stages_are_integers_negatives_included() {
+        for stage in ["0", "2", "-3", " 4 "] {
+            let (_, v) = create(&job("t", json!({ANNOTATION_ON: "start", ANNOTATION_STAGE: stage})), &JobIndex::empty());
+            assert!(v.denied.is_none(), "{stage}: {:?}", v.denied);
+        }
+        let mut j = job("t", json!({ANNOTATION_ON: "start", ANNOTATION_STAGE: "later"}));
+        j["spec"]["suspend"] = json!(true);
+        assert!(mutate_update(&j.to_string()).denied.unwrap().contains(ANNOTATION_STAGE), "an edit is checked too");
     }
 
     #[test]

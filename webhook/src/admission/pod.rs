@@ -1,4 +1,5 @@
-//! Pod admission: variables for every pod of an environment, and the output
+//! Pod admission: variables for every pod of an environment (project,
+//! environment and output scopes, see [`env_from_ops`]), and the output
 //! volume plus the agent sidecar for pods of captured Jobs.
 //!
 //! Reads only the fields it needs from the raw pod and answers with targeted
@@ -12,7 +13,8 @@ use serde_json::{Value, json};
 
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::{
-    ANNOTATION_INJECT_OUTPUTS, LABEL_CAPTURE, OUTPUT_DIR, OUTPUTS_OBJECT, TOKEN_AUDIENCE, agent_env, injected, opts_out,
+    ANNOTATION_INJECT_OUTPUTS, INJECTED_SOURCES, LABEL_CAPTURE, OUTPUT_DIR, SourceKind, TOKEN_AUDIENCE, agent_env, injected,
+    opts_out,
 };
 
 use super::review::{Op, Request, Verdict};
@@ -152,28 +154,56 @@ fn containers_of<'s, 'a>(spec: &'s SpecIn<'a>) -> impl Iterator<Item = (&'static
     [("containers", spec.containers.as_slice()), ("initContainers", spec.init_containers.as_deref().unwrap_or(&[]))].into_iter()
 }
 
-fn outputs_env_from() -> [Value; 2] {
-    [
-        json!({"configMapRef": {"name": OUTPUTS_OBJECT, "optional": true}}),
-        json!({"secretRef": {"name": OUTPUTS_OBJECT, "optional": true}}),
-    ]
+/// One `envFrom` entry of the injected list (all optional: a missing object is
+/// no error, e.g. an environment with no project or no outputs yet).
+fn injected_entry(kind: SourceKind, name: &str) -> Value {
+    match kind {
+        SourceKind::ConfigMap => json!({"configMapRef": {"name": name, "optional": true}}),
+        SourceKind::Secret => json!({"secretRef": {"name": name, "optional": true}}),
+    }
 }
 
-/// Places the outputs first in `envFrom`, so the container's own `env` and
-/// `envFrom` win over them (later sources override earlier ones).
+fn refers_to(e: &EnvFromIn<'_>, kind: SourceKind, name: &str) -> bool {
+    let r = match kind {
+        SourceKind::ConfigMap => &e.config_map_ref,
+        SourceKind::Secret => &e.secret_ref,
+    };
+    r.as_ref().is_some_and(|r| r.name == name)
+}
+
+/// Puts the injected sources ([`INJECTED_SOURCES`]: project, environment,
+/// outputs) first in `envFrom`, in their order, so that the narrower scope
+/// wins and the container's own `env` and `envFrom` win over all of them
+/// (later sources override earlier ones).
+///
+/// Idempotent: an entry already present is not added again. A missing entry
+/// goes right after the injected entries that lead the list, so a pod that
+/// already carries some of them (reinvocation, a spec copied from a mutated
+/// pod) ends with the full list in order. An injected name that the workload
+/// placed itself further down the list is left where it is (its position is
+/// the workload's choice) and a fresh entry still goes first.
 fn env_from_ops(list: &str, i: usize, c: &ContainerIn<'_>, ops: &mut Vec<Op>) {
-    let [cm, secret] = outputs_env_from();
-    match &c.env_from {
-        None => ops.push(Op::add(format!("/spec/{list}/{i}/envFrom"), json!([cm, secret]))),
-        Some(existing) => {
-            let has_cm = existing.iter().any(|e| e.config_map_ref.as_ref().is_some_and(|r| r.name == OUTPUTS_OBJECT));
-            let has_secret = existing.iter().any(|e| e.secret_ref.as_ref().is_some_and(|r| r.name == OUTPUTS_OBJECT));
-            // Insert at 0 in reverse order so the result reads cm, secret, theirs.
-            if !has_secret {
-                ops.push(Op::add(format!("/spec/{list}/{i}/envFrom/0"), secret));
-            }
-            if !has_cm {
-                ops.push(Op::add(format!("/spec/{list}/{i}/envFrom/0"), cm));
+    let Some(existing) = &c.env_from else {
+        let all: Vec<Value> = INJECTED_SOURCES.iter().map(|&(_, kind, name)| injected_entry(kind, name)).collect();
+        ops.push(Op::add(format!("/spec/{list}/{i}/envFrom"), Value::Array(all)));
+        return;
+    };
+    // Positions in the list as it evolves: `Some(source)` for an injected
+    // entry found or added, `None` for one of the workload's entries. JSON
+    // patch ops apply in order, so each index refers to the list after the
+    // previous op.
+    let mut current: Vec<Option<(SourceKind, &str)>> = existing
+        .iter()
+        .map(|e| INJECTED_SOURCES.iter().find(|&&(_, kind, name)| refers_to(e, kind, name)).map(|&(_, kind, name)| (kind, name)))
+        .collect();
+    let mut cursor = 0;
+    for &(_, kind, name) in &INJECTED_SOURCES {
+        match current.iter().position(|e| *e == Some((kind, name))) {
+            Some(p) if p == cursor => cursor += 1,
+            _ => {
+                ops.push(Op::add(format!("/spec/{list}/{i}/envFrom/{cursor}"), injected_entry(kind, name)));
+                current.insert(cursor, Some((kind, name)));
+                cursor += 1;
             }
         }
     }
@@ -371,24 +401,126 @@ mod tests {
         })
     }
 
+    /// The injected list, in order, as `kind/name` strings.
+    fn injected_names() -> Vec<String> {
+        INJECTED_SOURCES.iter().map(|&(_, kind, name)| format!("{kind:?}/{name}")).collect()
+    }
+
+    /// A container's `envFrom` as `kind/name` strings.
+    fn env_from_names(c: &Value) -> Vec<String> {
+        c["envFrom"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .map(|e| match (e.get("configMapRef"), e.get("secretRef")) {
+                (Some(r), _) => format!("ConfigMap/{}", r["name"].as_str().unwrap()),
+                (_, Some(r)) => format!("Secret/{}", r["name"].as_str().unwrap()),
+                _ => "?".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn injected_order_is_project_environment_outputs_configmap_before_secret() {
+        assert_eq!(
+            injected_names(),
+            [
+                "ConfigMap/lifecycle-project",
+                "Secret/lifecycle-project",
+                "ConfigMap/lifecycle-environment",
+                "Secret/lifecycle-environment",
+                "ConfigMap/lifecycle-outputs",
+                "Secret/lifecycle-outputs",
+            ]
+        );
+    }
+
     #[test]
     fn plain_workload_gets_env_from_first() {
         let pod = json!({"metadata": {"name": "web"}, "spec": {"containers": [
-            {"name": "a", "image": "x"},
-            {"name": "b", "image": "x", "envFrom": [{"secretRef": {"name": "own"}}]},
+            {"name": "a", "image": "x", "env": [{"name": "OWN", "value": "1"}]},
+            {"name": "b", "image": "x", "envFrom": [{"secretRef": {"name": "own"}}, {"configMapRef": {"name": "mine"}}]},
         ]}});
         let (out, v) = run(&pod);
-        let want = json!([
-            {"configMapRef": {"name": "lifecycle-outputs", "optional": true}},
-            {"secretRef": {"name": "lifecycle-outputs", "optional": true}},
-        ]);
-        assert_eq!(out["spec"]["containers"][0]["envFrom"], want);
-        let b = &out["spec"]["containers"][1]["envFrom"];
-        assert_eq!(b[0]["configMapRef"]["name"], "lifecycle-outputs");
-        assert_eq!(b[1]["secretRef"]["name"], "lifecycle-outputs");
-        assert_eq!(b[2]["secretRef"]["name"], "own");
+        let a = &out["spec"]["containers"][0];
+        assert_eq!(env_from_names(a), injected_names());
+        for e in a["envFrom"].as_array().unwrap() {
+            let r = e.get("configMapRef").or(e.get("secretRef")).unwrap();
+            assert_eq!(r["optional"], true, "{e}");
+        }
+        assert_eq!(a["env"][0]["name"], "OWN", "env is untouched");
+        let mut want = injected_names();
+        want.extend(["Secret/own".to_string(), "ConfigMap/mine".to_string()]);
+        assert_eq!(env_from_names(&out["spec"]["containers"][1]), want, "the workload's own envFrom comes last");
         assert!(out["spec"].get("initContainers").is_none(), "no agent without the capture label");
         assert!(v.warnings.is_empty());
+        // One op for a container without envFrom, one targeted insert per source otherwise.
+        assert_eq!(v.patch.len(), 1 + INJECTED_SOURCES.len());
+    }
+
+    #[test]
+    fn job_pod_containers_get_every_source_and_the_agent_none() {
+        let (out, _) = run(&job_pod());
+        for c in out["spec"]["containers"].as_array().unwrap() {
+            assert_eq!(env_from_names(c)[..INJECTED_SOURCES.len()], injected_names()[..], "{}", c["name"]);
+        }
+        let inits = out["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(inits[0]["name"], injected::AGENT_CONTAINER);
+        assert!(inits[0].get("envFrom").is_none());
+        assert_eq!(env_from_names(&inits[1]), injected_names(), "other init containers get them");
+    }
+
+    #[test]
+    fn pod_with_the_older_outputs_only_injection_gets_the_inputs_before_them() {
+        let pod = json!({"spec": {"containers": [{"name": "a", "envFrom": [
+            {"configMapRef": {"name": "lifecycle-outputs", "optional": true}},
+            {"secretRef": {"name": "lifecycle-outputs", "optional": true}},
+            {"configMapRef": {"name": "own"}},
+        ]}]}});
+        let (out, v) = run(&pod);
+        let mut want = injected_names();
+        want.push("ConfigMap/own".into());
+        assert_eq!(env_from_names(&out["spec"]["containers"][0]), want);
+        assert_eq!(v.patch.len(), 4, "only the four missing entries are added");
+    }
+
+    #[test]
+    fn partial_prefix_is_completed_in_order() {
+        let pod = json!({"spec": {"containers": [{"name": "a", "envFrom": [
+            {"configMapRef": {"name": "lifecycle-project", "optional": true}},
+            {"secretRef": {"name": "lifecycle-project", "optional": true}},
+            {"secretRef": {"name": "own"}},
+        ]}]}});
+        let (out, _) = run(&pod);
+        let mut want = injected_names();
+        want.push("Secret/own".into());
+        assert_eq!(env_from_names(&out["spec"]["containers"][0]), want);
+    }
+
+    #[test]
+    fn an_injected_name_the_workload_placed_itself_stays_and_the_list_still_leads() {
+        let pod = json!({"spec": {"containers": [{"name": "a", "envFrom": [
+            {"configMapRef": {"name": "own"}},
+            {"secretRef": {"name": "lifecycle-environment"}},
+        ]}]}});
+        let (out, v) = run(&pod);
+        let mut want = injected_names();
+        want.extend(["ConfigMap/own".to_string(), "Secret/lifecycle-environment".to_string()]);
+        assert_eq!(env_from_names(&out["spec"]["containers"][0]), want);
+        // Its own entry is not made optional behind its back.
+        assert!(out["spec"]["containers"][0]["envFrom"][7]["secretRef"].get("optional").is_none());
+        let again = mutate(&out.to_string(), &settings());
+        assert!(again.patch.is_empty(), "{:?}", again.patch);
+        assert!(!v.patch.is_empty());
+    }
+
+    #[test]
+    fn plain_workload_reinvocation_adds_no_duplicate() {
+        let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "envFrom": [{"secretRef": {"name": "own"}}]}]}});
+        let (once, _) = run(&pod);
+        let v = mutate(&once.to_string(), &settings());
+        assert!(v.patch.is_empty(), "{:?}", v.patch);
     }
 
     #[test]

@@ -68,41 +68,7 @@ pub struct Observed {
     pub deploy_id: Option<String>,
 }
 
-/// Steps of a transition, in order: the event's runs, then scaling (stop and
-/// start) or deleting the namespace (delete).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Runs,
-    Scale,
-    Delete,
-}
-
-/// Annotation `transition`: the event occurrence in flight.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Transition {
-    pub seq: u64,
-    #[serde(with = "event_serde")]
-    pub event: Event,
-    pub phase: Phase,
-}
-
-impl Transition {
-    /// The phase after this one, `None` when the transition is over.
-    pub fn next(&self) -> Option<Transition> {
-        let phase = match (self.phase, self.event) {
-            (Phase::Runs, Event::Start | Event::Stop) => Phase::Scale,
-            (Phase::Runs, Event::Delete) => Phase::Delete,
-            (Phase::Scale | Phase::Delete, _) => return None,
-        };
-        Some(Transition { phase, ..self.clone() })
-    }
-
-    /// The occurrence id of this transition's runs (label `run`).
-    pub fn occurrence(&self) -> String {
-        self.seq.to_string()
-    }
-}
+pub use lifecycle_contract::transition::{OnStartFailure, Phase, Progress, Rollout, StartFailure, Transition};
 
 /// Reads one of the controller's JSON annotations; a broken one counts as absent
 /// (and is logged by the caller).
@@ -273,19 +239,6 @@ pub fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-mod event_serde {
-    use lifecycle_contract::Event;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(e: &Event, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(e.as_str())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 mod opt_event_serde {
     use lifecycle_contract::Event;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -331,24 +284,12 @@ mod tests {
     }
 
     #[test]
-    fn transitions_walk_their_phases() {
-        let t = Transition { seq: 4, event: Event::Stop, phase: Phase::Runs };
-        let scale = t.next().unwrap();
-        assert_eq!(scale.phase, Phase::Scale);
-        assert_eq!(scale.next(), None);
-        let d = Transition { seq: 5, event: Event::Delete, phase: Phase::Runs };
-        assert_eq!(d.next().unwrap().phase, Phase::Delete);
-        assert_eq!(d.next().unwrap().next(), None);
-        assert_eq!(t.occurrence(), "4");
-    }
-
-    #[test]
     fn annotations_round_trip() {
         let o = Observed { seq: 3, state: Some(WantedState::Stopped), deploy_id: Some("v2".into()) };
         let json = serde_json::to_string(&o).unwrap();
         assert_eq!(json, r#"{"seq":3,"state":"stopped","deployId":"v2"}"#);
         assert_eq!(parse_json::<Observed>(Some(&json)).unwrap(), Some(o));
-        let t = Transition { seq: 3, event: Event::Stop, phase: Phase::Runs };
+        let t = Transition::new(3, Event::Stop);
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(json, r#"{"seq":3,"event":"stop","phase":"runs"}"#);
         assert_eq!(parse_json::<Transition>(Some(&json)).unwrap(), Some(t));

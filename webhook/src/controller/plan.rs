@@ -14,23 +14,40 @@
 //! 0. every live template carries the outputs-cleanup finalizer (before any run);
 //! 1. runs in flight are observed: their end is recorded and reported, a claimed
 //!    forced run is created;
-//! 2. then either the transition in flight advances (its runs, then scaling or
-//!    the namespace's deletion), or, with none in flight, the next event is
-//!    taken: a change of the wanted state first; else a new start template in a
-//!    started environment, and forced runs.
+//! 2. then either the transition in flight advances (its runs stage by stage,
+//!    then scaling, rolling the workloads whose outputs changed (start) or the
+//!    namespace's deletion), or, with none in flight, the next event is taken: a
+//!    change of the wanted state first; else a new start template in a started
+//!    environment (the current start is taken up again for it), and forced runs.
+//!
+//! Stages (template annotation `stage`, an integer, default 0): a transition's
+//! runs go stage by stage, ascending for start, descending for stop and delete.
+//! The runs of a stage are created only when every run of the stages before it
+//! has ended, as recorded in the templates' `last-runs`; that record is written
+//! (conditionally) before the plan that creates the next stage's runs, so a
+//! restart never creates a later stage early nor a run twice.
 //!
 //! Queue semantics: a new event while runs are in flight waits for them; the
 //! wanted state is read again when the transition ends, so intermediate states
 //! collapse (stopped then started again during a start's runs is no event at all;
 //! three deploy-ids during a start are one more start).
 //!
-//! A failed run (backoffLimit, activeDeadlineSeconds, a broken template, a run
-//! deleted before it ended) is reported on its template (Warning Event
-//! `RunFailed`, `last-runs`) and on the namespace's `status`, and counts as
-//! ended: the transition continues. Holding the environment forever on one
-//! failed job would be worse: a stop that never scales down, a delete that never
-//! deletes, no way out but editing annotations. People see the failure and can
-//! force the event again (`force-run`) once fixed.
+//! Failures. A failed run (backoffLimit, activeDeadlineSeconds, a broken
+//! template, a run deleted before it ended, outputs not published) is reported
+//! on its template (Warning Event `RunFailed`, `last-runs`) and on the
+//! namespace's `status`.
+//! - Stop and delete: it counts as ended and the transition continues. Holding
+//!   the environment forever on one failed job would be worse: a stop that never
+//!   scales down, a delete that never deletes. People see the failure and can
+//!   force the event again (`force-run`) once fixed.
+//! - Start: once the failed run's stage has ended, the later stages never run
+//!   (they may need its outputs), and the namespace gets a Warning Event
+//!   (`StartFailed`) saying which job failed and how to retry. By default the
+//!   transition is held (recorded `failed` in the `transition` annotation): pods
+//!   admitted meanwhile stay gated, since they would run without the outputs, and
+//!   only a new event (a new `deploy-id`: `kubectl lifecycle env redeploy`, or
+//!   another state) replaces it. With namespace annotation `on-start-failure:
+//!   release` the transition goes on instead: scaling, rollouts, gates released.
 
 use std::collections::BTreeMap;
 
@@ -38,14 +55,16 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::Event;
 use lifecycle_contract::names::{
-    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE,
+    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE, ANNOTATION_STAGE, ANNOTATION_STATUS,
+    LABEL_RUN, LABEL_STATE,
 };
+use lifecycle_contract::transition::parse_stage;
 
 use super::decide::{Decision, decide, taken};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP};
 use super::model::{
-    LastRuns, Observed, Outcome, Phase, RunRecord, RunResult, Slot, Transition, Wanted, WantedState, job_outcome, parse_json,
-    truncate,
+    LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, RunRecord, RunResult, Slot, StartFailure, Transition, Wanted,
+    WantedState, job_outcome, parse_json, truncate,
 };
 use super::run_job::{build_run, is_same_run, run_name, suffix};
 
@@ -70,6 +89,8 @@ pub struct NsView {
     pub observed: Option<Observed>,
     pub transition: Option<Transition>,
     pub status: Option<String>,
+    /// Annotation `on-start-failure` (an unreadable one counts as `hold`).
+    pub on_start_failure: OnStartFailure,
     /// Unreadable controller annotations (logged; they count as absent).
     pub problems: Vec<String>,
 }
@@ -84,6 +105,8 @@ pub struct Template {
     pub on: Result<Vec<Event>, String>,
     pub force_run: Option<String>,
     pub records: LastRuns,
+    /// Annotation `stage` (an unreadable one counts as 0; admission refuses them).
+    pub stage: i32,
     pub deleting: bool,
     pub finalizers: Vec<String>,
 }
@@ -116,6 +139,10 @@ impl Snapshot {
             problems.push(format!("annotation {ANNOTATION_TRANSITION} is unreadable ({e}); ignored"));
             None
         });
+        let on_start_failure = OnStartFailure::parse(annotation(meta, ANNOTATION_ON_START_FAILURE)).unwrap_or_else(|e| {
+            problems.push(e);
+            OnStartFailure::Hold
+        });
         let mut view = NsView {
             name: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
@@ -124,6 +151,7 @@ impl Snapshot {
             observed,
             transition,
             status: annotation(meta, ANNOTATION_STATUS).map(str::to_string),
+            on_start_failure,
             problems,
         };
 
@@ -144,6 +172,10 @@ impl Snapshot {
                 if let Some(e) = problems_here {
                     view.problems.push(format!("Job {name}: annotation {ANNOTATION_LAST_RUNS} is unreadable ({e}); ignored"));
                 }
+                let stage = parse_stage(annotation(m, ANNOTATION_STAGE)).unwrap_or_else(|e| {
+                    view.problems.push(format!("Job {name}: {e}; stage 0 is used"));
+                    0
+                });
                 templates.push(Template {
                     name,
                     uid: m.uid.clone().unwrap_or_default(),
@@ -151,6 +183,7 @@ impl Snapshot {
                     on: Event::parse_list(on).map_err(|e| e.to_string()),
                     force_run: annotation(m, ANNOTATION_FORCE_RUN).map(str::to_string),
                     records,
+                    stage,
                     deleting: m.deletion_timestamp.is_some(),
                     finalizers: m.finalizers.clone().unwrap_or_default(),
                     job: job.clone(),
@@ -190,6 +223,13 @@ pub enum Report {
     RunStarted { event: Event, run: String, forced: bool },
     RunEnded { event: Event, run: String, forced: bool, outcome: Outcome },
     ForceRunIgnored { value: String, why: String },
+}
+
+/// What to tell people about on the namespace (Events).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NsReport {
+    /// A start run failed: which job, what happens to the gated pods, how to retry.
+    StartFailed { message: String },
 }
 
 /// One run to create.
@@ -234,6 +274,10 @@ pub enum NsStep {
     Advance {
         next: Option<Transition>,
     },
+    /// The same phase with new progress, or a start held after a failed run.
+    Update {
+        transition: Transition,
+    },
     /// Scale Deployments and StatefulSets (down for stop, back for start), then advance.
     Scale {
         event: Event,
@@ -262,6 +306,8 @@ pub struct Plan {
     pub status: String,
     /// Runs in flight, a transition, or an event waiting: look again soon.
     pub busy: bool,
+    /// Sent once the namespace step succeeded.
+    pub ns_reports: Vec<NsReport>,
 }
 
 struct Planner<'a> {
@@ -269,6 +315,7 @@ struct Planner<'a> {
     now: &'a str,
     templates: BTreeMap<String, TemplateStep>,
     ns: Option<NsStep>,
+    ns_reports: Vec<NsReport>,
     /// An event waits for runs in flight.
     waiting: bool,
 }
@@ -401,43 +448,17 @@ impl<'a> Planner<'a> {
     fn advance(&mut self, tr: &Transition) -> String {
         let verb = verb(tr.event);
         match tr.phase {
-            Phase::Runs => {
-                let occurrence = tr.occurrence();
-                let (mut total, mut done, mut failed) = (0, 0, Vec::new());
-                for t in self.s.live().filter(|t| t.runs_on(tr.event)) {
-                    total += 1;
-                    match t.records.ran_env(tr.event, tr.seq) {
-                        Some(r) if !r.result.in_flight() => {
-                            done += 1;
-                            if r.result == RunResult::Failed {
-                                failed.push(t.name.as_str());
-                            }
-                        }
-                        Some(_) => {}
-                        // Another run of this slot still in flight (cannot happen: events wait
-                        // for runs): wait rather than overwrite its record.
-                        None if t.records.get(Slot::Env(tr.event)).is_some_and(|r| r.result.in_flight()) => {}
-                        None => {
-                            let run = run_name(&t.name, tr.event, &suffix(&t.uid, tr.event, &occurrence));
-                            self.start_run(t, Slot::Env(tr.event), tr.event, &occurrence, &run);
-                        }
-                    }
-                }
-                if done == total {
-                    self.ns = Some(NsStep::Advance { next: tr.next() });
-                }
-                let mut status = format!("{verb}: {done}/{total} {} jobs done", tr.event);
-                if !failed.is_empty() {
-                    status.push_str(&format!(", failed: {}", failed.join(", ")));
-                }
-                status
-            }
+            Phase::Runs => self.runs(tr),
             Phase::Scale => {
                 self.ns = Some(NsStep::Scale { event: tr.event, next: tr.next() });
                 match tr.event {
                     Event::Stop => format!("{verb}: scaling workloads to zero"),
                     _ => format!("{verb}: scaling workloads back up"),
                 }
+            }
+            Phase::Rollout => {
+                self.ns = Some(NsStep::Advance { next: tr.next() });
+                format!("{verb}: rolling workloads whose outputs changed")
             }
             Phase::Delete => match &self.s.ns.wanted {
                 Ok(w) if w.state == WantedState::Deleted => {
@@ -450,6 +471,150 @@ impl<'a> Planner<'a> {
                     "delete cancelled: the state is no longer deleted".to_string()
                 }
             },
+        }
+    }
+
+    /// The runs of a transition, stage by stage: ascending for start,
+    /// descending for stop and delete. A stage's runs are created only once
+    /// every run of the stages before it ended (and so published its outputs:
+    /// the server answers the agent only after writing them, before the pod
+    /// can end). Returns the status.
+    fn runs(&mut self, tr: &Transition) -> String {
+        let verb = verb(tr.event);
+        let occurrence = tr.occurrence();
+        let mut by_stage: BTreeMap<i32, Vec<&Template>> = BTreeMap::new();
+        for t in self.s.live().filter(|t| t.runs_on(tr.event)) {
+            by_stage.entry(t.stage).or_default().push(t);
+        }
+        let mut stages: Vec<(i32, Vec<&Template>)> = by_stage.into_iter().collect();
+        if tr.event != Event::Start {
+            stages.reverse();
+        }
+        let count = stages.len();
+        let (mut all_done, mut all_total, mut failed) = (0, 0, Vec::new());
+        for (i, (stage, templates)) in stages.iter().enumerate() {
+            let mut done = 0;
+            let mut failed_here: Vec<(&Template, RunRecord)> = Vec::new();
+            for t in templates {
+                match t.records.ran_env(tr.event, tr.seq) {
+                    Some(r) if !r.result.in_flight() => {
+                        done += 1;
+                        if r.result == RunResult::Failed {
+                            failed_here.push((t, r.clone()));
+                        }
+                    }
+                    Some(_) => {}
+                    // Another run of this slot still in flight (cannot happen: events wait
+                    // for runs): wait rather than overwrite its record.
+                    None if t.records.get(Slot::Env(tr.event)).is_some_and(|r| r.result.in_flight()) => {}
+                    None => {
+                        let run = run_name(&t.name, tr.event, &suffix(&t.uid, tr.event, &occurrence));
+                        self.start_run(t, Slot::Env(tr.event), tr.event, &occurrence, &run);
+                    }
+                }
+            }
+            all_done += done;
+            all_total += templates.len();
+            failed.extend(failed_here.iter().map(|(t, _)| t.name.clone()));
+            let progress = Progress { stage: *stage, index: i + 1, stages: count, done, total: templates.len() };
+            if done < templates.len() {
+                if tr.progress.as_ref() != Some(&progress) {
+                    self.ns = Some(NsStep::Update { transition: Transition { progress: Some(progress.clone()), ..tr.clone() } });
+                }
+                let mut status = if count > 1 {
+                    format!("{verb}: {progress}")
+                } else {
+                    format!("{verb}: {done}/{} {} jobs done", templates.len(), tr.event)
+                };
+                if !failed.is_empty() {
+                    status.push_str(&format!(", failed: {}", failed.join(", ")));
+                }
+                return status;
+            }
+            if tr.event == Event::Start && !failed_here.is_empty() {
+                return self.start_failed(tr, progress, &failed_here);
+            }
+        }
+        self.ns = Some(NsStep::Advance { next: tr.next() });
+        let mut status = format!("{verb}: {all_done}/{all_total} {} jobs done", tr.event);
+        if !failed.is_empty() {
+            status.push_str(&format!(", failed: {}", failed.join(", ")));
+        }
+        status
+    }
+
+    /// A stage of a start ended with failed runs: its later stages never run.
+    /// Held (default): the transition stays, so its gated pods stay gated, until
+    /// a new event replaces it. `on-start-failure: release`: the transition goes
+    /// on without the later stages (scaling, rollouts, gates released).
+    fn start_failed(&mut self, tr: &Transition, progress: Progress, failed: &[(&Template, RunRecord)]) -> String {
+        let jobs: Vec<String> = failed.iter().map(|(t, _)| t.name.clone()).collect();
+        let reason = failed.iter().find_map(|(_, r)| r.reason.clone());
+        let failure = StartFailure { stage: progress.stage, jobs: jobs.clone(), reason: reason.clone() };
+        let failed_jobs = format!(
+            "{} {} failed{}",
+            if jobs.len() == 1 { "job" } else { "jobs" },
+            jobs.join(", "),
+            reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+        );
+        let what = if progress.stages > 1 {
+            format!("start failed at stage {} of {}: {failed_jobs}; the later stages do not run", progress.index, progress.stages)
+        } else {
+            format!("start failed: {failed_jobs}")
+        };
+        let retry = format!(
+            "fix the job, then retry with a new {ANNOTATION_DEPLOY_ID} (kubectl lifecycle env redeploy {})",
+            self.s.ns.name
+        );
+        match self.s.ns.on_start_failure {
+            OnStartFailure::Release => {
+                self.ns = Some(NsStep::Advance { next: tr.next() });
+                let message = format!("{what}; gated pods are released ({ANNOTATION_ON_START_FAILURE}: release); {retry}");
+                self.ns_reports.push(NsReport::StartFailed { message: message.clone() });
+                message
+            }
+            OnStartFailure::Hold => {
+                let status = format!("{what}; gated pods stay gated; {retry}");
+                if tr.failed.as_ref() != Some(&failure) {
+                    let held = Transition { progress: Some(progress), failed: Some(failure), ..tr.clone() };
+                    self.ns = Some(NsStep::Update { transition: held });
+                    self.ns_reports.push(NsReport::StartFailed { message: status.clone() });
+                    return status;
+                }
+                // Held: only a new event (a new deploy-id, another state) replaces it.
+                match self.next_event() {
+                    Some(taking) => taking,
+                    None => status,
+                }
+            }
+        }
+    }
+
+    /// Takes the event the wanted state implies, if any (after the runs in
+    /// flight). Returns the status when there is one.
+    fn next_event(&mut self) -> Option<String> {
+        let s = self.s;
+        let wanted = s.ns.wanted.as_ref().ok()?;
+        let observed = s.ns.observed.as_ref();
+        match decide(observed, wanted) {
+            Decision::Event(event) => {
+                let busy: Vec<&str> = s.live().filter(|t| t.records.in_flight()).map(|t| t.name.as_str()).collect();
+                if busy.is_empty() {
+                    let seq = s.last_seq() + 1;
+                    let mut observed = taken(observed, wanted, true);
+                    observed.seq = seq;
+                    self.ns = Some(NsStep::Begin { observed, transition: Transition::new(seq, event) });
+                    Some(format!("{}: taking the {event} event", verb(event)))
+                } else {
+                    self.waiting = true;
+                    Some(format!("{event} waits for running jobs: {}", busy.join(", ")))
+                }
+            }
+            Decision::Record => {
+                self.ns = Some(NsStep::Record { observed: taken(observed, wanted, false) });
+                None
+            }
+            Decision::Idle => None,
         }
     }
 
@@ -469,8 +634,7 @@ impl<'a> Planner<'a> {
                     let seq = s.last_seq() + 1;
                     let mut observed = taken(observed, wanted, true);
                     observed.seq = seq;
-                    let transition = Transition { seq, event, phase: Phase::Runs };
-                    self.ns = Some(NsStep::Begin { observed, transition });
+                    self.ns = Some(NsStep::Begin { observed, transition: Transition::new(seq, event) });
                     format!("{}: taking the {event} event", verb(event))
                 } else {
                     self.waiting = true;
@@ -482,14 +646,20 @@ impl<'a> Planner<'a> {
                 base
             }
             Decision::Idle => {
-                // A start template new to a started environment runs for the current start.
+                // A start template new to a started environment is a start event: the
+                // current start occurrence is taken up again, so the new templates run
+                // in stage order, with pods gated and workloads rolled as in any start.
+                // The templates that already ran for it are done and do not run again.
+                // After a failed start, new templates wait for the next one.
                 if let Some(o) = observed.filter(|o| o.state == Some(WantedState::Started)) {
-                    let occurrence = o.seq.to_string();
-                    for t in s.live().filter(|t| t.runs_on(Event::Start) && !t.records.in_flight()) {
-                        if t.records.ran_env(Event::Start, o.seq).is_none() {
-                            let run = run_name(&t.name, Event::Start, &suffix(&t.uid, Event::Start, &occurrence));
-                            self.start_run(t, Slot::Env(Event::Start), Event::Start, &occurrence, &run);
-                        }
+                    let start_failed =
+                        s.live().any(|t| t.records.ran_env(Event::Start, o.seq).is_some_and(|r| r.result == RunResult::Failed));
+                    let new = s.live().any(|t| {
+                        t.runs_on(Event::Start) && !t.records.in_flight() && t.records.ran_env(Event::Start, o.seq).is_none()
+                    });
+                    if new && !start_failed {
+                        self.ns = Some(NsStep::Begin { observed: o.clone(), transition: Transition::new(o.seq, Event::Start) });
+                        return "starting: new start jobs".into();
                     }
                 }
                 for t in s.live() {
@@ -576,7 +746,7 @@ fn idle_base(s: &Snapshot) -> String {
 
 /// The next steps for one environment.
 pub fn plan(s: &Snapshot, now: &str) -> Plan {
-    let mut p = Planner { s, now, templates: BTreeMap::new(), ns: None, waiting: false };
+    let mut p = Planner { s, now, templates: BTreeMap::new(), ns: None, ns_reports: Vec::new(), waiting: false };
     let current = s.ns.status.clone().unwrap_or_default();
     let busy_runs = s.live().any(|t| t.records.in_flight());
 
@@ -587,7 +757,7 @@ pub fn plan(s: &Snapshot, now: &str) -> Plan {
     if !p.templates.is_empty() {
         // Records first; the next plan sees them.
         let steps = p.templates.into_values().map(|t| Step::Template(Box::new(t))).collect();
-        return Plan { steps, status: current, busy: true };
+        return Plan { steps, status: current, busy: true, ns_reports: Vec::new() };
     }
 
     let (status, busy) = match &s.ns.transition {
@@ -603,7 +773,7 @@ pub fn plan(s: &Snapshot, now: &str) -> Plan {
     if steps.is_empty() && status != current {
         steps.push(Step::Namespace(NsStep::Status(status.clone())));
     }
-    Plan { steps, status, busy }
+    Plan { steps, status, busy, ns_reports: p.ns_reports }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_TRANSITION};
 use super::model::{Outcome, RunRecord, RunResult, Transition, truncate};
-use super::plan::{NsStep, Report, Snapshot, Step, TemplateStep, plan};
+use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
 use super::run_job::is_same_run;
 use super::scale::{StartPatch, start_patch, stop_patch};
 use crate::metrics::{Metrics, RunLabels};
@@ -90,6 +90,8 @@ pub trait Cluster: Sync {
     fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
     /// Events and metrics; never fails (a lost Event is logged).
     fn report(&self, template: &TemplateRef, report: &Report) -> impl Future<Output = ()> + Send;
+    /// Events on the namespace; never fails.
+    fn report_namespace(&self, ns: &str, uid: &str, report: &NsReport) -> impl Future<Output = ()> + Send;
 }
 
 /// How a reconcile ended.
@@ -118,7 +120,7 @@ pub async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> Stri
         if plan.steps.is_empty() {
             return Ok(Done { busy: plan.busy });
         }
-        match execute(c, &snap, plan.steps, &plan.status).await {
+        match execute(c, &snap, plan.steps, &plan.status, &plan.ns_reports).await {
             Ok(()) => {}
             Err(Error::Conflict(m)) => tracing::debug!(namespace = name, "conflict, planning again: {m}"),
             Err(e) => return Err(e),
@@ -127,11 +129,16 @@ pub async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> Stri
     Ok(Done { busy: true })
 }
 
-async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &str) -> Result<(), Error> {
+async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &str, reports: &[NsReport]) -> Result<(), Error> {
     for step in steps {
         match step {
             Step::Template(t) => template_step(c, &snap.ns.name, *t).await?,
-            Step::Namespace(n) => namespace_step(c, snap, n, status).await?,
+            Step::Namespace(n) => {
+                namespace_step(c, snap, n, status).await?;
+                for r in reports {
+                    c.report_namespace(&snap.ns.name, &snap.ns.uid, r).await;
+                }
+            }
         }
     }
     Ok(())
@@ -225,6 +232,9 @@ async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep, status
             c.patch_namespace(name, &ns_patch(annotations)).await
         }
         NsStep::Record { observed } => c.patch_namespace(name, &ns_patch(json!({ANNOTATION_OBSERVED: json_of(&observed)}))).await,
+        NsStep::Update { transition } => {
+            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: json_of(&transition)}))).await
+        }
         NsStep::Advance { next } => {
             if next.is_none() {
                 tracing::info!(namespace = name, "transition done");
@@ -397,6 +407,45 @@ impl Cluster for KubeCluster {
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::warn!(namespace = %t.namespace, template = %t.name, error = %e, "could not publish an Event");
         }
+    }
+
+    async fn report_namespace(&self, ns: &str, uid: &str, report: &NsReport) {
+        tracing::warn!(
+            namespace = ns,
+            "{}",
+            match report {
+                NsReport::StartFailed { message } => message,
+            }
+        );
+        self.publish_on_namespace(ns, uid, ns_event_of(report)).await;
+    }
+}
+
+impl KubeCluster {
+    async fn publish_on_namespace(&self, ns: &str, uid: &str, event: KubeEvent) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Namespace".into()),
+            name: Some(ns.to_string()),
+            uid: Some(uid.to_string()),
+            ..Default::default()
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(namespace = %ns, error = %e, "could not publish an Event");
+        }
+    }
+}
+
+/// The Kubernetes Event of a namespace report.
+pub fn ns_event_of(report: &NsReport) -> KubeEvent {
+    match report {
+        NsReport::StartFailed { message } => KubeEvent {
+            type_: EventType::Warning,
+            reason: "StartFailed".into(),
+            note: Some(truncate(message, 1000)),
+            action: "Start".into(),
+            secondary: None,
+        },
     }
 }
 

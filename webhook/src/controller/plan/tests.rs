@@ -85,7 +85,7 @@ fn a_new_environment_takes_the_start_event() {
         ns_steps(&p),
         vec![NsStep::Begin {
             observed: Observed { seq: 1, state: Some(WantedState::Started), deploy_id: None },
-            transition: Transition { seq: 1, event: Event::Start, phase: Phase::Runs },
+            transition: Transition::new(1, Event::Start),
         }]
     );
     assert!(p.busy);
@@ -129,7 +129,11 @@ fn transition_runs_then_advances() {
         assert_eq!(Some(rec.run), run.metadata.name.clone());
         assert!(matches!(&s.reports[..], [Report::RunStarted { event: Event::Stop, forced: false, .. }]));
     }
-    assert!(ns_steps(&p).is_empty(), "no advance while runs are due");
+    // No advance while runs are due; the progress is recorded for tools.
+    let progress = Progress { stage: 0, index: 1, stages: 1, done: 0, total: 2 };
+    let mut with_progress = Transition { phase: Phase::Runs, ..Transition::new(2, Event::Stop) };
+    with_progress.progress = Some(progress);
+    assert_eq!(ns_steps(&p), vec![NsStep::Update { transition: with_progress }]);
 
     // a succeeded, b failed: the stop goes on to scaling.
     let done = |j: Job, result: &str| {
@@ -139,7 +143,7 @@ fn transition_runs_then_advances() {
     assert_eq!(p.status, "stopping: 2/2 stop jobs done, failed: b");
     assert_eq!(
         ns_steps(&p),
-        vec![NsStep::Advance { next: Some(Transition { seq: 2, event: Event::Stop, phase: Phase::Scale }) }]
+        vec![NsStep::Advance { next: Some(Transition { phase: Phase::Scale, ..Transition::new(2, Event::Stop) }) }]
     );
 }
 
@@ -156,7 +160,8 @@ fn a_record_of_an_older_occurrence_does_not_count() {
 fn scale_and_delete_phases() {
     let scale = namespace(&[], &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"start","phase":"scale"}"#)]);
     let p = plan(&Snapshot::new(&scale, vec![]), NOW);
-    assert_eq!(ns_steps(&p), vec![NsStep::Scale { event: Event::Start, next: None }]);
+    let rollout = Transition { phase: Phase::Rollout, ..Transition::new(3, Event::Start) };
+    assert_eq!(ns_steps(&p), vec![NsStep::Scale { event: Event::Start, next: Some(rollout) }]);
     assert_eq!(p.status, "starting: scaling workloads back up");
 
     let deleting =
@@ -191,13 +196,25 @@ fn a_new_start_template_in_a_started_environment_runs_for_the_current_start() {
         with(template("old", "start", &[]), records(r#"{"start":{"run":"x","occurrence":"4","result":"succeeded","time":"t"}}"#));
     let new = template("new", "start,stop", &[]);
     let stop_only = template("stopper", "stop", &[]);
-    let p = plan(&Snapshot::new(&ns, vec![old, new, stop_only]), NOW);
+    let p = plan(&Snapshot::new(&ns, vec![old.clone(), new.clone(), stop_only.clone()]), NOW);
+    // The current start (occurrence 4) is taken up again...
+    assert!(template_steps(&p).is_empty());
+    let observed = Observed { seq: 4, state: Some(WantedState::Started), deploy_id: None };
+    assert_eq!(ns_steps(&p), vec![NsStep::Begin { observed, transition: Transition::new(4, Event::Start) }]);
+    assert!(p.busy);
+    // ...and only the new template runs in it.
+    let resumed = namespace(
+        &[],
+        &[
+            (ANNOTATION_OBSERVED, r#"{"seq":4,"state":"started"}"#),
+            (ANNOTATION_TRANSITION, r#"{"seq":4,"event":"start","phase":"runs"}"#),
+        ],
+    );
+    let p = plan(&Snapshot::new(&resumed, vec![old, new, stop_only]), NOW);
     let steps = template_steps(&p);
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].name, "new");
     assert_eq!(steps[0].creates[0].occurrence, "4");
-    assert!(ns_steps(&p).is_empty());
-    assert!(p.busy);
 
     // In a stopped environment a new start template waits for the next start.
     let stopped = namespace(
@@ -300,7 +317,7 @@ fn deleting_templates_are_left_alone() {
     assert!(template_steps(&p).is_empty());
     assert_eq!(
         ns_steps(&p),
-        vec![NsStep::Advance { next: Some(Transition { seq: 1, event: Event::Start, phase: Phase::Scale }) }]
+        vec![NsStep::Advance { next: Some(Transition { phase: Phase::Scale, ..Transition::new(1, Event::Start) }) }]
     );
 }
 
@@ -331,4 +348,177 @@ fn runs_are_not_templates() {
     let s = Snapshot::new(&namespace(&[], &[]), vec![run]);
     assert!(s.templates.is_empty());
     assert_eq!(s.jobs.len(), 1);
+}
+
+// ---- stages ----
+
+fn staged(name: &str, on: &str, stage: &str) -> Job {
+    template(name, on, &[(lifecycle_contract::names::ANNOTATION_STAGE, stage)])
+}
+
+fn ran(job: Job, event: &str, seq: u64, result: &str) -> Job {
+    let run = format!("{}-run", job.metadata.name.as_deref().unwrap());
+    with(job, records(&format!(r#"{{"{event}":{{"run":"{run}","occurrence":"{seq}","result":"{result}","time":"t"}}}}"#)))
+}
+
+/// A template whose start run of `seq` is in flight, and that run.
+fn running(job: Job, seq: u64) -> [Job; 2] {
+    let t = ran(job, "start", seq, "running");
+    let name = t.metadata.name.clone().unwrap();
+    let run = Job {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}-run")),
+            labels: map(&[(LABEL_JOB, &name), (LABEL_EVENT, "start"), (LABEL_RUN, &seq.to_string())]),
+            owner_references: Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                uid: t.metadata.uid.clone().unwrap(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    [t, run]
+}
+
+fn starting(seq: u64, extra: &[(&str, &str)]) -> Namespace {
+    let observed = format!(r#"{{"seq":{seq},"state":"started"}}"#);
+    let transition = format!(r#"{{"seq":{seq},"event":"start","phase":"runs"}}"#);
+    let mut a = vec![(ANNOTATION_OBSERVED, observed.as_str()), (ANNOTATION_TRANSITION, transition.as_str())];
+    a.extend_from_slice(extra);
+    namespace(&[], &a)
+}
+
+fn created(p: &Plan) -> Vec<String> {
+    template_steps(p).iter().filter(|s| !s.creates.is_empty()).map(|s| s.name.clone()).collect()
+}
+
+#[test]
+fn start_runs_go_stage_by_stage_ascending() {
+    let ns = starting(1, &[]);
+    let (d, b, c, a) =
+        (template("d", "start", &[]), staged("b", "start", "1"), staged("c", "start,stop", "1"), staged("a", "start", "2"));
+    // Stage 0 (no annotation) first, alone.
+    let p = plan(&Snapshot::new(&ns, vec![a.clone(), b.clone(), c.clone(), d.clone()]), NOW);
+    assert_eq!(created(&p), vec!["d"]);
+    assert_eq!(p.status, "starting: stage 1 of 3, 0/1 jobs done");
+    // Stage 0 still running: nothing else starts.
+    let [d_running, d_run] = running(d.clone(), 1);
+    let p = plan(&Snapshot::new(&ns, vec![a.clone(), b.clone(), c.clone(), d_running, d_run]), NOW);
+    assert!(created(&p).is_empty());
+    // Stage 0 ended: both jobs of stage 1 together, not stage 2.
+    let d_done = ran(d, "start", 1, "succeeded");
+    let p = plan(&Snapshot::new(&ns, vec![a.clone(), b.clone(), c.clone(), d_done.clone()]), NOW);
+    assert_eq!(created(&p), vec!["b", "c"]);
+    assert_eq!(p.status, "starting: stage 2 of 3, 0/2 jobs done");
+    let update = ns_steps(&p);
+    assert!(
+        matches!(&update[..], [NsStep::Update { transition }] if transition.progress == Some(Progress { stage: 1, index: 2, stages: 3, done: 0, total: 2 })),
+        "{update:?}"
+    );
+    // One of stage 1 done.
+    let b_done = ran(b, "start", 1, "succeeded");
+    let [c_running, c_run] = running(c.clone(), 1);
+    let p = plan(&Snapshot::new(&ns, vec![a.clone(), b_done.clone(), c_running, c_run, d_done.clone()]), NOW);
+    assert!(created(&p).is_empty());
+    assert_eq!(p.status, "starting: stage 2 of 3, 1/2 jobs done");
+    // Stage 1 ended: stage 2.
+    let c_done = ran(c, "start", 1, "succeeded");
+    let p = plan(&Snapshot::new(&ns, vec![a.clone(), b_done.clone(), c_done.clone(), d_done.clone()]), NOW);
+    assert_eq!(created(&p), vec!["a"]);
+    assert_eq!(p.status, "starting: stage 3 of 3, 0/1 jobs done");
+    // All ended: the start advances.
+    let p = plan(&Snapshot::new(&ns, vec![ran(a, "start", 1, "succeeded"), b_done, c_done, d_done]), NOW);
+    assert_eq!(ns_steps(&p), vec![NsStep::Advance { next: Transition::new(1, Event::Start).next() }]);
+    assert_eq!(p.status, "starting: 4/4 start jobs done");
+}
+
+#[test]
+fn stop_and_delete_runs_go_by_descending_stage_and_failures_do_not_hold_them() {
+    let ns = namespace(
+        &[(LABEL_STATE, "stopped")],
+        &[
+            (ANNOTATION_OBSERVED, r#"{"seq":2,"state":"stopped"}"#),
+            (ANNOTATION_TRANSITION, r#"{"seq":2,"event":"stop","phase":"runs"}"#),
+        ],
+    );
+    let (low, high) = (staged("low", "stop", "-1"), staged("high", "stop", "3"));
+    let p = plan(&Snapshot::new(&ns, vec![low.clone(), high.clone()]), NOW);
+    assert_eq!(created(&p), vec!["high"]);
+    assert_eq!(p.status, "stopping: stage 1 of 2, 0/1 jobs done");
+    // The higher stage failed: a stop goes on.
+    let p = plan(&Snapshot::new(&ns, vec![low, ran(high, "stop", 2, "failed")]), NOW);
+    assert_eq!(created(&p), vec!["low"]);
+    assert_eq!(p.status, "stopping: stage 2 of 2, 0/1 jobs done, failed: high");
+}
+
+#[test]
+fn a_failed_start_stage_holds_the_start_until_a_new_event() {
+    let ns = starting(1, &[]);
+    let (seed, migrate, other) = (staged("seed", "start", "1"), staged("migrate", "start", "2"), staged("other", "start", "1"));
+    let failed = ran(seed, "start", 1, "failed");
+    // Stage 1 not over yet (other runs): no verdict, stage 2 waits.
+    let [other_running, other_run] = running(other.clone(), 1);
+    let p = plan(&Snapshot::new(&ns, vec![failed.clone(), migrate.clone(), other_running, other_run]), NOW);
+    assert!(created(&p).is_empty());
+    assert_eq!(p.status, "starting: stage 1 of 2, 1/2 jobs done, failed: seed");
+    // Stage 1 over: held, reported once.
+    let other_done = ran(other, "start", 1, "succeeded");
+    let jobs = vec![failed.clone(), migrate.clone(), other_done.clone()];
+    let p = plan(&Snapshot::new(&ns, jobs.clone()), NOW);
+    assert!(created(&p).is_empty(), "stage 2 never runs");
+    let [NsStep::Update { transition }] = &ns_steps(&p)[..] else { panic!("{:?}", ns_steps(&p)) };
+    assert_eq!(transition.failed, Some(StartFailure { stage: 1, jobs: vec!["seed".into()], reason: None }));
+    assert_eq!(transition.phase, Phase::Runs);
+    assert!(transition.gates_pods(OnStartFailure::Hold));
+    assert!(
+        p.status.starts_with("start failed at stage 1 of 2: job seed failed; the later stages do not run; gated pods stay gated")
+    );
+    assert!(p.status.contains("kubectl lifecycle env redeploy env1"), "{}", p.status);
+    assert!(matches!(&p.ns_reports[..], [NsReport::StartFailed { message }] if *message == p.status));
+
+    // Once held: nothing more to do, no second report.
+    let held = serde_json::to_string(transition).unwrap();
+    let held_ns = |extra: &[(&str, &str)]| {
+        let mut a = vec![
+            (ANNOTATION_OBSERVED, r#"{"seq":1,"state":"started"}"#),
+            (ANNOTATION_TRANSITION, held.as_str()),
+            (ANNOTATION_STATUS, p.status.as_str()),
+        ];
+        a.extend_from_slice(extra);
+        namespace(&[], &a)
+    };
+    let again = plan(&Snapshot::new(&held_ns(&[]), jobs.clone()), NOW);
+    assert!(again.steps.is_empty(), "{:?}", again.steps);
+    assert!(again.ns_reports.is_empty());
+    assert!(again.busy);
+
+    // A new deploy-id replaces it with a new start.
+    let p = plan(&Snapshot::new(&held_ns(&[(ANNOTATION_DEPLOY_ID, "v2")]), jobs.clone()), NOW);
+    assert!(matches!(&ns_steps(&p)[..], [NsStep::Begin { transition, .. }] if *transition == Transition::new(2, Event::Start)));
+
+    // on-start-failure: release lets the start go on without its later stages.
+    let release = (lifecycle_contract::names::ANNOTATION_ON_START_FAILURE, "release");
+    let p = plan(&Snapshot::new(&held_ns(&[release]), jobs.clone()), NOW);
+    assert_eq!(ns_steps(&p), vec![NsStep::Advance { next: Transition::new(1, Event::Start).next() }]);
+    assert!(p.status.contains("gated pods are released"), "{}", p.status);
+    assert_eq!(p.ns_reports.len(), 1);
+    assert!(created(&p).is_empty());
+}
+
+#[test]
+fn after_a_failed_start_new_start_templates_wait_for_the_next_start() {
+    let ns = namespace(&[], &[(ANNOTATION_OBSERVED, r#"{"seq":3,"state":"started"}"#), (ANNOTATION_STATUS, "x")]);
+    let p = plan(
+        &Snapshot::new(&ns, vec![ran(template("seed", "start", &[]), "start", 3, "failed"), template("new", "start", &[])]),
+        NOW,
+    );
+    assert!(ns_steps(&p).iter().all(|s| matches!(s, NsStep::Status(_))), "{:?}", p.steps);
+}
+
+#[test]
+fn an_unreadable_stage_counts_as_zero() {
+    let s = Snapshot::new(&starting(1, &[]), vec![staged("a", "start", "first")]);
+    assert_eq!(s.templates[0].stage, 0);
+    assert_eq!(s.ns.problems.len(), 1);
+    assert!(s.ns.problems[0].contains("not an integer"));
 }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::*;
 use crate::controller::keys::FINALIZER_OUTPUTS_CLEANUP;
-use crate::controller::model::{LastRuns, parse_json};
+use crate::controller::model::{LastRuns, Phase, parse_json};
 
 const NS: &str = "env1";
 
@@ -30,6 +30,7 @@ struct World {
     crash: Option<(u64, bool)>,
     created: Vec<String>,
     reports: Vec<(String, Report)>,
+    ns_reports: Vec<NsReport>,
 }
 
 impl World {
@@ -317,6 +318,10 @@ impl Cluster for Mem {
     async fn report(&self, t: &TemplateRef, report: &Report) {
         self.with(|w| w.reports.push((t.name.clone(), report.clone())));
     }
+
+    async fn report_namespace(&self, _ns: &str, _uid: &str, report: &NsReport) {
+        self.with(|w| w.ns_reports.push(report.clone()));
+    }
 }
 
 fn now() -> String {
@@ -448,12 +453,36 @@ fn records_of(mem: &Mem) -> Vec<LastRuns> {
 /// exactly those of a life without crashes.
 #[tokio::test(flavor = "multi_thread")]
 async fn crashes_at_any_call_create_no_duplicate_and_miss_nothing() {
+    let status = crash_everywhere(
+        |mem| Box::pin(life(mem)),
+        expected_runs(),
+        records_of,
+        |mem, when| {
+            assert_eq!(mem.replicas("web"), (Some(3), None), "{when}");
+        },
+    )
+    .await;
+    assert_eq!(status.as_deref(), Some("deleting: deleting the namespace"));
+}
+
+type Life = for<'a> fn(&'a Mem) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// Runs `life` once without crashes, then once per API call with a crash at
+/// that call (before and after its effect): every life creates each run once,
+/// `expected` exactly, and ends with the same records and status. Returns that status.
+async fn crash_everywhere(
+    life: Life,
+    expected: Vec<(String, String, String)>,
+    records: fn(&Mem) -> Vec<LastRuns>,
+    check: fn(&Mem, &str),
+) -> Option<String> {
     let (total, baseline, status) = {
         let mem = Mem::new();
         life(&mem).await;
-        (mem.with(|w| w.calls), records_of(&mem), mem.ns_annotation(ANNOTATION_STATUS))
+        assert_eq!(mem.runs(), expected, "without crashes");
+        check(&mem, "without crashes");
+        (mem.with(|w| w.calls), records(&mem), mem.ns_annotation(ANNOTATION_STATUS))
     };
-    assert_eq!(status.as_deref(), Some("deleting: deleting the namespace"));
     assert!(total > 50, "{total}");
     let mut lives = tokio::task::JoinSet::new();
     for at in 1..=total {
@@ -473,12 +502,123 @@ async fn crashes_at_any_call_create_no_duplicate_and_miss_nothing() {
         let created = mem.with(|w| w.created.clone());
         let unique: BTreeSet<_> = created.iter().collect();
         assert_eq!(unique.len(), created.len(), "{when}: a run created twice");
-        assert_eq!(mem.runs(), expected_runs(), "{when}");
+        assert_eq!(mem.runs(), expected, "{when}");
         assert!(mem.ns_deleting(), "{when}: the delete did not finish");
-        assert_eq!(mem.replicas("web"), (Some(3), None), "{when}");
-        assert_eq!(records_of(&mem), baseline, "{when}");
+        check(&mem, &when);
+        assert_eq!(records(&mem), baseline, "{when}");
         assert_eq!(mem.ns_annotation(ANNOTATION_STATUS), status, "{when}");
     }
+    status
+}
+
+/// A life with stages: three start stages, two stop stages, a start job added
+/// later that fails (the start is held), a redeploy that fails again at the
+/// same stage, and a delete that replaces the held start.
+async fn staged_life(mem: &Mem) {
+    let stage = lifecycle_contract::names::ANNOTATION_STAGE;
+    mem.add_template("db", "start", &[(stage, "1")]);
+    mem.add_template("seed", "start", &[(stage, "2")]);
+    mem.add_template("last", "start", &[(stage, "3")]);
+    mem.add_template("teardown", "stop,delete", &[(stage, "1")]);
+    mem.add_template("drain", "stop", &[(stage, "2")]);
+    mem.add_deployment("web", 2);
+    mem.create_env(&[]);
+    settle(mem).await;
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v2");
+    settle(mem).await;
+    mem.set_label(LABEL_STATE, "stopped");
+    settle(mem).await;
+    mem.set_label(LABEL_STATE, "started");
+    settle(mem).await;
+    mem.add_template("flaky-migrate", "start", &[(stage, "2")]);
+    settle(mem).await;
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v3");
+    settle(mem).await;
+    mem.set_label(LABEL_STATE, "deleted");
+    settle(mem).await;
+}
+
+fn staged_runs() -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = [
+        ("db", "start", "1"),
+        ("seed", "start", "1"),
+        ("last", "start", "1"),
+        ("db", "start", "2"),
+        ("seed", "start", "2"),
+        ("last", "start", "2"),
+        ("drain", "stop", "3"),
+        ("teardown", "stop", "3"),
+        ("db", "start", "4"),
+        ("seed", "start", "4"),
+        ("last", "start", "4"),
+        ("flaky-migrate", "start", "4"),
+        ("db", "start", "5"),
+        ("seed", "start", "5"),
+        ("flaky-migrate", "start", "5"),
+        ("teardown", "delete", "6"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    v.sort();
+    v
+}
+
+fn staged_records(mem: &Mem) -> Vec<LastRuns> {
+    ["db", "seed", "last", "teardown", "drain", "flaky-migrate"].iter().map(|t| mem.last_runs(t)).collect()
+}
+
+/// Runs were created in stage order within each occurrence.
+fn check_stage_order(mem: &Mem, when: &str) {
+    let order = mem.with(|w| {
+        w.created
+            .iter()
+            .map(|name| {
+                let l = w.jobs[name].metadata.labels.clone().unwrap();
+                (l[LABEL_RUN].clone(), l[LABEL_JOB].clone())
+            })
+            .collect::<Vec<_>>()
+    });
+    let pos = |run: &str, job: &str| order.iter().position(|(r, j)| r == run && j == job);
+    for run in ["1", "2", "4", "5"] {
+        let (db, seed, last) = (pos(run, "db").unwrap(), pos(run, "seed").unwrap(), pos(run, "last"));
+        assert!(db < seed, "{when}: occurrence {run}: {order:?}");
+        if let Some(last) = last {
+            assert!(seed < last, "{when}: occurrence {run}: {order:?}");
+        }
+    }
+    assert!(pos("3", "drain") < pos("3", "teardown"), "{when}: the stop goes by descending stage: {order:?}");
+    assert!(pos("5", "last").is_none(), "{when}: a stage after a failed one ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stages_run_in_order_exactly_once_whatever_the_crash() {
+    let status = crash_everywhere(|mem| Box::pin(staged_life(mem)), staged_runs(), staged_records, check_stage_order).await;
+    assert_eq!(status.as_deref(), Some("deleting: deleting the namespace"));
+}
+
+#[tokio::test]
+async fn a_failed_start_is_held_and_reported_on_the_namespace() {
+    let mem = Mem::new();
+    let stage = lifecycle_contract::names::ANNOTATION_STAGE;
+    mem.add_template("flaky-db", "start", &[(stage, "1")]);
+    mem.add_template("seed", "start", &[(stage, "2")]);
+    mem.add_deployment("web", 2);
+    mem.create_env(&[]);
+    settle(&mem).await;
+    assert_eq!(mem.runs(), vec![("flaky-db".into(), "start".into(), "1".into())], "stage 2 never runs");
+    let status = mem.ns_annotation(ANNOTATION_STATUS).unwrap();
+    assert!(status.starts_with("start failed at stage 1 of 2: job flaky-db failed (BackoffLimitExceeded)"), "{status}");
+    let transition: Transition = parse_json(mem.ns_annotation(ANNOTATION_TRANSITION).as_deref()).unwrap().unwrap();
+    assert!(transition.failed.is_some() && transition.phase == Phase::Runs);
+    let reports = mem.with(|w| w.ns_reports.clone());
+    assert!(matches!(&reports[..], [NsReport::StartFailed { message }] if *message == status), "{reports:?}");
+    // Released on request: the start goes on without stage 2.
+    mem.set_ns_annotation(lifecycle_contract::names::ANNOTATION_ON_START_FAILURE, "release");
+    settle(&mem).await;
+    assert_eq!(mem.ns_annotation(ANNOTATION_TRANSITION), None);
+    assert_eq!(mem.runs().len(), 1);
+    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started; start jobs failed: flaky-db"));
 }
 
 #[tokio::test]
@@ -606,7 +746,9 @@ async fn a_name_taken_by_a_stranger_is_reported_not_adopted() {
     settle(&mem).await;
     let rec = mem.last_runs("seed").start.unwrap();
     assert_eq!((rec.result, rec.reason.as_deref()), (RunResult::Failed, Some("NameConflict")));
-    assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started; start jobs failed: seed"));
+    // A failed start run: the start is held.
+    let status = mem.ns_annotation(ANNOTATION_STATUS).unwrap();
+    assert!(status.starts_with("start failed: job seed failed (NameConflict); gated pods stay gated"), "{status}");
 }
 
 #[test]
