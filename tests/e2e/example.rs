@@ -155,10 +155,12 @@ fn fetch_through_port_forward(line: &str, local_port: u16) -> Result<String> {
     let mut child = spawn_shell(&format!("exec {line}"), &repo())?;
     let err = read_all(child.stderr.take());
     let result = (|| {
-        let stdout = child.stdout.take().context("stdout")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
         let mut first = String::new();
-        BufReader::new(stdout).read_line(&mut first)?;
+        stdout.read_line(&mut first)?;
         ensure!(first.contains("Forwarding from"), "port-forward said {first:?}");
+        // Keep reading: kubectl writes a line per connection, and dies of a closed pipe.
+        drop(read_all(Some(stdout)));
         let mut conn = TcpStream::connect(("127.0.0.1", local_port))?;
         conn.set_read_timeout(Some(Duration::from_secs(20)))?;
         conn.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
