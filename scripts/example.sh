@@ -64,8 +64,8 @@ render() { # namespace
   printf '%s\n' "$out" | sed -E "s/^(( *)(name|namespace): )$DEFAULT_NS\$/\1$ns/"
 }
 
-# Lines "JOB RESULT" for the start runs of the namespace, oldest first
-# (RESULT: Complete, Failed, or empty while it runs).
+# Lines "JOB CONDITIONS" for the start runs of the namespace, oldest first
+# (the types of its true conditions).
 start_runs() { # namespace
   k -n "$1" get jobs -l lifecycle-jobs.dev/event=start --sort-by=.metadata.creationTimestamp \
     -o 'jsonpath={range .items[*]}{.metadata.labels.lifecycle-jobs\.dev/job}{" "}{.status.conditions[?(@.status=="True")].type}{"\n"}{end}'
@@ -88,8 +88,14 @@ apply() { # namespace
     fi
     runs=$(start_runs "$ns" 2>/dev/null) || runs=""
     latest=()
+    # A run's true conditions: "SuccessCriteriaMet Complete", "FailureTarget Failed", or none yet.
     while read -r job result; do
-      if [ -n "$job" ]; then latest[$job]=${result:-running}; fi
+      [ -n "$job" ] || continue
+      case " $result " in
+        *" Complete "*) latest[$job]=Complete ;;
+        *" Failed "*) latest[$job]=Failed ;;
+        *) latest[$job]=running ;;
+      esac
     done <<<"$runs"
     done_all=true
     failed=""
@@ -105,6 +111,8 @@ apply() { # namespace
       for t in $failed; do lifecycle -n "$ns" logs "$t" --event start >&2 || true; done
       die "the example's start jobs failed in namespace $ns (see above)"
     fi
+    # Done: every start job's latest run complete, the controller says started, nothing runs,
+    # and no transition in flight (its end releases the gated pods).
     if $done_all && [ -z "$transition" ] && [[ $status == started* ]] && [[ $status != *running* ]]; then break; fi
     [ "$SECONDS" -lt "$deadline" ] || die "the start jobs did not end within ${TIMEOUT}s (status: ${status:-none}); see: kubectl lifecycle env status $ns"
     sleep 1
