@@ -13,7 +13,8 @@
 #   KUBECTL       kubectl to use
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$(tests/cluster/build-binaries.sh 2>/dev/null | tail -n1 || true)
+# The Kubernetes binaries (kubectl among them): built once, cached; the build says what it does.
+bin=$(tests/cluster/build-binaries.sh | tail -n1 || true)
 kubectl=${KUBECTL:-$(command -v kubectl || echo "$bin/kubectl")}
 local_dir=${LJ_CLUSTER_DIR:-$PWD/.local-cluster}
 node_url="https://${LJ_NODE_IP:-10.79.0.1}:6443"
