@@ -130,39 +130,22 @@ k create namespace "$probe_ns" >/dev/null || fail "cannot create the probe names
 k label namespace "$probe_ns" lifecycle-jobs.dev/environment= app.kubernetes.io/managed-by=lifecycle-jobs-deploy ${DEPLOY_PROBE_LABELS:-} >/dev/null ||
   fail "cannot label the probe namespace $probe_ns"
 
+# The probe's pod spec, shared by the Pod and the Job's template (indented by `spec N`).
+PROBE_SPEC='restartPolicy: Never
+securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+containers:
+  - name: probe
+    image: busybox:local
+    command: ["true"]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}'
+spec() { printf '%s\n' "$PROBE_SPEC" | sed "s/^/$(printf '%*s' "$1" '')/"; }
 probe_pod() {
-  k -n "$probe_ns" create --dry-run=server -o 'jsonpath={.spec.containers[0].envFrom[*].configMapRef.name}' -f - <<'EOF'
-apiVersion: v1
-kind: Pod
-metadata:
-  name: probe
-spec:
-  restartPolicy: Never
-  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
-  containers:
-    - name: probe
-      image: busybox:local
-      command: ["true"]
-      securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-EOF
+  printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: probe\nspec:\n%s\n' "$(spec 2)" |
+    k -n "$probe_ns" create --dry-run=server -o 'jsonpath={.spec.containers[0].envFrom[*].configMapRef.name}' -f -
 }
 probe_job() {
-  k -n "$probe_ns" create --dry-run=server -o 'jsonpath={.spec.template.metadata.labels.lifecycle-jobs\.dev/capture}' -f - <<'EOF'
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: probe
-spec:
-  template:
-    spec:
-      restartPolicy: Never
-      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: probe
-          image: busybox:local
-          command: ["true"]
-          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-EOF
+  printf 'apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: probe\nspec:\n  template:\n    spec:\n%s\n' "$(spec 6)" |
+    k -n "$probe_ns" create --dry-run=server -o 'jsonpath={.spec.template.metadata.labels.lifecycle-jobs\.dev/capture}' -f -
 }
 
 log "probing admission end to end in namespace $probe_ns"

@@ -13,6 +13,7 @@ use std::path::Path;
 use lifecycle_contract::JobId;
 use lifecycle_contract::names;
 use lifecycle_contract::output::{self, MASK};
+use lifecycle_contract::reserved::{is_reserved_alias, reserved_aliases_doc};
 
 pub fn validate(file: &str, job_id: Option<&str>) -> i32 {
     let (code, text) = check(Path::new(file), job_id);
@@ -49,10 +50,13 @@ pub fn check(path: &Path, job_id: Option<&str>) -> (i32, String) {
             for e in &o.entries {
                 let shown_value =
                     if e.sensitive { format!("{MASK} (sensitive)") } else { serde_json::to_string(&e.value).unwrap_or_default() };
+                let reserved = is_reserved_alias(&e.key);
                 match &job {
                     Some(j) => {
                         let _ = writeln!(out, "  {} = {shown_value}", names::variable_name(j, &e.key));
-                        let _ = writeln!(out, "  {} = {shown_value} (alias)", e.key);
+                        if !reserved {
+                            let _ = writeln!(out, "  {} = {shown_value} (alias)", e.key);
+                        }
                     }
                     None => {
                         let _ = writeln!(out, "  {} = {shown_value}", e.key);
@@ -61,6 +65,16 @@ pub fn check(path: &Path, job_id: Option<&str>) -> (i32, String) {
             }
             for w in &o.warnings {
                 let _ = writeln!(out, "warning: {w}");
+            }
+            let reserved: Vec<&str> = o.entries.iter().map(|e| e.key.as_str()).filter(|k| is_reserved_alias(k)).collect();
+            if !reserved.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "warning: no alias for {}: reserved names (system, loader and runtime variables); workloads get only \
+                     QOVERY_OUTPUT_JOB_<JOBID>_<KEY> for them. Reserved: {}",
+                    reserved.join(", "),
+                    reserved_aliases_doc()
+                );
             }
             (0, out)
         }

@@ -102,3 +102,14 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 0);
     assert!(out.contains("validate"));
 }
+
+#[test]
+fn reserved_names_are_shown_without_an_alias() {
+    let f = file("reserved", r#"{"PATH": {"value": "/x"}, "DB_HOST": {"value": "db"}}"#);
+    let (code, out, _) = run(&["validate", "--job-id", "seed", &f]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("  QOVERY_OUTPUT_JOB_SEED_PATH = \"/x\"\n"), "{out}");
+    assert!(!out.contains("  PATH = \"/x\" (alias)"), "{out}");
+    assert!(out.contains("  DB_HOST = \"db\" (alias)"), "{out}");
+    assert!(out.contains("warning: no alias for PATH: reserved names"), "{out}");
+}

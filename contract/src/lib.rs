@@ -7,7 +7,8 @@ pub mod event;
 pub mod job_id;
 pub mod names;
 pub mod output;
+pub mod reserved;
 pub mod transition;
 
 pub use event::Event;
-pub use job_id::JobId;
+pub use job_id::{JobId, JobIdError};

@@ -164,6 +164,16 @@ pub const TOKEN_AUDIENCE: &str = "lifecycle-jobs.dev";
 /// Namespace of the server.
 pub const SYSTEM_NAMESPACE: &str = "lifecycle-jobs-system";
 
+/// Namespaces that are never environments, whatever their labels: the
+/// cluster's own and (see [`never_environment`]) the server's.
+pub const NEVER_ENVIRONMENTS: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
+
+/// Whether `namespace` may never be an environment; `server_namespace` is
+/// where the server runs (default [`SYSTEM_NAMESPACE`]).
+pub fn never_environment(namespace: &str, server_namespace: &str) -> bool {
+    namespace == server_namespace || NEVER_ENVIRONMENTS.contains(&namespace)
+}
+
 /// Prefix of the full variable name: `QOVERY_OUTPUT_JOB_<JOBID>_<KEY>`.
 pub const VARIABLE_PREFIX: &str = "QOVERY_OUTPUT_JOB_";
 

@@ -9,18 +9,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, Pod, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{ANNOTATION_OUTPUTS, LABEL_CAPTURE, SYSTEM_NAMESPACE, TOKEN_AUDIENCE};
 use lifecycle_e2e::lifecycle::{environment, output_job, published, wait_published};
 use lifecycle_e2e::{
-    BUSYBOX, TIMEOUT, TestNamespace, client, events_for, job_pods, obj, pod_logs, unique_suffix, wait_for_deployment_available,
-    wait_for_job_complete, wait_for_pod_running, wait_until,
+    BUSYBOX, TIMEOUT, TestNamespace, client, events_for, job_pods, obj, pod_logs, server_post, unique_suffix,
+    wait_for_deployment_available, wait_for_job_complete, wait_for_pod_running, wait_until,
 };
 use serde_json::json;
 
@@ -211,34 +211,7 @@ async fn a_key_dropped_by_the_next_run_disappears_and_ttl_deletion_keeps_outputs
 /// Answer of the outputs API to a request sent from the test host through the
 /// server's Service, as any pod could send it.
 async fn post_outputs(client: &Client, token: &str, body: &str) -> Result<(u16, String)> {
-    let svc: Service = Api::namespaced(client.clone(), SYSTEM_NAMESPACE).get("lifecycle-webhook").await?;
-    let ip = svc.spec.and_then(|s| s.cluster_ip).context("service IP")?;
-    let tls: Secret = Api::namespaced(client.clone(), SYSTEM_NAMESPACE).get("lifecycle-webhook-tls").await?;
-    let ca = tls.data.and_then(|d| d.get("ca.crt").cloned()).context("ca.crt")?;
-    let dir = std::env::temp_dir().join(format!("e2e-outputs-{}", unique_suffix()));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("ca.crt"), &ca.0)?;
-    std::fs::write(dir.join("body"), body)?;
-    let host = format!("lifecycle-webhook.{SYSTEM_NAMESPACE}.svc");
-    let out = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        let token = token.to_string();
-        move || {
-            std::process::Command::new("curl")
-                .args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
-                .arg(dir.join("ca.crt"))
-                .args(["--resolve", &format!("{host}:443:{ip}"), "-H", &format!("Authorization: Bearer {token}")])
-                .args(["-H", "Content-Type: application/json", "--data-binary"])
-                .arg(format!("@{}", dir.join("body").display()))
-                .arg(format!("https://{host}/v1/outputs"))
-                .output()
-        }
-    })
-    .await??;
-    let _ = std::fs::remove_dir_all(&dir);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').ok_or_else(|| anyhow!("curl: {}", String::from_utf8_lossy(&out.stderr)))?;
-    Ok((code.trim().parse().context("HTTP status")?, body.to_string()))
+    server_post(client, "/v1/outputs", Some(token), body).await
 }
 
 /// A token of the namespace's default service account bound to `pod`, with

@@ -370,12 +370,20 @@ async fn lifecycle_kubectl_delete_namespace_is_refused_until_the_delete_jobs_ran
         Err(kube::Error::Api(e)) => e.message,
         Err(e) => return Err(e.into()),
     };
-    assert!(refusal.contains("delete jobs") && refusal.contains("teardown"), "the refusal names the delete jobs: {refusal}");
-    assert!(refusal.contains("run first"), "the refusal says they run first: {refusal}");
+    assert!(refusal.contains("has delete jobs"), "the refusal says why: {refusal}");
+    assert!(
+        refusal.contains(&format!("kubectl lifecycle env delete {name}")) && refusal.contains("state=deleted"),
+        "the refusal says what to run instead: {refusal}"
+    );
+    assert!(!refusal.contains("teardown"), "the refusal names no job: {refusal}");
     let n = namespaces.get(&name).await?;
     assert!(n.metadata.deletion_timestamp.is_none(), "the namespace is not terminating");
-    assert_eq!(n.labels().get(LABEL_STATE).map(String::as_str), Some("deleted"), "the webhook set state=deleted");
+    assert_eq!(n.labels().get(LABEL_STATE), None, "the refusal wrote nothing");
+    assert!(runs(&client, &name, "teardown", "delete").await?.is_empty(), "no delete run was started");
 
+    // What the refusal says to do: the delete jobs run, then the namespace goes.
+    let patch = serde_json::json!({"metadata": {"labels": {LABEL_STATE: "deleted"}}});
+    namespaces.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     watch_delete(&client, &name, "teardown").await
 }
 

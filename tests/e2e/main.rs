@@ -3,3 +3,4 @@ mod cluster;
 mod example;
 mod lifecycle;
 mod plugin;
+mod security;

@@ -51,6 +51,21 @@ pub struct Config {
     #[arg(long, env = "LIFECYCLE_NAMESPACE", default_value = lifecycle_contract::names::SYSTEM_NAMESPACE)]
     pub namespace: String,
 
+    /// The server's own service account (in --namespace): only it creates lifecycle runs.
+    #[arg(long, env = "LIFECYCLE_SERVICE_ACCOUNT", default_value = "lifecycle-webhook")]
+    pub service_account: String,
+
+    /// Users that create the Jobs of CronJobs: a Job controlled by a CronJob takes the
+    /// CronJob's JOBID only when one of them creates it (kube-controller-manager with and
+    /// without --use-service-account-credentials).
+    #[arg(
+        long,
+        env = "LIFECYCLE_CRONJOB_CONTROLLERS",
+        value_delimiter = ',',
+        default_value = "system:serviceaccount:kube-system:cronjob-controller,system:kube-controller-manager"
+    )]
+    pub cronjob_controllers: Vec<String>,
+
     /// This replica's identity for leader election (the pod name).
     #[arg(long, env = "POD_NAME", default_value = "lifecycle-webhook")]
     pub pod_name: String,
@@ -96,6 +111,13 @@ pub struct Config {
     /// signs, and an old one after it stopped signing.
     #[arg(long, env = "LIFECYCLE_CA_OVERLAP", default_value = "10m", value_parser = crate::certs::parse_duration)]
     pub ca_overlap: std::time::Duration,
+}
+
+impl Config {
+    /// The username the API server gives this server's requests.
+    pub fn server_username(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.service_account)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

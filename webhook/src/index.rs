@@ -1,55 +1,99 @@
-//! Jobs by namespace and JOBID, kept by a metadata watch so that admission
-//! never calls the API server.
+//! Jobs of every namespace by JOBID, and lifecycle templates by UID, kept by a
+//! metadata watch so that admission never calls the API server.
+//!
+//! The index answers three questions of admission: who already claims a JOBID
+//! in an environment (duplicates are refused), which Job is a template (a run
+//! must be controlled by one), and whether an environment has delete jobs
+//! (its plain `kubectl delete namespace` is refused).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::core::PartialObjectMeta;
+use kube::core::{ObjectMeta, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, ResourceExt};
-use lifecycle_contract::JobId;
-use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_RUN, opts_out};
+use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_RUN, opts_out};
+use lifecycle_contract::{Event, JobId};
 use tokio::sync::watch;
 
-/// One Job that owns a JOBID.
+/// Who holds a JOBID in an environment. A run counts as its template and
+/// claims nothing; the Jobs of one CronJob all count as that CronJob.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Claimant {
+    /// A Job by its name (empty for a `generateName` Job not yet named).
+    Job(String),
+    /// The Jobs of a CronJob, by the CronJob's name.
+    CronJob(String),
+}
+
+impl Claimant {
+    /// How a person finds the claimant: `Job "seed"`, `CronJob "nightly"`.
+    pub fn describe(&self) -> String {
+        match self {
+            Claimant::Job(n) => format!("Job {n:?}"),
+            Claimant::CronJob(n) => format!("CronJob {n:?}"),
+        }
+    }
+}
+
+/// One Job that holds a JOBID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobEntry {
     pub name: String,
     pub uid: String,
+    pub claimant: Claimant,
+}
+
+/// A lifecycle template, as admission needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateEntry {
+    pub name: String,
+    pub job_id: JobId,
+    pub on_delete: bool,
 }
 
 type Key = (String, String); // (namespace, name)
 
 #[derive(Default, Debug)]
 struct Inner {
-    /// (namespace, JOBID) → the Jobs that carry it (normally one).
+    /// (namespace, JOBID) → the Jobs that hold it.
     by_id: HashMap<(String, JobId), Vec<JobEntry>>,
     /// (namespace, name) → JOBID, to drop the entry on delete.
     by_name: HashMap<Key, JobId>,
+    /// (namespace, UID) → template.
+    templates: HashMap<Key, TemplateEntry>,
+    /// (namespace, name) → UID of a template, to drop it on delete.
+    template_uids: HashMap<Key, String>,
 }
 
 impl Inner {
-    fn insert(&mut self, ns: &str, name: &str, uid: &str, id: JobId) {
-        self.remove(ns, name);
-        self.by_id
-            .entry((ns.to_string(), id.clone()))
-            .or_default()
-            .push(JobEntry { name: name.to_string(), uid: uid.to_string() });
-        self.by_name.insert((ns.to_string(), name.to_string()), id);
+    fn insert(&mut self, ns: &str, entry: JobEntry, id: JobId) {
+        self.remove(ns, &entry.name);
+        self.by_name.insert((ns.to_string(), entry.name.clone()), id.clone());
+        self.by_id.entry((ns.to_string(), id)).or_default().push(entry);
+    }
+
+    fn insert_template(&mut self, ns: &str, uid: &str, t: TemplateEntry) {
+        self.template_uids.insert((ns.to_string(), t.name.clone()), uid.to_string());
+        self.templates.insert((ns.to_string(), uid.to_string()), t);
     }
 
     fn remove(&mut self, ns: &str, name: &str) {
-        if let Some(id) = self.by_name.remove(&(ns.to_string(), name.to_string())) {
-            let key = (ns.to_string(), id);
-            if let Some(v) = self.by_id.get_mut(&key) {
+        let key = (ns.to_string(), name.to_string());
+        if let Some(id) = self.by_name.remove(&key) {
+            let id_key = (ns.to_string(), id);
+            if let Some(v) = self.by_id.get_mut(&id_key) {
                 v.retain(|e| e.name != name);
                 if v.is_empty() {
-                    self.by_id.remove(&key);
+                    self.by_id.remove(&id_key);
                 }
             }
+        }
+        if let Some(uid) = self.template_uids.remove(&key) {
+            self.templates.remove(&(ns.to_string(), uid));
         }
     }
 }
@@ -61,17 +105,36 @@ pub struct JobIndex {
     ready: watch::Receiver<bool>,
 }
 
-/// The JOBID a Job claims in its environment, or `None` when it claims none:
-/// opted out of capture, or a run (a run counts as its template).
-pub fn claimed_job_id(meta: &kube::core::ObjectMeta, name: &str) -> Option<JobId> {
-    let ann = meta.annotations.as_ref();
-    if opts_out(ann.and_then(|a| a.get(ANNOTATION_CAPTURE_OUTPUT)).map(String::as_str)) {
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
+}
+
+/// The owner that controls an object, as (kind, name, uid).
+pub fn controller_of(meta: &ObjectMeta) -> Option<(&str, &str, &str)> {
+    meta.owner_references
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| (o.kind.as_str(), o.name.as_str(), o.uid.as_str()))
+}
+
+/// The JOBID a stored Job holds and on whose behalf, or `None` when it holds
+/// none: opted out of capture, or a run. Admission has verified the `run`
+/// label and a CronJob owner of every Job it admitted, so they are trusted here.
+pub fn claim_of(meta: &ObjectMeta, name: &str) -> Option<(JobId, Claimant)> {
+    if opts_out(annotation(meta, ANNOTATION_CAPTURE_OUTPUT)) {
         return None;
     }
     if meta.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)) {
         return None;
     }
-    Some(JobId::derive(ann.and_then(|a| a.get(ANNOTATION_JOB_ID)).map(String::as_str), name))
+    let id = JobId::derive(annotation(meta, ANNOTATION_JOB_ID), name);
+    let claimant = match controller_of(meta) {
+        Some(("CronJob", cron, _)) => Claimant::CronJob(cron.to_string()),
+        _ => Claimant::Job(name.to_string()),
+    };
+    Some((id, claimant))
 }
 
 impl JobIndex {
@@ -121,15 +184,36 @@ impl JobIndex {
         let _ = rx.wait_for(|r| *r).await;
     }
 
-    /// Another Job (not `name`) in `namespace` that already claims `id`.
-    pub fn other_owner(&self, namespace: &str, id: &JobId, name: &str) -> Option<JobEntry> {
+    /// A Job of another claimant in `namespace` that already holds `id`.
+    pub fn other_owner(&self, namespace: &str, id: &JobId, claimant: &Claimant) -> Option<JobEntry> {
         let inner = self.inner.read().expect("job index lock");
-        inner.by_id.get(&(namespace.to_string(), id.clone())).and_then(|v| v.iter().find(|e| e.name != name).cloned())
+        inner.by_id.get(&(namespace.to_string(), id.clone())).and_then(|v| v.iter().find(|e| &e.claimant != claimant).cloned())
+    }
+
+    /// The template with this UID in `namespace`.
+    pub fn template(&self, namespace: &str, uid: &str) -> Option<TemplateEntry> {
+        let inner = self.inner.read().expect("job index lock");
+        inner.templates.get(&(namespace.to_string(), uid.to_string())).cloned()
+    }
+
+    /// Whether `namespace` has a lifecycle template that runs on delete.
+    pub fn has_delete_templates(&self, namespace: &str) -> bool {
+        let inner = self.inner.read().expect("job index lock");
+        inner.templates.iter().any(|((ns, _), t)| ns == namespace && t.on_delete)
     }
 
     /// Records a Job directly (tests; admission does not write the index).
     pub fn record(&self, namespace: &str, name: &str, uid: &str, id: JobId) {
-        self.inner.write().expect("job index lock").insert(namespace, name, uid, id);
+        let entry = JobEntry { name: name.to_string(), uid: uid.to_string(), claimant: Claimant::Job(name.to_string()) };
+        self.inner.write().expect("job index lock").insert(namespace, entry, id);
+    }
+
+    /// Records a template directly (tests).
+    pub fn record_template(&self, namespace: &str, name: &str, uid: &str, id: JobId, on_delete: bool) {
+        self.record(namespace, name, uid, id.clone());
+        // (after `record`, which forgets any earlier template of that name)
+        let t = TemplateEntry { name: name.to_string(), job_id: id, on_delete };
+        self.inner.write().expect("job index lock").insert_template(namespace, uid, t);
     }
 }
 
@@ -137,29 +221,93 @@ fn apply(inner: &mut Inner, job: &PartialObjectMeta<Job>) {
     let ns = job.namespace().unwrap_or_default();
     let name = job.name_any();
     // A Job being deleted frees its JOBID for a successor at once.
+    inner.remove(&ns, &name);
     if job.metadata.deletion_timestamp.is_some() {
-        inner.remove(&ns, &name);
         return;
     }
-    match claimed_job_id(&job.metadata, &name) {
-        Some(id) => inner.insert(&ns, &name, &job.uid().unwrap_or_default(), id),
-        None => inner.remove(&ns, &name),
+    let uid = job.uid().unwrap_or_default();
+    let Some((id, claimant)) = claim_of(&job.metadata, &name) else { return };
+    inner.insert(&ns, JobEntry { name: name.clone(), uid: uid.clone(), claimant }, id.clone());
+    if let Some(on) = annotation(&job.metadata, ANNOTATION_ON) {
+        let on_delete = Event::parse_list(on).is_ok_and(|events| events.contains(&Event::Delete));
+        inner.insert_template(&ns, &uid, TemplateEntry { name, job_id: id, on_delete });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use std::collections::BTreeMap;
+
+    fn job(
+        name: &str,
+        annotations: &[(&str, &str)],
+        labels: &[(&str, &str)],
+        owner: Option<(&str, &str)>,
+    ) -> PartialObjectMeta<Job> {
+        let map = |p: &[(&str, &str)]| Some(p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>());
+        PartialObjectMeta {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("env".into()),
+                uid: Some(format!("uid-{name}")),
+                annotations: map(annotations),
+                labels: map(labels),
+                owner_references: owner.map(|(kind, n)| {
+                    vec![OwnerReference {
+                        kind: kind.into(),
+                        name: n.into(),
+                        uid: format!("uid-{n}"),
+                        controller: Some(true),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn finds_other_owner_and_forgets_deleted() {
         let idx = JobIndex::empty();
         let id = JobId::derive(None, "seed");
         idx.record("env", "seed", "u1", id.clone());
-        assert_eq!(idx.other_owner("env", &id, "seed"), None);
-        assert_eq!(idx.other_owner("env", &id, "seed-2").unwrap().name, "seed");
-        assert_eq!(idx.other_owner("other", &id, "x"), None);
+        assert_eq!(idx.other_owner("env", &id, &Claimant::Job("seed".into())), None);
+        assert_eq!(idx.other_owner("env", &id, &Claimant::Job("seed-2".into())).unwrap().name, "seed");
+        assert_eq!(idx.other_owner("other", &id, &Claimant::Job("x".into())), None);
         idx.inner.write().unwrap().remove("env", "seed");
-        assert_eq!(idx.other_owner("env", &id, "x"), None);
+        assert_eq!(idx.other_owner("env", &id, &Claimant::Job("x".into())), None);
+    }
+
+    #[test]
+    fn runs_claim_nothing_and_cron_jobs_claim_for_their_cron_job() {
+        let mut inner = Inner::default();
+        apply(&mut inner, &job("backup", &[(ANNOTATION_ON, "stop,delete")], &[], None));
+        apply(&mut inner, &job("backup-stop-x", &[(ANNOTATION_JOB_ID, "BACKUP")], &[(LABEL_RUN, "3")], Some(("Job", "backup"))));
+        apply(&mut inner, &job("nightly-2911", &[], &[], Some(("CronJob", "nightly"))));
+        apply(&mut inner, &job("nightly-2912", &[(ANNOTATION_JOB_ID, "NIGHTLY")], &[], Some(("CronJob", "nightly"))));
+        let idx = JobIndex { inner: Arc::new(RwLock::new(inner)), ready: JobIndex::empty().ready };
+        let backup = JobId::parse("BACKUP").unwrap();
+        assert_eq!(idx.other_owner("env", &backup, &Claimant::Job("backup".into())), None, "the run claims nothing");
+        assert!(idx.template("env", "uid-backup").is_some_and(|t| t.on_delete && t.job_id == backup));
+        assert!(idx.has_delete_templates("env"));
+        assert!(!idx.has_delete_templates("other"));
+        // The CronJob's Jobs hold NIGHTLY together (the first by its CronJob's name), nobody else may.
+        let nightly = JobId::parse("NIGHTLY").unwrap();
+        assert_eq!(idx.other_owner("env", &nightly, &Claimant::CronJob("nightly".into())), None);
+        assert_eq!(
+            idx.other_owner("env", &nightly, &Claimant::Job("nightly".into())).unwrap().claimant,
+            Claimant::CronJob("nightly".into())
+        );
+    }
+
+    #[test]
+    fn a_deleted_template_is_forgotten() {
+        let mut inner = Inner::default();
+        apply(&mut inner, &job("backup", &[(ANNOTATION_ON, "delete")], &[], None));
+        inner.remove("env", "backup");
+        assert!(inner.templates.is_empty() && inner.by_id.is_empty());
     }
 }

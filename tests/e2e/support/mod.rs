@@ -67,6 +67,56 @@ pub async fn client() -> Result<Client> {
     Ok(client)
 }
 
+/// A client that acts as `user` (with no group but `system:authenticated`):
+/// `kubectl --as=<user>`, for tests that play a user with only some rights.
+pub async fn client_as(user: &str) -> Result<Client> {
+    let path = kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path)?;
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    config.auth_info.impersonate = Some(user.to_string());
+    Ok(Client::try_from(config)?)
+}
+
+/// POSTs `body` over HTTPS to the lifecycle-jobs server through its Service,
+/// from the test host, as any pod or client that reaches the Service could;
+/// with a bearer token if given. Returns the status code and the body.
+pub async fn server_post(client: &Client, path: &str, token: Option<&str>, body: &str) -> Result<(u16, String)> {
+    use k8s_openapi::api::core::v1::{Secret, Service};
+    use lifecycle_contract::names::SYSTEM_NAMESPACE;
+    let svc: Service = Api::namespaced(client.clone(), SYSTEM_NAMESPACE).get("lifecycle-webhook").await?;
+    let ip = svc.spec.and_then(|s| s.cluster_ip).context("service IP")?;
+    let tls: Secret = Api::namespaced(client.clone(), SYSTEM_NAMESPACE).get("lifecycle-webhook-tls").await?;
+    let ca = tls.data.and_then(|d| d.get("ca.crt").cloned()).context("ca.crt")?;
+    let dir = std::env::temp_dir().join(format!("e2e-post-{}", unique_suffix()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("ca.crt"), &ca.0)?;
+    std::fs::write(dir.join("body"), body)?;
+    let host = format!("lifecycle-webhook.{SYSTEM_NAMESPACE}.svc");
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        let token = token.map(str::to_string);
+        let path = path.to_string();
+        move || {
+            let mut cmd = std::process::Command::new("curl");
+            cmd.args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+                .arg(dir.join("ca.crt"))
+                .args(["--resolve", &format!("{host}:443:{ip}")]);
+            if let Some(token) = token {
+                cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+            }
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(format!("@{}", dir.join("body").display()))
+                .arg(format!("https://{host}{path}"))
+                .output()
+        }
+    })
+    .await??;
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').ok_or_else(|| anyhow!("curl: {}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok((code.trim().parse().context("HTTP status")?, body.to_string()))
+}
+
 // --- objects from JSON -------------------------------------------------------------
 
 /// An object from its JSON form, the way manifests read: `obj(json!({...}))`.
@@ -164,7 +214,7 @@ impl TestNamespace {
     /// itself behaviour the product relies on).
     pub async fn delete_and_wait(mut self, timeout: Duration) -> Result<()> {
         let api = Api::<Namespace>::all(self.client.clone());
-        api.delete(&self.name, &DeleteParams::foreground()).await?;
+        delete_environment(&api, &self.name, &DeleteParams::foreground()).await?;
         self.deleted = true;
         let name = self.name.clone();
         wait_until(&format!("namespace {name} is deleted"), timeout, || {
@@ -204,14 +254,26 @@ pub fn delete_namespace_blocking(name: &str) -> std::thread::Result<Result<()>> 
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
             let client = client().await?;
-            match Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                Err(e) => Err(e.into()),
-            }
+            delete_environment(&Api::<Namespace>::all(client), &name, &DeleteParams::background()).await
         })
     })
     .join()
+}
+
+/// Deletes a namespace the way a person does: `kubectl delete namespace`, and
+/// when lifecycle-jobs refuses that (an environment with delete jobs), the
+/// label `state=deleted` it says to set instead. Already gone is fine.
+pub async fn delete_environment(api: &Api<Namespace>, name: &str, params: &DeleteParams) -> Result<()> {
+    match api.delete(name, params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(kube::Error::Api(e)) if e.message.contains("lifecycle-jobs") => {
+            let patch = serde_json::json!({"metadata": {"labels": {lifecycle_contract::names::LABEL_STATE: "deleted"}}});
+            api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 // --- waiting --------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-//! Job admission: the capture label and its JOBID, the refusal of a duplicate
-//! JOBID, lifecycle templates admitted suspended with checked annotations and
-//! default resources.
+//! Job admission: the JOBID decided once and recorded on the Job, the capture
+//! label, the refusal of a duplicate or unusable JOBID, runs verified, lifecycle
+//! templates admitted suspended with checked annotations and default resources.
 //!
-//! Duplicates are found in the watch-fed [`crate::index::JobIndex`]: no API
-//! call here either.
+//! Who may claim what is decided from the request itself (its user, filled by
+//! the API server) and the watch-fed [`crate::index::JobIndex`]: no API call
+//! here either.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use lifecycle_contract::transition::parse_stage;
 use lifecycle_contract::{Event, JobId};
 
 use super::review::{Op, Request, Verdict, escape};
-use crate::index::JobIndex;
+use crate::index::{Claimant, JobIndex};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Default)]
@@ -41,6 +42,29 @@ struct MetaIn<'a> {
     labels: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
     #[serde(default, borrow)]
     annotations: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(default, borrow)]
+    owner_references: Vec<OwnerIn<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OwnerIn<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    uid: Cow<'a, str>,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+impl MetaIn<'_> {
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(|v| v.as_ref())
+    }
+    fn controller(&self) -> Option<&OwnerIn<'_>> {
+        self.owner_references.iter().find(|o| o.controller == Some(true))
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -94,6 +118,10 @@ pub struct JobSettings<'a> {
     pub default_cpu: &'a str,
     /// Default memory request and limit; empty: none.
     pub default_memory: &'a str,
+    /// The server's own username: the only creator of runs.
+    pub server_user: &'a str,
+    /// The users that create the Jobs of CronJobs.
+    pub cronjob_controllers: &'a [String],
 }
 
 pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
@@ -103,11 +131,17 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
     let Some(raw) = req.object else {
         return Verdict::allow();
     };
-    let settings = JobSettings { default_cpu: &state.config.default_cpu, default_memory: &state.config.default_memory };
+    let server_user = state.config.server_username();
+    let settings = JobSettings {
+        default_cpu: &state.config.default_cpu,
+        default_memory: &state.config.default_memory,
+        server_user: &server_user,
+        cronjob_controllers: &state.config.cronjob_controllers,
+    };
     let namespace = req.namespace.as_deref().unwrap_or("");
     match req.operation.as_ref() {
-        "CREATE" => mutate_create(raw.get(), namespace, &state.jobs, settings),
-        "UPDATE" => mutate_update(raw.get()),
+        "CREATE" => mutate_create(raw.get(), namespace, &state.jobs, settings, req.username()),
+        "UPDATE" => mutate_update(raw.get(), req.old_object.map(|o| o.get())),
         _ => Verdict::allow(),
     }
 }
@@ -116,18 +150,51 @@ fn parse(raw: &str) -> Result<JobIn<'_>, Verdict> {
     serde_json::from_str(raw).map_err(|e| Verdict::deny(format!("lifecycle-jobs: cannot read the Job: {e}")))
 }
 
+/// Where a new Job's JOBID comes from, and on whose behalf it holds it.
+enum Origin {
+    /// A run the server created from a template of this environment: the template's JOBID.
+    Run(JobId),
+    /// A Job, or a CronJob's Job: its own claim.
+    Claim(Claimant),
+}
+
+/// Decides who a new Job is. A `run` label is honoured only on a Job the
+/// server itself creates under a template of the same environment; a CronJob
+/// owner only on a Job the CronJob controller creates. Anyone can write those
+/// labels and owner references; nobody but those creators can send the request.
+fn origin(job: &JobIn<'_>, namespace: &str, index: &JobIndex, s: JobSettings<'_>, user: &str) -> Result<Origin, String> {
+    let meta = &job.metadata;
+    let controller = meta.controller();
+    if meta.labels.contains_key(LABEL_RUN) {
+        let template = controller.filter(|o| o.kind == "Job").and_then(|o| index.template(namespace, &o.uid));
+        return match template {
+            Some(t) if user == s.server_user => Ok(Origin::Run(t.job_id)),
+            _ => Err(format!(
+                "lifecycle-jobs: label {LABEL_RUN} is reserved for the runs lifecycle-jobs creates from a lifecycle job \
+                 of this environment; remove it (to run a lifecycle job now, set annotation {ANNOTATION_FORCE_RUN}=<event> on it)"
+            )),
+        };
+    }
+    if let Some(cron) = controller.filter(|o| o.kind == "CronJob")
+        && s.cronjob_controllers.iter().any(|u| u == user)
+    {
+        return Ok(Origin::Claim(Claimant::CronJob(cron.name.to_string())));
+    }
+    Ok(Origin::Claim(Claimant::Job(meta.name.as_deref().unwrap_or("").to_string())))
+}
+
 /// A new Job in an environment.
-pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: JobSettings<'_>) -> Verdict {
+pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: JobSettings<'_>, user: &str) -> Verdict {
     let job = match parse(raw) {
         Ok(j) => j,
         Err(v) => return v,
     };
     let mut ops = Vec::new();
     let mut warnings = Vec::new();
-    let ann = &job.metadata.annotations;
+    let meta = &job.metadata;
     let template_labels = job.spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
 
-    let is_template = ann.contains_key(ANNOTATION_ON);
+    let is_template = meta.annotations.contains_key(ANNOTATION_ON);
     if is_template {
         if let Err(message) = check_template(&job) {
             return Verdict::deny(message);
@@ -138,8 +205,7 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
         default_resources(&job, settings, &mut ops);
     }
 
-    let opted_out = opts_out(ann.get(ANNOTATION_CAPTURE_OUTPUT).map(|v| v.as_ref()));
-    if opted_out {
+    if opts_out(meta.annotation(ANNOTATION_CAPTURE_OUTPUT)) {
         // Nobody may claim a JOBID through a hand-set label on an opted-out Job.
         if template_labels.is_some_and(|l| l.contains_key(LABEL_CAPTURE)) {
             ops.push(Op::remove(format!("/spec/template/metadata/labels/{}", escape(LABEL_CAPTURE))));
@@ -147,22 +213,45 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
         return Verdict { denied: None, patch: ops, warnings };
     }
 
-    let name = job_name(&job.metadata);
-    let job_id = JobId::derive(ann.get(ANNOTATION_JOB_ID).map(|v| v.as_ref()), &name);
-    let is_run = job.metadata.labels.contains_key(LABEL_RUN);
-    if !is_run && let Some(first) = index.other_owner(namespace, &job_id, &name) {
-        return Verdict::deny(format!(
-            "lifecycle-jobs: JOBID {job_id} is already used by Job {:?} in this environment; two Jobs would \
-             publish the same variables (QOVERY_OUTPUT_JOB_{job_id}_*). Set annotation {ANNOTATION_JOB_ID} to \
-             another value, or delete Job {:?} first",
-            first.name, first.name
-        ));
-    }
-    if job.metadata.name.is_none() && !ann.contains_key(ANNOTATION_JOB_ID) {
-        warnings.push(format!(
-            "lifecycle-jobs: this Job has no name yet (generateName); its JOBID is {job_id}, from the prefix. \
-             Set annotation {ANNOTATION_JOB_ID} to choose it"
-        ));
+    let job_id = match origin(&job, namespace, index, settings, user) {
+        Err(message) => return Verdict::deny(message),
+        Ok(Origin::Run(id)) => id,
+        Ok(Origin::Claim(claimant)) => {
+            let source = match &claimant {
+                Claimant::CronJob(cron) => cron.clone(),
+                Claimant::Job(_) => job_name(meta),
+            };
+            let job_id = match JobId::decide(meta.annotation(ANNOTATION_JOB_ID), &source) {
+                Ok(id) => id,
+                Err(e) => return Verdict::deny(format!("lifecycle-jobs: {e}")),
+            };
+            if let Some(first) = index.other_owner(namespace, &job_id, &claimant) {
+                return Verdict::deny(format!(
+                    "lifecycle-jobs: JOBID {job_id} is already used by {} in this environment; two Jobs would \
+                     publish the same variables (QOVERY_OUTPUT_JOB_{job_id}_*). Set annotation {ANNOTATION_JOB_ID} \
+                     to another value, or delete Job {:?} first",
+                    first.claimant.describe(),
+                    first.name
+                ));
+            }
+            if meta.name.as_deref().is_none_or(str::is_empty) && meta.annotation(ANNOTATION_JOB_ID).is_none() {
+                warnings.push(format!(
+                    "lifecycle-jobs: this Job has no name yet (generateName); its JOBID is {job_id}, from the prefix. \
+                     Set annotation {ANNOTATION_JOB_ID} to choose it"
+                ));
+            }
+            job_id
+        }
+    };
+
+    // The decision is recorded on the Job; every other part reads it from there.
+    if meta.annotation(ANNOTATION_JOB_ID) != Some(job_id.as_str()) {
+        let path = format!("/metadata/annotations/{}", escape(ANNOTATION_JOB_ID));
+        if meta.annotations.is_empty() {
+            ops.push(Op::add("/metadata/annotations", json!({ANNOTATION_JOB_ID: job_id.as_str()})));
+        } else {
+            ops.push(Op::add(path, json!(job_id.as_str())));
+        }
     }
 
     let label_ok = template_labels.and_then(|l| l.get(LABEL_CAPTURE)).is_some_and(|v| v == job_id.as_str());
@@ -178,12 +267,111 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
     Verdict { denied: None, patch: ops, warnings }
 }
 
-/// An edited Job: a template stays suspended and its annotations stay valid.
-pub fn mutate_update(raw: &str) -> Verdict {
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CronJobIn<'a> {
+    #[serde(default, borrow)]
+    metadata: MetaIn<'a>,
+    #[serde(default, borrow)]
+    spec: CronSpecIn<'a>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CronSpecIn<'a> {
+    #[serde(default, borrow)]
+    job_template: Option<JobTemplateIn<'a>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct JobTemplateIn<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<JobTemplateMeta<'a>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct JobTemplateMeta<'a> {
+    #[serde(default, borrow)]
+    annotations: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+}
+
+/// A CronJob in an environment: its Jobs all publish under one JOBID, the
+/// CronJob's. A `job-id` annotation on the CronJob is checked and handed to
+/// its Jobs through the Job template (the CronJob controller copies it), so
+/// that each Job records it; without one, Job admission takes the CronJob's name.
+pub fn review_cronjob(req: &Request<'_>) -> Verdict {
+    if req.sub_resource.is_some() || !matches!(req.operation.as_ref(), "CREATE" | "UPDATE") {
+        return Verdict::allow();
+    }
+    let Some(raw) = req.object else { return Verdict::allow() };
+    let cron: CronJobIn<'_> = match serde_json::from_str(raw.get()) {
+        Ok(c) => c,
+        Err(e) => return Verdict::deny(format!("lifecycle-jobs: cannot read the CronJob: {e}")),
+    };
+    let Some(wanted) = cron.metadata.annotation(ANNOTATION_JOB_ID) else { return Verdict::allow() };
+    let name = job_name(&cron.metadata);
+    let job_id = match JobId::decide(Some(wanted), &name) {
+        Ok(id) => id,
+        Err(e) => return Verdict::deny(format!("lifecycle-jobs: {e}")),
+    };
+    let template = cron.spec.job_template.as_ref();
+    let meta = template.and_then(|t| t.metadata.as_ref());
+    let annotations = meta.and_then(|m| m.annotations.as_ref());
+    if annotations.and_then(|a| a.get(ANNOTATION_JOB_ID)).is_some_and(|v| v == job_id.as_str()) {
+        return Verdict::allow();
+    }
+    let op = match (template, meta, annotations) {
+        (None, _, _) => return Verdict::allow(), // no Job template: the API server refuses it anyway
+        (Some(_), None, _) => Op::add("/spec/jobTemplate/metadata", json!({"annotations": {ANNOTATION_JOB_ID: job_id.as_str()}})),
+        (Some(_), Some(_), None) => {
+            Op::add("/spec/jobTemplate/metadata/annotations", json!({ANNOTATION_JOB_ID: job_id.as_str()}))
+        }
+        (Some(_), Some(_), Some(_)) => {
+            Op::add(format!("/spec/jobTemplate/metadata/annotations/{}", escape(ANNOTATION_JOB_ID)), json!(job_id.as_str()))
+        }
+    };
+    Verdict::patched(vec![op])
+}
+
+/// What admission decided at creation and nobody may change afterwards: the
+/// JOBID, whether the Job captures its outputs, and whether it is a run.
+fn changed_identity(old: &JobIn<'_>, new: &JobIn<'_>) -> Option<String> {
+    let id = |j: &JobIn<'_>| JobId::derive(j.metadata.annotation(ANNOTATION_JOB_ID), &job_name(&j.metadata));
+    let (before, after) = (id(old), id(new));
+    if before != after {
+        return Some(format!(
+            "lifecycle-jobs: the JOBID of a Job cannot change (annotation {ANNOTATION_JOB_ID} is {before}, the request \
+             makes it {after}): it names the variables the Job publishes. Create a new Job to publish under another JOBID"
+        ));
+    }
+    let capture = |j: &JobIn<'_>| opts_out(j.metadata.annotation(ANNOTATION_CAPTURE_OUTPUT));
+    if capture(old) != capture(new) {
+        return Some(format!(
+            "lifecycle-jobs: annotation {ANNOTATION_CAPTURE_OUTPUT} cannot change after a Job is created: \
+             create a new Job instead"
+        ));
+    }
+    let run = |j: &JobIn<'_>| j.metadata.labels.get(LABEL_RUN).map(|v| v.to_string());
+    if run(old) != run(new) {
+        return Some(format!(
+            "lifecycle-jobs: label {LABEL_RUN} is set by lifecycle-jobs when it creates a run and cannot change"
+        ));
+    }
+    None
+}
+
+/// An edited Job: its identity stays, a template stays suspended and its
+/// annotations stay valid.
+pub fn mutate_update(raw: &str, old: Option<&str>) -> Verdict {
     let job = match parse(raw) {
         Ok(j) => j,
         Err(v) => return v,
     };
+    if let Some(old) = old.and_then(|o| parse(o).ok())
+        && let Some(message) = changed_identity(&old, &job)
+    {
+        return Verdict::deny(message);
+    }
     if !job.metadata.annotations.contains_key(ANNOTATION_ON) {
         return Verdict::allow();
     }
@@ -282,7 +470,13 @@ fn default_resources(job: &JobIn<'_>, s: JobSettings<'_>, ops: &mut Vec<Op>) {
 mod tests {
     use super::*;
 
-    const S: JobSettings<'static> = JobSettings { default_cpu: "500m", default_memory: "512Mi" };
+    const SERVER: &str = "system:serviceaccount:lifecycle-jobs-system:lifecycle-webhook";
+    const CRON: &str = "system:serviceaccount:kube-system:cronjob-controller";
+    const USER: &str = "alice";
+
+    fn settings(cron: &[String]) -> JobSettings<'_> {
+        JobSettings { default_cpu: "500m", default_memory: "512Mi", server_user: SERVER, cronjob_controllers: cron }
+    }
 
     fn apply(job: &Value, v: &Verdict) -> Value {
         let mut doc = job.clone();
@@ -303,7 +497,12 @@ mod tests {
     }
 
     fn create(j: &Value, index: &JobIndex) -> (Value, Verdict) {
-        let v = mutate_create(&j.to_string(), "env", index, S);
+        create_as(j, index, USER)
+    }
+
+    fn create_as(j: &Value, index: &JobIndex, user: &str) -> (Value, Verdict) {
+        let cron = [CRON.to_string()];
+        let v = mutate_create(&j.to_string(), "env", index, settings(&cron), user);
         let out = if v.denied.is_none() { apply(j, &v) } else { j.clone() };
         (out, v)
     }
@@ -345,19 +544,95 @@ mod tests {
         let (_, v) = create(&job("seed", json!({})), &idx);
         assert!(v.denied.is_none());
         // Another namespace is another environment.
-        let v = mutate_create(&job("other", json!({ANNOTATION_JOB_ID: "SEED"})).to_string(), "env2", &idx, S);
+        let v = mutate_create(&job("other", json!({ANNOTATION_JOB_ID: "SEED"})).to_string(), "env2", &idx, settings(&[]), USER);
         assert!(v.denied.is_none());
     }
 
-    #[test]
-    fn runs_do_not_claim_their_template_job_id() {
-        let idx = JobIndex::empty();
-        idx.record("env", "migrate", "u1", JobId::derive(None, "migrate"));
+    fn run_of(template_uid: &str) -> Value {
         let mut run = job("migrate-start-abc12", json!({ANNOTATION_JOB_ID: "MIGRATE"}));
-        run["metadata"]["labels"] = json!({LABEL_RUN: "abc12"});
-        let (out, v) = create(&run, &idx);
+        run["metadata"]["labels"] = json!({LABEL_RUN: "3"});
+        run["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": template_uid, "controller": true}]);
+        run
+    }
+
+    #[test]
+    fn runs_take_their_templates_job_id_and_claim_nothing() {
+        let idx = JobIndex::empty();
+        idx.record_template("env", "migrate", "u1", JobId::parse("MIGRATE_V2").unwrap(), false);
+        let (out, v) = create_as(&run_of("u1"), &idx, SERVER);
+        assert!(v.denied.is_none(), "{:?}", v.denied);
+        assert_eq!(out["spec"]["template"]["metadata"]["labels"][LABEL_CAPTURE], "MIGRATE_V2");
+        assert_eq!(out["metadata"]["annotations"][ANNOTATION_JOB_ID], "MIGRATE_V2", "the template's, recorded");
+    }
+
+    #[test]
+    fn a_run_label_is_refused_unless_the_server_creates_it_under_a_template() {
+        let idx = JobIndex::empty();
+        idx.record_template("env", "migrate", "u1", JobId::parse("MIGRATE").unwrap(), false);
+        for (run, user) in [(run_of("u1"), USER), (run_of("u-other"), SERVER)] {
+            let (_, v) = create_as(&run, &idx, user);
+            let msg = v.denied.expect("refused");
+            assert!(msg.contains("is reserved for the runs"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_cron_jobs_jobs_share_its_job_id() {
+        let idx = JobIndex::empty();
+        let mut j = job("nightly-29118", json!({}));
+        j["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "c1", "controller": true}]);
+        let (out, v) = create_as(&j, &idx, CRON);
         assert!(v.denied.is_none());
-        assert_eq!(out["spec"]["template"]["metadata"]["labels"][LABEL_CAPTURE], "MIGRATE");
+        assert_eq!(out["metadata"]["annotations"][ANNOTATION_JOB_ID], "NIGHTLY");
+        // A person who writes the same owner reference gets a JOBID from the Job's own name.
+        let (out, _) = create_as(&j, &idx, USER);
+        assert_eq!(out["metadata"]["annotations"][ANNOTATION_JOB_ID], "NIGHTLY_29118");
+    }
+
+    #[test]
+    fn unusable_job_ids_are_refused_naming_the_rule() {
+        for (ann, want) in
+            [(json!({ANNOTATION_JOB_ID: "a".repeat(64)}), "at most 63"), (json!({ANNOTATION_JOB_ID: "-x"}), "start and end")]
+        {
+            let (_, v) = create(&job("t", ann), &JobIndex::empty());
+            let msg = v.denied.expect("refused");
+            assert!(msg.contains(want), "{msg}");
+        }
+    }
+
+    #[test]
+    fn the_job_id_is_recorded_normalised() {
+        let (out, _) = create(&job("seed", json!({ANNOTATION_JOB_ID: "zf138d9c8"})), &JobIndex::empty());
+        assert_eq!(out["metadata"]["annotations"][ANNOTATION_JOB_ID], "ZF138D9C8");
+        let mut bare = job("seed-db", json!({}));
+        bare["metadata"].as_object_mut().unwrap().remove("annotations");
+        let (out, _) = create(&bare, &JobIndex::empty());
+        assert_eq!(out["metadata"]["annotations"], json!({ANNOTATION_JOB_ID: "SEED_DB"}));
+    }
+
+    #[test]
+    fn identity_cannot_change_on_update() {
+        let old = job("seed", json!({ANNOTATION_JOB_ID: "ZF1"}));
+        let cases = [
+            (json!({ANNOTATION_JOB_ID: "VICTIM"}), "cannot change"),
+            (json!({}), "cannot change"),
+            (json!({ANNOTATION_JOB_ID: "ZF1", ANNOTATION_CAPTURE_OUTPUT: "false"}), "capture-output"),
+        ];
+        for (ann, want) in cases {
+            let new = job("seed", ann);
+            let v = mutate_update(&new.to_string(), Some(&old.to_string()));
+            assert!(v.denied.as_deref().is_some_and(|m| m.contains(want)), "{:?}", v.denied);
+        }
+        let mut relabelled = old.clone();
+        relabelled["metadata"]["labels"] = json!({LABEL_RUN: "1"});
+        assert!(mutate_update(&relabelled.to_string(), Some(&old.to_string())).denied.is_some());
+        // Same identity, other changes: fine; a legacy Job without the annotation keeps its name's JOBID.
+        assert!(mutate_update(&old.to_string(), Some(&old.to_string())).denied.is_none());
+        let legacy = job("seed", json!({}));
+        let recorded = job("seed", json!({ANNOTATION_JOB_ID: "SEED"}));
+        assert!(mutate_update(&recorded.to_string(), Some(&legacy.to_string())).denied.is_none());
     }
 
     #[test]
@@ -402,17 +677,17 @@ mod tests {
         }
         let mut j = job("t", json!({ANNOTATION_ON: "start", ANNOTATION_STAGE: "later"}));
         j["spec"]["suspend"] = json!(true);
-        assert!(mutate_update(&j.to_string()).denied.unwrap().contains(ANNOTATION_STAGE), "an edit is checked too");
+        assert!(mutate_update(&j.to_string(), None).denied.unwrap().contains(ANNOTATION_STAGE), "an edit is checked too");
     }
 
     #[test]
     fn update_keeps_template_suspended() {
         let mut j = job("t", json!({ANNOTATION_ON: "start"}));
         j["spec"]["suspend"] = json!(false);
-        let v = mutate_update(&j.to_string());
+        let v = mutate_update(&j.to_string(), None);
         assert_eq!(apply(&j, &v)["spec"]["suspend"], true);
         j["spec"]["suspend"] = json!(true);
-        assert!(mutate_update(&j.to_string()).patch.is_empty());
+        assert!(mutate_update(&j.to_string(), None).patch.is_empty());
     }
 
     #[test]
@@ -422,5 +697,26 @@ mod tests {
         let (out, v) = create(&j, &JobIndex::empty());
         assert_eq!(out["spec"]["template"]["metadata"]["labels"][LABEL_CAPTURE], "SEED");
         assert_eq!(v.warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_cron_jobs_job_id_is_handed_to_its_jobs() {
+        let review = |cron: Value| {
+            json!({"request": {"uid": "1", "kind": {"group": "batch", "version": "v1", "kind": "CronJob"},
+                "operation": "CREATE", "namespace": "env", "object": cron}})
+            .to_string()
+        };
+        let cron = json!({"metadata": {"name": "nightly", "annotations": {ANNOTATION_JOB_ID: "zf138d9c8"}},
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {}}}});
+        let raw = review(cron.clone());
+        let r: super::super::review::ReviewIn<'_> = serde_json::from_str(&raw).unwrap();
+        let v = review_cronjob(r.request.as_ref().unwrap());
+        let out = apply(&cron, &v);
+        assert_eq!(out["spec"]["jobTemplate"]["metadata"]["annotations"][ANNOTATION_JOB_ID], "ZF138D9C8");
+
+        let bad = json!({"metadata": {"name": "nightly", "annotations": {ANNOTATION_JOB_ID: "_x"}}, "spec": {"jobTemplate": {}}});
+        let raw = review(bad);
+        let r: super::super::review::ReviewIn<'_> = serde_json::from_str(&raw).unwrap();
+        assert!(review_cronjob(r.request.as_ref().unwrap()).denied.is_some_and(|m| m.contains("start and end")));
     }
 }

@@ -16,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tracing::Instrument;
 
+use lifecycle_contract::names::never_environment;
+
 use crate::metrics::{AdmissionLabels, KindLabels};
 use crate::state::AppState;
 use review::{Request, ReviewIn, Verdict};
@@ -56,11 +58,16 @@ async fn handle(state: &AppState, body: &[u8], endpoint: Endpoint) -> Response {
         namespace = req.namespace.as_deref().unwrap_or(""),
         name = req.name.as_deref().unwrap_or(""),
     );
+    let never = req.namespace.as_deref().is_some_and(|ns| never_environment(ns, &state.config.namespace))
+        || (kind == "Namespace" && req.name.as_deref().is_some_and(|ns| never_environment(ns, &state.config.namespace)));
     let verdict = async {
         let verdict = match (endpoint, kind) {
+            // The webhook configurations never send these; a hand-edited one must not make them environments.
+            _ if never => Verdict::allow(),
             (Endpoint::Mutate, "Pod") => pod::review(state, &req),
             (Endpoint::Mutate, "Job") => job::review(state, &req),
-            (Endpoint::Validate, "Namespace") => namespace::review(state, &req).await,
+            (Endpoint::Mutate, "CronJob") => job::review_cronjob(&req),
+            (Endpoint::Validate, "Namespace") => namespace::review(state, &req),
             // The webhook configurations route nothing else here; allow rather
             // than break a cluster whose configuration was edited by hand.
             _ => Verdict::allow(),
@@ -83,6 +90,7 @@ fn metric_kind(kind: &str) -> &'static str {
     match kind {
         "Pod" => "Pod",
         "Job" => "Job",
+        "CronJob" => "CronJob",
         "Namespace" => "Namespace",
         _ => "other",
     }

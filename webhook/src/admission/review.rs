@@ -36,6 +36,24 @@ pub struct Request<'a> {
     pub old_object: Option<&'a RawValue>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Who sent the request to the API server. Filled by the API server; a
+    /// forged review can say anything, which is harmless because an answer
+    /// only matters to the API server that asked (no answer causes a write).
+    #[serde(default, borrow)]
+    pub user_info: Option<UserInfo<'a>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct UserInfo<'a> {
+    #[serde(default, borrow)]
+    pub username: Cow<'a, str>,
+}
+
+impl Request<'_> {
+    /// The requesting user's name, empty when absent.
+    pub fn username(&self) -> &str {
+        self.user_info.as_ref().map(|u| u.username.as_ref()).unwrap_or("")
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -33,7 +33,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB};
+use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB, never_environment};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::state::AppState;
@@ -92,6 +92,8 @@ async fn shut_down() -> anyhow::Result<()> {
 
 struct EnvCtx {
     cluster: KubeCluster,
+    /// The server's namespace: never an environment, whatever its labels.
+    server_namespace: String,
 }
 
 /// The environment whose templates or runs changed.
@@ -107,6 +109,10 @@ fn now() -> String {
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<EnvCtx>) -> Result<Action, reconcile::Error> {
     let name = ns.name_any();
+    if never_environment(&name, &ctx.server_namespace) {
+        tracing::warn!(namespace = %name, "labelled as an environment, but this namespace never is one: ignored");
+        return Ok(Action::await_change());
+    }
     let done = reconcile_env(&ctx.cluster, &name, now).await?;
     Ok(Action::requeue(if done.busy { BUSY_REQUEUE } else { IDLE_REQUEUE }))
 }
@@ -120,7 +126,10 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
     let client = state.client.clone();
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let env_ctx = Arc::new(EnvCtx { cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() } });
+    let env_ctx = Arc::new(EnvCtx {
+        cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() },
+        server_namespace: state.config.namespace.clone(),
+    });
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
     let environments =

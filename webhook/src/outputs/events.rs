@@ -19,6 +19,7 @@ pub const REPORTER: &str = "lifecycle-jobs.dev/outputs-api";
 pub const REASON_PUBLISHED: &str = "OutputsPublished";
 pub const REASON_REJECTED: &str = "OutputsRejected";
 pub const REASON_TAKEN_OVER: &str = "OutputAliasTakenOver";
+pub const REASON_RESERVED: &str = "OutputAliasReserved";
 const ACTION: &str = "PublishOutputs";
 /// The API server refuses a longer note.
 pub const NOTE_MAX_BYTES: usize = 1024;
@@ -65,6 +66,16 @@ pub fn published_note(job_id: &JobId, entries: &[Output]) -> String {
     );
     let names: Vec<String> = entries.iter().map(|o| o.key.clone()).collect();
     fit_list(&head, &names, ", ", &format!(" ({sensitive} sensitive)"))
+}
+
+/// Pure: `no alias for PATH, LD_PRELOAD: reserved names; …`.
+pub fn reserved_note(job_id: &JobId, keys: &[String]) -> String {
+    let head = "no alias published for ";
+    let tail = format!(
+        ": reserved names (system, loader and runtime variables); workloads get only {VARIABLE_PREFIX}{job_id}_<KEY> \
+         for them. Rename the output to publish an alias"
+    );
+    fit_list(head, keys, ", ", &tail)
 }
 
 /// Pure: the note of a refusal: its message, then every error that fits.

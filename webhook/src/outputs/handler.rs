@@ -27,7 +27,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::error::Error;
-use super::events::{self, REASON_PUBLISHED, REASON_REJECTED, REASON_TAKEN_OVER};
+use super::events::{self, REASON_PUBLISHED, REASON_REJECTED, REASON_RESERVED, REASON_TAKEN_OVER};
 use super::exit::{job_failure, verdict, wait_for_main_containers};
 use super::identity::{self, Subject, job_ref, one_line};
 use super::plan::{plan, same_as_published};
@@ -100,7 +100,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     let span = tracing::Span::current();
     span.record("namespace", id.namespace.as_str());
     span.record("pod", id.pod_name.as_str());
-    let subject = identity::resolve(&state.client, id).await?;
+    let subject = identity::resolve(&state.client, id, &state.config.namespace).await?;
     span.record("job", subject.job_name());
     span.record("job_id", subject.job_id.as_str());
 
@@ -149,8 +149,9 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
     let ns = id.namespace.as_str();
     let job_id = &subject.job_id;
     let plan = plan(job_id, &outputs.entries);
-    for alias in &plan.shadowed_aliases {
-        tracing::info!(alias = %alias, "alias not written: it is also one of the job's full variable names, which wins");
+    let mut warnings = warnings;
+    if !plan.reserved_aliases.is_empty() {
+        warnings.push(events::reserved_note(job_id, &plan.reserved_aliases));
     }
     let current = store::load(client, ns).await?;
     if let Some((pod_name, pod_uid)) = published_by(&subject.job)
@@ -177,9 +178,13 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
     let instance = state.config.pod_name.as_str();
     events::emit(client, instance, &refs, EventType::Normal, REASON_PUBLISHED, events::published_note(job_id, &outputs.entries))
         .await;
+    if !plan.reserved_aliases.is_empty() {
+        let note = events::reserved_note(job_id, &plan.reserved_aliases);
+        events::emit(client, instance, &refs, EventType::Warning, REASON_RESERVED, note).await;
+    }
     for (previous, keys) in events::group_takeovers(&published.takeovers) {
-        // Job names are never empty: this is any Job that claims `previous`.
-        let other = state.jobs.other_owner(ns, &previous, "");
+        // No claimant is the empty Job name: this is any Job that claims `previous`.
+        let other = state.jobs.other_owner(ns, &previous, &crate::index::Claimant::Job(String::new()));
         let note = events::takeover_note(
             &keys,
             &previous,

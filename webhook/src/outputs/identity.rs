@@ -11,16 +11,18 @@ use axum::http::{HeaderMap, header};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
-use kube::api::PostParams;
+use kube::api::{ListParams, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::{Api, Client};
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::{
     ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_CAPTURE, LABEL_ENVIRONMENT, LABEL_JOB, LABEL_RUN, TOKEN_AUDIENCE,
-    opts_out,
+    never_environment, opts_out,
 };
 
 use super::error::{Error, is_transient};
 use super::retry::retry;
+use crate::index::{Claimant, claim_of};
 
 /// `user.extra` key of a pod-bound service-account token: the pod's name.
 pub const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
@@ -194,8 +196,11 @@ pub fn controller_job(meta: &kube::core::ObjectMeta) -> Option<Owner> {
 }
 
 /// The namespace must be an environment.
-pub fn check_namespace(ns: &Namespace) -> Result<(), Error> {
+pub fn check_namespace(ns: &Namespace, server_namespace: &str) -> Result<(), Error> {
     let name = ns.metadata.name.as_deref().unwrap_or_default();
+    if never_environment(name, server_namespace) {
+        return Err(Error::Forbidden(format!("namespace {name} is never an environment: outputs are not published there")));
+    }
     if ns.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT)) {
         Ok(())
     } else {
@@ -228,7 +233,62 @@ pub fn check_job(job: &Job, owner: &Owner, namespace: &str) -> Result<JobId, Err
         (None, Some(template)) if !template.is_empty() => template.as_str(),
         _ => name,
     };
-    Ok(JobId::derive(annotation, source_name))
+    let id = JobId::derive(annotation, source_name);
+    id.check().map_err(|e| Error::Forbidden(format!("Job {namespace}/{name} cannot publish: {e}")))?;
+    Ok(id)
+}
+
+/// The pod must carry its Job's JOBID as its `capture` label: a pod template
+/// relabelled after admission (a suspended Job's template can be) publishes nothing.
+pub fn check_capture_label(pod: &Pod, id: &Identity, job_id: &JobId) -> Result<(), Error> {
+    let label = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_CAPTURE)).map(String::as_str).unwrap_or_default();
+    if label != job_id.as_str() {
+        return Err(Error::Forbidden(format!(
+            "pod {} has label {LABEL_CAPTURE}={label}, but its Job's JOBID is {job_id}: only pods of the Job's own \
+             template publish, under the Job's JOBID",
+            id.pod()
+        )));
+    }
+    Ok(())
+}
+
+/// Publish-time check of JOBID uniqueness, against the Jobs as they are now:
+/// admission refuses a second Job with a JOBID already held, but two creates
+/// within the watch's lag can both pass it. Of the claimants holding one
+/// JOBID, the first created (then the first by name) publishes; the others are
+/// refused, so the race cannot let a later Job write another's variables.
+pub fn check_unique(
+    job_id: &JobId,
+    me: &Claimant,
+    my_created: Option<&str>,
+    jobs: &[PartialObjectMeta<Job>],
+) -> Result<(), Error> {
+    let mine = (my_created.unwrap_or(""), claimant_name(me));
+    for other in jobs {
+        let name = other.metadata.name.as_deref().unwrap_or_default();
+        if other.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some((id, claimant)) = claim_of(&other.metadata, name) else { continue };
+        if &id != job_id || &claimant == me {
+            continue;
+        }
+        let created = other.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
+        if (created.as_str(), claimant_name(&claimant)) < mine {
+            return Err(Error::Forbidden(format!(
+                "JOBID {job_id} is also held by {}, created first: only it publishes QOVERY_OUTPUT_JOB_{job_id}_*. \
+                 Give this Job another JOBID (annotation {ANNOTATION_JOB_ID})",
+                claimant.describe()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn claimant_name(c: &Claimant) -> &str {
+    match c {
+        Claimant::Job(n) | Claimant::CronJob(n) => n,
+    }
 }
 
 /// The template of a run Job (label `run`, controlled by a Job).
@@ -269,7 +329,7 @@ pub async fn authenticate(client: &Client, token: &str) -> Result<Identity, Erro
 }
 
 /// Reads the pod, its namespace and its Job and runs every check.
-pub async fn resolve(client: &Client, id: Identity) -> Result<Subject, Error> {
+pub async fn resolve(client: &Client, id: Identity, server_namespace: &str) -> Result<Subject, Error> {
     let ns = id.namespace.as_str();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pod = retry("reading the pod", || pods.get_opt(&id.pod_name))
@@ -283,7 +343,7 @@ pub async fn resolve(client: &Client, id: Identity) -> Result<Subject, Error> {
         .await
         .map_err(|e| Error::from_kube(&format!("reading namespace {ns}"), e))?
         .ok_or_else(|| Error::Forbidden(format!("namespace {ns} does not exist")))?;
-    check_namespace(&namespace)?;
+    check_namespace(&namespace, server_namespace)?;
 
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
     let job = retry("reading the job", || jobs.get_opt(&owner.name))
@@ -297,11 +357,34 @@ pub async fn resolve(client: &Client, id: Identity) -> Result<Subject, Error> {
             ))
         })?;
     let job_id = check_job(&job, &owner, ns)?;
-    let label = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_CAPTURE)).cloned().unwrap_or_default();
-    if label != job_id.as_str() {
-        tracing::info!(label = %label, job_id = %job_id, "the pod's capture label differs from the JOBID of its Job; using the Job's");
-    }
+    check_capture_label(&pod, &id, &job_id)?;
     let template = template_of(&job);
+
+    // The claimant this publication speaks for: a run speaks for its template.
+    let job_name = job.metadata.name.clone().unwrap_or_default();
+    let (me, created) = match &template {
+        Some(t) => {
+            let created = retry("reading the template", || jobs.get_metadata_opt(&t.name))
+                .await
+                .map_err(|e| Error::from_kube(&format!("reading Job {ns}/{}", t.name), e))?
+                .and_then(|m| m.metadata.creation_timestamp.map(|c| c.0.to_string()));
+            (Claimant::Job(t.name.clone()), created)
+        }
+        None => {
+            let claimant = claim_of(&job.metadata, &job_name).map(|(_, c)| c).unwrap_or(Claimant::Job(job_name.clone()));
+            let created = match &claimant {
+                // A CronJob's Jobs all speak for it; the CronJob's creation orders it.
+                Claimant::CronJob(_) => None,
+                Claimant::Job(_) => job.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()),
+            };
+            (claimant, created)
+        }
+    };
+    let every_job = ListParams::default();
+    let all = retry("listing the environment's jobs", || jobs.list_metadata(&every_job))
+        .await
+        .map_err(|e| Error::from_kube(&format!("listing the Jobs of {ns}"), e))?;
+    check_unique(&job_id, &me, created.as_deref(), &all.items)?;
     Ok(Subject { identity: id, pod, job, job_id, template })
 }
 
@@ -342,6 +425,8 @@ mod tests {
             }),
         }
     }
+
+    const SYSTEM: &str = "lifecycle-jobs-system";
 
     fn good_status() -> TokenReviewStatus {
         status("system:serviceaccount:env:default", &[(EXTRA_POD_NAME, &["seed-abc"]), (EXTRA_POD_UID, &["uid-1"])])
@@ -479,9 +564,9 @@ mod tests {
     #[test]
     fn only_environments_publish() {
         let mut ns = Namespace { metadata: ObjectMeta { name: Some("env".into()), ..Default::default() }, ..Default::default() };
-        assert!(check_namespace(&ns).unwrap_err().to_string().contains(LABEL_ENVIRONMENT));
+        assert!(check_namespace(&ns, SYSTEM).unwrap_err().to_string().contains(LABEL_ENVIRONMENT));
         ns.metadata.labels = Some(BTreeMap::from([(LABEL_ENVIRONMENT.to_string(), String::new())]));
-        check_namespace(&ns).unwrap();
+        check_namespace(&ns, SYSTEM).unwrap();
     }
 
     #[test]
@@ -525,5 +610,55 @@ mod tests {
         let long = "é".repeat(400);
         let s = one_line(&long);
         assert!(s.len() <= 304 && s.ends_with('…'));
+    }
+
+    fn claimed(name: &str, created: &str, annotations: &[(&str, &str)], cron: Option<&str>) -> PartialObjectMeta<Job> {
+        PartialObjectMeta {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                creation_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created.parse().unwrap())),
+                annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                owner_references: cron.map(|c| vec![owner_ref("CronJob", c, "c1", true)]),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_first_claimant_of_a_job_id_publishes_and_later_ones_do_not() {
+        let seed = JobId::parse("SEED").unwrap();
+        let jobs = vec![
+            claimed("seed", "2026-11-29T10:00:00Z", &[], None),
+            claimed("copy", "2026-11-29T10:00:01Z", &[(ANNOTATION_JOB_ID, "SEED")], None),
+            claimed("seed-start-x", "2026-11-29T10:00:02Z", &[(ANNOTATION_JOB_ID, "SEED")], None),
+        ];
+        // (the run above has no `run` label here, so it counts as a Job of its own: later still)
+        check_unique(&seed, &Claimant::Job("seed".into()), Some("2026-11-29T10:00:00Z"), &jobs).unwrap();
+        let err = check_unique(&seed, &Claimant::Job("copy".into()), Some("2026-11-29T10:00:01Z"), &jobs).unwrap_err();
+        assert!(matches!(&err, Error::Forbidden(m) if m.contains("Job \"seed\", created first")), "{err}");
+        // Same second: the name decides, so exactly one of two racing Jobs publishes.
+        let racing = vec![
+            claimed("a", "2026-11-29T10:00:00Z", &[(ANNOTATION_JOB_ID, "SEED")], None),
+            claimed("b", "2026-11-29T10:00:00Z", &[(ANNOTATION_JOB_ID, "SEED")], None),
+        ];
+        assert!(check_unique(&seed, &Claimant::Job("a".into()), Some("2026-11-29T10:00:00Z"), &racing).is_ok());
+        assert!(check_unique(&seed, &Claimant::Job("b".into()), Some("2026-11-29T10:00:00Z"), &racing).is_err());
+        // The Jobs of one CronJob are one claimant.
+        let nightly = JobId::parse("NIGHTLY").unwrap();
+        let crons = vec![
+            claimed("nightly-1", "2026-11-29T10:00:00Z", &[(ANNOTATION_JOB_ID, "NIGHTLY")], Some("nightly")),
+            claimed("nightly-2", "2026-11-29T11:00:00Z", &[(ANNOTATION_JOB_ID, "NIGHTLY")], Some("nightly")),
+        ];
+        assert!(check_unique(&nightly, &Claimant::CronJob("nightly".into()), None, &crons).is_ok());
+    }
+
+    #[test]
+    fn the_pod_must_carry_its_jobs_job_id() {
+        let mut pod = Pod::default();
+        pod.metadata.labels = Some(BTreeMap::from([(LABEL_CAPTURE.to_string(), "VICTIM".to_string())]));
+        let err = check_capture_label(&pod, &identity(), &JobId::parse("EVIL").unwrap()).unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)));
+        check_capture_label(&pod, &identity(), &JobId::parse("VICTIM").unwrap()).unwrap();
     }
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::variable_name;
 use lifecycle_contract::output::Output;
+use lifecycle_contract::reserved::is_reserved_alias;
 
 use super::managed_fields::{Owners, data_key_owners, other_jobs_owning, owned_by};
 
@@ -34,9 +35,10 @@ pub struct Plan {
     pub config: BTreeMap<String, String>,
     /// Sensitive: same names → value (base64-encoded only when applied).
     pub secret: BTreeMap<String, String>,
-    /// Aliases not written because they equal one of the job's full names
-    /// (a key `QOVERY_OUTPUT_JOB_<JOBID>_X` beside a key `X`): the full name wins.
-    pub shadowed_aliases: Vec<String>,
+    /// Aliases not written because the name is reserved
+    /// ([`lifecycle_contract::reserved`]): `PATH`, `LD_PRELOAD`, … The full name is written.
+    /// (`QOVERY_OUTPUT_JOB_*` is reserved too, so an alias never shadows a full name.)
+    pub reserved_aliases: Vec<String>,
 }
 
 impl Plan {
@@ -60,8 +62,8 @@ pub fn plan(job_id: &JobId, entries: &[Output]) -> Plan {
         map.insert(variable_name(job_id, &o.key), o.value.clone());
     }
     for o in entries {
-        if p.config.contains_key(&o.key) || p.secret.contains_key(&o.key) {
-            p.shadowed_aliases.push(o.key.clone());
+        if is_reserved_alias(&o.key) {
+            p.reserved_aliases.push(o.key.clone());
             continue;
         }
         let map = if o.sensitive { &mut p.secret } else { &mut p.config };
@@ -186,17 +188,21 @@ mod tests {
         let p = plan(&id("SEED"), &[out("HOST", "db", false), out("PASS", "pw", true)]);
         assert_eq!(p.config, BTreeMap::from([("HOST".into(), "db".into()), ("QOVERY_OUTPUT_JOB_SEED_HOST".into(), "db".into())]));
         assert_eq!(p.secret, BTreeMap::from([("PASS".into(), "pw".into()), ("QOVERY_OUTPUT_JOB_SEED_PASS".into(), "pw".into())]));
-        assert!(p.shadowed_aliases.is_empty());
+        assert!(p.reserved_aliases.is_empty());
         assert_eq!(p.keys(), 4);
     }
 
     #[test]
-    fn a_full_name_wins_over_an_alias_of_the_same_name() {
-        let p = plan(&id("SEED"), &[out("QOVERY_OUTPUT_JOB_SEED_X", "alias", true), out("X", "full", false)]);
-        assert_eq!(p.config["QOVERY_OUTPUT_JOB_SEED_X"], "full");
-        assert!(!p.secret.contains_key("QOVERY_OUTPUT_JOB_SEED_X"));
+    fn reserved_names_get_their_full_name_only() {
+        let p = plan(
+            &id("SEED"),
+            &[out("QOVERY_OUTPUT_JOB_SEED_X", "alias", true), out("X", "full", false), out("PATH", "/evil", false)],
+        );
+        assert_eq!(p.config["QOVERY_OUTPUT_JOB_SEED_X"], "full", "an alias never shadows a full name");
         assert_eq!(p.secret.keys().collect::<Vec<_>>(), ["QOVERY_OUTPUT_JOB_SEED_QOVERY_OUTPUT_JOB_SEED_X"]);
-        assert_eq!(p.shadowed_aliases, ["QOVERY_OUTPUT_JOB_SEED_X"]);
+        assert_eq!(p.config["QOVERY_OUTPUT_JOB_SEED_PATH"], "/evil");
+        assert!(!p.config.contains_key("PATH"));
+        assert_eq!(p.reserved_aliases, ["QOVERY_OUTPUT_JOB_SEED_X", "PATH"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
-# lifecycle-agent: one static binary on an empty base, run as 65532:65532.
-# Build from the repository root (the whole Cargo workspace is the context):
-#   docker build -f agent/Dockerfile -t ghcr.io/lifecycle-jobs/lifecycle-agent:v0.1.0 .
+# The product's two images, each one static binary on an empty base, run as 65532:65532.
+# Build from the repository root (the whole Cargo workspace is the context), picking the image by target:
+#   docker build --target lifecycle-webhook -t ghcr.io/lifecycle-jobs/lifecycle-webhook:v0.1.0 .
+#   docker build --target lifecycle-agent   -t ghcr.io/lifecycle-jobs/lifecycle-agent:v0.1.0 .
 # `make images` (tests/cluster/images.sh) produces the same layout without an engine.
 
 ARG RUST_IMAGE=rust:1.95-bookworm
@@ -11,17 +12,20 @@ WORKDIR /src
 COPY . .
 # Static glibc (crt-static) for the builder's own triple (x86_64-unknown-linux-gnu
 # on amd64; aarch64 on arm64); an explicit --target keeps build scripts and proc
-# macros dynamic. The cargo home path stays out of the binary.
+# macros dynamic. The cargo home path stays out of the binaries. Both binaries
+# are built in one go (shared dependencies); each image copies only its own.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     set -eux; \
     target="$(rustc -vV | sed -n 's/^host: //p')"; \
     RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=/usr/local/cargo=/cargo" \
-      cargo build --release --locked --target "$target" -p lifecycle-agent; \
-    install -D -m 0755 "target/$target/release/lifecycle-agent" /rootfs/usr/local/bin/lifecycle-agent; \
-    if readelf -l /rootfs/usr/local/bin/lifecycle-agent | grep -q INTERP; then \
-      echo "lifecycle-agent is dynamically linked; the image carries static binaries only" >&2; exit 1; \
-    fi
+      cargo build --release --locked --target "$target" -p lifecycle-webhook -p lifecycle-agent; \
+    for bin in lifecycle-webhook lifecycle-agent; do \
+      install -D -m 0755 "target/$target/release/$bin" "/out/$bin"; \
+      if readelf -l "/out/$bin" | grep -q INTERP; then \
+        echo "$bin is dynamically linked; the images carry static binaries only" >&2; exit 1; \
+      fi; \
+    done
 # The rest of the root filesystem: CA certificates, a nonroot user (the
 # distroless convention, uid/gid 65532) and a writable /tmp.
 RUN set -eux; \
@@ -33,7 +37,7 @@ RUN set -eux; \
     chmod 1777 /rootfs/tmp; \
     chown 65532:65532 /rootfs/home/nonroot
 
-FROM scratch
+FROM scratch AS runtime
 COPY --from=build /rootfs/ /
 # Owner and mode spelled out: they must not depend on how COPY treats them.
 COPY --from=build --chown=65532:65532 /rootfs/home/nonroot /home/nonroot
@@ -42,4 +46,12 @@ ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 WORKDIR /
+
+FROM runtime AS lifecycle-agent
+COPY --from=build /out/lifecycle-agent /usr/local/bin/lifecycle-agent
 ENTRYPOINT ["/usr/local/bin/lifecycle-agent"]
+
+# The last stage is the default target.
+FROM runtime AS lifecycle-webhook
+COPY --from=build /out/lifecycle-webhook /usr/local/bin/lifecycle-webhook
+ENTRYPOINT ["/usr/local/bin/lifecycle-webhook"]
