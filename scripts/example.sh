@@ -160,11 +160,10 @@ next() { # namespace
   kubectl -n $ns port-forward service/web 8080:80
       Then open http://localhost:8080: the page web serves, with the variables it got.
   kubectl delete namespace $ns
-      Refused, because the environment has a delete job: the refusal starts the delete the
-      right way instead (state deleted): postgres runs its delete command first.
+      Refused: the environment has a delete job, which must run first; the message says what
+      to run instead (the next command). Nothing is deleted.
   kubectl lifecycle env delete $ns --wait
-      Waits while postgres runs its delete command ("dropping database"), then the namespace goes.
-      (On its own, this command is the way to delete an environment.)
+      postgres runs its delete command ("dropping database"), then the namespace goes.
 EOF
 }
 
