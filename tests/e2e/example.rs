@@ -371,7 +371,10 @@ async fn check_step(client: &Client, ns: &str, host: &str, step: &str) -> Result
         ["kubectl", "delete", "namespace", ..] => {
             let ran = run(step, SLOW).await?;
             ensure!(ran.code != 0, "deleting the namespace directly should be refused: {ran}");
-            ensure!(ran.stderr.contains(&format!("kubectl lifecycle env delete {ns}")), "the refusal should say what to run: {ran}");
+            ensure!(
+                ran.stderr.contains(&format!("kubectl lifecycle env delete {ns}")),
+                "the refusal should say what to run: {ran}"
+            );
             let n = Api::<Namespace>::all(client.clone()).get(ns).await?;
             ensure!(n.metadata.deletion_timestamp.is_none(), "the refused delete deleted the namespace anyway");
             ensure!(n.labels().get(LABEL_STATE).map(String::as_str) != Some("deleted"), "the refusal should change nothing");
