@@ -1,6 +1,7 @@
 mod capture;
 mod cluster;
 mod example;
+mod inputs;
 mod lifecycle;
 mod plugin;
 mod security;

@@ -151,7 +151,7 @@ impl JobIndex {
         let inner = index.inner.clone();
         tokio::spawn(async move {
             let api: Api<PartialObjectMeta<Job>> = Api::all(client);
-            let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+            let mut stream = watcher::watcher(api, crate::kube_client::watch_config()).default_backoff().boxed();
             let mut fresh: Option<Inner> = None;
             while let Some(ev) = stream.next().await {
                 match ev {

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::{
-    ANNOTATION_INJECT_OUTPUTS, INJECTED_SOURCES, LABEL_CAPTURE, OUTPUT_DIR, SourceKind, TOKEN_AUDIENCE, agent_env, injected,
-    opts_out,
+    ANNOTATION_INJECT_OUTPUTS, INJECTED_SOURCES, LABEL_CAPTURE, OUTPUT_DIR, SourceKind, TOKEN_AUDIENCE, agent_env,
+    captured_pod_grace, injected, opts_out,
 };
 
 use super::review::{Op, Request, Verdict};
@@ -22,8 +22,6 @@ use crate::state::AppState;
 
 /// Seconds of the agent's projected token; the kubelet refreshes it at 80%.
 const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
-/// The pod default when `terminationGracePeriodSeconds` is absent.
-const DEFAULT_GRACE_SECONDS: i64 = 30;
 
 #[derive(Debug, Deserialize, Default)]
 struct PodIn<'a> {
@@ -254,7 +252,11 @@ fn capture_ops(spec: &SpecIn<'_>, job_id: &JobId, s: &PodSettings<'_>, ops: &mut
     // The agent, first among init containers so it watches before anything runs.
     let inits = spec.init_containers.as_deref().unwrap_or(&[]);
     if !inits.iter().any(|c| c.name == injected::AGENT_CONTAINER) {
-        let grace = spec.termination_grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+        // Time for the agent's retries: raised (never lowered) to its minimum.
+        let grace = captured_pod_grace(spec.termination_grace_period_seconds);
+        if spec.termination_grace_period_seconds != Some(grace) {
+            ops.push(Op::add("/spec/terminationGracePeriodSeconds", json!(grace)));
+        }
         let agent = agent_container_json(job_id, grace, s);
         match spec.init_containers {
             None => ops.push(Op::add_raw("/spec/initContainers", raw(format!("[{agent}]")))),
@@ -387,7 +389,7 @@ mod tests {
             "metadata": {"name": "seed-abc", "labels": {LABEL_CAPTURE: "SEED", "job-name": "seed"}},
             "spec": {
                 "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 45,
+                "terminationGracePeriodSeconds": 75,
                 "containers": [
                     {"name": "main", "image": "busybox:local", "env": [{"name": "A", "value": "1"}],
                      "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]},
@@ -541,7 +543,8 @@ mod tests {
         assert_eq!(inits[1]["restartPolicy"], "Always", "another sidecar keeps its restartPolicy");
         assert_eq!(inits[1]["unknownFutureField"]["x"], 1);
         let env = inits[0]["env"].as_array().unwrap();
-        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == "45"));
+        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == "75"));
+        assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 75, "a longer grace period is kept");
         assert!(env.iter().any(|e| e["name"] == agent_env::JOB_ID && e["value"] == "SEED"));
         let vols = out["spec"]["volumes"].as_array().unwrap();
         assert_eq!(vols.len(), 3);
@@ -582,7 +585,10 @@ mod tests {
         assert_eq!(out["spec"]["initContainers"][0]["name"], injected::AGENT_CONTAINER);
         assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 2);
         let env = out["spec"]["initContainers"][0]["env"].as_array().unwrap();
-        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == "30"));
+        // No grace period (30 s) is raised to the agent's minimum.
+        let min = lifecycle_contract::names::AGENT_MIN_GRACE_SECONDS;
+        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == min.to_string().as_str()));
+        assert_eq!(out["spec"]["terminationGracePeriodSeconds"], min);
     }
 
     #[test]

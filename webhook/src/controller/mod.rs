@@ -32,7 +32,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt};
 use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB, never_environment};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -133,8 +133,8 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
     let environments =
-        Controller::new(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(LABEL_ENVIRONMENT))
-            .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), watcher::Config::default(), job_to_env)
+        Controller::new(Api::<Namespace>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
+            .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), crate::kube_client::watch_config(), job_to_env)
             .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
             .run(reconcile, error_policy, env_ctx)
             .for_each(|r| {
@@ -144,7 +144,15 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
                 futures::future::ready(())
             });
 
-    let templates = Controller::new(Api::<templates::JobMeta>::all(client.clone()), watcher::Config::default())
+    // Every Job of the cluster is stored here (a deleted template may sit in a
+    // namespace that is no longer an environment), slimmed to what the cleanup reads.
+    let (store, writer) = kube::runtime::reflector::store();
+    let jobs = kube::runtime::watcher(Api::<templates::JobMeta>::all(client.clone()), crate::kube_client::watch_config())
+        .default_backoff()
+        .modify(templates::slim)
+        .reflect(writer)
+        .applied_objects();
+    let templates = Controller::for_stream(jobs, store)
         .with_config(ControllerConfig::default().concurrency(8))
         .run(templates::reconcile, templates::error_policy, Arc::new(templates::Ctx { client }))
         .for_each(|r| {
@@ -154,6 +162,9 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
             futures::future::ready(())
         });
 
-    futures::join!(environments, templates);
+    // Project variables are mirrored by the same leader (crate::project_vars).
+    let project_vars = crate::project_vars::run(state.clone());
+
+    futures::join!(environments, templates, project_vars);
     Ok(())
 }
