@@ -189,7 +189,7 @@ async fn published(client: &Client, ns: &str) -> Result<(BTreeMap<String, String
     Ok((cm, secret))
 }
 
-/// The variables the running, ready web pods really have (`printenv` in each), once every pod of
+/// The variables the running, ready web pods really have (`env` in each), once every pod of
 /// the Deployment is one of them: one map per pod.
 async fn web_pod_variables(client: &Client, ns: &str) -> Result<Vec<BTreeMap<String, String>>> {
     let pods = Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default().labels("app=web")).await?.items;
@@ -197,14 +197,10 @@ async fn web_pod_variables(client: &Client, ns: &str) -> Result<Vec<BTreeMap<Str
     ensure!(!live.is_empty() && live.iter().all(|p| live_and_ready(p)), "web pods not all ready: {}", live.len());
     let mut all = Vec::new();
     for p in live {
-        let names = ["DATABASE_HOST", "DATABASE_PASSWORD", "SEED_ROWS", "SEEDED_AT", "QOVERY_OUTPUT_JOB_POSTGRES_DATABASE_HOST"];
-        let mut vars = BTreeMap::new();
-        for name in names {
-            let out = exec(client, ns, &p.name_any(), Some("web"), &["printenv", name], Duration::from_secs(20)).await?;
-            if out.exit_code == 0 {
-                vars.insert(name.to_string(), out.stdout.trim_end().to_string());
-            }
-        }
+        // `env` (Debian's busybox has no printenv): one NAME=value per line; ours hold no newline.
+        let out = exec(client, ns, &p.name_any(), Some("web"), &["env"], Duration::from_secs(20)).await?;
+        ensure!(out.exit_code == 0, "env in {} exited {}: {}", p.name_any(), out.exit_code, out.stderr);
+        let vars = out.stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
         all.push(vars);
     }
     Ok(all)
