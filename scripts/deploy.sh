@@ -84,7 +84,6 @@ read -r NS DEPLOYMENT < <(printf '%s\n' "$rendered" |
 
 log "context $context: applying $overlay"
 k apply -k "$overlay" >&2 || die "kubectl apply -k $overlay failed"
-
 # The local cluster runs the images that `make images` built here, under a tag
 # that never changes (:dev). So that the server runs the image just imported
 # (and not the one a previous deploy started, maybe from another checkout), the

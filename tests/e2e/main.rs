@@ -5,3 +5,4 @@ mod inputs;
 mod lifecycle;
 mod plugin;
 mod security;
+mod stages;
