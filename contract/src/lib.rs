@@ -3,6 +3,7 @@
 //! agent, the server and the kubectl plugin all use this crate, so a name or a
 //! rule lives in exactly one place.
 
+pub mod environment;
 pub mod event;
 pub mod job_id;
 pub mod names;

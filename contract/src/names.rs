@@ -110,6 +110,17 @@ pub const ENVIRONMENT_OBJECT: &str = "lifecycle-environment";
 /// Label on ConfigMaps and Secrets in a variables source namespace; value = project.
 pub const LABEL_PROJECT_VARIABLES: &str = "lifecycle-jobs.dev/project-variables";
 
+/// Annotation on the mirrored `lifecycle-project` objects, written by the
+/// server: JSON object `{"KEY": "<namespace>/<name>", …}`, the source object
+/// each key came from (names only, never values), for people and the plugin.
+pub const ANNOTATION_VARIABLE_SOURCES: &str = "lifecycle-jobs.dev/variable-sources";
+/// Annotation on the mirrored `lifecycle-project` objects, written by the
+/// server: a digest of what it last wrote (project, data, sources), so that a
+/// restarted server rewrites only what changed.
+pub const ANNOTATION_MIRROR_HASH: &str = "lifecycle-jobs.dev/mirror-hash";
+/// Field manager of the server's writes of the `lifecycle-project` objects.
+pub const PROJECT_VARIABLES_FIELD_MANAGER: &str = "lifecycle-jobs.dev/project-variables";
+
 /// Kind of an object a pod's `envFrom` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {

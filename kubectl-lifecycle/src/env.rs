@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use lifecycle_contract::environment::WantedState;
 use lifecycle_contract::transition::{Phase as TransitionPhase, Transition, parse_stage};
 use lifecycle_contract::{Event, JobId, names};
 use serde::Serialize;
@@ -40,12 +41,11 @@ fn environment_name(ns: &Namespace) -> String {
     }
 }
 
-/// The wanted state: the label, `started` when absent.
+/// The wanted state as the controller reads it (`started` when absent); an
+/// invalid label is shown as written.
 fn wanted_state(ns: &Namespace) -> String {
-    match ns_label(ns, names::LABEL_STATE) {
-        Some(v) if !v.is_empty() => v.to_string(),
-        _ => "started".to_string(),
-    }
+    let label = ns_label(ns, names::LABEL_STATE);
+    WantedState::parse(label).map(|s| s.as_str().to_string()).unwrap_or_else(|_| label.unwrap_or_default().to_string())
 }
 
 fn or_none(v: Option<&str>) -> String {
@@ -647,9 +647,9 @@ impl Action {
     /// The `state` label value this action sets (none for redeploy).
     fn state(self) -> Option<&'static str> {
         match self {
-            Action::Start => Some("started"),
-            Action::Stop => Some("stopped"),
-            Action::Delete => Some("deleted"),
+            Action::Start => Some(WantedState::Started.as_str()),
+            Action::Stop => Some(WantedState::Stopped.as_str()),
+            Action::Delete => Some(WantedState::Deleted.as_str()),
             Action::Redeploy => None,
         }
     }
@@ -672,6 +672,7 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
     let ns = get_environment(&ctx.client, name).await?;
     let current = wanted_state(&ns);
     let baseline_status = ns_annotation(&ns, names::ANNOTATION_STATUS).map(String::from);
+    let (taken, in_flight) = wait::read_state(&ns);
     if ns.metadata.deletion_timestamp.is_some() && action != Action::Delete {
         bail!(
             "environment {name} is being deleted (namespace terminating): nothing else can happen to it\n  hint: wait for it to go with `kubectl lifecycle env delete {name} --wait`"
@@ -698,10 +699,10 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
         all.iter().filter(|j| jobs::run_of(j).is_some()).filter_map(|j| j.metadata.uid.clone()).collect();
 
     let mut expected_runs = templates.len();
+    let mut deploy_id = None;
     match action.state() {
         Some(state) if current == state => {
-            let status_word = wait::status_word(baseline_status.as_deref());
-            let settled = status_word == action.target().word() && action != Action::Delete;
+            let settled = action.target().state().is_some_and(|state| wait::settled(taken.as_ref(), in_flight.as_ref(), state));
             println!(
                 "environment {name} is already {} (status: {})",
                 if action == Action::Delete { "being deleted" } else { state },
@@ -722,12 +723,14 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
             println!("  {}", then_what(action, &templates));
         }
         None => {
-            if current != "started" {
+            if current != WantedState::Started.as_str() {
                 return Err(anyhow!(
                     "environment {name} is {current}: only a started environment is redeployed\n  hint: start it with `kubectl lifecycle env start {name}` (its start jobs run)"
                 ));
             }
-            let deploy_id = jiff::Timestamp::now().to_string();
+            let id = jiff::Timestamp::now().to_string();
+            deploy_id = Some(id.clone());
+            let deploy_id = id;
             patch_namespace(
                 &ctx.client,
                 name,
@@ -747,7 +750,8 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
         namespace: name.clone(),
         target: action.target(),
         event,
-        baseline_status: baseline_status.clone(),
+        baseline_seq: taken.as_ref().map_or(0, |t| t.seq),
+        deploy_id,
         expected_runs,
     };
     let watch = Watch {

@@ -12,12 +12,14 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
+use lifecycle_contract::environment::{Observed as Taken, WantedState};
+use lifecycle_contract::transition::Transition;
 use lifecycle_contract::{Event, names};
 
 use crate::jobs::{self, JobState, Phase};
 use crate::table::human_duration;
 
-/// How long a start/redeploy with no start job may show no change before the status is believed.
+/// How long a start/redeploy with no start job may show no new occurrence before the state is believed.
 pub const SETTLE: Duration = Duration::from_secs(10);
 
 /// Progress on stderr: permanent lines for changes, plus a spinner line on a terminal.
@@ -103,9 +105,12 @@ impl RunInfo {
 pub struct Observed {
     /// `None` until known.
     pub namespace_exists: Option<bool>,
+    /// The human status line, shown as progress (never decided on).
     pub status: Option<String>,
-    /// Whether the status annotation differed from its value before the request at some point.
-    pub status_changed: bool,
+    /// What the controller took in (annotation `observed`) and the transition in flight
+    /// (annotation `transition`): what the verdict decides on.
+    pub taken: Option<Taken>,
+    pub transition: Option<Transition>,
     /// Whether the namespace was seen terminating.
     pub terminating: bool,
     /// New runs, by name.
@@ -144,17 +149,6 @@ pub enum Verdict {
     Fail(anyhow::Error),
 }
 
-/// The first word of a status annotation, lowercased: `stopping: 1/2 stop jobs done` -> `stopping`.
-pub fn status_word(status: Option<&str>) -> String {
-    status
-        .unwrap_or_default()
-        .trim()
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-}
-
 /// Where an environment transition ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -164,6 +158,15 @@ pub enum Target {
 }
 
 impl Target {
+    /// The wanted state that ends here (`None` for a deleted environment: it ends gone).
+    pub fn state(self) -> Option<WantedState> {
+        match self {
+            Target::Started => Some(WantedState::Started),
+            Target::Stopped => Some(WantedState::Stopped),
+            Target::Gone => None,
+        }
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             Target::Started => "started",
@@ -179,10 +182,26 @@ pub struct TransitionGoal {
     pub namespace: String,
     pub target: Target,
     pub event: Event,
-    /// The status before the request.
-    pub baseline_status: Option<String>,
+    /// The environment's last event occurrence before the request (`observed.seq`).
+    pub baseline_seq: u64,
+    /// For a redeploy, the `deploy-id` it set.
+    pub deploy_id: Option<String>,
     /// How many templates run on the event (at the time of the request).
     pub expected_runs: usize,
+}
+
+/// Whether an environment rests in `state`: the controller took that state in
+/// and has no transition in flight.
+pub fn settled(taken: Option<&Taken>, transition: Option<&Transition>, state: WantedState) -> bool {
+    transition.is_none() && taken.is_some_and(|t| t.state == Some(state))
+}
+
+/// The controller's annotations of a namespace, typed; an unreadable one counts as absent.
+pub fn read_state(ns: &Namespace) -> (Option<Taken>, Option<Transition>) {
+    let get = |key: &str| ns.metadata.annotations.as_ref().and_then(|a| a.get(key));
+    let taken = get(names::ANNOTATION_OBSERVED).and_then(|v| serde_json::from_str(v).ok());
+    let transition = get(names::ANNOTATION_TRANSITION).and_then(|v| serde_json::from_str(v).ok());
+    (taken, transition)
 }
 
 /// The message for a failed run, with what to do next.
@@ -206,10 +225,18 @@ pub fn run_failed(namespace: &str, run: &RunInfo) -> anyhow::Error {
 /// Whether an environment transition is over.
 pub fn transition_verdict(goal: &TransitionGoal, obs: &Observed) -> Verdict {
     if let Some(failed) = obs.runs.values().find(|r| r.state.phase == Phase::Failed) {
-        return Verdict::Fail(run_failed(&goal.namespace, failed).context(format!(
-            "the {} of environment {} had a failed run; the controller goes on with it: follow with `kubectl lifecycle env status {}`",
-            goal.event, goal.namespace, goal.namespace
-        )));
+        let ns = &goal.namespace;
+        let next = match goal.event {
+            // A failed start run holds the start: later stages do not run, gated pods wait.
+            Event::Start => format!(
+                "the start of environment {ns} failed: its later stages do not run and its gated pods wait; fix the job, then \
+                 `kubectl lifecycle env redeploy {ns}` (see `kubectl lifecycle env status {ns}`)"
+            ),
+            event => format!(
+                "the {event} of environment {ns} had a failed run; the controller goes on with it: follow with `kubectl lifecycle env status {ns}`"
+            ),
+        };
+        return Verdict::Fail(run_failed(ns, failed).context(next));
     }
     let succeeded = obs.runs.values().filter(|r| r.state.phase == Phase::Succeeded).count();
     let runs_done = if succeeded == 0 {
@@ -231,21 +258,27 @@ pub fn transition_verdict(goal: &TransitionGoal, obs: &Observed) -> Verdict {
             goal.target.word()
         ));
     }
-    let word = status_word(obs.status.as_deref());
-    if word == goal.target.word() && obs.unfinished().is_empty() {
-        let observed = obs.status_changed
-            || status_word(goal.baseline_status.as_deref()) != goal.target.word()
-            || obs.runs.len() >= goal.expected_runs.max(1);
-        if observed || (goal.expected_runs == 0 && obs.elapsed >= SETTLE) {
-            return Verdict::Done(format!("environment {} is {}{runs_done}", goal.namespace, goal.target.word()));
-        }
-    }
-    if word == "failed" || word == "error" {
+    if let Some(t) = obs.transition.as_ref().filter(|t| t.event == Event::Start)
+        && let Some(failed) = &t.failed
+    {
         return Verdict::Fail(anyhow!(
-            "the controller reports: {}\n  hint: see `kubectl lifecycle env status {}` and the Events of the namespace's jobs",
-            obs.status.as_deref().unwrap_or_default(),
+            "the start of environment {} failed at stage {}: {} failed{}; its later stages do not run and its new pods \
+             stay gated\n  hint: fix the job, then `kubectl lifecycle env redeploy {}`; see `kubectl lifecycle env status {}`",
+            goal.namespace,
+            failed.stage,
+            failed.jobs.join(", "),
+            failed.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
+            goal.namespace,
             goal.namespace
         ));
+    }
+    let Some(state) = goal.target.state() else { return Verdict::Continue };
+    let deploy_taken = goal.deploy_id.as_ref().is_none_or(|d| obs.taken.as_ref().and_then(|t| t.deploy_id.as_ref()) == Some(d));
+    if settled(obs.taken.as_ref(), obs.transition.as_ref(), state) && deploy_taken && obs.unfinished().is_empty() {
+        let new_occurrence = obs.taken.as_ref().is_some_and(|t| t.seq > goal.baseline_seq);
+        if new_occurrence || (goal.expected_runs == 0 && obs.elapsed >= SETTLE) {
+            return Verdict::Done(format!("environment {} is {}{runs_done}", goal.namespace, goal.target.word()));
+        }
     }
     Verdict::Continue
 }
@@ -413,9 +446,7 @@ fn on_namespace(ns: &Namespace, w: &Watch, obs: &mut Observed, progress: &mut Pr
         }
         obs.status = status;
     }
-    if obs.status != w.baseline_status {
-        obs.status_changed = true;
-    }
+    (obs.taken, obs.transition) = read_state(ns);
 }
 
 fn on_job(job: &Job, w: &Watch, obs: &mut Observed, progress: &mut Progress) {
@@ -469,7 +500,7 @@ mod tests {
         }
     }
 
-    fn goal(target: Target, baseline: Option<&str>, expected_runs: usize) -> TransitionGoal {
+    fn goal(target: Target, baseline_seq: u64, expected_runs: usize) -> TransitionGoal {
         TransitionGoal {
             namespace: "env".into(),
             target,
@@ -478,16 +509,19 @@ mod tests {
                 Target::Stopped => Event::Stop,
                 Target::Gone => Event::Delete,
             },
-            baseline_status: baseline.map(Into::into),
+            baseline_seq,
+            deploy_id: None,
             expected_runs,
         }
     }
 
-    fn obs(status: Option<&str>, changed: bool, runs: &[RunInfo]) -> Observed {
+    /// What the namespace says: `observed` (seq, state) and the transition in flight, if any.
+    fn obs(seq: u64, state: WantedState, in_flight: Option<Event>, runs: &[RunInfo]) -> Observed {
         Observed {
             namespace_exists: Some(true),
-            status: status.map(Into::into),
-            status_changed: changed,
+            status: None,
+            taken: Some(Taken { seq, state: Some(state), deploy_id: None }),
+            transition: in_flight.map(|e| Transition::new(seq, e)),
             terminating: false,
             runs: runs.iter().map(|r| (r.name.clone(), r.clone())).collect(),
             elapsed: Duration::from_secs(1),
@@ -499,49 +533,41 @@ mod tests {
     }
 
     #[test]
-    fn status_words() {
-        assert_eq!(status_word(Some("stopping: 1/2 stop jobs done")), "stopping");
-        assert_eq!(status_word(Some("  Started")), "started");
-        assert_eq!(status_word(Some("started (1 start job failed)")), "started");
-        assert_eq!(status_word(None), "");
+    fn stop_ends_when_stopped_is_taken_in_and_nothing_is_in_flight() {
+        let g = goal(Target::Stopped, 4, 1);
+        assert!(matches!(transition_verdict(&g, &obs(4, WantedState::Started, None, &[])), Verdict::Continue));
+        let running = [run("a", Phase::Running)];
+        assert!(matches!(transition_verdict(&g, &obs(5, WantedState::Stopped, Some(Event::Stop), &running)), Verdict::Continue));
+        assert!(is_done(transition_verdict(&g, &obs(5, WantedState::Stopped, None, &[run("a", Phase::Succeeded)]))));
     }
 
     #[test]
-    fn stop_ends_when_status_is_stopped_and_runs_are_done() {
-        let g = goal(Target::Stopped, Some("started"), 1);
-        assert!(matches!(transition_verdict(&g, &obs(Some("started"), false, &[])), Verdict::Continue));
-        assert!(matches!(
-            transition_verdict(&g, &obs(Some("stopping: 0/1"), true, &[run("a", Phase::Running)])),
-            Verdict::Continue
-        ));
-        assert!(is_done(transition_verdict(&g, &obs(Some("stopped"), true, &[run("a", Phase::Succeeded)]))));
-    }
-
-    #[test]
-    fn redeploy_of_a_started_environment_waits_for_a_sign_of_the_controller() {
-        // Status is already "started": not done until a change or the expected runs are seen.
-        let g = goal(Target::Started, Some("started"), 1);
-        assert!(matches!(transition_verdict(&g, &obs(Some("started"), false, &[])), Verdict::Continue));
-        assert!(is_done(transition_verdict(&g, &obs(Some("started"), false, &[run("a", Phase::Succeeded)]))));
-        assert!(is_done(transition_verdict(&g, &obs(Some("started"), true, &[]))));
-        // No start job at all: the status is believed after SETTLE.
-        let g0 = goal(Target::Started, Some("started"), 0);
-        let mut o = obs(Some("started"), false, &[]);
+    fn redeploy_of_a_started_environment_waits_for_a_new_occurrence() {
+        // Already started at occurrence 4: not done until occurrence 5 is taken in and over.
+        let g = goal(Target::Started, 4, 1);
+        assert!(matches!(transition_verdict(&g, &obs(4, WantedState::Started, None, &[])), Verdict::Continue));
+        assert!(matches!(transition_verdict(&g, &obs(5, WantedState::Started, Some(Event::Start), &[])), Verdict::Continue));
+        assert!(is_done(transition_verdict(&g, &obs(5, WantedState::Started, None, &[run("a", Phase::Succeeded)]))));
+        // The deploy-id it set must be the one taken in.
+        let mut g = goal(Target::Started, 4, 0);
+        g.deploy_id = Some("v2".into());
+        let mut o = obs(5, WantedState::Started, None, &[]);
+        assert!(matches!(transition_verdict(&g, &o), Verdict::Continue));
+        o.taken.as_mut().unwrap().deploy_id = Some("v2".into());
+        assert!(is_done(transition_verdict(&g, &o)));
+        // Nothing to do at all: the resting state is believed after SETTLE.
+        let g0 = goal(Target::Started, 4, 0);
+        let mut o = obs(4, WantedState::Started, None, &[]);
         assert!(matches!(transition_verdict(&g0, &o), Verdict::Continue));
         o.elapsed = SETTLE;
         assert!(is_done(transition_verdict(&g0, &o)));
     }
 
     #[test]
-    fn start_from_stopped_is_done_on_started() {
-        let g = goal(Target::Started, Some("stopped"), 0);
-        assert!(is_done(transition_verdict(&g, &obs(Some("started"), false, &[]))));
-    }
-
-    #[test]
     fn a_failed_run_fails_the_wait_with_a_logs_hint() {
-        let g = goal(Target::Started, Some("stopped"), 1);
-        let Verdict::Fail(e) = transition_verdict(&g, &obs(Some("starting"), true, &[run("seed-start-1", Phase::Failed)])) else {
+        let g = goal(Target::Started, 1, 1);
+        let failed = [run("seed-start-1", Phase::Failed)];
+        let Verdict::Fail(e) = transition_verdict(&g, &obs(2, WantedState::Started, Some(Event::Start), &failed)) else {
             panic!("should fail")
         };
         let text = format!("{e:#}");
@@ -550,16 +576,25 @@ mod tests {
     }
 
     #[test]
-    fn controller_failure_status_fails() {
-        let g = goal(Target::Stopped, Some("started"), 0);
-        assert!(matches!(transition_verdict(&g, &obs(Some("failed: cannot scale"), true, &[])), Verdict::Fail(_)));
+    fn a_held_start_failure_fails_with_the_way_out() {
+        let g = goal(Target::Started, 1, 0);
+        let mut o = obs(2, WantedState::Started, Some(Event::Start), &[]);
+        o.transition.as_mut().unwrap().failed = Some(lifecycle_contract::transition::StartFailure {
+            stage: 1,
+            jobs: vec!["create-db".into()],
+            reason: Some("BackoffLimitExceeded".into()),
+        });
+        let Verdict::Fail(e) = transition_verdict(&g, &o) else { panic!("should fail") };
+        let text = format!("{e:#}");
+        assert!(text.contains("failed at stage 1: create-db failed") && text.contains("env redeploy env"), "{text}");
     }
 
     #[test]
     fn delete_ends_when_the_namespace_is_gone() {
-        let g = goal(Target::Gone, Some("started"), 1);
-        assert!(matches!(transition_verdict(&g, &obs(Some("deleting"), true, &[run("a", Phase::Succeeded)])), Verdict::Continue));
-        let mut o = obs(None, true, &[run("a", Phase::Succeeded)]);
+        let g = goal(Target::Gone, 1, 1);
+        let ran = [run("a", Phase::Succeeded)];
+        assert!(matches!(transition_verdict(&g, &obs(2, WantedState::Deleted, Some(Event::Delete), &ran)), Verdict::Continue));
+        let mut o = obs(2, WantedState::Deleted, None, &ran);
         o.namespace_exists = Some(false);
         let Verdict::Done(msg) = transition_verdict(&g, &o) else { panic!("should be done") };
         assert_eq!(msg, "environment env is deleted: namespace gone (1 delete run succeeded)");
@@ -567,20 +602,27 @@ mod tests {
 
     #[test]
     fn forced_runs() {
-        let none = obs(None, false, &[]);
+        let none = obs(1, WantedState::Started, None, &[]);
         assert!(matches!(run_verdict("env", &none, true), Verdict::Continue));
-        let running = obs(None, false, &[run("a", Phase::Running)]);
+        let running = obs(1, WantedState::Started, None, &[run("a", Phase::Running)]);
         assert!(matches!(run_verdict("env", &running, false), Verdict::Done(n) if n == "a"));
         assert!(matches!(run_verdict("env", &running, true), Verdict::Continue));
-        assert!(matches!(run_verdict("env", &obs(None, false, &[run("a", Phase::Succeeded)]), true), Verdict::Done(_)));
-        assert!(matches!(run_verdict("env", &obs(None, false, &[run("a", Phase::Failed)]), true), Verdict::Fail(_)));
+        assert!(matches!(
+            run_verdict("env", &obs(1, WantedState::Started, None, &[run("a", Phase::Succeeded)]), true),
+            Verdict::Done(_)
+        ));
+        assert!(matches!(
+            run_verdict("env", &obs(1, WantedState::Started, None, &[run("a", Phase::Failed)]), true),
+            Verdict::Fail(_)
+        ));
     }
 
     #[test]
     fn summaries() {
-        let o = obs(Some("stopping: 1/2"), true, &[run("a", Phase::Running), run("b", Phase::Succeeded)]);
+        let mut o = obs(2, WantedState::Stopped, Some(Event::Stop), &[run("a", Phase::Running), run("b", Phase::Succeeded)]);
+        o.status = Some("stopping: 1/2".into());
         assert_eq!(o.summary(true), "status: stopping: 1/2; runs: 1 running, 1 succeeded");
         assert_eq!(o.summary(false), "runs: 1 running, 1 succeeded");
-        assert_eq!(obs(None, false, &[]).summary(true), "status: (none yet); no run yet");
+        assert_eq!(obs(1, WantedState::Started, None, &[]).summary(true), "status: (none yet); no run yet");
     }
 }

@@ -11,6 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::{self, Readiness};
 use crate::config::{CertSource, Config};
+use crate::env_index::EnvIndex;
 use crate::index::JobIndex;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -35,9 +36,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let certs = CertStore::with_expiry_gauge(metrics.certificate_expiry.clone());
     let ready = Readiness::default();
     let jobs = JobIndex::start(client.clone());
+    let envs = EnvIndex::start(client.clone());
 
     let client_for_losses = client.clone();
-    let state = AppState { config: config.clone(), client, metrics: metrics.clone(), certs: certs.clone(), jobs: jobs.clone() };
+    let state = AppState {
+        config: config.clone(),
+        client,
+        metrics: metrics.clone(),
+        certs: certs.clone(),
+        jobs: jobs.clone(),
+        envs: envs.clone(),
+    };
 
     let mut tasks = tokio::task::JoinSet::new();
     match config.cert_source {
@@ -69,11 +78,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
     }
 
-    // Ready once the certificate is served and the job index has synced.
+    // Ready once the certificate is served and the job and environment indexes have synced.
     {
         let (certs, jobs, ready) = (certs.clone(), jobs.clone(), ready.clone());
         tokio::spawn(async move {
             jobs.wait_until_ready().await;
+            envs.wait_until_ready().await;
             while !certs.is_loaded() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

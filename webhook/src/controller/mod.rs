@@ -11,11 +11,13 @@
 //! See `plan.rs` for the exactly-once argument, the queue and the failure semantics.
 
 pub mod decide;
+pub mod gate;
 pub mod keys;
 pub mod leader;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod rollout;
 pub mod run_job;
 pub mod scale;
 pub mod templates;
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -33,7 +35,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt};
-use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB, never_environment};
+use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_GATED, LABEL_JOB, never_environment};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::state::AppState;
@@ -127,7 +129,7 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let env_ctx = Arc::new(EnvCtx {
-        cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() },
+        cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone(), told: Default::default() },
         server_namespace: state.config.namespace.clone(),
     });
 
@@ -135,6 +137,12 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
     let environments =
         Controller::new(Api::<Namespace>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
             .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), crate::kube_client::watch_config(), job_to_env)
+            // Gated pods: a pod gated just after its environment stopped gating is released at once.
+            .watches(
+                Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+                crate::kube_client::watch_config().labels(LABEL_GATED),
+                |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
+            )
             .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
             .run(reconcile, error_policy, env_ctx)
             .for_each(|r| {
@@ -162,6 +170,9 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
             futures::future::ready(())
         });
 
-    futures::join!(environments, templates);
+    // Project variables are mirrored by the same leader (crate::project_vars).
+    let project_vars = crate::project_vars::run(state.clone());
+
+    futures::join!(environments, templates, project_vars);
     Ok(())
 }

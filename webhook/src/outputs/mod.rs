@@ -10,8 +10,6 @@
 //!
 //! For the controller: [`store::remove_job_outputs`] removes a deleted job's keys.
 
-#[cfg(test)]
-mod apiserver_tests;
 pub mod error;
 pub mod events;
 pub mod exit;
