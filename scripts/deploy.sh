@@ -84,16 +84,6 @@ read -r NS DEPLOYMENT < <(printf '%s\n' "$rendered" |
 
 log "context $context: applying $overlay"
 k apply -k "$overlay" >&2 || die "kubectl apply -k $overlay failed"
-# The local overlay's images carry a mutable tag (:dev) that `make images`
-# re-imports: an apply that changes nothing else would leave the old build
-# running, so the server is restarted onto the image just imported.
-case $overlay in
-  *overlays/local*)
-    log "restarting deployment/$DEPLOYMENT onto the images just imported (tag :dev)"
-    k -n "$NS" rollout restart "deployment/$DEPLOYMENT" >&2 || die "kubectl rollout restart failed"
-    ;;
-esac
-
 # The local cluster runs the images that `make images` built here, under a tag
 # that never changes (:dev). So that the server runs the image just imported
 # (and not the one a previous deploy started, maybe from another checkout), the

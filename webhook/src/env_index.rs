@@ -6,11 +6,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, ResourceExt};
 use lifecycle_contract::names::LABEL_ENVIRONMENT;
 use tokio::sync::watch;
@@ -36,33 +33,12 @@ impl EnvIndex {
         let (tx, rx) = watch::channel(false);
         let index = EnvIndex { gating: Arc::default(), ready: rx };
         let gating = index.gating.clone();
-        tokio::spawn(async move {
-            let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
-            let config = crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT);
-            let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-            let mut fresh: Option<HashSet<String>> = None;
-            while let Some(ev) = stream.next().await {
-                match ev {
-                    Ok(WatchEvent::Init) => fresh = Some(HashSet::new()),
-                    Ok(WatchEvent::InitApply(ns)) => {
-                        if let Some(f) = fresh.as_mut() {
-                            apply(f, &ns);
-                        }
-                    }
-                    Ok(WatchEvent::InitDone) => {
-                        if let Some(f) = fresh.take() {
-                            *gating.write().expect("env index lock") = f;
-                        }
-                        let _ = tx.send(true);
-                    }
-                    Ok(WatchEvent::Apply(ns)) => apply(&mut gating.write().expect("env index lock"), &ns),
-                    Ok(WatchEvent::Delete(ns)) => {
-                        gating.write().expect("env index lock").remove(&ns.name_any());
-                    }
-                    Err(e) => tracing::warn!(error = %e, "namespace watch error; retrying with backoff"),
-                }
-            }
-        });
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
+        let config = crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT);
+        let forget = |gating: &mut HashSet<String>, ns: &PartialObjectMeta<Namespace>| {
+            gating.remove(&ns.name_any());
+        };
+        crate::watch_store::spawn(api, config, gating, tx, "namespace", apply, forget);
         index
     }
 

@@ -657,23 +657,12 @@ impl<'a> Planner<'a> {
         let observed = s.ns.observed.as_ref();
         let base = idle_base(s);
         match decide(observed, wanted) {
-            Decision::Event(event) => {
-                let busy: Vec<&str> = s.live().filter(|t| t.records.in_flight()).map(|t| t.name.as_str()).collect();
-                if busy.is_empty() {
-                    let seq = s.last_seq() + 1;
-                    let mut observed = taken(observed, wanted, true);
-                    observed.seq = seq;
-                    self.ns = Some(NsStep::Begin { observed, transition: Transition::new(seq, event) });
-                    format!("{}: taking the {event} event", verb(event))
-                } else {
-                    self.waiting = true;
-                    join(&[base, format!("{event} waits for running jobs: {}", busy.join(", "))])
-                }
-            }
-            Decision::Record => {
-                self.ns = Some(NsStep::Record { observed: taken(observed, wanted, false) });
-                base
-            }
+            // The same taking as after a held start; here a wait is shown beside the resting status.
+            Decision::Event(_) | Decision::Record => match self.next_event() {
+                Some(wait) if self.waiting => join(&[base, wait]),
+                Some(taking) => taking,
+                None => base,
+            },
             Decision::Idle => {
                 // A start template new to a started environment is a start event: the
                 // current start occurrence is taken up again, so the new templates run
