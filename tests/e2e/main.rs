@@ -1,5 +1,6 @@
 mod capture;
 mod cluster;
+mod example;
 mod http2;
 mod inputs;
 mod lifecycle;
