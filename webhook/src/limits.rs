@@ -51,8 +51,8 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest read buffer of a connection (request line and headers must fit).
 pub const HTTP1_MAX_BUF: usize = 64 * 1024;
-/// HTTP/2: requests in flight on one connection. Go's client (the API
-/// server's) opens another connection when a burst needs more.
+/// HTTP/2: requests in flight on one connection (announced in SETTINGS; Go's
+/// client, for one, opens another connection when a burst needs more).
 pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 32;
 /// HTTP/2: largest header list of a request, decoded (the API server's calls
 /// carry well under 1 KiB, an agent's adds its ~1 KiB token).

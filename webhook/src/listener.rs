@@ -1,10 +1,11 @@
 //! The TLS listener of port 8443: HTTP/1.1 and HTTP/2 on one port.
 //!
-//! The API server calls webhooks with Go's HTTP client, which speaks HTTP/2
-//! when the server offers it (ALPN `h2`, see [`crate::tls`]) and then
-//! multiplexes admissions over a few long-lived connections instead of opening
-//! a TLS connection per concurrent call. Agents speak HTTP/1.1 (they offer no
-//! ALPN). hyper's automatic builder serves whichever protocol the client
+//! The server offers HTTP/2 first (ALPN `h2`, see [`crate::tls`]): a client
+//! that takes it multiplexes its requests over few connections. The Kubernetes
+//! API server does not, for webhooks referenced by a Service: its webhook
+//! client offers only `http/1.1` (kubernetes/kubernetes#82090, so that
+//! concurrent calls spread over replicas); agents offer no ALPN and speak
+//! HTTP/1.1. hyper's automatic builder serves whichever protocol the client
 //! speaks, each with its own limits ([`crate::limits`]):
 //!
 //! - both: the connection cap, the TLS handshake timeout and the idle timeout
@@ -14,8 +15,8 @@
 //! - HTTP/1.1: the header read timeout and the read buffer;
 //! - HTTP/2: streams per connection, header list size and flow-control
 //!   windows, so one connection holds a bounded amount of memory. The server
-//!   sends no keep-alive PING of its own: a peer's PINGs (Go's health check)
-//!   keep a connection in use, a silent one is closed by the idle timeout as
+//!   sends no keep-alive PING of its own: a peer's PINGs (Go's HTTP/2 health
+//!   check) keep a connection in use, a silent one is closed by the idle timeout as
 //!   over HTTP/1.1.
 
 use std::net::SocketAddr;

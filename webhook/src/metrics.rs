@@ -27,7 +27,7 @@ pub struct ReasonLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabels {
-    /// `HTTP/2` or `HTTP/1.1` (the API server speaks HTTP/2, agents HTTP/1.1).
+    /// `HTTP/2` or `HTTP/1.1` (the API server and agents speak HTTP/1.1).
     pub protocol: &'static str,
     /// `mutate`, `validate`, `outputs` or `other`.
     pub endpoint: &'static str,

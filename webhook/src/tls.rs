@@ -115,8 +115,9 @@ impl CertStore {
             .expect("ring supports the default protocol versions")
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(self.clone()));
-        // HTTP/2 first: the API server's client takes it and multiplexes its
-        // calls; clients that offer only HTTP/1.1 (or no ALPN: agents) get that.
+        // HTTP/2 first for the clients that take it; clients that offer only
+        // HTTP/1.1 (the API server's webhook client) or no ALPN (agents) get
+        // HTTP/1.1.
         cfg.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Arc::new(cfg)
     }
