@@ -3,6 +3,11 @@
 //! server's CA) or, for tests only, plain TCP. The response is read with caps
 //! (16 KiB of headers, 64 KiB of body) and every socket operation is bounded
 //! by the request's deadline.
+//!
+//! The agent resolves no names: it dials the address admission gave it
+//! (`LIFECYCLE_SERVER_ADDR`, the server Service's IP and port) and verifies the
+//! certificate against the URL's host name, so a static binary needs no NSS and
+//! no resolver of its own.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -12,8 +17,6 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-
-use crate::dns;
 
 pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 64 * 1024;
@@ -83,7 +86,6 @@ impl fmt::Display for Url {
 /// Why a request got no response. All of these are worth a retry.
 #[derive(Debug)]
 pub enum HttpError {
-    Dns(dns::DnsError),
     Connect(String),
     Tls(String),
     Io(io::Error),
@@ -94,7 +96,6 @@ pub enum HttpError {
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HttpError::Dns(e) => write!(f, "cannot resolve the server: {e}"),
             HttpError::Connect(e) => write!(f, "cannot connect to the server: {e}"),
             HttpError::Tls(e) => write!(f, "TLS error: {e}"),
             HttpError::Io(e) => write!(f, "I/O error: {e}"),
@@ -150,14 +151,26 @@ pub fn tls_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
 
 pub struct Client {
     pub url: Url,
+    /// Where to connect; `None`: the URL's host, which must then be an IP address.
+    pub addr: Option<SocketAddr>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
     /// Sends `POST {base}{path}` and reads the response, all before `deadline`.
     pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8], deadline: Instant) -> Result<Response, HttpError> {
-        let addrs = dns::resolve(&self.url.host, deadline).map_err(HttpError::Dns)?;
-        let tcp = connect(&addrs, self.url.port, deadline)?;
+        let addr = match (self.addr, self.url.host.parse::<IpAddr>()) {
+            (Some(a), _) => a,
+            (None, Ok(ip)) => SocketAddr::new(ip, self.url.port),
+            (None, Err(_)) => {
+                return Err(HttpError::Connect(format!(
+                    "no address to dial: the agent resolves no names, and LIFECYCLE_SERVER_ADDR (set by the webhook) is empty \
+                     for server {}",
+                    self.url.host
+                )));
+            }
+        };
+        let tcp = connect(addr, deadline)?;
         let _ = tcp.set_nodelay(true);
         let stream = DeadlineStream { tcp, deadline };
         let mut req = format!(
@@ -197,20 +210,12 @@ fn exchange<S: Read + Write>(s: &mut S, msg: &[u8]) -> Result<Response, HttpErro
     read_response(s)
 }
 
-fn connect(addrs: &[IpAddr], port: u16, deadline: Instant) -> Result<TcpStream, HttpError> {
-    let mut last = String::from("no address");
-    for ip in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(HttpError::Timeout);
-        }
-        let addr = SocketAddr::new(*ip, port);
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(left)) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = format!("{addr}: {e}"),
-        }
+fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, HttpError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(HttpError::Timeout);
     }
-    Err(HttpError::Connect(last))
+    TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(left)).map_err(|e| HttpError::Connect(format!("{addr}: {e}")))
 }
 
 /// A TCP stream whose every read and write ends by the deadline.

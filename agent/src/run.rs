@@ -53,7 +53,13 @@ impl Config {
             } else {
                 None
             };
-            Ok(Client { url, tls })
+            let addr = match var(agent_env::SERVER_ADDR) {
+                Some(a) => Some(a.trim().parse().map_err(|_| {
+                    format!("{}={a:?} is not an IP address and port (e.g. 10.96.12.34:443)", agent_env::SERVER_ADDR)
+                })?),
+                None => None,
+            };
+            Ok(Client { url, addr, tls })
         })();
         let grace = match var(agent_env::GRACE_SECONDS).map(|v| v.trim().parse::<u64>()) {
             Some(Ok(s)) => Duration::from_secs(s),
