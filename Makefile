@@ -28,9 +28,17 @@ unit: ## Unit tests of every crate.
 	$(CARGO) test --locked --workspace --exclude lifecycle-e2e
 
 .PHONY: lint
-lint: ## rustfmt and clippy, warnings are errors.
+lint: lint-chart lint-workflows ## rustfmt and clippy (warnings are errors), the chart, the workflows.
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+.PHONY: lint-chart
+lint-chart: ## The Helm chart renders what manifests/ does; helm lint/template of every values file.
+	charts/test-render.sh
+
+.PHONY: lint-workflows
+lint-workflows: ## actionlint on .github/workflows (actionlint built from the Go module proxy, cached).
+	"$$(tests/tools/build-tools.sh | tail -n1)/actionlint" -no-color
 
 .PHONY: cluster-up
 cluster-up: ## Start the local cluster (builds Kubernetes once, cached in ~/.cache).
@@ -59,6 +67,10 @@ uninstall: ## Remove lifecycle-jobs from the current kube context (no webhook le
 .PHONY: e2e
 e2e: ## End-to-end suite; brings the local cluster up and deploys the product.
 	tests/run-e2e.sh
+
+.PHONY: scale-test
+scale-test: ## The server at scale on the local cluster (ENVS, TEMPLATES): RSS, idle leader CPU, admission p50/p99.
+	tests/scale/scale-test.sh
 
 .PHONY: bench
 bench: ## Admission throughput/latency over TLS, agent size and idle footprint.

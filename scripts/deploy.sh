@@ -84,6 +84,26 @@ read -r NS DEPLOYMENT < <(printf '%s\n' "$rendered" |
 
 log "context $context: applying $overlay"
 k apply -k "$overlay" >&2 || die "kubectl apply -k $overlay failed"
+# The local cluster runs the images that `make images` built here, under a tag
+# that never changes (:dev). So that the server runs the image just imported
+# (and not the one a previous deploy started, maybe from another checkout), the
+# pod template carries the image's ID: a new image rolls the Deployment, the same
+# one changes nothing.
+images_dir=${LJ_IMAGES_DIR:-$REPO/target/images}
+case $overlay in
+  *overlays/local*)
+    if [ -f "$images_dir/lifecycle-webhook.tar" ]; then
+      image_manifest=$(tar -xOf "$images_dir/lifecycle-webhook.tar" manifest.json) ||
+        die "cannot read $images_dir/lifecycle-webhook.tar"
+      [[ $image_manifest =~ \"Config\":\"([0-9a-f]{64})\.json\" ]] || die "no image ID in $images_dir/lifecycle-webhook.tar"
+      image_id=sha256:${BASH_REMATCH[1]}
+      log "server image: $image_id ($images_dir/lifecycle-webhook.tar)"
+      k -n "$NS" patch deployment "$DEPLOYMENT" --type merge \
+        -p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"local-cluster.lifecycle-jobs.dev/image-id\":\"$image_id\"}}}}}" >&2 ||
+        die "cannot record the image ID on deployment/$DEPLOYMENT"
+    fi
+    ;;
+esac
 
 # --- diagnostics -----------------------------------------------------------------
 diagnose() {

@@ -232,7 +232,7 @@ fn finish(cfg: &Config, deadline: Instant) -> i32 {
     let client = match &cfg.client {
         Ok(c) => c,
         Err(e) => {
-            let reason = format!("outputs not published: the agent is misconfigured: {e}");
+            let reason = format!("{}: the agent is misconfigured: {e}", names::OUTPUTS_NOT_PUBLISHED);
             terminate(cfg, &reason);
             return 1;
         }
@@ -241,7 +241,7 @@ fn finish(cfg: &Config, deadline: Instant) -> i32 {
     match publisher.publish(&submission, deadline) {
         Outcome::Published(_) => 0,
         Outcome::Failed(reason) => {
-            terminate(cfg, &format!("outputs not published: {reason}"));
+            terminate(cfg, &format!("{}: {reason}", names::OUTPUTS_NOT_PUBLISHED));
             1
         }
     }

@@ -95,6 +95,7 @@ async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyh
         metrics: Arc::new(Metrics::new()),
         certs: certs.clone(),
         jobs: JobIndex::empty(),
+        envs: lifecycle_webhook::env_index::EnvIndex::empty(),
     };
     let app = lifecycle_webhook::server::app(state);
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(certs.server_config());

@@ -110,6 +110,17 @@ pub const ENVIRONMENT_OBJECT: &str = "lifecycle-environment";
 /// Label on ConfigMaps and Secrets in a variables source namespace; value = project.
 pub const LABEL_PROJECT_VARIABLES: &str = "lifecycle-jobs.dev/project-variables";
 
+/// Annotation on the mirrored `lifecycle-project` objects, written by the
+/// server: JSON object `{"KEY": "<namespace>/<name>", …}`, the source object
+/// each key came from (names only, never values), for people and the plugin.
+pub const ANNOTATION_VARIABLE_SOURCES: &str = "lifecycle-jobs.dev/variable-sources";
+/// Annotation on the mirrored `lifecycle-project` objects, written by the
+/// server: a digest of what it last wrote (project, data, sources), so that a
+/// restarted server rewrites only what changed.
+pub const ANNOTATION_MIRROR_HASH: &str = "lifecycle-jobs.dev/mirror-hash";
+/// Field manager of the server's writes of the `lifecycle-project` objects.
+pub const PROJECT_VARIABLES_FIELD_MANAGER: &str = "lifecycle-jobs.dev/project-variables";
+
 /// Kind of an object a pod's `envFrom` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {
@@ -157,6 +168,22 @@ pub const OUTPUT_FILE: &str = "/qovery-output/qovery-output.json";
 pub const OUTPUT_FILE_NAME: &str = "qovery-output.json";
 /// Largest output file accepted.
 pub const OUTPUT_FILE_MAX_BYTES: usize = 1024 * 1024;
+
+/// Start of every "outputs were not published" reason: the agent's termination
+/// message, the Job's `outputs` annotation and its Warning Event all begin so.
+pub const OUTPUTS_NOT_PUBLISHED: &str = "outputs not published";
+
+/// Smallest `terminationGracePeriodSeconds` of a captured pod: the agent
+/// publishes after SIGTERM and retries (server restarting, network) until
+/// shortly before the grace period ends. Pods asking less get this at admission.
+pub const AGENT_MIN_GRACE_SECONDS: i64 = 60;
+/// The pod default when `terminationGracePeriodSeconds` is absent.
+pub const POD_DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// The grace period a captured pod gets: its own, raised to [`AGENT_MIN_GRACE_SECONDS`].
+pub fn captured_pod_grace(requested: Option<i64>) -> i64 {
+    requested.unwrap_or(POD_DEFAULT_GRACE_SECONDS).max(AGENT_MIN_GRACE_SECONDS)
+}
 
 /// Audience of the agent's projected service-account token.
 pub const TOKEN_AUDIENCE: &str = "lifecycle-jobs.dev";
@@ -231,6 +258,13 @@ pub const AGENT_ERROR_HEADER: &str = "lifecycle-agent-error";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captured_pods_get_at_least_the_agents_grace() {
+        assert_eq!(captured_pod_grace(None), AGENT_MIN_GRACE_SECONDS);
+        assert_eq!(captured_pod_grace(Some(5)), AGENT_MIN_GRACE_SECONDS);
+        assert_eq!(captured_pod_grace(Some(300)), 300);
+    }
 
     #[test]
     fn opt_out_is_false_in_any_case_with_spaces() {

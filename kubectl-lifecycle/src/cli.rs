@@ -124,6 +124,7 @@ Examples:
   kubectl lifecycle env list
   kubectl lifecycle env create preview-42 --project shop
   kubectl lifecycle env status preview-42
+  kubectl lifecycle env vars preview-42
   kubectl lifecycle env stop preview-42 --wait --timeout 5m
   kubectl lifecycle env redeploy preview-42 --wait
   kubectl lifecycle env delete preview-42 --wait";
@@ -183,6 +184,34 @@ gone.",
         after_help = "Examples:\n  kubectl lifecycle env delete preview-42\n  kubectl lifecycle env delete preview-42 --wait"
     )]
     Delete(TransitionArgs),
+    /// Show every variable a pod of the environment gets, with its scope and source
+    #[command(
+        long_about = "Show every variable that lifecycle-jobs gives a pod of the environment, with its scope \
+and the object it comes from. Pods get, in this order (a later source wins a name): the project's \
+variables (ConfigMap and Secret lifecycle-project, mirrored by the server from the project's source \
+objects, shown in parentheses), the environment's own (ConfigMap and Secret lifecycle-environment), \
+then the job outputs (ConfigMap and Secret lifecycle-outputs). The workload's own env and envFrom come \
+after and win over all of them.\n\n\
+Sensitive values (from Secrets) are masked (******) unless --show-sensitive is given.",
+        after_help = "Examples:\n  \
+kubectl lifecycle env vars preview-42\n  \
+kubectl lifecycle env vars preview-42 -o wide\n  \
+kubectl lifecycle env vars preview-42 --show-sensitive -o json"
+    )]
+    Vars(VarsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VarsArgs {
+    /// The environment's namespace (default: the current namespace)
+    #[arg(value_name = "NAMESPACE")]
+    pub env: Option<String>,
+    /// Show sensitive values (those you may read)
+    #[arg(long)]
+    pub show_sensitive: bool,
+    /// Output format (default: a table)
+    #[arg(short = 'o', long = "output", value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
 }
 
 /// `-o` values.

@@ -10,6 +10,7 @@ mod output;
 mod outputs;
 mod run;
 mod table;
+mod vars;
 mod wait;
 
 use std::process::ExitCode;
@@ -60,6 +61,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Env(EnvCommand::List(a)) => env::list(&ctx, a).await,
         Command::Env(EnvCommand::Status(a)) => env::status(&ctx, a).await,
         Command::Env(EnvCommand::Create(a)) => env::create(&ctx, a).await,
+        Command::Env(EnvCommand::Vars(a)) => vars::run(&ctx, a).await,
         Command::Env(_) => unreachable!("transitions are handled above"),
         Command::Run(a) => run::run(&ctx, a).await,
         Command::Outputs(a) => outputs::run(&ctx, a).await,

@@ -225,10 +225,18 @@ pub fn run_failed(namespace: &str, run: &RunInfo) -> anyhow::Error {
 /// Whether an environment transition is over.
 pub fn transition_verdict(goal: &TransitionGoal, obs: &Observed) -> Verdict {
     if let Some(failed) = obs.runs.values().find(|r| r.state.phase == Phase::Failed) {
-        return Verdict::Fail(run_failed(&goal.namespace, failed).context(format!(
-            "the {} of environment {} had a failed run; the controller goes on with it: follow with `kubectl lifecycle env status {}`",
-            goal.event, goal.namespace, goal.namespace
-        )));
+        let ns = &goal.namespace;
+        let next = match goal.event {
+            // A failed start run holds the start: later stages do not run, gated pods wait.
+            Event::Start => format!(
+                "the start of environment {ns} failed: its later stages do not run and its gated pods wait; fix the job, then \
+                 `kubectl lifecycle env redeploy {ns}` (see `kubectl lifecycle env status {ns}`)"
+            ),
+            event => format!(
+                "the {event} of environment {ns} had a failed run; the controller goes on with it: follow with `kubectl lifecycle env status {ns}`"
+            ),
+        };
+        return Verdict::Fail(run_failed(ns, failed).context(next));
     }
     let succeeded = obs.runs.values().filter(|r| r.state.phase == Phase::Succeeded).count();
     let runs_done = if succeeded == 0 {

@@ -3,7 +3,8 @@
 # only what is missing, so a machine that has them does not touch apt.
 set -euo pipefail
 pkgs=(runc containerd containernetworking-plugins busybox-static iptables conntrack socat
-      ethtool iproute2 ipset openssl curl ca-certificates gcc libc6-dev util-linux procps kmod)
+      ethtool iproute2 ipset openssl curl ca-certificates gcc libc6-dev util-linux procps kmod
+      python3 python3-yaml)
 missing=()
 for p in "${pkgs[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")

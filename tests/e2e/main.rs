@@ -1,5 +1,7 @@
 mod capture;
 mod cluster;
+mod inputs;
 mod lifecycle;
 mod plugin;
 mod security;
+mod stages;

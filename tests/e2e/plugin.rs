@@ -736,7 +736,8 @@ async fn plugin_clone_copies_a_lifecycle_job_and_reports_what_was_not_copied() -
             "Copied:",
             &format!("annotation {ANNOTATION_ON}=stop"),
             "Not copied:",
-            &format!("annotation {ANNOTATION_JOB_ID}=zf138d9c8"),
+            // admission recorded the JOBID it decided: normalised
+            &format!("annotation {ANNOTATION_JOB_ID}=ZF138D9C8"),
             &format!("Secret db-credentials (env DB_PASS of container main): MISSING in {d}"),
             &format!("JOBID in {d}: SEED (variables QOVERY_OUTPUT_JOB_SEED_<KEY>); in {s}: ZF138D9C8"),
         ],
@@ -745,7 +746,12 @@ async fn plugin_clone_copies_a_lifecycle_job_and_reports_what_was_not_copied() -
     // The copy is a template in the other environment; the Secret stayed behind.
     let copy = dst.api::<Job>().get("seed").await?;
     ensure!(copy.annotations().get(ANNOTATION_ON).map(String::as_str) == Some("stop"), "{:?}", copy.annotations());
-    ensure!(!copy.annotations().contains_key(ANNOTATION_JOB_ID), "job-id not copied: {:?}", copy.annotations());
+    // The source's job-id is not copied: admission records the copy's own JOBID, from its name.
+    ensure!(
+        copy.annotations().get(ANNOTATION_JOB_ID).map(String::as_str) == Some("SEED"),
+        "job-id not copied: {:?}",
+        copy.annotations()
+    );
     ensure!(copy.labels().get("app").map(String::as_str) == Some("shop"), "{:?}", copy.labels());
     let spec = copy.spec.clone().context("spec")?;
     ensure!(spec.suspend == Some(true), "the copy is a suspended template");
@@ -763,7 +769,7 @@ async fn plugin_clone_copies_a_lifecycle_job_and_reports_what_was_not_copied() -
         .success()?;
     let job = ran.json()?;
     ensure!(job["metadata"]["name"] == "seed-2" && job["metadata"]["namespace"] == d.as_str(), "{job:#}");
-    ensure!(job["metadata"]["annotations"][ANNOTATION_JOB_ID] == "zf138d9c8", "--keep-job-id: {job:#}");
+    ensure!(job["metadata"]["annotations"][ANNOTATION_JOB_ID] == "ZF138D9C8", "--keep-job-id: {job:#}");
     ensure!(job["spec"]["suspend"] == true, "{job:#}");
     ran.says(false, &["Would clone (dry run, nothing created)"])?;
     ensure!(dst.api::<Job>().get_opt("seed-2").await?.is_none(), "a dry run creates nothing");

@@ -101,6 +101,14 @@ pub struct Config {
     #[arg(long, env = "LIFECYCLE_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
     pub controller: bool,
 
+    /// Namespaces whose ConfigMaps and Secrets labelled
+    /// `lifecycle-jobs.dev/project-variables=<project>` are mirrored into that
+    /// project's environments (comma list; empty: the server's own namespace).
+    /// Earlier namespaces lose a key to later ones. The server needs to read
+    /// ConfigMaps and Secrets there (a Role in each).
+    #[arg(long, env = "LIFECYCLE_PROJECT_VARIABLES_NAMESPACES", value_delimiter = ',', default_value = "")]
+    pub project_variables_namespaces: Vec<String>,
+
     /// Log format.
     #[arg(long, env = "LIFECYCLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -128,6 +136,20 @@ impl Config {
             self.server_addr = service_link_addr(&self.server_url, lookup);
         }
         self
+    }
+
+    /// The variables source namespaces, in merge order (see the flag).
+    pub fn project_variables_sources(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for ns in self.project_variables_namespaces.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            if !out.iter().any(|o| o == ns) {
+                out.push(ns.to_string());
+            }
+        }
+        if out.is_empty() {
+            out.push(self.namespace.clone());
+        }
+        out
     }
 
     /// The username the API server gives this server's requests.
@@ -179,5 +201,13 @@ mod tests {
         assert_eq!(service_link_addr("https://other.ns.svc", env), None);
         let v6 = |k: &str| (k.ends_with("HOST")).then(|| "fd00::1".to_string()).or(Some("443".into()));
         assert_eq!(service_link_addr(url, v6).as_deref(), Some("[fd00::1]:443"));
+    }
+
+    #[test]
+    fn project_variables_sources_default_to_the_servers_namespace() {
+        let c = Config::parse_from(["lifecycle-webhook"]);
+        assert_eq!(c.project_variables_sources(), [lifecycle_contract::names::SYSTEM_NAMESPACE]);
+        let c = Config::parse_from(["lifecycle-webhook", "--project-variables-namespaces", "vars, team-vars,,vars"]);
+        assert_eq!(c.project_variables_sources(), ["vars", "team-vars"]);
     }
 }

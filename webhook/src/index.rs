@@ -9,11 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::core::{ObjectMeta, PartialObjectMeta};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, ResourceExt};
 use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_RUN, opts_out};
 use lifecycle_contract::{Event, JobId};
@@ -149,33 +146,10 @@ impl JobIndex {
         let (tx, rx) = watch::channel(false);
         let index = JobIndex { inner: Arc::default(), ready: rx };
         let inner = index.inner.clone();
-        tokio::spawn(async move {
-            let api: Api<PartialObjectMeta<Job>> = Api::all(client);
-            let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
-            let mut fresh: Option<Inner> = None;
-            while let Some(ev) = stream.next().await {
-                match ev {
-                    Ok(WatchEvent::Init) => fresh = Some(Inner::default()),
-                    Ok(WatchEvent::InitApply(job)) => {
-                        if let Some(f) = fresh.as_mut() {
-                            apply(f, &job);
-                        }
-                    }
-                    Ok(WatchEvent::InitDone) => {
-                        if let Some(f) = fresh.take() {
-                            *inner.write().expect("job index lock") = f;
-                        }
-                        let _ = tx.send(true);
-                    }
-                    Ok(WatchEvent::Apply(job)) => apply(&mut inner.write().expect("job index lock"), &job),
-                    Ok(WatchEvent::Delete(job)) => {
-                        let ns = job.namespace().unwrap_or_default();
-                        inner.write().expect("job index lock").remove(&ns, &job.name_any());
-                    }
-                    Err(e) => tracing::warn!(error = %e, "job watch error; retrying with backoff"),
-                }
-            }
-        });
+        let api: Api<PartialObjectMeta<Job>> = Api::all(client);
+        let forget =
+            |inner: &mut Inner, job: &PartialObjectMeta<Job>| inner.remove(&job.namespace().unwrap_or_default(), &job.name_any());
+        crate::watch_store::spawn(api, crate::kube_client::watch_config(), inner, tx, "job", apply, forget);
         index
     }
 

@@ -40,8 +40,14 @@ pub struct Metrics {
     pub admission_duration: Family<KindLabels, Histogram>,
     pub outputs_published: Counter,
     pub outputs_rejected: Family<ReasonLabels, Counter>,
+    /// Succeeded job pods whose agent could not publish (recorded once, by one replica).
+    pub outputs_lost: Counter,
     pub runs: Family<RunLabels, Counter>,
     pub leader: Gauge,
+    /// notAfter of the serving certificate, Unix seconds (set by the `CertStore`).
+    pub certificate_expiry: Gauge,
+    /// 1 when `/readyz` answers ok (set at each scrape).
+    pub ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -68,11 +74,32 @@ impl Metrics {
         registry.register("outputs_published", "Output files published to an environment", outputs_published.clone());
         let outputs_rejected = Family::<ReasonLabels, Counter>::default();
         registry.register("outputs_rejected", "Output submissions refused, by reason", outputs_rejected.clone());
+        let outputs_lost = Counter::default();
+        registry.register("outputs_lost", "Succeeded job pods whose agent could not publish their outputs", outputs_lost.clone());
         let runs = Family::<RunLabels, Counter>::default();
         registry.register("runs", "Lifecycle job runs, by event and result", runs.clone());
         let leader = Gauge::default();
         registry.register("controller_leader", "1 when this replica leads the environment controller", leader.clone());
-        Metrics { registry, admission_requests, admission_duration, outputs_published, outputs_rejected, runs, leader }
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the served TLS certificate expires (Unix seconds)",
+            certificate_expiry.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register("server_ready", "1 when this replica is ready to answer admissions", ready.clone());
+        Metrics {
+            registry,
+            admission_requests,
+            admission_duration,
+            outputs_published,
+            outputs_rejected,
+            outputs_lost,
+            runs,
+            leader,
+            certificate_expiry,
+            ready,
+        }
     }
 
     /// Prometheus text exposition of every metric.
@@ -82,3 +109,7 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -6,40 +6,47 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::{self, Readiness};
 use crate::config::{CertSource, Config};
+use crate::env_index::EnvIndex;
 use crate::index::JobIndex;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::tls::{CertFiles, CertStore};
-use crate::{admission, certs, controller, outputs, tls};
+use crate::{admission, certs, controller, limits, outputs, tls};
 
-/// Largest request body on the TLS port: an AdmissionReview carries the object
-/// twice at most (object and oldObject); an output file is at most 1 MiB.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-
-/// The TLS application: webhooks and the outputs API.
+/// The TLS application: webhooks and the outputs API, each behind its own
+/// limits (`crate::limits`): a flood of one does not starve the other.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .merge(admission::router())
-        .merge(outputs::router())
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+    let admission = admission::router()
+        .layer(axum::extract::DefaultBodyLimit::max(limits::ADMISSION_MAX_BODY))
+        .layer(axum::middleware::from_fn(limits::admission_layer));
+    let outputs = outputs::router().layer(axum::middleware::from_fn(limits::outputs_layer));
+    Router::new().merge(admission).merge(outputs).with_state(state)
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    let client = crate::kube_client::client().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
-    let certs = CertStore::new();
+    let certs = CertStore::with_expiry_gauge(metrics.certificate_expiry.clone());
     let ready = Readiness::default();
     let jobs = JobIndex::start(client.clone());
+    let envs = EnvIndex::start(client.clone());
 
-    let state = AppState { config: config.clone(), client, metrics: metrics.clone(), certs: certs.clone(), jobs: jobs.clone() };
+    let client_for_losses = client.clone();
+    let state = AppState {
+        config: config.clone(),
+        client,
+        metrics: metrics.clone(),
+        certs: certs.clone(),
+        jobs: jobs.clone(),
+        envs: envs.clone(),
+    };
 
     let mut tasks = tokio::task::JoinSet::new();
     match config.cert_source {
@@ -56,16 +63,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tasks.spawn(async move { certs::run(s).await.context("self-managed certificates") });
         }
     }
+    // Every replica records outputs its agents could not publish; the
+    // controller starts once the pods that ended while it was down are handled,
+    // so that it counts their runs as failed.
+    let losses = outputs::lost::start(client_for_losses, config.pod_name.clone(), metrics.clone());
     if config.controller {
         let s = state.clone();
-        tasks.spawn(async move { controller::run(s).await.context("environment controller") });
+        tasks.spawn(async move {
+            // Bounded: a Job that cannot be patched must not keep the controller down.
+            if tokio::time::timeout(Duration::from_secs(120), losses.wait_until_synced()).await.is_err() {
+                tracing::warn!("lost outputs of earlier pods not all recorded yet; starting the controller anyway");
+            }
+            controller::run(s).await.context("environment controller")
+        });
     }
 
-    // Ready once the certificate is served and the job index has synced.
+    // Ready once the certificate is served and the job and environment indexes have synced.
     {
         let (certs, jobs, ready) = (certs.clone(), jobs.clone(), ready.clone());
         tokio::spawn(async move {
             jobs.wait_until_ready().await;
+            envs.wait_until_ready().await;
             while !certs.is_loaded() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -86,7 +104,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let handle = axum_server::Handle::new();
     let tls = RustlsConfig::from_config(certs.server_config());
-    let server = axum_server::bind_rustls(config.listen, tls).handle(handle.clone());
+    let acceptor = RustlsAcceptor::new(tls)
+        .handshake_timeout(limits::TLS_HANDSHAKE_TIMEOUT)
+        .acceptor(limits::LimitedAcceptor::new(limits::MAX_CONNECTIONS, limits::IDLE_TIMEOUT));
+    let mut server = axum_server::bind(config.listen).acceptor(acceptor).handle(handle.clone());
+    // HTTP/1.1 only (the ALPN offer); hyper's timer makes the header read timeout work.
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+        .max_buf_size(limits::HTTP1_MAX_BUF);
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "serving");
 
     let shutdown = {

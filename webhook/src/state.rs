@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::env_index::EnvIndex;
 use crate::index::JobIndex;
 use crate::metrics::Metrics;
 use crate::tls::CertStore;
@@ -17,4 +18,6 @@ pub struct AppState {
     pub certs: CertStore,
     /// Jobs by namespace and JOBID, fed by a watch (no API call on admission).
     pub jobs: JobIndex,
+    /// Environments whose new pods are gated now, fed by a watch (no API call on admission).
+    pub envs: EnvIndex,
 }

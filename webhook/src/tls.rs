@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use prometheus_client::metrics::gauge::Gauge;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -55,6 +56,8 @@ struct Loaded {
 #[derive(Clone, Default)]
 pub struct CertStore {
     inner: Arc<ArcSwapOption<Loaded>>,
+    /// Set to the served leaf's notAfter (Unix seconds) whenever one is installed.
+    expiry: Option<Gauge>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -68,6 +71,12 @@ impl CertStore {
         Self::default()
     }
 
+    /// A store that reports the expiry of the certificate it serves to `gauge`
+    /// (whatever the source: files or the server's own certificate manager).
+    pub fn with_expiry_gauge(gauge: Gauge) -> Self {
+        CertStore { expiry: Some(gauge), ..Self::default() }
+    }
+
     /// Parses and installs a key pair; the previous one stays if this fails.
     pub fn set(&self, pem: CertPem) -> Result<(), TlsError> {
         if let Some(cur) = self.inner.load_full()
@@ -76,6 +85,11 @@ impl CertStore {
             return Ok(());
         }
         let key = certified_key(&pem)?;
+        if let Some(gauge) = &self.expiry
+            && let Some(not_after) = key.end_entity_cert().ok().and_then(|der| crate::certs::pki::CertInfo::parse(der).ok())
+        {
+            gauge.set(not_after.not_after);
+        }
         self.inner.store(Some(Arc::new(Loaded { key: Arc::new(key), pem: Arc::new(pem) })));
         Ok(())
     }

@@ -14,6 +14,11 @@
 //! 2. the moment the start is requested (the event being taken in);
 //! 3. during the start, once one template's start run has completed while the
 //!    other's is still in flight (held by a gate the test opens afterwards).
+//!
+//! The templates are in start stages 1 (alpha) and 2 (beta): beta's runs start
+//! only after alpha's ended, stops go the other way, and a pod created during
+//! the second start stays behind the start-jobs scheduling gate until it ends,
+//! then runs (issue 9).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -25,12 +30,14 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client, ResourceExt};
-use lifecycle_contract::names::{ANNOTATION_LAST_RUNS, SYSTEM_NAMESPACE};
+use lifecycle_contract::names::{
+    ANNOTATION_INJECT_OUTPUTS, ANNOTATION_LAST_RUNS, ANNOTATION_STAGE, LABEL_RUN, SCHEDULING_GATE_START_JOBS, SYSTEM_NAMESPACE,
+};
 use lifecycle_e2e::lifecycle::{
     Runs, annotate, condition, environment, lifecycle_job, live_and_ready, names, runs, set_state, small_deployment,
     wait_runs_complete, wait_status, wanted_replicas,
 };
-use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, obj, wait_for_deployment_available, wait_until};
+use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, obj, wait_for_deployment_available, wait_for_pod_running, wait_until};
 use serde_json::{Value, json};
 
 /// The controller's Lease and the server's Deployment.
@@ -44,10 +51,12 @@ const TRANSITION: Duration = Duration::from_secs(300);
 // --- objects ------------------------------------------------------------------------------------
 
 /// A plain Pod (never scaled by the controller) serving `/open` on port 8080
-/// behind Service `gate`: while it exists, the gate is open.
+/// behind Service `gate`: while it exists, the gate is open. A start job needs
+/// it, so it must not wait for the start: it reads no outputs
+/// (`inject-outputs: "false"`), which also keeps it out of the start-jobs gate.
 fn gate_pod() -> Pod {
     obj(json!({
-        "metadata": {"name": "gate", "labels": {"app": "gate"}},
+        "metadata": {"name": "gate", "labels": {"app": "gate"}, "annotations": {ANNOTATION_INJECT_OUTPUTS: "false"}},
         "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
             "name": "httpd", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
             "command": ["sh", "-c", "mkdir -p /www && echo open > /www/open && exec httpd -f -p 8080 -h /www"],
@@ -68,7 +77,25 @@ fn workload(name: &str) -> Deployment {
     small_deployment(name, 1, &["sleep", "3600"])
 }
 
+/// A bare pod of the environment (it reads the outputs: it is gated during a start).
+fn probe_pod() -> Pod {
+    obj(json!({
+        "metadata": {"name": "probe"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "app", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"],
+            "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}}
+        }]}
+    }))
+}
+
 // --- reading the cluster ------------------------------------------------------------------------
+
+fn is_gated(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| g.iter().any(|g| g.name == SCHEDULING_GATE_START_JOBS))
+}
 
 async fn replicas(client: &Client, ns: &str, name: &str) -> Result<i32> {
     let d = Api::<Deployment>::namespaced(client.clone(), ns).get(name).await?;
@@ -127,10 +154,11 @@ async fn controller_killed_during_stop_and_start_runs_each_template_once_per_eve
     ns.create(&gate_service()).await?;
     ns.create(&gate_pod()).await?;
     ns.create(&workload("app")).await?;
-    ns.create(&lifecycle_job("alpha", "start,stop", "sleep 2; echo alpha", false)).await?;
+    let alpha = lifecycle_job("alpha", "start,stop", "sleep 2; echo alpha", false);
+    ns.create(&annotate(alpha, &[(ANNOTATION_STAGE, "1")])).await?;
     let beta_start = serde_json::to_string(&["sh", "-c", gate_wait])?;
     let beta = lifecycle_job("beta", "start,stop", "sleep 4; echo beta", false);
-    ns.create(&annotate(beta, &[("lifecycle-jobs.dev/on-start-command", &beta_start)])).await?;
+    ns.create(&annotate(beta, &[("lifecycle-jobs.dev/on-start-command", &beta_start), (ANNOTATION_STAGE, "2")])).await?;
     wait_runs_complete(&client, &name, "alpha", "start", Runs::Exactly(1), TRANSITION).await?;
     wait_runs_complete(&client, &name, "beta", "start", Runs::Exactly(1), TRANSITION).await?;
     wait_status(&client, &name, "started", TRANSITION).await?;
@@ -171,6 +199,10 @@ async fn controller_killed_during_stop_and_start_runs_each_template_once_per_eve
         Ok((alpha_done && beta_held).then_some(names(&beta)))
     })
     .await?;
+    // A pod created now waits behind the start-jobs gate.
+    ns.create(&probe_pod()).await?;
+    let probe = ns.api::<Pod>().get("probe").await?;
+    ensure!(is_gated(&probe), "a pod created during the start is gated");
     // The leader may have changed since: kill the current one.
     let leader = wait_server_ready(&client, &killed).await?;
     kill_leader(&client, &leader, &format!("while beta's start run was held ({held:?})"), &mut killed).await?;
@@ -202,6 +234,31 @@ async fn controller_killed_during_stop_and_start_runs_each_template_once_per_eve
         eprintln!("{t}: start runs {:?}, stop runs {:?}", names(&starts), names(&stops));
     }
     ensure!(killed.len() == 3, "three leaders were killed: {killed:?}");
+
+    // Stages: each start's beta run was created after alpha's had completed; each
+    // stop's alpha run after beta's.
+    let alpha_starts = runs(&client, &name, "alpha", "start").await?;
+    let beta_starts = runs(&client, &name, "beta", "start").await?;
+    for b in &beta_starts {
+        let run = b.labels().get(LABEL_RUN).cloned();
+        let a =
+            alpha_starts.iter().find(|a| a.labels().get(LABEL_RUN) == run.as_ref()).context("alpha's run of the same start")?;
+        ensure!(
+            b.metadata.creation_timestamp >= a.status.as_ref().and_then(|s| s.completion_time.clone()),
+            "beta's start run {} was created before alpha's {} completed",
+            b.name_any(),
+            a.name_any()
+        );
+    }
+    let (alpha_stop, beta_stop) =
+        (&runs(&client, &name, "alpha", "stop").await?[0], &runs(&client, &name, "beta", "stop").await?[0]);
+    ensure!(
+        alpha_stop.metadata.creation_timestamp >= beta_stop.status.as_ref().and_then(|s| s.completion_time.clone()),
+        "stop runs go by descending stage"
+    );
+    // The gate was removed, and the pod runs.
+    wait_for_pod_running(&client, &name, "probe", TRANSITION).await?;
+    ensure!(!is_gated(&ns.api::<Pod>().get("probe").await?), "the gate is removed");
     eprintln!("final status: {status}");
     Ok(())
 }

@@ -2,5 +2,6 @@
 //! they run alone, one at a time, after the main suite
 //! (`cargo test -p lifecycle-e2e --test disruptive -- --test-threads=1`).
 
+mod bounded;
 mod controller_kill;
 mod operations;

@@ -13,17 +13,16 @@ use serde_json::{Value, json};
 
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::{
-    ANNOTATION_INJECT_OUTPUTS, INJECTED_SOURCES, LABEL_CAPTURE, OUTPUT_DIR, SourceKind, TOKEN_AUDIENCE, agent_env, injected,
-    opts_out,
+    ANNOTATION_INJECT_OUTPUTS, INJECTED_SOURCES, LABEL_CAPTURE, OUTPUT_DIR, SourceKind, TOKEN_AUDIENCE, agent_env,
+    captured_pod_grace, injected, opts_out,
 };
+use lifecycle_contract::names::{GATED_START_JOBS, LABEL_GATED, LABEL_RUN, SCHEDULING_GATE_START_JOBS};
 
-use super::review::{Op, Request, Verdict};
+use super::review::{Op, Request, Verdict, escape};
 use crate::state::AppState;
 
 /// Seconds of the agent's projected token; the kubelet refreshes it at 80%.
 const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
-/// The pod default when `terminationGracePeriodSeconds` is absent.
-const DEFAULT_GRACE_SECONDS: i64 = 30;
 
 #[derive(Debug, Deserialize, Default)]
 struct PodIn<'a> {
@@ -52,6 +51,8 @@ struct SpecIn<'a> {
     volumes: Option<Vec<Named<'a>>>,
     #[serde(default)]
     termination_grace_period_seconds: Option<i64>,
+    #[serde(default, borrow)]
+    scheduling_gates: Option<Vec<Named<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,11 +117,18 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
         server_addr: state.config.server_addr.as_deref().unwrap_or(""),
         ca_bundle: certs.as_ref().map(|c| c.ca_bundle.as_str()).unwrap_or(""),
     };
-    mutate(raw.get(), &settings)
+    let gate = state.envs.gates(req.namespace.as_deref().unwrap_or(""));
+    mutate_gated(raw.get(), &settings, gate)
 }
 
-/// The patch for one pod, from its raw JSON.
+/// The patch for one pod, from its raw JSON, in an environment that gates no pod now.
 pub fn mutate(raw: &str, settings: &PodSettings<'_>) -> Verdict {
+    mutate_gated(raw, settings, false)
+}
+
+/// The patch for one pod, from its raw JSON; `gate`: the environment's start is
+/// pending or running (see [`crate::controller::gate`]).
+pub fn mutate_gated(raw: &str, settings: &PodSettings<'_>, gate: bool) -> Verdict {
     let pod: PodIn<'_> = match serde_json::from_str(raw) {
         Ok(p) => p,
         // The API server has already validated the object's shape; a pod we
@@ -142,6 +150,12 @@ pub fn mutate(raw: &str, settings: &PodSettings<'_>) -> Verdict {
         }
     }
 
+    // The pods of lifecycle runs carry the label `run` (from their Job's pod
+    // template): they are what the others wait for.
+    if gate && inject && !pod.metadata.labels.contains_key(LABEL_RUN) {
+        gate_ops(&pod, &mut ops);
+    }
+
     if let Some(label) = capture {
         match JobId::parse(label) {
             Some(job_id) => capture_ops(&pod.spec, &job_id, settings, &mut ops, &mut warnings),
@@ -151,6 +165,21 @@ pub fn mutate(raw: &str, settings: &PodSettings<'_>) -> Verdict {
         }
     }
     Verdict { denied: None, patch: ops, warnings }
+}
+
+/// The start-jobs scheduling gate, and the label the controller finds gated pods by.
+fn gate_ops(pod: &PodIn<'_>, ops: &mut Vec<Op>) {
+    let gate = json!({"name": SCHEDULING_GATE_START_JOBS});
+    match &pod.spec.scheduling_gates {
+        Some(gates) if gates.iter().any(|g| g.name == SCHEDULING_GATE_START_JOBS) => {}
+        Some(_) => ops.push(Op::add("/spec/schedulingGates/-", gate)),
+        None => ops.push(Op::add("/spec/schedulingGates", json!([gate]))),
+    }
+    if pod.metadata.labels.is_empty() {
+        ops.push(Op::add("/metadata/labels", json!({LABEL_GATED: GATED_START_JOBS})));
+    } else if !pod.metadata.labels.contains_key(LABEL_GATED) {
+        ops.push(Op::add(format!("/metadata/labels/{}", escape(LABEL_GATED)), json!(GATED_START_JOBS)));
+    }
 }
 
 fn containers_of<'s, 'a>(spec: &'s SpecIn<'a>) -> impl Iterator<Item = (&'static str, &'s [ContainerIn<'a>])> {
@@ -257,7 +286,11 @@ fn capture_ops(spec: &SpecIn<'_>, job_id: &JobId, s: &PodSettings<'_>, ops: &mut
     // The agent, first among init containers so it watches before anything runs.
     let inits = spec.init_containers.as_deref().unwrap_or(&[]);
     if !inits.iter().any(|c| c.name == injected::AGENT_CONTAINER) {
-        let grace = spec.termination_grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+        // Time for the agent's retries: raised (never lowered) to its minimum.
+        let grace = captured_pod_grace(spec.termination_grace_period_seconds);
+        if spec.termination_grace_period_seconds != Some(grace) {
+            ops.push(Op::add("/spec/terminationGracePeriodSeconds", json!(grace)));
+        }
         let agent = agent_container_json(job_id, grace, s);
         match spec.init_containers {
             None => ops.push(Op::add_raw("/spec/initContainers", raw(format!("[{agent}]")))),
@@ -402,7 +435,7 @@ mod tests {
             "metadata": {"name": "seed-abc", "labels": {LABEL_CAPTURE: "SEED", "job-name": "seed"}},
             "spec": {
                 "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 45,
+                "terminationGracePeriodSeconds": 75,
                 "containers": [
                     {"name": "main", "image": "busybox:local", "env": [{"name": "A", "value": "1"}],
                      "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]},
@@ -556,7 +589,8 @@ mod tests {
         assert_eq!(inits[1]["restartPolicy"], "Always", "another sidecar keeps its restartPolicy");
         assert_eq!(inits[1]["unknownFutureField"]["x"], 1);
         let env = inits[0]["env"].as_array().unwrap();
-        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == "45"));
+        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == "75"));
+        assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 75, "a longer grace period is kept");
         assert!(env.iter().any(|e| e["name"] == agent_env::JOB_ID && e["value"] == "SEED"));
         let vols = out["spec"]["volumes"].as_array().unwrap();
         assert_eq!(vols.len(), 3);
@@ -597,7 +631,10 @@ mod tests {
         assert_eq!(out["spec"]["initContainers"][0]["name"], injected::AGENT_CONTAINER);
         assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 2);
         let env = out["spec"]["initContainers"][0]["env"].as_array().unwrap();
-        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == "30"));
+        // No grace period (30 s) is raised to the agent's minimum.
+        let min = lifecycle_contract::names::AGENT_MIN_GRACE_SECONDS;
+        assert!(env.iter().any(|e| e["name"] == agent_env::GRACE_SECONDS && e["value"] == min.to_string().as_str()));
+        assert_eq!(out["spec"]["terminationGracePeriodSeconds"], min);
     }
 
     #[test]
@@ -616,5 +653,51 @@ mod tests {
         let (out, v) = run(&pod);
         assert!(out["spec"].get("initContainers").is_none());
         assert_eq!(v.warnings.len(), 1);
+    }
+
+    // ---- the start-jobs gate ----
+
+    fn gated(pod: &Value) -> (Value, Verdict) {
+        let v = mutate_gated(&pod.to_string(), &settings(), true);
+        assert!(v.denied.is_none(), "{:?}", v.denied);
+        (apply(pod, &v), v)
+    }
+
+    #[test]
+    fn pods_of_a_starting_environment_are_gated_and_labelled() {
+        let pod = json!({"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "a"}]}});
+        let (out, _) = gated(&pod);
+        assert_eq!(out["spec"]["schedulingGates"], json!([{"name": SCHEDULING_GATE_START_JOBS}]));
+        assert_eq!(out["metadata"]["labels"], json!({"app": "web", LABEL_GATED: GATED_START_JOBS}));
+        assert_eq!(out["spec"]["containers"][0]["envFrom"].as_array().unwrap().len(), INJECTED_SOURCES.len());
+        // Re-invocation adds nothing.
+        assert!(mutate_gated(&out.to_string(), &settings(), true).patch.is_empty());
+        // Not gating: nothing about gates.
+        let (out, _) = run(&pod);
+        assert!(out["spec"].get("schedulingGates").is_none());
+    }
+
+    #[test]
+    fn own_gates_and_no_labels_are_kept() {
+        let pod =
+            json!({"metadata": {}, "spec": {"schedulingGates": [{"name": "example.com/quota"}], "containers": [{"name": "a"}]}});
+        let (out, _) = gated(&pod);
+        assert_eq!(out["spec"]["schedulingGates"], json!([{"name": "example.com/quota"}, {"name": SCHEDULING_GATE_START_JOBS}]));
+        assert_eq!(out["metadata"]["labels"], json!({LABEL_GATED: GATED_START_JOBS}));
+    }
+
+    #[test]
+    fn run_pods_and_opted_out_pods_are_never_gated() {
+        let mut run_pod = job_pod();
+        run_pod["metadata"]["labels"][LABEL_RUN] = json!("3");
+        let (out, _) = gated(&run_pod);
+        assert!(out["spec"].get("schedulingGates").is_none());
+        assert!(out["metadata"]["labels"].get(LABEL_GATED).is_none());
+        // A plain Job's pod is a workload: it waits.
+        let (out, _) = gated(&job_pod());
+        assert_eq!(out["spec"]["schedulingGates"][0]["name"], SCHEDULING_GATE_START_JOBS);
+        let opted_out =
+            json!({"metadata": {"annotations": {ANNOTATION_INJECT_OUTPUTS: "false"}}, "spec": {"containers": [{"name": "a"}]}});
+        assert!(mutate_gated(&opted_out.to_string(), &settings(), true).patch.is_empty());
     }
 }

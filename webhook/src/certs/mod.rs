@@ -106,7 +106,7 @@ impl Manager {
     }
 
     async fn run(self) -> anyhow::Result<()> {
-        let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+        let by_name = |n: &str| crate::kube_client::watch_config().fields(&format!("metadata.name={n}"));
         let mut secret_events = watcher::watcher(self.secrets.clone(), by_name(self.secret_name())).default_backoff().boxed();
         let mut mutating_events =
             watcher::watcher(self.mutating.clone(), by_name(&self.state.config.mutating_webhook)).default_backoff().boxed();

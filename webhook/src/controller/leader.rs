@@ -6,7 +6,10 @@
 //! observer's own monotonic clock (how long the Lease has not changed), never by
 //! comparing its `renewTime` with the local wall clock, so clock skew between
 //! nodes does not matter. A leader that could not renew for [`RENEW_DEADLINE`]
-//! (shorter than the duration) stops by itself, before anyone may take over.
+//! (shorter than the duration) stops by itself, before anyone may take over:
+//! every Lease call is bounded by the time left until that deadline
+//! ([`call_budget`]), counted from the start of the last successful renewal, so
+//! a hung call cannot keep a replica leading after the Lease could have expired.
 //! Writes are conditional on the Lease's resourceVersion: of two candidates, one wins.
 
 use std::time::{Duration, Instant};
@@ -21,6 +24,18 @@ pub const RENEW_PERIOD: Duration = Duration::from_secs(5);
 pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// How often a follower looks at the Lease.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(2);
+/// Longest Lease call of a follower (it holds nothing, so only to not hang).
+pub const FOLLOWER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait to release the Lease at shutdown.
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The pure timing rule of a leader: how long its next Lease call may take,
+/// given the time since its last successful renewal *started* (the Lease was
+/// written no earlier than that, so others see it expire no earlier than that
+/// plus [`LEASE_DURATION`]). `None`: leadership must be dropped now.
+pub fn call_budget(since_last_renewal: Duration) -> Option<Duration> {
+    RENEW_DEADLINE.checked_sub(since_last_renewal).filter(|left| !left.is_zero())
+}
 
 /// What a replica should do with the Lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +89,13 @@ pub struct Elector {
     me: String,
     /// The Lease's resourceVersion when last seen change, and when.
     seen: Option<(String, Instant)>,
+    /// When the last successful take or renewal started.
+    renewed: Option<Instant>,
 }
 
 impl Elector {
     pub fn new(client: kube::Client, namespace: &str, me: &str) -> Elector {
-        Elector { api: Api::namespaced(client, namespace), me: me.to_string(), seen: None }
+        Elector { api: Api::namespaced(client, namespace), me: me.to_string(), seen: None, renewed: None }
     }
 
     /// Takes or renews the Lease if this replica may; `Ok(true)` when it leads.
@@ -129,6 +146,12 @@ impl Elector {
 
     /// Gives the Lease up (graceful shutdown): the other replica takes it at once.
     pub async fn release(&mut self) {
+        if tokio::time::timeout(RELEASE_TIMEOUT, self.release_now()).await.is_err() {
+            tracing::warn!("could not release the controller lease in time; it expires by itself");
+        }
+    }
+
+    async fn release_now(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(super::keys::LEASE_NAME).await else { return };
         if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) != Some(self.me.as_str()) {
             return;
@@ -146,10 +169,15 @@ impl Elector {
     /// Waits until this replica leads.
     pub async fn acquire(&mut self) {
         loop {
-            match self.try_lead().await {
-                Ok(true) => return,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "reading the controller lease"),
+            let started = Instant::now();
+            match tokio::time::timeout(FOLLOWER_CALL_TIMEOUT, self.try_lead()).await {
+                Ok(Ok(true)) => {
+                    self.renewed = Some(started);
+                    return;
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "reading the controller lease"),
+                Err(_) => tracing::warn!(timeout = ?FOLLOWER_CALL_TIMEOUT, "reading the controller lease timed out"),
             }
             tokio::time::sleep(RETRY_PERIOD).await;
         }
@@ -158,20 +186,31 @@ impl Elector {
     /// Renews while leading; returns when leadership is lost (another holder,
     /// or no successful renewal for [`RENEW_DEADLINE`]).
     pub async fn keep(&mut self) {
-        let mut last_ok = Instant::now();
+        let mut pause = RENEW_PERIOD;
         loop {
-            tokio::time::sleep(RENEW_PERIOD).await;
-            match self.try_lead().await {
-                Ok(true) => last_ok = Instant::now(),
-                Ok(false) => {
+            tokio::time::sleep(pause).await;
+            let renewed = *self.renewed.get_or_insert_with(Instant::now);
+            let Some(budget) = call_budget(renewed.elapsed()) else {
+                tracing::warn!(deadline = ?RENEW_DEADLINE, "controller lease not renewed in time: giving up leadership");
+                return;
+            };
+            let started = Instant::now();
+            match tokio::time::timeout(budget, self.try_lead()).await {
+                Ok(Ok(true)) => {
+                    self.renewed = Some(started);
+                    pause = RENEW_PERIOD;
+                }
+                Ok(Ok(false)) => {
                     tracing::warn!("controller lease taken by another replica");
                     return;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "renewing the controller lease");
-                    if last_ok.elapsed() >= RENEW_DEADLINE {
-                        return;
-                    }
+                    pause = RETRY_PERIOD;
+                }
+                Err(_) => {
+                    tracing::warn!(timeout = ?budget, "renewing the controller lease timed out");
+                    pause = RETRY_PERIOD;
                 }
             }
         }
@@ -209,6 +248,23 @@ mod tests {
     fn renew_deadline_is_shorter_than_the_lease() {
         const { assert!(RENEW_DEADLINE.as_secs() < LEASE_DURATION.as_secs()) };
         const { assert!(RENEW_PERIOD.as_secs() * 2 <= RENEW_DEADLINE.as_secs()) };
+    }
+
+    #[test]
+    fn lease_calls_are_bounded_by_the_renew_deadline() {
+        assert_eq!(call_budget(S(0)), Some(RENEW_DEADLINE));
+        assert_eq!(call_budget(RENEW_PERIOD), Some(RENEW_DEADLINE - RENEW_PERIOD));
+        assert_eq!(call_budget(Duration::from_millis(9_500)), Some(Duration::from_millis(500)));
+        assert_eq!(call_budget(RENEW_DEADLINE), None);
+        assert_eq!(call_budget(S(60)), None);
+        // Whatever a call does, it ends (and leadership is dropped) before the
+        // Lease can expire for the other replica.
+        for since_ms in (0..=12_000).step_by(250) {
+            let since = Duration::from_millis(since_ms);
+            if let Some(b) = call_budget(since) {
+                assert!(since + b <= RENEW_DEADLINE && RENEW_DEADLINE < LEASE_DURATION);
+            }
+        }
     }
 
     #[test]

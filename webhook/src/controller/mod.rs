@@ -11,11 +11,13 @@
 //! See `plan.rs` for the exactly-once argument, the queue and the failure semantics.
 
 pub mod decide;
+pub mod gate;
 pub mod keys;
 pub mod leader;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod rollout;
 pub mod run_job;
 pub mod scale;
 pub mod templates;
@@ -25,15 +27,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
-use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_JOB, never_environment};
+use kube::runtime::{Controller, WatchStreamExt};
+use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_GATED, LABEL_JOB, never_environment};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::state::AppState;
@@ -127,14 +129,20 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let env_ctx = Arc::new(EnvCtx {
-        cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone() },
+        cluster: KubeCluster { client: client.clone(), recorder, metrics: state.metrics.clone(), told: Default::default() },
         server_namespace: state.config.namespace.clone(),
     });
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
     let environments =
-        Controller::new(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(LABEL_ENVIRONMENT))
-            .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), watcher::Config::default(), job_to_env)
+        Controller::new(Api::<Namespace>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
+            .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), crate::kube_client::watch_config(), job_to_env)
+            // Gated pods: a pod gated just after its environment stopped gating is released at once.
+            .watches(
+                Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+                crate::kube_client::watch_config().labels(LABEL_GATED),
+                |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
+            )
             .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
             .run(reconcile, error_policy, env_ctx)
             .for_each(|r| {
@@ -144,7 +152,15 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
                 futures::future::ready(())
             });
 
-    let templates = Controller::new(Api::<templates::JobMeta>::all(client.clone()), watcher::Config::default())
+    // Every Job of the cluster is stored here (a deleted template may sit in a
+    // namespace that is no longer an environment), slimmed to what the cleanup reads.
+    let (store, writer) = kube::runtime::reflector::store();
+    let jobs = kube::runtime::watcher(Api::<templates::JobMeta>::all(client.clone()), crate::kube_client::watch_config())
+        .default_backoff()
+        .modify(templates::slim)
+        .reflect(writer)
+        .applied_objects();
+    let templates = Controller::for_stream(jobs, store)
         .with_config(ControllerConfig::default().concurrency(8))
         .run(templates::reconcile, templates::error_policy, Arc::new(templates::Ctx { client }))
         .for_each(|r| {
@@ -154,6 +170,9 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
             futures::future::ready(())
         });
 
-    futures::join!(environments, templates);
+    // Project variables are mirrored by the same leader (crate::project_vars).
+    let project_vars = crate::project_vars::run(state.clone());
+
+    futures::join!(environments, templates, project_vars);
     Ok(())
 }

@@ -170,7 +170,11 @@ pub struct Outcome {
 pub fn job_outcome(job: &Job) -> Option<Outcome> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
     conditions.iter().filter(|c| c.status == "True").find_map(|c| match c.type_.as_str() {
-        "Complete" => Some(Outcome { succeeded: true, reason: c.reason.clone(), message: c.message.clone() }),
+        // Its pods succeeded, but outputs the server could not publish make it a failure.
+        "Complete" => Some(match crate::outputs::lost::recorded_loss(job) {
+            Some(why) => Outcome { succeeded: false, reason: Some("OutputsNotPublished".into()), message: Some(why.into()) },
+            None => Outcome { succeeded: true, reason: c.reason.clone(), message: c.message.clone() },
+        }),
         "Failed" => Some(Outcome { succeeded: false, reason: c.reason.clone(), message: c.message.clone() }),
         _ => None,
     })

@@ -55,16 +55,17 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::Event;
 use lifecycle_contract::names::{
-    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE, ANNOTATION_STAGE, ANNOTATION_STATUS,
-    LABEL_RUN, LABEL_STATE,
+    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_INJECT_OUTPUTS, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE,
+    ANNOTATION_ROLLOUT, ANNOTATION_STAGE, ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE, SCHEDULING_GATE_START_JOBS,
 };
 use lifecycle_contract::transition::parse_stage;
 
 use super::decide::{Decision, decide, taken};
+use super::gate::{GatedPod, gates_pods};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP};
 use super::model::{
-    LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, RunRecord, RunResult, Slot, StartFailure, Transition, Wanted,
-    WantedState, job_outcome, parse_json, truncate,
+    LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, Rollout, RunRecord, RunResult, Slot, StartFailure, Transition,
+    Wanted, WantedState, job_outcome, parse_json, truncate,
 };
 use super::run_job::{build_run, is_same_run, run_name, suffix};
 
@@ -78,6 +79,8 @@ pub struct Snapshot {
     pub templates: Vec<Template>,
     /// Every Job of the namespace, by name.
     pub jobs: BTreeMap<String, Job>,
+    /// Pods carrying the start-jobs gate label (filled in by the caller).
+    pub gated: Vec<GatedPod>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +94,10 @@ pub struct NsView {
     pub status: Option<String>,
     /// Annotation `on-start-failure` (an unreadable one counts as `hold`).
     pub on_start_failure: OnStartFailure,
+    /// Pods admitted now are gated ([`gates_pods`]).
+    pub gating: bool,
+    /// Annotation `rollout` (an unreadable one counts as `on-start`).
+    pub rollout: Rollout,
     /// Unreadable controller annotations (logged; they count as absent).
     pub problems: Vec<String>,
 }
@@ -143,6 +150,10 @@ impl Snapshot {
             problems.push(e);
             OnStartFailure::Hold
         });
+        let rollout = Rollout::parse(annotation(meta, ANNOTATION_ROLLOUT)).unwrap_or_else(|e| {
+            problems.push(format!("{e}; on-start is used"));
+            Rollout::OnStart
+        });
         let mut view = NsView {
             name: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
@@ -152,6 +163,8 @@ impl Snapshot {
             transition,
             status: annotation(meta, ANNOTATION_STATUS).map(str::to_string),
             on_start_failure,
+            gating: gates_pods(meta),
+            rollout,
             problems,
         };
 
@@ -194,7 +207,7 @@ impl Snapshot {
             }
         }
         templates.sort_by(|a, b| a.name.cmp(&b.name));
-        Snapshot { ns: view, templates, jobs: by_name }
+        Snapshot { ns: view, templates, jobs: by_name, gated: Vec::new() }
     }
 
     fn live(&self) -> impl Iterator<Item = &Template> {
@@ -283,6 +296,11 @@ pub enum NsStep {
         event: Event,
         next: Option<Transition>,
     },
+    /// Roll the workloads whose outputs changed (end of a start), then advance.
+    Rollout {
+        policy: Rollout,
+        next: Option<Transition>,
+    },
     /// Delete the namespace (delete transition, after its runs).
     DeleteNamespace,
     /// The wanted state left `deleted` during the delete runs: the namespace stays;
@@ -297,6 +315,8 @@ pub enum NsStep {
 pub enum Step {
     Template(Box<TemplateStep>),
     Namespace(NsStep),
+    /// Remove the start-jobs gate from these pods: the environment no longer gates.
+    Release(Vec<GatedPod>),
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +328,8 @@ pub struct Plan {
     pub busy: bool,
     /// Sent once the namespace step succeeded.
     pub ns_reports: Vec<NsReport>,
+    /// Why the gated pods wait, when they do (an Event on each).
+    pub gated_note: Option<String>,
 }
 
 struct Planner<'a> {
@@ -449,16 +471,23 @@ impl<'a> Planner<'a> {
         let verb = verb(tr.event);
         match tr.phase {
             Phase::Runs => self.runs(tr),
+            // A step that ends the transition writes the resting status with it, so
+            // that the status never says "stopping" once the transition is over.
             Phase::Scale => {
-                self.ns = Some(NsStep::Scale { event: tr.event, next: tr.next() });
+                let next = tr.next();
+                let ends = next.is_none();
+                self.ns = Some(NsStep::Scale { event: tr.event, next });
                 match tr.event {
+                    _ if ends => idle_base(self.s),
                     Event::Stop => format!("{verb}: scaling workloads to zero"),
                     _ => format!("{verb}: scaling workloads back up"),
                 }
             }
             Phase::Rollout => {
-                self.ns = Some(NsStep::Advance { next: tr.next() });
-                format!("{verb}: rolling workloads whose outputs changed")
+                let next = tr.next();
+                let ends = next.is_none();
+                self.ns = Some(NsStep::Rollout { policy: self.s.ns.rollout, next });
+                if ends { idle_base(self.s) } else { format!("{verb}: rolling workloads whose outputs changed") }
             }
             Phase::Delete => match &self.s.ns.wanted {
                 Ok(w) if w.state == WantedState::Deleted => {
@@ -628,23 +657,12 @@ impl<'a> Planner<'a> {
         let observed = s.ns.observed.as_ref();
         let base = idle_base(s);
         match decide(observed, wanted) {
-            Decision::Event(event) => {
-                let busy: Vec<&str> = s.live().filter(|t| t.records.in_flight()).map(|t| t.name.as_str()).collect();
-                if busy.is_empty() {
-                    let seq = s.last_seq() + 1;
-                    let mut observed = taken(observed, wanted, true);
-                    observed.seq = seq;
-                    self.ns = Some(NsStep::Begin { observed, transition: Transition::new(seq, event) });
-                    format!("{}: taking the {event} event", verb(event))
-                } else {
-                    self.waiting = true;
-                    join(&[base, format!("{event} waits for running jobs: {}", busy.join(", "))])
-                }
-            }
-            Decision::Record => {
-                self.ns = Some(NsStep::Record { observed: taken(observed, wanted, false) });
-                base
-            }
+            // The same taking as after a held start; here a wait is shown beside the resting status.
+            Decision::Event(_) | Decision::Record => match self.next_event() {
+                Some(wait) if self.waiting => join(&[base, wait]),
+                Some(taking) => taking,
+                None => base,
+            },
             Decision::Idle => {
                 // A start template new to a started environment is a start event: the
                 // current start occurrence is taken up again, so the new templates run
@@ -757,7 +775,7 @@ pub fn plan(s: &Snapshot, now: &str) -> Plan {
     if !p.templates.is_empty() {
         // Records first; the next plan sees them.
         let steps = p.templates.into_values().map(|t| Step::Template(Box::new(t))).collect();
-        return Plan { steps, status: current, busy: true, ns_reports: Vec::new() };
+        return Plan { steps, status: current, busy: true, ns_reports: Vec::new(), gated_note: gated_note(s) };
     }
 
     let (status, busy) = match &s.ns.transition {
@@ -773,7 +791,43 @@ pub fn plan(s: &Snapshot, now: &str) -> Plan {
     if steps.is_empty() && status != current {
         steps.push(Step::Namespace(NsStep::Status(status.clone())));
     }
-    Plan { steps, status, busy, ns_reports: p.ns_reports }
+    if !s.ns.gating && !s.gated.is_empty() {
+        steps.push(Step::Release(s.gated.clone()));
+    }
+    Plan { steps, status, busy, ns_reports: p.ns_reports, gated_note: gated_note(s) }
+}
+
+/// Why the environment's gated pods wait: the start jobs they wait for.
+fn gated_note(s: &Snapshot) -> Option<String> {
+    if !s.ns.gating || s.gated.is_empty() {
+        return None;
+    }
+    let ns = &s.ns.name;
+    if let Some(f) = s.ns.transition.as_ref().and_then(|t| t.failed.as_ref()) {
+        return Some(format!(
+            "waits for the start jobs of environment {ns}, and the start failed ({} failed): it stays gated until a new \
+             start (kubectl lifecycle env redeploy {ns}) or annotation {ANNOTATION_ON_START_FAILURE}=release on the namespace",
+            f.jobs.join(", ")
+        ));
+    }
+    let seq = s.ns.transition.as_ref().map(|t| t.seq);
+    let mut waiting: Vec<(i32, &str)> = s
+        .live()
+        .filter(|t| t.runs_on(Event::Start))
+        .filter(|t| seq.is_none_or(|seq| t.records.ran_env(Event::Start, seq).is_none_or(|r| r.result.in_flight())))
+        .map(|t| (t.stage, t.name.as_str()))
+        .collect();
+    waiting.sort();
+    let jobs = if waiting.is_empty() {
+        "none left".to_string()
+    } else {
+        waiting.iter().map(|(stage, name)| format!("{name} (stage {stage})")).collect::<Vec<_>>().join(", ")
+    };
+    Some(format!(
+        "waits for the start jobs of environment {ns} ({SCHEDULING_GATE_START_JOBS} gate): {jobs}; it is released when the \
+         start's runs have ended, and starts with their outputs (a pod the start jobs need, e.g. their database, must \
+         not wait: annotate it {ANNOTATION_INJECT_OUTPUTS}: \"false\")"
+    ))
 }
 
 #[cfg(test)]

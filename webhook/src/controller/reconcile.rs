@@ -5,17 +5,24 @@
 
 use std::future::Future;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Pod, PodTemplateSpec, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
-use lifecycle_contract::names::{ANNOTATION_FORCE_RUN, ANNOTATION_STATUS, LABEL_ENVIRONMENT};
+use lifecycle_contract::names::{
+    ANNOTATION_FORCE_RUN, ANNOTATION_INJECT_OUTPUTS, ANNOTATION_OUTPUTS_HASH, ANNOTATION_ROLLOUT, ANNOTATION_STATUS,
+    INJECTED_SOURCES, LABEL_ENVIRONMENT, LABEL_GATED, SourceKind, opts_out,
+};
 use serde_json::{Value, json};
 
+use super::gate::{GatedPod, release_patch};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_TRANSITION};
 use super::model::{Outcome, RunRecord, RunResult, Transition, truncate};
+use super::model::{Rollout, WantedState};
 use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
+use super::rollout::{RollTarget, SourceState, When, due, must_roll, outputs_hash, roll_patch};
 use super::run_job::is_same_run;
 use super::scale::{StartPatch, start_patch, stop_patch};
 use crate::metrics::{Metrics, RunLabels};
@@ -54,19 +61,22 @@ pub enum Created {
     Exists(Box<Job>),
 }
 
-/// A Deployment or a StatefulSet.
+/// A Deployment, a StatefulSet or a DaemonSet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
     pub kind: WorkloadKind,
     pub name: String,
     pub replicas: Option<i32>,
     pub remembered: Option<String>,
+    /// What rollouts need: its template's `outputs-hash`, opt-out and `rollout`.
+    pub roll: RollTarget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadKind {
     Deployment,
     StatefulSet,
+    DaemonSet,
 }
 
 /// Where a report goes: the template it is about.
@@ -88,10 +98,18 @@ pub trait Cluster: Sync {
     fn delete_namespace(&self, name: &str, uid: &str) -> impl Future<Output = Result<(), Error>> + Send;
     fn list_workloads(&self, ns: &str) -> impl Future<Output = Result<Vec<Workload>, Error>> + Send;
     fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
+    /// The fingerprint of the environment's injected sources ([`super::rollout::outputs_hash`]).
+    fn outputs_hash(&self, ns: &str) -> impl Future<Output = Result<String, Error>> + Send;
     /// Events and metrics; never fails (a lost Event is logged).
     fn report(&self, template: &TemplateRef, report: &Report) -> impl Future<Output = ()> + Send;
     /// Events on the namespace; never fails.
     fn report_namespace(&self, ns: &str, uid: &str, report: &NsReport) -> impl Future<Output = ()> + Send;
+    /// The pods carrying the start-jobs gate label.
+    fn list_gated_pods(&self, ns: &str) -> impl Future<Output = Result<Vec<GatedPod>, Error>> + Send;
+    /// Removes the start-jobs gate and its label from a pod (a pod gone is fine).
+    fn release_pod(&self, ns: &str, pod: &GatedPod) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Tells gated pods why they wait (an Event on each, once); never fails.
+    fn tell_gated(&self, ns: &str, pods: &[GatedPod], note: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// How a reconcile ended.
@@ -112,12 +130,21 @@ pub async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> Stri
             return Ok(Done { busy: false });
         }
         let jobs = c.list_jobs(name).await?;
-        let snap = Snapshot::new(&ns, jobs);
+        let mut snap = Snapshot::new(&ns, jobs);
+        snap.gated = c.list_gated_pods(name).await?;
         for p in &snap.ns.problems {
             tracing::warn!(namespace = name, "{p}");
         }
         let plan = plan(&snap, &now());
+        if let Some(note) = &plan.gated_note {
+            c.tell_gated(name, &snap.gated, note).await;
+        }
         if plan.steps.is_empty() {
+            // Settled: workloads that roll on any change catch up with the outputs.
+            let started = snap.ns.observed.as_ref().is_some_and(|o| o.state == Some(WantedState::Started));
+            if snap.ns.transition.is_none() && started {
+                rollout(c, name, snap.ns.rollout, When::Change).await?;
+            }
             return Ok(Done { busy: plan.busy });
         }
         match execute(c, &snap, plan.steps, &plan.status, &plan.ns_reports).await {
@@ -138,6 +165,12 @@ async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &
                 for r in reports {
                     c.report_namespace(&snap.ns.name, &snap.ns.uid, r).await;
                 }
+            }
+            Step::Release(pods) => {
+                for pod in &pods {
+                    c.release_pod(&snap.ns.name, pod).await?;
+                }
+                tracing::info!(namespace = %snap.ns.name, pods = pods.len(), "start-jobs gate removed");
             }
         }
     }
@@ -248,6 +281,13 @@ async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep, status
             }
             c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
         }
+        NsStep::Rollout { policy, next } => {
+            rollout(c, name, policy, When::StartEnded).await?;
+            if next.is_none() {
+                tracing::info!(namespace = name, "transition done");
+            }
+            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
+        }
         NsStep::DeleteNamespace => {
             tracing::info!(namespace = name, "delete runs ended: deleting the namespace");
             c.patch_namespace(name, &ns_patch(json!({}))).await?;
@@ -270,7 +310,7 @@ fn json_of<T: serde::Serialize>(v: &T) -> Value {
 /// Stop: every Deployment and StatefulSet to zero, its count remembered. Start:
 /// back to the remembered count.
 async fn scale<C: Cluster>(c: &C, ns: &str, event: Event) -> Result<(), Error> {
-    for w in c.list_workloads(ns).await? {
+    for w in c.list_workloads(ns).await?.into_iter().filter(|w| w.kind != WorkloadKind::DaemonSet) {
         let patch = match event {
             Event::Stop => stop_patch(w.replicas, w.remembered.as_deref()),
             Event::Start => match start_patch(w.remembered.as_deref()) {
@@ -291,11 +331,31 @@ async fn scale<C: Cluster>(c: &C, ns: &str, event: Event) -> Result<(), Error> {
     Ok(())
 }
 
+/// Rolls the workloads whose outputs changed (see [`super::rollout`]). Each
+/// roll is one patch that also records the new hash, so a repeated call
+/// rolls nothing twice.
+async fn rollout<C: Cluster>(c: &C, ns: &str, policy: Rollout, when: When) -> Result<(), Error> {
+    let workloads = c.list_workloads(ns).await?;
+    let candidates: Vec<&Workload> = workloads.iter().filter(|w| due(&w.roll, policy, when)).collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let hash = c.outputs_hash(ns).await?;
+    for w in candidates.into_iter().filter(|w| must_roll(&w.roll, &hash, policy, when)) {
+        c.patch_workload(ns, w, &roll_patch(&hash)).await?;
+        tracing::info!(namespace = ns, kind = ?w.kind, workload = %w.name, %hash, "rolled: its outputs changed");
+    }
+    Ok(())
+}
+
 /// [`Cluster`] on the Kubernetes API.
 pub struct KubeCluster {
     pub client: kube::Client,
     pub recorder: Recorder,
     pub metrics: std::sync::Arc<Metrics>,
+    /// UIDs of the gated pods already told why they wait (one Event each; a
+    /// restarted controller may tell a pod twice, which is harmless).
+    pub told: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Cluster for KubeCluster {
@@ -353,25 +413,75 @@ impl Cluster for KubeCluster {
         let remembered = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             m.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REPLICAS_BEFORE_STOP)).cloned()
         };
+        let roll = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, t: &PodTemplateSpec| {
+            let template = t.metadata.as_ref().and_then(|m| m.annotations.as_ref());
+            RollTarget {
+                name: m.name.clone().unwrap_or_default(),
+                outputs_hash: template.and_then(|a| a.get(ANNOTATION_OUTPUTS_HASH)).cloned(),
+                injected: !opts_out(template.and_then(|a| a.get(ANNOTATION_INJECT_OUTPUTS)).map(String::as_str)),
+                rollout: m.annotations.as_ref().and_then(|a| a.get(ANNOTATION_ROLLOUT)).cloned(),
+            }
+        };
         let lp = ListParams::default();
         let mut out = Vec::new();
         for d in Api::<Deployment>::namespaced(self.client.clone(), ns).list(&lp).await?.items {
+            let spec = d.spec.unwrap_or_default();
             out.push(Workload {
                 kind: WorkloadKind::Deployment,
                 name: d.metadata.name.clone().unwrap_or_default(),
-                replicas: d.spec.as_ref().and_then(|s| s.replicas),
+                replicas: spec.replicas,
                 remembered: remembered(&d.metadata),
+                roll: roll(&d.metadata, &spec.template),
             });
         }
         for s in Api::<StatefulSet>::namespaced(self.client.clone(), ns).list(&lp).await?.items {
+            let spec = s.spec.unwrap_or_default();
             out.push(Workload {
                 kind: WorkloadKind::StatefulSet,
                 name: s.metadata.name.clone().unwrap_or_default(),
-                replicas: s.spec.as_ref().and_then(|s| s.replicas),
+                replicas: spec.replicas,
                 remembered: remembered(&s.metadata),
+                roll: roll(&s.metadata, &spec.template),
+            });
+        }
+        for d in Api::<DaemonSet>::namespaced(self.client.clone(), ns).list(&lp).await?.items {
+            let spec = d.spec.unwrap_or_default();
+            out.push(Workload {
+                kind: WorkloadKind::DaemonSet,
+                name: d.metadata.name.clone().unwrap_or_default(),
+                replicas: None,
+                remembered: None,
+                roll: roll(&d.metadata, &spec.template),
             });
         }
         Ok(out)
+    }
+
+    async fn outputs_hash(&self, ns: &str) -> Result<String, Error> {
+        let mut sources = Vec::new();
+        for (_, kind, name) in INJECTED_SOURCES {
+            let state = match kind {
+                SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(self.client.clone(), ns)
+                    .get_opt(name)
+                    .await
+                    .map_err(Error::from_kube)?
+                    .map(|cm| SourceState::ConfigMap(cm.data.unwrap_or_default().into_iter().collect())),
+                // Metadata only: no secret material is read for this.
+                SourceKind::Secret => Api::<PartialObjectMeta<Secret>>::namespaced(self.client.clone(), ns)
+                    .get_metadata_opt(name)
+                    .await
+                    .map_err(Error::from_kube)?
+                    .map(|s| {
+                        SourceState::Secret(format!(
+                            "{}/{}",
+                            s.metadata.uid.unwrap_or_default(),
+                            s.metadata.resource_version.unwrap_or_default()
+                        ))
+                    }),
+            };
+            sources.push((kind, name, state));
+        }
+        Ok(outputs_hash(&sources))
     }
 
     async fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value) -> Result<(), Error> {
@@ -384,6 +494,9 @@ impl Cluster for KubeCluster {
                 .patch(&w.name, &pp, &Patch::Merge(patch))
                 .await
                 .map(|_| ()),
+            WorkloadKind::DaemonSet => {
+                Api::<DaemonSet>::namespaced(self.client.clone(), ns).patch(&w.name, &pp, &Patch::Merge(patch)).await.map(|_| ())
+            }
         };
         match r {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()), // deleted meanwhile: nothing to scale
@@ -409,6 +522,53 @@ impl Cluster for KubeCluster {
         }
     }
 
+    async fn list_gated_pods(&self, ns: &str) -> Result<Vec<GatedPod>, Error> {
+        let lp = ListParams::default().labels(LABEL_GATED);
+        let list = Api::<PartialObjectMeta<Pod>>::namespaced(self.client.clone(), ns).list_metadata(&lp).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|p| GatedPod { name: p.metadata.name.unwrap_or_default(), uid: p.metadata.uid.unwrap_or_default() })
+            .collect())
+    }
+
+    async fn release_pod(&self, ns: &str, pod: &GatedPod) -> Result<(), Error> {
+        let api = Api::<Pod>::namespaced(self.client.clone(), ns);
+        match api.patch(&pod.name, &PatchParams::default(), &Patch::Strategic(release_patch())).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::from_kube(e)),
+        }
+        self.told.lock().expect("told lock").remove(&pod.uid);
+        Ok(())
+    }
+
+    async fn tell_gated(&self, ns: &str, pods: &[GatedPod], note: &str) {
+        for pod in pods {
+            if !self.told.lock().expect("told lock").insert(pod.uid.clone()) {
+                continue;
+            }
+            let event = KubeEvent {
+                type_: EventType::Normal,
+                reason: "WaitingForStartJobs".into(),
+                note: Some(truncate(note, 1000)),
+                action: "Gate".into(),
+                secondary: None,
+            };
+            let reference = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.name.clone()),
+                namespace: Some(ns.to_string()),
+                uid: Some(pod.uid.clone()),
+                ..Default::default()
+            };
+            if let Err(e) = self.recorder.publish(&event, &reference).await {
+                tracing::warn!(namespace = ns, pod = %pod.name, error = %e, "could not publish an Event");
+            }
+        }
+    }
+
     async fn report_namespace(&self, ns: &str, uid: &str, report: &NsReport) {
         tracing::warn!(
             namespace = ns,
@@ -427,6 +587,9 @@ impl KubeCluster {
             api_version: Some("v1".into()),
             kind: Some("Namespace".into()),
             name: Some(ns.to_string()),
+            // Recorded in the environment itself (`kubectl get events -n NS`,
+            // `kubectl describe namespace NS`), not in `default`.
+            namespace: Some(ns.to_string()),
             uid: Some(uid.to_string()),
             ..Default::default()
         };

@@ -78,7 +78,8 @@ pub enum BuildError {
 /// - a copy of the template's spec, not suspended, without the selector and the
 ///   Job controller's labels (the Job controller generates new ones);
 /// - owned by the template (controller, blockOwnerDeletion): it goes with it;
-/// - labels `job`, `event`, `run`; annotation `job-id` = the template's JOBID, so
+/// - labels `job`, `event`, `run` (`run` on its pod template too: its pods are
+///   never gated); annotation `job-id` = the template's JOBID, so
 ///   that the run publishes its outputs under the template's variables;
 /// - no template annotations (`on`, `force-run`, `outputs`, …): a run is no template;
 /// - the event's `on-<event>-command` / `on-<event>-args` in the chosen container.
@@ -113,11 +114,13 @@ pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> 
     if let Some(ttl) = spec.ttl_seconds_after_finished.as_mut() {
         *ttl = (*ttl).max(MIN_TTL_AFTER_FINISHED);
     }
-    if let Some(pod_labels) = spec.template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        for k in JOB_CONTROLLER_LABELS {
-            pod_labels.remove(k);
-        }
+    let pod_labels = spec.template.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(Default::default);
+    for k in JOB_CONTROLLER_LABELS {
+        pod_labels.remove(k);
     }
+    // The run's pods are what the environment's gated pods wait for: admission
+    // never gates a pod with this label.
+    pod_labels.insert(LABEL_RUN.into(), occurrence.into());
 
     let command = json_list(&annotations, annotation_on_command(event))?;
     let args = json_list(&annotations, annotation_on_args(event))?;
@@ -318,7 +321,7 @@ mod tests {
         assert_eq!(spec.active_deadline_seconds, Some(600));
         assert_eq!(spec.ttl_seconds_after_finished, None);
         let pod = spec.template;
-        assert_eq!(pod.metadata.unwrap().labels.unwrap(), map(&[(LABEL_CAPTURE, "MIGRATE"), ("app", "db")]));
+        assert_eq!(pod.metadata.unwrap().labels.unwrap(), map(&[(LABEL_CAPTURE, "MIGRATE"), ("app", "db"), (LABEL_RUN, "5")]));
         let c = &pod.spec.as_ref().unwrap().containers[0];
         assert_eq!(c.command.as_ref().unwrap(), &vec!["sh".to_string(), "-c".to_string()]);
         assert_eq!(c.args.as_ref().unwrap(), &vec!["echo stopping".to_string()]);

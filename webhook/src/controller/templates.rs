@@ -40,6 +40,20 @@ pub fn job_id(job: &JobMeta) -> JobId {
     JobId::derive(job.annotations().get(ANNOTATION_JOB_ID).map(String::as_str), &job.name_any())
 }
 
+/// Keeps of a Job's metadata only what this controller and the finalizer
+/// helper read, so that the store of every Job of the cluster stays small
+/// whatever annotations, labels or managedFields tenants put on their Jobs.
+pub fn slim(job: &mut JobMeta) {
+    let m = &mut job.metadata;
+    m.managed_fields = None;
+    m.labels = None;
+    m.owner_references = None;
+    m.generate_name = None;
+    if let Some(a) = m.annotations.as_mut() {
+        a.retain(|k, _| k == ANNOTATION_JOB_ID);
+    }
+}
+
 /// The one call into the outputs store.
 async fn remove_outputs(client: &kube::Client, namespace: &str, job_id: &JobId) -> Result<(), crate::outputs::Error> {
     crate::outputs::store::remove_job_outputs(client, namespace, job_id).await
@@ -84,5 +98,30 @@ mod tests {
         assert_eq!(job_id(&m).as_str(), "SEED_DB");
         m.metadata.annotations = Some([(ANNOTATION_JOB_ID.to_string(), "zf138d9c8".to_string())].into());
         assert_eq!(job_id(&m).as_str(), "ZF138D9C8");
+    }
+
+    #[test]
+    fn slim_keeps_what_the_cleanup_reads() {
+        let mut m = JobMeta {
+            metadata: ObjectMeta {
+                name: Some("seed".into()),
+                namespace: Some("env".into()),
+                uid: Some("u".into()),
+                finalizers: Some(vec![FINALIZER_OUTPUTS_CLEANUP.into()]),
+                annotations: Some(
+                    [(ANNOTATION_JOB_ID.to_string(), "Z1".to_string()), ("big".to_string(), "x".repeat(200_000))].into(),
+                ),
+                labels: Some([("a".to_string(), "b".to_string())].into()),
+                managed_fields: Some(vec![Default::default()]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        slim(&mut m);
+        assert_eq!(job_id(&m).as_str(), "Z1");
+        assert_eq!(m.finalizers(), [FINALIZER_OUTPUTS_CLEANUP.to_string()]);
+        assert_eq!((m.name_any(), m.namespace(), m.uid()), ("seed".into(), Some("env".into()), Some("u".into())));
+        assert_eq!(m.annotations().len(), 1);
+        assert!(m.metadata.managed_fields.is_none() && m.metadata.labels.is_none());
     }
 }

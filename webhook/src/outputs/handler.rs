@@ -1,8 +1,8 @@
 //! `POST /v1/outputs`: an agent hands over its job's output file.
 //!
-//! Order of the checks: body size (413), the agent's error header (400 if
-//! both a body and the header), the bearer token (401), the pod, its
-//! namespace and its Job (403), the main containers' exit codes and the Job's
+//! Order of the checks: declared body size (413), the agent's error header,
+//! the bearer token (401), the pod, its namespace and its Job (403), only then
+//! the body (413 over 1 MiB, 400 if both a body and the error header), the main containers' exit codes and the Job's
 //! failure (409, or 503 while the kubelet's status lags), the agent's error
 //! (422), the file rules (422), a replay by the same pod (200 or 409), then
 //! the publication: the ConfigMap and Secret, the summary on the Job, Events.
@@ -10,11 +10,10 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
@@ -33,6 +32,7 @@ use super::identity::{self, Subject, job_ref, one_line};
 use super::plan::{plan, same_as_published};
 use super::retry::retry;
 use super::{store, summary};
+use crate::limits::{self, BodyError, HeldBody};
 use crate::metrics::ReasonLabels;
 use crate::state::AppState;
 
@@ -88,13 +88,12 @@ pub async fn post_outputs(State(state): State<AppState>, headers: HeaderMap, bod
 }
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, Error> {
-    let body = read_body(headers, body).await?;
-    let agent_error = agent_error(headers)?;
-    if agent_error.is_some() && !body.is_empty() {
-        return Err(Error::BadRequest(format!(
-            "send either the output file as the body or the {AGENT_ERROR_HEADER} header with an empty body, not both"
-        )));
+    // Everything that needs no body first: an unauthenticated client never
+    // makes the server hold an upload (crate::limits).
+    if declared_length(headers).is_some_and(|n| n > OUTPUT_FILE_MAX_BYTES as u64) {
+        return Err(Error::TooLarge { limit: OUTPUT_FILE_MAX_BYTES });
     }
+    let agent_error = agent_error(headers)?;
     let token = identity::bearer_token(headers)?;
     let id = identity::authenticate(&state.client, token).await?;
     let span = tracing::Span::current();
@@ -104,7 +103,15 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     span.record("job", subject.job_name());
     span.record("job_id", subject.job_id.as_str());
 
-    let result = for_job(state, &subject, &body, agent_error).await;
+    let held = read_body(headers, body).await?;
+    let body = &held.bytes;
+    if agent_error.is_some() && !body.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "send either the output file as the body or the {AGENT_ERROR_HEADER} header with an empty body, not both"
+        )));
+    }
+
+    let result = for_job(state, &subject, body, agent_error).await;
     if let Err(e) = &result
         && e.warrants_event()
     {
@@ -217,17 +224,16 @@ fn nothing(message: &str, warnings: Vec<String>) -> Accepted {
     Accepted { message: message.into(), outputs: 0, warnings }
 }
 
-/// Reads the body, at most [`OUTPUT_FILE_MAX_BYTES`] (the router's own limit is larger).
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Error> {
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > OUTPUT_FILE_MAX_BYTES as u64) {
-        return Err(Error::TooLarge { limit: OUTPUT_FILE_MAX_BYTES });
-    }
-    match Limited::new(body, OUTPUT_FILE_MAX_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Error::TooLarge { limit: OUTPUT_FILE_MAX_BYTES }),
-        Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
-    }
+/// Reads the body within the outputs pool's limits (size, time, memory budget).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<HeldBody, Error> {
+    limits::OUTPUTS.read(headers, body).await.map_err(|e| match e {
+        BodyError::TooLarge { limit } => Error::TooLarge { limit },
+        e => Error::BadRequest(e.to_string()),
+    })
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
 }
 
 /// The agent's `lifecycle-agent-error` header, made one safe line.
@@ -344,6 +350,6 @@ mod tests {
         let big = vec![b' '; OUTPUT_FILE_MAX_BYTES + 1];
         assert_eq!(read_body(&HeaderMap::new(), Body::from(big)).await.unwrap_err().status(), 413);
         let ok = vec![b' '; OUTPUT_FILE_MAX_BYTES];
-        assert_eq!(read_body(&HeaderMap::new(), Body::from(ok)).await.unwrap().len(), OUTPUT_FILE_MAX_BYTES);
+        assert_eq!(read_body(&HeaderMap::new(), Body::from(ok)).await.unwrap().bytes.len(), OUTPUT_FILE_MAX_BYTES);
     }
 }

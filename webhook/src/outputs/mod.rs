@@ -15,6 +15,7 @@ pub mod events;
 pub mod exit;
 pub mod handler;
 pub mod identity;
+pub mod lost;
 pub mod managed_fields;
 pub mod plan;
 pub mod retry;

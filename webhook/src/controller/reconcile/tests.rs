@@ -13,8 +13,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::*;
+use crate::controller::gate::GatedPod;
 use crate::controller::keys::FINALIZER_OUTPUTS_CLEANUP;
 use crate::controller::model::{LastRuns, Phase, parse_json};
+use crate::controller::rollout::RollTarget;
+use lifecycle_contract::names::ANNOTATION_OUTPUTS_HASH;
 
 const NS: &str = "env1";
 
@@ -31,6 +34,21 @@ struct World {
     created: Vec<String>,
     reports: Vec<(String, Report)>,
     ns_reports: Vec<NsReport>,
+    pods: BTreeMap<String, MemPod>,
+    told: Vec<(String, String)>,
+    /// The runs that published outputs: the environment's outputs.
+    outputs: BTreeSet<String>,
+    /// Rolls of each workload (patches that changed its outputs-hash).
+    rolls: BTreeMap<String, u32>,
+}
+
+/// A pod as far as gates go.
+#[derive(Debug, Clone, Default)]
+struct MemPod {
+    uid: String,
+    gated: bool,
+    /// Times a release removed its gate.
+    releases: u32,
 }
 
 impl World {
@@ -162,13 +180,44 @@ impl Mem {
         });
     }
 
-    fn add_deployment(&self, name: &str, replicas: i32) {
+    /// Pod admission: gated when the environment gates now.
+    fn admit_pod(&self, name: &str) -> bool {
         self.with(|w| {
+            let gated = crate::controller::gate::gates_pods(&w.ns.as_ref().unwrap().metadata);
+            w.uids += 1;
+            w.pods.insert(name.into(), MemPod { uid: format!("uid-pod-{}", w.uids), gated, releases: 0 });
+            gated
+        })
+    }
+
+    fn gated(&self, name: &str) -> bool {
+        self.with(|w| w.pods[name].gated)
+    }
+
+    fn add_deployment(&self, name: &str, replicas: i32) {
+        self.add_workload(name, replicas, true, None);
+    }
+
+    fn add_workload(&self, name: &str, replicas: i32, injected: bool, rollout: Option<&str>) {
+        self.with(|w| {
+            let roll = RollTarget { name: name.into(), outputs_hash: None, injected, rollout: rollout.map(Into::into) };
             w.workloads.insert(
                 name.into(),
-                Workload { kind: WorkloadKind::Deployment, name: name.into(), replicas: Some(replicas), remembered: None },
+                Workload { kind: WorkloadKind::Deployment, name: name.into(), replicas: Some(replicas), remembered: None, roll },
             );
         });
+    }
+
+    fn rolls(&self, name: &str) -> u32 {
+        self.with(|w| w.rolls.get(name).copied().unwrap_or(0))
+    }
+
+    fn template_hash(&self, name: &str) -> Option<String> {
+        self.with(|w| w.workloads[name].roll.outputs_hash.clone())
+    }
+
+    fn current_hash(&self) -> String {
+        self.with(|w| mem_hash(&w.outputs))
     }
 
     /// The Job controller: every run without an end ends, failed when `fail` says so.
@@ -187,6 +236,10 @@ impl Mem {
                 let rv = w.next_rv();
                 let job = w.jobs.get_mut(&n).unwrap();
                 let failed = fail(job);
+                if !failed {
+                    w.outputs.insert(n.clone());
+                }
+                let job = w.jobs.get_mut(&n).unwrap();
                 job.status = Some(JobStatus {
                     conditions: Some(vec![JobCondition {
                         type_: if failed { "Failed" } else { "Complete" }.into(),
@@ -311,6 +364,14 @@ impl Cluster for Mem {
                 Some(Value::String(s)) => d.remembered = Some(s.clone()),
                 _ => {}
             }
+            let hash = format!("/spec/template/metadata/annotations/{}", ANNOTATION_OUTPUTS_HASH.replace('/', "~1"));
+            if let Some(Value::String(h)) = patch.pointer(&hash) {
+                if d.roll.outputs_hash.as_ref() != Some(h) {
+                    *w.rolls.entry(wl.name.clone()).or_default() += 1;
+                }
+                let d = w.workloads.get_mut(&wl.name).unwrap();
+                d.roll.outputs_hash = Some(h.clone());
+            }
             Ok(())
         })
     }
@@ -321,6 +382,39 @@ impl Cluster for Mem {
 
     async fn report_namespace(&self, _ns: &str, _uid: &str, report: &NsReport) {
         self.with(|w| w.ns_reports.push(report.clone()));
+    }
+
+    async fn outputs_hash(&self, _ns: &str) -> Result<String, Error> {
+        self.call(|w| Ok(mem_hash(&w.outputs)))
+    }
+
+    async fn list_gated_pods(&self, _ns: &str) -> Result<Vec<GatedPod>, Error> {
+        self.call(|w| {
+            Ok(w.pods.iter().filter(|(_, p)| p.gated).map(|(n, p)| GatedPod { name: n.clone(), uid: p.uid.clone() }).collect())
+        })
+    }
+
+    async fn release_pod(&self, _ns: &str, pod: &GatedPod) -> Result<(), Error> {
+        self.call(|w| {
+            if let Some(p) = w.pods.get_mut(&pod.name).filter(|p| p.gated) {
+                p.gated = false;
+                p.releases += 1;
+            }
+            Ok(())
+        })
+    }
+
+    async fn tell_gated(&self, _ns: &str, pods: &[GatedPod], note: &str) {
+        self.with(|w| w.told.extend(pods.iter().map(|p| (p.name.clone(), note.to_string()))));
+    }
+}
+
+/// The in-memory outputs' fingerprint; no outputs is the empty fingerprint.
+fn mem_hash(outputs: &BTreeSet<String>) -> String {
+    if outputs.is_empty() {
+        crate::controller::rollout::empty_hash()
+    } else {
+        outputs.iter().cloned().collect::<Vec<_>>().join("+")
     }
 }
 
@@ -523,8 +617,13 @@ async fn staged_life(mem: &Mem) {
     mem.add_template("drain", "stop", &[(stage, "2")]);
     mem.add_deployment("web", 2);
     mem.create_env(&[]);
+    assert!(mem.admit_pod("first"), "a new environment gates");
+    let _ = reconcile_env(mem, NS, now).await;
+    mem.admit_pod("during-1");
     settle(mem).await;
+    assert!(!mem.admit_pod("quiet"), "a started environment does not gate");
     mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v2");
+    assert!(mem.admit_pod("redeploy"), "a redeploy not taken yet gates");
     settle(mem).await;
     mem.set_label(LABEL_STATE, "stopped");
     settle(mem).await;
@@ -534,6 +633,9 @@ async fn staged_life(mem: &Mem) {
     settle(mem).await;
     mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v3");
     settle(mem).await;
+    assert!(mem.admit_pod("held"), "a held failed start gates");
+    settle(mem).await;
+    assert!(mem.gated("held"), "and keeps its pods gated");
     mem.set_label(LABEL_STATE, "deleted");
     settle(mem).await;
 }
@@ -589,6 +691,14 @@ fn check_stage_order(mem: &Mem, when: &str) {
     }
     assert!(pos("3", "drain") < pos("3", "teardown"), "{when}: the stop goes by descending stage: {order:?}");
     assert!(pos("5", "last").is_none(), "{when}: a stage after a failed one ran");
+    // web rolled once at the end of each start that ended (1, 2 and 4; 5 failed), never twice.
+    assert_eq!(mem.rolls("web"), 3, "{when}");
+    // Every gated pod released, exactly once in effect.
+    for (name, pod) in mem.with(|w| w.pods.clone()) {
+        assert!(!pod.gated, "{when}: {name} still gated");
+        let expected = u32::from(name != "quiet");
+        assert_eq!(pod.releases, expected, "{when}: {name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -605,8 +715,14 @@ async fn a_failed_start_is_held_and_reported_on_the_namespace() {
     mem.add_template("seed", "start", &[(stage, "2")]);
     mem.add_deployment("web", 2);
     mem.create_env(&[]);
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert!(mem.admit_pod("web-1"));
     settle(&mem).await;
     assert_eq!(mem.runs(), vec![("flaky-db".into(), "start".into(), "1".into())], "stage 2 never runs");
+    assert!(mem.gated("web-1"), "the gated pod stays gated");
+    let told = mem.with(|w| w.told.clone());
+    assert!(told.iter().any(|(pod, note)| pod == "web-1" && note.contains("flaky-db (stage 1), seed (stage 2)")), "{told:?}");
+    assert!(told.iter().any(|(pod, note)| pod == "web-1" && note.contains("the start failed (flaky-db failed)")), "{told:?}");
     let status = mem.ns_annotation(ANNOTATION_STATUS).unwrap();
     assert!(status.starts_with("start failed at stage 1 of 2: job flaky-db failed (BackoffLimitExceeded)"), "{status}");
     let transition: Transition = parse_json(mem.ns_annotation(ANNOTATION_TRANSITION).as_deref()).unwrap().unwrap();
@@ -617,6 +733,7 @@ async fn a_failed_start_is_held_and_reported_on_the_namespace() {
     mem.set_ns_annotation(lifecycle_contract::names::ANNOTATION_ON_START_FAILURE, "release");
     settle(&mem).await;
     assert_eq!(mem.ns_annotation(ANNOTATION_TRANSITION), None);
+    assert!(!mem.gated("web-1"), "released on request");
     assert_eq!(mem.runs().len(), 1);
     assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("started; start jobs failed: flaky-db"));
 }
@@ -770,4 +887,40 @@ fn reports_become_events_and_metrics() {
     let (e, m) = event_of(&Report::RunStarted { event: Event::Start, run: "r".into(), forced: true }, NS);
     assert_eq!((e.reason.as_str(), e.note.unwrap().as_str()), ("RunStarted", "forced start run r started"));
     assert_eq!(m, Some((Event::Start, "started")));
+}
+
+#[tokio::test]
+async fn workloads_roll_when_a_start_ends_unless_they_opt_out() {
+    let mem = Mem::new();
+    mem.add_template("seed", "start", &[]);
+    mem.add_deployment("web", 1);
+    mem.add_workload("pinned", 1, true, Some("never"));
+    mem.add_workload("own-vars", 1, false, None);
+    mem.add_workload("eager", 1, true, Some("on-change"));
+    mem.create_env(&[]);
+    settle(&mem).await;
+    let first = mem.current_hash();
+    assert_eq!(mem.template_hash("web"), Some(first.clone()));
+    assert_eq!(mem.rolls("web"), 1);
+    assert_eq!((mem.rolls("pinned"), mem.rolls("own-vars")), (0, 0));
+    // Settled: nothing more.
+    settle(&mem).await;
+    assert_eq!(mem.rolls("web"), 1);
+    // A publish outside a transition (a plain Job, a forced run): only on-change rolls.
+    mem.with(|w| w.outputs.insert("plain-job".into()));
+    let _ = reconcile_env(&mem, NS, now).await;
+    assert_eq!(mem.rolls("eager"), 2);
+    assert_eq!(mem.template_hash("eager"), Some(mem.current_hash()));
+    assert_eq!(mem.rolls("web"), 1);
+    // A redeploy: web catches up at its end.
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v2");
+    settle(&mem).await;
+    assert_eq!(mem.rolls("web"), 2);
+    assert_eq!(mem.template_hash("web"), Some(mem.current_hash()));
+    // rollout: never on the namespace.
+    mem.set_ns_annotation(lifecycle_contract::names::ANNOTATION_ROLLOUT, "never");
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v3");
+    settle(&mem).await;
+    assert_eq!(mem.rolls("web"), 2);
+    assert_eq!((mem.rolls("pinned"), mem.rolls("own-vars")), (0, 0));
 }

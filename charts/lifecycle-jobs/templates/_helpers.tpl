@@ -1,0 +1,47 @@
+{{/*
+The namespace every namespaced object goes to: fixed by the contract (the
+webhooks, the admission policies and the server's defaults name it).
+*/}}
+{{- define "lj.namespace" -}}lifecycle-jobs-system{{- end -}}
+
+{{- define "lj.selfManaged" -}}{{- if eq .Values.certificates.mode "self-managed" -}}true{{- end -}}{{- end -}}
+
+{{/* Image reference: repository:tag, the tag defaulting to v<appVersion>. */}}
+{{- define "lj.image" -}}
+{{- $img := index .root.Values.image .which -}}
+{{- printf "%s:%s" $img.repository (default (printf "v%s" .root.Chart.AppVersion) $img.tag) -}}
+{{- end -}}
+
+{{/*
+Labels of every object: the ones manifests/ sets (name, part-of), Helm's, and
+commonLabels. Call with (dict "root" $ "extra" (dict ...)).
+*/}}
+{{- define "lj.labels" -}}
+{{- range $k, $v := .extra }}
+{{ $k }}: {{ $v | quote }}
+{{- end }}
+app.kubernetes.io/part-of: lifecycle-jobs
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* metadata.labels and metadata.annotations of an object. */}}
+{{- define "lj.meta" -}}
+labels:
+  {{- include "lj.labels" . | trim | nindent 2 }}
+{{- $ann := merge (dict) (.annotations | default dict) .root.Values.commonAnnotations }}
+{{- with $ann }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* lj.meta of an object labelled app.kubernetes.io/name=lifecycle-webhook (most of them). */}}
+{{- define "lj.metaStd" -}}
+{{- include "lj.meta" (dict "root" .root "annotations" .annotations "extra" (dict "app.kubernetes.io/name" "lifecycle-webhook")) -}}
+{{- end -}}

@@ -1,0 +1,281 @@
+//! `env vars NS`: every variable a pod of the environment gets from
+//! lifecycle-jobs, with its scope (project, environment, output) and the
+//! object it comes from; the later source wins, as in the pod.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+use lifecycle_contract::names::{self, INJECTED_SOURCES, Scope, SourceKind};
+use serde::Serialize;
+
+use crate::cli::{OutputFormat, VarsArgs};
+use crate::client::{Ctx, explain, get_environment, is_forbidden};
+use crate::outputs::MASK;
+use crate::table::{Table, truncate};
+
+/// One injected object as read from the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    /// Absent object: `None`.
+    pub data: Option<BTreeMap<String, String>>,
+    /// For the project mirror: key → `<namespace>/<name>` of its source.
+    pub origins: BTreeMap<String, String>,
+    /// The caller may not read it.
+    pub forbidden: bool,
+}
+
+/// One variable as a pod gets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Var {
+    pub name: String,
+    /// The value, or [`MASK`] when `masked`.
+    pub value: String,
+    pub sensitive: bool,
+    pub masked: bool,
+    /// `project`, `environment` or `output`.
+    pub scope: &'static str,
+    /// `ConfigMap/<name>` or `Secret/<name>` in the environment.
+    pub object: String,
+    /// For a project variable: the source object it was mirrored from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The sources it overrides (earlier in the order), as `scope ConfigMap/<name>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+}
+
+fn object(kind: SourceKind, name: &str) -> String {
+    format!("{kind:?}/{name}")
+}
+
+/// Pure: the variables in effect, from the injected objects in injection
+/// order (`reads[i]` is [`INJECTED_SOURCES`]`[i]`). A later source wins a
+/// name, so the result says which one a pod sees and which it hides.
+pub fn effective(reads: &[Read; INJECTED_SOURCES.len()]) -> Vec<Var> {
+    let mut out: BTreeMap<String, Var> = BTreeMap::new();
+    for (&(scope, kind, name), read) in INJECTED_SOURCES.iter().zip(reads) {
+        for (key, value) in read.data.iter().flatten() {
+            let mut overrides = Vec::new();
+            if let Some(previous) = out.remove(key) {
+                overrides = previous.overrides;
+                overrides.push(format!("{} {}", previous.scope, previous.object));
+            }
+            out.insert(
+                key.clone(),
+                Var {
+                    name: key.clone(),
+                    value: value.clone(),
+                    sensitive: kind == SourceKind::Secret,
+                    masked: false,
+                    scope: scope.as_str(),
+                    object: object(kind, name),
+                    from: (scope == Scope::Project).then(|| read.origins.get(key).cloned()).flatten(),
+                    overrides,
+                },
+            );
+        }
+    }
+    out.into_values().collect()
+}
+
+/// Masks sensitive values.
+pub fn mask(vars: &mut [Var]) {
+    for v in vars.iter_mut().filter(|v| v.sensitive) {
+        v.value = MASK.to_string();
+        v.masked = true;
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<String>,
+    sensitive_shown: bool,
+    /// Objects that do not exist, or that the caller may not read.
+    missing: Vec<String>,
+    unreadable: Vec<String>,
+    variables: Vec<Var>,
+}
+
+async fn read(ctx: &Ctx, namespace: &str, kind: SourceKind, name: &str) -> anyhow::Result<Read> {
+    let (got, annotations) = match kind {
+        SourceKind::ConfigMap => match Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace).get_opt(name).await {
+            Ok(o) => {
+                let ann = o.as_ref().and_then(|o| o.metadata.annotations.clone());
+                (Ok(o.map(|o| o.data.unwrap_or_default())), ann)
+            }
+            Err(e) => (Err(e), None),
+        },
+        SourceKind::Secret => match Api::<Secret>::namespaced(ctx.client.clone(), namespace).get_opt(name).await {
+            Ok(o) => {
+                let ann = o.as_ref().and_then(|o| o.metadata.annotations.clone());
+                let data = o.map(|s| {
+                    s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect()
+                });
+                (Ok(data), ann)
+            }
+            Err(e) => (Err(e), None),
+        },
+    };
+    let origins = annotations
+        .and_then(|a| a.get(names::ANNOTATION_VARIABLE_SOURCES).and_then(|s| serde_json::from_str(s).ok()))
+        .unwrap_or_default();
+    match got {
+        Ok(data) => Ok(Read { data, origins, forbidden: false }),
+        Err(e) if is_forbidden(&e) => Ok(Read { forbidden: true, ..Default::default() }),
+        Err(e) => Err(explain(e, format_args!("get {} {name} in namespace {namespace}", format!("{kind:?}").to_lowercase()))),
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: &VarsArgs) -> anyhow::Result<()> {
+    let namespace = args.env.clone().unwrap_or_else(|| ctx.namespace.clone());
+    let ns = get_environment(&ctx.client, &namespace).await?;
+    let project = ns.metadata.labels.as_ref().and_then(|l| l.get(names::LABEL_PROJECT)).filter(|p| !p.is_empty()).cloned();
+    let mut reads: [Read; INJECTED_SOURCES.len()] = Default::default();
+    let mut missing = Vec::new();
+    let mut unreadable = Vec::new();
+    for (slot, &(_, kind, name)) in reads.iter_mut().zip(INJECTED_SOURCES.iter()) {
+        *slot = read(ctx, &namespace, kind, name).await?;
+        if slot.forbidden {
+            unreadable.push(object(kind, name));
+        } else if slot.data.is_none() {
+            missing.push(object(kind, name));
+        }
+    }
+    let mut vars = effective(&reads);
+    if !args.show_sensitive {
+        mask(&mut vars);
+    }
+    for o in &unreadable {
+        eprintln!("note: you may not read {o} in namespace {namespace}: its variables are not listed");
+    }
+    if project.is_none() {
+        eprintln!("note: namespace {namespace} has no {} label: it gets no project variables", names::LABEL_PROJECT);
+    }
+    let report = Report { namespace, project, sensitive_shown: args.show_sensitive, missing, unreadable, variables: vars };
+    print!("{}", render(&report, args.output)?);
+    Ok(())
+}
+
+fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<String> {
+    let wide = match format {
+        Some(OutputFormat::Json) => return crate::output::json(report),
+        Some(OutputFormat::Yaml) => return crate::output::yaml(report),
+        Some(OutputFormat::Wide) => true,
+        None => false,
+    };
+    if report.variables.is_empty() {
+        return Ok(format!(
+            "No variables in environment {}: none of {} exists or has data.\n",
+            report.namespace,
+            INJECTED_SOURCES.iter().map(|&(_, k, n)| object(k, n)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut table = if wide {
+        Table::new(&["NAME", "VALUE", "SCOPE", "SOURCE", "FROM", "OVERRIDES"])
+    } else {
+        Table::new(&["NAME", "VALUE", "SCOPE", "SOURCE"])
+    };
+    for v in &report.variables {
+        let value = if wide { v.value.clone() } else { truncate(&v.value, 50) };
+        // The project mirror's own source object says more than the mirror's name.
+        let source = match (&v.from, wide) {
+            (Some(from), false) => format!("{} ({from})", v.object),
+            _ => v.object.clone(),
+        };
+        if wide {
+            let from = v.from.clone().unwrap_or_else(|| "-".into());
+            let overrides = if v.overrides.is_empty() { "-".into() } else { v.overrides.join(", ") };
+            table.row([v.name.clone(), value, v.scope.into(), source, from, overrides]);
+        } else {
+            table.row([v.name.clone(), value, v.scope.into(), source]);
+        }
+    }
+    let mut out = table.render();
+    out.push_str("\nLater sources win: project < environment < output; a workload's own env and envFrom win over all.\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(kv: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        Some(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn reads() -> [Read; 6] {
+        [
+            Read {
+                data: data(&[("REGION", "eu"), ("DB_HOST", "project-db")]),
+                origins: [("REGION".to_string(), "lifecycle-jobs-system/shop".to_string())].into(),
+                ..Default::default()
+            },
+            Read { data: data(&[("DB_PASS", "p-secret")]), ..Default::default() },
+            Read { data: data(&[("DB_HOST", "env-db")]), ..Default::default() },
+            Read::default(),
+            Read { data: data(&[("DB_HOST", "job-db")]), ..Default::default() },
+            Read { data: data(&[("TOKEN", "t0k")]), ..Default::default() },
+        ]
+    }
+
+    #[test]
+    fn later_scope_wins_and_records_what_it_overrides() {
+        let vars = effective(&reads());
+        let by: BTreeMap<_, _> = vars.iter().map(|v| (v.name.as_str(), v)).collect();
+        let host = by["DB_HOST"];
+        assert_eq!(host.value, "job-db");
+        assert_eq!(host.scope, "output");
+        assert_eq!(host.object, "ConfigMap/lifecycle-outputs");
+        assert_eq!(host.overrides, ["project ConfigMap/lifecycle-project", "environment ConfigMap/lifecycle-environment"]);
+        assert_eq!(by["REGION"].from.as_deref(), Some("lifecycle-jobs-system/shop"));
+        assert_eq!(by["REGION"].scope, "project");
+        assert!(by["DB_PASS"].sensitive);
+        assert_eq!(by["DB_PASS"].object, "Secret/lifecycle-project");
+        assert!(by["TOKEN"].sensitive);
+        assert_eq!(vars.len(), 4);
+    }
+
+    #[test]
+    fn sensitive_values_are_masked_with_the_plugins_mask() {
+        let mut vars = effective(&reads());
+        mask(&mut vars);
+        let text = render(
+            &Report {
+                namespace: "shop-1".into(),
+                project: Some("shop".into()),
+                sensitive_shown: false,
+                missing: vec![],
+                unreadable: vec![],
+                variables: vars,
+            },
+            None,
+        )
+        .unwrap();
+        assert!(!text.contains("p-secret") && !text.contains("t0k"), "{text}");
+        assert!(text.contains(MASK));
+        assert!(text.contains("eu"));
+        assert!(text.contains("ConfigMap/lifecycle-project (lifecycle-jobs-system/shop)"), "{text}");
+    }
+
+    #[test]
+    fn nothing_to_show() {
+        let text = render(
+            &Report {
+                namespace: "e".into(),
+                project: None,
+                sensitive_shown: false,
+                missing: vec![],
+                unreadable: vec![],
+                variables: effective(&Default::default()),
+            },
+            None,
+        )
+        .unwrap();
+        assert!(text.starts_with("No variables in environment e"), "{text}");
+    }
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# make scale-test: the server at scale on the local cluster. Creates ENVS
+# environments holding TEMPLATES lifecycle templates each (on: stop, so that
+# nothing runs while they stay started), restarts the server so that each
+# replica lists everything from scratch, then measures, per replica, the
+# resident memory (kubelet stats summary), the CPU of the leader while nothing
+# changes, and pod admission latency in those environments as the API server
+# sees it (apiserver_admission_webhook_admission_duration_seconds, server-side
+# dry-run pod creations). Prints a Markdown table; cleans up after itself.
+#
+#   ENVS=1000 TEMPLATES=10 ADMISSIONS=300 IDLE_SECONDS=60 tests/scale/scale-test.sh
+#
+# Run it under the cluster lock, against an installed product (make deploy).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export KUBECONFIG="${KUBECONFIG:-${LJ_CLUSTER_DIR:-$PWD/.local-cluster}/kubeconfig}"
+ENVS="${ENVS:-1000}"
+TEMPLATES="${TEMPLATES:-10}"
+ADMISSIONS="${ADMISSIONS:-300}"
+IDLE_SECONDS="${IDLE_SECONDS:-60}"
+SYS=lifecycle-jobs-system
+MARK=scale.lifecycle-jobs.dev/run
+WORK="$(mktemp -d)"
+log() { echo "[scale +${SECONDS}s] $*" >&2; }
+cleanup() {
+  log "cleaning up"
+  kubectl delete namespace -l "$MARK" --wait=false >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log "generating $ENVS environments x $TEMPLATES templates"
+for ((e = 0; e < ENVS; e++)); do
+  f="$WORK/env-$((e / 100)).yaml"
+  ns="scale-env-$e"
+  cat >>"$f" <<YAML
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: $ns, labels: {lifecycle-jobs.dev/environment: "", $MARK: "true"}}
+YAML
+  for ((t = 0; t < TEMPLATES; t++)); do
+    cat >>"$f" <<YAML
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: tpl-$t, namespace: $ns, annotations: {lifecycle-jobs.dev/on: stop}}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox:local, imagePullPolicy: IfNotPresent, command: ["true"]}]
+YAML
+  done
+done
+log "creating them"
+for f in "$WORK"/env-*.yaml; do
+  # Namespaces first (the Jobs of the same file need them).
+  kubectl apply -f "$f" >/dev/null 2>&1 || kubectl apply -f "$f" >/dev/null
+done
+log "restarting the server (each replica lists everything again)"
+kubectl -n "$SYS" rollout restart deployment/lifecycle-webhook >/dev/null
+kubectl -n "$SYS" rollout status deployment/lifecycle-webhook --timeout=600s >/dev/null
+log "letting the leader settle"
+sleep 60
+
+node="$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')"
+summary() { kubectl get --raw "/api/v1/nodes/$node/proxy/stats/summary"; }
+leader="$(kubectl -n "$SYS" get lease lifecycle-webhook-controller -o jsonpath='{.spec.holderIdentity}')"
+summary >"$WORK/s1.json"; sleep "$IDLE_SECONDS"; summary >"$WORK/s2.json"
+rows="$(python3 - "$SYS" "$leader" "$IDLE_SECONDS" "$WORK" <<'PY'
+import json, sys
+sys_ns, leader, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+a = json.load(open(sys.argv[4] + "/s1.json"))
+b = json.load(open(sys.argv[4] + "/s2.json"))
+def pods(s):
+    return {p["podRef"]["name"]: p for p in s["pods"] if p["podRef"]["namespace"] == sys_ns}
+pa, pb = pods(a), pods(b)
+for name, p in sorted(pb.items()):
+    c = p["containers"][0]
+    rss = c["memory"].get("rssBytes", 0) / 2**20
+    ws = c["memory"].get("workingSetBytes", 0) / 2**20
+    cpu = ""
+    if name in pa:
+        d = c["cpu"]["usageCoreNanoSeconds"] - pa[name]["containers"][0]["cpu"]["usageCoreNanoSeconds"]
+        cpu = f"{d / secs / 1e6:.1f}"
+    role = "leader" if name == leader else "follower"
+    print(f"| {name} ({role}) | {rss:.1f} | {ws:.1f} | {cpu} |")
+PY
+)"
+
+log "admitting $ADMISSIONS pods (server-side dry run) in the environments"
+kubectl get --raw /metrics | grep 'apiserver_admission_webhook_admission_duration_seconds_bucket{.*name="pods.lifecycle-jobs.dev"' >"$WORK/m0" || true
+pf="$WORK/pods.yaml"
+for ((i = 0; i < ADMISSIONS; i++)); do
+  cat >>"$pf" <<YAML
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: probe-$i, namespace: scale-env-$((i % ENVS))}
+spec: {containers: [{name: main, image: busybox:local, command: ["true"]}]}
+YAML
+done
+start=$(date +%s.%N)
+kubectl create --dry-run=server -f "$pf" >/dev/null
+end=$(date +%s.%N)
+kubectl get --raw /metrics | grep 'apiserver_admission_webhook_admission_duration_seconds_bucket{.*name="pods.lifecycle-jobs.dev"' >"$WORK/m1" || true
+quantiles="$(python3 - "$WORK" <<'PY'
+import re, sys
+def buckets(text):
+    out = {}
+    for line in text.splitlines():
+        m = re.search(r'le="([^"]+)"\}\s+([0-9.e+]+)', line)
+        if m and 'operation="CREATE"' in line:
+            le = float('inf') if m.group(1) == '+Inf' else float(m.group(1))
+            out[le] = out.get(le, 0) + float(m.group(2))
+    return out
+b0, b1 = buckets(open(sys.argv[1] + "/m0").read()), buckets(open(sys.argv[1] + "/m1").read())
+d = sorted((le, b1[le] - b0.get(le, 0)) for le in b1)
+total = d[-1][1] if d else 0
+def q(p):
+    for le, n in d:
+        if total and n >= p * total:
+            return f"<= {le * 1000:g} ms"
+    return "n/a"
+print(f"{q(0.5)} | {q(0.99)} | {int(total)}")
+PY
+)"
+echo
+echo "Scale: $ENVS environments x $TEMPLATES templates ($((ENVS * TEMPLATES)) lifecycle Jobs), $(nproc) CPUs"
+echo
+echo "| replica | RSS MiB | working set MiB | CPU millicores over ${IDLE_SECONDS}s idle |"
+echo "|---|---|---|---|"
+echo "$rows"
+echo
+echo "| pod admission webhook p50 | p99 | calls | wall time of $ADMISSIONS dry-run creations |"
+echo "|---|---|---|---|"
+echo "| $quantiles | $(python3 -c "print(f'{$end - $start:.1f} s')") |"

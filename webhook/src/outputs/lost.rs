@@ -1,0 +1,277 @@
+//! Outputs that could not be published are never lost silently.
+//!
+//! When the agent cannot publish (the server down, egress blocked, the grace
+//! period too short), it exits non-zero and writes why in its termination
+//! message. The pod still succeeds (a sidecar's exit code does not count) and
+//! so does the Job. Every replica watches the captured pods that succeeded
+//! (also the ones that ended while it was down: the watch starts with a
+//! list), reads the agent's termination state ([`publish_failure`]), and
+//! records `outputs not published: <why>` on the pod's Job: in its `outputs`
+//! annotation and as a Warning Event on the Job (and on its template for a
+//! run). The controller reads that record ([`recorded_loss`]): a lifecycle run
+//! whose outputs were not published counts as failed.
+//!
+//! The record is written with the Job's resourceVersion as a precondition, so
+//! of two replicas only one records it and emits the Events.
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::events::EventType;
+use kube::runtime::watcher::{self, Event as WatchEvent};
+use kube::{Api, Client, ResourceExt};
+use lifecycle_contract::names::{
+    AGENT_MIN_GRACE_SECONDS, ANNOTATION_OUTPUTS, LABEL_CAPTURE, OUTPUTS_NOT_PUBLISHED, injected::AGENT_CONTAINER,
+};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::events;
+use super::handler::{SUMMARY_FIELD_MANAGER, published_by};
+use super::identity::{controller_job, job_ref, one_line, template_of};
+
+/// Reason of the Warning Event.
+pub const REASON_NOT_PUBLISHED: &str = "OutputsNotPublished";
+
+/// Pure: why the agent of this pod did not publish its outputs, when the pod
+/// succeeded (its main containers all exited 0) but the agent ended with a
+/// non-zero exit code. `None`: published, nothing to publish, or not ended yet.
+pub fn publish_failure(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Succeeded") {
+        return None;
+    }
+    let agent = status.init_container_statuses.as_deref()?.iter().find(|c| c.name == AGENT_CONTAINER)?;
+    let ended = agent.state.as_ref()?.terminated.as_ref()?;
+    if ended.exit_code == 0 {
+        return None;
+    }
+    let message = one_line(ended.message.as_deref().unwrap_or_default());
+    if message.starts_with(OUTPUTS_NOT_PUBLISHED) {
+        return Some(message);
+    }
+    let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+    let how = match (ended.exit_code, ended.reason.as_deref()) {
+        (137, _) => "was killed".to_string(),
+        (code, Some(reason)) if !reason.is_empty() => format!("ended with exit code {code} ({reason})"),
+        (code, _) => format!("ended with exit code {code}"),
+    };
+    let hint = if grace < AGENT_MIN_GRACE_SECONDS {
+        format!("; the pod's terminationGracePeriodSeconds ({grace}s) is below the agent's minimum of {AGENT_MIN_GRACE_SECONDS}s")
+    } else {
+        String::new()
+    };
+    Some(format!("{OUTPUTS_NOT_PUBLISHED}: the agent {how} before it could publish{hint}"))
+}
+
+/// Pure: the loss recorded on a Job (its `outputs` annotation), if any.
+pub fn recorded_loss(job: &Job) -> Option<&str> {
+    let value = job.metadata.annotations.as_ref()?.get(ANNOTATION_OUTPUTS)?;
+    value.starts_with(OUTPUTS_NOT_PUBLISHED).then_some(value.as_str())
+}
+
+/// Pure: whether a loss seen on `pod` still has to be recorded on `job`: not
+/// if recorded already, nor if the server did publish this pod's outputs (the
+/// agent then only missed the answer).
+pub fn needs_record(job: &Job, pod_uid: &str) -> bool {
+    recorded_loss(job).is_none() && published_by(job).is_none_or(|(_, uid)| uid != pod_uid)
+}
+
+/// Pure: the merge patch that records the loss, conditional on the Job's version.
+pub fn record_patch(resource_version: &str, why: &str) -> serde_json::Value {
+    json!({ "metadata": { "resourceVersion": resource_version, "annotations": { ANNOTATION_OUTPUTS: why } } })
+}
+
+/// Handle on the watch: ready once the pods that ended before it started are handled.
+#[derive(Clone)]
+pub struct LossWatch {
+    synced: watch::Receiver<bool>,
+}
+
+impl LossWatch {
+    pub async fn wait_until_synced(&self) {
+        let mut rx = self.synced.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// Starts the watch of succeeded captured pods in the background.
+pub fn start(client: Client, instance: String, metrics: std::sync::Arc<crate::metrics::Metrics>) -> LossWatch {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let api: Api<Pod> = Api::all(client.clone());
+        // Only pods that ended well and carry the capture label: few, and
+        // nothing is kept once handled.
+        let config = crate::kube_client::watch_config().labels(LABEL_CAPTURE).fields("status.phase=Succeeded");
+        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(WatchEvent::Apply(pod)) | Ok(WatchEvent::InitApply(pod)) => {
+                    if let Some(why) = publish_failure(&pod)
+                        && record(&client, &instance, &pod, &why).await == Recorded::Now
+                    {
+                        metrics.outputs_lost.inc();
+                    }
+                }
+                Ok(WatchEvent::InitDone) => {
+                    let _ = tx.send(true);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "captured pod watch error; retrying with backoff"),
+            }
+        }
+    });
+    LossWatch { synced: rx }
+}
+
+/// Records the loss on the pod's Job once, retrying a while: at start the
+/// Job webhook this very patch goes through may not be served yet. The watch
+/// waits for it, so the controller starts only after the losses of pods that
+/// ended while no server ran are recorded.
+async fn record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Recorded {
+    let mut delay = RETRY_FIRST;
+    for attempt in 1..=RETRY_ATTEMPTS {
+        match try_record(client, instance, pod, why).await {
+            Ok(recorded) => return recorded,
+            Err(e) => {
+                tracing::warn!(pod = %pod.name_any(), attempt, error = %e, "recording lost outputs on the Job; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+    tracing::error!(pod = %pod.name_any(), reason = %why, "could not record lost outputs on the Job; the next restart tries again");
+    Recorded::Failed
+}
+
+/// What [`record`] did: the `outputs_lost` metric counts each loss once,
+/// where it is recorded (not on every replica, nor again after a restart).
+#[derive(Debug, PartialEq, Eq)]
+enum Recorded {
+    Now,
+    /// Recorded earlier (or by another replica), or the Job is gone.
+    Already,
+    Failed,
+}
+
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// About a minute and a half in all.
+const RETRY_ATTEMPTS: u32 = 12;
+
+async fn try_record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Result<Recorded, String> {
+    let Some(ns) = pod.namespace() else { return Ok(Recorded::Already) };
+    let Some(owner) = controller_job(&pod.metadata) else { return Ok(Recorded::Already) };
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let job = match jobs.get_opt(&owner.name).await {
+        Ok(Some(j)) if j.metadata.uid.as_deref() == Some(owner.uid.as_str()) => j,
+        Ok(_) => return Ok(Recorded::Already),
+        Err(e) => return Err(format!("reading Job {ns}/{}: {}", owner.name, super::error::short(&e))),
+    };
+    if !needs_record(&job, &pod.uid().unwrap_or_default()) {
+        return Ok(Recorded::Already);
+    }
+    let rv = job.metadata.resource_version.clone().unwrap_or_default();
+    let params = PatchParams { field_manager: Some(SUMMARY_FIELD_MANAGER.into()), ..Default::default() };
+    match jobs.patch(&owner.name, &params, &Patch::Merge(record_patch(&rv, why))).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Recorded::Already),
+        // 409: the Job changed meanwhile (its status, or another replica
+        // recorded the loss): read it again.
+        Err(e) => return Err(format!("patching Job {ns}/{}: {}", owner.name, super::error::short(&e))),
+    }
+    tracing::warn!(namespace = %ns, job = %owner.name, pod = %pod.name_any(), reason = %why, "outputs not published");
+    let mut refs = vec![job_ref(&ns, &owner.name, &owner.uid)];
+    if let Some(t) = template_of(&job) {
+        refs.push(job_ref(&ns, &t.name, &t.uid));
+    }
+    let note = format!("pod {}: {why}", pod.name_any());
+    events::emit(client, instance, &refs, EventType::Warning, REASON_NOT_PUBLISHED, note).await;
+    Ok(Recorded::Now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, PodSpec, PodStatus};
+    use kube::core::ObjectMeta;
+    use lifecycle_contract::names::ANNOTATION_OUTPUTS_PUBLISHED_BY;
+    use std::collections::BTreeMap;
+
+    fn pod(phase: &str, agent_exit: Option<(i32, Option<&str>)>, grace: Option<i64>) -> Pod {
+        let agent = agent_exit.map(|(code, msg)| ContainerStatus {
+            name: AGENT_CONTAINER.into(),
+            state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: code,
+                    message: msg.map(Into::into),
+                    reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        Pod {
+            spec: Some(PodSpec { termination_grace_period_seconds: grace, ..Default::default() }),
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                init_container_statuses: agent.map(|a| vec![a]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn job(annotations: &[(&str, &str)]) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_agents_own_reason_is_taken() {
+        let why = "outputs not published: gave up after 9 attempts in 57.0s: connection refused";
+        assert_eq!(publish_failure(&pod("Succeeded", Some((1, Some(why))), Some(60))).as_deref(), Some(why));
+    }
+
+    #[test]
+    fn a_killed_agent_is_a_loss_with_a_hint() {
+        let why = publish_failure(&pod("Succeeded", Some((137, None)), Some(5))).unwrap();
+        assert!(why.starts_with("outputs not published: the agent was killed before it could publish"), "{why}");
+        assert!(why.contains("(5s) is below the agent's minimum"), "{why}");
+        let why = publish_failure(&pod("Succeeded", Some((2, Some("panic"))), Some(90))).unwrap();
+        assert_eq!(why, "outputs not published: the agent ended with exit code 2 (Error) before it could publish");
+    }
+
+    #[test]
+    fn published_or_unfinished_or_failed_pods_are_not_a_loss() {
+        assert_eq!(publish_failure(&pod("Succeeded", Some((0, None)), None)), None);
+        assert_eq!(publish_failure(&pod("Running", Some((1, Some("x"))), None)), None);
+        assert_eq!(publish_failure(&pod("Failed", Some((1, Some("x"))), None)), None);
+        assert_eq!(publish_failure(&pod("Succeeded", None, None)), None);
+        assert_eq!(publish_failure(&Pod::default()), None);
+    }
+
+    #[test]
+    fn records_are_read_and_written_once() {
+        let why = "outputs not published: server down";
+        let lost = job(&[(ANNOTATION_OUTPUTS, why)]);
+        assert_eq!(recorded_loss(&lost), Some(why));
+        assert!(!needs_record(&lost, "u1"));
+        let published = job(&[(ANNOTATION_OUTPUTS, r#"{"A":"1"}"#), (ANNOTATION_OUTPUTS_PUBLISHED_BY, "p/u1")]);
+        assert_eq!(recorded_loss(&published), None);
+        assert!(!needs_record(&published, "u1"), "the server published this pod's outputs");
+        assert!(needs_record(&published, "u2"), "another pod's loss");
+        assert!(needs_record(&job(&[]), "u1"));
+        let patch = record_patch("42", why);
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        assert_eq!(patch["metadata"]["annotations"][ANNOTATION_OUTPUTS], why);
+    }
+}

@@ -1,0 +1,28 @@
+//! Project variables: ConfigMaps and Secrets labelled
+//! `lifecycle-jobs.dev/project-variables=<project>` in the configured source
+//! namespaces (`--project-variables-namespaces`, default the server's own)
+//! are mirrored into every environment labelled `lifecycle-jobs.dev/project=<project>`
+//! as the ConfigMap and the Secret `lifecycle-project`, which pod admission
+//! puts first in every container's `envFrom`.
+//!
+//! - [`plan`]: merge order, targets, what to write or delete (pure, unit-tested);
+//! - [`sync`]: watches, lists and server-side applies (field manager
+//!   `lifecycle-jobs.dev/project-variables`), run by the controller leader.
+//!
+//! Merge order: sources are taken by source namespace (in the flag's order),
+//! then by object name; a key defined twice takes the later source's value,
+//! and a Warning log names the key and both objects. ConfigMap keys go to the
+//! ConfigMap mirror, Secret keys to the Secret mirror; in a pod the Secret
+//! comes after the ConfigMap, so it wins a key both define. A project with no
+//! data of a kind has no mirror of that kind. `binaryData` is not mirrored
+//! (`envFrom` ignores it).
+
+pub mod plan;
+pub mod sync;
+
+use crate::state::AppState;
+
+/// Runs the mirror while this replica leads (the future is dropped when the lease is lost).
+pub async fn run(state: AppState) {
+    sync::run(state.client.clone(), state.config.project_variables_sources(), state.config.namespace.clone()).await
+}
