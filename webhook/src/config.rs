@@ -83,9 +83,8 @@ pub struct Config {
     pub server_url: String,
 
     /// `IP:port` agents dial to reach the outputs API (they resolve no names; the URL's
-    /// host still names the server for TLS). Default: the address of the Service named by
-    /// --server-url's first label, from the service-link variables Kubernetes gives the
-    /// server's own pods (`LIFECYCLE_WEBHOOK_SERVICE_HOST`, `..._SERVICE_PORT`).
+    /// host still names the server for TLS). Default: the ClusterIP of the Service that
+    /// --server-url's host names, read once at startup, and the URL's port.
     #[arg(long, env = "LIFECYCLE_SERVER_ADDR")]
     pub server_addr: Option<String>,
 
@@ -129,15 +128,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Fills `server_addr` from the service-link variables when no flag set it;
-    /// `lookup` reads an environment variable.
-    pub fn with_service_link(mut self, lookup: impl Fn(&str) -> Option<String>) -> Config {
-        if self.server_addr.as_deref().is_none_or(|a| a.trim().is_empty()) {
-            self.server_addr = service_link_addr(&self.server_url, lookup);
-        }
-        self
-    }
-
     /// The variables source namespaces, in merge order (see the flag).
     pub fn project_variables_sources(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -172,36 +162,9 @@ pub enum LogFormat {
     Text,
 }
 
-/// `IP:port` of the Service that `server_url`'s host names (its first DNS
-/// label), from the variables Kubernetes sets for Services of the pod's own
-/// namespace: `<NAME>_SERVICE_HOST` and `<NAME>_SERVICE_PORT`.
-pub fn service_link_addr(server_url: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
-    let host = server_url.split("://").nth(1)?.split(['/', ':']).next()?;
-    let service = host.split('.').next().filter(|s| !s.is_empty())?;
-    let prefix: String = service.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }).collect();
-    let ip = lookup(&format!("{prefix}_SERVICE_HOST"))?;
-    let port = lookup(&format!("{prefix}_SERVICE_PORT"))?;
-    let ip = ip.trim();
-    Some(if ip.contains(':') { format!("[{ip}]:{}", port.trim()) } else { format!("{ip}:{}", port.trim()) })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_agents_address_comes_from_the_servers_service_link() {
-        let env = |k: &str| match k {
-            "LIFECYCLE_WEBHOOK_SERVICE_HOST" => Some("10.96.12.34".to_string()),
-            "LIFECYCLE_WEBHOOK_SERVICE_PORT" => Some("443".to_string()),
-            _ => None,
-        };
-        let url = "https://lifecycle-webhook.lifecycle-jobs-system.svc:443";
-        assert_eq!(service_link_addr(url, env).as_deref(), Some("10.96.12.34:443"));
-        assert_eq!(service_link_addr("https://other.ns.svc", env), None);
-        let v6 = |k: &str| (k.ends_with("HOST")).then(|| "fd00::1".to_string()).or(Some("443".into()));
-        assert_eq!(service_link_addr(url, v6).as_deref(), Some("[fd00::1]:443"));
-    }
 
     #[test]
     fn project_variables_sources_default_to_the_servers_namespace() {

@@ -3,7 +3,7 @@ use lifecycle_webhook::{config::Config, server, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse().with_service_link(|k| std::env::var(k).ok());
+    let config = Config::parse();
     telemetry::init(config.log_format);
     server::run(config).await
 }
