@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 client for one request per connection: `POST` with a
 //! `Content-Length` body over TLS (rustls with ring, trusting only the
-//! server's CA) or, for tests only, plain TCP. The response is read with caps
+//! server's CA) or, for tests only, plain TCP. `httparse` (hyper's parser)
+//! reads the response head and chunk sizes; the response is read with caps
 //! (16 KiB of headers, 64 KiB of body) and every socket operation is bounded
 //! by the request's deadline.
 //!
@@ -320,31 +321,28 @@ fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, HttpError> {
 /// Status, headers and the length of the head.
 pub type Head = (u16, Vec<(String, String)>, usize);
 
+/// Headers a response may carry (the server sends a handful).
+const MAX_HEADERS: usize = 32;
+
 /// `Some((status, headers, head length))` once `buf` holds a whole head.
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Response::new(&mut slots);
+    let len = match head.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::Version) => return Err(HttpError::Protocol("not an HTTP/1.x response")),
+        Err(httparse::Error::Status) => return Err(HttpError::Protocol("bad status code")),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::Protocol("too many headers")),
+        Err(_) => return Err(HttpError::Protocol("bad header line")),
     };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| HttpError::Protocol("headers are not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") {
-        return Err(HttpError::Protocol("not an HTTP/1.x response"));
+    let status = head.code.filter(|c| (100..600).contains(c)).ok_or(HttpError::Protocol("bad status code"))?;
+    let mut headers = Vec::with_capacity(head.headers.len());
+    for h in head.headers.iter() {
+        let value = std::str::from_utf8(h.value).map_err(|_| HttpError::Protocol("headers are not UTF-8"))?;
+        headers.push((h.name.to_string(), value.trim().to_string()));
     }
-    let status = parts
-        .next()
-        .filter(|c| c.len() == 3)
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|c| (100..600).contains(c))
-        .ok_or(HttpError::Protocol("bad status code"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        let (k, v) = line.split_once(':').ok_or(HttpError::Protocol("bad header line"))?;
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    Ok(Some((status, headers, end + 4)))
+    Ok(Some((status, headers, len)))
 }
 
 fn read_chunked<R: Read>(r: &mut R, mut buf: Vec<u8>) -> Result<Vec<u8>, HttpError> {
@@ -362,16 +360,15 @@ fn read_chunked<R: Read>(r: &mut R, mut buf: Vec<u8>) -> Result<Vec<u8>, HttpErr
         Ok(())
     };
     loop {
-        let line_end = loop {
-            if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
-                break i;
+        let (line_len, size) = loop {
+            match httparse::parse_chunk_size(&buf) {
+                Ok(httparse::Status::Complete((len, size))) => break (len, size),
+                Ok(httparse::Status::Partial) => fill(&mut buf, r)?,
+                Err(_) => return Err(HttpError::Protocol("bad chunk size")),
             }
-            fill(&mut buf, r)?;
         };
-        let size_text = std::str::from_utf8(&buf[..line_end]).map_err(|_| HttpError::Protocol("bad chunk size"))?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| HttpError::Protocol("bad chunk size"))?;
-        buf.drain(..line_end + 2);
+        let size = usize::try_from(size).map_err(|_| HttpError::Protocol("chunk too large"))?;
+        buf.drain(..line_len);
         if size == 0 {
             return Ok(body);
         }
@@ -436,6 +433,27 @@ mod tests {
         let mut raw = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         raw.extend(vec![b'x'; MAX_BODY * 2]);
         assert_eq!(resp(&raw).unwrap().body.len(), MAX_BODY);
+    }
+
+    /// Hands out one byte per read: every partial head and chunk line is seen.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn responses_arriving_byte_by_byte() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n";
+        let r = read_response(&mut Trickle(raw)).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello, world"[..]));
+        let r = read_response(&mut Trickle(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (201, &b"ok"[..]));
     }
 
     #[test]
