@@ -65,7 +65,9 @@ pub fn source(server_url: &str, own_namespace: &str) -> Result<Source, String> {
         [name] => (*name, own_namespace),
         [name, ns] | [name, ns, "svc", ..] => (*name, *ns),
         _ => {
-            return Err(format!("--server-url {server_url:?}: its host does not name a Service (<name>.<namespace>.svc); {hint}"));
+            return Err(format!(
+                "--server-url {server_url:?}: its host does not name a Service (<name>.<namespace>.svc); {hint}"
+            ));
         }
     };
     if name.is_empty() || namespace.is_empty() {
