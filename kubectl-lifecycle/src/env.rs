@@ -292,8 +292,8 @@ fn variables_per_job(keys: &[&str], ids: &[JobId]) -> BTreeMap<String, usize> {
     let map: BTreeMap<String, String> = keys.iter().map(|k| (k.to_string(), String::new())).collect();
     let mut out = BTreeMap::new();
     for v in crate::outputs::classify(&map, &BTreeMap::new(), ids) {
-        if v.alias_of.is_none()
-            && let Some(id) = v.job_id
+        if v.origin.alias_of.is_none()
+            && let Some(id) = v.origin.job_id
         {
             *out.entry(id).or_default() += 1;
         }
