@@ -245,12 +245,10 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
 }
 
 fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<String> {
-    let wide = match format {
-        Some(OutputFormat::Json) => return crate::output::json(report),
-        Some(OutputFormat::Yaml) => return crate::output::yaml(report),
-        Some(OutputFormat::Wide) => true,
-        None => false,
-    };
+    crate::output::report(report, format, |wide| text(report, wide))
+}
+
+fn text(report: &Report, wide: bool) -> String {
     let mut out = String::new();
     if let (Some(job), Some(id)) = (&report.job, &report.job_id) {
         out.push_str(&format!(
@@ -271,7 +269,7 @@ fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<Strin
                 report.namespace
             )),
         }
-        return Ok(out);
+        return out;
     }
     let mut table = if wide {
         Table::new(&["NAME", "VALUE", "SENSITIVE", "JOB", "ALIAS-OF", "SOURCE"])
@@ -290,7 +288,7 @@ fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<Strin
         }
     }
     out.push_str(&table.render());
-    Ok(out)
+    out
 }
 
 /// SelfSubjectAccessReview: may the caller get the Secret `lifecycle-outputs` in `namespace`?

@@ -146,18 +146,16 @@ pub async fn run(ctx: &Ctx, args: &VarsArgs) -> anyhow::Result<()> {
 }
 
 fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<String> {
-    let wide = match format {
-        Some(OutputFormat::Json) => return crate::output::json(report),
-        Some(OutputFormat::Yaml) => return crate::output::yaml(report),
-        Some(OutputFormat::Wide) => true,
-        None => false,
-    };
+    crate::output::report(report, format, |wide| text(report, wide))
+}
+
+fn text(report: &Report, wide: bool) -> String {
     if report.variables.is_empty() {
-        return Ok(format!(
+        return format!(
             "No variables in environment {}: none of {} exists or has data.\n",
             report.namespace,
             INJECTED_SOURCES.iter().map(|&(_, k, n)| object(k, n)).collect::<Vec<_>>().join(", ")
-        ));
+        );
     }
     let mut table = if wide {
         Table::new(&["NAME", "VALUE", "SCOPE", "SOURCE", "FROM", "OVERRIDES"])
@@ -182,7 +180,7 @@ fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<Strin
     }
     let mut out = table.render();
     out.push_str("\nLater sources win: project < environment < output; a workload's own env and envFrom win over all.\n");
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

@@ -40,19 +40,13 @@ pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
     let counts = template_counts(&ctx.client, &namespaces).await;
     let environments = namespaces.iter().map(|ns| env_row(ns, counts.get(ns_name(ns)).copied().flatten())).collect();
     let list = EnvList { environments };
-    match args.output {
-        Some(OutputFormat::Json) => print!("{}", crate::output::json(&list)?),
-        Some(OutputFormat::Yaml) => print!("{}", crate::output::yaml(&list)?),
-        format => {
-            if list.environments.is_empty() {
-                eprintln!(
-                    "No environments found.\n  hint: make a namespace an environment with `kubectl lifecycle env create NAMESPACE`"
-                );
-            } else {
-                print!("{}", render_list(&list, format == Some(OutputFormat::Wide), now()));
-            }
-        }
+    if list.environments.is_empty() && matches!(args.output, None | Some(OutputFormat::Wide)) {
+        eprintln!(
+            "No environments found.\n  hint: make a namespace an environment with `kubectl lifecycle env create NAMESPACE`"
+        );
+        return Ok(());
     }
+    print!("{}", crate::output::report(&list, args.output, |wide| render_list(&list, wide, now()))?);
     Ok(())
 }
 
@@ -111,11 +105,7 @@ pub async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<()> {
         };
 
     let report = build_status(&ns, &all, &cm_keys, secret_keys.as_deref());
-    match args.output {
-        Some(OutputFormat::Json) => print!("{}", crate::output::json(&report)?),
-        Some(OutputFormat::Yaml) => print!("{}", crate::output::yaml(&report)?),
-        format => print!("{}", render_status(&report, format == Some(OutputFormat::Wide), now())),
-    }
+    print!("{}", crate::output::report(&report, args.output, |wide| render_status(&report, wide, now()))?);
     Ok(())
 }
 
