@@ -105,7 +105,7 @@ where
 {
     let api: Api<PartialObjectMeta<K>> = Api::namespaced(client.clone(), namespace);
     let ns = namespace.to_string();
-    watcher::watcher(api, watcher::Config::default().labels(LABEL_PROJECT_VARIABLES))
+    watcher::watcher(api, crate::kube_client::watch_config().labels(LABEL_PROJECT_VARIABLES))
         .default_backoff()
         .map(move |r| match r {
             Ok(e) => Input::Source(kind, ns.clone(), map_event(e, |o| seen(o, LABEL_PROJECT_VARIABLES))),
@@ -117,7 +117,7 @@ where
 fn inputs(client: &Client, sources: &[String]) -> impl Stream<Item = Input> + use<> {
     let envs: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
     let mut streams: Vec<BoxStream<'static, Input>> = vec![
-        watcher::watcher(envs, watcher::Config::default().labels(LABEL_ENVIRONMENT))
+        watcher::watcher(envs, crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
             .default_backoff()
             .map(|r| match r {
                 Ok(e) => Input::Env(map_event(e, |o| seen(o, LABEL_PROJECT))),
