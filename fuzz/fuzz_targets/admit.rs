@@ -20,6 +20,7 @@ const POD: PodSettings<'static> = PodSettings {
     agent_image: "lifecycle-agent:fuzz",
     agent_image_pull_policy: "IfNotPresent",
     server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
+    server_addr: "10.96.12.34:443",
     ca_bundle: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
 };
 

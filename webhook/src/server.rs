@@ -15,7 +15,7 @@ use crate::index::JobIndex;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::tls::{CertFiles, CertStore};
-use crate::{admission, certs, controller, limits, listener, outputs, tls};
+use crate::{admission, certs, controller, limits, listener, outputs, server_addr, tls};
 
 /// The TLS application: webhooks and the outputs API, each behind its own
 /// limits (`crate::limits`): a flood of one does not starve the other.
@@ -28,9 +28,12 @@ pub fn app(state: AppState) -> Router {
     Router::new().merge(admission).merge(outputs).layer(by_protocol).with_state(state)
 }
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = crate::kube_client::client().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    // Read once: admission hands it to every agent without an API call.
+    let addr = server_addr::resolve(&client, config.server_addr.as_deref(), &config.server_url, &config.namespace).await?;
+    config.server_addr = Some(addr);
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let certs = CertStore::with_expiry_gauge(metrics.certificate_expiry.clone());
