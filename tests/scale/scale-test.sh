@@ -10,7 +10,13 @@
 #
 #   ENVS=1000 TEMPLATES=10 ADMISSIONS=300 IDLE_SECONDS=60 tests/scale/scale-test.sh
 #
-# Run it under the cluster lock, against an installed product (make deploy).
+# Before measuring, it waits (at most SETTLE_TIMEOUT seconds) for the
+# controller's first pass (every environment observed, every template given its
+# finalizer), then restarts the server and waits AFTER_RESTART_SECONDS, so that
+# the numbers are those of a replica that started at that scale and of an idle
+# leader. Clean-up waits (at most CLEANUP_TIMEOUT seconds) for the namespaces
+# to be gone. Run it under the cluster lock, against an installed product
+# (make deploy).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export KUBECONFIG="${KUBECONFIG:-${LJ_CLUSTER_DIR:-$PWD/.local-cluster}/kubeconfig}"
@@ -18,14 +24,21 @@ ENVS="${ENVS:-1000}"
 TEMPLATES="${TEMPLATES:-10}"
 ADMISSIONS="${ADMISSIONS:-300}"
 IDLE_SECONDS="${IDLE_SECONDS:-60}"
+PARALLEL="${PARALLEL:-3}"
+SETTLE_TIMEOUT="${SETTLE_TIMEOUT:-600}"
+AFTER_RESTART_SECONDS="${AFTER_RESTART_SECONDS:-90}"
+CLEANUP_TIMEOUT="${CLEANUP_TIMEOUT:-900}"
 SYS=lifecycle-jobs-system
 MARK=scale.lifecycle-jobs.dev/run
 WORK="$(mktemp -d)"
 log() { echo "[scale +${SECONDS}s] $*" >&2; }
 cleanup() {
-  log "cleaning up"
+  log "cleaning up (the leader removes the templates' finalizers as their namespaces go)"
   kubectl delete namespace -l "$MARK" --wait=false >/dev/null 2>&1 || true
+  kubectl wait --for=delete namespace -l "$MARK" --timeout="${CLEANUP_TIMEOUT}s" >/dev/null 2>&1 ||
+    log "WARNING: namespaces labelled $MARK still terminating after ${CLEANUP_TIMEOUT}s"
   rm -rf "$WORK"
+  log "done"
 }
 trap cleanup EXIT
 
@@ -53,16 +66,33 @@ spec:
 YAML
   done
 done
-log "creating them"
-for f in "$WORK"/env-*.yaml; do
-  # Namespaces first (the Jobs of the same file need them).
-  kubectl apply -f "$f" >/dev/null 2>&1 || kubectl apply -f "$f" >/dev/null
-done
-log "restarting the server (each replica lists everything again)"
+log "creating them (kubectl create, $PARALLEL files at a time)"
+# create, not apply: no last-applied annotation, one request per object.
+ls "$WORK"/env-*.yaml | xargs -P "$PARALLEL" -n 1 kubectl create -f >/dev/null 2>"$WORK/create.err" || true
+grep -v AlreadyExists "$WORK/create.err" | tail -n 5 >&2 || true
+created="$(kubectl get jobs -A -l lifecycle-jobs.dev/admitted --no-headers 2>/dev/null | grep -c ' tpl-' || true)"
+log "created: $created lifecycle Jobs"
+
+# The controller's first pass: every environment observed, every template
+# given its finalizer. Bounded: the table says if it did not finish.
+settle() {
+  local deadline=$((SECONDS + SETTLE_TIMEOUT)) observed=0 finalized=0
+  while ((SECONDS < deadline)); do
+    observed="$(kubectl get ns -l "$MARK" -o jsonpath='{range .items[*]}{.metadata.annotations.lifecycle-jobs\.dev/observed}{"\n"}{end}' | grep -c . || true)"
+    finalized="$(kubectl get jobs -A -l lifecycle-jobs.dev/admitted -o jsonpath='{range .items[*]}{.metadata.finalizers}{"\n"}{end}' | grep -c outputs-cleanup || true)"
+    log "settling: $observed/$ENVS environments observed, $finalized/$created templates with their finalizer"
+    if ((observed >= ENVS && finalized >= created)); then return 0; fi
+    sleep 15
+  done
+  return 1
+}
+settled="yes"
+settle || settled="no (after ${SETTLE_TIMEOUT}s)"
+log "settled: $settled; restarting the server (each replica lists everything again)"
 kubectl -n "$SYS" rollout restart deployment/lifecycle-webhook >/dev/null
 kubectl -n "$SYS" rollout status deployment/lifecycle-webhook --timeout=600s >/dev/null
-log "letting the leader settle"
-sleep 60
+log "letting the new leader take over and make its first pass"
+sleep "$AFTER_RESTART_SECONDS"
 
 node="$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')"
 summary() { kubectl get --raw "/api/v1/nodes/$node/proxy/stats/summary"; }
@@ -127,7 +157,8 @@ print(f"{q(0.5)} | {q(0.99)} | {int(total)}")
 PY
 )"
 echo
-echo "Scale: $ENVS environments x $TEMPLATES templates ($((ENVS * TEMPLATES)) lifecycle Jobs), $(nproc) CPUs"
+restarts="$(kubectl -n "$SYS" get pods -l app.kubernetes.io/name=lifecycle-webhook -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}')"
+echo "Scale: $ENVS environments x $TEMPLATES templates ($created lifecycle Jobs), $(nproc) CPUs; first pass settled: $settled; server restarts since the rollout: $restarts; total ${SECONDS}s before clean-up"
 echo
 echo "| replica | RSS MiB | working set MiB | CPU millicores over ${IDLE_SECONDS}s idle |"
 echo "|---|---|---|---|"
