@@ -30,10 +30,11 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_GATED, LABEL_JOB, never_environment};
 
 use crate::job_watch::{JobMeta, JobWatch};
@@ -92,8 +93,18 @@ struct EnvCtx {
     server_namespace: String,
 }
 
+/// An environment as the controller keeps it between reconciles: its
+/// metadata without managedFields or annotations (each reconcile reads the
+/// namespace afresh).
+type EnvMeta = PartialObjectMeta<Namespace>;
+
+fn slim_env(ns: &mut EnvMeta) {
+    ns.metadata.managed_fields = None;
+    ns.metadata.annotations = None;
+}
+
 /// The environment whose templates or runs changed.
-fn job_to_env(job: Arc<JobMeta>) -> Option<ObjectRef<Namespace>> {
+fn job_to_env(job: Arc<JobMeta>) -> Option<ObjectRef<EnvMeta>> {
     let ours = job.annotations().contains_key(ANNOTATION_ON) || job.labels().contains_key(LABEL_JOB);
     let ns = job.namespace()?;
     ours.then(|| ObjectRef::new(&ns))
@@ -103,7 +114,7 @@ fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-async fn reconcile(ns: Arc<Namespace>, ctx: Arc<EnvCtx>) -> Result<Action, reconcile::Error> {
+async fn reconcile(ns: Arc<EnvMeta>, ctx: Arc<EnvCtx>) -> Result<Action, reconcile::Error> {
     let name = ns.name_any();
     if never_environment(&name, &ctx.server_namespace) {
         tracing::warn!(namespace = %name, "labelled as an environment, but this namespace never is one: ignored");
@@ -113,7 +124,7 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<EnvCtx>) -> Result<Action, recon
     Ok(Action::requeue(if done.busy { BUSY_REQUEUE } else { IDLE_REQUEUE }))
 }
 
-fn error_policy(ns: Arc<Namespace>, error: &reconcile::Error, _ctx: Arc<EnvCtx>) -> Action {
+fn error_policy(ns: Arc<EnvMeta>, error: &reconcile::Error, _ctx: Arc<EnvCtx>) -> Action {
     tracing::warn!(namespace = %ns.name_any(), %error, "environment reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
@@ -128,24 +139,29 @@ async fn controllers(state: AppState, jobs: JobWatch) -> anyhow::Result<()> {
     });
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
-    let environments =
-        Controller::new(Api::<Namespace>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
-            // Templates and runs, from the server's one Job watch.
-            .watches_shared_stream(jobs.changes(), job_to_env)
-            // Gated pods: a pod gated just after its environment stopped gating is released at once.
-            .watches(
-                Api::<PartialObjectMeta<Pod>>::all(client.clone()),
-                crate::kube_client::watch_config().labels(LABEL_GATED),
-                |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
-            )
-            .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
-            .run(reconcile, error_policy, env_ctx)
-            .for_each(|r| {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "environment controller");
-                }
-                futures::future::ready(())
-            });
+    let (env_store, env_writer) = reflector::store();
+    let env_changes = watcher(Api::<EnvMeta>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
+        .default_backoff()
+        .modify(slim_env)
+        .reflect(env_writer)
+        .applied_objects();
+    let environments = Controller::for_stream(env_changes, env_store)
+        // Templates and runs, from the server's one Job watch.
+        .watches_shared_stream(jobs.changes(), job_to_env)
+        // Gated pods: a pod gated just after its environment stopped gating is released at once.
+        .watches(
+            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+            crate::kube_client::watch_config().labels(LABEL_GATED),
+            |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
+        )
+        .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
+        .run(reconcile, error_policy, env_ctx)
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "environment controller");
+            }
+            futures::future::ready(())
+        });
 
     // Deleted templates, from the same watch: at start those already being
     // deleted, then each one whose deletion is asked.
