@@ -91,11 +91,14 @@ settle || settled="no (after ${SETTLE_TIMEOUT}s)"
 log "settled: $settled; restarting the server (each replica lists everything again)"
 kubectl -n "$SYS" rollout restart deployment/lifecycle-webhook >/dev/null
 kubectl -n "$SYS" rollout status deployment/lifecycle-webhook --timeout=600s >/dev/null
-log "letting the new leader take over and make its first pass"
-sleep "$AFTER_RESTART_SECONDS"
-
 node="$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')"
 summary() { kubectl get --raw "/api/v1/nodes/$node/proxy/stats/summary"; }
+log "letting the new leader take over and make its first pass (RSS sampled every 5 s)"
+mkdir -p "$WORK/samples"
+for ((i = 0; i < AFTER_RESTART_SECONDS / 5; i++)); do
+  summary >"$WORK/samples/$i.json" 2>/dev/null || true
+  sleep 5
+done
 leader="$(kubectl -n "$SYS" get lease lifecycle-webhook-controller -o jsonpath='{.spec.holderIdentity}')"
 summary >"$WORK/s1.json"; sleep "$IDLE_SECONDS"; summary >"$WORK/s2.json"
 rows="$(python3 - "$SYS" "$leader" "$IDLE_SECONDS" "$WORK" <<'PY'
@@ -106,6 +109,14 @@ b = json.load(open(sys.argv[4] + "/s2.json"))
 def pods(s):
     return {p["podRef"]["name"]: p for p in s["pods"] if p["podRef"]["namespace"] == sys_ns}
 pa, pb = pods(a), pods(b)
+import glob
+peak = {}
+for f in glob.glob(sys.argv[4] + "/samples/*.json") + [sys.argv[4] + "/s1.json", sys.argv[4] + "/s2.json"]:
+    try:
+        for name, p in pods(json.load(open(f))).items():
+            peak[name] = max(peak.get(name, 0), p["containers"][0]["memory"].get("rssBytes", 0))
+    except (ValueError, KeyError, IndexError):
+        pass
 for name, p in sorted(pb.items()):
     c = p["containers"][0]
     rss = c["memory"].get("rssBytes", 0) / 2**20
@@ -115,7 +126,7 @@ for name, p in sorted(pb.items()):
         d = c["cpu"]["usageCoreNanoSeconds"] - pa[name]["containers"][0]["cpu"]["usageCoreNanoSeconds"]
         cpu = f"{d / secs / 1e6:.1f}"
     role = "leader" if name == leader else "follower"
-    print(f"| {name} ({role}) | {rss:.1f} | {ws:.1f} | {cpu} |")
+    print(f"| {name} ({role}) | {rss:.1f} | {peak.get(name, 0) / 2**20:.1f} | {ws:.1f} | {cpu} |")
 PY
 )"
 
@@ -160,8 +171,8 @@ echo
 restarts="$(kubectl -n "$SYS" get pods -l app.kubernetes.io/name=lifecycle-webhook -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}')"
 echo "Scale: $ENVS environments x $TEMPLATES templates ($created lifecycle Jobs), $(nproc) CPUs; first pass settled: $settled; server restarts since the rollout: $restarts; total ${SECONDS}s before clean-up"
 echo
-echo "| replica | RSS MiB | working set MiB | CPU millicores over ${IDLE_SECONDS}s idle |"
-echo "|---|---|---|---|"
+echo "| replica | RSS MiB | highest RSS MiB seen since its start | working set MiB | CPU millicores over ${IDLE_SECONDS}s idle |"
+echo "|---|---|---|---|---|"
 echo "$rows"
 echo
 echo "| pod admission webhook p50 | p99 | calls | wall time of $ADMISSIONS dry-run creations |"
