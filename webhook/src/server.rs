@@ -67,7 +67,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         CertSource::SelfManaged => {
             let s = state.clone();
-            tasks.spawn("certificates", async move { certs::run(s).await.context("self-managed certificates") });
+            tasks.spawn("certificates", async move {
+                certs::run(s).await.context("self-managed certificates")?;
+                anyhow::bail!("self-managed certificates: the watches ended")
+            });
         }
     }
     // Every replica records outputs its agents could not publish; the
