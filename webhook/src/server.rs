@@ -82,8 +82,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let (s, shutdown) = (state.clone(), tasks.shutdown());
         tasks.spawn_graceful("controller", async move {
             // Bounded: a Job that cannot be patched must not keep the controller down.
-            if tokio::time::timeout(Duration::from_secs(120), losses.wait_until_synced()).await.is_err() {
-                tracing::warn!("lost outputs of earlier pods not all recorded yet; starting the controller anyway");
+            tokio::select! {
+                synced = tokio::time::timeout(Duration::from_secs(120), losses.wait_until_synced()) => if synced.is_err() {
+                    tracing::warn!("lost outputs of earlier pods not all recorded yet; starting the controller anyway");
+                },
+                () = shutdown.requested() => return Ok(()),
             }
             controller::run(s, job_watch, shutdown).await.context("environment controller")
         });
