@@ -41,6 +41,7 @@ cleanup() {
   log "done"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 log "generating $ENVS environments x $TEMPLATES templates"
 for ((e = 0; e < ENVS; e++)); do
