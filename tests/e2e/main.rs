@@ -1,5 +1,6 @@
 mod capture;
 mod cluster;
+mod example;
 mod inputs;
 mod lifecycle;
 mod plugin;

@@ -4,4 +4,5 @@
 
 mod bounded;
 mod controller_kill;
+mod helm;
 mod operations;

@@ -44,17 +44,17 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 /// The server's Deployment (and Service, and ServiceAccount).
-const SERVER: &str = "lifecycle-webhook";
+pub(crate) const SERVER: &str = "lifecycle-webhook";
 /// Label selector of the server's pods.
 const SERVER_PODS: &str = "app.kubernetes.io/name=lifecycle-webhook";
 /// The Secret of the self-managed CA and serving certificate.
-const TLS_SECRET: &str = "lifecycle-webhook-tls";
+pub(crate) const TLS_SECRET: &str = "lifecycle-webhook-tls";
 /// Both webhook configurations are named so.
-const WEBHOOK_CONFIGURATIONS: &str = "lifecycle-jobs";
+pub(crate) const WEBHOOK_CONFIGURATIONS: &str = "lifecycle-jobs";
 /// The controller's leader-election Lease.
 const CONTROLLER_LEASE: &str = "lifecycle-webhook-controller";
 /// The overlay installed on the local cluster.
-const LOCAL_OVERLAY: &str = "manifests/overlays/local";
+pub(crate) const LOCAL_OVERLAY: &str = "manifests/overlays/local";
 /// Label every object of the install carries (kustomize `labels`).
 const PART_OF: &str = "app.kubernetes.io/part-of=lifecycle-jobs";
 
@@ -75,7 +75,7 @@ const JOB_EVERY: u64 = 4;
 
 // --- tools -------------------------------------------------------------------------
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -90,7 +90,7 @@ fn kubectl_path() -> PathBuf {
 
 /// Runs a program from the repository root against the cluster under test and
 /// returns its stdout; a failure carries both outputs.
-fn run_blocking(program: &PathBuf, args: &[&str]) -> Result<String> {
+pub(crate) fn run_blocking(program: &PathBuf, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
         .args(args)
         .current_dir(repo_root())
@@ -110,7 +110,7 @@ fn run_blocking(program: &PathBuf, args: &[&str]) -> Result<String> {
     Ok(stdout)
 }
 
-fn kubectl_blocking(args: &[&str]) -> Result<String> {
+pub(crate) fn kubectl_blocking(args: &[&str]) -> Result<String> {
     run_blocking(&kubectl_path(), args)
 }
 
@@ -121,7 +121,7 @@ async fn kubectl(args: &[&str]) -> Result<String> {
 
 /// A client without kube's retry layer (which would resend a request answered
 /// 429/503/504): every admission of a stream is attempted exactly once.
-async fn strict_client() -> Result<Client> {
+pub(crate) async fn strict_client() -> Result<Client> {
     let kubeconfig = Kubeconfig::read_from(kubeconfig_path())?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     config.default_retry = false;
@@ -138,14 +138,14 @@ fn unix_time() -> String {
 /// A Job (JOBID `job_id`) whose container runs `script` and then writes `content`
 /// as its output file, ended after 600 s at most. Pod grace period: the default
 /// 30 s, for the agent.
-fn output_job(name: &str, job_id: &str, script: &str, content: &str) -> Job {
+pub(crate) fn output_job(name: &str, job_id: &str, script: &str, content: &str) -> Job {
     let mut job = lifecycle::output_job(name, Some(job_id), Some(script), content);
     job.spec.as_mut().unwrap().active_deadline_seconds = Some(600);
     job
 }
 
 /// Waits until every `(variable, value)` is published in the environment.
-async fn wait_published(ns: &TestNamespace, want: &[(String, String)], timeout: Duration) -> Result<()> {
+pub(crate) async fn wait_published(ns: &TestNamespace, want: &[(String, String)], timeout: Duration) -> Result<()> {
     let result = wait_until("every output is published", timeout, || async {
         let cm = published_config(ns).await?;
         Ok(want.iter().all(|(k, v)| cm.get(k) == Some(v)).then_some(()))
@@ -179,7 +179,7 @@ async fn agent_env(client: &Client, ns: &str, job: &str, name: &str) -> Result<S
 }
 
 /// Warning Events recorded on a Job.
-async fn job_warnings(client: &Client, ns: &str, job: &str) -> Result<Vec<String>> {
+pub(crate) async fn job_warnings(client: &Client, ns: &str, job: &str) -> Result<Vec<String>> {
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
     let selector = format!("involvedObject.kind=Job,involvedObject.name={job}");
     Ok(api
@@ -194,7 +194,7 @@ async fn job_warnings(client: &Client, ns: &str, job: &str) -> Result<Vec<String
 
 // --- the server ----------------------------------------------------------------------
 
-fn system_api<K>(client: &Client) -> Api<K>
+pub(crate) fn system_api<K>(client: &Client) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     <K as kube::Resource>::DynamicType: Default,
@@ -203,7 +203,7 @@ where
 }
 
 /// Waits until the server runs exactly its two replicas, ready, none terminating.
-async fn wait_server_settled(client: &Client, timeout: Duration) -> Result<Vec<Pod>> {
+pub(crate) async fn wait_server_settled(client: &Client, timeout: Duration) -> Result<Vec<Pod>> {
     wait_for_deployment_available(client, SYSTEM_NAMESPACE, SERVER, timeout).await?;
     let pods = system_api::<Pod>(client);
     wait_until("the server runs two ready replicas and nothing else", timeout, || {
@@ -228,7 +228,7 @@ async fn server_available_now(client: &Client) -> Result<bool> {
 }
 
 /// The TLS Secret as people see it: (phase annotation, ca.crt, rotate annotation).
-async fn tls_state(client: &Client) -> Result<(String, String, Option<String>)> {
+pub(crate) async fn tls_state(client: &Client) -> Result<(String, String, Option<String>)> {
     let secret = system_api::<Secret>(client).get(TLS_SECRET).await?;
     let ann = secret.annotations().clone();
     let ca = secret
@@ -314,13 +314,13 @@ impl Drop for ShortOverlap {
 
 /// What a stream of creations saw.
 #[derive(Debug, Default)]
-struct StreamReport {
-    admissions: u64,
+pub(crate) struct StreamReport {
+    pub(crate) admissions: u64,
     real_pods: u64,
     dry_run_pods: u64,
     dry_run_jobs: u64,
     /// Failed or unmutated admissions: `t+<s> (<unix time>) <what>: <error>`.
-    failures: Vec<String>,
+    pub(crate) failures: Vec<String>,
     max_latency: Duration,
 }
 
@@ -347,13 +347,13 @@ enum Outcome {
 
 /// Creations in an environment, one every [`STREAM_PERIOD`] whatever the
 /// latency of the previous ones, until stopped.
-struct Stream {
+pub(crate) struct Stream {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<StreamReport>,
 }
 
 impl Stream {
-    fn start(client: Client, ns: &str) -> Stream {
+    pub(crate) fn start(client: Client, ns: &str) -> Stream {
         let stop = Arc::new(AtomicBool::new(false));
         let ns = ns.to_string();
         let flag = stop.clone();
@@ -404,7 +404,7 @@ impl Stream {
         Stream { stop, task }
     }
 
-    async fn stop(self) -> Result<StreamReport> {
+    pub(crate) async fn stop(self) -> Result<StreamReport> {
         self.stop.store(true, Ordering::SeqCst);
         Ok(self.task.await?)
     }
@@ -445,7 +445,7 @@ async fn admit(client: &Client, ns: &str, i: u64) -> Result<Outcome, String> {
 }
 
 /// A small pod that ends at once and goes without a grace period.
-fn stream_pod(name: &str) -> Pod {
+pub(crate) fn stream_pod(name: &str) -> Pod {
     obj(json!({
         "metadata": {"name": name, "labels": {"e2e.lifecycle-jobs.dev/stream": "true"}},
         "spec": {
@@ -458,7 +458,7 @@ fn stream_pod(name: &str) -> Pod {
 
 /// Every container starts its `envFrom` with the injected sources (project,
 /// environment, outputs), in order, all optional.
-fn check_pod_mutated(pod: &Pod) -> Result<(), String> {
+pub(crate) fn check_pod_mutated(pod: &Pod) -> Result<(), String> {
     let spec = pod.spec.as_ref().ok_or("no spec")?;
     for c in &spec.containers {
         let env_from = c.env_from.clone().unwrap_or_default();
@@ -756,7 +756,7 @@ impl Drop for Reinstall {
 }
 
 /// Names of cluster-scoped objects of ours still present after the uninstall.
-async fn leftovers(client: &Client) -> Result<Vec<String>> {
+pub(crate) async fn leftovers(client: &Client) -> Result<Vec<String>> {
     let ours = |name: &str, labels: &BTreeMap<String, String>, value: &Value| {
         name.contains("lifecycle")
             || labels.get("app.kubernetes.io/part-of").is_some_and(|v| v == "lifecycle-jobs")
