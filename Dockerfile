@@ -12,14 +12,18 @@ WORKDIR /src
 COPY . .
 # Static glibc (crt-static) for the builder's own triple (x86_64-unknown-linux-gnu
 # on amd64; aarch64 on arm64); an explicit --target keeps build scripts and proc
-# macros dynamic. The cargo home path stays out of the binaries. Both binaries
-# are built in one go (shared dependencies); each image copies only its own.
+# macros dynamic. The cargo home path stays out of the binaries. One cargo
+# invocation per binary: features unify within an invocation, and the agent must
+# not get the server's (rustls' TLS 1.2 and logging); dependencies built alike
+# are shared. Each image copies only its own.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     set -eux; \
     target="$(rustc -vV | sed -n 's/^host: //p')"; \
-    RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=/usr/local/cargo=/cargo" \
-      cargo build --release --locked --target "$target" -p lifecycle-webhook -p lifecycle-agent; \
+    export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=/usr/local/cargo=/cargo"; \
+    for bin in lifecycle-webhook lifecycle-agent; do \
+      cargo build --release --locked --target "$target" -p "$bin"; \
+    done; \
     for bin in lifecycle-webhook lifecycle-agent; do \
       install -D -m 0755 "target/$target/release/$bin" "/out/$bin"; \
       if readelf -l "/out/$bin" | grep -q INTERP; then \

@@ -47,5 +47,13 @@ sleep 2
 t0=$(awk '{print $14+$15}' "/proc/$apid/stat")
 sleep 10
 t1=$(awk '{print $14+$15}' "/proc/$apid/stat")
-echo "agent idle: RSS $(awk '/VmRSS/{print $2, $3}' "/proc/$apid/status"), CPU ticks over 10 s idle: $((t1 - t0))"
+rss_kb=$(awk '/VmRSS/{print $2}' "/proc/$apid/status")
+echo "agent idle: RSS $rss_kb kB, CPU ticks over 10 s idle: $((t1 - t0))"
 kill -TERM "$apid" 2>/dev/null || true; wait "$apid" 2>/dev/null || true
+# The agent runs in every job pod: its binary and idle RSS stay within 4 MiB each.
+if [ "$(stat -c %s "$agent")" -le $((4 * 1048576)) ] && [ "$rss_kb" -le 4096 ]; then
+  echo "agent budget (4 MiB binary, 4 MiB idle RSS): ok"
+else
+  echo "agent budget (4 MiB binary, 4 MiB idle RSS): EXCEEDED" >&2
+  exit 1
+fi

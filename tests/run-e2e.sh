@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make e2e: the end-to-end suite on the real local cluster, against the product
 # installed from manifests/ (server pods behind their Service, agents reaching
-# it by DNS). Brings the cluster up if needed, builds and imports the images,
+# its ClusterIP). Brings the cluster up if needed, builds and imports the images,
 # deploys, then runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,8 +1,14 @@
 //! A minimal HTTP/1.1 client for one request per connection: `POST` with a
 //! `Content-Length` body over TLS (rustls with ring, trusting only the
-//! server's CA) or, for tests only, plain TCP. The response is read with caps
+//! server's CA) or, for tests only, plain TCP. `httparse` (hyper's parser)
+//! reads the response head and chunk sizes; the response is read with caps
 //! (16 KiB of headers, 64 KiB of body) and every socket operation is bounded
 //! by the request's deadline.
+//!
+//! The agent resolves no names: it dials the address admission gave it
+//! (`LIFECYCLE_SERVER_ADDR`, the server Service's IP and port) and verifies the
+//! certificate against the URL's host name, so a static binary needs no NSS and
+//! no resolver of its own.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -12,8 +18,6 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-
-use crate::dns;
 
 pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 64 * 1024;
@@ -83,7 +87,6 @@ impl fmt::Display for Url {
 /// Why a request got no response. All of these are worth a retry.
 #[derive(Debug)]
 pub enum HttpError {
-    Dns(dns::DnsError),
     Connect(String),
     Tls(String),
     Io(io::Error),
@@ -94,7 +97,6 @@ pub enum HttpError {
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HttpError::Dns(e) => write!(f, "cannot resolve the server: {e}"),
             HttpError::Connect(e) => write!(f, "cannot connect to the server: {e}"),
             HttpError::Tls(e) => write!(f, "TLS error: {e}"),
             HttpError::Io(e) => write!(f, "I/O error: {e}"),
@@ -150,14 +152,26 @@ pub fn tls_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
 
 pub struct Client {
     pub url: Url,
+    /// Where to connect; `None`: the URL's host, which must then be an IP address.
+    pub addr: Option<SocketAddr>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
     /// Sends `POST {base}{path}` and reads the response, all before `deadline`.
     pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8], deadline: Instant) -> Result<Response, HttpError> {
-        let addrs = dns::resolve(&self.url.host, deadline).map_err(HttpError::Dns)?;
-        let tcp = connect(&addrs, self.url.port, deadline)?;
+        let addr = match (self.addr, self.url.host.parse::<IpAddr>()) {
+            (Some(a), _) => a,
+            (None, Ok(ip)) => SocketAddr::new(ip, self.url.port),
+            (None, Err(_)) => {
+                return Err(HttpError::Connect(format!(
+                    "no address to dial: the agent resolves no names, and LIFECYCLE_SERVER_ADDR (set by the webhook) is empty \
+                     for server {}",
+                    self.url.host
+                )));
+            }
+        };
+        let tcp = connect(addr, deadline)?;
         let _ = tcp.set_nodelay(true);
         let stream = DeadlineStream { tcp, deadline };
         let mut req = format!(
@@ -197,20 +211,12 @@ fn exchange<S: Read + Write>(s: &mut S, msg: &[u8]) -> Result<Response, HttpErro
     read_response(s)
 }
 
-fn connect(addrs: &[IpAddr], port: u16, deadline: Instant) -> Result<TcpStream, HttpError> {
-    let mut last = String::from("no address");
-    for ip in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(HttpError::Timeout);
-        }
-        let addr = SocketAddr::new(*ip, port);
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(left)) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = format!("{addr}: {e}"),
-        }
+fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, HttpError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(HttpError::Timeout);
     }
-    Err(HttpError::Connect(last))
+    TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(left)).map_err(|e| HttpError::Connect(format!("{addr}: {e}")))
 }
 
 /// A TCP stream whose every read and write ends by the deadline.
@@ -315,31 +321,28 @@ fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, HttpError> {
 /// Status, headers and the length of the head.
 pub type Head = (u16, Vec<(String, String)>, usize);
 
+/// Headers a response may carry (the server sends a handful).
+const MAX_HEADERS: usize = 32;
+
 /// `Some((status, headers, head length))` once `buf` holds a whole head.
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Response::new(&mut slots);
+    let len = match head.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::Version) => return Err(HttpError::Protocol("not an HTTP/1.x response")),
+        Err(httparse::Error::Status) => return Err(HttpError::Protocol("bad status code")),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::Protocol("too many headers")),
+        Err(_) => return Err(HttpError::Protocol("bad header line")),
     };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| HttpError::Protocol("headers are not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") {
-        return Err(HttpError::Protocol("not an HTTP/1.x response"));
+    let status = head.code.filter(|c| (100..600).contains(c)).ok_or(HttpError::Protocol("bad status code"))?;
+    let mut headers = Vec::with_capacity(head.headers.len());
+    for h in head.headers.iter() {
+        let value = std::str::from_utf8(h.value).map_err(|_| HttpError::Protocol("headers are not UTF-8"))?;
+        headers.push((h.name.to_string(), value.trim().to_string()));
     }
-    let status = parts
-        .next()
-        .filter(|c| c.len() == 3)
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|c| (100..600).contains(c))
-        .ok_or(HttpError::Protocol("bad status code"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        let (k, v) = line.split_once(':').ok_or(HttpError::Protocol("bad header line"))?;
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    Ok(Some((status, headers, end + 4)))
+    Ok(Some((status, headers, len)))
 }
 
 fn read_chunked<R: Read>(r: &mut R, mut buf: Vec<u8>) -> Result<Vec<u8>, HttpError> {
@@ -357,16 +360,15 @@ fn read_chunked<R: Read>(r: &mut R, mut buf: Vec<u8>) -> Result<Vec<u8>, HttpErr
         Ok(())
     };
     loop {
-        let line_end = loop {
-            if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
-                break i;
+        let (line_len, size) = loop {
+            match httparse::parse_chunk_size(&buf) {
+                Ok(httparse::Status::Complete((len, size))) => break (len, size),
+                Ok(httparse::Status::Partial) => fill(&mut buf, r)?,
+                Err(_) => return Err(HttpError::Protocol("bad chunk size")),
             }
-            fill(&mut buf, r)?;
         };
-        let size_text = std::str::from_utf8(&buf[..line_end]).map_err(|_| HttpError::Protocol("bad chunk size"))?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| HttpError::Protocol("bad chunk size"))?;
-        buf.drain(..line_end + 2);
+        let size = usize::try_from(size).map_err(|_| HttpError::Protocol("chunk too large"))?;
+        buf.drain(..line_len);
         if size == 0 {
             return Ok(body);
         }
@@ -431,6 +433,27 @@ mod tests {
         let mut raw = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         raw.extend(vec![b'x'; MAX_BODY * 2]);
         assert_eq!(resp(&raw).unwrap().body.len(), MAX_BODY);
+    }
+
+    /// Hands out one byte per read: every partial head and chunk line is seen.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn responses_arriving_byte_by_byte() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n";
+        let r = read_response(&mut Trickle(raw)).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello, world"[..]));
+        let r = read_response(&mut Trickle(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (201, &b"ok"[..]));
     }
 
     #[test]

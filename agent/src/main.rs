@@ -10,7 +10,6 @@
 //! The command line is parsed by hand: two subcommands and one option do not
 //! justify clap's few hundred KiB in a binary shipped into every job pod.
 
-mod dns;
 mod http;
 mod log;
 mod publish;

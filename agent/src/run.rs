@@ -10,12 +10,12 @@
 //! sidecars once the job's main containers have ended) the file is read for
 //! good and handed to the server; later signals change nothing.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use inotify::{EventMask, Inotify, WatchMask};
 
 use lifecycle_contract::names::{self, agent_env};
 use lifecycle_contract::output;
@@ -53,7 +53,13 @@ impl Config {
             } else {
                 None
             };
-            Ok(Client { url, tls })
+            let addr = match var(agent_env::SERVER_ADDR) {
+                Some(a) => Some(a.trim().parse().map_err(|_| {
+                    format!("{}={a:?} is not an IP address and port (e.g. 10.96.12.34:443)", agent_env::SERVER_ADDR)
+                })?),
+                None => None,
+            };
+            Ok(Client { url, addr, tls })
         })();
         let grace = match var(agent_env::GRACE_SECONDS).map(|v| v.trim().parse::<u64>()) {
             Some(Ok(s)) => Duration::from_secs(s),
@@ -104,8 +110,8 @@ pub fn run() -> i32 {
         log::error("config", &[("error", e)]);
     }
     let signals = signals.map_err(|e| log::error("signals", &[("error", &e)])).ok();
-    let watch = watch.map_err(|e| log::warn("watch", &[("error", &e), ("path", &cfg.output_file.display())])).ok();
-    let sig = idle(signals.as_ref(), watch.as_ref(), &cfg);
+    let mut watch = watch.map_err(|e| log::warn("watch", &[("error", &e), ("path", &cfg.output_file.display())])).ok();
+    let sig = idle(signals.as_ref(), watch.as_mut(), &cfg);
     let got_signal = Instant::now();
     log::info("stopping", &[("signal", &sig), ("job", &cfg.job_id)]);
     drop(watch);
@@ -113,7 +119,7 @@ pub fn run() -> i32 {
 }
 
 /// Waits for SIGTERM/SIGINT, checking the output file after writes. Returns the signal's name.
-fn idle(signals: Option<&Signals>, watch: Option<&Watch>, cfg: &Config) -> &'static str {
+fn idle(signals: Option<&Signals>, mut watch: Option<&mut Watch>, cfg: &Config) -> &'static str {
     let mut check_at: Option<Instant> = None;
     loop {
         let timeout = match check_at {
@@ -122,7 +128,7 @@ fn idle(signals: Option<&Signals>, watch: Option<&Watch>, cfg: &Config) -> &'sta
         };
         let mut fds = [
             libc::pollfd { fd: signals.map_or(-1, |s| s.fd.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: watch.map_or(-1, |w| w.fd.as_raw_fd()), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: watch.as_deref().map_or(-1, Watch::fd), events: libc::POLLIN, revents: 0 },
         ];
         // SAFETY: `fds` is a valid array of 2 pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
@@ -141,7 +147,7 @@ fn idle(signals: Option<&Signals>, watch: Option<&Watch>, cfg: &Config) -> &'sta
             return s;
         }
         if fds[1].revents != 0
-            && let Some(w) = watch
+            && let Some(w) = watch.as_deref_mut()
             && w.read_events(&cfg.output_file)
         {
             check_at = Some(Instant::now() + SETTLE);
@@ -303,60 +309,43 @@ impl Signals {
 
 /// An inotify watch on the output file's directory.
 struct Watch {
-    fd: OwnedFd,
+    inotify: Inotify,
 }
 
 impl Watch {
     fn new(file: &Path) -> io::Result<Watch> {
         let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        // SAFETY: plain libc calls; the fd is owned right away.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_CREATE | libc::IN_ONLYDIR;
-        if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Watch { fd })
+        let inotify = Inotify::init()?;
+        inotify.watches().add(dir, WatchMask::CLOSE_WRITE | WatchMask::MOVED_TO | WatchMask::CREATE | WatchMask::ONLYDIR)?;
+        Ok(Watch { inotify })
+    }
+
+    fn fd(&self) -> RawFd {
+        self.inotify.as_raw_fd()
     }
 
     /// Drains the events; true when one calls for a check of `file`.
-    fn read_events(&self, file: &Path) -> bool {
-        let name = file.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    fn read_events(&mut self, file: &Path) -> bool {
+        let name = file.file_name();
         let mut check = false;
         let mut buf = [0u8; 4096];
-        loop {
-            // SAFETY: reads into a local buffer of the given size.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                return check;
-            }
-            let mut p = 0usize;
-            let head = std::mem::size_of::<libc::inotify_event>();
-            while p + head <= n as usize {
-                // SAFETY: the kernel wrote whole events; read_unaligned copes with alignment.
-                let ev: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf[p..].as_ptr().cast()) };
-                let name_bytes = &buf[p + head..(p + head + ev.len as usize).min(n as usize)];
-                let ev_name = name_bytes.split(|b| *b == 0).next().unwrap_or_default();
-                p += head + ev.len as usize;
-                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
-                    check = true;
-                    continue;
-                }
-                if ev_name != name {
-                    continue;
-                }
-                if ev.mask & (libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO) != 0
-                    || (ev.mask & libc::IN_CREATE != 0 && safe_file::is_regular_nonempty_or_special(file))
-                {
-                    check = true;
-                }
+        // Non-blocking: an error (WouldBlock) means the queue is drained.
+        while let Ok(events) = self.inotify.read_events(&mut buf) {
+            for ev in events {
+                check |= ev.mask.contains(EventMask::Q_OVERFLOW)
+                    || (ev.name.is_some() && ev.name == name && calls_for_check(ev.mask, file));
             }
         }
+        check
     }
+}
+
+/// A write that ended (`IN_CLOSE_WRITE`), a rename into place (`IN_MOVED_TO`),
+/// or a creation of something other than an empty regular file (an empty one
+/// is still being written; a link or FIFO is reported at once).
+fn calls_for_check(mask: EventMask, file: &Path) -> bool {
+    mask.intersects(EventMask::CLOSE_WRITE | EventMask::MOVED_TO)
+        || (mask.contains(EventMask::CREATE) && safe_file::is_regular_nonempty_or_special(file))
 }
 
 #[cfg(test)]

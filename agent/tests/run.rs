@@ -108,9 +108,12 @@ struct Agent {
 impl Agent {
     fn start(dir: &Path, url: &str, ca: &str, grace: u64) -> Agent {
         std::fs::write(dir.join("token"), "tok-123\n").unwrap();
+        // As the webhook does: the URL names the server, the address is where to dial.
+        let port = url.rsplit(':').next().unwrap();
         let mut child = Command::new(BIN)
             .arg("run")
             .env("LIFECYCLE_SERVER_URL", url)
+            .env("LIFECYCLE_SERVER_ADDR", format!("127.0.0.1:{port}"))
             .env("LIFECYCLE_SERVER_CA", ca)
             .env("LIFECYCLE_OUTPUT_FILE", dir.join("out/qovery-output.json"))
             .env("LIFECYCLE_TOKEN_FILE", dir.join("token"))

@@ -112,6 +112,7 @@ fn pure(iterations: u32) -> anyhow::Result<()> {
         agent_image: "lifecycle-agent:bench",
         agent_image_pull_policy: "IfNotPresent",
         server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
+        server_addr: "10.96.12.34:443",
         ca_bundle: &ca,
     };
     let mut bytes = 0usize;

@@ -1,10 +1,13 @@
-//! The lifecycle-jobs contract (`shared/DESIGN.md`) as code: the public names,
+//! The lifecycle-jobs contract (`docs/contract.md`) as code: the public names,
 //! JOBIDs, lifecycle events, variable names and the output file rules. The
 //! agent, the server and the kubectl plugin all use this crate, so a name or a
-//! rule lives in exactly one place.
+//! rule lives in exactly one place. Feature `k8s` adds the rules on Kubernetes
+//! objects that the server and the plugin share (the agent goes without).
 
 pub mod environment;
 pub mod event;
+#[cfg(feature = "k8s")]
+pub mod job_copy;
 pub mod job_id;
 pub mod names;
 pub mod output;

@@ -239,6 +239,9 @@ pub mod injected {
 pub mod agent_env {
     /// HTTPS URL of the server's outputs API base, e.g. `https://lifecycle-webhook.lifecycle-jobs-system.svc:443`.
     pub const SERVER_URL: &str = "LIFECYCLE_SERVER_URL";
+    /// `IP:port` the agent dials: the server Service's address. The agent resolves
+    /// no names; [`SERVER_URL`]'s host still names the server for TLS.
+    pub const SERVER_ADDR: &str = "LIFECYCLE_SERVER_ADDR";
     /// PEM bundle of the CA certificates the agent trusts for the server.
     pub const SERVER_CA: &str = "LIFECYCLE_SERVER_CA";
     /// Path of the output file (default [`super::OUTPUT_FILE`]).

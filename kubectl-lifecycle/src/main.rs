@@ -10,6 +10,7 @@ mod output;
 mod outputs;
 mod run;
 mod table;
+mod variable;
 mod vars;
 mod wait;
 

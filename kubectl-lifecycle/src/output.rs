@@ -3,6 +3,19 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cli::OutputFormat;
+
+/// A report as `-o json|yaml` asks, else as `text(wide)` writes it for people
+/// (`wide`: `-o wide`, every column). Every command prints its report so.
+pub fn report<T: Serialize>(v: &T, format: Option<OutputFormat>, text: impl FnOnce(bool) -> String) -> anyhow::Result<String> {
+    match format {
+        Some(OutputFormat::Json) => json(v),
+        Some(OutputFormat::Yaml) => yaml(v),
+        Some(OutputFormat::Wide) => Ok(text(true)),
+        None => Ok(text(false)),
+    }
+}
+
 /// Prints `v` as pretty JSON (with a final newline).
 pub fn json<T: Serialize>(v: &T) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(v)?;

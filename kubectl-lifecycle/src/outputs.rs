@@ -15,19 +15,12 @@ use crate::cli::{OutputFormat, OutputsArgs};
 use crate::client::{Ctx, KubeResultExt, is_environment, is_forbidden, not_an_environment};
 use crate::jobs;
 use crate::table::{Table, truncate};
+use crate::variable::{Variable, mask};
 
-/// What a masked value is shown as.
-pub const MASK: &str = "******";
-
-/// One variable of `lifecycle-outputs`.
+/// Where a variable of `lifecycle-outputs` comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Variable {
-    pub name: String,
-    /// The value, or [`MASK`] when `masked`.
-    pub value: String,
-    pub sensitive: bool,
-    pub masked: bool,
+pub struct Published {
     /// The JOBID that published it (for an alias: the job whose full variable has the same value).
     pub job_id: Option<String>,
     /// For an alias `<KEY>`: the full variable `QOVERY_OUTPUT_JOB_<JOBID>_<KEY>` it mirrors.
@@ -36,11 +29,18 @@ pub struct Variable {
     pub source: &'static str,
 }
 
+/// One variable of `lifecycle-outputs`.
+pub type OutputVariable = Variable<Published>;
+
 /// Sorts out the keys of the ConfigMap (non-sensitive) and the Secret (sensitive) into variables
 /// with their job. A full name belongs to the longest known JOBID it starts with; an alias belongs
 /// to the job whose full variable of the same key has the same value (the later publish wins
 /// an alias, so that is the job it holds the value of). Values are not masked here.
-pub fn classify(config_map: &BTreeMap<String, String>, secret: &BTreeMap<String, String>, job_ids: &[JobId]) -> Vec<Variable> {
+pub fn classify(
+    config_map: &BTreeMap<String, String>,
+    secret: &BTreeMap<String, String>,
+    job_ids: &[JobId],
+) -> Vec<OutputVariable> {
     struct Full<'a> {
         job_id: &'a str,
         key: &'a str,
@@ -69,64 +69,35 @@ pub fn classify(config_map: &BTreeMap<String, String>, secret: &BTreeMap<String,
     for (name, value, sensitive) in &entries {
         let source = if *sensitive { "Secret" } else { "ConfigMap" };
         if let Some(full) = fulls.iter().find(|f| f.name == *name && f.sensitive == *sensitive) {
-            out.push(Variable {
-                name: name.to_string(),
-                value: value.to_string(),
-                sensitive: *sensitive,
-                masked: false,
-                job_id: Some(full.job_id.to_string()),
-                alias_of: None,
-                source,
-            });
+            let origin = Published { job_id: Some(full.job_id.to_string()), alias_of: None, source };
+            out.push(Variable::new(*name, *value, *sensitive, origin));
             continue;
         }
         let owner =
             fulls.iter().filter(|f| f.key == *name && f.value == *value && f.sensitive == *sensitive).min_by_key(|f| f.job_id);
-        out.push(Variable {
-            name: name.to_string(),
-            value: value.to_string(),
-            sensitive: *sensitive,
-            masked: false,
-            job_id: owner.map(|f| f.job_id.to_string()),
-            alias_of: owner.map(|f| f.name.to_string()),
-            source,
-        });
+        let origin =
+            Published { job_id: owner.map(|f| f.job_id.to_string()), alias_of: owner.map(|f| f.name.to_string()), source };
+        out.push(Variable::new(*name, *value, *sensitive, origin));
     }
     // Grouped by job (unknown last); in a job, each full variable followed by its alias.
-    let sort_key = |v: &Variable| {
-        let key = match (&v.alias_of, &v.job_id) {
+    let sort_key = |v: &OutputVariable| {
+        let key = match (&v.origin.alias_of, &v.origin.job_id) {
             (Some(_), _) => v.name.clone(),
             (None, Some(id)) => v.name[names::VARIABLE_PREFIX.len() + id.len() + 1..].to_string(),
             (None, None) => v.name.clone(),
         };
-        (v.job_id.is_none(), v.job_id.clone(), key, v.alias_of.is_some(), v.sensitive)
+        (v.origin.job_id.is_none(), v.origin.job_id.clone(), key, v.origin.alias_of.is_some(), v.sensitive)
     };
     out.sort_by_key(sort_key);
     out
 }
 
 /// The variables of one job: its full variables, and the aliases of their keys (whoever holds them now).
-pub fn for_job(vars: Vec<Variable>, id: &JobId) -> Vec<Variable> {
+pub fn for_job(vars: Vec<OutputVariable>, id: &JobId) -> Vec<OutputVariable> {
     let prefix = names::variable_name(id, "");
-    let keys: Vec<String> = vars
-        .iter()
-        .filter(|v| v.alias_of.is_none() && v.job_id.as_deref() == Some(id.as_str()))
-        .map(|v| v.name[prefix.len()..].to_string())
-        .collect();
-    vars.into_iter()
-        .filter(|v| {
-            (v.alias_of.is_none() && v.job_id.as_deref() == Some(id.as_str()))
-                || (!v.name.starts_with(names::VARIABLE_PREFIX) && keys.contains(&v.name))
-        })
-        .collect()
-}
-
-/// Masks sensitive values.
-pub fn mask(vars: &mut [Variable]) {
-    for v in vars.iter_mut().filter(|v| v.sensitive) {
-        v.value = MASK.to_string();
-        v.masked = true;
-    }
+    let own = |v: &OutputVariable| v.origin.alias_of.is_none() && v.origin.job_id.as_deref() == Some(id.as_str());
+    let keys: Vec<String> = vars.iter().filter(|v| own(v)).map(|v| v.name[prefix.len()..].to_string()).collect();
+    vars.into_iter().filter(|v| own(v) || (!v.name.starts_with(names::VARIABLE_PREFIX) && keys.contains(&v.name))).collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -141,7 +112,7 @@ struct Report {
     sensitive_readable: bool,
     /// Whether sensitive values are shown unmasked.
     sensitive_shown: bool,
-    variables: Vec<Variable>,
+    variables: Vec<OutputVariable>,
 }
 
 pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
@@ -274,12 +245,10 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
 }
 
 fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<String> {
-    let wide = match format {
-        Some(OutputFormat::Json) => return crate::output::json(report),
-        Some(OutputFormat::Yaml) => return crate::output::yaml(report),
-        Some(OutputFormat::Wide) => true,
-        None => false,
-    };
+    crate::output::report(report, format, |wide| text(report, wide))
+}
+
+fn text(report: &Report, wide: bool) -> String {
     let mut out = String::new();
     if let (Some(job), Some(id)) = (&report.job, &report.job_id) {
         out.push_str(&format!(
@@ -300,7 +269,7 @@ fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<Strin
                 report.namespace
             )),
         }
-        return Ok(out);
+        return out;
     }
     let mut table = if wide {
         Table::new(&["NAME", "VALUE", "SENSITIVE", "JOB", "ALIAS-OF", "SOURCE"])
@@ -310,16 +279,16 @@ fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<Strin
     for v in &report.variables {
         let value = if wide { v.value.clone() } else { truncate(&v.value, 60) };
         let sensitive = if v.sensitive { "yes" } else { "no" };
-        let job = v.job_id.clone().unwrap_or_else(|| "-".into());
+        let job = v.origin.job_id.clone().unwrap_or_else(|| "-".into());
         if wide {
-            let alias_of = v.alias_of.clone().unwrap_or_else(|| "-".into());
-            table.row([v.name.clone(), value, sensitive.into(), job, alias_of, v.source.into()]);
+            let alias_of = v.origin.alias_of.clone().unwrap_or_else(|| "-".into());
+            table.row([v.name.clone(), value, sensitive.into(), job, alias_of, v.origin.source.into()]);
         } else {
             table.row([v.name.clone(), value, sensitive.into(), job]);
         }
     }
     out.push_str(&table.render());
-    Ok(out)
+    out
 }
 
 /// SelfSubjectAccessReview: may the caller get the Secret `lifecycle-outputs` in `namespace`?
@@ -347,6 +316,7 @@ pub async fn may_read_secret(client: &Client, namespace: &str) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::variable::MASK;
 
     fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -367,8 +337,10 @@ mod tests {
         ]);
         let secret = map(&[("QOVERY_OUTPUT_JOB_SEED_PASS", "s3cret"), ("PASS", "s3cret")]);
         let vars = classify(&cm, &secret, &ids(&["SEED", "SEED_DB"]));
-        let rows: Vec<(&str, Option<&str>, Option<&str>, bool)> =
-            vars.iter().map(|v| (v.name.as_str(), v.job_id.as_deref(), v.alias_of.as_deref(), v.sensitive)).collect();
+        let rows: Vec<(&str, Option<&str>, Option<&str>, bool)> = vars
+            .iter()
+            .map(|v| (v.name.as_str(), v.origin.job_id.as_deref(), v.origin.alias_of.as_deref(), v.sensitive))
+            .collect();
         assert_eq!(
             rows,
             vec![
@@ -383,7 +355,7 @@ mod tests {
                 ("X", None, None, false),
             ]
         );
-        assert_eq!(vars[2].source, "Secret");
+        assert_eq!(vars[2].origin.source, "Secret");
     }
 
     #[test]
@@ -391,12 +363,12 @@ mod tests {
         let cm = map(&[("QOVERY_OUTPUT_JOB_A_URL", "a"), ("QOVERY_OUTPUT_JOB_B_URL", "b"), ("URL", "b")]);
         let vars = classify(&cm, &BTreeMap::new(), &ids(&["A", "B"]));
         let alias = vars.iter().find(|v| v.name == "URL").unwrap();
-        assert_eq!(alias.job_id.as_deref(), Some("B"));
-        assert_eq!(alias.alias_of.as_deref(), Some("QOVERY_OUTPUT_JOB_B_URL"));
+        assert_eq!(alias.origin.job_id.as_deref(), Some("B"));
+        assert_eq!(alias.origin.alias_of.as_deref(), Some("QOVERY_OUTPUT_JOB_B_URL"));
 
         // Job A's view still lists the alias of its key, now held by B.
         let a = for_job(vars.clone(), &JobId::parse("A").unwrap());
-        let names: Vec<(&str, Option<&str>)> = a.iter().map(|v| (v.name.as_str(), v.job_id.as_deref())).collect();
+        let names: Vec<(&str, Option<&str>)> = a.iter().map(|v| (v.name.as_str(), v.origin.job_id.as_deref())).collect();
         assert_eq!(names, vec![("QOVERY_OUTPUT_JOB_A_URL", Some("A")), ("URL", Some("B"))]);
         let b = for_job(vars, &JobId::parse("B").unwrap());
         assert_eq!(b.len(), 2);
@@ -429,13 +401,13 @@ mod tests {
             sensitive_readable: true,
             sensitive_shown: false,
             variables: vec![Variable {
-                name: "QOVERY_OUTPUT_JOB_SEED_PW".into(),
-                value: MASK.into(),
-                sensitive: true,
                 masked: true,
-                job_id: Some("SEED".into()),
-                alias_of: None,
-                source: "Secret",
+                ..Variable::new(
+                    "QOVERY_OUTPUT_JOB_SEED_PW",
+                    MASK,
+                    true,
+                    Published { job_id: Some("SEED".into()), alias_of: None, source: "Secret" },
+                )
             }],
         };
         let table = render(&report, None).unwrap();

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::cli::{OutputFormat, VarsArgs};
 use crate::client::{Ctx, explain, get_environment, is_forbidden};
-use crate::outputs::MASK;
 use crate::table::{Table, truncate};
+use crate::variable::{Variable, mask};
 
 /// One injected object as read from the cluster.
 #[derive(Debug, Clone, Default)]
@@ -25,15 +25,10 @@ pub struct Read {
     pub forbidden: bool,
 }
 
-/// One variable as a pod gets it.
+/// Where a variable a pod gets comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Var {
-    pub name: String,
-    /// The value, or [`MASK`] when `masked`.
-    pub value: String,
-    pub sensitive: bool,
-    pub masked: bool,
+pub struct Injected {
     /// `project`, `environment` or `output`.
     pub scope: &'static str,
     /// `ConfigMap/<name>` or `Secret/<name>` in the environment.
@@ -46,6 +41,9 @@ pub struct Var {
     pub overrides: Vec<String>,
 }
 
+/// One variable as a pod gets it.
+pub type InjectedVariable = Variable<Injected>;
+
 fn object(kind: SourceKind, name: &str) -> String {
     format!("{kind:?}/{name}")
 }
@@ -53,39 +51,25 @@ fn object(kind: SourceKind, name: &str) -> String {
 /// Pure: the variables in effect, from the injected objects in injection
 /// order (`reads[i]` is [`INJECTED_SOURCES`]`[i]`). A later source wins a
 /// name, so the result says which one a pod sees and which it hides.
-pub fn effective(reads: &[Read; INJECTED_SOURCES.len()]) -> Vec<Var> {
-    let mut out: BTreeMap<String, Var> = BTreeMap::new();
+pub fn effective(reads: &[Read; INJECTED_SOURCES.len()]) -> Vec<InjectedVariable> {
+    let mut out: BTreeMap<String, InjectedVariable> = BTreeMap::new();
     for (&(scope, kind, name), read) in INJECTED_SOURCES.iter().zip(reads) {
         for (key, value) in read.data.iter().flatten() {
             let mut overrides = Vec::new();
             if let Some(previous) = out.remove(key) {
-                overrides = previous.overrides;
-                overrides.push(format!("{} {}", previous.scope, previous.object));
+                overrides = previous.origin.overrides;
+                overrides.push(format!("{} {}", previous.origin.scope, previous.origin.object));
             }
-            out.insert(
-                key.clone(),
-                Var {
-                    name: key.clone(),
-                    value: value.clone(),
-                    sensitive: kind == SourceKind::Secret,
-                    masked: false,
-                    scope: scope.as_str(),
-                    object: object(kind, name),
-                    from: (scope == Scope::Project).then(|| read.origins.get(key).cloned()).flatten(),
-                    overrides,
-                },
-            );
+            let origin = Injected {
+                scope: scope.as_str(),
+                object: object(kind, name),
+                from: (scope == Scope::Project).then(|| read.origins.get(key).cloned()).flatten(),
+                overrides,
+            };
+            out.insert(key.clone(), Variable::new(key, value, kind == SourceKind::Secret, origin));
         }
     }
     out.into_values().collect()
-}
-
-/// Masks sensitive values.
-pub fn mask(vars: &mut [Var]) {
-    for v in vars.iter_mut().filter(|v| v.sensitive) {
-        v.value = MASK.to_string();
-        v.masked = true;
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -98,7 +82,7 @@ struct Report {
     /// Objects that do not exist, or that the caller may not read.
     missing: Vec<String>,
     unreadable: Vec<String>,
-    variables: Vec<Var>,
+    variables: Vec<InjectedVariable>,
 }
 
 async fn read(ctx: &Ctx, namespace: &str, kind: SourceKind, name: &str) -> anyhow::Result<Read> {
@@ -162,18 +146,16 @@ pub async fn run(ctx: &Ctx, args: &VarsArgs) -> anyhow::Result<()> {
 }
 
 fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<String> {
-    let wide = match format {
-        Some(OutputFormat::Json) => return crate::output::json(report),
-        Some(OutputFormat::Yaml) => return crate::output::yaml(report),
-        Some(OutputFormat::Wide) => true,
-        None => false,
-    };
+    crate::output::report(report, format, |wide| text(report, wide))
+}
+
+fn text(report: &Report, wide: bool) -> String {
     if report.variables.is_empty() {
-        return Ok(format!(
+        return format!(
             "No variables in environment {}: none of {} exists or has data.\n",
             report.namespace,
             INJECTED_SOURCES.iter().map(|&(_, k, n)| object(k, n)).collect::<Vec<_>>().join(", ")
-        ));
+        );
     }
     let mut table = if wide {
         Table::new(&["NAME", "VALUE", "SCOPE", "SOURCE", "FROM", "OVERRIDES"])
@@ -183,26 +165,28 @@ fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<Strin
     for v in &report.variables {
         let value = if wide { v.value.clone() } else { truncate(&v.value, 50) };
         // The project mirror's own source object says more than the mirror's name.
-        let source = match (&v.from, wide) {
-            (Some(from), false) => format!("{} ({from})", v.object),
-            _ => v.object.clone(),
+        let o = &v.origin;
+        let source = match (&o.from, wide) {
+            (Some(from), false) => format!("{} ({from})", o.object),
+            _ => o.object.clone(),
         };
         if wide {
-            let from = v.from.clone().unwrap_or_else(|| "-".into());
-            let overrides = if v.overrides.is_empty() { "-".into() } else { v.overrides.join(", ") };
-            table.row([v.name.clone(), value, v.scope.into(), source, from, overrides]);
+            let from = o.from.clone().unwrap_or_else(|| "-".into());
+            let overrides = if o.overrides.is_empty() { "-".into() } else { o.overrides.join(", ") };
+            table.row([v.name.clone(), value, o.scope.into(), source, from, overrides]);
         } else {
-            table.row([v.name.clone(), value, v.scope.into(), source]);
+            table.row([v.name.clone(), value, o.scope.into(), source]);
         }
     }
     let mut out = table.render();
     out.push_str("\nLater sources win: project < environment < output; a workload's own env and envFrom win over all.\n");
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::variable::MASK;
 
     fn data(kv: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
         Some(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
@@ -229,13 +213,13 @@ mod tests {
         let by: BTreeMap<_, _> = vars.iter().map(|v| (v.name.as_str(), v)).collect();
         let host = by["DB_HOST"];
         assert_eq!(host.value, "job-db");
-        assert_eq!(host.scope, "output");
-        assert_eq!(host.object, "ConfigMap/lifecycle-outputs");
-        assert_eq!(host.overrides, ["project ConfigMap/lifecycle-project", "environment ConfigMap/lifecycle-environment"]);
-        assert_eq!(by["REGION"].from.as_deref(), Some("lifecycle-jobs-system/shop"));
-        assert_eq!(by["REGION"].scope, "project");
+        assert_eq!(host.origin.scope, "output");
+        assert_eq!(host.origin.object, "ConfigMap/lifecycle-outputs");
+        assert_eq!(host.origin.overrides, ["project ConfigMap/lifecycle-project", "environment ConfigMap/lifecycle-environment"]);
+        assert_eq!(by["REGION"].origin.from.as_deref(), Some("lifecycle-jobs-system/shop"));
+        assert_eq!(by["REGION"].origin.scope, "project");
         assert!(by["DB_PASS"].sensitive);
-        assert_eq!(by["DB_PASS"].object, "Secret/lifecycle-project");
+        assert_eq!(by["DB_PASS"].origin.object, "Secret/lifecycle-project");
         assert!(by["TOKEN"].sensitive);
         assert_eq!(vars.len(), 4);
     }

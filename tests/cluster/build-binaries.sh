@@ -16,7 +16,10 @@ source "$here/versions.env"
 
 cache=${LJ_CACHE:-$HOME/.cache/lifecycle-jobs}
 bin="$cache/bin/k8s-v$KUBERNETES_VERSION-etcd-v$ETCD_VERSION-coredns-v$COREDNS_VERSION"
-export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+# shellcheck disable=SC2034  # read by go-build.sh
+LOG_TAG=build-binaries
+# shellcheck source=../tools/go-build.sh
+source "$here/../tools/go-build.sh"
 
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 want=("${k8s_cmds[@]}" etcd coredns crictl)
@@ -30,7 +33,6 @@ if have_all; then
 fi
 
 mkdir -p "$bin"
-log() { printf '[build-binaries] %s\n' "$*" >&2; }
 
 # --- Kubernetes ------------------------------------------------------------
 build_kubernetes() {
@@ -67,19 +69,6 @@ build_kubernetes() {
   for c in "${k8s_cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
   log "building ${k8s_cmds[*]} (several minutes on 2 cores)"
   (cd "$src" && go build -trimpath -ldflags "$ld" -o "$bin/" "${pkgs[@]}")
-}
-
-# --- a single-main-package module through a wrapper go.mod -------------------
-build_wrapped() { # name module version package [ldflags]
-  local name=$1 module=$2 version=$3 pkg=$4 ldextra=${5:-}
-  local src="$cache/src/$name-v$version"
-  mkdir -p "$src"
-  printf 'module lifecycle-jobs.dev/local-cluster/%s\n\ngo 1.25.0\n\nrequire %s v%s\n\ntool %s\n' \
-    "$name" "$module" "$version" "$pkg" >"$src/go.mod"
-  log "resolving $module v$version"
-  (cd "$src" && go mod tidy >&2)
-  log "building $name"
-  (cd "$src" && go build -trimpath -ldflags "-s -w $ldextra" -o "$bin/$name" "$pkg")
 }
 
 for c in "${k8s_cmds[@]}"; do

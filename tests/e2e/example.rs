@@ -10,15 +10,16 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
-use lifecycle_contract::names::{LABEL_STATE, OUTPUTS_OBJECT};
-use lifecycle_e2e::lifecycle::{live_and_ready, patch_namespace, runs};
+use lifecycle_contract::names::LABEL_STATE;
+use lifecycle_e2e::lifecycle::{live_and_ready, patch_namespace, published_of, runs};
+use lifecycle_e2e::process::{self, Ran, read_all};
 use lifecycle_e2e::{SUITE_LABEL, client, exec, job_logs, kubeconfig_path, unique_suffix, wait_until};
 use serde_json::json;
 
@@ -71,30 +72,6 @@ fn plugin_binary() -> Result<PathBuf> {
     Ok(p)
 }
 
-/// What a command printed, and its exit code.
-struct Ran {
-    line: String,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}` exited {}\n--- stdout:\n{}--- stderr:\n{}---", self.line, self.code, self.stdout, self.stderr)
-    }
-}
-
-impl Ran {
-    fn success(self) -> Result<Ran> {
-        ensure!(self.code == 0, "expected success: {self}");
-        Ok(self)
-    }
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
 fn spawn_shell(line: &str, dir: &Path) -> Result<Child> {
     Command::new("sh")
         .args(["-c", line])
@@ -107,42 +84,11 @@ fn spawn_shell(line: &str, dir: &Path) -> Result<Child> {
         .with_context(|| format!("starting `{line}`"))
 }
 
-fn read_all(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut buf);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
 /// Runs a shell command line from the repository's root, within `timeout`.
 fn run_blocking(line: &str, timeout: Duration) -> Result<Ran> {
-    let mut child = spawn_shell(line, &repo())?;
-    let (out, err) = (read_all(child.stdout.take()), read_all(child.stderr.take()));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let ran = Ran {
-        line: line.to_string(),
-        code: status.and_then(|s| s.code()).unwrap_or(-1),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    };
-    match status {
-        Some(_) => Ok(ran),
-        None => Err(anyhow!("did not end within {timeout:?} (killed): {ran}")),
-    }
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", line]).current_dir(repo()).envs(command_env()?);
+    process::run(cmd, line.to_string(), timeout)
 }
 
 async fn run(line: &str, timeout: Duration) -> Result<Ran> {
@@ -175,20 +121,6 @@ fn fetch_through_port_forward(line: &str, local_port: u16) -> Result<String> {
 
 // --- what the environment holds ----------------------------------------------------------------
 
-/// The environment's published variables: (ConfigMap, Secret decoded).
-async fn published(client: &Client, ns: &str) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(OUTPUTS_OBJECT).await?;
-    let secret = Api::<Secret>::namespaced(client.clone(), ns).get_opt(OUTPUTS_OBJECT).await?;
-    let cm = cm.and_then(|c| c.data).unwrap_or_default();
-    let secret = secret
-        .and_then(|s| s.data)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
-    Ok((cm, secret))
-}
-
 /// The variables the running, ready web pods really have (`env` in each), once every pod of
 /// the Deployment is one of them: one map per pod.
 async fn web_pod_variables(client: &Client, ns: &str) -> Result<Vec<BTreeMap<String, String>>> {
@@ -209,7 +141,7 @@ async fn web_pod_variables(client: &Client, ns: &str) -> Result<Vec<BTreeMap<Str
 /// Waits until every web pod runs with exactly the environment's current outputs, and returns them.
 async fn wait_web_has_outputs(client: &Client, ns: &str, what: &str) -> Result<(BTreeMap<String, String>, String)> {
     wait_until(what, SETTLE, || async {
-        let (cm, secret) = published(client, ns).await?;
+        let (cm, secret) = published_of(client, ns).await?;
         let password = secret.get("DATABASE_PASSWORD").cloned().unwrap_or_default();
         let pods = web_pod_variables(client, ns).await?;
         let all_current = pods.iter().all(|vars| {
@@ -285,7 +217,7 @@ async fn the_example_environment_runs_as_make_run_shows_it() -> Result<()> {
 
     // Stage 1 published the database, stage 2 saw it and published the seed.
     let host = format!("db-{ns}.postgres.internal");
-    let (cm, secret) = published(&client, &ns).await?;
+    let (cm, secret) = published_of(&client, &ns).await?;
     ensure!(cm.get("DATABASE_HOST") == Some(&host), "DATABASE_HOST not published as {host}: {cm:?}\n{}", applied.all());
     ensure!(cm.get("QOVERY_OUTPUT_JOB_POSTGRES_DATABASE_HOST") == Some(&host), "full variable name missing: {cm:?}");
     ensure!(cm.get("SEED_ROWS").map(String::as_str) == Some("42"), "seed did not publish SEED_ROWS: {cm:?}");
@@ -332,11 +264,11 @@ async fn check_step(client: &Client, ns: &str, host: &str, step: &str) -> Result
     let words: Vec<&str> = step.split_whitespace().collect();
     match words.as_slice() {
         ["kubectl", "lifecycle", "run", "seed", ..] => {
-            let before = published(client, ns).await?.0.get("SEEDED_AT").cloned();
+            let before = published_of(client, ns).await?.0.get("SEEDED_AT").cloned();
             let ran = run(step, SLOW).await?.success()?;
             ensure!(ran.all().contains(&format!("connecting to {host}")), "the forced run's log: {ran}");
             wait_until("SEEDED_AT changes", SETTLE, || async {
-                let now = published(client, ns).await?.0.get("SEEDED_AT").cloned();
+                let now = published_of(client, ns).await?.0.get("SEEDED_AT").cloned();
                 Ok((now.is_some() && now != before).then_some(()))
             })
             .await?;
@@ -349,7 +281,7 @@ async fn check_step(client: &Client, ns: &str, host: &str, step: &str) -> Result
                 .await?;
         }
         ["kubectl", "lifecycle", "env", "start" | "redeploy", ..] => {
-            let before = published(client, ns).await?.1.get("DATABASE_PASSWORD").cloned();
+            let before = published_of(client, ns).await?.1.get("DATABASE_PASSWORD").cloned();
             run(step, SLOW).await?.success()?;
             let (_, password) = wait_web_has_outputs(client, ns, "web runs with the new outputs").await?;
             ensure!(Some(&password) != before.as_ref(), "postgres did not make a new password");

@@ -8,13 +8,11 @@
 //! cluster under test and ends within a deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use k8s_openapi::api::batch::v1::Job;
@@ -27,6 +25,7 @@ use lifecycle_contract::names::{
 use lifecycle_e2e::lifecycle::{
     Runs, complete, environment, lifecycle_job, names, output_job, runs, wait_published, wait_runs_complete, wait_status_idle,
 };
+use lifecycle_e2e::process::{self, Ran};
 use lifecycle_e2e::{
     TIMEOUT, TestNamespace, client, delete_namespace_blocking, kubeconfig_path, obj, unique_suffix, wait_for_job_complete,
     wait_until,
@@ -68,55 +67,6 @@ fn binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// What one command printed, and how it ended.
-struct Ran {
-    args: Vec<String>,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl fmt::Display for Ran {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`kubectl lifecycle {}` exited {}\n--- stdout:\n{}--- stderr:\n{}---",
-            self.args.join(" "),
-            self.code,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-impl Ran {
-    /// Exit code 0, else an error with everything printed.
-    fn success(self) -> Result<Ran> {
-        ensure!(self.code == 0, "expected success: {self}");
-        Ok(self)
-    }
-
-    /// Exit code `code`, else an error with everything printed.
-    fn exit(self, code: i32) -> Result<Ran> {
-        ensure!(self.code == code, "expected exit code {code}: {self}");
-        Ok(self)
-    }
-
-    /// stdout as JSON.
-    fn json(&self) -> Result<Value> {
-        serde_json::from_str(&self.stdout).with_context(|| format!("stdout is not JSON: {self}"))
-    }
-
-    /// Checks that stdout (`out`) or stderr (`!out`) contains every piece of text.
-    fn says(&self, out: bool, pieces: &[&str]) -> Result<&Ran> {
-        let text = if out { &self.stdout } else { &self.stderr };
-        for p in pieces {
-            ensure!(text.contains(p), "{} should contain {p:?}: {self}", if out { "stdout" } else { "stderr" });
-        }
-        Ok(self)
-    }
-}
-
 /// Runs `kubectl lifecycle ARGS` with the cluster's kubeconfig, within `timeout`.
 async fn plugin_within(timeout: Duration, args: &[&str]) -> Result<Ran> {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -129,47 +79,9 @@ async fn plugin(args: &[&str]) -> Result<Ran> {
 }
 
 fn run_blocking(args: &[String], timeout: Duration) -> Result<Ran> {
-    let bin = binary()?;
-    let mut child = Command::new(&bin)
-        .arg("--kubeconfig")
-        .arg(kubeconfig_path())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().context("stdout")?));
-    let err = reader(Box::new(child.stderr.take().context("stderr")?));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let ran = Ran {
-        args: args.to_vec(),
-        code: status.and_then(|s| s.code()).unwrap_or(-1),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    };
-    match status {
-        Some(_) => Ok(ran),
-        None => Err(anyhow!("did not end within {timeout:?} (killed): {ran}")),
-    }
+    let mut cmd = Command::new(binary()?);
+    cmd.arg("--kubeconfig").arg(kubeconfig_path()).args(args);
+    process::run(cmd, format!("kubectl lifecycle {}", args.join(" ")), timeout)
 }
 
 // --- reading tables ----------------------------------------------------------------------------

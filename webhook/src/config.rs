@@ -82,6 +82,12 @@ pub struct Config {
     #[arg(long, env = "LIFECYCLE_SERVER_URL", default_value = "https://lifecycle-webhook.lifecycle-jobs-system.svc:443")]
     pub server_url: String,
 
+    /// `IP:port` agents dial to reach the outputs API (they resolve no names; the URL's
+    /// host still names the server for TLS). Default: the ClusterIP of the Service that
+    /// --server-url's host names, read once at startup, and the URL's port.
+    #[arg(long, env = "LIFECYCLE_SERVER_ADDR")]
+    pub server_addr: Option<String>,
+
     /// Default CPU request and limit of lifecycle job containers without resources (empty: none).
     #[arg(long, env = "LIFECYCLE_DEFAULT_CPU", default_value = "500m")]
     pub default_cpu: String,

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod outputs;
 pub mod project_vars;
 pub mod server;
+pub mod server_addr;
 pub mod state;
 pub mod supervisor;
 pub mod telemetry;

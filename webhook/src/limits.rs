@@ -148,7 +148,7 @@ impl Pool {
         let limit = self.max_body;
         let mut held: Option<OwnedSemaphorePermit> = None;
         let mut held_units = 0u32;
-        let mut buf = bytes::BytesMut::new();
+        let mut buf = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
             let Ok(data) = frame.into_data() else { continue };
@@ -166,7 +166,7 @@ impl Pool {
                 }
             }
         }
-        Ok(HeldBody { bytes: buf.freeze(), _budget: held })
+        Ok(HeldBody { bytes: Bytes::from(buf), _budget: held })
     }
 }
 

@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::supervisor::{self, Shutdown, Supervisor};
 use crate::tls::{CertFiles, CertStore};
-use crate::{admission, certs, controller, limits, outputs, tls};
+use crate::{admission, certs, controller, limits, outputs, server_addr, tls};
 
 /// The TLS application: webhooks and the outputs API, each behind its own
 /// limits (`crate::limits`): a flood of one does not starve the other.
@@ -32,9 +32,12 @@ pub fn app(state: AppState) -> Router {
 
 /// Runs the server until SIGTERM: every long-lived task under one
 /// [`Supervisor`] with one shutdown signal.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = crate::kube_client::client().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    // Read once: admission hands it to every agent without an API call.
+    let addr = server_addr::resolve(&client, config.server_addr.as_deref(), &config.server_url, &config.namespace).await?;
+    config.server_addr = Some(addr);
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let certs = CertStore::with_expiry_gauge(metrics.certificate_expiry.clone());

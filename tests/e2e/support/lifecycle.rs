@@ -236,9 +236,22 @@ pub async fn published_config(ns: &TestNamespace) -> Result<BTreeMap<String, Str
 
 /// The environment's published variables: (ConfigMap data, Secret data decoded).
 pub async fn published(ns: &TestNamespace) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
-    let cm = published_config(ns).await?;
-    let secret = ns.api::<Secret>().get_opt(OUTPUTS_OBJECT).await?;
-    let secret = secret
+    published_in(&ns.api::<ConfigMap>(), &ns.api::<Secret>()).await
+}
+
+/// [`published`] of the namespace `ns` (one a test did not create).
+pub async fn published_of(client: &Client, ns: &str) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+    published_in(&Api::namespaced(client.clone(), ns), &Api::namespaced(client.clone(), ns)).await
+}
+
+async fn published_in(
+    config_maps: &Api<ConfigMap>,
+    secrets: &Api<Secret>,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let cm = config_maps.get_opt(OUTPUTS_OBJECT).await?.and_then(|c| c.data).unwrap_or_default();
+    let secret = secrets
+        .get_opt(OUTPUTS_OBJECT)
+        .await?
         .and_then(|s| s.data)
         .unwrap_or_default()
         .into_iter()

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 pub mod lifecycle;
+pub mod process;
 
 /// The busybox image every cluster-up imports (`busybox:local`, never pulled).
 pub const BUSYBOX: &str = "busybox:local";

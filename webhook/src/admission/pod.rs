@@ -96,6 +96,8 @@ pub struct PodSettings<'a> {
     pub agent_image: &'a str,
     pub agent_image_pull_policy: &'a str,
     pub server_url: &'a str,
+    /// `IP:port` the agent dials (empty: the URL's host, which must be an IP).
+    pub server_addr: &'a str,
     /// PEM bundle the agent trusts for the server.
     pub ca_bundle: &'a str,
 }
@@ -112,6 +114,7 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
         agent_image: &state.config.agent_image,
         agent_image_pull_policy: &state.config.agent_image_pull_policy,
         server_url: &state.config.server_url,
+        server_addr: state.config.server_addr.as_deref().unwrap_or(""),
         ca_bundle: certs.as_ref().map(|c| c.ca_bundle.as_str()).unwrap_or(""),
     };
     let gate = state.envs.gates(req.namespace.as_deref().unwrap_or(""));
@@ -306,7 +309,7 @@ const JOB_ID_SLOT: &str = "@@LIFECYCLE_JOB_ID@@";
 const GRACE_SLOT: &str = "@@LIFECYCLE_GRACE@@";
 
 struct AgentJson {
-    key: [String; 4],
+    key: [String; 5],
     json: String,
 }
 
@@ -317,7 +320,11 @@ static AGENT_JSON: std::sync::RwLock<Option<std::sync::Arc<AgentJson>>> = std::s
 
 fn agent_container_json(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>) -> String {
     let matches = |a: &AgentJson| {
-        a.key[0] == s.ca_bundle && a.key[1] == s.agent_image && a.key[2] == s.agent_image_pull_policy && a.key[3] == s.server_url
+        a.key[0] == s.ca_bundle
+            && a.key[1] == s.agent_image
+            && a.key[2] == s.agent_image_pull_policy
+            && a.key[3] == s.server_url
+            && a.key[4] == s.server_addr
     };
     let cached = AGENT_JSON.read().ok().and_then(|g| g.as_ref().filter(|a| matches(a)).cloned());
     let template = match cached {
@@ -327,7 +334,13 @@ fn agent_container_json(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>)
             value["env"][2]["value"] = json!(GRACE_SLOT);
             value["env"][3]["value"] = json!(JOB_ID_SLOT);
             let t = std::sync::Arc::new(AgentJson {
-                key: [s.ca_bundle.into(), s.agent_image.into(), s.agent_image_pull_policy.into(), s.server_url.into()],
+                key: [
+                    s.ca_bundle.into(),
+                    s.agent_image.into(),
+                    s.agent_image_pull_policy.into(),
+                    s.server_url.into(),
+                    s.server_addr.into(),
+                ],
                 json: value.to_string(),
             });
             if let Ok(mut g) = AGENT_JSON.write() {
@@ -364,6 +377,7 @@ pub fn agent_container(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>) 
             {"name": agent_env::SERVER_CA, "value": s.ca_bundle},
             {"name": agent_env::GRACE_SECONDS, "value": grace_seconds.to_string()},
             {"name": agent_env::JOB_ID, "value": job_id.as_str()},
+            {"name": agent_env::SERVER_ADDR, "value": s.server_addr},
         ],
         "resources": {
             "requests": {"cpu": "5m", "memory": "8Mi"},
@@ -396,6 +410,7 @@ mod tests {
             agent_image: "agent:dev",
             agent_image_pull_policy: "IfNotPresent",
             server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
+            server_addr: "10.96.12.34:443",
             ca_bundle: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
         }
     }

@@ -10,11 +10,3 @@ pub const LEASE_NAME: &str = "lifecycle-webhook-controller";
 
 /// `reportingController` of the controller's Events.
 pub const REPORTING_CONTROLLER: &str = "lifecycle-jobs.dev/controller";
-
-/// Labels the Job controller sets on a Job and its pod template; a run must
-/// not inherit its template's.
-pub const JOB_CONTROLLER_LABELS: [&str; 4] =
-    ["controller-uid", "batch.kubernetes.io/controller-uid", "job-name", "batch.kubernetes.io/job-name"];
-
-/// Annotation kubectl writes on `kubectl apply`; a run must not inherit it.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";

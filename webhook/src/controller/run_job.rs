@@ -7,15 +7,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use lifecycle_contract::job_copy::fresh_copy;
 use lifecycle_contract::names::{
     ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_JOB_ID, DOMAIN, LABEL_EVENT, LABEL_JOB, LABEL_RUN,
     annotation_on_args, annotation_on_command,
 };
 use lifecycle_contract::{Event, JobId};
 use sha2::{Digest, Sha256};
-
-use super::keys::{JOB_CONTROLLER_LABELS, LAST_APPLIED};
 
 /// Longest Job name: Job names become pod label values.
 pub const MAX_NAME: usize = 63;
@@ -75,8 +74,9 @@ pub enum BuildError {
 }
 
 /// The run of `template` for `event`, occurrence `occurrence`, named `name`:
-/// - a copy of the template's spec, not suspended, without the selector and the
-///   Job controller's labels (the Job controller generates new ones);
+/// - a fresh copy of the template (`job_copy::fresh_copy`, as `kubectl
+///   lifecycle clone` makes), not suspended, and without a selector even a
+///   manual one (runs of one template must not select each other's pods);
 /// - owned by the template (controller, blockOwnerDeletion): it goes with it;
 /// - labels `job`, `event`, `run` (`run` on its pod template too: its pods are
 ///   never gated); annotation `job-id` = the template's JOBID, so
@@ -90,24 +90,27 @@ pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> 
     };
     let annotations = meta.annotations.clone().unwrap_or_default();
     let job_id = JobId::derive(annotations.get(ANNOTATION_JOB_ID).map(String::as_str), tname);
+    let mut run = fresh_copy(template, name, namespace).job;
 
-    let mut labels: BTreeMap<String, String> = meta.labels.clone().unwrap_or_default();
-    for k in JOB_CONTROLLER_LABELS {
-        labels.remove(k);
-    }
+    let labels = run.metadata.labels.get_or_insert_with(Default::default);
     labels.insert(LABEL_JOB.into(), tname.clone());
     labels.insert(LABEL_EVENT.into(), event.as_str().into());
     labels.insert(LABEL_RUN.into(), occurrence.into());
 
-    let keep = |k: &str| {
-        k != LAST_APPLIED
-            && (!k.starts_with(&format!("{DOMAIN}/")) || k == ANNOTATION_CAPTURE_OUTPUT || k == ANNOTATION_CONTAINER)
-    };
-    let mut run_annotations: BTreeMap<String, String> =
-        annotations.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let run_annotations = run.metadata.annotations.get_or_insert_with(Default::default);
+    run_annotations
+        .retain(|k, _| !k.starts_with(&format!("{DOMAIN}/")) || k == ANNOTATION_CAPTURE_OUTPUT || k == ANNOTATION_CONTAINER);
     run_annotations.insert(ANNOTATION_JOB_ID.into(), job_id.as_str().into());
+    run.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        name: tname.clone(),
+        uid: uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
 
-    let mut spec = template.spec.clone().unwrap_or_default();
+    let spec = run.spec.get_or_insert_with(Default::default);
     spec.suspend = Some(false);
     spec.selector = None;
     spec.manual_selector = None;
@@ -115,9 +118,6 @@ pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> 
         *ttl = (*ttl).max(MIN_TTL_AFTER_FINISHED);
     }
     let pod_labels = spec.template.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(Default::default);
-    for k in JOB_CONTROLLER_LABELS {
-        pod_labels.remove(k);
-    }
     // The run's pods are what the environment's gated pods wait for: admission
     // never gates a pod with this label.
     pod_labels.insert(LABEL_RUN.into(), occurrence.into());
@@ -146,25 +146,7 @@ pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> 
         }
     }
 
-    Ok(Job {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: Some(namespace.clone()),
-            labels: Some(labels),
-            annotations: Some(run_annotations),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "batch/v1".into(),
-                kind: "Job".into(),
-                name: tname.clone(),
-                uid: uid.clone(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
-    })
+    Ok(run)
 }
 
 fn json_list(annotations: &BTreeMap<String, String>, key: String) -> Result<Option<Vec<String>>, BuildError> {
@@ -191,7 +173,8 @@ mod tests {
     use super::*;
     use k8s_openapi::api::batch::v1::JobSpec;
     use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+    use lifecycle_contract::job_copy::LAST_APPLIED;
     use lifecycle_contract::names::{ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_OUTPUTS, LABEL_CAPTURE};
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

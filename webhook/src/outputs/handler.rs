@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(
             p,
             json!({ "metadata": { "uid": "job-uid", "annotations": {
-                ANNOTATION_OUTPUTS: r#"{"PASS":"<sensitive>"}"#,
+                ANNOTATION_OUTPUTS: r#"{"PASS":"******"}"#,
                 ANNOTATION_OUTPUTS_PUBLISHED_BY: "seed-abc/pod-uid",
             }}})
         );

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use lifecycle_contract::output::Output;
 
-/// Shown instead of a sensitive value.
-pub const SENSITIVE: &str = "<sensitive>";
+/// Shown instead of a sensitive value: the contract's one mask word.
+pub const SENSITIVE: &str = lifecycle_contract::output::MASK;
 /// Shown instead of a non-sensitive value when the values do not fit.
 pub const OMITTED: &str = "<omitted>";
 /// Longest value shown, in characters.
@@ -87,7 +87,7 @@ mod tests {
     #[test]
     fn masks_sensitive_values_and_keeps_others() {
         let s = summary(&[out("POSTGRES_DB_PASS", "mypassword", true), out("POSTGRES_DB_HOST", "zf138d9c8-postgresql", false)]);
-        assert_eq!(s, r#"{"POSTGRES_DB_HOST":"zf138d9c8-postgresql","POSTGRES_DB_PASS":"<sensitive>"}"#);
+        assert_eq!(s, r#"{"POSTGRES_DB_HOST":"zf138d9c8-postgresql","POSTGRES_DB_PASS":"******"}"#);
         assert!(!s.contains("mypassword"));
     }
 

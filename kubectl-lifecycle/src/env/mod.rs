@@ -1,0 +1,277 @@
+//! `env list|status|create|start|stop|redeploy|delete`. This module talks to
+//! the cluster; [`decide`] holds what the commands decide and report, pure,
+//! and [`render`] what they print for people.
+
+mod decide;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use lifecycle_contract::environment::WantedState;
+use lifecycle_contract::names;
+use serde_json::json;
+
+use crate::cli::{CreateArgs, ListArgs, OutputFormat, StatusArgs, TransitionArgs};
+use crate::client::{Ctx, FIELD_MANAGER, KubeResultExt, explain, get_environment, is_environment, is_forbidden};
+use crate::jobs;
+use crate::table::human_duration;
+use crate::wait::{self, Observed, Progress, Target, TransitionGoal, Watch};
+pub use decide::Action;
+use decide::{EnvList, build_status, env_row, ns_annotation, ns_name, then_what, wanted_state};
+use render::{or_none, render_list, render_status};
+
+fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let mut namespaces = api.list(&ListParams::default().labels(names::LABEL_ENVIRONMENT)).await.doing("list namespaces")?.items;
+    namespaces.sort_by(|a, b| ns_name(a).cmp(ns_name(b)));
+    let counts = template_counts(&ctx.client, &namespaces).await;
+    let environments = namespaces.iter().map(|ns| env_row(ns, counts.get(ns_name(ns)).copied().flatten())).collect();
+    let list = EnvList { environments };
+    if list.environments.is_empty() && matches!(args.output, None | Some(OutputFormat::Wide)) {
+        eprintln!(
+            "No environments found.\n  hint: make a namespace an environment with `kubectl lifecycle env create NAMESPACE`"
+        );
+        return Ok(());
+    }
+    print!("{}", crate::output::report(&list, args.output, |wide| render_list(&list, wide, now()))?);
+    Ok(())
+}
+
+/// Lifecycle jobs per namespace: one cluster-wide list of Job metadata, else one per namespace.
+async fn template_counts(client: &Client, namespaces: &[Namespace]) -> HashMap<String, Option<usize>> {
+    let is_template = |m: &ObjectMeta| m.annotations.as_ref().is_some_and(|a| a.contains_key(names::ANNOTATION_ON));
+    let mut counts: HashMap<String, Option<usize>> = HashMap::new();
+    match Api::<Job>::all(client.clone()).list_metadata(&ListParams::default()).await {
+        Ok(list) => {
+            for ns in namespaces {
+                counts.insert(ns_name(ns).to_string(), Some(0));
+            }
+            for m in list.items.iter().map(|j| &j.metadata).filter(|m| is_template(m)) {
+                if let Some(Some(n)) = m.namespace.as_ref().and_then(|ns| counts.get_mut(ns)) {
+                    *n += 1;
+                }
+            }
+        }
+        Err(_) => {
+            for ns in namespaces {
+                let name = ns_name(ns);
+                let n = Api::<Job>::namespaced(client.clone(), name)
+                    .list_metadata(&ListParams::default())
+                    .await
+                    .ok()
+                    .map(|l| l.items.iter().filter(|j| is_template(&j.metadata)).count());
+                counts.insert(name.to_string(), n);
+            }
+        }
+    }
+    counts
+}
+
+pub async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<()> {
+    let name = args.env.clone().unwrap_or_else(|| ctx.namespace.clone());
+    let ns = get_environment(&ctx.client, &name).await?;
+    let mut all = Api::<Job>::namespaced(ctx.client.clone(), &name)
+        .list(&ListParams::default())
+        .await
+        .doing(format_args!("list jobs in namespace {name}"))?
+        .items;
+    all.sort_by(|a, b| jobs::name(a).cmp(jobs::name(b)));
+
+    let cm_keys: Vec<String> = Api::<ConfigMap>::namespaced(ctx.client.clone(), &name)
+        .get_opt(names::OUTPUTS_OBJECT)
+        .await
+        .doing(format_args!("get configmap {} in namespace {name}", names::OUTPUTS_OBJECT))?
+        .and_then(|c| c.data)
+        .map(|d| d.into_keys().collect())
+        .unwrap_or_default();
+    let secret_keys: Option<Vec<String>> =
+        match Api::<Secret>::namespaced(ctx.client.clone(), &name).get_opt(names::OUTPUTS_OBJECT).await {
+            Ok(s) => Some(s.and_then(|s| s.data).map(|d| d.into_keys().collect()).unwrap_or_default()),
+            Err(e) if is_forbidden(&e) => None,
+            Err(e) => return Err(explain(e, format_args!("get secret {} in namespace {name}", names::OUTPUTS_OBJECT))),
+        };
+
+    let report = build_status(&ns, &all, &cm_keys, secret_keys.as_deref());
+    print!("{}", crate::output::report(&report, args.output, |wide| render_status(&report, wide, now()))?);
+    Ok(())
+}
+
+pub async fn create(ctx: &Ctx, args: &CreateArgs) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let name = &args.env;
+    let env_value = args.environment.clone().unwrap_or_default();
+    let mut labels = BTreeMap::new();
+    if let Some(p) = &args.project {
+        labels.insert(names::LABEL_PROJECT.to_string(), p.clone());
+    }
+    match api.get_opt(name).await.doing(format_args!("get namespace {name}"))? {
+        None => {
+            labels.insert(names::LABEL_ENVIRONMENT.to_string(), env_value);
+            let ns = Namespace {
+                metadata: ObjectMeta { name: Some(name.clone()), labels: Some(labels), ..Default::default() },
+                ..Default::default()
+            };
+            api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &ns)
+                .await
+                .doing(format_args!("create namespace {name}"))?;
+            println!("namespace {name} created as an environment");
+        }
+        Some(ns) => {
+            if ns.metadata.deletion_timestamp.is_some() {
+                bail!("namespace {name} is being deleted: wait until it is gone, then create it again");
+            }
+            let already = is_environment(&ns);
+            if !already || args.environment.is_some() {
+                labels.insert(names::LABEL_ENVIRONMENT.to_string(), env_value);
+            }
+            if labels.is_empty() {
+                println!("namespace {name} is already an environment (nothing to change)");
+                return Ok(());
+            }
+            patch_namespace(&ctx.client, name, json!({ "metadata": { "labels": labels } })).await?;
+            if already {
+                println!("environment {name} updated");
+            } else {
+                println!("namespace {name} is now an environment");
+                eprintln!(
+                    "note: jobs and workloads created from now on are captured and get the variables; pods already running get them once restarted"
+                );
+            }
+        }
+    }
+    println!("  see it with `kubectl lifecycle env status {name}`");
+    Ok(())
+}
+
+async fn patch_namespace(client: &Client, name: &str, patch: serde_json::Value) -> anyhow::Result<Namespace> {
+    Api::<Namespace>::all(client.clone())
+        .patch(name, &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &Patch::Merge(&patch))
+        .await
+        .doing(format_args!("update namespace {name}"))
+}
+
+pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &TransitionArgs) -> anyhow::Result<()> {
+    let name = &name.to_string();
+    let ns = get_environment(&ctx.client, name).await?;
+    let current = wanted_state(&ns);
+    let baseline_status = ns_annotation(&ns, names::ANNOTATION_STATUS).map(String::from);
+    let (taken, in_flight) = wait::read_state(&ns);
+    if ns.metadata.deletion_timestamp.is_some() && action != Action::Delete {
+        bail!(
+            "environment {name} is being deleted (namespace terminating): nothing else can happen to it\n  hint: wait for it to go with `kubectl lifecycle env delete {name} --wait`"
+        );
+    }
+
+    if current == "deleted" && action != Action::Delete {
+        bail!(
+            "environment {name} is being deleted (state deleted): its delete jobs run, then the namespace goes\n  hint: wait for it with `kubectl lifecycle env delete {name} --wait`"
+        );
+    }
+    let all = Api::<Job>::namespaced(ctx.client.clone(), name)
+        .list(&ListParams::default())
+        .await
+        .doing(format_args!("list jobs in namespace {name}"))?
+        .items;
+    let event = action.event();
+    let templates: Vec<&str> = all
+        .iter()
+        .filter(|j| jobs::run_of(j).is_none() && jobs::template_events(j).is_ok_and(|on| on.contains(&event)))
+        .map(jobs::name)
+        .collect();
+    let before: HashSet<String> =
+        all.iter().filter(|j| jobs::run_of(j).is_some()).filter_map(|j| j.metadata.uid.clone()).collect();
+
+    let mut expected_runs = templates.len();
+    let mut deploy_id = None;
+    match action.state() {
+        Some(state) if current == state => {
+            let settled = action.target().state().is_some_and(|state| wait::settled(taken.as_ref(), in_flight.as_ref(), state));
+            println!(
+                "environment {name} is already {} (status: {})",
+                if action == Action::Delete { "being deleted" } else { state },
+                or_none(baseline_status.as_deref())
+            );
+            if action == Action::Start {
+                eprintln!("  hint: to run the start jobs again, redeploy: `kubectl lifecycle env redeploy {name}`");
+            }
+            if settled || !args.wait.wait {
+                return Ok(());
+            }
+            // The transition is under way: wait for its end, with no new run expected.
+            expected_runs = 0;
+        }
+        Some(state) => {
+            patch_namespace(&ctx.client, name, json!({ "metadata": { "labels": { names::LABEL_STATE: state } } })).await?;
+            println!("environment {name}: state {state} (was {current})");
+            println!("  {}", then_what(action, &templates));
+        }
+        None => {
+            if current != WantedState::Started.as_str() {
+                return Err(anyhow!(
+                    "environment {name} is {current}: only a started environment is redeployed\n  hint: start it with `kubectl lifecycle env start {name}` (its start jobs run)"
+                ));
+            }
+            let id = jiff::Timestamp::now().to_string();
+            deploy_id = Some(id.clone());
+            let deploy_id = id;
+            patch_namespace(
+                &ctx.client,
+                name,
+                json!({ "metadata": { "annotations": { names::ANNOTATION_DEPLOY_ID: deploy_id } } }),
+            )
+            .await?;
+            println!("environment {name}: redeploy requested ({} {deploy_id})", names::ANNOTATION_DEPLOY_ID);
+            println!("  {}", then_what(action, &templates));
+        }
+    }
+
+    if !args.wait.wait {
+        println!("  follow it with `kubectl lifecycle env status {name}` (or add --wait)");
+        return Ok(());
+    }
+    let goal = TransitionGoal {
+        namespace: name.clone(),
+        target: action.target(),
+        event,
+        baseline_seq: taken.as_ref().map_or(0, |t| t.seq),
+        deploy_id,
+        expected_runs,
+    };
+    let watch = Watch {
+        client: ctx.client.clone(),
+        namespace: name.clone(),
+        watch_namespace: true,
+        run_selector: names::LABEL_JOB.to_string(),
+        before,
+        event: Some(event),
+        baseline_status,
+        deadline: Instant::now() + args.wait.timeout,
+        timeout: args.wait.timeout,
+        what: match action.target() {
+            Target::Gone => format!("environment {name} to be deleted"),
+            t => format!("environment {name} to be {}", t.word()),
+        },
+        hint: format!(
+            "the controller goes on: follow it with `kubectl lifecycle env status {name}`, or wait longer with --timeout; is the lifecycle-webhook controller running (`kubectl get pods -n {}`)?",
+            names::SYSTEM_NAMESPACE
+        ),
+    };
+    let mut progress = Progress::new();
+    let mut obs = Observed::default();
+    let done = wait::wait(&watch, &mut obs, &mut progress, |o| wait::transition_verdict(&goal, o)).await?;
+    println!("{done} after {}", human_duration(obs.elapsed));
+    Ok(())
+}
