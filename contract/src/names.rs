@@ -82,6 +82,13 @@ pub fn opts_out(value: Option<&str>) -> bool {
 
 /// Pod template label of a captured Job; value = JOBID.
 pub const LABEL_CAPTURE: &str = "lifecycle-jobs.dev/capture";
+/// Job label set by the webhook at admission on every Job of an environment
+/// (value `true`): the server watches only the Jobs carrying it, so that Jobs
+/// outside environments, whatever their size, cost it nothing. Admission puts
+/// it back if an update removes it.
+pub const LABEL_ADMITTED: &str = "lifecycle-jobs.dev/admitted";
+/// Value of [`LABEL_ADMITTED`].
+pub const ADMITTED: &str = "true";
 /// Run Job label: the template's name.
 pub const LABEL_JOB: &str = "lifecycle-jobs.dev/job";
 /// Run Job label: the event (`start`, `stop`, `delete`).

@@ -10,7 +10,13 @@
 #
 #   ENVS=1000 TEMPLATES=10 ADMISSIONS=300 IDLE_SECONDS=60 tests/scale/scale-test.sh
 #
-# Run it under the cluster lock, against an installed product (make deploy).
+# Before measuring, it waits (at most SETTLE_TIMEOUT seconds) for the
+# controller's first pass (every environment observed, every template given its
+# finalizer), then restarts the server and waits AFTER_RESTART_SECONDS, so that
+# the numbers are those of a replica that started at that scale and of an idle
+# leader. Clean-up waits (at most CLEANUP_TIMEOUT seconds) for the namespaces
+# to be gone. Run it under the cluster lock, against an installed product
+# (make deploy).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export KUBECONFIG="${KUBECONFIG:-${LJ_CLUSTER_DIR:-$PWD/.local-cluster}/kubeconfig}"
@@ -18,16 +24,24 @@ ENVS="${ENVS:-1000}"
 TEMPLATES="${TEMPLATES:-10}"
 ADMISSIONS="${ADMISSIONS:-300}"
 IDLE_SECONDS="${IDLE_SECONDS:-60}"
+PARALLEL="${PARALLEL:-3}"
+SETTLE_TIMEOUT="${SETTLE_TIMEOUT:-600}"
+AFTER_RESTART_SECONDS="${AFTER_RESTART_SECONDS:-90}"
+CLEANUP_TIMEOUT="${CLEANUP_TIMEOUT:-900}"
 SYS=lifecycle-jobs-system
 MARK=scale.lifecycle-jobs.dev/run
 WORK="$(mktemp -d)"
 log() { echo "[scale +${SECONDS}s] $*" >&2; }
 cleanup() {
-  log "cleaning up"
+  log "cleaning up (the leader removes the templates' finalizers as their namespaces go)"
   kubectl delete namespace -l "$MARK" --wait=false >/dev/null 2>&1 || true
+  kubectl wait --for=delete namespace -l "$MARK" --timeout="${CLEANUP_TIMEOUT}s" >/dev/null 2>&1 ||
+    log "WARNING: namespaces labelled $MARK still terminating after ${CLEANUP_TIMEOUT}s"
   rm -rf "$WORK"
+  log "done"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 log "generating $ENVS environments x $TEMPLATES templates"
 for ((e = 0; e < ENVS; e++)); do
@@ -53,19 +67,39 @@ spec:
 YAML
   done
 done
-log "creating them"
-for f in "$WORK"/env-*.yaml; do
-  # Namespaces first (the Jobs of the same file need them).
-  kubectl apply -f "$f" >/dev/null 2>&1 || kubectl apply -f "$f" >/dev/null
-done
-log "restarting the server (each replica lists everything again)"
+log "creating them (kubectl create, $PARALLEL files at a time)"
+# create, not apply: no last-applied annotation, one request per object.
+ls "$WORK"/env-*.yaml | xargs -P "$PARALLEL" -n 1 kubectl create -f >/dev/null 2>"$WORK/create.err" || true
+grep -v AlreadyExists "$WORK/create.err" | tail -n 5 >&2 || true
+created="$(kubectl get jobs -A -l lifecycle-jobs.dev/admitted --no-headers 2>/dev/null | grep -c ' tpl-' || true)"
+log "created: $created lifecycle Jobs"
+
+# The controller's first pass: every environment observed, every template
+# given its finalizer. Bounded: the table says if it did not finish.
+settle() {
+  local deadline=$((SECONDS + SETTLE_TIMEOUT)) observed=0 finalized=0
+  while ((SECONDS < deadline)); do
+    observed="$(kubectl get ns -l "$MARK" -o jsonpath='{range .items[*]}{.metadata.annotations.lifecycle-jobs\.dev/observed}{"\n"}{end}' | grep -c . || true)"
+    finalized="$(kubectl get jobs -A -l lifecycle-jobs.dev/admitted -o jsonpath='{range .items[*]}{.metadata.finalizers}{"\n"}{end}' | grep -c outputs-cleanup || true)"
+    log "settling: $observed/$ENVS environments observed, $finalized/$created templates with their finalizer"
+    if ((observed >= ENVS && finalized >= created)); then return 0; fi
+    sleep 15
+  done
+  return 1
+}
+settled="yes"
+settle || settled="no (after ${SETTLE_TIMEOUT}s)"
+log "settled: $settled; restarting the server (each replica lists everything again)"
 kubectl -n "$SYS" rollout restart deployment/lifecycle-webhook >/dev/null
 kubectl -n "$SYS" rollout status deployment/lifecycle-webhook --timeout=600s >/dev/null
-log "letting the leader settle"
-sleep 60
-
 node="$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')"
 summary() { kubectl get --raw "/api/v1/nodes/$node/proxy/stats/summary"; }
+log "letting the new leader take over and make its first pass (RSS sampled every 5 s)"
+mkdir -p "$WORK/samples"
+for ((i = 0; i < AFTER_RESTART_SECONDS / 5; i++)); do
+  summary >"$WORK/samples/$i.json" 2>/dev/null || true
+  sleep 5
+done
 leader="$(kubectl -n "$SYS" get lease lifecycle-webhook-controller -o jsonpath='{.spec.holderIdentity}')"
 summary >"$WORK/s1.json"; sleep "$IDLE_SECONDS"; summary >"$WORK/s2.json"
 rows="$(python3 - "$SYS" "$leader" "$IDLE_SECONDS" "$WORK" <<'PY'
@@ -76,6 +110,14 @@ b = json.load(open(sys.argv[4] + "/s2.json"))
 def pods(s):
     return {p["podRef"]["name"]: p for p in s["pods"] if p["podRef"]["namespace"] == sys_ns}
 pa, pb = pods(a), pods(b)
+import glob
+peak = {}
+for f in glob.glob(sys.argv[4] + "/samples/*.json") + [sys.argv[4] + "/s1.json", sys.argv[4] + "/s2.json"]:
+    try:
+        for name, p in pods(json.load(open(f))).items():
+            peak[name] = max(peak.get(name, 0), p["containers"][0]["memory"].get("rssBytes", 0))
+    except (ValueError, KeyError, IndexError):
+        pass
 for name, p in sorted(pb.items()):
     c = p["containers"][0]
     rss = c["memory"].get("rssBytes", 0) / 2**20
@@ -85,7 +127,7 @@ for name, p in sorted(pb.items()):
         d = c["cpu"]["usageCoreNanoSeconds"] - pa[name]["containers"][0]["cpu"]["usageCoreNanoSeconds"]
         cpu = f"{d / secs / 1e6:.1f}"
     role = "leader" if name == leader else "follower"
-    print(f"| {name} ({role}) | {rss:.1f} | {ws:.1f} | {cpu} |")
+    print(f"| {name} ({role}) | {rss:.1f} | {peak.get(name, 0) / 2**20:.1f} | {ws:.1f} | {cpu} |")
 PY
 )"
 
@@ -127,10 +169,11 @@ print(f"{q(0.5)} | {q(0.99)} | {int(total)}")
 PY
 )"
 echo
-echo "Scale: $ENVS environments x $TEMPLATES templates ($((ENVS * TEMPLATES)) lifecycle Jobs), $(nproc) CPUs"
+restarts="$(kubectl -n "$SYS" get pods -l app.kubernetes.io/name=lifecycle-webhook -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}')"
+echo "Scale: $ENVS environments x $TEMPLATES templates ($created lifecycle Jobs), $(nproc) CPUs; first pass settled: $settled; server restarts since the rollout: $restarts; total ${SECONDS}s before clean-up"
 echo
-echo "| replica | RSS MiB | working set MiB | CPU millicores over ${IDLE_SECONDS}s idle |"
-echo "|---|---|---|---|"
+echo "| replica | RSS MiB | highest RSS MiB seen since its start | working set MiB | CPU millicores over ${IDLE_SECONDS}s idle |"
+echo "|---|---|---|---|---|"
 echo "$rows"
 echo
 echo "| pod admission webhook p50 | p99 | calls | wall time of $ADMISSIONS dry-run creations |"

@@ -28,18 +28,17 @@ impl EnvIndex {
         EnvIndex { gating: Arc::default(), ready: rx }
     }
 
-    /// Starts the watch in the background.
-    pub fn start(client: kube::Client) -> Self {
+    /// The index and the watch that keeps it (run by the server's supervisor).
+    pub fn start(client: kube::Client) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (tx, rx) = watch::channel(false);
         let index = EnvIndex { gating: Arc::default(), ready: rx };
-        let gating = index.gating.clone();
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
         let config = crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT);
         let forget = |gating: &mut HashSet<String>, ns: &PartialObjectMeta<Namespace>| {
             gating.remove(&ns.name_any());
         };
-        crate::watch_store::spawn(api, config, gating, tx, "namespace", apply, forget);
-        index
+        let feed = crate::watch_store::Feed::new(index.gating.clone(), tx, apply, forget);
+        (index, crate::watch_store::run(api, config, feed, "namespace"))
     }
 
     pub async fn wait_until_ready(&self) {

@@ -1,5 +1,6 @@
-//! Jobs of every namespace by JOBID, and lifecycle templates by UID, kept by a
-//! metadata watch so that admission never calls the API server.
+//! Jobs of the environments by JOBID, and lifecycle templates by UID, kept by
+//! the one Job watch ([`crate::job_watch`]) so that admission never calls the
+//! API server.
 //!
 //! The index answers three questions of admission: who already claims a JOBID
 //! in an environment (duplicates are refused), which Job is a template (a run
@@ -10,11 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
 use kube::core::{ObjectMeta, PartialObjectMeta};
-use kube::{Api, ResourceExt};
 use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_RUN, opts_out};
 use lifecycle_contract::{Event, JobId};
 use tokio::sync::watch;
+
+use crate::watch_store::Feed;
 
 /// Who holds a JOBID in an environment. A run counts as its template and
 /// claims nothing; the Jobs of one CronJob all count as that CronJob.
@@ -141,16 +144,14 @@ impl JobIndex {
         JobIndex { inner: Arc::default(), ready: rx }
     }
 
-    /// Starts the watch in the background.
-    pub fn start(client: kube::Client) -> Self {
+    /// An empty index, not ready, and what keeps it: the one Job watch
+    /// ([`crate::job_watch`]) hands every event to the feed.
+    pub fn new() -> (Self, JobIndexFeed) {
         let (tx, rx) = watch::channel(false);
         let index = JobIndex { inner: Arc::default(), ready: rx };
-        let inner = index.inner.clone();
-        let api: Api<PartialObjectMeta<Job>> = Api::all(client);
         let forget =
             |inner: &mut Inner, job: &PartialObjectMeta<Job>| inner.remove(&job.namespace().unwrap_or_default(), &job.name_any());
-        crate::watch_store::spawn(api, crate::kube_client::watch_config(), inner, tx, "job", apply, forget);
-        index
+        (index.clone(), JobIndexFeed(Feed::new(index.inner, tx, apply, forget)))
     }
 
     pub async fn wait_until_ready(&self) {
@@ -188,6 +189,15 @@ impl JobIndex {
         // (after `record`, which forgets any earlier template of that name)
         let t = TemplateEntry { name: name.to_string(), job_id: id, on_delete };
         self.inner.write().expect("job index lock").insert_template(namespace, uid, t);
+    }
+}
+
+/// Keeps a [`JobIndex`] from the events of the Job watch.
+pub struct JobIndexFeed(Feed<PartialObjectMeta<Job>, Inner>);
+
+impl JobIndexFeed {
+    pub fn observe(&mut self, event: &kube::runtime::watcher::Event<PartialObjectMeta<Job>>) {
+        self.0.observe(event);
     }
 }
 

@@ -10,8 +10,14 @@
 
 use std::time::Duration;
 
+use std::fmt::Debug;
+
 use anyhow::Context;
+use kube::Api;
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
 
 /// Longest wait for the next bytes of any API response.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(45);
@@ -33,6 +39,42 @@ pub async fn client() -> anyhow::Result<kube::Client> {
 /// Watch settings every watch of the server uses (see the module's doc).
 pub fn watch_config() -> watcher::Config {
     watcher::Config::default().timeout(WATCH_TIMEOUT_SECS).page_size(LIST_PAGE_SIZE)
+}
+
+/// Every object a list selects, fetched in pages of [`LIST_PAGE_SIZE`]: the
+/// API server never builds, and this replica never decodes, one response
+/// holding a whole namespace's (or the cluster's) objects at once.
+pub async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<K>, kube::Error>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let mut lp = lp.clone().limit(LIST_PAGE_SIZE);
+    let mut out = Vec::new();
+    loop {
+        let page = api.list(&lp).await?;
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => lp.continue_token = Some(token),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// [`list_all`], metadata only.
+pub async fn list_all_metadata<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<PartialObjectMeta<K>>, kube::Error>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let mut lp = lp.clone().limit(LIST_PAGE_SIZE);
+    let mut out = Vec::new();
+    loop {
+        let page = api.list_metadata(&lp).await?;
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => lp.continue_token = Some(token),
+            _ => return Ok(out),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,21 @@
 //! Wiring: the TLS server (webhooks, outputs API), the admin server, the
-//! certificate source, the job index and the controller.
+//! certificate source, the watches and the controller, all under one
+//! supervisor ([`crate::supervisor`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::{self, Readiness};
 use crate::config::{CertSource, Config};
 use crate::env_index::EnvIndex;
 use crate::index::JobIndex;
+use crate::job_watch::JobWatch;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::supervisor::{self, Shutdown, Supervisor};
 use crate::tls::{CertFiles, CertStore};
 use crate::{admission, certs, controller, limits, listener, outputs, server_addr, tls};
 
@@ -28,6 +30,8 @@ pub fn app(state: AppState) -> Router {
     Router::new().merge(admission).merge(outputs).layer(by_protocol).with_state(state)
 }
 
+/// Runs the server until SIGTERM: every long-lived task under one
+/// [`Supervisor`] with one shutdown signal.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = crate::kube_client::client().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
@@ -38,53 +42,63 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let certs = CertStore::with_expiry_gauge(metrics.certificate_expiry.clone());
     let ready = Readiness::default();
-    let jobs = JobIndex::start(client.clone());
-    let envs = EnvIndex::start(client.clone());
+    let mut tasks = Supervisor::new();
 
-    let client_for_losses = client.clone();
+    // The one Job watch feeds the job index, and the controller if this replica leads.
+    let (jobs, job_index) = JobIndex::new();
+    let (job_watch, watching_jobs) = JobWatch::start(client.clone(), job_index);
+    tasks.spawn("job watch", supervisor::forever("the job watch", watching_jobs));
+    let (envs, watching_envs) = EnvIndex::start(client.clone());
+    tasks.spawn("environment watch", supervisor::forever("the environment watch", watching_envs));
+
     let state = AppState {
         config: config.clone(),
-        client,
+        client: client.clone(),
         metrics: metrics.clone(),
         certs: certs.clone(),
         jobs: jobs.clone(),
         envs: envs.clone(),
     };
 
-    let mut tasks = tokio::task::JoinSet::new();
     match config.cert_source {
         CertSource::Files => {
             let files = CertFiles::in_dir(&config.tls_dir);
-            let store = certs.clone();
-            tasks.spawn(async move {
-                tls::watch_files_forever(store, files).await;
-                Ok::<_, anyhow::Error>(())
-            });
+            tasks.spawn(
+                "certificate files",
+                supervisor::forever("the certificate file watch", tls::watch_files_forever(certs.clone(), files)),
+            );
         }
         CertSource::SelfManaged => {
             let s = state.clone();
-            tasks.spawn(async move { certs::run(s).await.context("self-managed certificates") });
+            tasks.spawn("certificates", async move {
+                certs::run(s).await.context("self-managed certificates")?;
+                anyhow::bail!("self-managed certificates: the watches ended")
+            });
         }
     }
     // Every replica records outputs its agents could not publish; the
     // controller starts once the pods that ended while it was down are handled,
     // so that it counts their runs as failed.
-    let losses = outputs::lost::start(client_for_losses, config.pod_name.clone(), metrics.clone());
+    let (losses, watching_losses) = outputs::lost::start(client, config.pod_name.clone(), metrics.clone());
+    tasks.spawn("lost outputs", supervisor::forever("the lost outputs watch", watching_losses));
     if config.controller {
-        let s = state.clone();
-        tasks.spawn(async move {
+        let (s, shutdown) = (state.clone(), tasks.shutdown());
+        tasks.spawn_graceful("controller", async move {
             // Bounded: a Job that cannot be patched must not keep the controller down.
-            if tokio::time::timeout(Duration::from_secs(120), losses.wait_until_synced()).await.is_err() {
-                tracing::warn!("lost outputs of earlier pods not all recorded yet; starting the controller anyway");
+            tokio::select! {
+                synced = tokio::time::timeout(Duration::from_secs(120), losses.wait_until_synced()) => if synced.is_err() {
+                    tracing::warn!("lost outputs of earlier pods not all recorded yet; starting the controller anyway");
+                },
+                () = shutdown.requested() => return Ok(()),
             }
-            controller::run(s).await.context("environment controller")
+            controller::run(s, job_watch, shutdown).await.context("environment controller")
         });
     }
 
     // Ready once the certificate is served and the job and environment indexes have synced.
     {
-        let (certs, jobs, ready) = (certs.clone(), jobs.clone(), ready.clone());
-        tokio::spawn(async move {
+        let (certs, ready) = (certs.clone(), ready.clone());
+        tasks.spawn("readiness", async move {
             jobs.wait_until_ready().await;
             envs.wait_until_ready().await;
             while !certs.is_loaded() {
@@ -92,6 +106,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             }
             ready.set_ready();
             tracing::info!("ready");
+            Ok(())
         });
     }
 
@@ -99,42 +114,39 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the admin port {}", config.admin_listen))?;
     let admin_app = admin::router(metrics.clone(), ready.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(admin_listener, admin_app).await {
-            tracing::error!(error = %e, "admin server stopped");
-        }
-    });
+    // Serves until the process ends: probes and metrics during the drain too.
+    tasks.spawn("admin server", async move { axum::serve(admin_listener, admin_app).await.context("admin server") });
 
+    let shutdown = tasks.shutdown();
+    tasks.spawn_graceful("TLS server", async move { serve_tls(&config, &certs, state, ready, shutdown).await });
+
+    tasks.run(supervisor::terminate_signal()).await
+}
+
+/// The TLS server until shutdown, then a drain: readiness goes first so that
+/// endpoints drop this replica, then in-flight admissions and uploads finish.
+async fn serve_tls(
+    config: &Config,
+    certs: &CertStore,
+    state: AppState,
+    ready: Readiness,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
     // HTTP/1.1 and HTTP/2 (ALPN), each with its limits: crate::listener.
-    let server = listener::tls_server(axum_server::bind(config.listen), &certs).handle(handle.clone());
+    let server = listener::tls_server(axum_server::bind(config.listen), certs).handle(handle.clone());
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "serving");
 
-    let shutdown = {
-        let handle = handle.clone();
-        let ready = ready.clone();
-        async move {
-            let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
-            // Stop advertising readiness first so endpoints drop this replica,
-            // then drain: in-flight admissions and uploads finish.
-            tracing::info!("shutting down: draining connections");
-            ready.set_not_ready();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            handle.graceful_shutdown(Some(Duration::from_secs(20)));
-        }
+    let drain = async move {
+        shutdown.requested().await;
+        tracing::info!("shutting down: draining connections");
+        ready.set_not_ready();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        handle.graceful_shutdown(Some(Duration::from_secs(20)));
+        std::future::pending::<()>().await
     };
-    tokio::spawn(shutdown);
-
     tokio::select! {
-        r = server.serve(app(state).into_make_service()) => r.context("TLS server")?,
-        Some(r) = tasks.join_next() => {
-            r.context("background task panicked")??;
-            anyhow::bail!("a background task ended unexpectedly");
-        }
+        r = server.serve(app(state).into_make_service()) => r.context("TLS server"),
+        () = drain => unreachable!("the drain waits for the server"),
     }
-    Ok(())
 }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use lifecycle_contract::names::{
-    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON, ANNOTATION_STAGE,
-    LABEL_CAPTURE, LABEL_RUN, annotation_on_args, annotation_on_command, opts_out,
+    ADMITTED, ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON,
+    ANNOTATION_STAGE, LABEL_ADMITTED, LABEL_CAPTURE, LABEL_RUN, annotation_on_args, annotation_on_command, opts_out,
 };
 use lifecycle_contract::transition::parse_stage;
 use lifecycle_contract::{Event, JobId};
@@ -192,6 +192,7 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
     let mut ops = Vec::new();
     let mut warnings = Vec::new();
     let meta = &job.metadata;
+    admitted_label(meta, &mut ops);
     let template_labels = job.spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
 
     let is_template = meta.annotations.contains_key(ANNOTATION_ON);
@@ -372,21 +373,36 @@ pub fn mutate_update(raw: &str, old: Option<&str>) -> Verdict {
     {
         return Verdict::deny(message);
     }
+    // A Job admitted before the label existed gets it at its next update.
+    let mut v = Verdict::default();
+    admitted_label(&job.metadata, &mut v.patch);
     if !job.metadata.annotations.contains_key(ANNOTATION_ON) {
-        return Verdict::allow();
+        return v;
     }
     if let Err(message) = check_template(&job) {
         return Verdict::deny(message);
     }
     if job.spec.suspend != Some(true) {
-        let mut v = Verdict::patched(vec![Op::add("/spec/suspend", json!(true))]);
+        v.patch.push(Op::add("/spec/suspend", json!(true)));
         v.warnings.push(format!(
             "lifecycle-jobs: a lifecycle job is a template and stays suspended; to run it now set annotation \
              {ANNOTATION_FORCE_RUN}=<event>"
         ));
-        return v;
     }
-    Verdict::allow()
+    v
+}
+
+/// Puts the Job in the server's one Job watch (label [`LABEL_ADMITTED`]):
+/// the server watches only the Jobs of environments, never the cluster's.
+fn admitted_label(meta: &MetaIn<'_>, ops: &mut Vec<Op>) {
+    if meta.labels.get(LABEL_ADMITTED).is_some_and(|v| v == ADMITTED) {
+        return;
+    }
+    if meta.labels.is_empty() {
+        ops.push(Op::add("/metadata/labels", json!({LABEL_ADMITTED: ADMITTED})));
+    } else {
+        ops.push(Op::add(format!("/metadata/labels/{}", escape(LABEL_ADMITTED)), json!(ADMITTED)));
+    }
 }
 
 fn job_name(meta: &MetaIn<'_>) -> String {
@@ -505,6 +521,21 @@ mod tests {
         let v = mutate_create(&j.to_string(), "env", index, settings(&cron), user);
         let out = if v.denied.is_none() { apply(j, &v) } else { j.clone() };
         (out, v)
+    }
+
+    #[test]
+    fn every_job_gets_the_admitted_label_also_back_on_update() {
+        let opted_out = job("seed", json!({ANNOTATION_CAPTURE_OUTPUT: "false"}));
+        for j in [job("seed", json!({})), opted_out] {
+            let (out, _) = create(&j, &JobIndex::empty());
+            assert_eq!(out["metadata"]["labels"][LABEL_ADMITTED], ADMITTED, "{out}");
+        }
+        let mut labelled = job("seed", json!({ANNOTATION_JOB_ID: "SEED"}));
+        labelled["metadata"]["labels"] = json!({"team": "data"});
+        let v = mutate_update(&labelled.to_string(), Some(&labelled.to_string()));
+        assert_eq!(apply(&labelled, &v)["metadata"]["labels"], json!({"team": "data", LABEL_ADMITTED: ADMITTED}));
+        labelled["metadata"]["labels"][LABEL_ADMITTED] = json!(ADMITTED);
+        assert!(mutate_update(&labelled.to_string(), None).patch.is_empty(), "kept: nothing to do");
     }
 
     #[test]
@@ -687,6 +718,7 @@ mod tests {
         let v = mutate_update(&j.to_string(), None);
         assert_eq!(apply(&j, &v)["spec"]["suspend"], true);
         j["spec"]["suspend"] = json!(true);
+        j["metadata"]["labels"] = json!({LABEL_ADMITTED: ADMITTED});
         assert!(mutate_update(&j.to_string(), None).patch.is_empty());
     }
 

@@ -26,19 +26,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, WatchStreamExt};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_GATED, LABEL_JOB, never_environment};
-use tokio::signal::unix::{SignalKind, signal};
 
+use crate::job_watch::{JobMeta, JobWatch};
 use crate::state::AppState;
+use crate::supervisor::Shutdown;
 use keys::REPORTING_CONTROLLER;
 use leader::Elector;
 use reconcile::{KubeCluster, reconcile_env};
@@ -49,14 +50,14 @@ const BUSY_REQUEUE: Duration = Duration::from_secs(30);
 /// Look again at a quiet environment.
 const IDLE_REQUEUE: Duration = Duration::from_secs(600);
 
-/// Runs the controller whenever this replica leads; returns only on error.
-pub async fn run(state: AppState) -> anyhow::Result<()> {
+/// Runs the controller whenever this replica leads, until shutdown (the Lease
+/// is then handed back, so that the other replica takes over at once).
+pub async fn run(state: AppState, jobs: JobWatch, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut elector = Elector::new(state.client.clone(), &state.config.namespace, &state.config.pod_name);
-    let mut term = signal(SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = elector.acquire() => {}
-            _ = term.recv() => return shut_down().await,
+            () = shutdown.requested() => return Ok(()),
         }
         tracing::info!(identity = %state.config.pod_name, "leading the environment controller");
         state.metrics.leader.set(1);
@@ -68,8 +69,8 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         // Dropping the controllers' future aborts their reconciles at once.
         let end = tokio::select! {
             _ = elector.keep() => End::Lost,
-            r = controllers(state.clone()) => End::Stopped(r),
-            _ = term.recv() => End::Shutdown,
+            r = controllers(state.clone(), jobs.clone()) => End::Stopped(r),
+            () = shutdown.requested() => End::Shutdown,
         };
         state.metrics.leader.set(0);
         match end {
@@ -80,16 +81,10 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
             }
             End::Shutdown => {
                 elector.release().await;
-                return shut_down().await;
+                return Ok(());
             }
         }
     }
-}
-
-/// The server drains and exits on SIGTERM; the controller just stays stopped.
-async fn shut_down() -> anyhow::Result<()> {
-    futures::future::pending::<()>().await;
-    Ok(())
 }
 
 struct EnvCtx {
@@ -98,8 +93,18 @@ struct EnvCtx {
     server_namespace: String,
 }
 
+/// An environment as the controller keeps it between reconciles: its
+/// metadata without managedFields or annotations (each reconcile reads the
+/// namespace afresh).
+type EnvMeta = PartialObjectMeta<Namespace>;
+
+fn slim_env(ns: &mut EnvMeta) {
+    ns.metadata.managed_fields = None;
+    ns.metadata.annotations = None;
+}
+
 /// The environment whose templates or runs changed.
-fn job_to_env(job: PartialObjectMeta<Job>) -> Option<ObjectRef<Namespace>> {
+fn job_to_env(job: Arc<JobMeta>) -> Option<ObjectRef<EnvMeta>> {
     let ours = job.annotations().contains_key(ANNOTATION_ON) || job.labels().contains_key(LABEL_JOB);
     let ns = job.namespace()?;
     ours.then(|| ObjectRef::new(&ns))
@@ -109,7 +114,7 @@ fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-async fn reconcile(ns: Arc<Namespace>, ctx: Arc<EnvCtx>) -> Result<Action, reconcile::Error> {
+async fn reconcile(ns: Arc<EnvMeta>, ctx: Arc<EnvCtx>) -> Result<Action, reconcile::Error> {
     let name = ns.name_any();
     if never_environment(&name, &ctx.server_namespace) {
         tracing::warn!(namespace = %name, "labelled as an environment, but this namespace never is one: ignored");
@@ -119,12 +124,12 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<EnvCtx>) -> Result<Action, recon
     Ok(Action::requeue(if done.busy { BUSY_REQUEUE } else { IDLE_REQUEUE }))
 }
 
-fn error_policy(ns: Arc<Namespace>, error: &reconcile::Error, _ctx: Arc<EnvCtx>) -> Action {
+fn error_policy(ns: Arc<EnvMeta>, error: &reconcile::Error, _ctx: Arc<EnvCtx>) -> Action {
     tracing::warn!(namespace = %ns.name_any(), %error, "environment reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 
-async fn controllers(state: AppState) -> anyhow::Result<()> {
+async fn controllers(state: AppState, jobs: JobWatch) -> anyhow::Result<()> {
     let client = state.client.clone();
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
@@ -134,33 +139,34 @@ async fn controllers(state: AppState) -> anyhow::Result<()> {
     });
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
-    let environments =
-        Controller::new(Api::<Namespace>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
-            .watches(Api::<PartialObjectMeta<Job>>::all(client.clone()), crate::kube_client::watch_config(), job_to_env)
-            // Gated pods: a pod gated just after its environment stopped gating is released at once.
-            .watches(
-                Api::<PartialObjectMeta<Pod>>::all(client.clone()),
-                crate::kube_client::watch_config().labels(LABEL_GATED),
-                |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
-            )
-            .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
-            .run(reconcile, error_policy, env_ctx)
-            .for_each(|r| {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "environment controller");
-                }
-                futures::future::ready(())
-            });
-
-    // Every Job of the cluster is stored here (a deleted template may sit in a
-    // namespace that is no longer an environment), slimmed to what the cleanup reads.
-    let (store, writer) = kube::runtime::reflector::store();
-    let jobs = kube::runtime::watcher(Api::<templates::JobMeta>::all(client.clone()), crate::kube_client::watch_config())
+    let (env_store, env_writer) = reflector::store();
+    let env_changes = watcher(Api::<EnvMeta>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
         .default_backoff()
-        .modify(templates::slim)
-        .reflect(writer)
+        .modify(slim_env)
+        .reflect(env_writer)
         .applied_objects();
-    let templates = Controller::for_stream(jobs, store)
+    let environments = Controller::for_stream(env_changes, env_store)
+        // Templates and runs, from the server's one Job watch.
+        .watches_shared_stream(jobs.changes(), job_to_env)
+        // Gated pods: a pod gated just after its environment stopped gating is released at once.
+        .watches(
+            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+            crate::kube_client::watch_config().labels(LABEL_GATED),
+            |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
+        )
+        .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
+        .run(reconcile, error_policy, env_ctx)
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "environment controller");
+            }
+            futures::future::ready(())
+        });
+
+    // Deleted templates, from the same watch: at start those already being
+    // deleted, then each one whose deletion is asked.
+    let deleted = jobs.current_and_changes().filter(|job| futures::future::ready(templates::being_deleted(job)));
+    let templates = Controller::for_shared_stream(deleted, jobs.store())
         .with_config(ControllerConfig::default().concurrency(8))
         .run(templates::reconcile, templates::error_policy, Arc::new(templates::Ctx { client }))
         .for_each(|r| {

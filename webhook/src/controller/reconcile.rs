@@ -25,6 +25,7 @@ use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
 use super::rollout::{RollTarget, SourceState, When, due, must_roll, outputs_hash, roll_patch};
 use super::run_job::is_same_run;
 use super::scale::{StartPatch, start_patch, stop_patch};
+use crate::kube_client::{list_all, list_all_metadata};
 use crate::metrics::{Metrics, RunLabels};
 use lifecycle_contract::Event;
 
@@ -364,8 +365,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn list_jobs(&self, ns: &str) -> Result<Vec<Job>, Error> {
-        let list = Api::<Job>::namespaced(self.client.clone(), ns).list(&ListParams::default()).await?;
-        Ok(list.items)
+        Ok(list_all(&Api::<Job>::namespaced(self.client.clone(), ns), &ListParams::default()).await?)
     }
 
     async fn create_job(&self, ns: &str, job: &Job) -> Result<Created, Error> {
@@ -424,7 +424,7 @@ impl Cluster for KubeCluster {
         };
         let lp = ListParams::default();
         let mut out = Vec::new();
-        for d in Api::<Deployment>::namespaced(self.client.clone(), ns).list(&lp).await?.items {
+        for d in list_all(&Api::<Deployment>::namespaced(self.client.clone(), ns), &lp).await? {
             let spec = d.spec.unwrap_or_default();
             out.push(Workload {
                 kind: WorkloadKind::Deployment,
@@ -434,7 +434,7 @@ impl Cluster for KubeCluster {
                 roll: roll(&d.metadata, &spec.template),
             });
         }
-        for s in Api::<StatefulSet>::namespaced(self.client.clone(), ns).list(&lp).await?.items {
+        for s in list_all(&Api::<StatefulSet>::namespaced(self.client.clone(), ns), &lp).await? {
             let spec = s.spec.unwrap_or_default();
             out.push(Workload {
                 kind: WorkloadKind::StatefulSet,
@@ -444,7 +444,7 @@ impl Cluster for KubeCluster {
                 roll: roll(&s.metadata, &spec.template),
             });
         }
-        for d in Api::<DaemonSet>::namespaced(self.client.clone(), ns).list(&lp).await?.items {
+        for d in list_all(&Api::<DaemonSet>::namespaced(self.client.clone(), ns), &lp).await? {
             let spec = d.spec.unwrap_or_default();
             out.push(Workload {
                 kind: WorkloadKind::DaemonSet,
@@ -524,9 +524,8 @@ impl Cluster for KubeCluster {
 
     async fn list_gated_pods(&self, ns: &str) -> Result<Vec<GatedPod>, Error> {
         let lp = ListParams::default().labels(LABEL_GATED);
-        let list = Api::<PartialObjectMeta<Pod>>::namespaced(self.client.clone(), ns).list_metadata(&lp).await?;
+        let list = list_all_metadata(&Api::<Pod>::namespaced(self.client.clone(), ns), &lp).await?;
         Ok(list
-            .items
             .into_iter()
             .map(|p| GatedPod { name: p.metadata.name.unwrap_or_default(), uid: p.metadata.uid.unwrap_or_default() })
             .collect())

@@ -1,25 +1,23 @@
 //! Deleting a lifecycle template removes its outputs' keys: the environment
 //! reconcile puts the `outputs-cleanup` finalizer on every template before its
-//! first run; this controller, over the metadata of every Job, runs the cleanup
-//! when a Job carrying it is deleted — in any namespace, even one that stopped
-//! being an environment — and then removes the finalizer (kube-runtime's
-//! finalizer helper). The runs go with the template (ownerReferences).
+//! first run; this controller, fed by the server's one Job watch
+//! ([`crate::job_watch`]), runs the cleanup when a Job carrying it is deleted —
+//! even in a namespace that stopped being an environment — and then removes
+//! the finalizer (kube-runtime's finalizer helper). The runs go with the
+//! template (ownerReferences).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::ANNOTATION_JOB_ID;
 
 use super::keys::FINALIZER_OUTPUTS_CLEANUP;
-
-pub type JobMeta = PartialObjectMeta<Job>;
+pub use crate::job_watch::JobMeta;
 
 /// The cleanup failed: the finalizer stays, and it is tried again.
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +38,10 @@ pub fn job_id(job: &JobMeta) -> JobId {
     JobId::derive(job.annotations().get(ANNOTATION_JOB_ID).map(String::as_str), &job.name_any())
 }
 
-/// Keeps of a Job's metadata only what this controller and the finalizer
-/// helper read, so that the store of every Job of the cluster stays small
-/// whatever annotations, labels or managedFields tenants put on their Jobs.
-pub fn slim(job: &mut JobMeta) {
-    let m = &mut job.metadata;
-    m.managed_fields = None;
-    m.labels = None;
-    m.owner_references = None;
-    m.generate_name = None;
-    if let Some(a) = m.annotations.as_mut() {
-        a.retain(|k, _| k == ANNOTATION_JOB_ID);
-    }
+/// A Job this controller has to act on: its deletion is asked and it still
+/// carries the finalizer.
+pub fn being_deleted(job: &JobMeta) -> bool {
+    job.metadata.deletion_timestamp.is_some() && job.finalizers().iter().any(|f| f == FINALIZER_OUTPUTS_CLEANUP)
 }
 
 /// The one call into the outputs store.
@@ -101,27 +91,13 @@ mod tests {
     }
 
     #[test]
-    fn slim_keeps_what_the_cleanup_reads() {
-        let mut m = JobMeta {
-            metadata: ObjectMeta {
-                name: Some("seed".into()),
-                namespace: Some("env".into()),
-                uid: Some("u".into()),
-                finalizers: Some(vec![FINALIZER_OUTPUTS_CLEANUP.into()]),
-                annotations: Some(
-                    [(ANNOTATION_JOB_ID.to_string(), "Z1".to_string()), ("big".to_string(), "x".repeat(200_000))].into(),
-                ),
-                labels: Some([("a".to_string(), "b".to_string())].into()),
-                managed_fields: Some(vec![Default::default()]),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        slim(&mut m);
-        assert_eq!(job_id(&m).as_str(), "Z1");
-        assert_eq!(m.finalizers(), [FINALIZER_OUTPUTS_CLEANUP.to_string()]);
-        assert_eq!((m.name_any(), m.namespace(), m.uid()), ("seed".into(), Some("env".into()), Some("u".into())));
-        assert_eq!(m.annotations().len(), 1);
-        assert!(m.metadata.managed_fields.is_none() && m.metadata.labels.is_none());
+    fn only_deleted_templates_with_the_finalizer_are_acted_on() {
+        let mut m = JobMeta { metadata: ObjectMeta { name: Some("seed".into()), ..Default::default() }, ..Default::default() };
+        m.metadata.finalizers = Some(vec![FINALIZER_OUTPUTS_CLEANUP.into()]);
+        assert!(!being_deleted(&m));
+        m.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
+        assert!(being_deleted(&m));
+        m.metadata.finalizers = Some(vec!["other".into()]);
+        assert!(!being_deleted(&m));
     }
 }

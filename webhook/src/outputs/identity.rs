@@ -381,10 +381,10 @@ pub async fn resolve(client: &Client, id: Identity, server_namespace: &str) -> R
         }
     };
     let every_job = ListParams::default();
-    let all = retry("listing the environment's jobs", || jobs.list_metadata(&every_job))
+    let all = retry("listing the environment's jobs", || crate::kube_client::list_all_metadata(&jobs, &every_job))
         .await
         .map_err(|e| Error::from_kube(&format!("listing the Jobs of {ns}"), e))?;
-    check_unique(&job_id, &me, created.as_deref(), &all.items)?;
+    check_unique(&job_id, &me, created.as_deref(), &all)?;
     Ok(Subject { identity: id, pod, job, job_id, template })
 }
 

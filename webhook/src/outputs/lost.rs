@@ -97,10 +97,14 @@ impl LossWatch {
     }
 }
 
-/// Starts the watch of succeeded captured pods in the background.
-pub fn start(client: Client, instance: String, metrics: std::sync::Arc<crate::metrics::Metrics>) -> LossWatch {
+/// The watch of succeeded captured pods (run by the server's supervisor) and its handle.
+pub fn start(
+    client: Client,
+    instance: String,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) -> (LossWatch, impl std::future::Future<Output = ()> + Send + 'static) {
     let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
+    let task = async move {
         let api: Api<Pod> = Api::all(client.clone());
         // Only pods that ended well and carry the capture label: few, and
         // nothing is kept once handled.
@@ -122,8 +126,8 @@ pub fn start(client: Client, instance: String, metrics: std::sync::Arc<crate::me
                 Err(e) => tracing::warn!(error = %e, "captured pod watch error; retrying with backoff"),
             }
         }
-    });
-    LossWatch { synced: rx }
+    };
+    (LossWatch { synced: rx }, task)
 }
 
 /// Records the loss on the pod's Job once, retrying a while: at start the

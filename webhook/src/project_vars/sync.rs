@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::plan::{Action, Merged, Source, World, merge, mirror_hash};
+use crate::kube_client::{list_all, list_all_metadata};
 use crate::outputs::error::short;
 use crate::outputs::store::{MANAGED_BY, MANAGED_BY_LABEL};
 
@@ -258,15 +259,13 @@ impl Mirror {
             .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
         let mut out = Vec::new();
         let hash = |a: &BTreeMap<String, String>| a.get(ANNOTATION_MIRROR_HASH).cloned();
-        let cms = Api::<ConfigMap>::all(self.client.clone())
-            .list_metadata(&lp)
+        let cms = list_all_metadata(&Api::<ConfigMap>::all(self.client.clone()), &lp)
             .await
             .map_err(kube_err("listing the lifecycle-project ConfigMaps"))?;
         for o in cms {
             out.push((o.namespace().unwrap_or_default(), SourceKind::ConfigMap, hash(o.annotations())));
         }
-        let secrets = Api::<Secret>::all(self.client.clone())
-            .list_metadata(&lp)
+        let secrets = list_all_metadata(&Api::<Secret>::all(self.client.clone()), &lp)
             .await
             .map_err(kube_err("listing the lifecycle-project Secrets"))?;
         for o in secrets {
@@ -353,16 +352,14 @@ impl Mirror {
         let mut cms = Vec::new();
         let mut secrets = Vec::new();
         for ns in &self.sources {
-            let list = Api::<ConfigMap>::namespaced(self.client.clone(), ns)
-                .list(&lp)
+            let list = list_all(&Api::<ConfigMap>::namespaced(self.client.clone(), ns), &lp)
                 .await
                 .map_err(kube_err(format!("listing the ConfigMaps of project {project} in {ns}")))?;
             for cm in list {
                 let name = cm.name_any();
                 cms.push(Source { namespace: ns.clone(), name, data: cm.data.unwrap_or_default() });
             }
-            let list = Api::<Secret>::namespaced(self.client.clone(), ns)
-                .list(&lp)
+            let list = list_all(&Api::<Secret>::namespaced(self.client.clone(), ns), &lp)
                 .await
                 .map_err(kube_err(format!("listing the Secrets of project {project} in {ns}")))?;
             for s in list {

@@ -1,0 +1,279 @@
+//! The one watch of Jobs. Three readers need the Jobs of the environments:
+//! admission's [`JobIndex`] (who holds a JOBID, which Job is a template), the
+//! environment controller (a template or run that changed wakes its
+//! environment) and the template cleanup controller (a deleted template's
+//! outputs go). One watch feeds them all, so each replica lists and watches
+//! Jobs once, and keeps each Job once:
+//!
+//! - only the Jobs admission labelled [`LABEL_ADMITTED`], i.e. the Jobs of the
+//!   environments, never the cluster's (a tenant's Jobs elsewhere, however
+//!   large, cost the server nothing);
+//! - metadata only, in small pages, stripped on arrival to the fields the
+//!   readers use ([`slim`]): no managedFields, no other annotation or label;
+//! - one store (kube-runtime's reflector store, which the controllers read)
+//!   plus the index, both fed from the same events by [`run`]; the
+//!   controllers follow the changes through [`JobWatch::changes`], a fan-out
+//!   in the manner of linkerd2's policy-controller `index_list`.
+//!
+//! A reader that falls behind the fan-out's buffer is not stalled and does not
+//! stall the watch: it is handed every stored Job again (a resync), which the
+//! controllers' reconciles take as any other wake-up.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use lifecycle_contract::names::{
+    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_ADMITTED, LABEL_JOB, LABEL_RUN,
+};
+use tokio::sync::broadcast;
+
+use crate::index::JobIndexFeed;
+
+/// A Job as the watch keeps it: metadata, stripped by [`slim`].
+pub type JobMeta = PartialObjectMeta<Job>;
+
+/// Changes buffered for a reader before it is resynced instead.
+const CHANGES_BUFFER: usize = 256;
+
+/// The annotations and labels some reader uses; every other one is dropped.
+const KEPT_ANNOTATIONS: [&str; 3] = [ANNOTATION_ON, ANNOTATION_JOB_ID, ANNOTATION_CAPTURE_OUTPUT];
+const KEPT_LABELS: [&str; 2] = [LABEL_RUN, LABEL_JOB];
+
+/// Which Jobs are watched (see the module's doc).
+pub fn watch_config() -> watcher::Config {
+    crate::kube_client::watch_config().labels(LABEL_ADMITTED)
+}
+
+/// Keeps of a Job's metadata only what the readers use: its identity,
+/// version, deletion, finalizers, controlling owner, and the few names of the
+/// contract they read ([`KEPT_ANNOTATIONS`], [`KEPT_LABELS`]).
+pub fn slim(job: &mut JobMeta) {
+    let m = &mut job.metadata;
+    m.managed_fields = None;
+    m.generate_name = None;
+    m.creation_timestamp = None;
+    m.generation = None;
+    m.deletion_grace_period_seconds = None;
+    if let Some(a) = m.annotations.as_mut() {
+        a.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
+    }
+    if let Some(l) = m.labels.as_mut() {
+        l.retain(|k, _| KEPT_LABELS.contains(&k.as_str()));
+    }
+    if let Some(o) = m.owner_references.as_mut() {
+        o.retain(|o| o.controller == Some(true));
+    }
+}
+
+/// The readers' handle on the watch; cheap to clone.
+#[derive(Clone)]
+pub struct JobWatch {
+    store: Store<JobMeta>,
+    changes: broadcast::Sender<Arc<JobMeta>>,
+}
+
+impl JobWatch {
+    /// The watch's handle and the watch itself (for the server's supervisor),
+    /// which also keeps `index`.
+    pub fn start(client: kube::Client, index: JobIndexFeed) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (store, writer) = reflector::store();
+        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
+        let watch = JobWatch { store, changes };
+        // Metadata only: an `Api` of PartialObjectMeta makes metadata requests.
+        let api: Api<JobMeta> = Api::all(client);
+        let events = watcher::watcher(api, watch_config()).default_backoff().modify(slim);
+        (watch.clone(), run(events, writer, index, watch))
+    }
+
+    /// The stored Jobs, for a controller's reads.
+    pub fn store(&self) -> Store<JobMeta> {
+        self.store.clone()
+    }
+
+    /// The Jobs that change from now on (a deleted one as last seen).
+    pub fn changes(&self) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
+        follow(self.changes.subscribe(), self.store.clone(), Vec::new())
+    }
+
+    /// Every stored Job, then the ones that change.
+    pub fn current_and_changes(&self) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
+        // Subscribed before the snapshot: a change in between is seen twice, never missed.
+        let rx = self.changes.subscribe();
+        follow(rx, self.store.clone(), self.store.state())
+    }
+}
+
+/// A reader's stream: its backlog, then the changes; when it fell behind, the
+/// whole store again.
+fn follow(
+    rx: broadcast::Receiver<Arc<JobMeta>>,
+    store: Store<JobMeta>,
+    backlog: Vec<Arc<JobMeta>>,
+) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
+    futures::stream::unfold((rx, store, backlog), |(mut rx, store, mut backlog)| async move {
+        loop {
+            if let Some(job) = backlog.pop() {
+                return Some((job, (rx, store, backlog)));
+            }
+            match rx.recv().await {
+                Ok(job) => return Some((job, (rx, store, backlog))),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "a Job watch reader fell behind; resyncing it from the store");
+                    backlog = store.state();
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// Feeds the store, the index and the readers from the watch's events.
+async fn run(
+    events: impl Stream<Item = watcher::Result<Event<JobMeta>>> + Send,
+    mut writer: reflector::store::Writer<JobMeta>,
+    mut index: JobIndexFeed,
+    watch: JobWatch,
+) {
+    let mut events = std::pin::pin!(events);
+    while let Some(ev) = events.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(error = %e, "job watch error; retrying with backoff");
+                continue;
+            }
+        };
+        index.observe(&ev);
+        writer.apply_watcher_event(&ev);
+        // No reader yet (no controller running on this replica): nothing is sent, nothing kept.
+        if watch.changes.receiver_count() == 0 {
+            continue;
+        }
+        match &ev {
+            Event::Apply(job) => {
+                if let Some(stored) = watch.store.get(&ObjectRef::from_obj(job)) {
+                    let _ = watch.changes.send(stored);
+                }
+            }
+            Event::Delete(job) => {
+                let _ = watch.changes.send(Arc::new(job.clone()));
+            }
+            // A relist may have missed changes: every Job again.
+            Event::InitDone => {
+                for job in watch.store.state() {
+                    let _ = watch.changes.send(job);
+                }
+            }
+            Event::Init | Event::InitApply(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::JobIndex;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::ResourceExt;
+    use kube::core::ObjectMeta;
+    use lifecycle_contract::names::FINALIZER_OUTPUTS_CLEANUP;
+
+    fn job(name: &str) -> JobMeta {
+        let owner = |kind: &str, controller| OwnerReference {
+            kind: kind.into(),
+            name: "o".into(),
+            uid: "ou".into(),
+            controller,
+            ..Default::default()
+        };
+        JobMeta {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("env".into()),
+                uid: Some(format!("uid-{name}")),
+                resource_version: Some("7".into()),
+                finalizers: Some(vec![FINALIZER_OUTPUTS_CLEANUP.into()]),
+                annotations: Some(
+                    [
+                        (ANNOTATION_JOB_ID.to_string(), "Z1".to_string()),
+                        (ANNOTATION_ON.to_string(), "start".to_string()),
+                        ("big".to_string(), "x".repeat(200_000)),
+                    ]
+                    .into(),
+                ),
+                labels: Some([(LABEL_RUN.to_string(), "3".to_string()), (LABEL_ADMITTED.to_string(), "true".to_string())].into()),
+                owner_references: Some(vec![owner("Job", Some(true)), owner("Deployment", None)]),
+                managed_fields: Some(vec![Default::default()]),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn slim_keeps_what_the_readers_use() {
+        let mut m = job("seed");
+        slim(&mut m);
+        assert_eq!(m.finalizers(), [FINALIZER_OUTPUTS_CLEANUP.to_string()]);
+        assert_eq!((m.name_any(), m.namespace(), m.uid()), ("seed".into(), Some("env".into()), Some("uid-seed".into())));
+        assert_eq!(m.resource_version().as_deref(), Some("7"));
+        assert_eq!(m.annotations().keys().collect::<Vec<_>>(), [ANNOTATION_JOB_ID, ANNOTATION_ON]);
+        assert_eq!(m.labels().keys().collect::<Vec<_>>(), [LABEL_RUN]);
+        assert_eq!(crate::index::controller_of(&m.metadata), Some(("Job", "o", "ou")));
+        assert_eq!(m.owner_references().len(), 1);
+        assert!(m.metadata.managed_fields.is_none());
+    }
+
+    #[tokio::test]
+    async fn one_watch_feeds_the_index_the_store_and_every_reader() {
+        let (index, feed) = JobIndex::new();
+        let (store, writer) = reflector::store();
+        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
+        let watch = JobWatch { store, changes };
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let driver = tokio::spawn(run(rx, writer, feed, watch.clone()));
+        let mut slimmed = job("seed");
+        slimmed.metadata.labels = None;
+        slim(&mut slimmed);
+        for ev in [Event::Init, Event::InitApply(slimmed.clone()), Event::InitDone] {
+            tx.unbounded_send(Ok(ev)).unwrap();
+        }
+        index.wait_until_ready().await;
+        watch.store.wait_until_ready().await.unwrap();
+        let id = lifecycle_contract::JobId::parse("Z1").unwrap();
+        let first = index.other_owner("env", &id, &crate::index::Claimant::Job("other".into())).expect("indexed");
+        assert_eq!(first.name, "seed");
+        assert!(index.template("env", "uid-seed").is_some());
+
+        // Both readers: the one that starts with the store sees the stored Job first.
+        let mut current = Box::pin(watch.current_and_changes());
+        let mut later = Box::pin(watch.changes());
+        assert_eq!(current.next().await.unwrap().name_any(), "seed");
+        let mut other = job("backup");
+        slim(&mut other);
+        tx.unbounded_send(Ok(Event::Apply(other.clone()))).unwrap();
+        assert_eq!(current.next().await.unwrap().name_any(), "backup");
+        assert_eq!(later.next().await.unwrap().name_any(), "backup");
+        tx.unbounded_send(Ok(Event::Delete(other))).unwrap();
+        assert_eq!(later.next().await.unwrap().name_any(), "backup", "a deleted Job, as last seen");
+        assert_eq!(watch.store.state().len(), 1);
+
+        // A reader that fell behind gets the whole store again, and is never stalled.
+        for i in 0..CHANGES_BUFFER + 10 {
+            let mut j = slimmed.clone();
+            j.metadata.resource_version = Some(i.to_string());
+            tx.unbounded_send(Ok(Event::Apply(j))).unwrap();
+        }
+        drop((tx, watch));
+        driver.await.unwrap();
+        let rest: Vec<_> = later.collect().await;
+        assert!(!rest.is_empty() && rest.iter().all(|j| j.name_any() == "seed"));
+    }
+}
