@@ -80,7 +80,7 @@ per=$(awk -v c="$((c1 - c0))" -v t="$((t1 - t0))" -v r="$idle_rate" -v n="$adm" 
   'BEGIN{if (n > 0) printf "%.0f", (c - r*t)/n/1000; else print "-"}')
 idle_pct=$(awk -v r="$idle_rate" 'BEGIN{printf "%.2f", r*100}')
 echo
-echo "Pod creation through the API server, $N pods one after another on one connection ($(kubectl version -o json | awk -F'"' '/gitVersion/{print $4; exit}'))"
+echo "Pod creation through the API server, $N pods one after another on one connection (Kubernetes $(kubectl get --raw /version | awk -F'"' '/gitVersion/{print $4}'))"
 echo
 echo "| namespace | p50 ms | p99 ms | max ms |"
 echo "|---|---:|---:|---:|"
@@ -88,7 +88,7 @@ echo "| environment (webhook called) | $(pct "$work/env.us" 0.50) | $(pct "$work
 echo "| plain (no webhook) | $(pct "$work/plain.us" 0.50) | $(pct "$work/plain.us" 0.99) | $(maxof "$work/plain.us") |"
 echo "| added by the webhook | $(awk -v a="$(pct "$work/env.us" 0.50)" -v b="$(pct "$work/plain.us" 0.50)" 'BEGIN{printf "%.2f", a-b}') | $(awk -v a="$(pct "$work/env.us" 0.99)" -v b="$(pct "$work/plain.us" 0.99)" 'BEGIN{printf "%.2f", a-b}') | |"
 echo
-echo "server CPU per pod admission: ${per} µs ($adm admissions counted by the server; its idle CPU, ${idle_pct}% of a core over $(server_pids | wc -w) processes, subtracted)"
+echo "server CPU per pod created in the environment (admission, and both replicas handling the pod's watch events): ${per} µs ($adm admissions counted by the server; its idle CPU, ${idle_pct}% of a core over $(server_pids | wc -w) processes, subtracted)"
 kubectl delete pods -n "$env_ns" -l bench.lifecycle-jobs.dev/pod --wait=false >/dev/null
 kubectl delete pods -n "$plain_ns" -l bench.lifecycle-jobs.dev/pod --wait=false >/dev/null
 kubectl delete namespace "$env_ns" "$plain_ns" --wait=true --timeout=120s >/dev/null
