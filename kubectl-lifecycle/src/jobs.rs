@@ -220,20 +220,21 @@ pub(crate) mod tests {
         s.parse().unwrap()
     }
 
-    pub fn job(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Job {
+    /// Metadata of a test object: its name, labels, annotations and a fixed creation time.
+    pub fn meta(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
         let map =
             |kv: &[(&str, &str)]| (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-        Job {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                labels: map(labels),
-                annotations: map(annotations),
-                creation_timestamp: Some(Time(ts("2025-01-01T00:00:00Z"))),
-                ..Default::default()
-            },
-            spec: Some(JobSpec::default()),
-            status: None,
+        ObjectMeta {
+            name: Some(name.into()),
+            labels: map(labels),
+            annotations: map(annotations),
+            creation_timestamp: Some(Time(ts("2025-01-01T00:00:00Z"))),
+            ..Default::default()
         }
+    }
+
+    pub fn job(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Job {
+        Job { metadata: meta(name, labels, annotations), spec: Some(JobSpec::default()), status: None }
     }
 
     pub fn with_condition(mut j: Job, type_: &str, reason: Option<&str>, time: &str) -> Job {

@@ -1,26 +1,16 @@
 //! Tests of what `env` decides and prints.
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use lifecycle_contract::names;
 use serde_json::json;
 
 use super::decide::{Action, EnvList, EnvRow, build_status, environment_name, then_what, wanted_state};
 use super::render::{render_list, render_status};
-use crate::jobs::tests::{job, run, ts, with_condition};
+use crate::jobs::tests::{job, meta, run, ts, with_condition};
 
 fn namespace(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Namespace {
-    let map = |kv: &[(&str, &str)]| Some(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-    Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: map(labels),
-            annotations: map(annotations),
-            creation_timestamp: Some(Time(ts("2025-01-01T00:00:00Z"))),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    Namespace { metadata: meta(name, labels, annotations), ..Default::default() }
 }
 
 #[test]
