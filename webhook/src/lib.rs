@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod backoff;
 pub mod certs;
 pub mod config;
 pub mod controller;

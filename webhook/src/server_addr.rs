@@ -17,6 +17,8 @@ use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 
+use crate::backoff::Backoff;
+
 /// Attempts to read the Service before the server gives up (and the kubelet restarts it).
 const ATTEMPTS: u32 = 8;
 /// First delay between attempts, doubled each time up to [`MAX_DELAY`] (~40 s in all).
@@ -110,9 +112,9 @@ pub async fn resolve(
         Source::Service { namespace, name, port } => (namespace, name, port),
     };
     let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    let mut delay = FIRST_DELAY;
+    let mut delays = Backoff::new(FIRST_DELAY, MAX_DELAY, ATTEMPTS);
     let mut attempt = 1;
-    loop {
+    let why = loop {
         let why = match api.get(&name).await {
             Ok(svc) => match from_cluster_ip(svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()), port) {
                 Ok(addr) => {
@@ -123,17 +125,15 @@ pub async fn resolve(
             },
             Err(e) => e.to_string(),
         };
-        if attempt >= ATTEMPTS {
-            bail!(
-                "cannot read the address of Service {namespace}/{name} (named by --server-url) for the agents: {why}; \
-                 the server needs `get` on that Service (manifests/base/rbac.yaml), or set --server-addr"
-            );
-        }
+        let Some(delay) = delays.next() else { break why };
         tracing::warn!(service = %format!("{namespace}/{name}"), attempt, error = %why, "reading the server's Service; retrying");
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_DELAY);
         attempt += 1;
-    }
+    };
+    bail!(
+        "cannot read the address of Service {namespace}/{name} (named by --server-url) for the agents: {why}; \
+         the server needs `get` on that Service (manifests/base/rbac.yaml), or set --server-addr"
+    )
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use super::events;
 use super::handler::{SUMMARY_FIELD_MANAGER, published_by};
 use super::identity::{controller_job, job_ref, one_line, template_of};
+use crate::backoff::Backoff;
 
 /// Reason of the Warning Event.
 pub const REASON_NOT_PUBLISHED: &str = "OutputsNotPublished";
@@ -135,14 +136,14 @@ pub fn start(
 /// waits for it, so the controller starts only after the losses of pods that
 /// ended while no server ran are recorded.
 async fn record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Recorded {
-    let mut delay = RETRY_FIRST;
-    for attempt in 1..=RETRY_ATTEMPTS {
+    let mut delays = Backoff::new(RETRY_FIRST, RETRY_MAX, RETRY_ATTEMPTS);
+    for attempt in 1.. {
         match try_record(client, instance, pod, why).await {
             Ok(recorded) => return recorded,
             Err(e) => {
+                let Some(delay) = delays.next() else { break };
                 tracing::warn!(pod = %pod.name_any(), attempt, error = %e, "recording lost outputs on the Job; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_MAX);
             }
         }
     }
