@@ -316,13 +316,16 @@ async fn wait_lost_warning(client: &Client, ns: &str, job: &str) -> Result<Strin
 async fn outputs_not_published_while_the_server_is_away_are_reported_and_fail_the_run() -> Result<()> {
     let client = client().await?;
     wait_two_ready(&client, Duration::from_secs(120)).await?;
-    let ns = environment(&client, "bounded-lost").await?;
+    // Two environments: in the one whose start run is pending, the plain
+    // Job's pod would wait (gated) until that run has finished.
+    let plain_ns = environment(&client, "bounded-lost").await?;
+    let ns = environment(&client, "bounded-lost-run").await?;
     let _restore = RestoreServer;
 
     // A plain captured Job and a start run, both admitted with their agents.
-    ns.create(&busybox_job("plain", PUBLISH_LATE)).await?;
+    plain_ns.create(&busybox_job("plain", PUBLISH_LATE)).await?;
     ns.create(&lifecycle::lifecycle_job("seed", "start", PUBLISH_LATE, true)).await?;
-    running_captured_pod(&client, ns.name(), "plain").await?;
+    running_captured_pod(&client, plain_ns.name(), "plain").await?;
     let run = wait_until("the start run of seed exists", Duration::from_secs(120), || async {
         Ok(lifecycle::runs(&client, ns.name(), "seed", "start").await?.into_iter().next().map(|j| j.name_any()))
     })
@@ -337,16 +340,16 @@ async fn outputs_not_published_while_the_server_is_away_are_reported_and_fail_th
     .await?;
 
     // The jobs still complete: their agents give up within the grace period.
-    wait_for_job_complete(&client, ns.name(), "plain", Duration::from_secs(180)).await?;
+    wait_for_job_complete(&client, plain_ns.name(), "plain", Duration::from_secs(180)).await?;
     wait_for_job_complete(&client, ns.name(), &run, Duration::from_secs(180)).await?;
 
     scale_server(&client, 2).await?;
     wait_two_ready(&client, Duration::from_secs(180)).await?;
 
-    for job in ["plain", run.as_str()] {
-        let note = wait_lost_warning(&client, ns.name(), job).await?;
+    for (env, job) in [(&plain_ns, "plain"), (&ns, run.as_str())] {
+        let note = wait_lost_warning(&client, env.name(), job).await?;
         ensure!(note.contains(OUTPUTS_NOT_PUBLISHED), "the Warning on {job} does not say why: {note}");
-        let recorded = ns.api::<Job>().get(job).await?.annotations().get(ANNOTATION_OUTPUTS).cloned().unwrap_or_default();
+        let recorded = env.api::<Job>().get(job).await?.annotations().get(ANNOTATION_OUTPUTS).cloned().unwrap_or_default();
         ensure!(recorded.starts_with(OUTPUTS_NOT_PUBLISHED), "job {job}'s outputs annotation: {recorded:?}");
         eprintln!("{job}: {note}");
     }
@@ -362,5 +365,6 @@ async fn outputs_not_published_while_the_server_is_away_are_reported_and_fail_th
         "the failed run's record does not say why: {record}"
     );
     ns.delete_and_wait(Duration::from_secs(120)).await?;
+    plain_ns.delete_and_wait(Duration::from_secs(120)).await?;
     Ok(())
 }
