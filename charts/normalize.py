@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reads Kubernetes YAML on stdin; prints one canonical JSON line per object,
-sorted by kind/namespace/name, without what only Helm adds (its labels) or
+sorted by kind/namespace/name, without what only Helm adds (its labels, its hooks) or
 what kustomize adds uniformly (part-of), so `diff` shows real differences.
 
 Two differences that change nothing are evened out as well:
@@ -40,6 +40,8 @@ for o in yaml.safe_load_all(sys.stdin):
     if not o:
         continue
     meta = o.setdefault("metadata", {})
+    if "helm.sh/hook" in (meta.get("annotations") or {}):
+        continue  # Helm's hooks (the install check) have no counterpart in manifests/
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in DROP_LABELS}
     if labels:
         meta["labels"] = labels

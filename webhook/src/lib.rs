@@ -20,6 +20,7 @@ pub mod listener;
 pub mod metrics;
 pub mod outputs;
 pub mod project_vars;
+pub mod routable;
 pub mod server;
 pub mod server_addr;
 pub mod state;

@@ -1,8 +1,13 @@
 use clap::Parser;
-use lifecycle_webhook::{config::Config, server, telemetry};
+use lifecycle_webhook::{config::Config, routable, server, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The chart's install check, a tool of its own: kept out of `Config` so
+    // the server's flags (and the environment variables they read) stay as they are.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "wait-routable") {
+        return routable::run(routable::Args::parse_from(std::env::args_os().skip(1))).await;
+    }
     let config = Config::parse();
     telemetry::init(config.log_format);
     server::run(config).await

@@ -1,5 +1,6 @@
 //! The Helm chart on the real cluster, the way a platform team uses it:
-//! `helm install` in place of `kubectl apply -k`, output capture and a
+//! `helm install --wait` in place of `kubectl apply -k` (its install check
+//! makes it return once the webhooks answer), output capture and a
 //! lifecycle run against it, `helm upgrade` with a changed value while pods
 //! are being admitted (none may fail, the certificates stay), and
 //! `helm uninstall` leaving no webhook configuration behind.
@@ -18,7 +19,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use lifecycle_contract::names::{ANNOTATION_ON, SYSTEM_NAMESPACE};
 use lifecycle_e2e::lifecycle::environment;
-use lifecycle_e2e::{TIMEOUT, client, unique_suffix, wait_until};
+use lifecycle_e2e::{TIMEOUT, client, events_for, unique_suffix, wait_until};
 
 use super::operations::{
     LOCAL_OVERLAY, SERVER, Stream, WEBHOOK_CONFIGURATIONS, job_warnings, kubectl_blocking, leftovers, output_job, repo_root,
@@ -130,6 +131,14 @@ async fn helm_install_upgrade_uninstall() -> Result<()> {
     })
     .await?;
     println!("manifests -> helm install: {:?}", started.elapsed());
+    // `--wait` returned after the chart's install check had seen the Service
+    // route (the Job is deleted once it succeeds; its events stay).
+    let check = events_for(&client, SYSTEM_NAMESPACE, "Job", "lifecycle-webhook-install-check").await?;
+    ensure!(
+        check.iter().any(|e| e.reason.as_deref() == Some("Completed")),
+        "the install check did not complete: {:?}",
+        check.iter().map(|e| (e.reason.clone(), e.message.clone())).collect::<Vec<_>>()
+    );
 
     // 2. Output capture and a lifecycle run against the chart's install.
     let ns = environment(&client, "helm").await?;
