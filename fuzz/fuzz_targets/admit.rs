@@ -4,7 +4,8 @@
 //! the mutators admit, the JSON patch applies cleanly (with `json-patch`), the
 //! result keeps every field the input had (but those the patch itself writes:
 //! a hand-set `capture` label or `job-id` is replaced by the decided JOBID), and admitting the result again
-//! yields an empty patch (reinvocation, `reinvocationPolicy: IfNeeded`).
+//! yields an empty patch (reinvocation, `reinvocationPolicy: IfNeeded`); a pod
+//! read in one pass with its review is admitted as from its raw JSON.
 //! Inputs that are not JSON objects are also tried inside a pod and a Job
 //! template, so the fuzzer reaches the fields the mutators read.
 #![no_main]
@@ -12,7 +13,7 @@
 use libfuzzer_sys::fuzz_target;
 use lifecycle_webhook::admission::job::{self, JobSettings};
 use lifecycle_webhook::admission::pod::{self, PodSettings};
-use lifecycle_webhook::admission::review::Verdict;
+use lifecycle_webhook::admission::review::{self, Verdict};
 use lifecycle_webhook::index::JobIndex;
 use serde_json::Value;
 
@@ -34,6 +35,8 @@ fn job_settings() -> JobSettings<'static> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // Any bytes as a review: an answer or an error, never a panic.
+    let _ = review::parse(data);
     let Ok(text) = std::str::from_utf8(data) else { return };
     check_pod(text);
     check_job(text);
@@ -82,19 +85,30 @@ fn apply(raw: &str, v: &Verdict, required: &[&str]) -> Option<(Value, Value)> {
 /// sends that, nor a `null` there.)
 fn decodable(v: &Value, required: &[&str]) -> bool {
     let object_or_absent = |p: &str| v.pointer(p).is_none_or(Value::is_object);
-    let objects_or_absent = |p: &str| {
-        v.pointer(p).is_none_or(|x| x.as_array().is_some_and(|a| a.iter().all(Value::is_object)))
-    };
+    let objects_or_absent = |p: &str| v.pointer(p).is_none_or(|x| x.as_array().is_some_and(|a| a.iter().all(Value::is_object)));
     v.is_object()
         && required.iter().all(|p| v.pointer(p).is_some_and(Value::is_object))
-        && ["/metadata", "/metadata/labels", "/metadata/annotations", "/spec", "/spec/template", "/spec/template/metadata",
-            "/spec/template/metadata/labels", "/spec/template/spec"]
-            .iter()
-            .all(|p| object_or_absent(p))
-        && ["/spec/containers", "/spec/initContainers", "/spec/volumes", "/spec/schedulingGates",
-            "/spec/template/spec/containers"]
-            .iter()
-            .all(|p| objects_or_absent(p))
+        && [
+            "/metadata",
+            "/metadata/labels",
+            "/metadata/annotations",
+            "/spec",
+            "/spec/template",
+            "/spec/template/metadata",
+            "/spec/template/metadata/labels",
+            "/spec/template/spec",
+        ]
+        .iter()
+        .all(|p| object_or_absent(p))
+        && [
+            "/spec/containers",
+            "/spec/initContainers",
+            "/spec/volumes",
+            "/spec/schedulingGates",
+            "/spec/template/spec/containers",
+        ]
+        .iter()
+        .all(|p| objects_or_absent(p))
 }
 
 /// Members the API server always sends (non-pointer structs of the Go types).
@@ -134,11 +148,25 @@ fn removed_paths(v: &Verdict) -> Vec<String> {
 
 fn check_pod(raw: &str) {
     let first = pod::mutate(raw, &POD);
+    same_as_one_pass(raw, &first);
     let Some((before, after)) = apply(raw, &first, POD_REQUIRED) else { return };
     keeps_fields(&before, &after, "", &removed_paths(&first));
     let again = pod::mutate(&after.to_string(), &POD);
     assert!(again.denied.is_none(), "the mutated pod is refused: {:?}", again.denied);
     assert!(again.patch.is_empty(), "reinvocation patches again: {:?}", again.patch);
+}
+
+/// The review read in one pass (the pod read as the review is) admits the pod
+/// exactly as the pod mutator does from its raw JSON.
+fn same_as_one_pass(raw: &str, from_raw: &Verdict) {
+    let body = format!(r#"{{"request": {{"uid": "f", "kind": {{"kind": "Pod"}}, "operation": "CREATE", "object": {raw}}}}}"#);
+    let Ok(parsed) = review::parse(body.as_bytes()) else { return };
+    let req = parsed.request.expect("the review has a request");
+    let Some(object) = &req.object else { return };
+    let one_pass = pod::mutate_object(object, &POD, false);
+    assert_eq!(one_pass.denied, from_raw.denied);
+    assert_eq!(one_pass.patch, from_raw.patch);
+    assert_eq!(one_pass.warnings, from_raw.warnings);
 }
 
 fn check_job(raw: &str) {

@@ -128,7 +128,7 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
     if req.sub_resource.is_some() {
         return Verdict::allow();
     }
-    let Some(raw) = req.object else {
+    let Some(raw) = req.raw_object() else {
         return Verdict::allow();
     };
     let server_user = state.config.server_username();
@@ -304,7 +304,7 @@ pub fn review_cronjob(req: &Request<'_>) -> Verdict {
     if req.sub_resource.is_some() || !matches!(req.operation.as_ref(), "CREATE" | "UPDATE") {
         return Verdict::allow();
     }
-    let Some(raw) = req.object else { return Verdict::allow() };
+    let Some(raw) = req.raw_object() else { return Verdict::allow() };
     let cron: CronJobIn<'_> = match serde_json::from_str(raw.get()) {
         Ok(c) => c,
         Err(e) => return Verdict::deny(format!("lifecycle-jobs: cannot read the CronJob: {e}")),
@@ -741,14 +741,14 @@ mod tests {
         let cron = json!({"metadata": {"name": "nightly", "annotations": {ANNOTATION_JOB_ID: "zf138d9c8"}},
             "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {}}}});
         let raw = review(cron.clone());
-        let r: super::super::review::ReviewIn<'_> = serde_json::from_str(&raw).unwrap();
+        let r = super::super::review::parse(raw.as_bytes()).unwrap();
         let v = review_cronjob(r.request.as_ref().unwrap());
         let out = apply(&cron, &v);
         assert_eq!(out["spec"]["jobTemplate"]["metadata"]["annotations"][ANNOTATION_JOB_ID], "ZF138D9C8");
 
         let bad = json!({"metadata": {"name": "nightly", "annotations": {ANNOTATION_JOB_ID: "_x"}}, "spec": {"jobTemplate": {}}});
         let raw = review(bad);
-        let r: super::super::review::ReviewIn<'_> = serde_json::from_str(&raw).unwrap();
+        let r = super::super::review::parse(raw.as_bytes()).unwrap();
         assert!(review_cronjob(r.request.as_ref().unwrap()).denied.is_some_and(|m| m.contains("start and end")));
     }
 }

@@ -20,7 +20,7 @@ use lifecycle_contract::names::never_environment;
 
 use crate::metrics::{AdmissionLabels, KindLabels};
 use crate::state::AppState;
-use review::{Request, ReviewIn, Verdict};
+use review::{ReviewIn, Verdict};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/mutate", post(mutate)).route("/validate", post(validate))
@@ -42,7 +42,7 @@ enum Endpoint {
 
 async fn handle(state: &AppState, body: &[u8], endpoint: Endpoint) -> Response {
     let started = Instant::now();
-    let review: ReviewIn<'_> = match serde_json::from_slice(body) {
+    let review: ReviewIn<'_> = match review::parse(body) {
         Ok(r) => r,
         Err(e) => return bad_request(format!("not an AdmissionReview: {e}")),
     };
@@ -99,9 +99,4 @@ fn metric_kind(kind: &str) -> &'static str {
 fn bad_request(message: String) -> Response {
     tracing::warn!(%message, "malformed admission request");
     (StatusCode::BAD_REQUEST, message).into_response()
-}
-
-/// The request's object, or the old object for a DELETE.
-pub fn object<'a>(req: &Request<'a>) -> Option<&'a serde_json::value::RawValue> {
-    req.object.or(req.old_object)
 }

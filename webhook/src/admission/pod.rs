@@ -19,14 +19,15 @@ use lifecycle_contract::names::{
 };
 use lifecycle_contract::names::{GATED_START_JOBS, LABEL_GATED, LABEL_RUN, SCHEDULING_GATE_START_JOBS};
 
-use super::review::{Op, Request, Verdict, escape};
+use super::review::{Object, Op, Request, Verdict, escape};
 use crate::state::AppState;
 
 /// Seconds of the agent's projected token; the kubelet refreshes it at 80%.
 const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
 
+/// The fields of a pod the mutator reads, borrowed from the request body.
 #[derive(Debug, Deserialize, Default)]
-struct PodIn<'a> {
+pub struct PodIn<'a> {
     #[serde(default, borrow)]
     metadata: MetaIn<'a>,
     #[serde(default, borrow)]
@@ -107,7 +108,7 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
     if req.operation != "CREATE" || req.sub_resource.is_some() {
         return Verdict::allow();
     }
-    let Some(raw) = req.object else {
+    let Some(object) = &req.object else {
         return Verdict::allow();
     };
     let certs = state.certs.current();
@@ -119,7 +120,15 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
         ca_bundle: certs.as_ref().map(|c| c.ca_bundle.as_str()).unwrap_or(""),
     };
     let gate = state.envs.gates(req.namespace.as_deref().unwrap_or(""));
-    mutate_gated(raw.get(), &settings, gate)
+    mutate_object(object, &settings, gate)
+}
+
+/// The patch for a pod as [`super::review::parse`] read it.
+pub fn mutate_object(object: &Object<'_>, settings: &PodSettings<'_>, gate: bool) -> Verdict {
+    match object {
+        Object::Pod(pod) => mutate_pod(pod, settings, gate),
+        Object::Raw(raw) => mutate_gated(raw.get(), settings, gate),
+    }
 }
 
 /// The patch for one pod, from its raw JSON, in an environment that gates no pod now.
@@ -136,6 +145,10 @@ pub fn mutate_gated(raw: &str, settings: &PodSettings<'_>, gate: bool) -> Verdic
         // cannot read is one we must not guess about.
         Err(e) => return Verdict::deny(format!("lifecycle-jobs: cannot read the pod: {e}")),
     };
+    mutate_pod(&pod, settings, gate)
+}
+
+fn mutate_pod(pod: &PodIn<'_>, settings: &PodSettings<'_>, gate: bool) -> Verdict {
     let mut ops = Vec::new();
     let mut warnings = Vec::new();
     let inject = !opts_out(pod.metadata.annotations.get(ANNOTATION_INJECT_OUTPUTS).map(|v| v.as_ref()));
@@ -154,7 +167,7 @@ pub fn mutate_gated(raw: &str, settings: &PodSettings<'_>, gate: bool) -> Verdic
     // The pods of lifecycle runs carry the label `run` (from their Job's pod
     // template): they are what the others wait for.
     if gate && inject && !pod.metadata.labels.contains_key(LABEL_RUN) {
-        gate_ops(&pod, &mut ops);
+        gate_ops(pod, &mut ops);
     }
 
     if let Some(label) = capture {
