@@ -67,7 +67,7 @@ fn apply(raw: &str, v: &Verdict, required: &[&str]) -> Option<(Value, Value)> {
     if !decodable(&before, required) {
         return None;
     }
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::to_value(&v.patch).unwrap()).unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&review::patch_json(&v.patch)).unwrap();
     let mut after = before.clone();
     json_patch::patch(&mut after, &patch).unwrap_or_else(|e| panic!("the patch does not apply: {e}\n{patch:?}"));
     Some((before, after))

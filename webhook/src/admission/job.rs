@@ -496,7 +496,7 @@ mod tests {
 
     fn apply(job: &Value, v: &Verdict) -> Value {
         let mut doc = job.clone();
-        let patch: json_patch::Patch = serde_json::from_value(serde_json::to_value(&v.patch).unwrap()).unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&super::super::review::patch_json(&v.patch)).unwrap();
         json_patch::patch(&mut doc, &patch).unwrap();
         doc
     }

@@ -313,10 +313,9 @@ fn capture_ops(spec: &SpecIn<'_>, job_id: &JobId, s: &PodSettings<'_>, ops: &mut
         if spec.termination_grace_period_seconds != Some(grace) {
             ops.push(Op::add("/spec/terminationGracePeriodSeconds", json!(grace)));
         }
-        let agent = agent_container_json(job_id, grace, s);
         match spec.init_containers {
-            None => ops.push(Op::add_raw("/spec/initContainers", raw(format!("[{agent}]")))),
-            Some(_) => ops.push(Op::add_raw("/spec/initContainers/0", raw(agent))),
+            None => ops.push(Op::add_built("/spec/initContainers", agent_container_json(job_id, grace, s, true))),
+            Some(_) => ops.push(Op::add_built("/spec/initContainers/0", agent_container_json(job_id, grace, s, false))),
         }
     }
 }
@@ -332,7 +331,8 @@ const GRACE_SLOT: &str = "@@LIFECYCLE_GRACE@@";
 
 struct AgentJson {
     key: [String; 5],
-    json: String,
+    /// The container's JSON cut where the grace period and the JOBID go, in that order.
+    parts: [String; 3],
 }
 
 /// The agent container serialised once per server settings and CA bundle:
@@ -340,7 +340,8 @@ struct AgentJson {
 /// as a fifth of the admission time in profiles.
 static AGENT_JSON: std::sync::RwLock<Option<std::sync::Arc<AgentJson>>> = std::sync::RwLock::new(None);
 
-fn agent_container_json(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>) -> String {
+/// The agent container's JSON (`in_list`: as a list of that one container).
+fn agent_container_json(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>, in_list: bool) -> String {
     let matches = |a: &AgentJson| {
         a.key[0] == s.ca_bundle
             && a.key[1] == s.agent_image
@@ -363,7 +364,7 @@ fn agent_container_json(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>)
                     s.server_url.into(),
                     s.server_addr.into(),
                 ],
-                json: value.to_string(),
+                parts: cut_at_slots(&value.to_string()),
             });
             if let Ok(mut g) = AGENT_JSON.write() {
                 *g = Some(t.clone());
@@ -371,7 +372,28 @@ fn agent_container_json(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>)
             t
         }
     };
-    template.json.replacen(JOB_ID_SLOT, job_id.as_str(), 1).replacen(GRACE_SLOT, &grace_seconds.to_string(), 1)
+    // Pieces put together, no search: it runs for every job pod.
+    let [before_grace, before_job_id, rest] = &template.parts;
+    let grace = grace_seconds.to_string();
+    let mut json = String::with_capacity(before_grace.len() + before_job_id.len() + rest.len() + 96);
+    if in_list {
+        json.push('[');
+    }
+    for part in [before_grace, &grace, before_job_id, job_id.as_str(), rest] {
+        json.push_str(part);
+    }
+    if in_list {
+        json.push(']');
+    }
+    json
+}
+
+/// The agent template's JSON cut at its two slots (grace period first, as
+/// the env list has them; neither slot needs escaping in JSON).
+fn cut_at_slots(json: &str) -> [String; 3] {
+    let (before_grace, after) = json.split_once(GRACE_SLOT).expect("the agent template has the grace slot");
+    let (before_job_id, rest) = after.split_once(JOB_ID_SLOT).expect("the JOBID slot follows the grace slot");
+    [before_grace.to_string(), before_job_id.to_string(), rest.to_string()]
 }
 
 /// Adds `items` to the array at `path`, creating it when absent.
@@ -440,7 +462,7 @@ mod tests {
     /// Applies the verdict's patch with the json-patch crate, as the API server would.
     fn apply(pod: &Value, v: &Verdict) -> Value {
         let mut doc = pod.clone();
-        let patch: json_patch::Patch = serde_json::from_value(serde_json::to_value(&v.patch).unwrap()).unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&super::super::review::patch_json(&v.patch)).unwrap();
         json_patch::patch(&mut doc, &patch).unwrap();
         doc
     }
@@ -630,12 +652,12 @@ mod tests {
     fn cached_agent_json_is_the_agent_container() {
         let id = JobId::derive(None, "seed-db");
         for grace in [30, 7] {
-            let cached: Value = serde_json::from_str(&agent_container_json(&id, grace, &settings())).unwrap();
+            let cached: Value = serde_json::from_str(&agent_container_json(&id, grace, &settings(), false)).unwrap();
             assert_eq!(cached, agent_container(&id, grace, &settings()));
         }
         let mut other = settings();
         other.ca_bundle = "another CA";
-        let cached: Value = serde_json::from_str(&agent_container_json(&id, 30, &other)).unwrap();
+        let cached: Value = serde_json::from_str(&agent_container_json(&id, 30, &other, false)).unwrap();
         assert_eq!(cached, agent_container(&id, 30, &other), "a new CA bundle refreshes the cache");
     }
 

@@ -83,7 +83,13 @@ pub fn parse(body: &[u8]) -> Result<ReviewIn<'_>, serde_json::Error> {
 }
 
 fn parse_with(body: &[u8], pods: bool) -> Result<ReviewIn<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // Checked as UTF-8 once, whole, rather than string by string as a
+    // reader of bytes does (every key of the pod is one): a third of the
+    // cost of the check in profiles.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        serde::de::Error::custom(format_args!("the body is not UTF-8 (byte {} of {})", e.valid_up_to(), body.len()))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let review = de.deserialize_map(ReviewSeed { pods })?;
     de.end()?;
     Ok(review)
@@ -263,30 +269,45 @@ pub struct GroupVersionKind<'a> {
 }
 
 /// One JSON-patch operation (RFC 6902): `add`, `replace` or `remove`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Op {
     pub op: &'static str,
     pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<OpValue>,
 }
 
-/// The value of an operation: built JSON, or JSON serialised once and reused
-/// (the agent container, the same for every job pod but its JOBID).
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
+/// The value of an operation: built JSON, or JSON the server wrote itself,
+/// copied into the patch as it is.
+#[derive(Debug, Clone)]
 pub enum OpValue {
     Json(serde_json::Value),
-    Raw(Box<RawValue>),
+    /// JSON written by this server for this pod (the agent container, from its
+    /// template): not parsed again.
+    Built(String),
     /// JSON serialised once for the server's lifetime (the injected `envFrom` entries).
     Static(&'static RawValue),
+}
+
+impl OpValue {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            OpValue::Json(v) => serde_json::to_writer(out, v).expect("writing to a Vec cannot fail"),
+            OpValue::Built(json) => out.extend_from_slice(json.as_bytes()),
+            OpValue::Static(raw) => out.extend_from_slice(raw.get().as_bytes()),
+        }
+    }
 }
 
 impl PartialEq for OpValue {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (OpValue::Json(a), OpValue::Json(b)) => a == b,
-            _ => serde_json::to_string(self).ok() == serde_json::to_string(other).ok(),
+            _ => {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                self.write(&mut a);
+                other.write(&mut b);
+                serde_json::from_slice::<serde_json::Value>(&a).ok() == serde_json::from_slice::<serde_json::Value>(&b).ok()
+            }
         }
     }
 }
@@ -299,9 +320,11 @@ impl Op {
     pub fn add_static(path: impl Into<String>, value: &'static RawValue) -> Op {
         Op { op: "add", path: path.into(), value: Some(OpValue::Static(value)) }
     }
-    /// An `add` whose value is already serialised JSON.
-    pub fn add_raw(path: impl Into<String>, value: Box<RawValue>) -> Op {
-        Op { op: "add", path: path.into(), value: Some(OpValue::Raw(value)) }
+    /// An `add` of JSON this server has just written (valid by construction;
+    /// checked in debug builds, which the tests and the fuzzer use).
+    pub fn add_built(path: impl Into<String>, json: String) -> Op {
+        debug_assert!(serde_json::from_str::<IgnoredAny>(&json).is_ok(), "built JSON is not JSON: {json}");
+        Op { op: "add", path: path.into(), value: Some(OpValue::Built(json)) }
     }
     pub fn replace(path: impl Into<String>, value: serde_json::Value) -> Op {
         Op { op: "replace", path: path.into(), value: Some(OpValue::Json(value)) }
@@ -309,6 +332,34 @@ impl Op {
     pub fn remove(path: impl Into<String>) -> Op {
         Op { op: "remove", path: path.into(), value: None }
     }
+}
+
+/// The JSON patch of `ops`, written by hand into `out`: values the server
+/// wrote beforehand are copied, not walked by a serialiser.
+pub fn write_patch(ops: &[Op], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"op":""#);
+        out.extend_from_slice(op.op.as_bytes());
+        out.extend_from_slice(br#"","path":"#);
+        serde_json::to_writer(&mut *out, &op.path).expect("writing to a Vec cannot fail");
+        if let Some(value) = &op.value {
+            out.extend_from_slice(br#","value":"#);
+            value.write(out);
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// [`write_patch`] into a new buffer.
+pub fn patch_json(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    write_patch(ops, &mut out);
+    out
 }
 
 /// Escapes one JSON-pointer reference token (`~` → `~0`, `/` → `~1`).
@@ -360,7 +411,7 @@ struct StatusOut<'a> {
 /// base64 `String` that a serializer then copies and scans again.
 pub fn respond(uid: &str, verdict: &Verdict) -> Vec<u8> {
     let patch = match &verdict.denied {
-        None if !verdict.patch.is_empty() => Some(serde_json::to_vec(&verdict.patch).expect("a patch always serialises")),
+        None if !verdict.patch.is_empty() => Some(patch_json(&verdict.patch)),
         _ => None,
     };
     let mut out = Vec::with_capacity(160 + patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4));
@@ -449,7 +500,8 @@ mod tests {
             ca_bundle: "CA",
         };
         let v = super::super::pod::mutate_object(object, &settings, false);
-        json!({"denied": v.denied, "patch": serde_json::to_value(&v.patch).unwrap(), "warnings": v.warnings})
+        let patch: serde_json::Value = serde_json::from_slice(&patch_json(&v.patch)).unwrap();
+        json!({"denied": v.denied, "patch": patch, "warnings": v.warnings})
     }
 
     #[test]
@@ -511,6 +563,8 @@ mod tests {
             let e = parse(body.as_bytes()).expect_err(body).to_string();
             assert!(e.contains(why), "{body}: {e}");
         }
+        let e = parse(b"{\"request\": \"\xff\"}").expect_err("not UTF-8").to_string();
+        assert!(e.contains("not UTF-8 (byte 13 of 16)"), "{e}");
         // No request, or a null one: a review the handler answers with 400.
         assert!(parse(br#"{"kind": "AdmissionReview"}"#).unwrap().request.is_none());
         assert!(parse(br#"{"request": null}"#).unwrap().request.is_none());
@@ -523,9 +577,25 @@ mod tests {
     }
 
     #[test]
-    fn static_values_serialise_as_their_json() {
+    fn patches_are_written_with_every_kind_of_value() {
         let raw: &'static RawValue = Box::leak(RawValue::from_string(r#"{"a":[1]}"#.into()).unwrap());
-        let ops = vec![Op::add_static("/x", raw)];
-        assert_eq!(serde_json::to_value(&ops).unwrap(), json!([{"op": "add", "path": "/x", "value": {"a": [1]}}]));
+        let ops = vec![
+            Op::add_static("/x", raw),
+            Op::add_built("/y~1\"z\"", r#"[{"name":"agent"}]"#.into()),
+            Op::replace("/n", json!(3)),
+            Op::remove("/old"),
+        ];
+        let patch: serde_json::Value = serde_json::from_slice(&patch_json(&ops)).unwrap();
+        assert_eq!(
+            patch,
+            json!([{"op": "add", "path": "/x", "value": {"a": [1]}},
+                   {"op": "add", "path": "/y~1\"z\"", "value": [{"name": "agent"}]},
+                   {"op": "replace", "path": "/n", "value": 3},
+                   {"op": "remove", "path": "/old"}])
+        );
+        assert_eq!(patch_json(&[]), b"[]");
+        // Values compare as JSON, whatever their kind.
+        assert_eq!(Op::add_built("/x", r#"{"a": [1]}"#.into()), Op::add_static("/x", raw));
+        assert_ne!(Op::add_built("/x", "[]".into()), Op::add("/x", json!({})));
     }
 }
