@@ -16,12 +16,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::SYSTEM_NAMESPACE;
 use lifecycle_e2e::lifecycle::environment;
-use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, obj, unique_suffix, wait_until};
+use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, obj, server_request, wait_until};
 use serde_json::json;
 
 /// Sum over the server's pods of `lifecycle_http_requests_total` for one
@@ -88,45 +88,24 @@ async fn http2_the_api_server_admissions_are_counted_by_protocol() -> Result<()>
 #[tokio::test]
 async fn http2_admission_and_the_outputs_api_answer_over_both_protocols() -> Result<()> {
     let client = client().await?;
-    let svc: Service = Api::namespaced(client.clone(), SYSTEM_NAMESPACE).get("lifecycle-webhook").await?;
-    let ip = svc.spec.and_then(|s| s.cluster_ip).context("service IP")?;
-    let tls: Secret = Api::namespaced(client.clone(), SYSTEM_NAMESPACE).get("lifecycle-webhook-tls").await?;
-    let ca = tls.data.and_then(|d| d.get("ca.crt").cloned()).context("ca.crt")?;
-    let dir = std::env::temp_dir().join(format!("e2e-http2-{}", unique_suffix()));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("ca.crt"), &ca.0)?;
-    let host = format!("lifecycle-webhook.{SYSTEM_NAMESPACE}.svc");
     // A pod review as the API server sends it (answering it writes nothing).
     let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "http2-1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
         "namespace": "e2e-http2-none", "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
-            "spec": {"containers": [{"name": "main", "image": BUSYBOX}]}}}});
-    std::fs::write(dir.join("review.json"), review.to_string())?;
-    let curl = |flag: &'static str, path: &'static str, body: String| {
-        let mut cmd = std::process::Command::new("curl");
-        cmd.args(["-sS", "--max-time", "30", "-w", "\n%{http_version} %{http_code}", flag, "--cacert"])
-            .arg(dir.join("ca.crt"))
-            .args(["--resolve", &format!("{host}:443:{ip}"), "-H", "Content-Type: application/json", "--data-binary", &body])
-            .arg(format!("https://{host}{path}"));
-        async move {
-            let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
-            anyhow::Ok((status.to_string(), body.to_string(), String::from_utf8_lossy(&out.stderr).into_owned()))
-        }
-    };
+            "spec": {"containers": [{"name": "main", "image": BUSYBOX}]}}}})
+    .to_string();
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
-        let (status, body, stderr) = curl(flag, "/mutate", format!("@{}", dir.join("review.json").display())).await?;
-        assert_eq!(status, format!("{version} 200"), "curl {flag} /mutate: {stderr}");
-        let answer: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("the answer: {body}"))?;
+        let answer = server_request(&client, flag, "/mutate", None, &review).await?;
+        assert_eq!((answer.version.as_str(), answer.status), (version, 200), "curl {flag} /mutate: {}", answer.stderr);
+        let body = &answer.body;
+        let answer: serde_json::Value = serde_json::from_str(body).with_context(|| format!("the answer: {body}"))?;
         assert_eq!(answer["response"]["uid"], "http2-1");
         assert_eq!(answer["response"]["patchType"], "JSONPatch", "{body}");
         // No body: the refusal comes before any upload would be read, and
         // curl before 8.1 misreads the reset of an unread upload (docs/performance.md).
-        let (status, _, stderr) = curl(flag, "/v1/outputs", String::new()).await?;
-        assert_eq!(status, format!("{version} 401"), "curl {flag} /v1/outputs: {stderr}");
+        let answer = server_request(&client, flag, "/v1/outputs", None, "").await?;
+        assert_eq!((answer.version.as_str(), answer.status), (version, 401), "curl {flag} /v1/outputs: {}", answer.stderr);
     }
-    let _ = std::fs::remove_dir_all(&dir);
     // Counted on the replica that answered (any of them).
     wait_until("HTTP/2 requests are counted", Duration::from_secs(30), || async {
         Ok((requests(&client, "HTTP/2", "outputs").await? > 0 && requests(&client, "HTTP/2", "mutate").await? > 0).then_some(()))

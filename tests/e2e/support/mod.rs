@@ -78,10 +78,38 @@ pub async fn client_as(user: &str) -> Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
+/// What curl got from the lifecycle-jobs server.
+#[derive(Debug)]
+pub struct ServerAnswer {
+    /// The HTTP version curl used (`1.1`, `2`).
+    pub version: String,
+    /// The status code (0 when curl got no answer; see `stderr`).
+    pub status: u16,
+    pub body: String,
+    /// curl's own messages.
+    pub stderr: String,
+}
+
 /// POSTs `body` over HTTPS to the lifecycle-jobs server through its Service,
 /// from the test host, as any pod or client that reaches the Service could;
-/// with a bearer token if given. Returns the status code and the body.
+/// with a bearer token if given. Over HTTP/1.1, as agents: over HTTP/2 the
+/// server answers a refused upload before reading it and resets the stream
+/// (NO_ERROR), which curl before 8.1 reports as error 92 instead of the
+/// answer. Returns the status code and the body.
 pub async fn server_post(client: &Client, path: &str, token: Option<&str>, body: &str) -> Result<(u16, String)> {
+    let answer = server_request(client, "--http1.1", path, token, body).await?;
+    Ok((answer.status, answer.body))
+}
+
+/// POSTs `body` to the server through its Service with curl's `protocol`
+/// flag (`--http1.1`, `--http2`), trusting the server's CA from its Secret.
+pub async fn server_request(
+    client: &Client,
+    protocol: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Result<ServerAnswer> {
     use k8s_openapi::api::core::v1::{Secret, Service};
     use lifecycle_contract::names::SYSTEM_NAMESPACE;
     let svc: Service = Api::namespaced(client.clone(), SYSTEM_NAMESPACE).get("lifecycle-webhook").await?;
@@ -96,13 +124,10 @@ pub async fn server_post(client: &Client, path: &str, token: Option<&str>, body:
     let out = tokio::task::spawn_blocking({
         let dir = dir.clone();
         let token = token.map(str::to_string);
-        let path = path.to_string();
+        let (protocol, path) = (protocol.to_string(), path.to_string());
         move || {
             let mut cmd = std::process::Command::new("curl");
-            // HTTP/1.1, as agents: over HTTP/2 the server answers a refused
-            // upload before reading it and resets the stream (NO_ERROR), which
-            // curl before 8.1 reports as error 92 instead of the answer.
-            cmd.args(["-sS", "--http1.1", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+            cmd.args(["-sS", &protocol, "--max-time", "30", "-o", "-", "-w", "\n%{http_version} %{http_code}", "--cacert"])
                 .arg(dir.join("ca.crt"))
                 .args(["--resolve", &format!("{host}:443:{ip}")]);
             if let Some(token) = token {
@@ -116,9 +141,16 @@ pub async fn server_post(client: &Client, path: &str, token: Option<&str>, body:
     })
     .await??;
     let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').ok_or_else(|| anyhow!("curl: {}", String::from_utf8_lossy(&out.stderr)))?;
-    Ok((code.trim().parse().context("HTTP status")?, body.to_string()))
+    let (body, written) = text.rsplit_once('\n').ok_or_else(|| anyhow!("curl: {stderr}"))?;
+    let (version, status) = written.trim().split_once(' ').ok_or_else(|| anyhow!("curl wrote {written:?}: {stderr}"))?;
+    Ok(ServerAnswer {
+        version: version.to_string(),
+        status: status.parse().with_context(|| format!("HTTP status {status:?}: {stderr}"))?,
+        body: body.to_string(),
+        stderr,
+    })
 }
 
 // --- objects from JSON -------------------------------------------------------------
