@@ -13,17 +13,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
 use lifecycle_contract::names::{ANNOTATION_ON, SYSTEM_NAMESPACE};
 use lifecycle_e2e::lifecycle::environment;
 use lifecycle_e2e::{TIMEOUT, client, events_for, unique_suffix, wait_until};
 
 use super::operations::{
-    LOCAL_OVERLAY, SERVER, Stream, WEBHOOK_CONFIGURATIONS, job_warnings, kubectl_blocking, leftovers, output_job, repo_root,
-    run_blocking, strict_client, system_api, tls_state, wait_published, wait_server_settled,
+    LOCAL_OVERLAY, SERVER, Stream, assert_nothing_left, job_warnings, kubectl_blocking, output_job, repo_root, run_blocking,
+    strict_client, system_api, tls_state, wait_published, wait_server_settled,
 };
 
 const RELEASE: &str = "lifecycle-jobs";
@@ -186,16 +183,7 @@ async fn helm_install_upgrade_uninstall() -> Result<()> {
 
     // 4. helm uninstall: no webhook configuration, nothing cluster-wide left.
     helm(&["uninstall", RELEASE, "--wait", "--timeout", "180s"]).await?;
-    let mutating = Api::<MutatingWebhookConfiguration>::all(client.clone()).get_opt(WEBHOOK_CONFIGURATIONS).await?;
-    let validating = Api::<ValidatingWebhookConfiguration>::all(client.clone()).get_opt(WEBHOOK_CONFIGURATIONS).await?;
-    assert!(mutating.is_none() && validating.is_none(), "helm uninstall left the webhook configurations behind");
-    let left = leftovers(&client).await?;
-    assert!(left.is_empty(), "helm uninstall left cluster-wide objects behind: {left:?}");
-    let namespaces = Api::<Namespace>::all(client.clone());
-    wait_until("the system namespace is gone", Duration::from_secs(180), || async {
-        Ok(namespaces.get_opt(SYSTEM_NAMESPACE).await?.is_none().then_some(()))
-    })
-    .await?;
+    assert_nothing_left(&client, "helm uninstall").await?;
 
     // The documented second step frees the lifecycle template of its
     // finalizer, so the environment (and the test namespace) can go.

@@ -755,8 +755,24 @@ impl Drop for Reinstall {
     }
 }
 
+/// After an uninstall (`by` names it): no webhook configuration is left to
+/// intercept anything, no cluster-wide object of ours, and the system
+/// namespace goes.
+pub(crate) async fn assert_nothing_left(client: &Client, by: &str) -> Result<()> {
+    let mutating = Api::<MutatingWebhookConfiguration>::all(client.clone()).get_opt(WEBHOOK_CONFIGURATIONS).await?;
+    let validating = Api::<ValidatingWebhookConfiguration>::all(client.clone()).get_opt(WEBHOOK_CONFIGURATIONS).await?;
+    assert!(mutating.is_none() && validating.is_none(), "{by} left the webhook configurations {WEBHOOK_CONFIGURATIONS} behind");
+    let left = leftovers(client).await?;
+    assert!(left.is_empty(), "{by} left cluster-wide objects behind: {left:?}");
+    let namespaces = Api::<Namespace>::all(client.clone());
+    wait_until("the system namespace is gone", Duration::from_secs(180), || async {
+        Ok(namespaces.get_opt(SYSTEM_NAMESPACE).await?.is_none().then_some(()))
+    })
+    .await
+}
+
 /// Names of cluster-scoped objects of ours still present after the uninstall.
-pub(crate) async fn leftovers(client: &Client) -> Result<Vec<String>> {
+async fn leftovers(client: &Client) -> Result<Vec<String>> {
     let ours = |name: &str, labels: &BTreeMap<String, String>, value: &Value| {
         name.contains("lifecycle")
             || labels.get("app.kubernetes.io/part-of").is_some_and(|v| v == "lifecycle-jobs")
@@ -821,16 +837,7 @@ async fn uninstall_leaves_no_webhook_and_former_environments_work() -> Result<()
     let uninstall_time = started.elapsed();
 
     // Nothing of ours is left intercepting or granting anything.
-    let mutating = Api::<MutatingWebhookConfiguration>::all(client.clone()).get_opt(WEBHOOK_CONFIGURATIONS).await?;
-    let validating = Api::<ValidatingWebhookConfiguration>::all(client.clone()).get_opt(WEBHOOK_CONFIGURATIONS).await?;
-    assert!(mutating.is_none() && validating.is_none(), "the webhook configurations {WEBHOOK_CONFIGURATIONS} are left behind");
-    let left = leftovers(&client).await?;
-    assert!(left.is_empty(), "the uninstall left cluster-wide objects behind: {left:?}");
-    let system = Api::<Namespace>::all(client.clone());
-    wait_until("the system namespace is gone", Duration::from_secs(180), || async {
-        Ok(system.get_opt(SYSTEM_NAMESPACE).await?.is_none().then_some(()))
-    })
-    .await?;
+    assert_nothing_left(&client, "the uninstall").await?;
 
     // A pod in the former environment starts normally, without our variables.
     ns.create(&obj::<Pod>(json!({
