@@ -45,3 +45,14 @@ annotations:
 {{- define "lj.metaStd" -}}
 {{- include "lj.meta" (dict "root" .root "annotations" .annotations "extra" (dict "app.kubernetes.io/name" "lifecycle-webhook")) -}}
 {{- end -}}
+
+{{/* securityContext of every container the chart runs (restricted Pod Security). */}}
+{{- define "lj.containerSecurityContext" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  runAsNonRoot: true
+  capabilities:
+    drop:
+      - ALL
+{{- end -}}
