@@ -96,6 +96,35 @@ pub const LABEL_EVENT: &str = "lifecycle-jobs.dev/event";
 /// Run Job label: the run's identity (event occurrence).
 pub const LABEL_RUN: &str = "lifecycle-jobs.dev/run";
 
+/// What the server writes and nobody else does (the contract's Trust
+/// section): it takes none of these as an instruction unless it wrote them.
+/// The ValidatingAdmissionPolicies of `manifests/base/trust-policies.yaml`
+/// refuse them from anyone else (a test checks that they name each one); a
+/// copy of a Job (`kubectl lifecycle clone`) leaves them behind.
+///
+/// [`ANNOTATION_OUTPUTS_HASH`] is written by the server too but left open on
+/// purpose: `kubectl rollout undo` puts an older pod template back, hash
+/// included, and whoever may edit a workload's pod template may roll it
+/// anyway; the controller reads the hash only to decide whether to roll.
+pub mod server_owned {
+    use super::*;
+    /// On a Namespace: the controller's bookkeeping and its report.
+    pub const NAMESPACE_ANNOTATIONS: [&str; 3] = [ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, ANNOTATION_STATUS];
+    /// On a Job: what the server recorded.
+    pub const JOB_ANNOTATIONS: [&str; 3] = [ANNOTATION_OUTPUTS, ANNOTATION_OUTPUTS_PUBLISHED_BY, ANNOTATION_LAST_RUNS];
+    /// On a Job: set by the server on the runs it creates.
+    pub const RUN_LABELS: [&str; 3] = [LABEL_JOB, LABEL_EVENT, LABEL_RUN];
+    /// On a Job ([`LABEL_ADMITTED`]) and its pod template ([`LABEL_CAPTURE`]):
+    /// set by the server's admission webhook in the request of a new Job of an
+    /// environment, never changed afterwards.
+    pub const ADMISSION_LABELS: [&str; 2] = [LABEL_ADMITTED, LABEL_CAPTURE];
+    /// On a Job: the finalizer the controller puts on templates.
+    pub const FINALIZERS: [&str; 1] = [FINALIZER_OUTPUTS_CLEANUP];
+    /// On a Pod ([`LABEL_GATED`], label) and a Deployment or StatefulSet
+    /// ([`ANNOTATION_REPLICAS_BEFORE_STOP`], annotation).
+    pub const WORKLOAD_NAMES: [&str; 2] = [LABEL_GATED, ANNOTATION_REPLICAS_BEFORE_STOP];
+}
+
 /// `lifecycle-jobs.dev/on-<event>-command`
 pub fn annotation_on_command(event: crate::Event) -> String {
     format!("{DOMAIN}/on-{event}-command")

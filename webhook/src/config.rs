@@ -55,17 +55,6 @@ pub struct Config {
     #[arg(long, env = "LIFECYCLE_SERVICE_ACCOUNT", default_value = "lifecycle-webhook")]
     pub service_account: String,
 
-    /// Users that create the Jobs of CronJobs: a Job controlled by a CronJob takes the
-    /// CronJob's JOBID only when one of them creates it (kube-controller-manager with and
-    /// without --use-service-account-credentials).
-    #[arg(
-        long,
-        env = "LIFECYCLE_CRONJOB_CONTROLLERS",
-        value_delimiter = ',',
-        default_value = "system:serviceaccount:kube-system:cronjob-controller,system:kube-controller-manager"
-    )]
-    pub cronjob_controllers: Vec<String>,
-
     /// This replica's identity for leader election (the pod name).
     #[arg(long, env = "POD_NAME", default_value = "lifecycle-webhook")]
     pub pod_name: String,

@@ -120,8 +120,6 @@ pub struct JobSettings<'a> {
     pub default_memory: &'a str,
     /// The server's own username: the only creator of runs.
     pub server_user: &'a str,
-    /// The users that create the Jobs of CronJobs.
-    pub cronjob_controllers: &'a [String],
 }
 
 pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
@@ -136,7 +134,6 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
         default_cpu: &state.config.default_cpu,
         default_memory: &state.config.default_memory,
         server_user: &server_user,
-        cronjob_controllers: &state.config.cronjob_controllers,
     };
     let namespace = req.namespace.as_deref().unwrap_or("");
     match req.operation.as_ref() {
@@ -159,9 +156,13 @@ enum Origin {
 }
 
 /// Decides who a new Job is. A `run` label is honoured only on a Job the
-/// server itself creates under a template of the same environment; a CronJob
-/// owner only on a Job the CronJob controller creates. Anyone can write those
-/// labels and owner references; nobody but those creators can send the request.
+/// server itself creates under a template of the same environment (anyone can
+/// write the label; nobody but the server sends that request, and policy
+/// `lifecycle-jobs-server-owned-jobs` refuses it from anyone else). A CronJob
+/// owner makes the Job that CronJob's: policy `lifecycle-jobs-cronjob-jobs`
+/// admits such a Job only from the CronJob controller or from a user who may
+/// update that CronJob (`kubectl create job --from=cronjob/NAME`), a check
+/// that needs the authorizer, which admission does not call.
 fn origin(job: &JobIn<'_>, namespace: &str, index: &JobIndex, s: JobSettings<'_>, user: &str) -> Result<Origin, String> {
     let meta = &job.metadata;
     let controller = meta.controller();
@@ -175,9 +176,7 @@ fn origin(job: &JobIn<'_>, namespace: &str, index: &JobIndex, s: JobSettings<'_>
             )),
         };
     }
-    if let Some(cron) = controller.filter(|o| o.kind == "CronJob")
-        && s.cronjob_controllers.iter().any(|u| u == user)
-    {
+    if let Some(cron) = controller.filter(|o| o.kind == "CronJob") {
         return Ok(Origin::Claim(Claimant::CronJob(cron.name.to_string())));
     }
     Ok(Origin::Claim(Claimant::Job(meta.name.as_deref().unwrap_or("").to_string())))
@@ -373,9 +372,11 @@ pub fn mutate_update(raw: &str, old: Option<&str>) -> Verdict {
     {
         return Verdict::deny(message);
     }
-    // A Job admitted before the label existed gets it at its next update.
+    // No label is added here: a Job this webhook did not admit (made before
+    // its namespace became an environment) stays outside the server's watch,
+    // so a `job-id` or `run` written on it outside an environment is never
+    // taken for a decision of admission.
     let mut v = Verdict::default();
-    admitted_label(&job.metadata, &mut v.patch);
     if !job.metadata.annotations.contains_key(ANNOTATION_ON) {
         return v;
     }
@@ -490,8 +491,8 @@ mod tests {
     const CRON: &str = "system:serviceaccount:kube-system:cronjob-controller";
     const USER: &str = "alice";
 
-    fn settings(cron: &[String]) -> JobSettings<'_> {
-        JobSettings { default_cpu: "500m", default_memory: "512Mi", server_user: SERVER, cronjob_controllers: cron }
+    fn settings() -> JobSettings<'static> {
+        JobSettings { default_cpu: "500m", default_memory: "512Mi", server_user: SERVER }
     }
 
     fn apply(job: &Value, v: &Verdict) -> Value {
@@ -517,25 +518,24 @@ mod tests {
     }
 
     fn create_as(j: &Value, index: &JobIndex, user: &str) -> (Value, Verdict) {
-        let cron = [CRON.to_string()];
-        let v = mutate_create(&j.to_string(), "env", index, settings(&cron), user);
+        let v = mutate_create(&j.to_string(), "env", index, settings(), user);
         let out = if v.denied.is_none() { apply(j, &v) } else { j.clone() };
         (out, v)
     }
 
     #[test]
-    fn every_job_gets_the_admitted_label_also_back_on_update() {
+    fn every_new_job_gets_the_admitted_label_and_an_update_never_adds_it() {
         let opted_out = job("seed", json!({ANNOTATION_CAPTURE_OUTPUT: "false"}));
         for j in [job("seed", json!({})), opted_out] {
             let (out, _) = create(&j, &JobIndex::empty());
             assert_eq!(out["metadata"]["labels"][LABEL_ADMITTED], ADMITTED, "{out}");
         }
-        let mut labelled = job("seed", json!({ANNOTATION_JOB_ID: "SEED"}));
-        labelled["metadata"]["labels"] = json!({"team": "data"});
-        let v = mutate_update(&labelled.to_string(), Some(&labelled.to_string()));
-        assert_eq!(apply(&labelled, &v)["metadata"]["labels"], json!({"team": "data", LABEL_ADMITTED: ADMITTED}));
-        labelled["metadata"]["labels"][LABEL_ADMITTED] = json!(ADMITTED);
-        assert!(mutate_update(&labelled.to_string(), None).patch.is_empty(), "kept: nothing to do");
+        // A Job made before its namespace became an environment was never
+        // admitted: an update does not make it look as if it had been.
+        let mut early = job("seed", json!({ANNOTATION_JOB_ID: "VICTIM"}));
+        early["metadata"]["labels"] = json!({"team": "data"});
+        let v = mutate_update(&early.to_string(), Some(&early.to_string()));
+        assert!(v.denied.is_none() && v.patch.is_empty(), "{v:?}");
     }
 
     #[test]
@@ -575,7 +575,7 @@ mod tests {
         let (_, v) = create(&job("seed", json!({})), &idx);
         assert!(v.denied.is_none());
         // Another namespace is another environment.
-        let v = mutate_create(&job("other", json!({ANNOTATION_JOB_ID: "SEED"})).to_string(), "env2", &idx, settings(&[]), USER);
+        let v = mutate_create(&job("other", json!({ANNOTATION_JOB_ID: "SEED"})).to_string(), "env2", &idx, settings(), USER);
         assert!(v.denied.is_none());
     }
 
@@ -617,9 +617,12 @@ mod tests {
         let (out, v) = create_as(&j, &idx, CRON);
         assert!(v.denied.is_none());
         assert_eq!(out["metadata"]["annotations"][ANNOTATION_JOB_ID], "NIGHTLY");
-        // A person who writes the same owner reference gets a JOBID from the Job's own name.
-        let (out, _) = create_as(&j, &idx, USER);
-        assert_eq!(out["metadata"]["annotations"][ANNOTATION_JOB_ID], "NIGHTLY_29118");
+        // A manual run (`kubectl create job --from=cronjob/nightly`) is the
+        // CronJob's too: policy lifecycle-jobs-cronjob-jobs admits it only from
+        // a user who may update the CronJob.
+        let (out, v) = create_as(&j, &idx, USER);
+        assert!(v.denied.is_none());
+        assert_eq!(out["metadata"]["annotations"][ANNOTATION_JOB_ID], "NIGHTLY");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use lifecycle_contract::JobId;
-use lifecycle_contract::names::ANNOTATION_JOB_ID;
+use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, opts_out};
 
 use super::keys::FINALIZER_OUTPUTS_CLEANUP;
 pub use crate::job_watch::JobMeta;
@@ -38,6 +38,16 @@ pub fn job_id(job: &JobMeta) -> JobId {
     JobId::derive(job.annotations().get(ANNOTATION_JOB_ID).map(String::as_str), &job.name_any())
 }
 
+/// Whether a deleted Job's keys are its to remove: only a lifecycle template
+/// that captures its outputs ever publishes under its JOBID and gets the
+/// finalizer from the controller. Policy `lifecycle-jobs-server-owned-jobs`
+/// keeps anyone else from adding the finalizer; should one still be found on
+/// another Job, it is dropped and nothing of the outputs is touched.
+pub fn owns_outputs(job: &JobMeta) -> bool {
+    let a = job.annotations();
+    a.contains_key(ANNOTATION_ON) && !opts_out(a.get(ANNOTATION_CAPTURE_OUTPUT).map(String::as_str))
+}
+
 /// A Job this controller has to act on: its deletion is asked and it still
 /// carries the finalizer.
 pub fn being_deleted(job: &JobMeta) -> bool {
@@ -59,6 +69,10 @@ pub async fn reconcile(job: Arc<JobMeta>, ctx: Arc<Ctx>) -> Result<Action, Error
     finalizer(&api, FINALIZER_OUTPUTS_CLEANUP, job, |event| async {
         match event {
             Finalizer::Apply(_) => Ok(Action::await_change()),
+            Finalizer::Cleanup(job) if !owns_outputs(&job) => {
+                tracing::warn!(%namespace, job = %job.name_any(), "a Job that is no capturing lifecycle template carried the outputs-cleanup finalizer: removed, outputs left as they are");
+                Ok(Action::await_change())
+            }
             Finalizer::Cleanup(job) => {
                 let id = job_id(&job);
                 remove_outputs(&ctx.client, &namespace, &id)
@@ -88,6 +102,21 @@ mod tests {
         assert_eq!(job_id(&m).as_str(), "SEED_DB");
         m.metadata.annotations = Some([(ANNOTATION_JOB_ID.to_string(), "zf138d9c8".to_string())].into());
         assert_eq!(job_id(&m).as_str(), "ZF138D9C8");
+    }
+
+    #[test]
+    fn only_capturing_templates_own_their_outputs() {
+        let with = |pairs: &[(&str, &str)]| JobMeta {
+            metadata: ObjectMeta {
+                name: Some("x".into()),
+                annotations: Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(owns_outputs(&with(&[(ANNOTATION_ON, "start")])));
+        assert!(!owns_outputs(&with(&[(ANNOTATION_JOB_ID, "VICTIM")])), "a plain Job");
+        assert!(!owns_outputs(&with(&[(ANNOTATION_ON, "start"), (ANNOTATION_CAPTURE_OUTPUT, "false")])), "opted out");
     }
 
     #[test]
