@@ -7,3 +7,4 @@ mod lifecycle;
 mod plugin;
 mod security;
 mod stages;
+mod trust;

@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::capture::{create_job_retrying, wait_event};
 
 /// The refusal message of an API error, or a failure if the request passed.
-fn refused<T>(what: &str, r: Result<T, kube::Error>) -> Result<String> {
+pub(crate) fn refused<T>(what: &str, r: Result<T, kube::Error>) -> Result<String> {
     match r {
         Ok(_) => bail!("{what} was accepted"),
         Err(kube::Error::Api(e)) => Ok(e.message),
