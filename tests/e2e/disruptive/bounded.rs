@@ -184,7 +184,7 @@ async fn both_replicas_keep_admitting_pods_while_64_slow_uploads_are_held_open()
 // --- huge Jobs outside environments ------------------------------------------------------
 
 /// Working set of the server's containers, from the kubelets' summaries.
-async fn server_memory(client: &Client) -> Result<BTreeMap<String, u64>> {
+pub(crate) async fn server_memory(client: &Client) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for node in Api::<Node>::all(client.clone()).list(&ListParams::default()).await?.items {
         let req = http::Request::get(format!("/api/v1/nodes/{}/proxy/stats/summary", node.name_any())).body(Vec::new())?;

@@ -6,3 +6,4 @@ mod bounded;
 mod controller_kill;
 mod helm;
 mod operations;
+mod trust_offline;
