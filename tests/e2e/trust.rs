@@ -167,6 +167,17 @@ async fn bookkeeping(client: &Client, user: &str) -> Result<()> {
         ensure!(message.contains(want) && message.contains(user), "{message}");
     }
 
+    // Settings that make the server act later need the rights of what they cause.
+    for (key, value, want) in [
+        ("lifecycle-jobs.dev/schedule", "Mon-Fri 08:00-19:00 UTC", "deployments/scale"),
+        ("lifecycle-jobs.dev/expires-at", "2026-01-01T00:00:00Z", "right to delete that namespace"),
+        ("lifecycle-jobs.dev/ttl", "1h", "right to delete that namespace"),
+    ] {
+        let patch = merge(annotations(&[(key, Some(value))]));
+        let message = refused(&format!("{key}={value}"), as_mallory.patch(&name, &pp, &patch).await)?;
+        ensure!(message.contains(key) && message.contains(want) && message.contains(user), "{message}");
+    }
+
     // Nothing happened to the environment.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let deployments = ns.api::<Deployment>();
