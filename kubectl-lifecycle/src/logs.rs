@@ -37,7 +37,7 @@ pub async fn run(ctx: &Ctx, args: &LogsArgs) -> anyhow::Result<()> {
         let Some(run) = jobs::latest_run(&runs, &args.job, args.event).cloned() else {
             return Err(no_run(&job, args.event, &runs, ns));
         };
-        eprintln!(
+        crate::errln!(
             "run {} (event {}, created {} ago)",
             jobs::name(&run),
             jobs::run_event(&run).map_or_else(|| "?".to_string(), |e| e.to_string()),
@@ -163,7 +163,7 @@ pub async fn stream_job(client: &Client, ns: &str, job: &Job, follow: bool, tail
         if !follow {
             return Err(anyhow!("job {name} has no pod: {}", no_pod(job, ns)));
         }
-        eprintln!("waiting for a pod of job {name}...");
+        crate::errln!("waiting for a pod of job {name}...");
         while list.is_empty() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             list = job_pods(&pods, job).await?;
@@ -171,7 +171,7 @@ pub async fn stream_job(client: &Client, ns: &str, job: &Job, follow: bool, tail
     }
     if list.len() > 1 {
         let others: Vec<&str> = list[1..].iter().filter_map(|p| p.metadata.name.as_deref()).collect();
-        eprintln!("job {name} has {} pods (retries); showing the latest (earlier: {})", list.len(), others.join(", "));
+        crate::errln!("job {name} has {} pods (retries); showing the latest (earlier: {})", list.len(), others.join(", "));
     }
     let pod_name = list[0].metadata.name.clone().unwrap_or_default();
     let spec = list[0].spec.clone().unwrap_or_default();
@@ -180,16 +180,16 @@ pub async fn stream_job(client: &Client, ns: &str, job: &Job, follow: bool, tail
 
     for c in &mains {
         if mains.len() > 1 {
-            println!("==> container {c} <==");
+            crate::outln!("==> container {c} <==");
         }
         container_logs(&pods, &pod_name, c, false, follow, tail).await?;
     }
-    println!();
-    println!("==> {} (output capture) <==", names::injected::AGENT_CONTAINER);
+    crate::outln!();
+    crate::outln!("==> {} (output capture) <==", names::injected::AGENT_CONTAINER);
     if has_agent {
         container_logs(&pods, &pod_name, names::injected::AGENT_CONTAINER, true, follow, tail).await?;
     } else {
-        println!(
+        crate::outln!(
             "(no {} in pod {pod_name}: output capture is off for this job, or the pod was not admitted in an environment)",
             names::injected::AGENT_CONTAINER
         );
@@ -211,12 +211,12 @@ async fn container_logs(
         match started(&p, container, init) {
             Ok(()) => break,
             Err(why) if !follow => {
-                println!("(container {container} has not started: {why})");
+                crate::outln!("(container {container} has not started: {why})");
                 return Ok(());
             }
             Err(why) => {
                 if why != told {
-                    eprintln!("container {container} of pod {pod} has not started: {why}; waiting...");
+                    crate::errln!("container {container} of pod {pod} has not started: {why}; waiting...");
                     told = why;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;

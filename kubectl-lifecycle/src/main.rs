@@ -9,6 +9,7 @@ mod logs;
 mod output;
 mod outputs;
 mod run;
+mod sanitize;
 mod table;
 mod variable;
 mod vars;
@@ -28,18 +29,18 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<cli::UsageError>().is_some() => {
-            eprintln!("error: {e:#}\n\nFor more information, try '--help'.");
+            crate::errln!("error: {e:#}\n\nFor more information, try '--help'.");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

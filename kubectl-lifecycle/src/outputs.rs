@@ -229,7 +229,7 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
         mask(&mut vars);
     }
     for n in &notes {
-        eprintln!("note: {n}");
+        crate::errln!("note: {n}");
     }
 
     let report = Report {
@@ -240,7 +240,7 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
         sensitive_shown: shown,
         variables: vars,
     };
-    print!("{}", render(&report, args.output)?);
+    crate::out!("{}", render(&report, args.output)?);
     Ok(())
 }
 

@@ -79,11 +79,11 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
 
     match pending.as_deref() {
         Some(p) if p == event.as_str() => {
-            println!("a forced {event} run of lifecycle job {} is already requested in namespace {ns}", args.job);
+            crate::outln!("a forced {event} run of lifecycle job {} is already requested in namespace {ns}", args.job);
         }
         other => {
             if let Some(p) = other {
-                eprintln!("note: replacing the pending force-run of {p} (not yet taken by the controller)");
+                crate::errln!("note: replacing the pending force-run of {p} (not yet taken by the controller)");
             }
             api.patch(
                 &args.job,
@@ -92,11 +92,11 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
             )
             .await
             .doing(format_args!("annotate job {} in namespace {ns}", args.job))?;
-            println!("forced {event} run of lifecycle job {} requested in namespace {ns}", args.job);
+            crate::outln!("forced {event} run of lifecycle job {} requested in namespace {ns}", args.job);
         }
     }
     if !args.wait && !args.logs {
-        println!("  follow it with `kubectl lifecycle logs {} --event {event} -n {ns} -f` (or add --wait)", args.job);
+        crate::outln!("  follow it with `kubectl lifecycle logs {} --event {event} -n {ns} -f` (or add --wait)", args.job);
         return Ok(());
     }
 
@@ -142,8 +142,8 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
         .and_then(|r| Some(r.state.finished?.as_second() - r.state.started?.as_second()))
         .map(|s| format!(" in {}", human_duration(std::time::Duration::from_secs(s.max(0) as u64))))
         .unwrap_or_default();
-    println!("run {name} succeeded{took}");
-    println!("  its outputs: `kubectl lifecycle outputs {} -n {ns}`", args.job);
+    crate::outln!("run {name} succeeded{took}");
+    crate::outln!("  its outputs: `kubectl lifecycle outputs {} -n {ns}`", args.job);
     Ok(())
 }
 

@@ -56,12 +56,16 @@ impl Table {
     }
 }
 
+/// A cell on one line, and safe for a terminal: newline, CR and tab shown as
+/// `\n`, `\r`, `\t`, every other control character as `\uXXXX`
+/// ([`crate::sanitize::terminal`]).
 fn one_line(s: &str) -> String {
-    if s.contains(['\n', '\r', '\t']) {
+    let s = if s.contains(['\n', '\r', '\t']) {
         s.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r").replace('\t', "\\t")
     } else {
         s.to_string()
-    }
+    };
+    crate::sanitize::terminal(&s).into_owned()
 }
 
 /// Cuts a cell to `max` characters, marking the cut with `...`.
@@ -180,5 +184,18 @@ x
         assert_eq!(age(Some(then), now), "10m");
         assert_eq!(age(Some(now), then), "0s");
         assert_eq!(age(None, now), "<unknown>");
+    }
+
+    #[test]
+    fn cells_from_the_cluster_cannot_drive_the_terminal() {
+        let mut t = Table::new(&["NAME", "VALUE"]);
+        t.row(["\x1b]0;pwned\x07db", "ok\rFAILED \x1b[2J\u{9b}1A"]);
+        let text = t.render();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{9b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(text.contains("\\u001b]0;pwned\\u0007db"), "{text}");
+        assert!(text.contains("ok\\rFAILED \\u001b[2J\\u009b1A"), "{text}");
     }
 }

@@ -135,13 +135,13 @@ pub async fn run(ctx: &Ctx, args: &VarsArgs) -> anyhow::Result<()> {
         mask(&mut vars);
     }
     for o in &unreadable {
-        eprintln!("note: you may not read {o} in namespace {namespace}: its variables are not listed");
+        crate::errln!("note: you may not read {o} in namespace {namespace}: its variables are not listed");
     }
     if project.is_none() {
-        eprintln!("note: namespace {namespace} has no {} label: it gets no project variables", names::LABEL_PROJECT);
+        crate::errln!("note: namespace {namespace} has no {} label: it gets no project variables", names::LABEL_PROJECT);
     }
     let report = Report { namespace, project, sensitive_shown: args.show_sensitive, missing, unreadable, variables: vars };
-    print!("{}", render(&report, args.output)?);
+    crate::out!("{}", render(&report, args.output)?);
     Ok(())
 }
 

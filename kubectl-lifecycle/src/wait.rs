@@ -52,7 +52,7 @@ impl Progress {
     /// A permanent line.
     pub fn line(&mut self, msg: &str) {
         self.clear();
-        eprintln!("{} {msg}", self.stamp());
+        crate::errln!("{} {msg}", self.stamp());
     }
 
     /// Redraws the spinner line (terminal only).
@@ -63,6 +63,8 @@ impl Progress {
         const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
         self.spin = (self.spin + 1) % FRAMES.len();
         let mut err = std::io::stderr().lock();
+        // The spinner's own escape (erase the line) is ours; the summary is the cluster's.
+        let summary = crate::sanitize::terminal(summary);
         let _ = write!(err, "\r\x1b[2K{} {} {summary}", FRAMES[self.spin], self.stamp());
         let _ = err.flush();
         self.drawn = true;

@@ -80,14 +80,14 @@ pub async fn run(ctx: &Ctx, args: &CloneArgs) -> anyhow::Result<()> {
     let report = render_report(&args.job, src_ns, &cloned, &presence, args.dry_run);
     match args.output {
         Some(format) => {
-            eprint!("{report}");
+            crate::err!("{report}");
             let text = match format {
                 ObjectFormat::Json => crate::output::json(&cloned.job)?,
                 ObjectFormat::Yaml => crate::output::yaml(&cloned.job)?,
             };
-            print!("{text}");
+            crate::out!("{text}");
         }
-        None => print!("{report}"),
+        None => crate::out!("{report}"),
     }
 
     let missing: Vec<String> = cloned
@@ -101,12 +101,12 @@ pub async fn run(ctx: &Ctx, args: &CloneArgs) -> anyhow::Result<()> {
         target_ns.metadata.labels.as_ref().and_then(|l| l.get(names::LABEL_STATE)).is_none_or(|s| s.is_empty() || s == "started");
     let on_start = jobs::template_events(&cloned.job).is_ok_and(|on| on.contains(&lifecycle_contract::Event::Start));
     if started && on_start && !args.dry_run {
-        eprintln!(
+        crate::errln!(
             "note: {to} is started: its controller runs the copy's start command now (a lifecycle job with start created in a started environment is a start event)"
         );
     }
     if !missing.is_empty() {
-        eprintln!(
+        crate::errln!(
             "warning: not copied, and not (known to be) in {to}: {}: create them in {to} before the job runs",
             missing.join(", ")
         );

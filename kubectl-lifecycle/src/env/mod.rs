@@ -41,12 +41,12 @@ pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
     let environments = namespaces.iter().map(|ns| env_row(ns, counts.get(ns_name(ns)).copied().flatten())).collect();
     let list = EnvList { environments };
     if list.environments.is_empty() && matches!(args.output, None | Some(OutputFormat::Wide)) {
-        eprintln!(
+        crate::errln!(
             "No environments found.\n  hint: make a namespace an environment with `kubectl lifecycle env create NAMESPACE`"
         );
         return Ok(());
     }
-    print!("{}", crate::output::report(&list, args.output, |wide| render_list(&list, wide, now()))?);
+    crate::out!("{}", crate::output::report(&list, args.output, |wide| render_list(&list, wide, now()))?);
     Ok(())
 }
 
@@ -105,7 +105,7 @@ pub async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<()> {
         };
 
     let report = build_status(&ns, &all, &cm_keys, secret_keys.as_deref());
-    print!("{}", crate::output::report(&report, args.output, |wide| render_status(&report, wide, now()))?);
+    crate::out!("{}", crate::output::report(&report, args.output, |wide| render_status(&report, wide, now()))?);
     Ok(())
 }
 
@@ -127,7 +127,7 @@ pub async fn create(ctx: &Ctx, args: &CreateArgs) -> anyhow::Result<()> {
             api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &ns)
                 .await
                 .doing(format_args!("create namespace {name}"))?;
-            println!("namespace {name} created as an environment");
+            crate::outln!("namespace {name} created as an environment");
         }
         Some(ns) => {
             if ns.metadata.deletion_timestamp.is_some() {
@@ -138,21 +138,21 @@ pub async fn create(ctx: &Ctx, args: &CreateArgs) -> anyhow::Result<()> {
                 labels.insert(names::LABEL_ENVIRONMENT.to_string(), env_value);
             }
             if labels.is_empty() {
-                println!("namespace {name} is already an environment (nothing to change)");
+                crate::outln!("namespace {name} is already an environment (nothing to change)");
                 return Ok(());
             }
             patch_namespace(&ctx.client, name, json!({ "metadata": { "labels": labels } })).await?;
             if already {
-                println!("environment {name} updated");
+                crate::outln!("environment {name} updated");
             } else {
-                println!("namespace {name} is now an environment");
-                eprintln!(
+                crate::outln!("namespace {name} is now an environment");
+                crate::errln!(
                     "note: jobs and workloads created from now on are captured and get the variables; pods already running get them once restarted"
                 );
             }
         }
     }
-    println!("  see it with `kubectl lifecycle env status {name}`");
+    crate::outln!("  see it with `kubectl lifecycle env status {name}`");
     Ok(())
 }
 
@@ -199,13 +199,13 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
     match action.state() {
         Some(state) if current == state => {
             let settled = action.target().state().is_some_and(|state| wait::settled(taken.as_ref(), in_flight.as_ref(), state));
-            println!(
+            crate::outln!(
                 "environment {name} is already {} (status: {})",
                 if action == Action::Delete { "being deleted" } else { state },
                 or_none(baseline_status.as_deref())
             );
             if action == Action::Start {
-                eprintln!("  hint: to run the start jobs again, redeploy: `kubectl lifecycle env redeploy {name}`");
+                crate::errln!("  hint: to run the start jobs again, redeploy: `kubectl lifecycle env redeploy {name}`");
             }
             if settled || !args.wait.wait {
                 return Ok(());
@@ -215,8 +215,8 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
         }
         Some(state) => {
             patch_namespace(&ctx.client, name, json!({ "metadata": { "labels": { names::LABEL_STATE: state } } })).await?;
-            println!("environment {name}: state {state} (was {current})");
-            println!("  {}", then_what(action, &templates));
+            crate::outln!("environment {name}: state {state} (was {current})");
+            crate::outln!("  {}", then_what(action, &templates));
         }
         None => {
             if current != WantedState::Started.as_str() {
@@ -233,13 +233,13 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
                 json!({ "metadata": { "annotations": { names::ANNOTATION_DEPLOY_ID: deploy_id } } }),
             )
             .await?;
-            println!("environment {name}: redeploy requested ({} {deploy_id})", names::ANNOTATION_DEPLOY_ID);
-            println!("  {}", then_what(action, &templates));
+            crate::outln!("environment {name}: redeploy requested ({} {deploy_id})", names::ANNOTATION_DEPLOY_ID);
+            crate::outln!("  {}", then_what(action, &templates));
         }
     }
 
     if !args.wait.wait {
-        println!("  follow it with `kubectl lifecycle env status {name}` (or add --wait)");
+        crate::outln!("  follow it with `kubectl lifecycle env status {name}` (or add --wait)");
         return Ok(());
     }
     let goal = TransitionGoal {
@@ -272,6 +272,6 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
     let mut progress = Progress::new();
     let mut obs = Observed::default();
     let done = wait::wait(&watch, &mut obs, &mut progress, |o| wait::transition_verdict(&goal, o)).await?;
-    println!("{done} after {}", human_duration(obs.elapsed));
+    crate::outln!("{done} after {}", human_duration(obs.elapsed));
     Ok(())
 }
