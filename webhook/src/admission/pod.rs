@@ -55,6 +55,10 @@ struct SpecIn<'a> {
     termination_grace_period_seconds: Option<i64>,
     #[serde(default, borrow)]
     scheduling_gates: Option<Vec<Named<'a>>>,
+    /// Set on a pod bound at creation (`kubectl debug node/…`, static-like pods,
+    /// some operators): the API server refuses scheduling gates on it.
+    #[serde(default, borrow)]
+    node_name: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,8 +169,11 @@ fn mutate_pod(pod: &PodIn<'_>, settings: &PodSettings<'_>, gate: bool) -> Verdic
     }
 
     // The pods of lifecycle runs carry the label `run` (from their Job's pod
-    // template): they are what the others wait for.
-    if gate && inject && !pod.metadata.labels.contains_key(LABEL_RUN) {
+    // template): they are what the others wait for. A pod created with
+    // `spec.nodeName` is bound already: the API server refuses a scheduling gate
+    // on it (`kubectl debug node/…` would fail during every start), so it is not
+    // gated and starts with whatever outputs exist at that moment.
+    if gate && inject && !pod.metadata.labels.contains_key(LABEL_RUN) && !bound(pod) {
         gate_ops(pod, &mut ops);
     }
 
@@ -179,6 +186,11 @@ fn mutate_pod(pod: &PodIn<'_>, settings: &PodSettings<'_>, gate: bool) -> Verdic
         }
     }
     Verdict { denied: None, patch: ops, warnings }
+}
+
+/// Whether the pod names its node at creation (an empty name is no node).
+fn bound(pod: &PodIn<'_>) -> bool {
+    pod.spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
 }
 
 /// The start-jobs scheduling gate, and the label the controller finds gated pods by.
@@ -743,5 +755,20 @@ mod tests {
         let opted_out =
             json!({"metadata": {"annotations": {ANNOTATION_INJECT_OUTPUTS: "false"}}, "spec": {"containers": [{"name": "a"}]}});
         assert!(mutate_gated(&opted_out.to_string(), &settings(), true).patch.is_empty());
+    }
+
+    #[test]
+    fn pods_bound_to_a_node_are_never_gated_but_get_their_variables() {
+        // `kubectl debug node/NODE` creates such a pod; the API server refuses
+        // `schedulingGates` on a pod with `spec.nodeName`.
+        let pod = json!({"metadata": {"name": "node-debugger-x"}, "spec": {"nodeName": "worker-1", "containers": [{"name": "debugger"}]}});
+        let (out, v) = gated(&pod);
+        assert!(out["spec"].get("schedulingGates").is_none(), "{:?}", v.patch);
+        assert!(out["metadata"].get("labels").is_none());
+        assert_eq!(env_from_names(&out["spec"]["containers"][0]), injected_names(), "it still gets the variables that exist");
+        // An empty nodeName is no node: gated like any pod.
+        let pod = json!({"metadata": {}, "spec": {"nodeName": "", "containers": [{"name": "a"}]}});
+        let (out, _) = gated(&pod);
+        assert_eq!(out["spec"]["schedulingGates"][0]["name"], SCHEDULING_GATE_START_JOBS);
     }
 }
