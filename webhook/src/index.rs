@@ -45,6 +45,8 @@ pub struct JobEntry {
     pub name: String,
     pub uid: String,
     pub claimant: Claimant,
+    /// Its creationTimestamp (RFC 3339), which orders claimants of one JOBID.
+    pub created: Option<String>,
 }
 
 /// A lifecycle template, as admission needs it.
@@ -56,6 +58,8 @@ pub struct TemplateEntry {
 }
 
 type Key = (String, String); // (namespace, name)
+
+static SERVED: std::sync::OnceLock<JobIndex> = std::sync::OnceLock::new();
 
 #[derive(Default, Debug)]
 struct Inner {
@@ -149,6 +153,8 @@ impl JobIndex {
     pub fn new() -> (Self, JobIndexFeed) {
         let (tx, rx) = watch::channel(false);
         let index = JobIndex { inner: Arc::default(), ready: rx };
+        // The first is the server's (each process makes one; tests may make more).
+        let _ = SERVED.set(index.clone());
         let forget =
             |inner: &mut Inner, job: &PartialObjectMeta<Job>| inner.remove(&job.namespace().unwrap_or_default(), &job.name_any());
         (index.clone(), JobIndexFeed(Feed::new(index.inner, tx, apply, forget)))
@@ -165,6 +171,18 @@ impl JobIndex {
         inner.by_id.get(&(namespace.to_string(), id.clone())).and_then(|v| v.iter().find(|e| &e.claimant != claimant).cloned())
     }
 
+    /// Every Job in `namespace` that holds `id`, whoever it claims for.
+    pub fn holders(&self, namespace: &str, id: &JobId) -> Vec<JobEntry> {
+        let inner = self.inner.read().expect("job index lock");
+        inner.by_id.get(&(namespace.to_string(), id.clone())).cloned().unwrap_or_default()
+    }
+
+    /// The index the server's Job watch keeps, once that watch is made (for
+    /// readers the server does not hand it to).
+    pub fn served() -> Option<JobIndex> {
+        SERVED.get().cloned()
+    }
+
     /// The template with this UID in `namespace`.
     pub fn template(&self, namespace: &str, uid: &str) -> Option<TemplateEntry> {
         let inner = self.inner.read().expect("job index lock");
@@ -179,7 +197,8 @@ impl JobIndex {
 
     /// Records a Job directly (tests; admission does not write the index).
     pub fn record(&self, namespace: &str, name: &str, uid: &str, id: JobId) {
-        let entry = JobEntry { name: name.to_string(), uid: uid.to_string(), claimant: Claimant::Job(name.to_string()) };
+        let entry =
+            JobEntry { name: name.to_string(), uid: uid.to_string(), claimant: Claimant::Job(name.to_string()), created: None };
         self.inner.write().expect("job index lock").insert(namespace, entry, id);
     }
 
@@ -211,9 +230,12 @@ fn apply(inner: &mut Inner, job: &PartialObjectMeta<Job>) {
     }
     let uid = job.uid().unwrap_or_default();
     let Some((id, claimant)) = claim_of(&job.metadata, &name) else { return };
-    inner.insert(&ns, JobEntry { name: name.clone(), uid: uid.clone(), claimant }, id.clone());
-    if let Some(on) = annotation(&job.metadata, ANNOTATION_ON) {
-        let on_delete = Event::parse_list(on).is_ok_and(|events| events.contains(&Event::Delete));
+    let created = job.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
+    inner.insert(&ns, JobEntry { name: name.clone(), uid: uid.clone(), claimant, created }, id.clone());
+    // A Job whose `on` is not a list of events (one cut by the watch, too long
+    // to be valid, included) is no template.
+    if let Some(Ok(events)) = annotation(&job.metadata, ANNOTATION_ON).map(Event::parse_list) {
+        let on_delete = events.contains(&Event::Delete);
         inner.insert_template(&ns, &uid, TemplateEntry { name, job_id: id, on_delete });
     }
 }
@@ -285,6 +307,14 @@ mod tests {
             idx.other_owner("env", &nightly, &Claimant::Job("nightly".into())).unwrap().claimant,
             Claimant::CronJob("nightly".into())
         );
+    }
+
+    #[test]
+    fn an_invalid_on_makes_no_template() {
+        let mut inner = Inner::default();
+        apply(&mut inner, &job("backup", &[(ANNOTATION_ON, "stop,delete…")], &[], None));
+        assert!(inner.templates.is_empty());
+        assert_eq!(inner.by_id.len(), 1, "it still holds its JOBID");
     }
 
     #[test]

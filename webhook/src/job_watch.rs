@@ -45,6 +45,17 @@ const CHANGES_BUFFER: usize = 256;
 /// The annotations and labels some reader uses; every other one is dropped.
 const KEPT_ANNOTATIONS: [&str; 3] = [ANNOTATION_ON, ANNOTATION_JOB_ID, ANNOTATION_CAPTURE_OUTPUT];
 const KEPT_LABELS: [&str; 2] = [LABEL_RUN, LABEL_JOB];
+/// Longest kept value of a kept annotation. A valid one is far shorter (a
+/// JOBID is at most 63 characters, `on` lists three events, `capture-output`
+/// is `false`); a longer one is cut and marked (`crate::kube_client::capped`),
+/// so that it stays invalid: a JOBID ending in `_` that no valid one equals
+/// and no Job may publish under, an `on` that makes no template, a
+/// `capture-output` that does not opt out (as the whole value would not).
+pub(crate) const MAX_KEPT_VALUE: usize = 256;
+/// Finalizers kept by name; beyond this many bytes of them, only ours is kept
+/// by name, at its position (the cleanup controller removes it by index),
+/// the others as empty strings.
+const MAX_FINALIZER_BYTES: usize = 4096;
 
 /// Which Jobs are watched (see the module's doc).
 pub fn watch_config() -> watcher::Config {
@@ -52,17 +63,35 @@ pub fn watch_config() -> watcher::Config {
 }
 
 /// Keeps of a Job's metadata only what the readers use: its identity,
-/// version, deletion, finalizers, controlling owner, and the few names of the
-/// contract they read ([`KEPT_ANNOTATIONS`], [`KEPT_LABELS`]).
+/// creation (which of two claimants of a JOBID came first), version,
+/// deletion, finalizers, controlling owner, and the few names of the
+/// contract they read ([`KEPT_ANNOTATIONS`], [`KEPT_LABELS`]), each value cut
+/// to [`MAX_KEPT_VALUE`]: what is kept of a Job is bounded whatever its size.
 pub fn slim(job: &mut JobMeta) {
     let m = &mut job.metadata;
     m.managed_fields = None;
     m.generate_name = None;
-    m.creation_timestamp = None;
     m.generation = None;
     m.deletion_grace_period_seconds = None;
-    if let Some(a) = m.annotations.as_mut() {
-        a.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
+    if let Some(a) = m.annotations.take() {
+        let kept = a
+            .into_iter()
+            .filter(|(k, _)| KEPT_ANNOTATIONS.contains(&k.as_str()))
+            .map(|(k, v)| (k, crate::kube_client::capped(v, MAX_KEPT_VALUE)))
+            .collect();
+        m.annotations = Some(kept);
+    }
+    if let Some(f) = m.finalizers.as_mut()
+        && f.iter().map(String::len).sum::<usize>() > MAX_FINALIZER_BYTES
+    {
+        match f.iter().position(|f| f == lifecycle_contract::names::FINALIZER_OUTPUTS_CLEANUP) {
+            Some(at) => {
+                f.truncate(at + 1);
+                f[..at].iter_mut().for_each(String::clear);
+                f.shrink_to_fit();
+            }
+            None => *f = vec![String::new()],
+        }
     }
     if let Some(l) = m.labels.as_mut() {
         l.retain(|k, _| KEPT_LABELS.contains(&k.as_str()));
@@ -229,6 +258,29 @@ mod tests {
         assert_eq!(crate::index::controller_of(&m.metadata), Some(("Job", "o", "ou")));
         assert_eq!(m.owner_references().len(), 1);
         assert!(m.metadata.managed_fields.is_none());
+    }
+
+    #[test]
+    fn slim_keeps_a_bounded_amount_and_cut_values_stay_invalid() {
+        let mut m = job("big");
+        let annotations = m.metadata.annotations.as_mut().unwrap();
+        annotations.insert(ANNOTATION_JOB_ID.into(), "V".repeat(250_000));
+        annotations.insert(ANNOTATION_ON.into(), format!("start{}", " ".repeat(250_000)));
+        annotations.insert(ANNOTATION_CAPTURE_OUTPUT.into(), format!("false{}", "x".repeat(1000)));
+        let mut finalizers: Vec<String> = (0..2000).map(|i| format!("example.com/f{i}")).collect();
+        finalizers.push(FINALIZER_OUTPUTS_CLEANUP.into());
+        m.metadata.finalizers = Some(finalizers);
+        slim(&mut m);
+        let kept: usize = m.annotations().values().map(String::len).sum();
+        assert!(kept <= 3 * MAX_KEPT_VALUE, "{kept}");
+        let f = m.finalizers();
+        assert_eq!((f.len(), f[2000].as_str()), (2001, FINALIZER_OUTPUTS_CLEANUP), "ours stays at its index");
+        assert!(f[..2000].iter().all(String::is_empty));
+        // What the readers then see: no JOBID anyone can hold, no template, no opt-out.
+        let id = lifecycle_contract::JobId::derive(m.annotations().get(ANNOTATION_JOB_ID).map(String::as_str), "big");
+        assert!(id.check().is_err());
+        assert!(lifecycle_contract::Event::parse_list(&m.annotations()[ANNOTATION_ON]).is_err());
+        assert!(!lifecycle_contract::names::opts_out(m.annotations().get(ANNOTATION_CAPTURE_OUTPUT).map(String::as_str)));
     }
 
     #[tokio::test]

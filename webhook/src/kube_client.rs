@@ -60,6 +60,56 @@ where
     }
 }
 
+/// Objects per page of a list whose objects are read whole (a Deployment, a
+/// Job with its spec): any object may be as large as the API server accepts
+/// (about 1.5 MiB), and a page is held whole while it is decoded.
+pub(crate) const FULL_OBJECT_PAGE_SIZE: u32 = 4;
+/// Pages of whole objects being fetched and decoded at once, across every
+/// reconcile of the replica: the memory they take is bounded by this times
+/// [`FULL_OBJECT_PAGE_SIZE`] times the largest object, whatever the number of
+/// environments reconciled concurrently.
+const FULL_OBJECT_PAGES_AT_ONCE: usize = 2;
+static FULL_OBJECT_PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(FULL_OBJECT_PAGES_AT_ONCE);
+
+/// One page of a list, from `continue_` (`None`: the first page), and the
+/// token of the next one (`None`: that was the last). The caller handles a page
+/// and drops it before asking for the next, so that nothing but what it keeps
+/// of each object outlives its page. `K` is usually a slim type that decodes
+/// only the fields its reader uses (serde skips the others without keeping them).
+pub(crate) async fn list_page<K>(
+    api: &Api<K>,
+    lp: &ListParams,
+    page_size: u32,
+    continue_: Option<String>,
+) -> Result<(Vec<K>, Option<String>), kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut lp = lp.clone().limit(page_size);
+    lp.continue_token = continue_;
+    // Whole objects: wait for one of the few slots (metadata pages need none).
+    let _slot =
+        if !K::metadata_api() { Some(FULL_OBJECT_PAGES.acquire().await.expect("the semaphore is never closed")) } else { None };
+    let page = api.list(&lp).await?;
+    let next = page.metadata.continue_.filter(|t| !t.is_empty());
+    Ok((page.items, next))
+}
+
+/// A value read from an object, cut to at most `max` bytes. A cut value ends
+/// with `…`, which no reader takes for a valid value (not an event, a number,
+/// a JOBID, a JSON document, `false`): a value longer than any valid one stays
+/// invalid, it never becomes another, valid one.
+pub(crate) fn capped(value: String, max: usize) -> String {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
+}
+
 /// [`list_all`], metadata only.
 pub async fn list_all_metadata<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<PartialObjectMeta<K>>, kube::Error>
 where
@@ -80,6 +130,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_values_are_never_valid() {
+        assert_eq!(capped("start".into(), 16), "start");
+        let cut = capped(format!("start,{}", "x".repeat(100)), 16);
+        assert!(cut.len() <= 16 && cut.ends_with('…'), "{cut}");
+        assert!(lifecycle_contract::Event::parse_list(&cut).is_err());
+        let id = lifecycle_contract::JobId::derive(Some(&capped("é".repeat(200), 128)), "x");
+        assert!(id.check().is_err(), "{id}");
+    }
 
     #[test]
     fn watches_end_before_the_read_timeout() {

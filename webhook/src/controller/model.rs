@@ -4,9 +4,11 @@
 //!
 //! Everything here is pure: parsing, serialising and small decisions.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use lifecycle_contract::Event;
 use serde::{Deserialize, Serialize};
 
@@ -191,6 +193,258 @@ pub fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+// What the controller keeps of the API's objects. Every list it makes is read
+// page by page into these slim types: serde skips the fields they do not
+// name, each page is dropped once handled, and of each object only a few
+// fields of the contract are kept, each value cut to a length no valid one
+// reaches (`crate::kube_client::capped`). So what a reconcile holds does not
+// grow with what a tenant writes into its objects.
+
+/// Longest value kept of an annotation the planner parses (`on`, `force-run`,
+/// `stage`, `job-id`, `container`, `capture-output`, the rollout and replica
+/// annotations of a workload): every valid one is far shorter.
+pub(crate) const MAX_SHORT_VALUE: usize = 256;
+/// Longest `last-runs` kept: the controller writes a few hundred bytes (its
+/// messages are cut to 300); a longer one is not its own, and reads as unreadable.
+pub(crate) const MAX_LAST_RUNS: usize = 16 * 1024;
+/// Longest invalid `on-<event>-command`/`-args`, or run condition message, kept.
+pub(crate) const MAX_MESSAGE_VALUE: usize = 1024;
+
+fn cut(v: String, max: usize) -> String {
+    crate::kube_client::capped(v, max)
+}
+
+/// A template's metadata as the planner reads it: identity, version,
+/// deletion, finalizers, and the annotations of the contract it parses, each
+/// cut. A valid `on-<event>-command`/`-args` is kept as `[]`: the planner only
+/// checks that it parses; the run is built from the template read whole when
+/// it is created (see `reconcile::template_step`).
+pub(crate) fn template_meta(meta: ObjectMeta) -> ObjectMeta {
+    use lifecycle_contract::names::{
+        ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON,
+        ANNOTATION_STAGE, annotation_on_args, annotation_on_command,
+    };
+    let commands: Vec<String> = Event::ALL.iter().flat_map(|e| [annotation_on_command(*e), annotation_on_args(*e)]).collect();
+    let annotations = meta.annotations.map(|a| {
+        a.into_iter()
+            .filter_map(|(k, v)| {
+                let v = match k.as_str() {
+                    ANNOTATION_ON
+                    | ANNOTATION_FORCE_RUN
+                    | ANNOTATION_STAGE
+                    | ANNOTATION_JOB_ID
+                    | ANNOTATION_CONTAINER
+                    | ANNOTATION_CAPTURE_OUTPUT => cut(v, MAX_SHORT_VALUE),
+                    super::keys::ANNOTATION_LAST_RUNS => cut(v, MAX_LAST_RUNS),
+                    c if commands.iter().any(|n| n == c) => match serde_json::from_str::<Vec<String>>(&v) {
+                        Ok(_) => "[]".to_string(),
+                        Err(_) => cut(v, MAX_MESSAGE_VALUE),
+                    },
+                    _ => return None,
+                };
+                Some((k, v))
+            })
+            .collect()
+    });
+    ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        deletion_timestamp: meta.deletion_timestamp,
+        finalizers: meta.finalizers,
+        labels: meta.labels.map(|l| l.into_iter().filter(|(k, _)| k == lifecycle_contract::names::LABEL_RUN).collect()),
+        annotations,
+        ..Default::default()
+    }
+}
+
+/// A template as the planner reads it: [`template_meta`], and for a spec one
+/// container, the one its `container` annotation names (else any): enough
+/// for the planner to check the run can be built. Whether that container
+/// exists is checked on the whole template, when the run is created.
+pub(crate) fn template_skeleton(meta: ObjectMeta) -> Job {
+    use k8s_openapi::api::batch::v1::JobSpec;
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+    let metadata = template_meta(meta);
+    let container = metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(lifecycle_contract::names::ANNOTATION_CONTAINER))
+        .cloned()
+        .unwrap_or_else(|| "main".into());
+    let pod = PodSpec { containers: vec![Container { name: container, ..Default::default() }], ..Default::default() };
+    let spec = JobSpec { template: PodTemplateSpec { metadata: None, spec: Some(pod) }, ..Default::default() };
+    Job { metadata, spec: Some(spec), status: None }
+}
+
+/// A run Job as the list of runs decodes it: metadata and status, never its spec.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct ListedRun {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub status: Option<k8s_openapi::api::batch::v1::JobStatus>,
+}
+
+impl ListedRun {
+    /// What the planner reads of a run: its name, identity, owners of kind Job,
+    /// labels of the contract, a recorded loss of outputs, and its conditions.
+    pub(crate) fn into_job(self) -> Job {
+        use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+        use lifecycle_contract::names::{ANNOTATION_OUTPUTS, LABEL_EVENT, LABEL_JOB, LABEL_RUN, OUTPUTS_NOT_PUBLISHED};
+        let m = self.metadata;
+        let labels =
+            m.labels.map(|l| l.into_iter().filter(|(k, _)| [LABEL_RUN, LABEL_EVENT, LABEL_JOB].contains(&k.as_str())).collect());
+        let annotations = m.annotations.map(|a| {
+            a.into_iter()
+                .filter(|(k, v)| k == ANNOTATION_OUTPUTS && v.starts_with(OUTPUTS_NOT_PUBLISHED))
+                .map(|(k, v)| (k, cut(v, MAX_MESSAGE_VALUE)))
+                .collect()
+        });
+        let owners = m.owner_references.map(|o| o.into_iter().filter(|o| o.kind == "Job").take(4).collect());
+        let conditions = self.status.and_then(|s| s.conditions).map(|c| {
+            c.into_iter()
+                .filter(|c| c.type_ == "Complete" || c.type_ == "Failed")
+                .map(|c| JobCondition {
+                    reason: c.reason.map(|r| cut(r, MAX_SHORT_VALUE)),
+                    message: c.message.map(|m| cut(m, MAX_MESSAGE_VALUE)),
+                    type_: c.type_,
+                    status: c.status,
+                    ..Default::default()
+                })
+                .collect()
+        });
+        let metadata = ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            labels,
+            annotations,
+            owner_references: owners,
+            ..Default::default()
+        };
+        Job { metadata, spec: None, status: Some(JobStatus { conditions, ..Default::default() }) }
+    }
+}
+
+impl kube::Resource for ListedRun {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+    fn kind(_: &()) -> Cow<'_, str> {
+        <Job as k8s_openapi::Resource>::KIND.into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        <Job as k8s_openapi::Resource>::GROUP.into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        <Job as k8s_openapi::Resource>::VERSION.into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        <Job as k8s_openapi::Resource>::URL_PATH_SEGMENT.into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// A Deployment, StatefulSet or DaemonSet (`K`) as the controller's lists
+/// decode it: its metadata, replicas and pod template's metadata; the rest of
+/// its spec (containers, volumes: where a large object is large) is skipped.
+#[derive(Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct ListedWorkload<K> {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: Option<WorkloadSpec>,
+    #[serde(skip)]
+    kind: std::marker::PhantomData<fn() -> K>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct WorkloadSpec {
+    pub replicas: Option<i32>,
+    #[serde(default)]
+    pub template: WorkloadPodTemplate,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct WorkloadPodTemplate {
+    #[serde(default)]
+    pub metadata: Option<ObjectMeta>,
+}
+
+// By hand: derived, they would ask `K` for Clone and Debug.
+impl<K> Clone for ListedWorkload<K> {
+    fn clone(&self) -> Self {
+        ListedWorkload::new(self.metadata.clone(), self.spec.clone())
+    }
+}
+
+impl<K> fmt::Debug for ListedWorkload<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListedWorkload").field("metadata", &self.metadata).field("spec", &self.spec).finish()
+    }
+}
+
+impl<K> ListedWorkload<K> {
+    pub(crate) fn new(metadata: ObjectMeta, spec: Option<WorkloadSpec>) -> Self {
+        ListedWorkload { metadata, spec, kind: std::marker::PhantomData }
+    }
+}
+
+impl<K: k8s_openapi::Resource> kube::Resource for ListedWorkload<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+    fn kind(_: &()) -> Cow<'_, str> {
+        K::KIND.into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        K::GROUP.into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        K::VERSION.into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        K::URL_PATH_SEGMENT.into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// What the controller keeps of a workload: its name, replicas, the stop's
+/// remembered count, and what rollouts read; each annotation cut.
+pub(crate) fn workload_of<K>(kind: super::reconcile::WorkloadKind, w: ListedWorkload<K>) -> super::reconcile::Workload {
+    use lifecycle_contract::names::{ANNOTATION_INJECT_OUTPUTS, ANNOTATION_OUTPUTS_HASH, ANNOTATION_ROLLOUT, opts_out};
+    let mut meta = w.metadata;
+    let mut own = |k: &str| meta.annotations.as_mut().and_then(|a| a.remove(k)).map(|v| cut(v, MAX_SHORT_VALUE));
+    let remembered = own(super::keys::ANNOTATION_REPLICAS_BEFORE_STOP);
+    let rollout = own(ANNOTATION_ROLLOUT);
+    let spec = w.spec.unwrap_or_default();
+    let mut template = spec.template.metadata.and_then(|m| m.annotations).unwrap_or_default();
+    let name = meta.name.take().unwrap_or_default();
+    let is_daemon_set = kind == super::reconcile::WorkloadKind::DaemonSet;
+    super::reconcile::Workload {
+        kind,
+        name: name.clone(),
+        replicas: if is_daemon_set { None } else { spec.replicas },
+        remembered: if is_daemon_set { None } else { remembered },
+        roll: super::rollout::RollTarget {
+            name,
+            outputs_hash: template.remove(ANNOTATION_OUTPUTS_HASH).map(|v| cut(v, MAX_SHORT_VALUE)),
+            injected: !opts_out(template.get(ANNOTATION_INJECT_OUTPUTS).map(String::as_str)),
+            rollout,
+        },
+    }
 }
 
 mod opt_event_serde {

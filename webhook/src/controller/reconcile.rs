@@ -7,25 +7,30 @@ use std::future::Future;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Pod, PodTemplateSpec, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use lifecycle_contract::names::{
-    ANNOTATION_FORCE_RUN, ANNOTATION_INJECT_OUTPUTS, ANNOTATION_OUTPUTS_HASH, ANNOTATION_ROLLOUT, ANNOTATION_STATUS,
-    INJECTED_SOURCES, LABEL_ENVIRONMENT, LABEL_GATED, SourceKind, opts_out,
+    ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_STATUS, INJECTED_SOURCES, LABEL_ADMITTED, LABEL_ENVIRONMENT, LABEL_GATED,
+    LABEL_RUN, SourceKind,
 };
 use serde_json::{Value, json};
 
 use super::gate::{GatedPod, release_patch};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_TRANSITION};
+use super::model::{ListedRun, ListedWorkload, template_skeleton, workload_of};
 use super::model::{Outcome, RunRecord, RunResult, Transition, truncate};
 use super::model::{Rollout, WantedState};
 use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
 use super::rollout::{RollTarget, SourceState, When, due, must_roll, outputs_hash, roll_patch};
-use super::run_job::is_same_run;
+use super::run_job::{build_run, is_same_run};
 use super::scale::{StartPatch, start_patch, stop_patch};
-use crate::kube_client::{list_all, list_all_metadata};
+use crate::kube_client::{FULL_OBJECT_PAGE_SIZE, list_all_metadata, list_page};
+
+/// Jobs per page of the metadata-only list of an environment's Jobs (each at
+/// most the API server's 256 KiB of annotations, plus managedFields).
+const METADATA_PAGE_SIZE: u32 = 20;
 use crate::metrics::{Metrics, RunLabels};
 use lifecycle_contract::Event;
 
@@ -91,13 +96,26 @@ pub struct TemplateRef {
 /// The API calls of the environment controller.
 pub trait Cluster: Sync {
     fn get_namespace(&self, name: &str) -> impl Future<Output = Result<Option<Namespace>, Error>> + Send;
+    /// The environment's templates and runs, as the planner reads them: a
+    /// template's metadata of the contract with a skeleton spec
+    /// ([`super::model::template_skeleton`]), a run's metadata and conditions
+    /// ([`super::model::ListedRun`]). Never a whole Job: their specs may be large.
     fn list_jobs(&self, ns: &str) -> impl Future<Output = Result<Vec<Job>, Error>> + Send;
+    /// One template, whole (its spec is what a run copies); `None` if it is gone.
+    fn get_template(&self, ns: &str, name: &str) -> impl Future<Output = Result<Option<Job>, Error>> + Send;
     fn create_job(&self, ns: &str, job: &Job) -> impl Future<Output = Result<Created, Error>> + Send;
     /// JSON merge patch; a `metadata.resourceVersion` in it is a precondition.
     fn patch_job(&self, ns: &str, name: &str, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
     fn patch_namespace(&self, name: &str, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
     fn delete_namespace(&self, name: &str, uid: &str) -> impl Future<Output = Result<(), Error>> + Send;
-    fn list_workloads(&self, ns: &str) -> impl Future<Output = Result<Vec<Workload>, Error>> + Send;
+    /// One page of the workloads of `kind` from `continue_` (`None`: the first),
+    /// and the token of the next page (`None`: that was the last).
+    fn list_workloads(
+        &self,
+        ns: &str,
+        kind: WorkloadKind,
+        continue_: Option<String>,
+    ) -> impl Future<Output = Result<(Vec<Workload>, Option<String>), Error>> + Send;
     fn patch_workload(&self, ns: &str, w: &Workload, patch: &Value) -> impl Future<Output = Result<(), Error>> + Send;
     /// The fingerprint of the environment's injected sources ([`super::rollout::outputs_hash`]).
     fn outputs_hash(&self, ns: &str) -> impl Future<Output = Result<String, Error>> + Send;
@@ -186,9 +204,30 @@ async fn template_step<C: Cluster>(c: &C, ns: &str, mut t: TemplateStep) -> Resu
         // Any other change of this step needs the new resourceVersion: planned again.
         return Ok(());
     }
-    for create in &t.creates {
+    let creates = std::mem::take(&mut t.creates);
+    for create in &creates {
         let run = create.job.metadata.name.clone().unwrap_or_default();
-        match c.create_job(ns, &create.job).await? {
+        // The plan's run was built from the template as listed (no spec): the
+        // run Job is built again from the template read whole, one at a time,
+        // and only if it is still the version the plan was made from.
+        let built = match c.get_template(ns, &t.name).await? {
+            Some(whole)
+                if whole.metadata.uid.as_deref() == Some(&t.uid)
+                    && whole.metadata.resource_version.as_deref() == Some(&t.resource_version) =>
+            {
+                build_run(&whole, create.event, &create.occurrence, &run)
+            }
+            _ => return Err(Error::Conflict(format!("template {ns}/{} changed since it was listed", t.name))),
+        };
+        let job = match built {
+            Ok(job) => job,
+            Err(e) => {
+                let outcome = Outcome { succeeded: false, reason: Some("InvalidTemplate".into()), message: Some(e.to_string()) };
+                fail_create(&mut t, create, run, outcome);
+                continue;
+            }
+        };
+        match c.create_job(ns, &job).await? {
             Created::New => {
                 tracing::info!(namespace = ns, template = %t.name, %run, event = %create.event, occurrence = %create.occurrence, "run created")
             }
@@ -202,26 +241,7 @@ async fn template_step<C: Cluster>(c: &C, ns: &str, mut t: TemplateStep) -> Resu
                     reason: Some("NameConflict".into()),
                     message: Some(format!("another Job named {run} exists in the namespace")),
                 };
-                if let Some(records) = t.records.as_mut()
-                    && let Some(rec) = records.get(create.slot).cloned()
-                {
-                    records.set(
-                        create.slot,
-                        RunRecord {
-                            result: RunResult::Failed,
-                            reason: outcome.reason.clone(),
-                            message: outcome.message.clone(),
-                            ..rec
-                        },
-                    );
-                }
-                t.reports.retain(|r| !matches!(r, Report::RunStarted { run: r, .. } if *r == run));
-                t.reports.push(Report::RunEnded {
-                    event: create.event,
-                    run,
-                    forced: create.slot == super::model::Slot::Force,
-                    outcome,
-                });
+                fail_create(&mut t, create, run, outcome);
             }
         }
     }
@@ -241,6 +261,26 @@ async fn template_step<C: Cluster>(c: &C, ns: &str, mut t: TemplateStep) -> Resu
         c.report(&target, r).await;
     }
     Ok(())
+}
+
+/// A run that could not be created: recorded failed and reported, instead of started.
+fn fail_create(t: &mut TemplateStep, create: &super::plan::Create, run: String, outcome: Outcome) {
+    let max = 300;
+    if let Some(records) = t.records.as_mut()
+        && let Some(rec) = records.get(create.slot).cloned()
+    {
+        records.set(
+            create.slot,
+            RunRecord {
+                result: RunResult::Failed,
+                reason: outcome.reason.clone(),
+                message: outcome.message.as_deref().map(|m| truncate(m, max)),
+                ..rec
+            },
+        );
+    }
+    t.reports.retain(|r| !matches!(r, Report::RunStarted { run: r, .. } if *r == run));
+    t.reports.push(Report::RunEnded { event: create.event, run, forced: create.slot == super::model::Slot::Force, outcome });
 }
 
 /// A conditional patch of the namespace's annotations, `status` included.
@@ -311,40 +351,76 @@ fn json_of<T: serde::Serialize>(v: &T) -> Value {
 /// Stop: every Deployment and StatefulSet to zero, its count remembered. Start:
 /// back to the remembered count.
 async fn scale<C: Cluster>(c: &C, ns: &str, event: Event) -> Result<(), Error> {
-    for w in c.list_workloads(ns).await?.into_iter().filter(|w| w.kind != WorkloadKind::DaemonSet) {
-        let patch = match event {
-            Event::Stop => stop_patch(w.replicas, w.remembered.as_deref()),
-            Event::Start => match start_patch(w.remembered.as_deref()) {
-                StartPatch::None => None,
-                StartPatch::Patch(p) => Some(p),
-                StartPatch::Invalid { patch, value } => {
-                    tracing::warn!(namespace = ns, workload = %w.name, "annotation {ANNOTATION_REPLICAS_BEFORE_STOP}={value:?} is not a replica count: removed, replicas left alone");
-                    Some(patch)
-                }
-            },
-            Event::Delete => None,
-        };
-        if let Some(p) = patch {
-            c.patch_workload(ns, &w, &p).await?;
-            tracing::info!(namespace = ns, kind = ?w.kind, workload = %w.name, %event, "scaled");
+    let mut pages = Pages::new(&[WorkloadKind::Deployment, WorkloadKind::StatefulSet]);
+    while let Some(page) = pages.next(c, ns).await? {
+        for w in page {
+            scale_one(c, ns, event, &w).await?;
         }
     }
     Ok(())
+}
+
+async fn scale_one<C: Cluster>(c: &C, ns: &str, event: Event, w: &Workload) -> Result<(), Error> {
+    let patch = match event {
+        Event::Stop => stop_patch(w.replicas, w.remembered.as_deref()),
+        Event::Start => match start_patch(w.remembered.as_deref()) {
+            StartPatch::None => None,
+            StartPatch::Patch(p) => Some(p),
+            StartPatch::Invalid { patch, value } => {
+                tracing::warn!(namespace = ns, workload = %w.name, "annotation {ANNOTATION_REPLICAS_BEFORE_STOP}={value:?} is not a replica count: removed, replicas left alone");
+                Some(patch)
+            }
+        },
+        Event::Delete => None,
+    };
+    if let Some(p) = patch {
+        c.patch_workload(ns, w, &p).await?;
+        tracing::info!(namespace = ns, kind = ?w.kind, workload = %w.name, %event, "scaled");
+    }
+    Ok(())
+}
+
+/// The workloads of some kinds, a page at a time: a reconcile holds one
+/// page of them, never a namespace's worth.
+struct Pages<'a> {
+    kinds: &'a [WorkloadKind],
+    next: Option<String>,
+}
+
+impl<'a> Pages<'a> {
+    fn new(kinds: &'a [WorkloadKind]) -> Self {
+        Pages { kinds, next: None }
+    }
+
+    async fn next<C: Cluster>(&mut self, c: &C, ns: &str) -> Result<Option<Vec<Workload>>, Error> {
+        let Some((&kind, rest)) = self.kinds.split_first() else { return Ok(None) };
+        let (page, next) = c.list_workloads(ns, kind, self.next.take()).await?;
+        match next {
+            Some(token) => self.next = Some(token),
+            None => self.kinds = rest,
+        }
+        Ok(Some(page))
+    }
 }
 
 /// Rolls the workloads whose outputs changed (see [`super::rollout`]). Each
 /// roll is one patch that also records the new hash, so a repeated call
 /// rolls nothing twice.
 async fn rollout<C: Cluster>(c: &C, ns: &str, policy: Rollout, when: When) -> Result<(), Error> {
-    let workloads = c.list_workloads(ns).await?;
-    let candidates: Vec<&Workload> = workloads.iter().filter(|w| due(&w.roll, policy, when)).collect();
-    if candidates.is_empty() {
-        return Ok(());
-    }
-    let hash = c.outputs_hash(ns).await?;
-    for w in candidates.into_iter().filter(|w| must_roll(&w.roll, &hash, policy, when)) {
-        c.patch_workload(ns, w, &roll_patch(&hash)).await?;
-        tracing::info!(namespace = ns, kind = ?w.kind, workload = %w.name, %hash, "rolled: its outputs changed");
+    // Read once, at the first workload that may roll.
+    let mut hash: Option<String> = None;
+    let mut pages = Pages::new(&[WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet]);
+    while let Some(page) = pages.next(c, ns).await? {
+        for w in page.iter().filter(|w| due(&w.roll, policy, when)) {
+            let hash = match &hash {
+                Some(h) => h,
+                None => hash.insert(c.outputs_hash(ns).await?),
+            };
+            if must_roll(&w.roll, hash, policy, when) {
+                c.patch_workload(ns, w, &roll_patch(hash)).await?;
+                tracing::info!(namespace = ns, kind = ?w.kind, workload = %w.name, %hash, "rolled: its outputs changed");
+            }
+        }
     }
     Ok(())
 }
@@ -365,7 +441,37 @@ impl Cluster for KubeCluster {
     }
 
     async fn list_jobs(&self, ns: &str) -> Result<Vec<Job>, Error> {
-        Ok(list_all(&Api::<Job>::namespaced(self.client.clone(), ns), &ListParams::default()).await?)
+        let mut out = Vec::new();
+        // Templates: the Jobs admission admitted (those of the environment, never
+        // another's), metadata only; of each, what the planner reads.
+        let templates = ListParams::default().labels(&format!("{LABEL_ADMITTED},!{LABEL_RUN}"));
+        let api = Api::<PartialObjectMeta<Job>>::namespaced(self.client.clone(), ns);
+        let mut next = None;
+        loop {
+            let (page, token) = list_page(&api, &templates, METADATA_PAGE_SIZE, next).await?;
+            for job in page {
+                if job.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(ANNOTATION_ON)) {
+                    out.push(template_skeleton(job.metadata));
+                }
+            }
+            let Some(token) = token else { break };
+            next = Some(token);
+        }
+        // Runs: selected by their label; their metadata and conditions, never their spec.
+        let runs = ListParams::default().labels(&format!("{LABEL_ADMITTED},{LABEL_RUN}"));
+        let api = Api::<ListedRun>::namespaced(self.client.clone(), ns);
+        let mut next = None;
+        loop {
+            let (page, token) = list_page(&api, &runs, FULL_OBJECT_PAGE_SIZE, next).await?;
+            out.extend(page.into_iter().map(ListedRun::into_job));
+            let Some(token) = token else { break };
+            next = Some(token);
+        }
+        Ok(out)
+    }
+
+    async fn get_template(&self, ns: &str, name: &str) -> Result<Option<Job>, Error> {
+        Api::<Job>::namespaced(self.client.clone(), ns).get_opt(name).await.map_err(Error::from_kube)
     }
 
     async fn create_job(&self, ns: &str, job: &Job) -> Result<Created, Error> {
@@ -373,9 +479,11 @@ impl Cluster for KubeCluster {
         match api.create(&PostParams::default(), job).await {
             Ok(_) => Ok(Created::New),
             Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" || s.code == 409 => {
+                // Its metadata is all that tells whether it is this run.
                 let name = job.metadata.name.as_deref().unwrap_or_default();
-                let existing = api.get(name).await.map_err(Error::from_kube)?;
-                Ok(Created::Exists(Box::new(existing)))
+                let meta = Api::<PartialObjectMeta<Job>>::namespaced(self.client.clone(), ns);
+                let existing = meta.get_metadata(name).await.map_err(Error::from_kube)?;
+                Ok(Created::Exists(Box::new(Job { metadata: existing.metadata, ..Default::default() })))
             }
             Err(e) => Err(Error::from_kube(e)),
         }
@@ -409,52 +517,30 @@ impl Cluster for KubeCluster {
         }
     }
 
-    async fn list_workloads(&self, ns: &str) -> Result<Vec<Workload>, Error> {
-        let remembered = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            m.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REPLICAS_BEFORE_STOP)).cloned()
-        };
-        let roll = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, t: &PodTemplateSpec| {
-            let template = t.metadata.as_ref().and_then(|m| m.annotations.as_ref());
-            RollTarget {
-                name: m.name.clone().unwrap_or_default(),
-                outputs_hash: template.and_then(|a| a.get(ANNOTATION_OUTPUTS_HASH)).cloned(),
-                injected: !opts_out(template.and_then(|a| a.get(ANNOTATION_INJECT_OUTPUTS)).map(String::as_str)),
-                rollout: m.annotations.as_ref().and_then(|a| a.get(ANNOTATION_ROLLOUT)).cloned(),
-            }
-        };
-        let lp = ListParams::default();
-        let mut out = Vec::new();
-        for d in list_all(&Api::<Deployment>::namespaced(self.client.clone(), ns), &lp).await? {
-            let spec = d.spec.unwrap_or_default();
-            out.push(Workload {
-                kind: WorkloadKind::Deployment,
-                name: d.metadata.name.clone().unwrap_or_default(),
-                replicas: spec.replicas,
-                remembered: remembered(&d.metadata),
-                roll: roll(&d.metadata, &spec.template),
-            });
+    async fn list_workloads(
+        &self,
+        ns: &str,
+        kind: WorkloadKind,
+        continue_: Option<String>,
+    ) -> Result<(Vec<Workload>, Option<String>), Error> {
+        async fn page<K>(
+            client: &kube::Client,
+            ns: &str,
+            kind: WorkloadKind,
+            continue_: Option<String>,
+        ) -> Result<(Vec<Workload>, Option<String>), Error>
+        where
+            K: k8s_openapi::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        {
+            let api = Api::<ListedWorkload<K>>::namespaced(client.clone(), ns);
+            let (items, next) = list_page(&api, &ListParams::default(), FULL_OBJECT_PAGE_SIZE, continue_).await?;
+            Ok((items.into_iter().map(|w| workload_of(kind, w)).collect(), next))
         }
-        for s in list_all(&Api::<StatefulSet>::namespaced(self.client.clone(), ns), &lp).await? {
-            let spec = s.spec.unwrap_or_default();
-            out.push(Workload {
-                kind: WorkloadKind::StatefulSet,
-                name: s.metadata.name.clone().unwrap_or_default(),
-                replicas: spec.replicas,
-                remembered: remembered(&s.metadata),
-                roll: roll(&s.metadata, &spec.template),
-            });
+        match kind {
+            WorkloadKind::Deployment => page::<Deployment>(&self.client, ns, kind, continue_).await,
+            WorkloadKind::StatefulSet => page::<StatefulSet>(&self.client, ns, kind, continue_).await,
+            WorkloadKind::DaemonSet => page::<DaemonSet>(&self.client, ns, kind, continue_).await,
         }
-        for d in list_all(&Api::<DaemonSet>::namespaced(self.client.clone(), ns), &lp).await? {
-            let spec = d.spec.unwrap_or_default();
-            out.push(Workload {
-                kind: WorkloadKind::DaemonSet,
-                name: d.metadata.name.clone().unwrap_or_default(),
-                replicas: None,
-                remembered: None,
-                roll: roll(&d.metadata, &spec.template),
-            });
-        }
-        Ok(out)
     }
 
     async fn outputs_hash(&self, ns: &str) -> Result<String, Error> {

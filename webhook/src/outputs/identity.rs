@@ -11,8 +11,7 @@ use axum::http::{HeaderMap, header};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
-use kube::api::{ListParams, PostParams};
-use kube::core::PartialObjectMeta;
+use kube::api::PostParams;
 use kube::{Api, Client};
 use lifecycle_contract::JobId;
 use lifecycle_contract::names::{
@@ -22,7 +21,7 @@ use lifecycle_contract::names::{
 
 use super::error::{Error, is_transient};
 use super::retry::retry;
-use crate::index::{Claimant, claim_of};
+use crate::index::{Claimant, JobEntry, JobIndex, claim_of};
 
 /// `user.extra` key of a pod-bound service-account token: the pod's name.
 pub const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
@@ -252,29 +251,23 @@ pub fn check_capture_label(pod: &Pod, id: &Identity, job_id: &JobId) -> Result<(
     Ok(())
 }
 
-/// Publish-time check of JOBID uniqueness, against the Jobs as they are now:
-/// admission refuses a second Job with a JOBID already held, but two creates
-/// within the watch's lag can both pass it. Of the claimants holding one
-/// JOBID, the first created (then the first by name) publishes; the others are
-/// refused, so the race cannot let a later Job write another's variables.
-pub fn check_unique(
-    job_id: &JobId,
-    me: &Claimant,
-    my_created: Option<&str>,
-    jobs: &[PartialObjectMeta<Job>],
-) -> Result<(), Error> {
+/// Publish-time check of JOBID uniqueness, against the Jobs that hold it now
+/// (`holders`, from the server's watch-fed [`crate::index::JobIndex`]: no
+/// API call per upload): admission refuses a second Job with a JOBID already
+/// held, but two creates within the watch's lag can both pass it; by the time
+/// a pod of either publishes, the watch has seen both. Of the claimants
+/// holding one JOBID, the first created (then the first by name) publishes;
+/// the others are refused, so the race cannot let a later Job write another's
+/// variables.
+pub fn check_unique(job_id: &JobId, me: &Claimant, my_created: Option<&str>, holders: &[JobEntry]) -> Result<(), Error> {
     let mine = (my_created.unwrap_or(""), claimant_name(me));
-    for other in jobs {
-        let name = other.metadata.name.as_deref().unwrap_or_default();
-        if other.metadata.deletion_timestamp.is_some() {
+    for other in holders {
+        let claimant = &other.claimant;
+        if claimant == me {
             continue;
         }
-        let Some((id, claimant)) = claim_of(&other.metadata, name) else { continue };
-        if &id != job_id || &claimant == me {
-            continue;
-        }
-        let created = other.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
-        if (created.as_str(), claimant_name(&claimant)) < mine {
+        let created = other.created.as_deref().unwrap_or_default();
+        if (created, claimant_name(claimant)) < mine {
             return Err(Error::Forbidden(format!(
                 "JOBID {job_id} is also held by {}, created first: only it publishes QOVERY_OUTPUT_JOB_{job_id}_*. \
                  Give this Job another JOBID (annotation {ANNOTATION_JOB_ID})",
@@ -380,11 +373,10 @@ pub async fn resolve(client: &Client, id: Identity, server_namespace: &str) -> R
             (claimant, created)
         }
     };
-    let every_job = ListParams::default();
-    let all = retry("listing the environment's jobs", || crate::kube_client::list_all_metadata(&jobs, &every_job))
-        .await
-        .map_err(|e| Error::from_kube(&format!("listing the Jobs of {ns}"), e))?;
-    check_unique(&job_id, &me, created.as_deref(), &all)?;
+    let Some(index) = JobIndex::served() else {
+        return Err(Error::Unavailable("the server is starting (its Job watch is not running yet); try again".into()));
+    };
+    check_unique(&job_id, &me, created.as_deref(), &index.holders(ns, &job_id))?;
     Ok(Subject { identity: id, pod, job, job_id, template })
 }
 
@@ -612,17 +604,16 @@ mod tests {
         assert!(s.len() <= 304 && s.ends_with('…'));
     }
 
-    fn claimed(name: &str, created: &str, annotations: &[(&str, &str)], cron: Option<&str>) -> PartialObjectMeta<Job> {
-        PartialObjectMeta {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                creation_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created.parse().unwrap())),
-                annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-                owner_references: cron.map(|c| vec![owner_ref("CronJob", c, "c1", true)]),
-                ..Default::default()
-            },
+    /// The index's entry of a Job (as the index makes it: [`claim_of`], its creation).
+    fn claimed(name: &str, created: &str, annotations: &[(&str, &str)], cron: Option<&str>) -> JobEntry {
+        let meta = ObjectMeta {
+            name: Some(name.into()),
+            annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            owner_references: cron.map(|c| vec![owner_ref("CronJob", c, "c1", true)]),
             ..Default::default()
-        }
+        };
+        let (_, claimant) = claim_of(&meta, name).unwrap();
+        JobEntry { name: name.into(), uid: format!("uid-{name}"), claimant, created: Some(created.into()) }
     }
 
     #[test]

@@ -301,8 +301,13 @@ impl Cluster for Mem {
         self.call(|w| Ok(w.ns.clone().filter(|n| n.metadata.name.as_deref() == Some(name))))
     }
 
+    /// As [`KubeCluster`] lists them: templates and runs only, slim.
     async fn list_jobs(&self, _ns: &str) -> Result<Vec<Job>, Error> {
-        self.call(|w| Ok(w.jobs.values().cloned().collect()))
+        self.call(|w| Ok(w.jobs.values().filter_map(listed).collect()))
+    }
+
+    async fn get_template(&self, _ns: &str, name: &str) -> Result<Option<Job>, Error> {
+        self.call(|w| Ok(w.jobs.get(name).cloned()))
     }
 
     async fn create_job(&self, _ns: &str, job: &Job) -> Result<Created, Error> {
@@ -349,8 +354,20 @@ impl Cluster for Mem {
         })
     }
 
-    async fn list_workloads(&self, _ns: &str) -> Result<Vec<Workload>, Error> {
-        self.call(|w| Ok(w.workloads.values().cloned().collect()))
+    /// Pages of [`MEM_PAGE`] workloads; the token is the index of the next one.
+    async fn list_workloads(
+        &self,
+        _ns: &str,
+        kind: WorkloadKind,
+        continue_: Option<String>,
+    ) -> Result<(Vec<Workload>, Option<String>), Error> {
+        self.call(|w| {
+            let from: usize = continue_.map_or(0, |t| t.parse().unwrap());
+            let all: Vec<&Workload> = w.workloads.values().filter(|d| d.kind == kind).collect();
+            let page: Vec<Workload> = all.iter().skip(from).take(MEM_PAGE).map(|d| (*d).clone()).collect();
+            let next = (from + MEM_PAGE < all.len()).then(|| (from + MEM_PAGE).to_string());
+            Ok((page, next))
+        })
     }
 
     async fn patch_workload(&self, _ns: &str, wl: &Workload, patch: &Value) -> Result<(), Error> {
@@ -407,6 +424,21 @@ impl Cluster for Mem {
     async fn tell_gated(&self, _ns: &str, pods: &[GatedPod], note: &str) {
         self.with(|w| w.told.extend(pods.iter().map(|p| (p.name.clone(), note.to_string()))));
     }
+}
+
+/// Workloads per page of the in-memory list: small, so that tests go through pages.
+const MEM_PAGE: usize = 2;
+
+/// A Job as the controller's lists return it: a template's skeleton, a run's
+/// metadata and status, nothing of any other Job.
+fn listed(job: &Job) -> Option<Job> {
+    let m = &job.metadata;
+    if m.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)) {
+        let run = crate::controller::model::ListedRun { metadata: m.clone(), status: job.status.clone() };
+        return Some(run.into_job());
+    }
+    m.annotations.as_ref()?.get(ANNOTATION_ON)?;
+    Some(crate::controller::model::template_skeleton(m.clone()))
 }
 
 /// The in-memory outputs' fingerprint; no outputs is the empty fingerprint.
