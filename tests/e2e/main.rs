@@ -4,6 +4,7 @@ mod example;
 mod http2;
 mod inputs;
 mod lifecycle;
+mod outputs_fairness;
 mod plugin;
 mod security;
 mod stages;

@@ -34,6 +34,20 @@ pub struct ProtocolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// `tls` (8443) or `admin` (9090).
+    pub port: &'static str,
+    /// Refused: `total`, `per_source`, `busy_source`, `http2`; closed:
+    /// `no_first_request`, `no_request`, `idle`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabels {
+    pub port: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
     pub event: &'static str,
     /// `started`, `succeeded` or `failed`.
@@ -50,6 +64,9 @@ pub struct Metrics {
     pub http_requests: Family<ProtocolLabels, Counter>,
     pub outputs_published: Counter,
     pub outputs_rejected: Family<ReasonLabels, Counter>,
+    /// Output uploads turned away for fairness or load (`pod_in_flight`,
+    /// `namespace_share`, `busy`), before any work; the agent retries them.
+    pub outputs_throttled: Family<ReasonLabels, Counter>,
     /// Succeeded job pods whose agent could not publish (recorded once, by one replica).
     pub outputs_lost: Counter,
     pub runs: Family<RunLabels, Counter>,
@@ -58,6 +75,12 @@ pub struct Metrics {
     pub certificate_expiry: Gauge,
     /// 1 when `/readyz` answers ok (set at each scrape).
     pub ready: Gauge,
+    /// Connections refused at accept (or at their first HTTP/2 request), by port and reason.
+    pub connections_refused: Family<ConnectionLabels, Counter>,
+    /// Connections the server closed for a deadline, by port and reason.
+    pub connections_closed: Family<ConnectionLabels, Counter>,
+    /// Connections open now, by port.
+    pub connections_open: Family<PortLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -86,6 +109,12 @@ impl Metrics {
         registry.register("outputs_published", "Output files published to an environment", outputs_published.clone());
         let outputs_rejected = Family::<ReasonLabels, Counter>::default();
         registry.register("outputs_rejected", "Output submissions refused, by reason", outputs_rejected.clone());
+        let outputs_throttled = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "outputs_throttled",
+            "Output uploads turned away before any work (pod_in_flight, namespace_share, busy); the agent retries",
+            outputs_throttled.clone(),
+        );
         let outputs_lost = Counter::default();
         registry.register("outputs_lost", "Succeeded job pods whose agent could not publish their outputs", outputs_lost.clone());
         let runs = Family::<RunLabels, Counter>::default();
@@ -100,6 +129,16 @@ impl Metrics {
         );
         let ready = Gauge::default();
         registry.register("server_ready", "1 when this replica is ready to answer admissions", ready.clone());
+        let connections_refused = Family::<ConnectionLabels, Counter>::default();
+        registry.register("connections_refused", "Connections refused, by port and reason", connections_refused.clone());
+        let connections_closed = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections closed by a deadline, by port and reason",
+            connections_closed.clone(),
+        );
+        let connections_open = Family::<PortLabels, Gauge>::default();
+        registry.register("connections_open", "Connections open, by port", connections_open.clone());
         Metrics {
             registry,
             admission_requests,
@@ -107,11 +146,15 @@ impl Metrics {
             http_requests,
             outputs_published,
             outputs_rejected,
+            outputs_throttled,
             outputs_lost,
             runs,
             leader,
             certificate_expiry,
             ready,
+            connections_refused,
+            connections_closed,
+            connections_open,
         }
     }
 

@@ -6,4 +6,5 @@ mod bounded;
 mod controller_kill;
 mod helm;
 mod operations;
+mod outputs_flood;
 mod trust_offline;

@@ -1,11 +1,17 @@
 //! `POST /v1/outputs`: an agent hands over its job's output file.
 //!
 //! Order of the checks: declared body size (413), the agent's error header,
-//! the bearer token (401), the pod, its namespace and its Job (403), only then
-//! the body (413 over 1 MiB, 400 if both a body and the error header), the main containers' exit codes and the Job's
-//! failure (409, or 503 while the kubelet's status lags), the agent's error
-//! (422), the file rules (422), a replay by the same pod (200 or 409), then
-//! the publication: the ConfigMap and Secret, the summary on the Job, Events.
+//! the bearer token (401), the pod's fair share (429: one request in flight
+//! per pod, a few per namespace, see [`super::fair`]), the pod, its namespace
+//! and its Job (403), the main containers' exit codes and the Job's failure
+//! (409, or 503 while the kubelet's status lags), only then the body (413 over
+//! 1 MiB, 400 if both a body and the error header), the agent's error (422),
+//! the file rules (422), a replay by the same pod (200 or 409), then the
+//! publication: the ConfigMap and Secret, the summary on the Job, Events.
+//!
+//! A global slot ([`super::fair::Gate::slot`]) is held only around Kubernetes API
+//! calls: never while waiting for the kubelet nor while reading the upload,
+//! whose length the caller decides.
 
 use std::time::Instant;
 
@@ -28,6 +34,7 @@ use tracing::field::Empty;
 use super::error::Error;
 use super::events::{self, REASON_PUBLISHED, REASON_REJECTED, REASON_RESERVED, REASON_TAKEN_OVER};
 use super::exit::{job_failure, verdict, wait_for_main_containers};
+use super::fair::{GATE, Refusal};
 use super::identity::{self, Subject, job_ref, one_line};
 use super::plan::{plan, same_as_published};
 use super::retry::retry;
@@ -69,7 +76,12 @@ pub async fn post_outputs(State(state): State<AppState>, headers: HeaderMap, bod
                 tracing::info!(outputs = accepted.outputs, elapsed_ms, message = %accepted.message, "accepted");
                 accepted.into_response()
             }
-            Err(e) => {
+            Err(Refused::Throttled(r)) => {
+                state.metrics.outputs_throttled.get_or_create(&ReasonLabels { reason: r.reason() }).inc();
+                tracing::info!(status = r.status().as_u16(), elapsed_ms, reason = r.reason(), "throttled");
+                r.into_response()
+            }
+            Err(Refused::Error(e)) => {
                 if let Some(reason) = e.metric_reason() {
                     state.metrics.outputs_rejected.get_or_create(&ReasonLabels { reason }).inc();
                 }
@@ -87,47 +99,99 @@ pub async fn post_outputs(State(state): State<AppState>, headers: HeaderMap, bod
     .await
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, Error> {
+/// Why a request got no [`Accepted`]: turned away before any work (the
+/// agent retries), or refused by a check.
+#[derive(Debug)]
+enum Refused {
+    Throttled(Refusal),
+    Error(Error),
+}
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Self {
+        Refused::Error(e)
+    }
+}
+
+impl From<Refusal> for Refused {
+    fn from(r: Refusal) -> Self {
+        Refused::Throttled(r)
+    }
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, Refused> {
     // Everything that needs no body first: an unauthenticated client never
     // makes the server hold an upload (crate::limits).
     if declared_length(headers).is_some_and(|n| n > OUTPUT_FILE_MAX_BYTES as u64) {
-        return Err(Error::TooLarge { limit: OUTPUT_FILE_MAX_BYTES });
+        return Err(Error::TooLarge { limit: OUTPUT_FILE_MAX_BYTES }.into());
     }
     let agent_error = agent_error(headers)?;
     let token = identity::bearer_token(headers)?;
-    let id = identity::authenticate(&state.client, token).await?;
+    // Who calls is known only after the TokenReview: that one call is made
+    // under a global slot, first come first served; the fair share follows.
+    let id = {
+        let _slot = GATE.slot().await?;
+        identity::authenticate(&state.client, token).await?
+    };
     let span = tracing::Span::current();
     span.record("namespace", id.namespace.as_str());
     span.record("pod", id.pod_name.as_str());
-    let subject = identity::resolve(&state.client, id, &state.config.namespace).await?;
+    // Held until the answer: a flood from one pod or one environment is
+    // turned away here, at once, and holds nothing while it waits to retry.
+    let _share = GATE.share(&id.namespace, &id.pod_uid)?;
+    let subject = {
+        let _slot = GATE.slot().await?;
+        identity::resolve(&state.client, id, &state.config.namespace).await?
+    };
     span.record("job", subject.job_name());
     span.record("job_id", subject.job_id.as_str());
 
-    let held = read_body(headers, body).await?;
-    let body = &held.bytes;
-    if agent_error.is_some() && !body.is_empty() {
-        return Err(Error::BadRequest(format!(
-            "send either the output file as the body or the {AGENT_ERROR_HEADER} header with an empty body, not both"
-        )));
-    }
-
-    let result = for_job(state, &subject, body, agent_error).await;
-    if let Err(e) = &result
+    let result = checked(state, &subject, headers, body, agent_error).await;
+    if let Err(Refused::Error(e)) = &result
         && e.warrants_event()
     {
         let refs = subject.job_refs();
+        let _slot = GATE.slot().await?;
         events::emit(&state.client, &state.config.pod_name, &refs, EventType::Warning, REASON_REJECTED, events::rejected_note(e))
             .await;
     }
     result
 }
 
-/// Everything after the caller is known to be a pod of `subject.job`.
+/// The job's success and the upload, then the publication under a global slot.
+async fn checked(
+    state: &AppState,
+    subject: &Subject,
+    headers: &HeaderMap,
+    body: Body,
+    agent_error: Option<String>,
+) -> Result<Accepted, Refused> {
+    let id = &subject.identity;
+    // The kubelet may report the main containers' end a moment after the
+    // agent's SIGTERM: this wait holds the pod's and namespace's shares only
+    // (its reads are bounded by those shares), never a global slot.
+    let containers = wait_for_main_containers(&state.client, id, &subject.pod).await?;
+    verdict(&containers, job_failure(&subject.job).as_deref(), subject.job_name(), &id.pod())?;
+
+    // Read without a slot too: the outputs pool's budget bounds the memory,
+    // the namespace's share how much of it one environment holds.
+    let held = read_body(headers, body).await?;
+    let body = &held.bytes;
+    if agent_error.is_some() && !body.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "send either the output file as the body or the {AGENT_ERROR_HEADER} header with an empty body, not both"
+        ))
+        .into());
+    }
+    let _slot = GATE.slot().await?;
+    Ok(for_job(state, subject, body, agent_error).await?)
+}
+
+/// Everything after the caller is known to be a pod of `subject.job`, whose
+/// main containers all ended with 0.
 async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: Option<String>) -> Result<Accepted, Error> {
     let client = &state.client;
     let id = &subject.identity;
-    let containers = wait_for_main_containers(client, id, &subject.pod).await?;
-    verdict(&containers, job_failure(&subject.job).as_deref(), subject.job_name(), &id.pod())?;
 
     if let Some(reason) = agent_error {
         return Err(Error::AgentError(format!(

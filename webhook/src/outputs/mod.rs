@@ -13,6 +13,7 @@
 pub mod error;
 pub mod events;
 pub mod exit;
+pub(crate) mod fair;
 pub mod handler;
 pub mod identity;
 pub mod lost;
