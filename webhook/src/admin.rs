@@ -1,4 +1,10 @@
 //! Plain HTTP admin port: liveness, readiness and metrics.
+//!
+//! The kubelet's probes reach it at the pod's address, a Prometheus scrape at
+//! the pod's address too (the Service publishes only 8443; the chart adds the
+//! metrics port for a ServiceMonitor). Its connections have caps and a
+//! lifetime of their own ([`AdminListener`]): a client that fills or holds
+//! them cannot starve the probes from another address.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +15,40 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::listener::{ConnLimits, ConnectionGate, Guarded};
 use crate::metrics::Metrics;
+
+/// The admin port's listener: refuses connections over the caps of
+/// [`ConnLimits::ADMIN`] (closed at once) and bounds each in time.
+pub struct AdminListener {
+    inner: tokio::net::TcpListener,
+    gate: ConnectionGate,
+}
+
+impl AdminListener {
+    pub fn new(inner: tokio::net::TcpListener, metrics: &Metrics) -> Self {
+        AdminListener { inner, gate: ConnectionGate::new("admin", ConnLimits::ADMIN, metrics) }
+    }
+}
+
+impl axum::serve::Listener for AdminListener {
+    type Io = Guarded<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            // Refused: dropped, so closed; the gate counts and logs it.
+            if let Ok((stream, _)) = self.gate.guard(stream, addr.ip()) {
+                return (stream, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
 
 /// Set once the server can answer admissions correctly (certificate loaded, indexes synced).
 #[derive(Clone, Default, Debug)]

@@ -28,6 +28,10 @@ struct Served {
 /// `server::run` serves it, minus the Kubernetes API: admission makes no API
 /// call, and the outputs API refuses a request without a token before any.
 async fn serve() -> Served {
+    serve_with(ConnLimits::TLS).await
+}
+
+async fn serve_with(limits: ConnLimits) -> Served {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 - 60;
     let year = Duration::from_secs(365 * 86400);
@@ -48,13 +52,22 @@ async fn serve() -> Served {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tls_server(axum_server::from_tcp(listener).unwrap(), &certs);
+    let gate = ConnectionGate::new("tls", limits, &metrics);
+    let server = tls_server_with(axum_server::from_tcp(listener).unwrap(), &certs, gate);
     tokio::spawn(server.serve(crate::server::app(state).into_make_service()));
     Served { addr, ca: ca.cert.pem(), metrics }
 }
 
 /// A TLS connection offering `alpn`, and the protocol the server chose.
 async fn connect(s: &Served, alpn: &[&[u8]]) -> (TlsStream<tokio::net::TcpStream>, Option<Vec<u8>>) {
+    connect_over(s, tokio::net::TcpStream::connect(s.addr).await.unwrap(), alpn).await
+}
+
+async fn connect_over(
+    s: &Served,
+    tcp: tokio::net::TcpStream,
+    alpn: &[&[u8]],
+) -> (TlsStream<tokio::net::TcpStream>, Option<Vec<u8>>) {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for der in rustls_pki_types::CertificateDer::pem_slice_iter(s.ca.as_bytes()) {
@@ -62,7 +75,6 @@ async fn connect(s: &Served, alpn: &[&[u8]]) -> (TlsStream<tokio::net::TcpStream
     }
     let mut cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     let tls =
         tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
     let chosen = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
@@ -225,4 +237,241 @@ async fn an_early_answer_resets_the_unread_upload_without_error() {
     }
     let reason = futures::future::poll_fn(|cx| upload.poll_reset(cx)).await.unwrap();
     assert_eq!(reason, h2::Reason::NO_ERROR);
+}
+
+// --- connection caps and deadlines ----------------------------------------------------------------
+
+const SMALL: ConnLimits = ConnLimits {
+    total: 8,
+    per_source: 4,
+    busy: 6,
+    busy_per_source: 2,
+    http2: 1,
+    first_request: Duration::from_millis(700),
+    request_idle: Duration::from_millis(700),
+    byte_idle: Duration::from_secs(30),
+};
+
+#[test]
+fn caps_in_all_per_source_and_while_busy() {
+    assert_eq!(admit(&SMALL, 0, 0), Ok(()));
+    assert_eq!(admit(&SMALL, 3, 3), Ok(()));
+    assert_eq!(admit(&SMALL, 4, 4), Err(Refusal::PerSource));
+    // Busy: a source with its busy share gets none, a new source still one.
+    assert_eq!(admit(&SMALL, 6, 2), Err(Refusal::BusySource));
+    assert_eq!(admit(&SMALL, 6, 0), Ok(()));
+    assert_eq!(admit(&SMALL, 8, 0), Err(Refusal::Total));
+    // The defaults: one flooding source leaves the API server's address three quarters of the port.
+    let l = ConnLimits::TLS;
+    assert!(l.per_source * 4 <= l.total && l.busy_per_source < l.per_source && l.busy < l.total);
+}
+
+#[test]
+fn caps_fit_the_open_files_limit() {
+    assert_eq!(ConnLimits::TLS.within_open_files(1 << 20), ConnLimits::TLS);
+    let l = ConnLimits::TLS.within_open_files(512);
+    assert_eq!((l.total, l.per_source, l.busy, l.busy_per_source, l.http2), (512, 128, 256, 16, 32));
+    assert_eq!(admit(&l, 511, 0), Ok(()));
+    assert_eq!(admit(&l, 512, 0), Err(Refusal::Total));
+}
+
+#[test]
+fn ipv4_mapped_addresses_count_as_their_ipv4_source() {
+    let v4: std::net::IpAddr = "10.244.0.7".parse().unwrap();
+    let mapped: std::net::IpAddr = "::ffff:10.244.0.7".parse().unwrap();
+    assert_eq!(source(mapped), v4);
+}
+
+#[tokio::test]
+async fn slots_are_counted_per_source_and_given_back() {
+    let metrics = Metrics::new();
+    let gate = ConnectionGate::new("tls", SMALL, &metrics);
+    let a: std::net::IpAddr = "10.244.0.7".parse().unwrap();
+    let b: std::net::IpAddr = "10.79.0.1".parse().unwrap();
+    let held: Vec<_> = (0..4).map(|_| gate.take(a).unwrap()).collect();
+    assert_eq!(gate.take(a).err(), Some(Refusal::PerSource));
+    let other = gate.take(b).unwrap();
+    assert_eq!(gate.open(a), (5, 4));
+    drop(held);
+    assert_eq!(gate.open(a), (1, 0));
+    drop(other);
+    assert_eq!(gate.open(b), (0, 0));
+    let refused = metrics.connections_refused.get_or_create(&ConnectionLabels { port: "tls", reason: "per_source" }).get();
+    assert_eq!(refused, 1);
+    assert!(metrics.encode().contains(r#"lifecycle_connections_open{port="tls"} 0"#));
+}
+
+/// Reads until the server closes the connection (EOF or error), or `within` passes.
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+fn closed(s: &Served, reason: &'static str) -> u64 {
+    s.metrics.connections_closed.get_or_create(&ConnectionLabels { port: "tls", reason }).get()
+}
+
+/// An HTTP/2 client that sends the preface and its SETTINGS, then a PING
+/// every 100 ms and never a request: closed at the first-request deadline.
+#[tokio::test]
+async fn a_connection_without_a_request_is_closed_whatever_it_sends() {
+    use tokio::io::AsyncWriteExt;
+    let s = serve_with(SMALL).await;
+    let (tls, _) = connect(&s, &[b"h2"]).await;
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let pinger = tokio::spawn(async move {
+        wr.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await?;
+        loop {
+            // PING: length 8, type 6, no flags, stream 0, 8 bytes of data.
+            wr.write_all(b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingping").await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        #[allow(unreachable_code)]
+        Ok::<_, io::Error>(())
+    });
+    assert!(closed_within(&mut rd, Duration::from_secs(5)).await, "still open");
+    pinger.abort();
+    assert_eq!(closed(&s, "no_first_request"), 1);
+
+    // A TLS connection that sends nothing at all after the handshake: the same.
+    let (mut tls, _) = connect(&s, &[b"http/1.1"]).await;
+    assert!(closed_within(&mut tls, Duration::from_secs(5)).await, "still open");
+    assert_eq!(closed(&s, "no_first_request"), 2);
+}
+
+/// After its requests, an HTTP/2 connection kept busy with PINGs is closed
+/// once no request was in flight for the idle deadline; requests themselves are served.
+#[tokio::test]
+async fn pings_do_not_keep_a_connection_without_requests() {
+    let s = serve_with(SMALL).await;
+    let (tls, _) = connect(&s, &[b"h2"]).await;
+    let (send, mut conn) = h2::client::handshake(tls).await.unwrap();
+    let mut ping_pong = conn.ping_pong().unwrap();
+    let driver = tokio::spawn(async move { conn.await });
+    let mut send = send.ready().await.unwrap();
+    let (resp, mut body) = send.send_request(http::Request::post("https://localhost/mutate").body(()).unwrap(), false).unwrap();
+    body.send_data(pod_review().into(), true).unwrap();
+    assert_eq!(resp.await.unwrap().status(), 200);
+    let started = std::time::Instant::now();
+    let mut pings = 0;
+    while ping_pong.ping(h2::Ping::opaque()).await.is_ok() {
+        pings += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "still open after {pings} PINGs");
+    }
+    assert!(pings > 2, "closed too early: {pings} PINGs answered");
+    let _ = driver.await;
+    assert_eq!(closed(&s, "no_request"), 1);
+}
+
+/// Over the HTTP/2 cap, a connection's first request is answered 503 and the
+/// connection closed; HTTP/1.1 still works.
+#[tokio::test]
+async fn http2_connections_over_their_cap_are_refused() {
+    let s =
+        serve_with(ConnLimits { first_request: Duration::from_secs(10), request_idle: Duration::from_secs(10), ..SMALL }).await;
+    let mut first = h2_sender(&s).await;
+    assert_eq!(h2(&mut first, post("/mutate", pod_review())).await.0, 200);
+    let mut second = h2_sender(&s).await;
+    assert_eq!(h2(&mut second, post("/mutate", pod_review())).await.0, 503);
+    assert_eq!(h1(&s, post("/mutate", pod_review())).await.0, 200);
+    assert_eq!(h2(&mut first, post("/mutate", pod_review())).await.0, 200);
+    let refused = s.metrics.connections_refused.get_or_create(&ConnectionLabels { port: "tls", reason: "http2" }).get();
+    assert_eq!(refused, 1);
+}
+
+/// Connections over a source's cap are closed at accept; another source is served.
+#[tokio::test]
+async fn one_source_cannot_take_every_connection() {
+    let s = serve_with(ConnLimits { first_request: Duration::from_secs(10), ..SMALL }).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect(&s, &[b"http/1.1"]).await.0);
+    }
+    // The fifth from 127.0.0.1 is closed before its handshake completes.
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    for der in rustls_pki_types::CertificateDer::pem_slice_iter(s.ca.as_bytes()) {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let r = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(ServerName::try_from("localhost").unwrap(), tcp).await;
+    assert!(r.is_err(), "a fifth connection from one source was served");
+    // Another source address (loopback is a /8) still gets in.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let tcp = other.connect(s.addr).await.unwrap();
+    let (tls, _) = connect_over(&s, tcp, &[b"http/1.1"]).await;
+    drop(tls);
+    drop(held);
+}
+
+/// A slow client against a real server with the same HTTP settings: it
+/// is cut off once its headers take longer than the header timeout.
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/", axum::routing::post(|| async { "ok" }));
+    let gate = ConnectionGate::new("tls", ConnLimits::TLS, &Metrics::new());
+    let mut server = axum_server::from_tcp(listener).unwrap().acceptor(gate);
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(500))
+        .max_buf_size(limits::HTTP1_MAX_BUF);
+    tokio::spawn(server.serve(app.into_make_service()));
+
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut cut = false;
+    for b in b"POST / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        if c.write_all(&[*b]).await.is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(100), c.read(&mut buf)).await {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "still open after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+/// A stream that moves no byte is failed once the byte idle timeout passes,
+/// and gives its slot back when dropped.
+#[tokio::test]
+async fn idle_streams_are_closed_and_give_their_slot_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let metrics = Metrics::new();
+    let limits = ConnLimits { byte_idle: Duration::from_millis(100), first_request: Duration::from_secs(30), ..SMALL };
+    let gate = ConnectionGate::new("tls", limits, &metrics);
+    let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    let (mut client, server) = tokio::io::duplex(64);
+    let (mut s, _activity) = gate.guard(server, ip).unwrap();
+    assert_eq!(gate.open(ip), (1, 1));
+    client.write_all(b"hi").await.unwrap();
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).await.unwrap();
+    let e = s.read(&mut buf).await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    drop(s);
+    assert_eq!(gate.open(ip), (0, 0));
+    assert_eq!(metrics.connections_closed.get_or_create(&ConnectionLabels { port: "tls", reason: "idle" }).get(), 1);
 }

@@ -34,6 +34,7 @@ pub fn app(state: AppState) -> Router {
 /// [`Supervisor`] with one shutdown signal.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls_limits = connection_limits();
     let client = crate::kube_client::client().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     // Read once: admission hands it to every agent without an API call.
     let addr = server_addr::resolve(&client, config.server_addr.as_deref(), &config.server_url, &config.namespace).await?;
@@ -113,12 +114,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("binding the admin port {}", config.admin_listen))?;
+    let admin_listener = admin::AdminListener::new(admin_listener, &metrics);
     let admin_app = admin::router(metrics.clone(), ready.clone());
     // Serves until the process ends: probes and metrics during the drain too.
     tasks.spawn("admin server", async move { axum::serve(admin_listener, admin_app).await.context("admin server") });
 
+    let gate = listener::ConnectionGate::new("tls", tls_limits, &metrics);
     let shutdown = tasks.shutdown();
-    tasks.spawn_graceful("TLS server", async move { serve_tls(&config, &certs, state, ready, shutdown).await });
+    tasks.spawn_graceful("TLS server", async move { serve_tls(&config, &certs, gate, state, ready, shutdown).await });
 
     tasks.run(supervisor::terminate_signal()).await
 }
@@ -128,13 +131,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 async fn serve_tls(
     config: &Config,
     certs: &CertStore,
+    gate: listener::ConnectionGate,
     state: AppState,
     ready: Readiness,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
     // HTTP/1.1 and HTTP/2 (ALPN), each with its limits: crate::listener.
-    let server = listener::tls_server(axum_server::bind(config.listen), certs).handle(handle.clone());
+    let server = listener::tls_server_with(axum_server::bind(config.listen), certs, gate).handle(handle.clone());
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "serving");
 
     let drain = async move {
@@ -149,4 +153,28 @@ async fn serve_tls(
         r = server.serve(app(state).into_make_service()) => r.context("TLS server"),
         () = drain => unreachable!("the drain waits for the server"),
     }
+}
+
+/// The TLS port's connection limits, within the open-file limit (raised to
+/// its hard value first): a connection refused by a cap costs one client,
+/// accept failing for want of descriptors would cost them all.
+fn connection_limits() -> listener::ConnLimits {
+    let wanted = listener::ConnLimits::TLS;
+    let Some(fds) = listener::raise_open_files() else {
+        tracing::warn!(connections = wanted.total, "open files limit unknown: connection caps as configured");
+        return wanted;
+    };
+    let spare = fds.saturating_sub(limits::FD_RESERVE + limits::ADMIN_MAX_CONNECTIONS as u64);
+    let l = wanted.within_open_files(spare);
+    if l.total < wanted.total {
+        tracing::warn!(
+            open_files = fds,
+            connections = l.total,
+            wanted = wanted.total,
+            "open files limit below the connection cap: cap lowered"
+        );
+    } else {
+        tracing::info!(open_files = fds, connections = l.total, per_source = l.per_source, "connection limits");
+    }
+    l
 }
