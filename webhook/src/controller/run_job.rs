@@ -82,6 +82,7 @@ pub enum BuildError {
 ///   never gated); annotation `job-id` = the template's JOBID, so
 ///   that the run publishes its outputs under the template's variables;
 /// - no template annotations (`on`, `force-run`, `outputs`, …): a run is no template;
+/// - run by the built-in Job controller: no `spec.managedBy`, no `parallelism: 0`;
 /// - the event's `on-<event>-command` / `on-<event>-args` in the chosen container.
 pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> Result<Job, BuildError> {
     let meta = &template.metadata;
@@ -114,6 +115,16 @@ pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> 
     spec.suspend = Some(false);
     spec.selector = None;
     spec.manual_selector = None;
+    // A run is the built-in Job controller's to run and this controller's to
+    // watch end. `managedBy` would hand it to another controller (the built-in
+    // one then skips it, and if nothing else runs it the run never ends and a
+    // start holds its gated pods); `parallelism: 0` would leave it without a
+    // pod until its deadline. Both are the template's business while it is
+    // suspended, not its runs'.
+    spec.managed_by = None;
+    if spec.parallelism == Some(0) {
+        spec.parallelism = None;
+    }
     if let Some(ttl) = spec.ttl_seconds_after_finished.as_mut() {
         *ttl = (*ttl).max(MIN_TTL_AFTER_FINISHED);
     }
@@ -376,5 +387,23 @@ mod tests {
         assert!(!is_same_run(&run, "u-1", Event::Stop, "3"));
         run.metadata.owner_references = None;
         assert!(!is_same_run(&run, "u-1", Event::Start, "3"));
+    }
+
+    /// Issue 19: a template with `spec.managedBy` (or `parallelism: 0`) made
+    /// runs that the built-in Job controller never ran, so they never ended.
+    #[test]
+    fn runs_are_the_builtin_job_controllers() {
+        let mut t = template(&[(ANNOTATION_ON, "start")]);
+        let spec = t.spec.as_mut().unwrap();
+        spec.managed_by = Some("example.com/not-the-job-controller".into());
+        spec.parallelism = Some(0);
+        let run = build_run(&t, Event::Start, "1", "n").unwrap();
+        let spec = run.spec.unwrap();
+        assert_eq!(spec.managed_by, None);
+        assert_eq!(spec.parallelism, None);
+        assert_eq!(spec.suspend, Some(false));
+        // A parallelism of its own is the template's choice and stays.
+        t.spec.as_mut().unwrap().parallelism = Some(3);
+        assert_eq!(build_run(&t, Event::Start, "1", "n").unwrap().spec.unwrap().parallelism, Some(3));
     }
 }
