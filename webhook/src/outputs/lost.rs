@@ -13,18 +13,33 @@
 //!
 //! The record is written with the Job's resourceVersion as a precondition, so
 //! of two replicas only one records it and emits the Events.
+//!
+//! What a pod costs: the watch selects the pods labelled `capture` that
+//! succeeded, decodes of each only what [`publish_failure`] reads
+//! ([`WatchedPod`]: its identity, owners, grace period and the agent's
+//! status), in small pages, and keeps nothing once handled. A tenant may put
+//! the label on any pod outside the environments: the server then writes
+//! nothing, no annotation and no Event, unless the namespace is an environment
+//! (and never one of the cluster's own) and the Job one that admission
+//! admitted there ([`acts_on`]).
+
+use std::borrow::Cow;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Namespace, Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::EventType;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{
-    AGENT_MIN_GRACE_SECONDS, ANNOTATION_OUTPUTS, LABEL_CAPTURE, OUTPUTS_NOT_PUBLISHED, injected::AGENT_CONTAINER,
+    AGENT_MIN_GRACE_SECONDS, ANNOTATION_OUTPUTS, LABEL_ADMITTED, LABEL_CAPTURE, LABEL_ENVIRONMENT, OUTPUTS_NOT_PUBLISHED,
+    SYSTEM_NAMESPACE, injected::AGENT_CONTAINER, never_environment,
 };
+use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -35,6 +50,93 @@ use crate::backoff::Backoff;
 
 /// Reason of the Warning Event.
 pub const REASON_NOT_PUBLISHED: &str = "OutputsNotPublished";
+
+/// Pods per page of the watch's lists: a pod is read whole (its status is
+/// not in its metadata) and may be large.
+const POD_PAGE_SIZE: u32 = 10;
+
+/// A captured pod as the watch decodes it: serde skips every other field
+/// (containers, volumes, other statuses) without keeping it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WatchedPod {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: Option<WatchedPodSpec>,
+    #[serde(default)]
+    pub status: Option<WatchedPodStatus>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchedPodSpec {
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchedPodStatus {
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub init_container_statuses: Vec<ContainerStatus>,
+}
+
+impl kube::Resource for WatchedPod {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+    fn kind(_: &()) -> Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::KIND.into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::GROUP.into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::VERSION.into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::URL_PATH_SEGMENT.into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl WatchedPod {
+    /// The pod as [`publish_failure`] reads it: identity, owners, grace
+    /// period, phase and the agent's status (no other container's).
+    pub fn into_pod(self) -> Pod {
+        let m = self.metadata;
+        let metadata = ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            owner_references: m.owner_references.map(|o| o.into_iter().filter(|o| o.controller == Some(true)).collect()),
+            ..Default::default()
+        };
+        let spec = self
+            .spec
+            .map(|s| PodSpec { termination_grace_period_seconds: s.termination_grace_period_seconds, ..Default::default() });
+        let status = self.status.map(|s| PodStatus {
+            phase: s.phase,
+            init_container_statuses: Some(s.init_container_statuses.into_iter().filter(|c| c.name == AGENT_CONTAINER).collect()),
+            ..Default::default()
+        });
+        Pod { metadata, spec, status }
+    }
+}
+
+/// Pure: whether the server may write about a loss in namespace `ns` on the
+/// Job `job`: an environment (labelled, never one of the cluster's own nor the
+/// server's) and a Job admission admitted there. Anywhere else a `capture`
+/// label is a tenant's own, and the server leaves it alone.
+pub fn acts_on(ns: &ObjectMeta, job: &ObjectMeta, server_namespace: &str) -> bool {
+    let name = ns.name.as_deref().unwrap_or_default();
+    let environment = ns.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT));
+    let admitted = job.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ADMITTED));
+    environment && admitted && !never_environment(name, server_namespace) && !never_environment(name, SYSTEM_NAMESPACE)
+}
 
 /// Pure: why the agent of this pod did not publish its outputs, when the pod
 /// succeeded (its main containers all exited 0) but the agent ended with a
@@ -106,14 +208,16 @@ pub fn start(
 ) -> (LossWatch, impl std::future::Future<Output = ()> + Send + 'static) {
     let (tx, rx) = watch::channel(false);
     let task = async move {
-        let api: Api<Pod> = Api::all(client.clone());
+        let api: Api<WatchedPod> = Api::all(client.clone());
         // Only pods that ended well and carry the capture label: few, and
         // nothing is kept once handled.
-        let config = crate::kube_client::watch_config().labels(LABEL_CAPTURE).fields("status.phase=Succeeded");
+        let config =
+            crate::kube_client::watch_config().labels(LABEL_CAPTURE).fields("status.phase=Succeeded").page_size(POD_PAGE_SIZE);
         let mut stream = watcher::watcher(api, config).default_backoff().boxed();
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(WatchEvent::Apply(pod)) | Ok(WatchEvent::InitApply(pod)) => {
+                    let pod = pod.into_pod();
                     if let Some(why) = publish_failure(&pod)
                         && record(&client, &instance, &pod, &why).await == Recorded::Now
                     {
@@ -169,12 +273,28 @@ const RETRY_ATTEMPTS: u32 = 12;
 async fn try_record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Result<Recorded, String> {
     let Some(ns) = pod.namespace() else { return Ok(Recorded::Already) };
     let Some(owner) = controller_job(&pod.metadata) else { return Ok(Recorded::Already) };
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
-    let job = match jobs.get_opt(&owner.name).await {
-        Ok(Some(j)) if j.metadata.uid.as_deref() == Some(owner.uid.as_str()) => j,
+    // Never in the cluster's namespaces, not even to read.
+    if never_environment(&ns, client.default_namespace()) || never_environment(&ns, SYSTEM_NAMESPACE) {
+        return Ok(Recorded::Already);
+    }
+    let namespace = match Api::<Namespace>::all(client.clone()).get_metadata_opt(&ns).await {
+        Ok(Some(n)) => n.metadata,
+        Ok(None) => return Ok(Recorded::Already),
+        Err(e) => return Err(format!("reading namespace {ns}: {}", super::error::short(&e))),
+    };
+    // Metadata only: the record reads the Job's annotations and labels, never its spec.
+    let jobs: Api<PartialObjectMeta<Job>> = Api::namespaced(client.clone(), &ns);
+    let job = match jobs.get_metadata_opt(&owner.name).await {
+        Ok(Some(j)) if j.metadata.uid.as_deref() == Some(owner.uid.as_str()) => {
+            Job { metadata: j.metadata, ..Default::default() }
+        }
         Ok(_) => return Ok(Recorded::Already),
         Err(e) => return Err(format!("reading Job {ns}/{}: {}", owner.name, super::error::short(&e))),
     };
+    if !acts_on(&namespace, &job.metadata, client.default_namespace()) {
+        tracing::debug!(namespace = %ns, job = %owner.name, "a captured pod outside the environments: nothing recorded");
+        return Ok(Recorded::Already);
+    }
     if !needs_record(&job, &pod.uid().unwrap_or_default()) {
         return Ok(Recorded::Already);
     }
@@ -262,6 +382,41 @@ mod tests {
         assert_eq!(publish_failure(&pod("Failed", Some((1, Some("x"))), None)), None);
         assert_eq!(publish_failure(&pod("Succeeded", None, None)), None);
         assert_eq!(publish_failure(&Pod::default()), None);
+    }
+
+    #[test]
+    fn only_the_admitted_jobs_of_environments_are_written_to() {
+        let meta = |name: &str, labels: &[&str]| ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels.iter().map(|l| (l.to_string(), String::new())).collect()),
+            ..Default::default()
+        };
+        let job = meta("seed", &[LABEL_ADMITTED]);
+        assert!(acts_on(&meta("env", &[LABEL_ENVIRONMENT]), &job, "lifecycle-jobs-system"));
+        assert!(!acts_on(&meta("env", &[]), &job, "lifecycle-jobs-system"), "not an environment");
+        assert!(!acts_on(&meta("env", &[LABEL_ENVIRONMENT]), &meta("seed", &[]), "lifecycle-jobs-system"), "never admitted");
+        for never in ["kube-system", "default", "lifecycle-jobs-system", "custom-system"] {
+            assert!(!acts_on(&meta(never, &[LABEL_ENVIRONMENT]), &job, "custom-system"), "{never}");
+        }
+    }
+
+    #[test]
+    fn the_watch_keeps_only_what_it_reads_of_a_pod() {
+        let big = "x".repeat(100_000);
+        let raw = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "env", "uid": "u", "annotations": {"big": big},
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "seed", "uid": "j", "controller": true}]},
+            "spec": {"terminationGracePeriodSeconds": 5, "containers": [{"name": "main", "env": [{"name": "BIG", "value": big}]}]},
+            "status": {"phase": "Succeeded", "initContainerStatuses": [
+                {"name": AGENT_CONTAINER, "image": "a", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 137}}},
+                {"name": "other", "image": "a", "imageID": "", "ready": false, "restartCount": 0}]}
+        });
+        let pod = serde_json::from_value::<WatchedPod>(raw).unwrap().into_pod();
+        assert!(serde_json::to_string(&pod).unwrap().len() < 1000);
+        assert_eq!(controller_job(&pod.metadata).unwrap().name, "seed");
+        assert!(publish_failure(&pod).unwrap().contains("(5s) is below"));
     }
 
     #[test]
