@@ -3,11 +3,11 @@
 //! Order of the checks: declared body size (413), the agent's error header,
 //! the bearer token (401), the pod's fair share (429: one request in flight
 //! per pod, a few per namespace, see [`super::fair`]), the pod, its namespace
-//! and its Job (403), the main containers' exit codes and the Job's failure
-//! (409, or 503 while the kubelet's status lags), only then the body (413 over
-//! 1 MiB, 400 if both a body and the error header), the agent's error (422),
-//! the file rules (422), a replay by the same pod (200 or 409), then the
-//! publication: the ConfigMap and Secret, the summary on the Job, Events.
+//! and its Job (403), only then the body (413 over 1 MiB, 400 if both a body
+//! and the error header), the main containers' exit codes and the Job's
+//! failure (409, or 503 while the kubelet's status lags), the agent's error
+//! (422), the file rules (422), a replay by the same pod (200 or 409), then
+//! the publication: the ConfigMap and Secret, the summary on the Job, Events.
 //!
 //! A global slot ([`super::fair::Gate::slot`]) is held only around Kubernetes API
 //! calls: never while waiting for the kubelet nor while reading the upload,
@@ -150,15 +150,20 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     if let Err(Refused::Error(e)) = &result
         && e.warrants_event()
     {
-        let refs = subject.job_refs();
-        let _slot = GATE.slot().await?;
-        events::emit(&state.client, &state.config.pod_name, &refs, EventType::Warning, REASON_REJECTED, events::rejected_note(e))
-            .await;
+        // The refusal stands without its Event when the server is too busy to write one.
+        match GATE.slot().await {
+            Ok(_slot) => {
+                let refs = subject.job_refs();
+                let note = events::rejected_note(e);
+                events::emit(&state.client, &state.config.pod_name, &refs, EventType::Warning, REASON_REJECTED, note).await;
+            }
+            Err(r) => tracing::info!(reason = r.reason(), "no slot free to record the refusal as an Event"),
+        }
     }
     result
 }
 
-/// The job's success and the upload, then the publication under a global slot.
+/// The upload and the job's success, then the publication under a global slot.
 async fn checked(
     state: &AppState,
     subject: &Subject,
@@ -166,15 +171,10 @@ async fn checked(
     body: Body,
     agent_error: Option<String>,
 ) -> Result<Accepted, Refused> {
-    let id = &subject.identity;
-    // The kubelet may report the main containers' end a moment after the
-    // agent's SIGTERM: this wait holds the pod's and namespace's shares only
-    // (its reads are bounded by those shares), never a global slot.
-    let containers = wait_for_main_containers(&state.client, id, &subject.pod).await?;
-    verdict(&containers, job_failure(&subject.job).as_deref(), subject.job_name(), &id.pod())?;
-
-    // Read without a slot too: the outputs pool's budget bounds the memory,
-    // the namespace's share how much of it one environment holds.
+    // Read under the share only: the outputs pool's budget bounds the memory
+    // of all uploads, the namespace's share how much of it one environment
+    // holds. Read before any answer, so that an agent sending a large file
+    // gets that answer rather than a connection reset.
     let held = read_body(headers, body).await?;
     let body = &held.bytes;
     if agent_error.is_some() && !body.is_empty() {
@@ -183,6 +183,13 @@ async fn checked(
         ))
         .into());
     }
+    // The kubelet may report the main containers' end a moment after the
+    // agent's SIGTERM: this wait holds the pod's and namespace's shares only
+    // (so its reads of the pod are bounded by those shares), never a slot.
+    let id = &subject.identity;
+    let containers = wait_for_main_containers(&state.client, id, &subject.pod).await?;
+    verdict(&containers, job_failure(&subject.job).as_deref(), subject.job_name(), &id.pod())?;
+
     let _slot = GATE.slot().await?;
     Ok(for_job(state, subject, body, agent_error).await?)
 }
