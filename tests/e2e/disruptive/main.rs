@@ -3,8 +3,10 @@
 //! (`cargo test -p lifecycle-e2e --test disruptive -- --test-threads=1`).
 
 mod bounded;
+mod connections;
 mod controller_kill;
 mod helm;
+mod large_objects;
 mod operations;
 mod outputs_flood;
 mod trust_offline;
