@@ -25,7 +25,15 @@ BASE = REPO / "manifests" / "base"
 TEMPLATES = REPO / "charts" / "lifecycle-jobs" / "templates"
 
 # Templated by hand: they depend on values.
-HAND_TEMPLATED = {"namespace.yaml", "serviceaccount.yaml", "service.yaml", "deployment.yaml", "pdb.yaml", "webhooks.yaml"}
+HAND_TEMPLATED = {
+    "namespace.yaml",
+    "serviceaccount.yaml",
+    "service.yaml",
+    "network-policy.yaml",
+    "deployment.yaml",
+    "pdb.yaml",
+    "webhooks.yaml",
+}
 # Rendered only under a condition (file -> Go template condition).
 CONDITIONS = {"rbac-certificates.yaml": 'eq .Values.certificates.mode "self-managed"'}
 
