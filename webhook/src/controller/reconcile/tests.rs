@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use lifecycle_contract::names::{ANNOTATION_DEPLOY_ID, ANNOTATION_ON, LABEL_EVENT, LABEL_JOB, LABEL_RUN, LABEL_STATE};
+use lifecycle_contract::names::{
+    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_ON, LABEL_EVENT, LABEL_JOB, LABEL_RUN, LABEL_STATE,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -955,4 +957,136 @@ async fn workloads_roll_when_a_start_ends_unless_they_opt_out() {
     settle(&mem).await;
     assert_eq!(mem.rolls("web"), 2);
     assert_eq!((mem.rolls("pinned"), mem.rolls("own-vars")), (0, 0));
+}
+
+/// A run is built from its template read whole when it is created (the plan
+/// reads templates without their spec): a `container` that names none of the
+/// template's containers fails that run then, as the plan would have.
+#[tokio::test]
+async fn a_template_naming_a_missing_container_fails_its_run_at_creation() {
+    let mem = Mem::new();
+    let (container, command) = (lifecycle_contract::names::ANNOTATION_CONTAINER, "lifecycle-jobs.dev/on-start-command");
+    mem.add_template("seed", "start", &[(container, "sidecar"), (command, r#"["migrate"]"#)]);
+    mem.create_env(&[]);
+    settle(&mem).await;
+    assert!(mem.runs().is_empty(), "no run was created");
+    let rec = mem.last_runs("seed").start.unwrap();
+    assert_eq!((rec.result, rec.reason.as_deref()), (RunResult::Failed, Some("InvalidTemplate")));
+    assert!(rec.message.as_deref().is_some_and(|m| m.contains("\"sidecar\"")), "{rec:?}");
+    let reports = mem.with(|w| w.reports.clone());
+    assert!(reports.iter().any(|(_, r)| matches!(r, Report::RunEnded { outcome, .. } if !outcome.succeeded)));
+    assert!(!reports.iter().any(|(_, r)| matches!(r, Report::RunStarted { .. })), "{reports:?}");
+}
+
+/// A template changed between the plan and the creation of its run: planned again.
+#[tokio::test]
+async fn a_template_changed_since_it_was_listed_is_planned_again() {
+    let mem = Mem::new();
+    mem.add_template("seed", "start", &[]);
+    mem.with(|w| w.jobs.get_mut("seed").unwrap().metadata.finalizers = Some(vec![FINALIZER_OUTPUTS_CLEANUP.into()]));
+    mem.create_env(&[]);
+    let step = TemplateStep {
+        name: "seed".into(),
+        uid: mem.with(|w| w.jobs["seed"].metadata.uid.clone().unwrap()),
+        resource_version: "stale".into(),
+        finalizers: None,
+        creates: vec![crate::controller::plan::Create {
+            slot: crate::controller::model::Slot::Env(Event::Start),
+            event: Event::Start,
+            occurrence: "1".into(),
+            job: Box::new(Job {
+                metadata: ObjectMeta { name: Some("seed-start-x".into()), ..Default::default() },
+                ..Default::default()
+            }),
+        }],
+        records: None,
+        clear_force_run: false,
+        reports: Vec::new(),
+    };
+    assert!(matches!(template_step(&mem, NS, step).await, Err(Error::Conflict(_))));
+    assert!(mem.runs().is_empty());
+    // The next reconcile plans from the template as it is, and creates the run.
+    settle(&mem).await;
+    assert_eq!(mem.runs().len(), 1);
+}
+
+/// Many workloads, read a page at a time: every one is stopped and started.
+#[tokio::test]
+async fn stop_and_start_scale_every_workload_page_by_page() {
+    let mem = Mem::new();
+    for i in 0..(MEM_PAGE * 3 + 1) {
+        mem.add_deployment(&format!("web-{i}"), i as i32 % 3);
+    }
+    mem.with(|w| {
+        let d = w.workloads.get_mut("web-1").unwrap();
+        d.kind = WorkloadKind::StatefulSet;
+    });
+    mem.create_env(&[]);
+    settle(&mem).await;
+    mem.set_label(LABEL_STATE, "stopped");
+    settle(&mem).await;
+    for i in 0..(MEM_PAGE * 3 + 1) {
+        let n = i as i32 % 3;
+        assert_eq!(mem.replicas(&format!("web-{i}")), (Some(0), (n > 0).then(|| n.to_string())), "web-{i}");
+    }
+    mem.set_label(LABEL_STATE, "started");
+    settle(&mem).await;
+    for i in 0..(MEM_PAGE * 3 + 1) {
+        assert_eq!(mem.replicas(&format!("web-{i}")), (Some(i as i32 % 3), None), "web-{i}");
+    }
+}
+
+/// What the controller's lists keep of a Job: never its spec, nor an
+/// annotation outside the contract; every kept value cut.
+#[test]
+fn the_controllers_lists_keep_little_of_each_job() {
+    let big = "x".repeat(200_000);
+    let mut template = Job {
+        metadata: ObjectMeta {
+            name: Some("seed".into()),
+            uid: Some("u".into()),
+            annotations: Some(BTreeMap::from([
+                (ANNOTATION_ON.to_string(), "start".to_string()),
+                ("example.com/blob".to_string(), big.clone()),
+                (ANNOTATION_FORCE_RUN.to_string(), big.clone()),
+                ("lifecycle-jobs.dev/on-start-command".to_string(), serde_json::to_string(&[&big]).unwrap()),
+                ("lifecycle-jobs.dev/on-stop-args".to_string(), format!("[{big}")),
+            ])),
+            managed_fields: Some(vec![Default::default()]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let c = Container {
+        name: "main".into(),
+        env: Some(vec![k8s_openapi::api::core::v1::EnvVar { name: "BIG".into(), value: Some(big.clone()), value_from: None }]),
+        ..Default::default()
+    };
+    template.spec = Some(JobSpec {
+        template: PodTemplateSpec { metadata: None, spec: Some(PodSpec { containers: vec![c], ..Default::default() }) },
+        ..Default::default()
+    });
+    let listed_template = listed(&template).unwrap();
+    let size = serde_json::to_string(&listed_template).unwrap().len();
+    assert!(size < 4 * 1024, "{size}");
+    let a = listed_template.metadata.annotations.as_ref().unwrap();
+    assert_eq!(a["lifecycle-jobs.dev/on-start-command"], "[]", "valid: kept as valid");
+    assert!(serde_json::from_str::<Vec<String>>(&a["lifecycle-jobs.dev/on-stop-args"]).is_err(), "invalid: kept invalid");
+    assert!(a[ANNOTATION_FORCE_RUN].ends_with('…'));
+
+    let mut run = template.clone();
+    run.metadata.labels = Some(BTreeMap::from([(LABEL_RUN.to_string(), "1".to_string())]));
+    run.status = Some(JobStatus {
+        conditions: Some(vec![JobCondition {
+            type_: "Failed".into(),
+            status: "True".into(),
+            message: Some(big.clone()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    let listed_run = listed(&run).unwrap();
+    assert!(listed_run.spec.is_none());
+    assert!(serde_json::to_string(&listed_run).unwrap().len() < 2 * 1024);
+    assert!(!crate::controller::model::job_outcome(&listed_run).unwrap().succeeded);
 }
