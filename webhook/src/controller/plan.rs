@@ -3,8 +3,11 @@
 //! the next steps to take. The glue executes them and plans again from a new
 //! snapshot, until nothing is left to do.
 //!
-//! Each step is safe to repeat and safe to interrupt: the run Jobs have
-//! deterministic names (creating one twice yields `AlreadyExists`), every
+//! Each step is safe to repeat and safe to interrupt: a run Job is found by
+//! what only the server writes (its template as controller, labels `event` and
+//! `run`), whatever its name, and a process names a run the same way each time
+//! it tries (creating one twice yields `AlreadyExists`; the names are keyed so
+//! that no tenant can take one first, see [`super::run_job`]), every
 //! template records the occurrence it ran in its `last-runs` annotation, and
 //! every write of a record is conditional on the resourceVersion it was planned
 //! from. A controller that restarts at any moment therefore creates no
@@ -214,9 +217,21 @@ impl Snapshot {
         self.templates.iter().filter(|t| !t.deleting)
     }
 
-    /// The run Job `name` of template `t` for `event` / `occurrence`, if it exists.
+    /// The run of template `t` for `event` / `occurrence`, if it exists: the Job
+    /// `name` when it is that run, else any Job that is (a run created under
+    /// another name, by a process that crashed before recording it).
     fn run(&self, name: &str, t: &Template, event: Event, occurrence: &str) -> Option<&Job> {
-        self.jobs.get(name).filter(|j| is_same_run(j, &t.uid, event, occurrence))
+        self.jobs
+            .get(name)
+            .filter(|j| is_same_run(j, &t.uid, event, occurrence))
+            .or_else(|| self.jobs.values().find(|j| is_same_run(j, &t.uid, event, occurrence)))
+    }
+
+    /// The UID of a Job named `name` that is not the run of `t` for `event` /
+    /// `occurrence` (someone else's Job holding the name), if there is one.
+    fn stranger(&self, name: &str, t: &Template, event: Event, occurrence: &str) -> Option<String> {
+        let j = self.jobs.get(name).filter(|j| !is_same_run(j, &t.uid, event, occurrence))?;
+        Some(j.metadata.uid.clone().unwrap_or_default())
     }
 
     /// The highest environment occurrence ever recorded, so that numbering goes
@@ -436,7 +451,14 @@ impl<'a> Planner<'a> {
                         continue;
                     }
                 };
-                match self.s.run(&rec.run, t, event, &rec.occurrence) {
+                let found = self.s.run(&rec.run, t, event, &rec.occurrence);
+                // Found under another name (created by a process that crashed before
+                // recording it): the record follows the Job.
+                let rec = match found.and_then(|j| j.metadata.name.as_deref()) {
+                    Some(name) if name != rec.run => &RunRecord { run: name.to_string(), ..rec.clone() },
+                    _ => rec,
+                };
+                match found {
                     Some(job) => match (job_outcome(job), rec.result) {
                         (Some(outcome), _) => self.end_run(t, slot, rec.clone(), event, outcome),
                         (None, RunResult::Pending) => {
@@ -450,7 +472,14 @@ impl<'a> Planner<'a> {
                         (None, _) => {}
                     },
                     None if rec.result == RunResult::Pending => {
-                        let (occurrence, run) = (rec.occurrence.clone(), rec.run.clone());
+                        let (occurrence, mut run) = (rec.occurrence.clone(), rec.run.clone());
+                        // A claimed forced run's name is in `last-runs` before the run
+                        // exists: a Job made under it meanwhile is someone else's. The
+                        // run takes another name, keyed (unpredictable) and derived from
+                        // that Job's UID, rather than failing.
+                        if let Some(uid) = self.s.stranger(&run, t, event, &occurrence) {
+                            run = run_name(&t.name, event, &suffix(&t.uid, event, &format!("{occurrence}/{uid}")));
+                        }
                         self.start_run(t, slot, event, &occurrence, &run);
                     }
                     None => {
@@ -536,6 +565,13 @@ impl<'a> Planner<'a> {
                     // Another run of this slot still in flight (cannot happen: events wait
                     // for runs): wait rather than overwrite its record.
                     None if t.records.get(Slot::Env(tr.event)).is_some_and(|r| r.result.in_flight()) => {}
+                    // Created before a crash but never recorded: record it, create nothing.
+                    None if let Some(job) = self.s.run("", t, tr.event, &occurrence) => {
+                        let run = job.metadata.name.clone().unwrap_or_default();
+                        let rec = self.record(&run, &occurrence, None, RunResult::Running);
+                        self.records(t).set(Slot::Env(tr.event), rec);
+                        self.step(t).reports.push(Report::RunStarted { event: tr.event, run, forced: false });
+                    }
                     None => {
                         let run = run_name(&t.name, tr.event, &suffix(&t.uid, tr.event, &occurrence));
                         self.start_run(t, Slot::Env(tr.event), tr.event, &occurrence, &run);

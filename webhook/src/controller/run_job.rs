@@ -1,8 +1,21 @@
 //! A run: the Job created from a template for one event occurrence.
 //!
-//! Its name is deterministic per (template, event, occurrence), so a
-//! controller that crashed after creating it and tries again gets
-//! `AlreadyExists` instead of a second run.
+//! Finding a run. A run is recognised by what only the server can write
+//! ([`is_same_run`]): the template as its controller owner and the labels
+//! `event` and `run` (admission and policy `lifecycle-jobs-server-owned-jobs`
+//! refuse the `run` label from anyone else). A restarted controller finds the
+//! run it created before a crash by those, whatever its name, so exactly-once
+//! never rests on the name alone.
+//!
+//! Naming a run. Its name is deterministic per (template, event, occurrence)
+//! *within one controller process*, so two tries of the same creation get
+//! `AlreadyExists` instead of a second run. It must not be predictable by a
+//! tenant: a Job created first under the next run's name would take that name
+//! and fail the run (issue 19; a start then holds its gated pods). So the
+//! suffix is a hash keyed by [`NAME_KEY`], random per process and never
+//! written anywhere: a tenant sees a run's name only once the run exists.
+//! Another process (a restart, a new leader) names the runs it has not found
+//! differently, which is harmless since it finds the existing ones by identity.
 
 use std::collections::BTreeMap;
 
@@ -29,10 +42,22 @@ const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// record it, even across a leader change.
 pub const MIN_TTL_AFTER_FINISHED: i32 = 300;
 
-/// The suffix of a run's name: a hash of the template's UID (a re-created
-/// template with the same name gets other names), the event and the occurrence.
+/// The key of this process's run names: 32 random bytes, in memory only.
+static NAME_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(rand::random);
+
+/// The suffix of a run's name: a hash, keyed by this process's [`NAME_KEY`],
+/// of the template's UID (a re-created template with the same name gets other
+/// names), the event and the occurrence.
 pub fn suffix(template_uid: &str, event: Event, occurrence: &str) -> String {
+    suffix_with(&NAME_KEY[..], template_uid, event, occurrence)
+}
+
+/// [`suffix`] with the key given (pure, for tests).
+pub(crate) fn suffix_with(key: &[u8], template_uid: &str, event: Event, occurrence: &str) -> String {
     let mut h = Sha256::new();
+    // Length-prefixed key, then NUL-separated parts: no two inputs hash alike.
+    h.update((key.len() as u64).to_be_bytes());
+    h.update(key);
     for part in [template_uid, event.as_str(), occurrence] {
         h.update(part.as_bytes());
         h.update([0]);
@@ -169,8 +194,8 @@ fn json_list(annotations: &BTreeMap<String, String>, key: String) -> Result<Opti
     }
 }
 
-/// The existing Job named like a run is that run: owned by the template and
-/// labelled with the same event and occurrence. (Anything else is a name
+/// The existing Job is that run: owned by the template and labelled with
+/// the same event and occurrence (the `run` label is the server's alone). (Anything else is a name
 /// collision, reported rather than taken for the run.)
 pub fn is_same_run(existing: &Job, template_uid: &str, event: Event, occurrence: &str) -> bool {
     let owned = existing.metadata.owner_references.iter().flatten().any(|o| o.uid == template_uid);
@@ -245,6 +270,19 @@ mod tests {
             }),
             status: None,
         }
+    }
+
+    /// Issue 19: a tenant who reads the template (its UID, the occurrence in
+    /// `last-runs`) cannot compute the next run's name without the key.
+    #[test]
+    fn suffixes_depend_on_a_key_no_tenant_reads() {
+        let mine = suffix("uid-1", Event::Start, "3");
+        assert_eq!(mine, suffix_with(&NAME_KEY[..], "uid-1", Event::Start, "3"));
+        assert_ne!(mine, suffix_with(b"", "uid-1", Event::Start, "3"), "the unkeyed hash is not the name");
+        assert_ne!(suffix_with(b"key-a", "uid-1", Event::Start, "3"), suffix_with(b"key-b", "uid-1", Event::Start, "3"));
+        assert_eq!(suffix_with(b"key-a", "uid-1", Event::Start, "3"), suffix_with(b"key-a", "uid-1", Event::Start, "3"));
+        // The key is random: not all zeroes (1 in 2^256).
+        assert!(NAME_KEY.iter().any(|b| *b != 0));
     }
 
     #[test]

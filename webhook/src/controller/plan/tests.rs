@@ -522,3 +522,67 @@ fn an_unreadable_stage_counts_as_zero() {
     assert_eq!(s.ns.problems.len(), 1);
     assert!(s.ns.problems[0].contains("not an integer"));
 }
+
+/// A run Job of template `t` (as [`build_run`] makes it) named `name`.
+fn run_job(t: &Job, event: Event, occurrence: &str, name: &str) -> Job {
+    let mut j = build_run(t, event, occurrence, name).unwrap();
+    j.metadata.uid = Some(format!("uid-{name}"));
+    j
+}
+
+/// Issue 19: a restarted controller (another name key) finds the run it
+/// created before the crash by identity, not by name, and creates no second one.
+#[test]
+fn a_run_created_before_a_crash_is_found_whatever_its_name() {
+    let ns = starting(1, &[]);
+    let t = template("seed", "start", &[]);
+    // Created by the previous process under its own key; never recorded.
+    let earlier = run_job(&t, Event::Start, "1", "seed-start-zzzzzzzz");
+    assert_ne!(Some(run_name("seed", Event::Start, &suffix("uid-seed", Event::Start, "1"))), earlier.metadata.name);
+    let p = plan(&Snapshot::new(&ns, vec![t.clone(), earlier]), NOW);
+    let s = &template_steps(&p)[0];
+    assert!(s.creates.is_empty(), "no second run");
+    let rec = s.records.as_ref().unwrap().start.clone().unwrap();
+    assert_eq!((rec.run.as_str(), rec.occurrence.as_str(), rec.result), ("seed-start-zzzzzzzz", "1", RunResult::Running));
+    assert!(matches!(&s.reports[..], [Report::RunStarted { run, .. }] if run == "seed-start-zzzzzzzz"));
+
+    // A Job of the same name that is not the run (no run label, another owner) is no run.
+    let mut stranger = run_job(&t, Event::Start, "1", "seed-start-zzzzzzzz");
+    stranger.metadata.labels.as_mut().unwrap().remove(LABEL_RUN);
+    let p = plan(&Snapshot::new(&ns, vec![t, stranger]), NOW);
+    let s = &template_steps(&p)[0];
+    assert_eq!(s.creates.len(), 1);
+    assert_ne!(s.creates[0].job.metadata.name.as_deref(), Some("seed-start-zzzzzzzz"));
+}
+
+/// Issue 19: a claimed forced run's name is readable in `last-runs` before the
+/// run exists. A Job someone creates under it does not fail the run: the run
+/// takes another (keyed) name; the record follows it.
+#[test]
+fn a_forced_run_whose_name_was_taken_gets_another() {
+    let ns = namespace(&[], &[(ANNOTATION_OBSERVED, r#"{"seq":1,"state":"started"}"#)]);
+    let claimed =
+        r#"{"force":{"event":"start","run":"seed-start-pending","occurrence":"force-1","result":"pending","time":"t"}}"#;
+    let t = with(template("seed", "start", &[]), records(claimed));
+    let squatter = Job {
+        metadata: ObjectMeta { name: Some("seed-start-pending".into()), uid: Some("squat-uid".into()), ..Default::default() },
+        ..Default::default()
+    };
+    let p = plan(&Snapshot::new(&ns, vec![t.clone(), squatter.clone()]), NOW);
+    let s = &template_steps(&p)[0];
+    assert_eq!(s.creates.len(), 1);
+    let name = s.creates[0].job.metadata.name.clone().unwrap();
+    assert_ne!(name, "seed-start-pending");
+    assert_eq!(name, run_name("seed", Event::Start, &suffix("uid-seed", Event::Start, "force-1/squat-uid")));
+    let rec = s.records.as_ref().unwrap().force.clone().unwrap();
+    assert_eq!((rec.run.as_str(), rec.result), (name.as_str(), RunResult::Running));
+
+    // Created, then a crash before the record: the next plan finds it under its
+    // new name and records it, without a second run.
+    let created = run_job(&t, Event::Start, "force-1", &name);
+    let p = plan(&Snapshot::new(&ns, vec![t, squatter, created]), NOW);
+    let s = &template_steps(&p)[0];
+    assert!(s.creates.is_empty());
+    let rec = s.records.as_ref().unwrap().force.clone().unwrap();
+    assert_eq!((rec.run.as_str(), rec.result), (name.as_str(), RunResult::Running));
+}
