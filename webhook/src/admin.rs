@@ -20,13 +20,13 @@ use crate::metrics::Metrics;
 
 /// The admin port's listener: refuses connections over the caps of
 /// [`ConnLimits::ADMIN`] (closed at once) and bounds each in time.
-pub struct AdminListener {
+pub(crate) struct AdminListener {
     inner: tokio::net::TcpListener,
     gate: ConnectionGate,
 }
 
 impl AdminListener {
-    pub fn new(inner: tokio::net::TcpListener, metrics: &Metrics) -> Self {
+    pub(crate) fn new(inner: tokio::net::TcpListener, metrics: &Metrics) -> Self {
         AdminListener { inner, gate: ConnectionGate::new("admin", ConnLimits::ADMIN, metrics) }
     }
 }

@@ -68,7 +68,11 @@ pub fn tls_server(server: Server<SocketAddr>, certs: &CertStore) -> Server<Socke
 }
 
 /// `server` serving TLS behind `gate`.
-pub fn tls_server_with(server: Server<SocketAddr>, certs: &CertStore, gate: ConnectionGate) -> Server<SocketAddr, TlsAcceptor> {
+pub(crate) fn tls_server_with(
+    server: Server<SocketAddr>,
+    certs: &CertStore,
+    gate: ConnectionGate,
+) -> Server<SocketAddr, TlsAcceptor> {
     let tls = RustlsConfig::from_config(certs.server_config());
     let acceptor = RustlsAcceptor::new(tls).handshake_timeout(limits::TLS_HANDSHAKE_TIMEOUT).acceptor(NoDelay(gate));
     let mut server = server.acceptor(acceptor);
@@ -100,7 +104,7 @@ impl<S, A: Accept<TcpStream, S>> Accept<TcpStream, S> for NoDelay<A> {
 
 /// What one port lets clients hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnLimits {
+pub(crate) struct ConnLimits {
     /// Open connections at once.
     pub total: usize,
     /// Open connections from one source address.
@@ -120,7 +124,7 @@ pub struct ConnLimits {
 
 impl ConnLimits {
     /// Port 8443.
-    pub const TLS: ConnLimits = ConnLimits {
+    pub(crate) const TLS: ConnLimits = ConnLimits {
         total: limits::MAX_CONNECTIONS,
         per_source: limits::MAX_CONNECTIONS_PER_SOURCE,
         busy: limits::BUSY_CONNECTIONS,
@@ -133,7 +137,7 @@ impl ConnLimits {
 
     /// Port 9090: its server tracks no request, so a connection lives
     /// [`limits::ADMIN_CONNECTION_LIFETIME`] at most.
-    pub const ADMIN: ConnLimits = ConnLimits {
+    pub(crate) const ADMIN: ConnLimits = ConnLimits {
         total: limits::ADMIN_MAX_CONNECTIONS,
         per_source: limits::ADMIN_MAX_CONNECTIONS_PER_SOURCE,
         busy: limits::ADMIN_BUSY_CONNECTIONS,
@@ -146,7 +150,7 @@ impl ConnLimits {
 
     /// These limits, lowered so that `fds` file descriptors hold every
     /// connection (accept fails with EMFILE otherwise, for every client alike).
-    pub fn within_open_files(self, fds: u64) -> ConnLimits {
+    pub(crate) fn within_open_files(self, fds: u64) -> ConnLimits {
         let fit = usize::try_from(fds).unwrap_or(usize::MAX).max(1);
         if fit >= self.total {
             return self;
@@ -164,7 +168,7 @@ impl ConnLimits {
 
 /// Why a connection was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The port holds its total.
     Total,
     /// The source holds its cap.
@@ -177,7 +181,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The metrics label.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Refusal::Total => "total",
             Refusal::PerSource => "per_source",
@@ -189,7 +193,7 @@ impl Refusal {
 
 /// Whether a new connection from a source that holds `from_source` may open,
 /// with `open` open on the port.
-pub fn admit(limits: &ConnLimits, open: usize, from_source: usize) -> Result<(), Refusal> {
+pub(crate) fn admit(limits: &ConnLimits, open: usize, from_source: usize) -> Result<(), Refusal> {
     if open >= limits.total {
         Err(Refusal::Total)
     } else if from_source >= limits.per_source {
@@ -203,7 +207,7 @@ pub fn admit(limits: &ConnLimits, open: usize, from_source: usize) -> Result<(),
 
 /// The source a connection counts against: its address, an IPv4 address
 /// mapped into IPv6 counted as the IPv4 one.
-pub fn source(peer: IpAddr) -> IpAddr {
+pub(crate) fn source(peer: IpAddr) -> IpAddr {
     peer.to_canonical()
 }
 
@@ -232,7 +236,7 @@ struct Open {
 
 impl ConnectionGate {
     /// The gate of `port` (the metrics label) with `limits`, counting into `metrics`.
-    pub fn new(port: &'static str, limits: ConnLimits, metrics: &Metrics) -> Self {
+    pub(crate) fn new(port: &'static str, limits: ConnLimits, metrics: &Metrics) -> Self {
         ConnectionGate(Arc::new(Gate {
             port,
             limits,
@@ -244,19 +248,15 @@ impl ConnectionGate {
         }))
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> ConnLimits {
-        self.0.limits
-    }
-
     /// Connections open now: in all, and from `peer`'s source.
-    pub fn open(&self, peer: IpAddr) -> (usize, usize) {
+    #[cfg(test)]
+    pub(crate) fn open(&self, peer: IpAddr) -> (usize, usize) {
         let open = self.0.open.lock().unwrap_or_else(PoisonError::into_inner);
         (open.total, open.by_source.get(&source(peer)).copied().unwrap_or(0))
     }
 
     /// A slot for a new connection from `peer`, or why not.
-    pub fn take(&self, peer: IpAddr) -> Result<Slot, Refusal> {
+    pub(crate) fn take(&self, peer: IpAddr) -> Result<Slot, Refusal> {
         let key = source(peer);
         let mut open = self.0.open.lock().unwrap_or_else(PoisonError::into_inner);
         let from_source = open.by_source.get(&key).copied().unwrap_or(0);
@@ -285,7 +285,7 @@ impl ConnectionGate {
 
     /// `stream`, from `peer`, with its slot and deadlines; and the record of
     /// its requests, which the HTTP layer keeps ([`track_requests`]).
-    pub fn guard<S>(&self, stream: S, peer: IpAddr) -> Result<(Guarded<S>, Arc<Activity>), Refusal> {
+    pub(crate) fn guard<S>(&self, stream: S, peer: IpAddr) -> Result<(Guarded<S>, Arc<Activity>), Refusal> {
         let slot = self.take(peer)?;
         let activity = Arc::new(Activity::new(self.0.clone()));
         Ok((Guarded::new(stream, activity.clone(), slot), activity))
@@ -293,7 +293,7 @@ impl ConnectionGate {
 }
 
 /// A connection's place in its gate's counts, given back when dropped.
-pub struct Slot {
+pub(crate) struct Slot {
     gate: Arc<Gate>,
     source: IpAddr,
 }
@@ -332,7 +332,7 @@ impl Accept<TcpStream, Router> for ConnectionGate {
 
 /// `app` recording its requests in `activity`: the deadlines of a connection
 /// count requests, not bytes.
-pub fn track_requests(app: Router, activity: Arc<Activity>) -> Router {
+pub(crate) fn track_requests(app: Router, activity: Arc<Activity>) -> Router {
     app.layer(axum::middleware::from_fn_with_state(activity, track))
 }
 
@@ -354,7 +354,7 @@ async fn track(State(conn): State<Arc<Activity>>, req: Request, next: Next) -> R
 /// What a connection is doing, at the request level: requests in flight,
 /// when the last one ended. Shared by the stream (which closes the
 /// connection on a deadline) and the connection's application.
-pub struct Activity {
+pub(crate) struct Activity {
     gate: Arc<Gate>,
     accepted: Instant,
     in_flight: AtomicUsize,
@@ -367,7 +367,7 @@ pub struct Activity {
 }
 
 /// A request in flight; its end when dropped (also when the client resets it).
-pub struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -390,7 +390,7 @@ impl Activity {
     }
 
     /// A request starts.
-    pub fn begin(self: &Arc<Self>) -> InFlight {
+    pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(self.clone())
     }
@@ -421,7 +421,7 @@ impl Activity {
 
     /// When the connection must have a request, and the reason it is closed
     /// then; `None` while a request is in flight.
-    pub fn deadline(&self) -> Option<(Instant, &'static str)> {
+    pub(crate) fn deadline(&self) -> Option<(Instant, &'static str)> {
         let close = self.close_ms.load(Ordering::SeqCst);
         if close != u64::MAX {
             return Some((self.accepted + Duration::from_millis(close), "http2"));
@@ -547,7 +547,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 /// Go's, leaves it as inherited: often 1024, under the port's connection cap)
 /// and returns the limit in force, or `None` where it cannot be read.
 #[cfg(target_os = "linux")]
-pub fn raise_open_files() -> Option<u64> {
+pub(crate) fn raise_open_files() -> Option<u64> {
     // struct rlimit of Linux (rlim_t is 64 bits on every Linux target of std
     // but 32-bit ones, which this server is not built for); RLIMIT_NOFILE is 7.
     #[repr(C)]
@@ -578,7 +578,7 @@ pub fn raise_open_files() -> Option<u64> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn raise_open_files() -> Option<u64> {
+pub(crate) fn raise_open_files() -> Option<u64> {
     None
 }
 

@@ -357,7 +357,7 @@ async fn pings_do_not_keep_a_connection_without_requests() {
     let (tls, _) = connect(&s, &[b"h2"]).await;
     let (send, mut conn) = h2::client::handshake(tls).await.unwrap();
     let mut ping_pong = conn.ping_pong().unwrap();
-    let driver = tokio::spawn(async move { conn.await });
+    let driver = tokio::spawn(conn);
     let mut send = send.ready().await.unwrap();
     let (resp, mut body) = send.send_request(http::Request::post("https://localhost/mutate").body(()).unwrap(), false).unwrap();
     body.send_data(pod_review().into(), true).unwrap();
