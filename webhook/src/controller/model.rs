@@ -564,6 +564,30 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_is_read_without_its_containers_and_kept_small() {
+        use crate::controller::reconcile::WorkloadKind;
+        use k8s_openapi::api::apps::v1::Deployment;
+        use lifecycle_contract::names::{ANNOTATION_OUTPUTS_HASH, ANNOTATION_ROLLOUT};
+        let big = "x".repeat(300_000);
+        let raw = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "annotations": {"example.com/blob": big, ANNOTATION_ROLLOUT: big,
+                         crate::controller::keys::ANNOTATION_REPLICAS_BEFORE_STOP: "3"}},
+            "spec": {"replicas": 0, "template": {
+                "metadata": {"annotations": {ANNOTATION_OUTPUTS_HASH: "0123456789abcdef"}},
+                "spec": {"containers": [{"name": "app", "env": [{"name": "BLOB", "value": big}]}]}}}
+        });
+        let listed: ListedWorkload<Deployment> = serde_json::from_value(raw).unwrap();
+        assert!(format!("{listed:?}").len() < 2 * 300_000 + 4096, "the container's variable is not decoded");
+        let w = workload_of(WorkloadKind::Deployment, listed);
+        assert_eq!((w.name.as_str(), w.replicas, w.remembered.as_deref()), ("web", Some(0), Some("3")));
+        assert_eq!(w.roll.outputs_hash.as_deref(), Some("0123456789abcdef"));
+        let rollout = w.roll.rollout.as_deref().unwrap();
+        assert!(rollout.len() <= MAX_SHORT_VALUE && Rollout::parse(Some(rollout)).is_err(), "cut, and still invalid");
+        assert!(w.roll.injected);
+    }
+
+    #[test]
     fn truncates_on_char_boundaries() {
         assert_eq!(truncate("abc", 10), "abc");
         let t = truncate("ééééé", 6);
