@@ -95,6 +95,16 @@ where
     Ok((page.items, next))
 }
 
+/// One object read whole (a template, whose spec a run copies), under the
+/// same bound as the pages of whole objects.
+pub(crate) async fn get_whole<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    let _slot = FULL_OBJECT_PAGES.acquire().await.expect("the semaphore is never closed");
+    api.get_opt(name).await
+}
+
 /// A value read from an object, cut to at most `max` bytes. A cut value ends
 /// with `…`, which no reader takes for a valid value (not an event, a number,
 /// a JOBID, a JSON document, `false`): a value longer than any valid one stays

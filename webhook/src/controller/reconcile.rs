@@ -26,7 +26,7 @@ use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
 use super::rollout::{RollTarget, SourceState, When, due, must_roll, outputs_hash, roll_patch};
 use super::run_job::{build_run, is_same_run};
 use super::scale::{StartPatch, start_patch, stop_patch};
-use crate::kube_client::{FULL_OBJECT_PAGE_SIZE, list_all_metadata, list_page};
+use crate::kube_client::{FULL_OBJECT_PAGE_SIZE, get_whole, list_all_metadata, list_page};
 
 /// Jobs per page of the metadata-only list of an environment's Jobs (each at
 /// most the API server's 256 KiB of annotations, plus managedFields).
@@ -471,7 +471,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn get_template(&self, ns: &str, name: &str) -> Result<Option<Job>, Error> {
-        Api::<Job>::namespaced(self.client.clone(), ns).get_opt(name).await.map_err(Error::from_kube)
+        get_whole(&Api::<Job>::namespaced(self.client.clone(), ns), name).await.map_err(Error::from_kube)
     }
 
     async fn create_job(&self, ns: &str, job: &Job) -> Result<Created, Error> {
