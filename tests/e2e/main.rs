@@ -1,6 +1,7 @@
 mod capture;
 mod cluster;
 mod example;
+mod hardening;
 mod http2;
 mod inputs;
 mod lifecycle;
