@@ -223,6 +223,9 @@ async fn container_logs(
             }
         }
     }
+    // The container's own output is written unchanged, as `kubectl logs` does:
+    // it is what the job printed, asked for by name, piped to files and tools,
+    // with colours people expect (see crate::sanitize). Our lines around it are sanitized.
     let lp = LogParams { container: Some(container.to_string()), follow, tail_lines: tail, ..Default::default() };
     if follow {
         let reader = pods.log_stream(pod, &lp).await.doing(format_args!("stream the logs of {pod}/{container}"))?;
