@@ -84,20 +84,23 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
     let mut annotations = job.metadata.annotations.take().unwrap_or_default();
     let mut spec = job.spec.take().unwrap_or_default();
 
-    // Metadata: what lifecycle-jobs sets on the source stays behind too.
-    for l in [names::LABEL_JOB, names::LABEL_EVENT, names::LABEL_RUN, names::LABEL_CAPTURE] {
-        if labels.remove(l).is_some() {
+    // Metadata: what lifecycle-jobs sets on the source stays behind too (the
+    // API server refuses those names from anyone but lifecycle-jobs).
+    let server_labels = names::server_owned::RUN_LABELS.iter().chain(&names::server_owned::ADMISSION_LABELS);
+    for l in server_labels {
+        if labels.remove(*l).is_some() {
             not_copied.push(item(format!("label {l}"), "set by lifecycle-jobs itself"));
         }
     }
     let source_job_id = annotations.get(names::ANNOTATION_JOB_ID).cloned();
     let job_id_source = jobs::job_id(src);
     let job_id_copy = if opts.keep_job_id { JobId::derive(source_job_id.as_deref(), &name) } else { JobId::derive(None, &name) };
-    let dropped: [(&str, String); 3] = [
+    let dropped: [(&str, String); 4] = [
         (
             names::ANNOTATION_OUTPUTS,
             format!("the outputs published in the source environment; the copy publishes its own in {}", opts.namespace),
         ),
+        (names::ANNOTATION_OUTPUTS_PUBLISHED_BY, "which pod published in the source environment".into()),
         (jobs::ANNOTATION_LAST_RUNS, "the record of runs in the source environment".into()),
         (names::ANNOTATION_FORCE_RUN, "a pending request for the source environment".into()),
     ];

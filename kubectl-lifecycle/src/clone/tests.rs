@@ -33,7 +33,12 @@ fn source() -> Job {
             managed_fields: Some(vec![ManagedFieldsEntry::default()]),
             owner_references: Some(vec![OwnerReference { name: "x".into(), ..Default::default() }]),
             finalizers: Some(vec!["lifecycle-jobs.dev/outputs".into()]),
-            labels: Some(map(&[("app", "shop"), ("batch.kubernetes.io/controller-uid", uid), ("controller-uid", uid)])),
+            labels: Some(map(&[
+                ("app", "shop"),
+                ("batch.kubernetes.io/controller-uid", uid),
+                ("controller-uid", uid),
+                (names::LABEL_ADMITTED, names::ADMITTED),
+            ])),
             annotations: Some(map(&[
                 (names::ANNOTATION_ON, "start,stop"),
                 ("lifecycle-jobs.dev/on-stop-command", r#"["sh","-c","echo bye"]"#),
@@ -41,6 +46,7 @@ fn source() -> Job {
                 (names::ANNOTATION_JOB_ID, "zf138d9c8"),
                 (names::ANNOTATION_OUTPUTS, "{}"),
                 (jobs::ANNOTATION_LAST_RUNS, "{}"),
+                (names::ANNOTATION_OUTPUTS_PUBLISHED_BY, "seed-start-x/uid"),
                 (names::ANNOTATION_FORCE_RUN, "stop"),
                 (LAST_APPLIED, "{...}"),
                 ("team", "data"),
@@ -163,6 +169,8 @@ fn copies_the_job_and_drops_what_belongs_to_the_source() {
     for expected in [
         "annotation lifecycle-jobs.dev/outputs",
         "annotation lifecycle-jobs.dev/last-runs",
+        "annotation lifecycle-jobs.dev/outputs-published-by",
+        "label lifecycle-jobs.dev/admitted",
         "annotation lifecycle-jobs.dev/force-run",
         "annotation lifecycle-jobs.dev/job-id=zf138d9c8",
         "uid, resourceVersion, generation, creationTimestamp, managedFields",
