@@ -398,3 +398,25 @@ async fn trust_a_cron_jobs_manual_run_is_the_cron_jobs_when_its_creator_may_upda
     ensure!(message.contains("cannot be added"), "{message}");
     Ok(())
 }
+
+#[tokio::test]
+async fn trust_the_server_creates_only_the_objects_named_for_it() -> Result<()> {
+    let client = client().await?;
+    let ns = environment(&client, "trust-creates").await?;
+    // Whatever the server's credentials are made to do (a bug, a stolen
+    // token), the API server lets them create only its own objects.
+    let server =
+        client_as(&format!("system:serviceaccount:{}:lifecycle-webhook", lifecycle_contract::names::SYSTEM_NAMESPACE)).await?;
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(server.clone(), ns.name());
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(server, ns.name());
+    let dry = PostParams { dry_run: true, ..PostParams::default() };
+    let message =
+        refused("a ConfigMap of another name", configmaps.create(&dry, &obj(json!({"metadata": {"name": "app-config"}}))).await)?;
+    ensure!(message.contains("may create only") && message.contains("app-config"), "{message}");
+    let message =
+        refused("a Secret of another name", secrets.create(&dry, &obj(json!({"metadata": {"name": "db-password"}}))).await)?;
+    ensure!(message.contains("may create only"), "{message}");
+    // Its own objects, as a server-side apply of a missing object makes them.
+    configmaps.create(&dry, &obj(json!({"metadata": {"name": lifecycle_contract::names::OUTPUTS_OBJECT}}))).await?;
+    Ok(())
+}
