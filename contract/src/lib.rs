@@ -12,6 +12,8 @@ pub mod job_id;
 pub mod names;
 pub mod output;
 pub mod reserved;
+#[cfg(feature = "k8s")]
+pub mod run;
 pub mod transition;
 
 pub use event::Event;

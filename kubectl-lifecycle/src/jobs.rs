@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use lifecycle_contract::{Event, JobId, names};
+use lifecycle_contract::{Event, JobId, names, run};
 use serde::Serialize;
 
 pub use lifecycle_contract::names::ANNOTATION_LAST_RUNS;
@@ -98,29 +98,25 @@ pub struct JobState {
     pub finished: Option<jiff::Timestamp>,
 }
 
-/// The state of a Job from its status. Only the terminal conditions end a run: `Complete` is
-/// success, `Failed` is failure. The intermediate `SuccessCriteriaMet` / `FailureTarget`
-/// conditions (Kubernetes sets them before `Complete` / `Failed`) only mean the Job is ending:
-/// its pods may still be terminating, so it is still `Running`.
+/// The state of a Job from its status. How a Job ended is the contract's one
+/// rule ([`lifecycle_contract::run::outcome`]): only `Complete` and `Failed`
+/// end it, and a `Complete` Job whose outputs the server could not publish has
+/// failed (the controller counts the run failed too). A Job that is ending
+/// (`SuccessCriteriaMet` / `FailureTarget`) is still `Running`.
 pub fn state(job: &Job) -> JobState {
     let status = job.status.as_ref();
     let started = status.and_then(|s| s.start_time.as_ref()).map(|t| t.0);
-    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-    let true_condition = |types: &[&str]| conditions.iter().find(|c| c.status == "True" && types.contains(&c.type_.as_str()));
-    if let Some(c) = true_condition(&["Failed"]) {
-        return JobState {
-            phase: Phase::Failed,
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-            started,
-            finished: c.last_transition_time.as_ref().map(|t| t.0),
+    if let Some(o) = run::outcome(job) {
+        let c = &o.condition;
+        return if o.succeeded {
+            let finished = status.and_then(|s| s.completion_time.as_ref()).or(c.last_transition_time.as_ref()).map(|t| t.0);
+            JobState { phase: Phase::Succeeded, reason: None, message: None, started, finished }
+        } else {
+            let finished = c.last_transition_time.as_ref().map(|t| t.0);
+            JobState { phase: Phase::Failed, reason: o.reason, message: o.message, started, finished }
         };
     }
-    if let Some(c) = true_condition(&["Complete"]) {
-        let finished = status.and_then(|s| s.completion_time.as_ref()).or(c.last_transition_time.as_ref()).map(|t| t.0);
-        return JobState { phase: Phase::Succeeded, reason: None, message: None, started, finished };
-    }
-    if true_condition(&["SuccessCriteriaMet", "FailureTarget"]).is_some() {
+    if run::ending(job) {
         return JobState { phase: Phase::Running, reason: None, message: None, started, finished: None };
     }
     let active = status.and_then(|s| s.active).unwrap_or(0);
@@ -289,6 +285,13 @@ pub(crate) mod tests {
         let done = with_condition(job("a", &[], &[]), "Complete", None, "2025-01-01T00:02:00Z");
         assert_eq!(state(&done).phase, Phase::Succeeded);
         assert!(state(&done).phase.is_finished());
+        // Its pods succeeded, but the server recorded that its outputs were lost: failed, as the controller counts it.
+        let why = "outputs not published: the agent could not reach the server before its grace period ended";
+        let lost = with_condition(job("a", &[], &[(names::ANNOTATION_OUTPUTS, why)]), "Complete", None, "2025-01-01T00:02:00Z");
+        let st = state(&lost);
+        assert_eq!(st.phase, Phase::Failed);
+        assert_eq!(st.reason.as_deref(), Some(lifecycle_contract::run::OUTPUTS_NOT_PUBLISHED_REASON));
+        assert_eq!(st.message.as_deref(), Some(why));
     }
 
     #[test]
