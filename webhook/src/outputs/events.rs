@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use lifecycle_contract::JobId;
-use lifecycle_contract::names::VARIABLE_PREFIX;
+use lifecycle_contract::names::{SYSTEM_NAMESPACE, VARIABLE_PREFIX, never_environment};
 use lifecycle_contract::output::Output;
 
 use super::error::Error;
@@ -123,6 +123,13 @@ pub fn takeover_note(keys: &[String], previous: &JobId, previous_job: Option<&st
 pub async fn emit(client: &Client, instance: &str, refs: &[ObjectReference], type_: EventType, reason: &str, note: String) {
     let event = Event { type_, reason: reason.into(), note: Some(fit(&note)), action: ACTION.into(), secondary: None };
     for r in refs {
+        // Never about an object of the cluster's own namespaces, whoever asks
+        // (the callers only act in environments; this holds even if one did not).
+        let ns = r.namespace.as_deref().unwrap_or_default();
+        if never_environment(ns, client.default_namespace()) || never_environment(ns, SYSTEM_NAMESPACE) {
+            tracing::warn!(namespace = ns, reason, "no Event written outside the environments");
+            continue;
+        }
         // A fresh recorder each time: the recorder's cache would fold a new
         // note into an earlier Event of the same reason (keeping the old note).
         let recorder = Recorder::new(client.clone(), Reporter { controller: REPORTER.into(), instance: Some(instance.into()) });
