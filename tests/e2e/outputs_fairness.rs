@@ -41,6 +41,7 @@ async fn security_one_environment_flooding_the_outputs_api_does_not_starve_anoth
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     // Meanwhile, another environment's plain captured Job publishes normally.
+    let started = std::time::Instant::now();
     victim.create(&output_job("fair", None, None, r#"{"FAIR_SHARE": {"value": "kept"}}"#)).await?;
     let published_ok = async {
         wait_for_job_complete(&client, victim.name(), "fair", TIMEOUT).await?;
@@ -50,8 +51,9 @@ async fn security_one_environment_flooding_the_outputs_api_does_not_starve_anoth
         .await
     }
     .await;
+    let elapsed = started.elapsed();
     let answers = flood.stop().await?;
-    eprintln!("the flood's answers: {answers:?}");
+    eprintln!("the flood's answers: {answers:?}; the other environment's Job ran and published in {elapsed:.1?}");
     let (cm, _) = published_ok?;
     assert_eq!(cm.get("QOVERY_OUTPUT_JOB_FAIR_FAIR_SHARE").map(String::as_str), Some("kept"), "{cm:?}");
 
