@@ -174,13 +174,16 @@ async fn plugin(args: &[&str]) -> Result<Ran> {
 async fn hardening_the_plugin_prints_no_escape_sequences_from_the_cluster() -> Result<()> {
     let client = client().await?;
     let ns = environment(&client, "hard-esc").await?;
-    let evil = "ok\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}]52;c;ZWNobyBwd25k\u{7}\u{9b}31m\rFAILED\u{202e}";
+    // Raw C1 characters and DEL cannot be published (the server's apply body is read as YAML by the
+    // API server, which refuses them): they go in an annotation, which the plugin prints too.
+    let evil = "ok\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}]52;c;ZWNobyBwd25k\u{7}\rFAILED\u{202e}";
+    let evil_annotation = format!("{evil}\u{9b}31m\u{7f}");
     let file = serde_json::to_string(&json!({"BANNER": {"value": evil}, "TOKEN": {"value": evil, "sensitive": true}}))?;
-    let job = annotate(output_job("esc", Some("ESC"), None, &file), &[("example.com/note", evil)]);
+    let job = annotate(output_job("esc", Some("ESC"), None, &file), &[("example.com/note", &evil_annotation)]);
     create_job_retrying(&ns, &job).await?;
     wait_published(&ns, "esc publishes", |cm, _| cm.get("QOVERY_OUTPUT_JOB_ESC_BANNER").is_some_and(|v| v == evil)).await?;
     // And a lifecycle job (a template) with the same annotation, which clone prints.
-    ns.create(&annotate(lifecycle_job("noisy", "stop", "true", false), &[("example.com/note", evil)])).await?;
+    ns.create(&annotate(lifecycle_job("noisy", "stop", "true", false), &[("example.com/note", &evil_annotation)])).await?;
 
     let name = ns.name().to_string();
     let mut seen = 0;
@@ -199,7 +202,7 @@ async fn hardening_the_plugin_prints_no_escape_sequences_from_the_cluster() -> R
     ] {
         let ran = plugin(&args).await?;
         let all = ran.all();
-        for bad in ['\u{1b}', '\u{9b}', '\r', '\u{7}', '\u{202e}'] {
+        for bad in ['\u{1b}', '\u{9b}', '\u{7f}', '\r', '\u{7}', '\u{202e}'] {
             ensure!(!all.contains(bad), "{:?} printed by `kubectl lifecycle {}`: {ran}", bad, args.join(" "));
         }
         if all.contains("\\u001b") {
