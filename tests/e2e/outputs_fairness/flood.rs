@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{LABEL_CAPTURE, OUTPUTS_API_PATH, SYSTEM_NAMESPACE, TOKEN_AUDIENCE, injected};
+use lifecycle_e2e::lifecycle::live_and_ready;
 use lifecycle_e2e::{TIMEOUT, obj, wait_until};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -57,8 +58,14 @@ pub(crate) async fn agent_token(client: &Client, pod: &Pod) -> Result<String> {
 /// The server pods' addresses (`ip:8443`), to flood both replicas evenly.
 pub(crate) async fn server_addrs(client: &Client) -> Result<Vec<String>> {
     let pods = Api::<Pod>::namespaced(client.clone(), SYSTEM_NAMESPACE).list(&ListParams::default().labels(SERVER_PODS)).await?;
-    let addrs: Vec<String> =
-        pods.items.iter().filter_map(|p| p.status.as_ref()?.pod_ip.clone()).map(|ip| format!("{ip}:8443")).collect();
+    // Ready ones only: a replica of a previous rollout may still be terminating.
+    let addrs: Vec<String> = pods
+        .items
+        .iter()
+        .filter(|p| live_and_ready(p))
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .map(|ip| format!("{ip}:8443"))
+        .collect();
     ensure!(!addrs.is_empty(), "the server pods have no addresses");
     Ok(addrs)
 }
@@ -143,7 +150,7 @@ async fn flooder(
     pause: Duration,
     answers: &mut BTreeMap<String, u32>,
 ) -> Result<()> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await??;
     let name = rustls_pki_types::ServerName::try_from(SERVER_NAME)?;
     let mut tls = BufReader::new(connector.connect(name, tcp).await?);
     while !stop.load(Ordering::Relaxed) {
