@@ -105,7 +105,8 @@ async fn connection_metrics(client: &Client, pod: &str) -> Result<BTreeMap<Strin
 }
 
 fn metric(m: &BTreeMap<String, f64>, prefix: &str) -> f64 {
-    m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()
+    // An empty f64 sum is -0.0, printed "-0".
+    m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum::<f64>() + 0.0
 }
 
 /// One attacking client until `until`, its sockets bound to `from`: TLS, then
