@@ -475,3 +475,31 @@ async fn idle_streams_are_closed_and_give_their_slot_back() {
     assert_eq!(gate.open(ip), (0, 0));
     assert_eq!(metrics.connections_closed.get_or_create(&ConnectionLabels { port: "tls", reason: "idle" }).get(), 1);
 }
+
+/// The admin port: a source over its cap is closed at once, probes from
+/// another address still get through.
+#[tokio::test]
+async fn the_admin_port_caps_connections_per_source() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = crate::admin::router(metrics.clone(), crate::admin::Readiness::default());
+    tokio::spawn(async move { axum::serve(crate::admin::AdminListener::new(listener, &metrics), app).await });
+
+    let mut held = Vec::new();
+    for _ in 0..limits::ADMIN_MAX_CONNECTIONS_PER_SOURCE {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut over, Duration::from_secs(2)).await, "a connection over the source's cap stayed open");
+
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut probe = other.connect(addr).await.unwrap();
+    probe.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held);
+}
