@@ -167,3 +167,52 @@ async fn two_hundred_deployments_of_1_mib_do_not_sink_the_controller_through_a_s
     ns.delete_and_wait(Duration::from_secs(600)).await?;
     Ok(())
 }
+
+/// The lost-outputs watch acts only in environments. The attack: outside any
+/// environment, a tenant's Job labels its pod `capture` and runs a sidecar
+/// named like the agent that ends with an "outputs not published" message
+/// (exactly what a real agent's loss looks like). Before, the server recorded
+/// that loss on the tenant's Job (an annotation write) and wrote a Warning
+/// Event there, in any namespace. Now it writes nothing. The legitimate path,
+/// a real loss in an environment, is `bounded::outputs_not_published_while_the_server_is_away_are_reported_and_fail_the_run`.
+#[tokio::test]
+async fn a_forged_agent_failure_outside_environments_makes_the_server_write_nothing() -> Result<()> {
+    let client = client().await?;
+    let ns = lifecycle_e2e::TestNamespace::new(&client, "large-forged-loss").await?;
+    let mut job = lifecycle_e2e::busybox_job("forged", "sleep 2");
+    let template = &mut job.spec.as_mut().unwrap().template;
+    template.metadata.get_or_insert_default().labels =
+        Some(BTreeMap::from([(lifecycle_contract::names::LABEL_CAPTURE.to_string(), "FORGED".to_string())]));
+    let script = format!(
+        "trap 'echo \"{}: forged\" > /dev/termination-log; exit 1' TERM; while true; do sleep 1; done",
+        lifecycle_contract::names::OUTPUTS_NOT_PUBLISHED
+    );
+    let sidecar = json!({"name": lifecycle_contract::names::injected::AGENT_CONTAINER, "image": lifecycle_e2e::BUSYBOX,
+        "imagePullPolicy": "IfNotPresent", "restartPolicy": "Always", "command": ["sh", "-c", script]});
+    template.spec.as_mut().unwrap().init_containers = Some(vec![serde_json::from_value(sidecar)?]);
+    ns.create(&job).await?;
+    lifecycle_e2e::wait_for_job_complete(&client, ns.name(), "forged", Duration::from_secs(120)).await?;
+    // The pod is what a loss looks like: succeeded, its "agent" ended non-zero with the message.
+    let pods = ns.api::<Pod>().list(&ListParams::default().labels("job-name=forged")).await?.items;
+    let agent_message = pods
+        .iter()
+        .flat_map(|p| p.status.iter().flat_map(|s| s.init_container_statuses.iter().flatten()))
+        .find_map(|c| c.state.as_ref()?.terminated.as_ref().filter(|t| t.exit_code != 0)?.message.clone());
+    ensure!(
+        agent_message.as_deref().is_some_and(|m| m.starts_with(lifecycle_contract::names::OUTPUTS_NOT_PUBLISHED)),
+        "the forged agent did not end as a lost publication: {agent_message:?}"
+    );
+    // Every replica's watch sees a succeeded pod within moments; give it ample time.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let job = ns.api::<k8s_openapi::api::batch::v1::Job>().get("forged").await?;
+    ensure!(
+        !job.annotations().contains_key(lifecycle_contract::names::ANNOTATION_OUTPUTS),
+        "the server wrote on a Job outside the environments: {:?}",
+        job.annotations()
+    );
+    let events = lifecycle_e2e::events_for(&client, ns.name(), "Job", "forged").await?;
+    let ours: Vec<_> = events.iter().filter(|e| e.reason.as_deref() == Some("OutputsNotPublished")).collect();
+    ensure!(ours.is_empty(), "the server wrote Events outside the environments: {ours:?}");
+    ns.delete_and_wait(Duration::from_secs(120)).await?;
+    Ok(())
+}
