@@ -159,3 +159,45 @@ mod tests {
         assert_eq!(c.page_size, Some(LIST_PAGE_SIZE));
     }
 }
+
+/// The body of a server-side apply: `value` as JSON text in which every
+/// character YAML does not allow raw is written as a `\uXXXX` escape.
+///
+/// kube sends an apply patch as `application/apply-patch+yaml`, and the API
+/// server reads it with a YAML parser, which refuses DEL, the C1 controls
+/// (but NEL) and U+FFFE/U+FFFF ("control characters are not allowed");
+/// serde_json escapes only the C0 controls. A value people may write (an
+/// output, a project variable) with one of those characters would otherwise
+/// never be stored. Outside strings JSON text is ASCII, so an escape changes
+/// no structure and the API server decodes the same value.
+pub(crate) fn apply_body<T: serde::Serialize>(value: &T) -> Box<serde_json::value::RawValue> {
+    let json = serde_json::to_string(value).expect("apply bodies are maps of strings and always serialise");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if matches!(c, '\u{7f}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}') {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    serde_json::value::RawValue::from_string(out).expect("escaping keeps JSON valid")
+}
+
+#[cfg(test)]
+mod apply_body_tests {
+    use super::apply_body;
+
+    #[test]
+    fn characters_yaml_refuses_raw_are_escaped_and_decode_to_the_same_value() {
+        let value = serde_json::json!({"data": {"K": "a\u{7f}b\u{90}c\u{85}d\u{fffe}e😀\u{1}"}});
+        let body = apply_body(&value);
+        let text = body.get();
+        for raw in ['\u{7f}', '\u{90}', '\u{fffe}', '\u{1}'] {
+            assert!(!text.contains(raw), "{raw:?} is escaped in {text}");
+        }
+        assert!(text.contains("\\u007f") && text.contains("\\u0090") && text.contains("\\ufffe"), "{text}");
+        assert!(text.contains('\u{85}') && text.contains('😀'), "what YAML allows stays as it is: {text}");
+        let back: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, value);
+    }
+}

@@ -165,7 +165,8 @@ where
     if dry_run {
         params = params.dry_run();
     }
-    let patch = Patch::Apply(body);
+    let body = crate::kube_client::apply_body(body);
+    let patch = Patch::Apply(&body);
     retry("applying the outputs", || api.patch(OUTPUTS_OBJECT, &params, &patch))
         .await
         .map(drop)
@@ -195,10 +196,18 @@ fn store_error(object: Object, namespace: &str, doing: &str, e: kube::Error) -> 
                 Object::ConfigMap => format!(": {}", one_line(&s.message)),
                 Object::Secret => String::new(),
             };
+            // The hint is chosen from the refusal without echoing it (a Secret's may quote a value).
+            let message = s.message.to_ascii_lowercase();
+            let size =
+                s.code == 413 || ["too long", "too large", "exceed", "must have at most"].iter().any(|w| message.contains(w));
+            let hint = if size {
+                " The cause is size: all jobs' outputs of an environment share one ConfigMap and one Secret of at most 1 MiB each, \
+                 and every value is stored twice (full name and alias)"
+            } else {
+                ""
+            };
             Error::StoreRefused(format!(
-                "the API server refused {doing} {what} ({} {}){detail}. Nothing was published and the job's earlier outputs stay. \
-                 The usual cause is size: all jobs' outputs of an environment share one ConfigMap and one Secret of at most 1 MiB each, \
-                 and every value is stored twice (full name and alias)",
+                "the API server refused {doing} {what} ({} {}){detail}. Nothing was published and the job's earlier outputs stay.{hint}",
                 s.code, s.reason
             ))
         }

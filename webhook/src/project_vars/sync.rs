@@ -374,13 +374,14 @@ impl Mirror {
     async fn apply(&self, namespace: &str, kind: SourceKind, body: &Value) -> Result<(), Error> {
         let pp = PatchParams::apply(PROJECT_VARIABLES_FIELD_MANAGER).force();
         let doing = format!("writing {kind:?} {namespace}/{PROJECT_OBJECT}");
+        let body = crate::kube_client::apply_body(body);
         let r = match kind {
             SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
-                .patch(PROJECT_OBJECT, &pp, &Patch::Apply(body))
+                .patch(PROJECT_OBJECT, &pp, &Patch::Apply(&body))
                 .await
                 .map(drop),
             SourceKind::Secret => Api::<Secret>::namespaced(self.client.clone(), namespace)
-                .patch(PROJECT_OBJECT, &pp, &Patch::Apply(body))
+                .patch(PROJECT_OBJECT, &pp, &Patch::Apply(&body))
                 .await
                 .map(drop),
         };
