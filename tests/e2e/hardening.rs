@@ -174,10 +174,10 @@ async fn plugin(args: &[&str]) -> Result<Ran> {
 async fn hardening_the_plugin_prints_no_escape_sequences_from_the_cluster() -> Result<()> {
     let client = client().await?;
     let ns = environment(&client, "hard-esc").await?;
-    // Raw C1 characters and DEL cannot be published (the server's apply body is read as YAML by the
-    // API server, which refuses them): they go in an annotation, which the plugin prints too.
-    let evil = "ok\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}]52;c;ZWNobyBwd25k\u{7}\rFAILED\u{202e}";
-    let evil_annotation = format!("{evil}\u{9b}31m\u{7f}");
+    // C1 characters and DEL too: the server escapes them in its apply body (the API server reads it
+    // as YAML, which refuses them raw), so they are published like any other value.
+    let evil = "ok\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}]52;c;ZWNobyBwd25k\u{7}\rFAILED\u{202e}\u{9b}31m\u{7f}";
+    let evil_annotation = evil.to_string();
     let file = serde_json::to_string(&json!({"BANNER": {"value": evil}, "TOKEN": {"value": evil, "sensitive": true}}))?;
     let job = annotate(output_job("esc", Some("ESC"), None, &file), &[("example.com/note", &evil_annotation)]);
     create_job_retrying(&ns, &job).await?;
