@@ -548,33 +548,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 /// and returns the limit in force, or `None` where it cannot be read.
 #[cfg(target_os = "linux")]
 pub(crate) fn raise_open_files() -> Option<u64> {
-    // struct rlimit of Linux (rlim_t is 64 bits on every Linux target of std
-    // but 32-bit ones, which this server is not built for); RLIMIT_NOFILE is 7.
-    #[repr(C)]
-    struct Rlimit {
-        cur: u64,
-        max: u64,
-    }
-    const RLIMIT_NOFILE: i32 = 7;
-    unsafe extern "C" {
-        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
-        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
-    }
-    const _: () = assert!(std::mem::size_of::<usize>() == 8, "Rlimit assumes a 64-bit Linux target");
-    let mut lim = Rlimit { cur: 0, max: 0 };
-    // SAFETY: getrlimit writes one struct rlimit, whose layout Rlimit matches.
-    if unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) } != 0 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one struct rlimit into `lim`, which lives for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return None;
     }
-    if lim.cur < lim.max {
-        let raised = Rlimit { cur: lim.max, max: lim.max };
-        // SAFETY: setrlimit reads one struct rlimit.
-        if unsafe { setrlimit(RLIMIT_NOFILE, &raised) } == 0 {
-            return Some(lim.max);
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: setrlimit reads one struct rlimit from `raised`, which lives for the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Some(lim.rlim_max);
         }
-        tracing::warn!(soft = lim.cur, hard = lim.max, error = %io::Error::last_os_error(), "open files limit not raised");
+        tracing::warn!(soft = lim.rlim_cur, hard = lim.rlim_max, error = %io::Error::last_os_error(), "open files limit not raised");
     }
-    Some(lim.cur)
+    Some(lim.rlim_cur)
 }
 
 #[cfg(not(target_os = "linux"))]
