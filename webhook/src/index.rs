@@ -59,8 +59,6 @@ pub struct TemplateEntry {
 
 type Key = (String, String); // (namespace, name)
 
-static SERVED: std::sync::OnceLock<JobIndex> = std::sync::OnceLock::new();
-
 #[derive(Default, Debug)]
 struct Inner {
     /// (namespace, JOBID) → the Jobs that hold it.
@@ -153,8 +151,6 @@ impl JobIndex {
     pub fn new() -> (Self, JobIndexFeed) {
         let (tx, rx) = watch::channel(false);
         let index = JobIndex { inner: Arc::default(), ready: rx };
-        // The first is the server's (each process makes one; tests may make more).
-        let _ = SERVED.set(index.clone());
         let forget =
             |inner: &mut Inner, job: &PartialObjectMeta<Job>| inner.remove(&job.namespace().unwrap_or_default(), &job.name_any());
         (index.clone(), JobIndexFeed(Feed::new(index.inner, tx, apply, forget)))
@@ -177,10 +173,9 @@ impl JobIndex {
         inner.by_id.get(&(namespace.to_string(), id.clone())).cloned().unwrap_or_default()
     }
 
-    /// The index the server's Job watch keeps, once that watch is made (for
-    /// readers the server does not hand it to).
-    pub fn served() -> Option<JobIndex> {
-        SERVED.get().cloned()
+    /// Whether the watch's first list is in: before it, a JOBID's holders may be missing.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
     }
 
     /// The template with this UID in `namespace`.

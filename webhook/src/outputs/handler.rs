@@ -141,7 +141,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     let _share = GATE.share(&id.namespace, &id.pod_uid)?;
     let subject = {
         let _slot = GATE.slot().await?;
-        identity::resolve(&state.client, id, &state.config.namespace).await?
+        identity::resolve(&state.client, &state.jobs, id, &state.config.namespace).await?
     };
     span.record("job", subject.job_name());
     span.record("job_id", subject.job_id.as_str());

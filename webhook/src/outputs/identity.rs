@@ -322,7 +322,7 @@ pub async fn authenticate(client: &Client, token: &str) -> Result<Identity, Erro
 }
 
 /// Reads the pod, its namespace and its Job and runs every check.
-pub async fn resolve(client: &Client, id: Identity, server_namespace: &str) -> Result<Subject, Error> {
+pub async fn resolve(client: &Client, index: &JobIndex, id: Identity, server_namespace: &str) -> Result<Subject, Error> {
     let ns = id.namespace.as_str();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pod = retry("reading the pod", || pods.get_opt(&id.pod_name))
@@ -373,9 +373,9 @@ pub async fn resolve(client: &Client, id: Identity, server_namespace: &str) -> R
             (claimant, created)
         }
     };
-    let Some(index) = JobIndex::served() else {
-        return Err(Error::Unavailable("the server is starting (its Job watch is not running yet); try again".into()));
-    };
+    if !index.is_ready() {
+        return Err(Error::Unavailable("the server is starting (its Job watch has not listed the Jobs yet); try again".into()));
+    }
     check_unique(&job_id, &me, created.as_deref(), &index.holders(ns, &job_id))?;
     Ok(Subject { identity: id, pod, job, job_id, template })
 }
