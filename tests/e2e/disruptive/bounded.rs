@@ -16,13 +16,13 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use lifecycle_contract::names::{
-    ANNOTATION_LAST_RUNS, ANNOTATION_OUTPUTS, LABEL_CAPTURE, OUTPUTS_NOT_PUBLISHED, SYSTEM_NAMESPACE, injected,
-};
+use lifecycle_contract::names::{ANNOTATION_LAST_RUNS, ANNOTATION_OUTPUTS, OUTPUTS_NOT_PUBLISHED, SYSTEM_NAMESPACE};
 use lifecycle_e2e::lifecycle::{self, environment, live_and_ready};
 use lifecycle_e2e::{TestNamespace, busybox_job, client, events_for, obj, wait_for_job_complete, wait_until};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
+
+use crate::outputs_flood::flood::running_captured_pod;
 
 const SERVER: &str = "lifecycle-webhook";
 const SERVER_PODS: &str = "app.kubernetes.io/name=lifecycle-webhook";
@@ -30,12 +30,12 @@ const SERVER_NAME: &str = "lifecycle-webhook.lifecycle-jobs-system.svc";
 /// The server container's memory limit (manifests/base/deployment.yaml).
 const MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 
-async fn server_pods(client: &Client) -> Result<Vec<Pod>> {
+pub(crate) async fn server_pods(client: &Client) -> Result<Vec<Pod>> {
     Ok(Api::<Pod>::namespaced(client.clone(), SYSTEM_NAMESPACE).list(&ListParams::default().labels(SERVER_PODS)).await?.items)
 }
 
 /// Waits until exactly two server replicas run, ready.
-async fn wait_two_ready(client: &Client, timeout: Duration) -> Result<Vec<Pod>> {
+pub(crate) async fn wait_two_ready(client: &Client, timeout: Duration) -> Result<Vec<Pod>> {
     wait_until("the server runs two ready replicas and nothing else", timeout, || async {
         let list = server_pods(client).await?;
         Ok((list.len() == 2 && list.iter().all(live_and_ready)).then_some(list))
@@ -69,10 +69,24 @@ impl Drop for RestoreServer {
     }
 }
 
+/// Creates pod `p<i>` in the environment `ns` and checks that admission gave it its variables.
+pub(crate) async fn admit_pod(ns: &TestNamespace, i: usize) -> Result<()> {
+    let name = format!("p{i}");
+    let pod: Pod = obj(json!({
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "main", "image": lifecycle_e2e::BUSYBOX, "command": ["true"]}],
+                 "restartPolicy": "Never", "terminationGracePeriodSeconds": 1}
+    }));
+    let created = ns.api::<Pod>().create(&PostParams::default(), &pod).await.with_context(|| format!("admitting pod {name}"))?;
+    let env_from = created.spec.as_ref().and_then(|s| s.containers[0].env_from.as_ref()).map_or(0, Vec::len);
+    ensure!(env_from > 0, "pod {name} was admitted without its variables");
+    Ok(())
+}
+
 // --- slow uploads --------------------------------------------------------------------------------
 
-/// A TLS client trusting the webhook configuration's CA bundle.
-async fn tls_connector(client: &Client) -> Result<tokio_rustls::TlsConnector> {
+/// A TLS client trusting the webhook configuration's CA bundle, offering `alpn`.
+pub(crate) async fn tls_connector(client: &Client, alpn: &[&[u8]]) -> Result<tokio_rustls::TlsConnector> {
     let m = Api::<MutatingWebhookConfiguration>::all(client.clone()).get("lifecycle-jobs").await?;
     let bundle = m
         .webhooks
@@ -85,10 +99,11 @@ async fn tls_connector(client: &Client) -> Result<tokio_rustls::TlsConnector> {
         roots.add(cert?)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
@@ -133,7 +148,7 @@ async fn both_replicas_keep_admitting_pods_while_64_slow_uploads_are_held_open()
     let addrs: Vec<String> =
         pods.iter().filter_map(|p| p.status.as_ref()?.pod_ip.clone()).map(|ip| format!("{ip}:8443")).collect();
     ensure!(addrs.len() == 2, "the server pods have no addresses: {addrs:?}");
-    let connector = tls_connector(&client).await?;
+    let connector = tls_connector(&client, &[]).await?;
 
     // 64 slow clients, 32 per replica, for a fixed 40 s.
     let until = Instant::now() + Duration::from_secs(40);
@@ -148,16 +163,7 @@ async fn both_replicas_keep_admitting_pods_while_64_slow_uploads_are_held_open()
     let ns = environment(&client, "bounded-slow").await?;
     let mut admitted = 0;
     while Instant::now() + Duration::from_secs(2) < until {
-        let name = format!("p{admitted}");
-        let pod: Pod = obj(json!({
-            "metadata": {"name": name},
-            "spec": {"containers": [{"name": "main", "image": lifecycle_e2e::BUSYBOX, "command": ["true"]}],
-                     "restartPolicy": "Never", "terminationGracePeriodSeconds": 1}
-        }));
-        let created =
-            ns.api::<Pod>().create(&PostParams::default(), &pod).await.with_context(|| format!("admitting pod {name}"))?;
-        let env_from = created.spec.as_ref().and_then(|s| s.containers[0].env_from.as_ref()).map_or(0, Vec::len);
-        ensure!(env_from > 0, "pod {name} was admitted without its variables");
+        admit_pod(&ns, admitted).await?;
         admitted += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -282,24 +288,6 @@ async fn six_hundred_jobs_with_190_kib_annotations_elsewhere_do_not_sink_the_ser
 // --- outputs lost while the server is away -----------------------------------------------
 
 const PUBLISH_LATE: &str = r#"sleep 25; printf '{"LATE": {"value": "1"}}' > /qovery-output/qovery-output.json"#;
-
-async fn running_captured_pod(client: &Client, ns: &str, job: &str) -> Result<Pod> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    wait_until(&format!("a pod of job {job} runs with its agent"), Duration::from_secs(120), || {
-        let pods = pods.clone();
-        async move {
-            let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await?.items;
-            Ok(list.into_iter().find(|p| {
-                p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                    && p.labels().contains_key(LABEL_CAPTURE)
-                    && p.spec
-                        .as_ref()
-                        .is_some_and(|s| s.init_containers.iter().flatten().any(|c| c.name == injected::AGENT_CONTAINER))
-            }))
-        }
-    })
-    .await
-}
 
 async fn wait_lost_warning(client: &Client, ns: &str, job: &str) -> Result<String> {
     wait_until(&format!("job {job} has an OutputsNotPublished Warning"), Duration::from_secs(120), || async {

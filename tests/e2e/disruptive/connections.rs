@@ -16,80 +16,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, ensure};
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{ListParams, PostParams};
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::SYSTEM_NAMESPACE;
-use lifecycle_e2e::lifecycle::{environment, live_and_ready};
-use lifecycle_e2e::{client, obj, wait_until};
-use serde_json::json;
+use lifecycle_e2e::client;
+use lifecycle_e2e::lifecycle::environment;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERVER_PODS: &str = "app.kubernetes.io/name=lifecycle-webhook";
+use crate::bounded::{server_memory, tls_connector, wait_two_ready};
+
 const SERVER_NAME: &str = "lifecycle-webhook.lifecycle-jobs-system.svc";
 /// The server container's memory request (manifests/base/deployment.yaml).
 const MEMORY_REQUEST: u64 = 64 * 1024 * 1024;
 const CONNECTIONS: usize = 2000;
-
-async fn server_pods(client: &Client) -> Result<Vec<Pod>> {
-    Ok(Api::<Pod>::namespaced(client.clone(), SYSTEM_NAMESPACE).list(&ListParams::default().labels(SERVER_PODS)).await?.items)
-}
-
-async fn wait_two_ready(client: &Client, timeout: Duration) -> Result<Vec<Pod>> {
-    wait_until("the server runs two ready replicas and nothing else", timeout, || async {
-        let list = server_pods(client).await?;
-        Ok((list.len() == 2 && list.iter().all(live_and_ready)).then_some(list))
-    })
-    .await
-}
-
-/// A TLS client trusting the webhook configuration's CA bundle, offering `alpn`.
-async fn tls_connector(client: &Client, alpn: &[&[u8]]) -> Result<tokio_rustls::TlsConnector> {
-    let m = Api::<MutatingWebhookConfiguration>::all(client.clone()).get("lifecycle-jobs").await?;
-    let bundle = m
-        .webhooks
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|w| w.client_config.ca_bundle)
-        .ok_or_else(|| anyhow!("the mutating webhook configuration has no caBundle"))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut bundle.0.as_slice()) {
-        roots.add(cert?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// Working set of the server's containers, from the kubelets' summaries
-/// (the cgroup's memory less its inactive file pages: what the OOM killer sees).
-async fn server_memory(client: &Client) -> Result<BTreeMap<String, u64>> {
-    let mut out = BTreeMap::new();
-    for node in Api::<Node>::all(client.clone()).list(&ListParams::default()).await?.items {
-        let req = http::Request::get(format!("/api/v1/nodes/{}/proxy/stats/summary", node.name_any())).body(Vec::new())?;
-        let summary: serde_json::Value = client.request(req).await?;
-        for pod in summary["pods"].as_array().into_iter().flatten() {
-            if pod["podRef"]["namespace"] == SYSTEM_NAMESPACE
-                && pod["podRef"]["name"].as_str().is_some_and(|n| n.starts_with("lifecycle-webhook-"))
-            {
-                let ws = pod["containers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c["memory"]["workingSetBytes"].as_u64())
-                    .sum();
-                out.insert(pod["podRef"]["name"].as_str().unwrap_or_default().to_string(), ws);
-            }
-        }
-    }
-    Ok(out)
-}
 
 /// The server's connection metrics of one replica (`lifecycle_connections_*`), by series.
 async fn connection_metrics(client: &Client, pod: &str) -> Result<BTreeMap<String, f64>> {
@@ -236,16 +177,7 @@ async fn admission_keeps_answering_while_2000_idle_connections_are_held() -> Res
     let mut held_peak = 0;
     let mut last_sample = Instant::now() - Duration::from_secs(60);
     while Instant::now() + Duration::from_secs(2) < until {
-        let name = format!("p{admitted}");
-        let pod: Pod = obj(json!({
-            "metadata": {"name": name},
-            "spec": {"containers": [{"name": "main", "image": lifecycle_e2e::BUSYBOX, "command": ["true"]}],
-                     "restartPolicy": "Never", "terminationGracePeriodSeconds": 1}
-        }));
-        let created =
-            ns.api::<Pod>().create(&PostParams::default(), &pod).await.with_context(|| format!("admitting pod {name}"))?;
-        let env_from = created.spec.as_ref().and_then(|s| s.containers[0].env_from.as_ref()).map_or(0, Vec::len);
-        ensure!(env_from > 0, "pod {name} was admitted without its variables");
+        crate::bounded::admit_pod(&ns, admitted).await?;
         admitted += 1;
         held_peak = held_peak.max(open.load(Ordering::SeqCst));
         if last_sample.elapsed() >= Duration::from_secs(10) {

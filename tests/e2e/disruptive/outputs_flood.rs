@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::SYSTEM_NAMESPACE;
 use lifecycle_e2e::lifecycle::{environment, live_and_ready, output_job};
-use lifecycle_e2e::{client, obj, wait_until};
-use serde_json::json;
+use lifecycle_e2e::{client, wait_until};
 
 #[path = "../outputs_fairness/flood.rs"]
-mod flood;
+pub(crate) mod flood;
 
 use flood::{Flood, agent_token, running_captured_pod, server_addrs, tls_connector};
 
@@ -65,16 +64,7 @@ async fn both_replicas_keep_admitting_with_bounded_memory_while_one_environment_
     let (mut admitted, mut peak) = (0, BTreeMap::<String, u64>::new());
     let mut next_sample = Instant::now();
     while Instant::now() + Duration::from_secs(2) < until {
-        let name = format!("p{admitted}");
-        let pod: Pod = obj(json!({
-            "metadata": {"name": name},
-            "spec": {"containers": [{"name": "main", "image": lifecycle_e2e::BUSYBOX, "command": ["true"]}],
-                     "restartPolicy": "Never", "terminationGracePeriodSeconds": 1}
-        }));
-        let created =
-            ns.api::<Pod>().create(&PostParams::default(), &pod).await.with_context(|| format!("admitting pod {name}"))?;
-        let env_from = created.spec.as_ref().and_then(|s| s.containers[0].env_from.as_ref()).map_or(0, Vec::len);
-        ensure!(env_from > 0, "pod {name} was admitted without its variables");
+        crate::bounded::admit_pod(&ns, admitted).await?;
         admitted += 1;
         if Instant::now() >= next_sample {
             for (pod, ws) in crate::bounded::server_memory(&client).await? {
