@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{ANNOTATION_JOB_ID, LABEL_CAPTURE, LABEL_ENVIRONMENT, LABEL_RUN, LABEL_STATE};
@@ -79,20 +79,8 @@ async fn security_a_forged_namespace_delete_writes_nothing() -> Result<()> {
 
 /// A user `name` who may read and patch namespaces (cluster-wide) and nothing else.
 async fn namespace_patcher(client: &Client, name: &str) -> Result<()> {
-    let role: ClusterRole = obj(json!({"metadata": {"name": name, "labels": {"e2e.lifecycle-jobs.dev/suite": "security"}},
-        "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch", "patch", "update"]}]}));
-    let binding: ClusterRoleBinding =
-        obj(json!({"metadata": {"name": name, "labels": {"e2e.lifecycle-jobs.dev/suite": "security"}},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]}));
-    Api::<ClusterRole>::all(client.clone()).create(&PostParams::default(), &role).await?;
-    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await?;
-    Ok(())
-}
-
-async fn remove_user(client: &Client, name: &str) {
-    let _ = Api::<ClusterRoleBinding>::all(client.clone()).delete(name, &DeleteParams::default()).await;
-    let _ = Api::<ClusterRole>::all(client.clone()).delete(name, &DeleteParams::default()).await;
+    let rules = json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch", "patch", "update"]}]);
+    crate::trust::cluster_grant(client, name, rules).await
 }
 
 #[tokio::test]
@@ -101,7 +89,7 @@ async fn security_labels_need_the_rights_they_stand_for() -> Result<()> {
     let user = format!("mallory-{}", unique_suffix());
     namespace_patcher(&client, &user).await?;
     let result = labels_need_rights(&client, &user).await;
-    remove_user(&client, &user).await;
+    crate::trust::remove_cluster_grant(&client, &user).await;
     result
 }
 

@@ -29,8 +29,8 @@ use crate::security::refused;
 
 const SUITE: (&str, &str) = ("e2e.lifecycle-jobs.dev/suite", "trust");
 
-/// A cluster-wide role for `user` with `rules`, and its binding (removed by [`Grants::remove`]).
-async fn cluster_grant(client: &Client, user: &str, rules: Value) -> Result<()> {
+/// A cluster-wide role for `user` with `rules`, and its binding (removed by [`remove_cluster_grant`]).
+pub(crate) async fn cluster_grant(client: &Client, user: &str, rules: Value) -> Result<()> {
     let role: ClusterRole = obj(json!({"metadata": {"name": user, "labels": {SUITE.0: SUITE.1}}, "rules": rules}));
     let binding: ClusterRoleBinding = obj(json!({"metadata": {"name": user, "labels": {SUITE.0: SUITE.1}},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
@@ -40,7 +40,7 @@ async fn cluster_grant(client: &Client, user: &str, rules: Value) -> Result<()> 
     Ok(())
 }
 
-async fn remove_cluster_grant(client: &Client, user: &str) {
+pub(crate) async fn remove_cluster_grant(client: &Client, user: &str) {
     let _ = Api::<ClusterRoleBinding>::all(client.clone()).delete(user, &DeleteParams::default()).await;
     let _ = Api::<ClusterRole>::all(client.clone()).delete(user, &DeleteParams::default()).await;
 }
