@@ -164,22 +164,12 @@ pub struct Outcome {
     pub message: Option<String>,
 }
 
-/// The outcome of a Job once it has ended: its `Complete` or `Failed` condition
-/// (`Failed` covers `BackoffLimitExceeded`, `DeadlineExceeded` for
-/// `activeDeadlineSeconds`, pod failure policies…). The intermediate
-/// `SuccessCriteriaMet` / `FailureTarget` conditions are not an end: pods may
-/// still be terminating.
+/// The outcome of a Job once it has ended, by the contract's one rule
+/// ([`lifecycle_contract::run::outcome`], which the plugin reads too): only
+/// `Complete` and `Failed` end it, and a `Complete` Job whose outputs the
+/// server could not publish has failed.
 pub fn job_outcome(job: &Job) -> Option<Outcome> {
-    let conditions = job.status.as_ref()?.conditions.as_ref()?;
-    conditions.iter().filter(|c| c.status == "True").find_map(|c| match c.type_.as_str() {
-        // Its pods succeeded, but outputs the server could not publish make it a failure.
-        "Complete" => Some(match crate::outputs::lost::recorded_loss(job) {
-            Some(why) => Outcome { succeeded: false, reason: Some("OutputsNotPublished".into()), message: Some(why.into()) },
-            None => Outcome { succeeded: true, reason: c.reason.clone(), message: c.message.clone() },
-        }),
-        "Failed" => Some(Outcome { succeeded: false, reason: c.reason.clone(), message: c.message.clone() }),
-        _ => None,
-    })
+    lifecycle_contract::run::outcome(job).map(|o| Outcome { succeeded: o.succeeded, reason: o.reason, message: o.message })
 }
 
 /// Cuts a message to at most `max` bytes on a character boundary (annotations and

@@ -170,10 +170,7 @@ pub fn publish_failure(pod: &Pod) -> Option<String> {
 }
 
 /// Pure: the loss recorded on a Job (its `outputs` annotation), if any.
-pub fn recorded_loss(job: &Job) -> Option<&str> {
-    let value = job.metadata.annotations.as_ref()?.get(ANNOTATION_OUTPUTS)?;
-    value.starts_with(OUTPUTS_NOT_PUBLISHED).then_some(value.as_str())
-}
+pub use lifecycle_contract::run::recorded_loss;
 
 /// Pure: whether a loss seen on `pod` still has to be recorded on `job`: not
 /// if recorded already, nor if the server did publish this pod's outputs (the
