@@ -4,8 +4,6 @@
 //! handing its runs to another controller, terminal escape sequences in what
 //! the plugin prints.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -17,7 +15,7 @@ use lifecycle_e2e::lifecycle::{
     Runs, annotate, environment, lifecycle_job, output_job, wait_published, wait_runs_complete, wait_status,
 };
 use lifecycle_e2e::process::{self, Ran};
-use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, kubeconfig_path, obj, pod_logs, wait_for_pod_ended, wait_until};
+use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, obj, pod_logs, wait_for_pod_ended, wait_until};
 use serde_json::json;
 
 use crate::capture::{create_job_retrying, wait_event};
@@ -146,24 +144,8 @@ async fn hardening_a_template_managed_by_another_controller_still_runs() -> Resu
 
 // --- the plugin --------------------------------------------------------------------------------
 
-/// The plugin binary (`$KUBECTL_LIFECYCLE`, set by tests/run-e2e.sh after it builds it).
-fn plugin_binary() -> Result<PathBuf> {
-    let p = std::env::var_os("KUBECTL_LIFECYCLE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/kubectl-lifecycle"));
-    ensure!(p.is_file(), "no plugin binary at {} (run through tests/run-e2e.sh)", p.display());
-    Ok(p)
-}
-
 async fn plugin(args: &[&str]) -> Result<Ran> {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let bin = plugin_binary()?;
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(bin);
-        cmd.arg("--kubeconfig").arg(kubeconfig_path()).args(&args);
-        process::run(cmd, format!("kubectl lifecycle {}", args.join(" ")), Duration::from_secs(90))
-    })
-    .await?
+    process::kubectl_lifecycle(Duration::from_secs(90), args).await
 }
 
 /// Output values and annotations carrying escape sequences (clear screen, a

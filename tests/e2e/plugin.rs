@@ -8,8 +8,6 @@
 //! cluster under test and ends within a deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,8 +25,7 @@ use lifecycle_e2e::lifecycle::{
 };
 use lifecycle_e2e::process::{self, Ran};
 use lifecycle_e2e::{
-    TIMEOUT, TestNamespace, client, delete_namespace_blocking, kubeconfig_path, obj, unique_suffix, wait_for_job_complete,
-    wait_until,
+    TIMEOUT, TestNamespace, client, delete_namespace_blocking, obj, unique_suffix, wait_for_job_complete, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -40,48 +37,14 @@ const QUICK: Duration = Duration::from_secs(90);
 const WAIT_FLAG: &str = "3m";
 const WAITING: Duration = Duration::from_secs(240);
 
-/// The plugin binary: `$KUBECTL_LIFECYCLE`, else the workspace's release build (built once if missing).
-fn binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("KUBECTL_LIFECYCLE").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        ensure!(p.is_file(), "KUBECTL_LIFECYCLE={} is not a file", p.display());
-        return Ok(p);
-    }
-    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = built.as_ref() {
-        return Ok(p.clone());
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = root.join("target/release/kubectl-lifecycle");
-    if !path.is_file() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "kubectl-lifecycle"])
-            .current_dir(&root)
-            .status()
-            .context("running cargo build for kubectl-lifecycle")?;
-        ensure!(status.success(), "cargo build --release -p kubectl-lifecycle failed: {status}");
-    }
-    *built = Some(path.clone());
-    Ok(path)
-}
-
 /// Runs `kubectl lifecycle ARGS` with the cluster's kubeconfig, within `timeout`.
 async fn plugin_within(timeout: Duration, args: &[&str]) -> Result<Ran> {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || run_blocking(&args, timeout)).await?
+    process::kubectl_lifecycle(timeout, args).await
 }
 
 /// Runs a command that does not wait for the cluster to change.
 async fn plugin(args: &[&str]) -> Result<Ran> {
     plugin_within(QUICK, args).await
-}
-
-fn run_blocking(args: &[String], timeout: Duration) -> Result<Ran> {
-    let mut cmd = Command::new(binary()?);
-    cmd.arg("--kubeconfig").arg(kubeconfig_path()).args(args);
-    process::run(cmd, format!("kubectl lifecycle {}", args.join(" ")), timeout)
 }
 
 // --- reading tables ----------------------------------------------------------------------------

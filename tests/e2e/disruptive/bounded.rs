@@ -18,6 +18,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{ANNOTATION_LAST_RUNS, ANNOTATION_OUTPUTS, OUTPUTS_NOT_PUBLISHED, SYSTEM_NAMESPACE};
 use lifecycle_e2e::lifecycle::{self, environment, live_and_ready};
+use lifecycle_e2e::process::kubectl_lifecycle;
 use lifecycle_e2e::{TestNamespace, busybox_job, client, events_for, obj, wait_for_job_complete, wait_until};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -351,6 +352,14 @@ async fn outputs_not_published_while_the_server_is_away_are_reported_and_fail_th
     ensure!(
         record["message"].as_str().is_some_and(|m| m.contains(OUTPUTS_NOT_PUBLISHED)),
         "the failed run's record does not say why: {record}"
+    );
+    // The plugin reads the same rule as the controller: the run failed, and says why.
+    let status = kubectl_lifecycle(Duration::from_secs(60), &["env", "status", ns.name(), "-o", "json"]).await?.success()?;
+    let doc = status.json()?;
+    let row = doc["runs"].as_array().into_iter().flatten().find(|r| r["name"] == run.as_str()).cloned().unwrap_or_default();
+    ensure!(
+        row["phase"] == "Failed" && row["reason"] == lifecycle_contract::run::OUTPUTS_NOT_PUBLISHED_REASON,
+        "the plugin shows run {run} as {row}: {status}"
     );
     ns.delete_and_wait(Duration::from_secs(120)).await?;
     plain_ns.delete_and_wait(Duration::from_secs(120)).await?;

@@ -3,7 +3,9 @@
 
 use std::fmt;
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -101,4 +103,43 @@ pub fn run(mut cmd: Command, command: String, timeout: Duration) -> Result<Ran> 
         Some(_) => Ok(ran),
         None => Err(anyhow!("did not end within {timeout:?} (killed): {ran}")),
     }
+}
+
+/// The plugin binary: `$KUBECTL_LIFECYCLE` (set by tests/run-e2e.sh after it
+/// builds it), else the workspace's release build (built once if missing).
+pub fn plugin_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("KUBECTL_LIFECYCLE").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        ensure!(p.is_file(), "KUBECTL_LIFECYCLE={} is not a file", p.display());
+        return Ok(p);
+    }
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.as_ref() {
+        return Ok(p.clone());
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("target/release/kubectl-lifecycle");
+    if !path.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "-p", "kubectl-lifecycle"])
+            .current_dir(&root)
+            .status()
+            .context("running cargo build for kubectl-lifecycle")?;
+        ensure!(status.success(), "cargo build --release -p kubectl-lifecycle failed: {status}");
+    }
+    *built = Some(path.clone());
+    Ok(path)
+}
+
+/// Runs `kubectl lifecycle ARGS` with the cluster's kubeconfig, within `timeout`.
+pub async fn kubectl_lifecycle(timeout: Duration, args: &[&str]) -> Result<Ran> {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(plugin_binary()?);
+        cmd.arg("--kubeconfig").arg(crate::kubeconfig_path()).args(&args);
+        run(cmd, format!("kubectl lifecycle {}", args.join(" ")), timeout)
+    })
+    .await?
 }
