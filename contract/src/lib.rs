@@ -9,6 +9,7 @@ pub mod event;
 #[cfg(feature = "k8s")]
 pub mod job_copy;
 pub mod job_id;
+pub mod last_runs;
 pub mod names;
 pub mod output;
 pub mod reserved;

@@ -152,6 +152,12 @@ impl LastRun {
     }
 }
 
+/// The controller's `last-runs` record of a template, as the controller reads
+/// it (a record that cannot be read counts as none).
+pub fn last_runs_record(job: &Job) -> lifecycle_contract::last_runs::LastRuns {
+    annotation(job, ANNOTATION_LAST_RUNS).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+}
+
 /// Reads the `last-runs` annotation; anything unreadable is left out.
 pub fn last_runs(job: &Job) -> BTreeMap<Event, LastRun> {
     let mut out = BTreeMap::new();

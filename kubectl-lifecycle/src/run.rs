@@ -108,6 +108,7 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
         run_selector: selector,
         before,
         event: Some(event),
+        template: Some(args.job.clone()),
         baseline_status: None,
         deadline,
         timeout: args.timeout,

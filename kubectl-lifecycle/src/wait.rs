@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use lifecycle_contract::environment::{Observed as Taken, WantedState};
+use lifecycle_contract::last_runs::{RunRecord, RunResult, Slot};
 use lifecycle_contract::transition::Transition;
 use lifecycle_contract::{Event, names};
 
@@ -117,6 +118,11 @@ pub struct Observed {
     pub terminating: bool,
     /// New runs, by name.
     pub runs: BTreeMap<String, RunInfo>,
+    /// What the controller recorded of runs (the template's `last-runs`), by
+    /// run name, when the template is watched ([`Watch::template`]).
+    pub records: BTreeMap<String, RunRecord>,
+    /// The template is watched: a run has succeeded only once the controller says so.
+    pub records_watched: bool,
     pub elapsed: Duration,
 }
 
@@ -286,15 +292,32 @@ pub fn transition_verdict(goal: &TransitionGoal, obs: &Observed) -> Verdict {
 }
 
 /// Whether a forced run is over: `Done(run name)` once the first new run exists (`until_finished`
-/// false) or has succeeded; `Fail` when it failed.
+/// false) or has succeeded; `Fail` when it failed. The result is the controller's when it watches
+/// the template ([`Observed::records_watched`]): a run whose pods succeeded has succeeded only once
+/// the controller recorded it so (its outputs published; lost outputs fail it), so a run whose
+/// agent could not reach the server is never reported as a success.
 pub fn run_verdict(namespace: &str, obs: &Observed, until_finished: bool) -> Verdict {
     let Some(run) = obs.runs.values().min_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name))) else {
         return Verdict::Continue;
     };
+    if !until_finished {
+        return Verdict::Done(run.name.clone());
+    }
+    match obs.records.get(&run.name).map(|r| r.result) {
+        Some(RunResult::Succeeded) => return Verdict::Done(run.name.clone()),
+        Some(RunResult::Failed) => {
+            let record = &obs.records[&run.name];
+            let mut failed = run.clone();
+            failed.state.phase = Phase::Failed;
+            failed.state.reason = record.reason.clone();
+            failed.state.message = record.message.clone();
+            return Verdict::Fail(run_failed(namespace, &failed));
+        }
+        _ => {}
+    }
     match run.state.phase {
-        Phase::Failed if until_finished => Verdict::Fail(run_failed(namespace, run)),
-        Phase::Succeeded if until_finished => Verdict::Done(run.name.clone()),
-        _ if !until_finished => Verdict::Done(run.name.clone()),
+        Phase::Failed => Verdict::Fail(run_failed(namespace, run)),
+        Phase::Succeeded if !obs.records_watched => Verdict::Done(run.name.clone()),
         _ => Verdict::Continue,
     }
 }
@@ -311,6 +334,8 @@ pub struct Watch {
     pub before: HashSet<String>,
     /// Only runs of this event.
     pub event: Option<Event>,
+    /// The template whose `last-runs` record says how its runs ended (forced runs).
+    pub template: Option<String>,
     pub baseline_status: Option<String>,
     pub deadline: Instant,
     pub timeout: Duration,
@@ -323,6 +348,7 @@ pub struct Watch {
 enum Update {
     Namespace(Box<watcher::Event<Namespace>>),
     Job(Box<watcher::Event<Job>>),
+    Template(Box<watcher::Event<Job>>),
     Error(watcher::Error),
 }
 
@@ -344,7 +370,16 @@ where
         .default_backoff()
         .map(|r| r.map_or_else(Update::Error, |e| Update::Job(Box::new(e))))
         .boxed();
-    let mut updates = stream::select(ns_stream, job_stream);
+    let template_stream = match &w.template {
+        Some(name) => {
+            obs.records_watched = true;
+            let api: Api<Job> = Api::namespaced(w.client.clone(), &w.namespace);
+            let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+            watcher(api, cfg).default_backoff().map(|r| r.map_or_else(Update::Error, |e| Update::Template(Box::new(e)))).boxed()
+        }
+        None => stream::pending().boxed(),
+    };
+    let mut updates = stream::select(stream::select(ns_stream, job_stream), template_stream);
     let mut tick = tokio::time::interval(if progress.is_tty() { Duration::from_millis(150) } else { Duration::from_secs(1) });
     let deadline = tokio::time::sleep_until(tokio::time::Instant::from_std(w.deadline));
     tokio::pin!(deadline);
@@ -383,6 +418,10 @@ where
                 },
                 Some(Update::Job(ev)) => match *ev {
                     watcher::Event::InitApply(job) | watcher::Event::Apply(job) => on_job(&job, w, obs, progress),
+                    _ => {}
+                },
+                Some(Update::Template(ev)) => match *ev {
+                    watcher::Event::InitApply(job) | watcher::Event::Apply(job) => on_template(&job, obs),
                     _ => {}
                 },
                 Some(Update::Error(e)) => {
@@ -451,6 +490,16 @@ fn on_namespace(ns: &Namespace, w: &Watch, obs: &mut Observed, progress: &mut Pr
     (obs.taken, obs.transition) = read_state(ns);
 }
 
+/// The controller's record of the template's runs, by run name.
+fn on_template(template: &Job, obs: &mut Observed) {
+    let records = jobs::last_runs_record(template);
+    for slot in Slot::ALL {
+        if let Some(r) = records.get(slot) {
+            obs.records.insert(r.run.clone(), r.clone());
+        }
+    }
+}
+
 fn on_job(job: &Job, w: &Watch, obs: &mut Observed, progress: &mut Progress) {
     let uid = job.metadata.uid.clone().unwrap_or_default();
     if w.before.contains(&uid) {
@@ -476,6 +525,10 @@ fn on_job(job: &Job, w: &Watch, obs: &mut Observed, progress: &mut Progress) {
             Phase::Running if previous.is_some() || info.state.started.is_some() => {
                 progress.line(&format!("run {} running", info.name))
             }
+            Phase::Succeeded if obs.records_watched => progress.line(&format!(
+                "run {}: its pods succeeded{took}; waiting for lifecycle-jobs to record its outcome (its outputs published)",
+                info.name
+            )),
             Phase::Succeeded => progress.line(&format!("run {} succeeded{took}", info.name)),
             Phase::Failed => progress.line(&format!(
                 "run {} failed{took}: {}",
@@ -526,8 +579,40 @@ mod tests {
             transition: in_flight.map(|e| Transition::new(seq, e)),
             terminating: false,
             runs: runs.iter().map(|r| (r.name.clone(), r.clone())).collect(),
+            records: BTreeMap::new(),
+            records_watched: false,
             elapsed: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn a_forced_run_has_succeeded_only_once_the_controller_recorded_it() {
+        let record = |result: RunResult| RunRecord {
+            event: Some(Event::Stop),
+            run: "a".into(),
+            occurrence: "force-1".into(),
+            result,
+            reason: (result == RunResult::Failed).then(|| "OutputsNotPublished".into()),
+            message: (result == RunResult::Failed).then(|| "outputs not published: the agent could not reach the server".into()),
+            time: "2026-01-01T00:00:00Z".into(),
+        };
+        let mut o = obs(1, WantedState::Started, None, &[run("a", Phase::Succeeded)]);
+        o.records_watched = true;
+        // Its pods succeeded, but nothing is recorded yet (the server may be away): not over.
+        assert!(matches!(run_verdict("env", &o, true), Verdict::Continue));
+        o.records.insert("a".into(), record(RunResult::Running));
+        assert!(matches!(run_verdict("env", &o, true), Verdict::Continue));
+        // The controller's verdict decides, lost outputs included.
+        o.records.insert("a".into(), record(RunResult::Failed));
+        let Verdict::Fail(e) = run_verdict("env", &o, true) else { panic!("should fail") };
+        let text = format!("{e:#}");
+        assert!(text.contains("OutputsNotPublished: outputs not published"), "{text}");
+        o.records.insert("a".into(), record(RunResult::Succeeded));
+        assert!(matches!(run_verdict("env", &o, true), Verdict::Done(n) if n == "a"));
+        // A failed Job has failed, whatever is recorded yet.
+        let mut f = obs(1, WantedState::Started, None, &[run("a", Phase::Failed)]);
+        f.records_watched = true;
+        assert!(matches!(run_verdict("env", &f, true), Verdict::Fail(_)));
     }
 
     fn is_done(v: Verdict) -> bool {

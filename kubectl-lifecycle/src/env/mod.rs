@@ -257,6 +257,7 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
         run_selector: names::LABEL_JOB.to_string(),
         before,
         event: Some(event),
+        template: None,
         baseline_status,
         deadline: Instant::now() + args.wait.timeout,
         timeout: args.wait.timeout,
