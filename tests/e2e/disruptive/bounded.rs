@@ -365,3 +365,55 @@ async fn outputs_not_published_while_the_server_is_away_are_reported_and_fail_th
     plain_ns.delete_and_wait(Duration::from_secs(120)).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn run_wait_reports_a_forced_run_whose_outputs_were_lost_as_failed() -> Result<()> {
+    let client = client().await?;
+    wait_two_ready(&client, Duration::from_secs(120)).await?;
+    let ns = environment(&client, "bounded-lost-wait").await?;
+    let _restore = RestoreServer;
+    ns.create(&lifecycle::lifecycle_job("report", "stop", PUBLISH_LATE, true)).await?;
+    wait_until("the template is known to the controller", Duration::from_secs(120), || async {
+        Ok(ns.api::<Job>().get("report").await?.finalizers().iter().any(|f| f.starts_with("lifecycle-jobs.dev/")).then_some(()))
+    })
+    .await?;
+
+    // A person forces the stop run and waits for it, as the issue did.
+    let name = ns.name().to_string();
+    let waiting = tokio::spawn(async move {
+        kubectl_lifecycle(
+            Duration::from_secs(480),
+            &["run", "report", "--event", "stop", "-n", &name, "--wait", "--timeout", "7m"],
+        )
+        .await
+    });
+    let run = wait_until("the forced run exists", Duration::from_secs(120), || async {
+        Ok(lifecycle::runs(&client, ns.name(), "report", "stop").await?.into_iter().next().map(|j| j.name_any()))
+    })
+    .await?;
+    running_captured_pod(&client, ns.name(), &run).await?;
+
+    // The server goes away before the job writes its file; the job still completes.
+    scale_server(&client, 0).await?;
+    wait_until("no server pod is left", Duration::from_secs(120), || async {
+        Ok(server_pods(&client).await?.is_empty().then_some(()))
+    })
+    .await?;
+    wait_for_job_complete(&client, ns.name(), &run, Duration::from_secs(180)).await?;
+    if waiting.is_finished() {
+        let ran = waiting.await??;
+        anyhow::bail!("run --wait ended while the run's outcome was not recorded yet: {ran}");
+    }
+
+    scale_server(&client, 2).await?;
+    wait_two_ready(&client, Duration::from_secs(180)).await?;
+    let ran = waiting.await??;
+    ensure!(ran.code == 1, "run --wait must fail: {ran}");
+    ran.says(
+        false,
+        &[&format!("run {run} of lifecycle job report failed"), lifecycle_contract::run::OUTPUTS_NOT_PUBLISHED_REASON],
+    )?;
+    ensure!(!ran.stdout.contains("succeeded in"), "{ran}");
+    ns.delete_and_wait(Duration::from_secs(120)).await?;
+    Ok(())
+}
