@@ -44,6 +44,28 @@ pub(crate) async fn wait_two_ready(client: &Client, timeout: Duration) -> Result
     .await
 }
 
+/// Both server replicas are there, ready, and none of their containers ever restarted.
+pub(crate) async fn assert_two_ready_never_restarted(client: &Client) -> Result<()> {
+    for p in &wait_two_ready(client, Duration::from_secs(30)).await? {
+        let restarts: i32 = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum());
+        ensure!(restarts == 0, "server pod {} restarted {restarts} times", p.name_any());
+    }
+    Ok(())
+}
+
+/// Scales the server to zero and waits until none of its pods is left.
+async fn server_away(client: &Client) -> Result<()> {
+    scale_server(client, 0).await?;
+    wait_until("no server pod is left", Duration::from_secs(120), || async {
+        Ok(server_pods(client).await?.is_empty().then_some(()))
+    })
+    .await
+}
+
 async fn scale_server(client: &Client, replicas: i32) -> Result<()> {
     Api::<Deployment>::namespaced(client.clone(), SYSTEM_NAMESPACE)
         .patch(SERVER, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": replicas}})))
@@ -174,16 +196,7 @@ async fn both_replicas_keep_admitting_pods_while_64_slow_uploads_are_held_open()
     }
     eprintln!("admitted {admitted} pods while 64 slow uploads were held; the server closed {closed} slow connections");
     ensure!(admitted >= 20, "only {admitted} pods admitted");
-    // Both replicas are still there, ready, never restarted.
-    let after = wait_two_ready(&client, Duration::from_secs(30)).await?;
-    for p in &after {
-        let restarts: i32 = p
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum());
-        ensure!(restarts == 0, "server pod {} restarted {restarts} times", p.name_any());
-    }
+    assert_two_ready_never_restarted(&client).await?;
     ns.delete_and_wait(Duration::from_secs(120)).await?;
     Ok(())
 }
@@ -322,11 +335,7 @@ async fn outputs_not_published_while_the_server_is_away_are_reported_and_fail_th
     running_captured_pod(&client, ns.name(), &run).await?;
 
     // The server goes away before the jobs write their files.
-    scale_server(&client, 0).await?;
-    wait_until("no server pod is left", Duration::from_secs(120), || async {
-        Ok(server_pods(&client).await?.is_empty().then_some(()))
-    })
-    .await?;
+    server_away(&client).await?;
 
     // The jobs still complete: their agents give up within the grace period.
     wait_for_job_complete(&client, plain_ns.name(), "plain", Duration::from_secs(180)).await?;
@@ -394,11 +403,7 @@ async fn run_wait_reports_a_forced_run_whose_outputs_were_lost_as_failed() -> Re
     running_captured_pod(&client, ns.name(), &run).await?;
 
     // The server goes away before the job writes its file; the job still completes.
-    scale_server(&client, 0).await?;
-    wait_until("no server pod is left", Duration::from_secs(120), || async {
-        Ok(server_pods(&client).await?.is_empty().then_some(()))
-    })
-    .await?;
+    server_away(&client).await?;
     wait_for_job_complete(&client, ns.name(), &run, Duration::from_secs(180)).await?;
     if waiting.is_finished() {
         let ran = waiting.await??;

@@ -236,16 +236,7 @@ async fn admission_keeps_answering_while_2000_idle_connections_are_held() -> Res
     for (pod, ws) in &peak {
         ensure!(*ws < MEMORY_REQUEST, "{pod}'s working set reached {ws} bytes, over its request");
     }
-    // Both replicas are still there, ready, never restarted.
-    let after = wait_two_ready(&client, Duration::from_secs(30)).await?;
-    for p in &after {
-        let restarts: i32 = p
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum());
-        ensure!(restarts == 0, "server pod {} restarted {restarts} times", p.name_any());
-    }
+    crate::bounded::assert_two_ready_never_restarted(&client).await?;
     ns.delete_and_wait(Duration::from_secs(120)).await?;
     Ok(())
 }
