@@ -160,6 +160,38 @@ mod tests {
     }
 }
 
+/// Implements `kube::Resource` for a slim type that decodes only some fields
+/// of the API's `$like` objects (serde skips the rest): lists and watches of
+/// the slim type address `$like`'s endpoint. The type needs a `metadata:
+/// ObjectMeta` field.
+macro_rules! slim_resource {
+    ($slim:ty, $like:ty) => {
+        impl kube::Resource for $slim {
+            type DynamicType = ();
+            type Scope = <$like as k8s_openapi::Resource>::Scope;
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                <$like as k8s_openapi::Resource>::KIND.into()
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                <$like as k8s_openapi::Resource>::GROUP.into()
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                <$like as k8s_openapi::Resource>::VERSION.into()
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                <$like as k8s_openapi::Resource>::URL_PATH_SEGMENT.into()
+            }
+            fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+pub(crate) use slim_resource;
+
 /// The body of a server-side apply: `value` as JSON text in which every
 /// character YAML does not allow raw is written as a `\uXXXX` escape.
 ///

@@ -23,8 +23,6 @@
 //! (and never one of the cluster's own) and the Job one that admission
 //! admitted there ([`acts_on`]).
 
-use std::borrow::Cow;
-
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStatus, Namespace, Pod, PodSpec, PodStatus};
@@ -80,28 +78,7 @@ pub struct WatchedPodStatus {
     pub init_container_statuses: Vec<ContainerStatus>,
 }
 
-impl kube::Resource for WatchedPod {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-    fn kind(_: &()) -> Cow<'_, str> {
-        <Pod as k8s_openapi::Resource>::KIND.into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        <Pod as k8s_openapi::Resource>::GROUP.into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        <Pod as k8s_openapi::Resource>::VERSION.into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        <Pod as k8s_openapi::Resource>::URL_PATH_SEGMENT.into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+crate::kube_client::slim_resource!(WatchedPod, Pod);
 
 impl WatchedPod {
     /// The pod as [`publish_failure`] reads it: identity, owners, grace
