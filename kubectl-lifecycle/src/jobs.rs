@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
+use lifecycle_contract::last_runs::{LastRuns, RunRecord, Slot};
 use lifecycle_contract::{Event, JobId, names, run};
 use serde::Serialize;
 
-pub use lifecycle_contract::names::ANNOTATION_LAST_RUNS;
+use lifecycle_contract::names::ANNOTATION_LAST_RUNS;
 
 pub fn annotation<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
     job.metadata.annotations.as_ref()?.get(key).map(String::as_str)
@@ -131,17 +132,25 @@ pub fn state(job: &Job) -> JobState {
     JobState { phase, reason: None, message: None, started, finished: None }
 }
 
-/// One entry of the `last-runs` annotation. Every field is optional: the controller's format is
-/// read tolerantly. `result` is always lowercase: `pending`, `running`, `succeeded` or `failed`.
+/// One run as `env status` shows it: a record of the template's `last-runs`
+/// annotation, or a run Job when the annotation has none for that event.
+/// `result` is always one of the controller's lowercase words (`pending`,
+/// `running`, `succeeded`, `failed`), except for an entry that does not follow
+/// the contract, shown as far as it reads (lowercased).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastRun {
+    /// The event of a forced run (slot `force`); the other slots are named after theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
 }
@@ -152,32 +161,123 @@ impl LastRun {
     }
 }
 
-/// The controller's `last-runs` record of a template, as the controller reads
-/// it (a record that cannot be read counts as none).
-pub fn last_runs_record(job: &Job) -> lifecycle_contract::last_runs::LastRuns {
-    annotation(job, ANNOTATION_LAST_RUNS).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+impl From<&RunRecord> for LastRun {
+    fn from(r: &RunRecord) -> LastRun {
+        LastRun {
+            event: r.event.map(|e| e.to_string()),
+            run: Some(r.run.clone()),
+            result: Some(r.result.as_str().to_string()),
+            reason: r.reason.clone(),
+            message: r.message.clone(),
+            time: Some(r.time.clone()),
+        }
+    }
 }
 
-/// Reads the `last-runs` annotation; anything unreadable is left out.
-pub fn last_runs(job: &Job) -> BTreeMap<Event, LastRun> {
-    let mut out = BTreeMap::new();
-    let Some(text) = annotation(job, ANNOTATION_LAST_RUNS) else { return out };
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
-        return out;
-    };
-    for (event, entry) in map {
-        let (Ok(event), serde_json::Value::Object(entry)) = (event.parse::<Event>(), entry) else { continue };
-        let field = |k: &str| match entry.get(k) {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-            Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
-            _ => None,
-        };
-        // Results are the controller's lowercase words; anything else written is shown lowercased too.
-        let result = field("result").map(|r| r.to_ascii_lowercase());
-        out.insert(event, LastRun { run: field("run"), result, reason: field("reason"), time: field("time") });
+/// What the plugin read of a template's `last-runs` annotation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LastRunsRead {
+    /// The record as the controller reads it (the contract's [`LastRuns`]): an
+    /// annotation that does not follow the contract counts as none. What a
+    /// wait decides on.
+    pub(crate) record: LastRuns,
+    /// What can be shown of each slot: the records of [`Self::record`], else,
+    /// for an annotation the controller cannot read, each entry as far as it reads.
+    pub(crate) shown: BTreeMap<Slot, LastRun>,
+    /// What could not be read, for people (the controller reads none of an unreadable annotation).
+    pub(crate) problems: Vec<String>,
+}
+
+impl LastRunsRead {
+    /// How many slots are shown.
+    pub(crate) fn len(&self) -> usize {
+        self.shown.len()
     }
-    out
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shown.is_empty()
+    }
+
+    /// The last run of an environment event, if shown.
+    pub(crate) fn event(&self, event: Event) -> Option<&LastRun> {
+        self.shown.get(&Slot::Env(event))
+    }
+}
+
+/// The last run of an environment event (panics when none is shown, as a map does).
+impl std::ops::Index<&Event> for LastRunsRead {
+    type Output = LastRun;
+
+    fn index(&self, event: &Event) -> &LastRun {
+        self.event(*event).unwrap_or_else(|| panic!("no last run of {event} is shown"))
+    }
+}
+
+/// Reads the `last-runs` annotation through the contract's types. The plugin
+/// is a display tool: an annotation the controller cannot read (it then counts
+/// as no record) is still shown entry by entry as far as it reads, and what
+/// could not be read is said in [`LastRunsRead::problems`].
+pub(crate) fn last_runs(job: &Job) -> LastRunsRead {
+    let mut read = LastRunsRead::default();
+    let Some(text) = annotation(job, ANNOTATION_LAST_RUNS) else { return read };
+    let whole = match serde_json::from_str::<LastRuns>(text) {
+        Ok(record) => {
+            read.shown = Slot::ALL.into_iter().filter_map(|s| Some((s, LastRun::from(record.get(s)?)))).collect();
+            read.record = record;
+            return read;
+        }
+        Err(e) => e.to_string(),
+    };
+    let mut unreadable = Vec::new();
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+        // Keys that name no slot are left out, as the controller leaves them.
+        Ok(entries) => {
+            for slot in Slot::ALL {
+                let Some(entry) = entries.get(&slot.to_string()) else { continue };
+                match serde_json::from_value::<RunRecord>(entry.clone()) {
+                    Ok(r) => {
+                        read.shown.insert(slot, LastRun::from(&r));
+                    }
+                    Err(e) => {
+                        unreadable.push(format!("entry {slot}: {e}"));
+                        if let Some(partial) = partial_record(entry) {
+                            read.shown.insert(slot, partial);
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => unreadable.push(format!("not a JSON object: {e}")),
+    }
+    if unreadable.is_empty() {
+        unreadable.push(whole);
+    }
+    read.problems.push(format!(
+        "annotation {ANNOTATION_LAST_RUNS} of job {} does not follow the contract ({}): lifecycle-jobs counts it as no record",
+        name(job),
+        unreadable.join("; ")
+    ));
+    read
+}
+
+/// An entry that does not follow the contract, as far as it reads: its text fields
+/// (numbers and booleans written out), the result lowercased.
+fn partial_record(entry: &serde_json::Value) -> Option<LastRun> {
+    let serde_json::Value::Object(entry) = entry else { return None };
+    let field = |k: &str| match entry.get(k) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
+        _ => None,
+    };
+    Some(LastRun {
+        event: field("event"),
+        run: field("run"),
+        result: field("result").map(|r| r.to_ascii_lowercase()),
+        reason: field("reason"),
+        message: field("message"),
+        time: field("time"),
+    })
 }
 
 /// The last run of `template` (for `event` if given) among `jobs`: by creation time, then name.
@@ -188,28 +288,33 @@ pub fn latest_run<'a>(jobs: &'a [Job], template: &str, event: Option<Event>) -> 
         .max_by(|a, b| created(a).cmp(&created(b)).then_with(|| name(a).cmp(name(b))))
 }
 
-/// The last run of each event of a template: from the controller's `last-runs` annotation, else
-/// from the run Jobs that still exist.
-pub fn last_run_per_event(template: &Job, jobs: &[Job]) -> BTreeMap<Event, LastRun> {
-    let mut out = last_runs(template);
+/// The last runs of a template: what its `last-runs` annotation shows, and, for
+/// an environment event it shows nothing of, the last run Job of that event
+/// that still exists (a forced run as the controller recorded it).
+pub(crate) fn last_run_per_event(template: &Job, jobs: &[Job]) -> LastRunsRead {
+    let mut read = last_runs(template);
     for event in Event::ALL {
-        if out.contains_key(&event) {
+        if read.shown.contains_key(&Slot::Env(event)) {
             continue;
         }
         if let Some(run) = latest_run(jobs, name(template), Some(event)) {
+            // A forced run's result is the controller's record of it, once it has one.
+            if let Some(forced) = read.record.force.as_ref().filter(|r| r.run == name(run)) {
+                read.shown.insert(Slot::Env(event), LastRun::from(forced));
+                continue;
+            }
             let st = state(run);
-            out.insert(
-                event,
-                LastRun {
-                    run: Some(name(run).to_string()),
-                    result: Some(st.phase.result().to_string()),
-                    reason: st.reason,
-                    time: st.finished.or(st.started).or(created(run)).map(|t| t.to_string()),
-                },
-            );
+            let shown = LastRun {
+                run: Some(name(run).to_string()),
+                result: Some(st.phase.result().to_string()),
+                reason: st.reason,
+                time: st.finished.or(st.started).or(created(run)).map(|t| t.to_string()),
+                ..LastRun::default()
+            };
+            read.shown.insert(Slot::Env(event), shown);
         }
     }
-    out
+    read
 }
 
 #[cfg(test)]
@@ -353,6 +458,40 @@ pub(crate) mod tests {
         assert_eq!(lr[&Event::Delete].result.as_deref(), Some("failed"));
         assert!(last_runs(&job("seed", &[], &[(ANNOTATION_LAST_RUNS, "not json")])).is_empty());
         assert!(last_runs(&job("seed", &[], &[])).is_empty());
+        // What is shown of an annotation the controller cannot read, and why it reads no record from it.
+        assert_eq!(lr.record, LastRuns::default(), "the controller reads no record from it");
+        assert_eq!(lr.problems.len(), 1, "{:?}", lr.problems);
+        let problem = &lr.problems[0];
+        assert!(problem.contains("entry start: unknown variant `Succeeded`"), "{problem}");
+        assert!(problem.contains("entry stop: invalid type: string \"garbage\""), "{problem}");
+        assert!(problem.contains("counts it as no record") && problem.contains("job seed"), "{problem}");
+        let not_json = last_runs(&job("seed", &[], &[(ANNOTATION_LAST_RUNS, "not json")]));
+        assert!(not_json.problems[0].contains("not a JSON object"), "{:?}", not_json.problems);
+        assert!(last_runs(&job("seed", &[], &[])).problems.is_empty());
+    }
+
+    #[test]
+    fn last_runs_are_the_contracts_records_forced_run_included() {
+        let text = r#"{"start":{"run":"seed-start-k2","occurrence":"3","result":"succeeded","time":"2025-01-01T00:00:00Z"},
+            "force":{"event":"stop","run":"seed-stop-p0","occurrence":"force-2","result":"failed",
+                     "reason":"OutputsNotPublished","message":"outputs not published: away","time":"2025-01-01T00:05:00Z"}}"#;
+        let lr = last_runs(&job("seed", &[], &[(ANNOTATION_LAST_RUNS, text)]));
+        assert!(lr.problems.is_empty(), "{:?}", lr.problems);
+        assert_eq!(lr.record, serde_json::from_str::<LastRuns>(text).unwrap(), "as the controller reads it");
+        assert_eq!(lr.len(), 2);
+        assert_eq!(lr[&Event::Start].result.as_deref(), Some("succeeded"));
+        let forced = &lr.shown[&Slot::Force];
+        assert_eq!(forced.event.as_deref(), Some("stop"));
+        assert_eq!(forced.result.as_deref(), Some("failed"));
+        assert_eq!(forced.reason.as_deref(), Some(run::OUTPUTS_NOT_PUBLISHED_REASON));
+        assert_eq!(forced.message.as_deref(), Some("outputs not published: away"));
+        assert_eq!(forced.time(), Some(ts("2025-01-01T00:05:00Z")));
+        // A run Job shows an event the record has nothing of; the forced run stays in its slot.
+        let jobs = vec![run("seed-stop-p0", "seed", "stop", "2025-01-01T00:04:00Z")];
+        let all = last_run_per_event(&job("seed", &[], &[(ANNOTATION_LAST_RUNS, text)]), &jobs);
+        assert_eq!(all.event(Event::Stop).and_then(|r| r.run.as_deref()), Some("seed-stop-p0"));
+        assert_eq!(all.event(Event::Stop).and_then(|r| r.result.as_deref()), Some("failed"), "the controller's result");
+        assert_eq!(all.shown[&Slot::Force].run.as_deref(), Some("seed-stop-p0"));
     }
 
     #[test]
@@ -382,6 +521,6 @@ pub(crate) mod tests {
         assert_eq!(lr[&Event::Start].time.as_deref(), Some("2025-01-01T00:06:00Z"));
         assert_eq!(lr[&Event::Stop].run, None, "the annotation wins over run Jobs");
         assert_eq!(lr[&Event::Stop].result.as_deref(), Some("succeeded"));
-        assert!(!lr.contains_key(&Event::Delete));
+        assert!(lr.event(Event::Delete).is_none());
     }
 }

@@ -492,7 +492,7 @@ fn on_namespace(ns: &Namespace, w: &Watch, obs: &mut Observed, progress: &mut Pr
 
 /// The controller's record of the template's runs, by run name.
 fn on_template(template: &Job, obs: &mut Observed) {
-    let records = jobs::last_runs_record(template);
+    let records = jobs::last_runs(template).record;
     for slot in Slot::ALL {
         if let Some(r) = records.get(slot) {
             obs.records.insert(r.run.clone(), r.clone());

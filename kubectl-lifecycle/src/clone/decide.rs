@@ -101,7 +101,7 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
             format!("the outputs published in the source environment; the copy publishes its own in {}", opts.namespace),
         ),
         (names::ANNOTATION_OUTPUTS_PUBLISHED_BY, "which pod published in the source environment".into()),
-        (jobs::ANNOTATION_LAST_RUNS, "the record of runs in the source environment".into()),
+        (names::ANNOTATION_LAST_RUNS, "the record of runs in the source environment".into()),
         (names::ANNOTATION_FORCE_RUN, "a pending request for the source environment".into()),
     ];
     for (key, why) in dropped {

@@ -14,7 +14,6 @@ use lifecycle_contract::names;
 
 use super::render::render_report;
 use super::{CloneOptions, clone_job};
-use crate::jobs;
 
 fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
     kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -45,7 +44,7 @@ fn source() -> Job {
                 (names::ANNOTATION_CONTAINER, "main"),
                 (names::ANNOTATION_JOB_ID, "zf138d9c8"),
                 (names::ANNOTATION_OUTPUTS, "{}"),
-                (jobs::ANNOTATION_LAST_RUNS, "{}"),
+                (names::ANNOTATION_LAST_RUNS, "{}"),
                 (names::ANNOTATION_OUTPUTS_PUBLISHED_BY, "seed-start-x/uid"),
                 (names::ANNOTATION_FORCE_RUN, "stop"),
                 (LAST_APPLIED, "{...}"),

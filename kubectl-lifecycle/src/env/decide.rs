@@ -88,8 +88,12 @@ pub struct TemplateRow {
     /// Set when the `on` annotation cannot be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_error: Option<String>,
-    /// Last run of each event (from the controller's `last-runs`, else from the run Jobs).
+    /// Last run of each event, and the last forced run (slot `force`): from the
+    /// controller's `last-runs`, else, for an event, from the run Jobs.
     pub last_runs: BTreeMap<String, LastRun>,
+    /// What could not be read of the `last-runs` annotation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub last_runs_problems: Vec<String>,
     /// A force-run not yet taken by the controller.
     pub force_run: Option<String>,
     /// Annotation `stage` (0 when absent or unreadable).
@@ -200,13 +204,15 @@ pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys
                 Err(e) => (Vec::new(), Some(e)),
             };
             let id = jobs::job_id(job);
+            let last_runs = jobs::last_run_per_event(job, all);
             templates.push(TemplateRow {
                 name: jobs::name(job).to_string(),
                 variables: count(&id),
                 job_id: id.to_string(),
                 on,
                 on_error,
-                last_runs: jobs::last_run_per_event(job, all).into_iter().map(|(e, r)| (e.to_string(), r)).collect(),
+                last_runs: last_runs.shown.into_iter().map(|(slot, r)| (slot.to_string(), r)).collect(),
+                last_runs_problems: last_runs.problems,
                 force_run: jobs::annotation(job, names::ANNOTATION_FORCE_RUN).map(Into::into),
                 stage: parse_stage(jobs::annotation(job, names::ANNOTATION_STAGE)).unwrap_or(0),
             });

@@ -116,3 +116,31 @@ fn explains_what_follows() {
     assert_eq!(then_what(Action::Stop, &["a", "b"]), "stop jobs: a, b; then Deployments and StatefulSets scale to zero");
     assert_eq!(then_what(Action::Delete, &[]), "no delete jobs; then the namespace is deleted");
 }
+
+#[test]
+fn status_shows_the_last_forced_run_and_what_it_could_not_read() {
+    let ns = namespace("preview", &[(names::LABEL_ENVIRONMENT, "")], &[(names::ANNOTATION_STATUS, "started")]);
+    let record = r#"{"force":{"event":"stop","run":"seed-stop-p0","occurrence":"force-1","result":"failed",
+        "reason":"OutputsNotPublished","message":"outputs not published: away","time":"2025-01-01T00:05:00Z"}}"#;
+    let all = vec![
+        job("seed", &[], &[(names::ANNOTATION_ON, "start,stop"), (names::ANNOTATION_LAST_RUNS, record)]),
+        job("db", &[], &[(names::ANNOTATION_ON, "start"), (names::ANNOTATION_LAST_RUNS, r#"{"start":"garbage"}"#)]),
+        // The forced run's Job: its pods succeeded, the controller recorded it failed.
+        with_condition(run("seed-stop-p0", "seed", "stop", "2025-01-01T00:04:00Z"), "Complete", None, "2025-01-01T00:04:30Z"),
+    ];
+    let s = build_status(&ns, &all, &[], Some(&[]));
+    let now = ts("2025-01-01T00:10:00Z");
+    let text = render_status(&s, false, now);
+    assert!(text.contains("seed   SEED    start,stop   never   failed (5m ago)   -        0\n"), "{text}");
+    assert!(!text.contains("FORCED"), "{text}");
+    assert!(text.contains("  warning: annotation lifecycle-jobs.dev/last-runs of job db does not follow the contract"), "{text}");
+    let wide = render_status(&s, true, now);
+    assert!(wide.contains("FORCE-RUN   FORCED\n"), "{wide}");
+    assert!(wide.contains("<none>      stop failed: OutputsNotPublished seed-stop-p0 (5m ago)\n"), "{wide}");
+    let json = serde_json::to_value(&s).unwrap();
+    let seed = &json["templates"][0];
+    assert_eq!(seed["lastRuns"]["force"]["event"], "stop", "{json}");
+    assert_eq!(seed["lastRuns"]["stop"]["result"], "failed", "{json}");
+    assert!(seed.get("lastRunsProblems").is_none(), "{json}");
+    assert!(json["templates"][1]["lastRunsProblems"][0].as_str().unwrap().contains("entry start"), "{json}");
+}
