@@ -22,20 +22,56 @@
 //!   file (rule `duplicate-key`).
 //! - Each entry is an object (rule `entry-object`) whose fields appear at most
 //!   once (rule `duplicate-field`), with:
-//!   - `value` (rule `value-missing` when absent): a string, or a number or a
-//!     boolean taken as its JSON text exactly as written (`5432`, `1.50`,
-//!     `true`); null, an array or an object reject (rule `value-type`). A value
-//!     holding a NUL character rejects too (rule `value-content`): no
-//!     environment variable can hold one, and it would break every workload
-//!     of the environment at start.
+//!   - `value` (rule `value-missing` when absent), published as text:
+//!     - a string as it is;
+//!     - a number or a boolean as its JSON text exactly as written (`5432`,
+//!       `1.50`, `true`);
+//!     - an array or an object as its compact JSON text, as Qovery's engine
+//!       does, so that `terraform output -json` / `tofu output -json` files
+//!       work unchanged: `["a","b"]`, `{"env":"pr-42"}`. See "Compact JSON
+//!       text" below;
+//!     - null rejects the file (rule `value-type`), with a hint: Terraform and
+//!       OpenTofu leave null outputs out of `output -json`, so a null means
+//!       the file was not written by them as it is.
+//!
+//!     A value whose text holds a NUL character rejects the file too (rule
+//!     `value-content`): no environment variable can hold one, and it would
+//!     break every workload of the environment at start. (A `\u0000` inside an
+//!     array or object stays escaped in its compact text: it is no NUL there.)
 //!   - `sensitive` (optional, default false): a boolean (rule `sensitive-type`).
+//!     It applies to the whole text: a sensitive list is one masked value.
+//!   - `type` (Terraform's, e.g. `["list","string"]`) and `description`
+//!     (Qovery's): known fields, accepted silently whatever they hold, and
+//!     never published.
 //!   - any other field is ignored with a warning (rule `unknown-field`), except
 //!     a field that differs from `value` or `sensitive` only by letter case
 //!     (`"Sensitive": true`), which rejects the file (rule `field-name-case`):
 //!     ignoring it would silently publish a secret as a non-sensitive value.
+//!     `"Type"` and `"Description"` are only warned about (with the lowercase
+//!     spelling as hint): they are never published, however written, so
+//!     ignoring them can neither leak a secret nor change what is published,
+//!     and rejecting a file for them would refuse files that Qovery accepts.
 //! - Any broken rule rejects the whole file. All errors found are reported
 //!   (at most [`MAX_ERRORS`], rule `too-many-errors` then), except that parsing
 //!   stops at the first syntax error.
+//!
+//! # Compact JSON text
+//! The text published for an array or an object is the value as written in
+//! the file with the whitespace between tokens removed: members keep the
+//! order they are written in (no sorting), numbers keep their text (`1.50`
+//! stays `1.50`), and strings are written back escaped as
+//! `serde_json::to_string` escapes them (`\"`, `\\`, control characters;
+//! `\u00e9` becomes `é`). It is deterministic, and it is what
+//! `serde_json::to_string` gives for the value parsed with serde_json's
+//! `preserve_order` and `arbitrary_precision` features. For a Terraform or
+//! OpenTofu file (object keys sorted, numbers in plain form) that is also what
+//! plain serde_json gives, which is what Qovery's engine publishes
+//! (`serde_json::Value::to_string`). An object inside a value
+//! that repeats a member name rejects the file (rule `duplicate-key`): JSON
+//! readers disagree on which one counts. The compact text is never longer
+//! than the value as written, so it counts against the same size limits as a
+//! string (the file's [`OUTPUT_FILE_MAX_BYTES`], then the environment's
+//! ConfigMap or Secret).
 //!
 //! # Diagnostics never hold values
 //! A [`Diagnostic`] names a position (line and column, both 1-based; the
@@ -48,6 +84,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::fmt::Write as _;
 
 use crate::names::OUTPUT_FILE_MAX_BYTES;
 
@@ -67,7 +104,8 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub struct Output {
     /// The key, uppercased.
     pub key: String,
-    /// The value: the string, or the JSON text of a number or boolean.
+    /// The value's text: the string, the JSON text of a number or boolean as
+    /// written, or the compact JSON text of an array or object.
     pub value: String,
     pub sensitive: bool,
 }
@@ -134,7 +172,8 @@ pub enum Rule {
     TopLevelObject,
     /// A key does not match `^[A-Za-z_][A-Za-z0-9_]*$`.
     KeyPattern,
-    /// A key repeated, or equal to another once uppercased.
+    /// A key repeated, or equal to another once uppercased; or a member name
+    /// repeated in an object inside a `value`.
     DuplicateKey,
     /// An entry is not an object.
     EntryObject,
@@ -144,13 +183,14 @@ pub enum Rule {
     FieldNameCase,
     /// An entry without `value`.
     ValueMissing,
-    /// `value` is null, an array or an object.
+    /// `value` is null.
     ValueType,
     /// `value` holds a character no environment variable can hold (NUL).
     ValueContent,
     /// `sensitive` is not a boolean.
     SensitiveType,
-    /// An unknown field in an entry (a warning, not an error).
+    /// An unknown field in an entry (a warning, not an error); `type` and
+    /// `description` are known.
     UnknownField,
     /// More than [`MAX_ERRORS`] errors: the rest were not looked for.
     TooManyErrors,
@@ -388,8 +428,10 @@ enum Val {
     Num(usize, usize),
     Bool(bool),
     Null,
-    Array,
-    Object,
+    /// Byte range of the array's text, brackets included.
+    Array(usize, usize),
+    /// Byte range of the object's text, braces included.
+    Object(usize, usize),
 }
 
 impl Val {
@@ -399,13 +441,56 @@ impl Val {
             Val::Num(..) => "a number",
             Val::Bool(_) => "a boolean",
             Val::Null => "null",
-            Val::Array => "an array",
-            Val::Object => "an object",
+            Val::Array(..) => "an array",
+            Val::Object(..) => "an object",
         }
     }
 }
 
 const ENTRY_SHAPE: &str = r#"{ "value": "...", "sensitive": false }"#;
+
+/// Why a null `value` is refused, and what to write instead.
+const NULL_HINT: &str = "write \"\" for an empty value, or remove the entry; `terraform output -json` and \
+                         `tofu output -json` leave null outputs out, so they did not write this file as it is";
+
+const FIELDS_HINT: &str = "an entry has `value` and `sensitive`, and may have `type` and `description` (not published)";
+
+/// An entry's fields, as read so far.
+#[derive(Default)]
+struct EntryFields {
+    /// Names seen, to refuse a repeated one.
+    names: HashSet<String>,
+    /// The text to publish; empty once `value` broke a rule.
+    value: Option<String>,
+    sensitive: bool,
+    /// A mis-cased `Value` was seen: the entry is not also reported as missing its value.
+    miscased_value: bool,
+    /// A rule is broken: nothing of the entry is published.
+    broken: bool,
+}
+
+/// `s` as a JSON string, escaped as `serde_json::to_string` escapes it: `\"`,
+/// `\\`, and control characters (`\n`-style where JSON has one, else
+/// `\u00xx`); nothing else, so non-ASCII stays as it is.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c < ' ' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
 
 struct Parser<'a> {
     text: &'a str,
@@ -786,12 +871,14 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(b'"') => Ok(Val::Str(self.string(key)?)),
             Some(b'{') => {
+                let start = self.pos;
                 self.skip_object(depth + 1, key)?;
-                Ok(Val::Object)
+                Ok(Val::Object(start, self.pos))
             }
             Some(b'[') => {
+                let start = self.pos;
                 self.skip_array(depth + 1, key)?;
-                Ok(Val::Array)
+                Ok(Val::Array(start, self.pos))
             }
             Some(b'-' | b'0'..=b'9') => {
                 let (s, e) = self.number(key)?;
@@ -926,26 +1013,7 @@ impl<'a> Parser<'a> {
 
     fn document(&mut self) -> PResult<()> {
         self.skip_ws();
-        let found = match self.peek() {
-            Some(b'{') => None,
-            Some(b'[') => Some("an array"),
-            Some(b'"') => Some("a string"),
-            Some(b'-' | b'0'..=b'9') => Some("a number"),
-            _ => {
-                let pos = self.pos;
-                match self.value(0, None)? {
-                    Val::Bool(_) => {
-                        self.pos = pos;
-                        Some("a boolean")
-                    }
-                    _ => {
-                        self.pos = pos;
-                        Some("null")
-                    }
-                }
-            }
-        };
-        if let Some(found) = found {
+        if let Some(found) = self.not_an_object()? {
             return Err(self.fatal(
                 self.pos,
                 None,
@@ -955,21 +1023,39 @@ impl<'a> Parser<'a> {
             ));
         }
         self.top_object()?;
+        self.end_of_file()
+    }
+
+    /// What the file holds instead of one object, if it does; the position
+    /// stays at its start (for the error).
+    fn not_an_object(&mut self) -> PResult<Option<&'static str>> {
+        Ok(match self.peek() {
+            Some(b'{') => None,
+            Some(b'[') => Some("an array"),
+            Some(b'"') => Some("a string"),
+            Some(b'-' | b'0'..=b'9') => Some("a number"),
+            _ => {
+                // `true`, `false` or `null`; anything else is a syntax error, recorded by `value`.
+                let pos = self.pos;
+                let v = self.value(0, None)?;
+                self.pos = pos;
+                Some(if matches!(v, Val::Bool(_)) { "a boolean" } else { "null" })
+            }
+        })
+    }
+
+    /// Only whitespace may follow the top-level object.
+    fn end_of_file(&mut self) -> PResult<()> {
         self.skip_ws();
-        if self.pos < self.b.len() {
-            let hint = if self.peek() == Some(b'{') {
-                "the file must hold a single object: merge the entries into one { ... }"
-            } else {
-                "remove what follows the closing `}`"
-            };
-            return Err(self.syntax(
-                self.pos,
-                None,
-                "unexpected content after the end of the top-level object",
-                Some(hint.into()),
-            ));
+        if self.pos == self.b.len() {
+            return Ok(());
         }
-        Ok(())
+        let hint = if self.peek() == Some(b'{') {
+            "the file must hold a single object: merge the entries into one { ... }"
+        } else {
+            "remove what follows the closing `}`"
+        };
+        Err(self.syntax(self.pos, None, "unexpected content after the end of the top-level object", Some(hint.into())))
     }
 
     fn top_object(&mut self) -> PResult<()> {
@@ -984,50 +1070,12 @@ impl<'a> Parser<'a> {
         let mut seen: HashMap<String, (String, usize)> = HashMap::new();
         loop {
             let (at, key) = self.member_name(None)?;
-            let mut ok = true;
-            if !is_valid_key(&key) {
-                ok = false;
-                let hint = if key.is_empty() {
-                    "a key cannot be empty".to_string()
-                } else if key.as_bytes()[0].is_ascii_digit() {
-                    "a key cannot start with a digit; prefix it with a letter or `_`".to_string()
-                } else {
-                    "use only letters, digits and `_` (e.g. `_` instead of `-`, `.` or a space)".to_string()
-                };
-                self.error(
-                    at,
-                    Some(&key),
-                    Rule::KeyPattern,
-                    "the key does not match ^[A-Za-z_][A-Za-z0-9_]*$".into(),
-                    Some(hint),
-                )?;
-            }
-            let upper = key.to_ascii_uppercase();
-            if ok {
-                if let Some((first, first_at)) = seen.get(&upper) {
-                    let (first_line, _) = self.line_col(*first_at);
-                    let message = if *first == key {
-                        format!("the key appears twice (first on line {first_line})")
-                    } else {
-                        format!("the key is the same as key {} on line {first_line} once uppercased", shown(first))
-                    };
-                    ok = false;
-                    self.error(
-                        at,
-                        Some(&key),
-                        Rule::DuplicateKey,
-                        message,
-                        Some("keys are uppercased: keep only one of them".into()),
-                    )?;
-                } else {
-                    seen.insert(upper.clone(), (key.clone(), at));
-                }
-            }
+            let ok = self.check_key(at, &key, &mut seen)?;
             self.colon(Some(&key))?;
             if let Some((value, sensitive)) = self.entry(&key)?
                 && ok
             {
-                self.entries.push(Output { key: upper, value, sensitive });
+                self.entries.push(Output { key: key.to_ascii_uppercase(), value, sensitive });
             }
             if !self.next_member(open_at, b'}', Some(&key))? {
                 return Ok(());
@@ -1035,149 +1083,243 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The key rules: the pattern, and no other key equal to it once
+    /// uppercased (`seen`). True when the key follows them.
+    fn check_key(&mut self, at: usize, key: &str, seen: &mut HashMap<String, (String, usize)>) -> PResult<bool> {
+        if !is_valid_key(key) {
+            let hint = if key.is_empty() {
+                "a key cannot be empty"
+            } else if key.as_bytes()[0].is_ascii_digit() {
+                "a key cannot start with a digit; prefix it with a letter or `_`"
+            } else {
+                "use only letters, digits and `_` (e.g. `_` instead of `-`, `.` or a space)"
+            };
+            let message = "the key does not match ^[A-Za-z_][A-Za-z0-9_]*$".to_string();
+            self.error(at, Some(key), Rule::KeyPattern, message, Some(hint.into()))?;
+            return Ok(false);
+        }
+        let upper = key.to_ascii_uppercase();
+        let Some((first, first_at)) = seen.get(&upper) else {
+            seen.insert(upper, (key.to_string(), at));
+            return Ok(true);
+        };
+        let (first_line, _) = self.line_col(*first_at);
+        let message = if first == key {
+            format!("the key appears twice (first on line {first_line})")
+        } else {
+            format!("the key is the same as key {} on line {first_line} once uppercased", shown(first))
+        };
+        self.error(at, Some(key), Rule::DuplicateKey, message, Some("keys are uppercased: keep only one of them".into()))?;
+        Ok(false)
+    }
+
+    // ---- entries ----
+
     /// One entry's object: Some((value, sensitive)) when it follows the rules.
     fn entry(&mut self, key: &str) -> PResult<Option<(String, bool)>> {
         let k = Some(key);
         self.skip_ws();
         let at = self.pos;
         if self.peek() != Some(b'{') {
-            let v = self.value(1, k)?;
-            let hint = if key == "value" || key == "sensitive" {
-                format!("the top level maps each KEY to its entry: {{ \"KEY\": {ENTRY_SHAPE} }}")
-            } else {
-                format!("write \"{}\": {ENTRY_SHAPE}", shown(key))
-            };
-            self.error(
-                at,
-                k,
-                Rule::EntryObject,
-                format!("the entry must be an object {ENTRY_SHAPE}, found {}", v.kind()),
-                Some(hint),
-            )?;
+            self.not_an_entry(at, key)?;
             return Ok(None);
         }
         self.check_depth(2, k)?;
         self.pos += 1;
-        let mut ok = true;
-        let mut value: Option<String> = None;
-        let mut sensitive = false;
-        let mut fields: HashSet<String> = HashSet::new();
-        let mut miscased_value = false;
+        let mut fields = EntryFields::default();
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
         } else {
             loop {
-                let (fat, field) = self.member_name(k)?;
-                self.colon(k)?;
-                let vat = {
-                    self.skip_ws();
-                    self.pos
-                };
-                let v = self.value(2, k)?;
-                if !fields.insert(field.clone()) {
-                    ok = false;
-                    self.error(
-                        fat,
-                        k,
-                        Rule::DuplicateField,
-                        format!("field `{}` appears twice in the entry", shown(&field)),
-                        Some("keep only one of them".into()),
-                    )?;
-                } else if field == "value" {
-                    match v {
-                        Val::Str(s) => {
-                            if s.contains('\0') {
-                                ok = false;
-                                value = Some(String::new());
-                                self.error(
-                                    vat,
-                                    k,
-                                    Rule::ValueContent,
-                                    "`value` contains a NUL character (\\u0000), which no environment variable can hold".into(),
-                                    Some("remove it".into()),
-                                )?;
-                            } else {
-                                value = Some(s);
-                            }
-                        }
-                        Val::Num(s, e) => value = Some(self.text[s..e].to_string()),
-                        Val::Bool(b) => value = Some(b.to_string()),
-                        other => {
-                            ok = false;
-                            value = Some(String::new());
-                            self.error(
-                                vat,
-                                k,
-                                Rule::ValueType,
-                                format!("`value` must be a string, a number or a boolean, found {}", other.kind()),
-                                Some(if matches!(other, Val::Null) {
-                                    "write an empty string \"\" for an empty value, or remove the entry".into()
-                                } else {
-                                    "a value is one string: to pass a list or an object, write its JSON text as a string".into()
-                                }),
-                            )?;
-                        }
-                    }
-                } else if field == "sensitive" {
-                    match v {
-                        Val::Bool(b) => sensitive = b,
-                        other => {
-                            ok = false;
-                            let hint = match &other {
-                                Val::Str(s)
-                                    if ["true", "false", "yes", "no", "0", "1"]
-                                        .iter()
-                                        .any(|w| s.trim().eq_ignore_ascii_case(w)) =>
-                                {
-                                    "write `true` or `false`, without quotes"
-                                }
-                                _ => "write `true` or `false`",
-                            };
-                            self.error(
-                                vat,
-                                k,
-                                Rule::SensitiveType,
-                                format!("`sensitive` must be a boolean, found {}", other.kind()),
-                                Some(hint.into()),
-                            )?;
-                        }
-                    }
-                } else if field.eq_ignore_ascii_case("value") || field.eq_ignore_ascii_case("sensitive") {
-                    ok = false;
-                    let right = field.to_ascii_lowercase();
-                    miscased_value |= right == "value";
-                    self.error(
-                        fat,
-                        k,
-                        Rule::FieldNameCase,
-                        format!("field `{}` has the wrong letter case", shown(&field)),
-                        Some(format!("field names are lowercase: write `{right}`")),
-                    )?;
-                } else {
-                    self.warn(
-                        fat,
-                        k,
-                        Rule::UnknownField,
-                        format!("unknown field `{}` is ignored", shown(&field)),
-                        Some("an entry has only `value` and `sensitive`".into()),
-                    );
-                }
+                self.entry_field(key, &mut fields)?;
                 if !self.next_member(at, b'}', k)? {
                     break;
                 }
             }
         }
-        if value.is_none() && !miscased_value {
-            ok = false;
+        if fields.value.is_none() && !fields.miscased_value {
+            fields.broken = true;
             self.error(at, k, Rule::ValueMissing, "the entry has no `value`".into(), Some(format!("write {ENTRY_SHAPE}")))?;
         }
-        Ok(match (ok, value) {
-            (true, Some(v)) => Some((v, sensitive)),
+        Ok(match fields {
+            EntryFields { broken: false, value: Some(v), sensitive, .. } => Some((v, sensitive)),
             _ => None,
         })
+    }
+
+    /// At an entry's place, something that is not an object.
+    fn not_an_entry(&mut self, at: usize, key: &str) -> PResult<()> {
+        let v = self.value(1, Some(key))?;
+        let hint = if key == "value" || key == "sensitive" {
+            format!("the top level maps each KEY to its entry: {{ \"KEY\": {ENTRY_SHAPE} }}")
+        } else {
+            format!("write \"{}\": {ENTRY_SHAPE}", shown(key))
+        };
+        let message = format!("the entry must be an object {ENTRY_SHAPE}, found {}", v.kind());
+        self.error(at, Some(key), Rule::EntryObject, message, Some(hint))
+    }
+
+    /// One field of an entry (name, `:` and value) into `fields`.
+    fn entry_field(&mut self, key: &str, fields: &mut EntryFields) -> PResult<()> {
+        let k = Some(key);
+        let (name_at, name) = self.member_name(k)?;
+        self.colon(k)?;
+        self.skip_ws();
+        let value_at = self.pos;
+        let v = self.value(2, k)?;
+        if !fields.names.insert(name.clone()) {
+            fields.broken = true;
+            let message = format!("field `{}` appears twice in the entry", shown(&name));
+            return self.error(name_at, k, Rule::DuplicateField, message, Some("keep only one of them".into()));
+        }
+        match name.as_str() {
+            "value" => {
+                let text = self.published_text(value_at, key, v)?;
+                fields.broken |= text.is_none();
+                // A broken `value` is still there: not also reported as missing.
+                fields.value = Some(text.unwrap_or_default());
+            }
+            "sensitive" => match self.sensitive(value_at, key, v)? {
+                Some(b) => fields.sensitive = b,
+                None => fields.broken = true,
+            },
+            // Terraform's and Qovery's: known, and not published.
+            "type" | "description" => {}
+            _ => self.other_field(name_at, key, &name, fields)?,
+        }
+        Ok(())
+    }
+
+    /// The text that `value` publishes: a string as it is, a number or a
+    /// boolean as written, an array or an object as its compact JSON text.
+    /// None when it breaks a rule (recorded).
+    fn published_text(&mut self, at: usize, key: &str, v: Val) -> PResult<Option<String>> {
+        let text = match v {
+            Val::Str(s) => s,
+            Val::Num(s, e) => self.text[s..e].to_string(),
+            Val::Bool(b) => b.to_string(),
+            Val::Array(s, e) | Val::Object(s, e) => match self.compact(s, e, key)? {
+                Some(text) => text,
+                None => return Ok(None),
+            },
+            Val::Null => {
+                let message = format!("`value` must be a string, a number, a boolean, an array or an object, found {}", v.kind());
+                self.error(at, Some(key), Rule::ValueType, message, Some(NULL_HINT.into()))?;
+                return Ok(None);
+            }
+        };
+        if text.contains('\0') {
+            let message = "`value` contains a NUL character (\\u0000), which no environment variable can hold".to_string();
+            self.error(at, Some(key), Rule::ValueContent, message, Some("remove it".into()))?;
+            return Ok(None);
+        }
+        Ok(Some(text))
+    }
+
+    /// `sensitive`: its boolean, or None when it is not one (recorded).
+    fn sensitive(&mut self, at: usize, key: &str, v: Val) -> PResult<Option<bool>> {
+        if let Val::Bool(b) = v {
+            return Ok(Some(b));
+        }
+        let hint = match &v {
+            Val::Str(s) if ["true", "false", "yes", "no", "0", "1"].iter().any(|w| s.trim().eq_ignore_ascii_case(w)) => {
+                "write `true` or `false`, without quotes"
+            }
+            _ => "write `true` or `false`",
+        };
+        let message = format!("`sensitive` must be a boolean, found {}", v.kind());
+        self.error(at, Some(key), Rule::SensitiveType, message, Some(hint.into()))?;
+        Ok(None)
+    }
+
+    /// A field other than `value`, `sensitive`, `type` and `description`.
+    fn other_field(&mut self, at: usize, key: &str, name: &str, fields: &mut EntryFields) -> PResult<()> {
+        let k = Some(key);
+        let lower = name.to_ascii_lowercase();
+        match lower.as_str() {
+            // They decide what is published and where: ignoring `"Sensitive": true`
+            // would publish a secret in the ConfigMap.
+            "value" | "sensitive" => {
+                fields.broken = true;
+                fields.miscased_value |= lower == "value";
+                let message = format!("field `{}` has the wrong letter case", shown(name));
+                self.error(at, k, Rule::FieldNameCase, message, Some(format!("field names are lowercase: write `{lower}`")))
+            }
+            // Not published even when well written: ignoring them is harmless.
+            "type" | "description" => {
+                let message = format!("unknown field `{}` is ignored", shown(name));
+                self.warn(at, k, Rule::UnknownField, message, Some(format!("field names are lowercase: write `{lower}`")));
+                Ok(())
+            }
+            _ => {
+                let message = format!("unknown field `{}` is ignored", shown(name));
+                self.warn(at, k, Rule::UnknownField, message, Some(FIELDS_HINT.into()));
+                Ok(())
+            }
+        }
+    }
+
+    /// The compact JSON text of the array or object at `start..end`, which
+    /// the parser has checked already: no whitespace between tokens, members
+    /// in the order written, numbers and literals as written, strings escaped
+    /// as serde_json escapes them. None when an object inside repeats a member
+    /// name (recorded): JSON readers disagree on which one counts, so the text
+    /// would not say one value. Never longer than the text as written.
+    fn compact(&mut self, start: usize, end: usize, key: &str) -> PResult<Option<String>> {
+        let resume = self.pos;
+        self.pos = start;
+        let mut out = String::with_capacity(end - start);
+        // One per open container: an object's member names and where each is; None for an array.
+        let mut open: Vec<Option<HashMap<String, usize>>> = Vec::new();
+        let mut repeated: Option<(usize, usize)> = None;
+        while self.pos < end {
+            let c = self.b[self.pos];
+            match c {
+                b'"' => {
+                    let at = self.pos;
+                    let s = self.string(Some(key))?;
+                    push_json_string(&mut out, &s);
+                    self.skip_ws();
+                    if self.peek() == Some(b':')
+                        && let Some(Some(names)) = open.last_mut()
+                    {
+                        let first = *names.entry(s).or_insert(at);
+                        if first != at {
+                            repeated.get_or_insert((at, first));
+                        }
+                    }
+                    continue;
+                }
+                b'{' => open.push(Some(HashMap::new())),
+                b'[' => open.push(None),
+                b'}' | b']' => {
+                    open.pop();
+                }
+                c if is_ws(c) => {
+                    self.pos += 1;
+                    continue;
+                }
+                // Outside strings the checked text is ASCII: numbers, literals, `,` and `:`.
+                _ => {}
+            }
+            out.push(char::from(c));
+            self.pos += 1;
+        }
+        self.pos = resume;
+        let Some((at, first)) = repeated else {
+            return Ok(Some(out));
+        };
+        let (line, column) = self.line_col(first);
+        // The member's name is part of the value: it is not named.
+        let message = format!("an object in `value` has a member name twice (first at line {line}, column {column})");
+        let hint = "JSON readers disagree on which one counts: keep only one".to_string();
+        self.error(at, Some(key), Rule::DuplicateKey, message, Some(hint))?;
+        Ok(None)
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod value_tests;

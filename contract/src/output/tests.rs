@@ -1,6 +1,6 @@
 use super::*;
 
-fn ok(src: &str) -> Outputs {
+pub(super) fn ok(src: &str) -> Outputs {
     match parse(src.as_bytes()) {
         Ok(o) => o,
         Err(e) => panic!("expected valid, got {e:#}\n--- file:\n{src}"),
@@ -18,14 +18,14 @@ fn rejected(src: impl AsRef<[u8]>) -> Vec<Diagnostic> {
 }
 
 /// The only error, which must be about `rule`.
-fn one(src: impl AsRef<[u8]>, rule: Rule) -> Diagnostic {
+pub(super) fn one(src: impl AsRef<[u8]>, rule: Rule) -> Diagnostic {
     let errors = rejected(src);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].rule, rule, "{errors:#?}");
     errors.into_iter().next().unwrap()
 }
 
-fn kv(o: &Outputs) -> Vec<(&str, &str, bool)> {
+pub(super) fn kv(o: &Outputs) -> Vec<(&str, &str, bool)> {
     o.entries.iter().map(|e| (e.key.as_str(), e.value.as_str(), e.sensitive)).collect()
 }
 
@@ -284,11 +284,15 @@ fn rule_value_missing() {
 
 #[test]
 fn rule_value_type() {
-    for (v, kind) in [("null", "null"), ("[\"a\"]", "an array"), ("{\"a\": 1}", "an object")] {
-        let d = one(format!("{{\"A\": {{\"value\": {v}}}}}"), Rule::ValueType);
-        assert!(d.message.ends_with(kind), "{d}");
-        assert_eq!(d.column, 17);
-    }
+    let d = one("{\"A\": {\"value\": null}}", Rule::ValueType);
+    assert!(d.message.ends_with("found null"), "{d}");
+    assert_eq!((d.line, d.column, d.key.as_deref()), (1, 17, Some("A")));
+    let hint = d.hint.as_deref().unwrap();
+    assert!(hint.starts_with("write \"\" for an empty value, or remove the entry"), "{hint}");
+    assert!(hint.contains("`terraform output -json`") && hint.contains("leave null outputs out"), "{hint}");
+    // The same with Terraform's fields around it.
+    let d = one("{\n \"A\": {\"sensitive\": false, \"type\": \"string\",\n  \"value\": null}}", Rule::ValueType);
+    assert_eq!((d.line, d.column), (3, 12));
 }
 
 #[test]
@@ -504,8 +508,12 @@ fn no_diagnostic_contains_a_value() {
         format!(r#"{{"A": {{"value": "{SECRET}"}}, "b-c": {{"value": "{SECRET}"}}}}"#),
         format!(r#"{{"A": {{"value": {SECRET}}}}}"#),
         format!(r#"{{"A": {{"value": "{SECRET}\q"}}}}"#),
-        format!(r#"{{"A": {{"value": ["{SECRET}"]}}}}"#),
-        format!(r#"{{"A": {{"value": {{"x": "{SECRET}"}}}}}}"#),
+        format!(r#"{{"A": {{"value": ["{SECRET}", {SECRET}]}}}}"#),
+        format!(r#"{{"A": {{"value": {{"x": "{SECRET}", "y": "{SECRET}\q"}}}}}}"#),
+        // A member name inside a value is part of the value.
+        format!(r#"{{"A": {{"value": {{"{SECRET}": 1, "{SECRET}": 2}}}}}}"#),
+        format!(r#"{{"A": {{"value": ["{SECRET}"], "sensitive": "yes"}}}}"#),
+        format!(r#"{{"A": {{"value": {{"{SECRET}": "{SECRET}"}}, "Sensitive": true}}}}"#),
         format!(r#"{{"A": {{"value": "{SECRET}", "x": "{SECRET}"}}, "A": 1}}"#),
         format!("{{\"A\": {{\"value\": \"{SECRET}\n\"}}}}"),
         format!("[\"{SECRET}\"]"),
