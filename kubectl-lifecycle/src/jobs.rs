@@ -47,7 +47,15 @@ pub fn template_events(job: &Job) -> Result<Vec<Event>, String> {
     Event::parse_list(on).map_err(|e| format!("annotation {} of job {}: {e}", names::ANNOTATION_ON, name(job)))
 }
 
-/// The JOBID of a template or plain Job.
+/// Whether a Job's outputs are captured: not when it opts out (annotation
+/// `capture-output: "false"`, the contract's one rule).
+pub(crate) fn captures(job: &Job) -> bool {
+    !names::opts_out(annotation(job, names::ANNOTATION_CAPTURE_OUTPUT))
+}
+
+/// The JOBID of a Job: the one admission decided and recorded in its `job-id`
+/// annotation (a run's is its template's), read with the contract's
+/// [`JobId::derive`]; a Job admitted before it was recorded has its name's.
 pub fn job_id(job: &Job) -> JobId {
     JobId::derive(annotation(job, names::ANNOTATION_JOB_ID), name(job))
 }

@@ -1,4 +1,7 @@
 //! `outputs JOB|NS`: the variables a job published, or all of an environment.
+//! [`run`] reads the Job or environment, its Jobs, ConfigMap and Secret
+//! ([`Gathered`]); [`decide`] sorts the variables into jobs and masks them,
+//! pure ([`classify`], [`for_job`]); [`render`] prints the report.
 
 use std::collections::BTreeMap;
 
@@ -102,7 +105,7 @@ pub fn for_job(vars: Vec<OutputVariable>, id: &JobId) -> Vec<OutputVariable> {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Report {
+pub(crate) struct Report {
     namespace: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<String>,
@@ -115,133 +118,135 @@ struct Report {
     variables: Vec<OutputVariable>,
 }
 
+/// What `outputs` read from the cluster.
+#[derive(Debug, Default)]
+pub(crate) struct Gathered {
+    /// The environment the variables are read from.
+    pub(crate) namespace: String,
+    /// The Job asked for, when the target is a Job (else the whole environment).
+    pub(crate) job: Option<Job>,
+    /// The environment's Jobs (none when they may not be listed): who publishes under which JOBID.
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) config_map: BTreeMap<String, String>,
+    /// `None` when the Secret may not be read.
+    pub(crate) secret: Option<BTreeMap<String, String>>,
+    /// The caller may get the Secret (asked only with `--show-sensitive`).
+    pub(crate) may_show: bool,
+}
+
 pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
+    let (namespace, job) = target(ctx, &args.target).await?;
     let client = &ctx.client;
-    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ctx.namespace);
-    // A Job of that name in the current namespace, if any (not being allowed to look is "no").
-    let target_job = match jobs_api.get_opt(&args.target).await {
-        Ok(j) => j,
-        Err(e) if is_forbidden(&e) => None,
-        Err(e) => return Err(crate::client::explain(e, format_args!("get job {} in namespace {}", args.target, ctx.namespace))),
-    };
-
-    let (namespace, job) = match target_job {
-        Some(job) => (ctx.namespace.clone(), Some(job)),
-        None => {
-            let ns = Api::<Namespace>::all(client.clone())
-                .get_opt(&args.target)
-                .await
-                .doing(format_args!("get namespace {}", args.target))?;
-            match ns {
-                Some(ns) if is_environment(&ns) => (args.target.clone(), None),
-                Some(_) => return Err(not_an_environment(&args.target)),
-                None => {
-                    return Err(anyhow!(
-                        "no job {t} in namespace {ns} and no namespace {t}\n  hint: for a job, give its namespace with -n (`kubectl lifecycle outputs {t} -n NAMESPACE`); for an environment, give the namespace's name; `kubectl lifecycle env list` lists them",
-                        t = args.target,
-                        ns = ctx.namespace
-                    ));
-                }
-            }
-        }
-    };
-
-    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);
-    let all_jobs = match jobs_api.list(&ListParams::default()).await {
+    let jobs = match Api::<Job>::namespaced(client.clone(), &namespace).list(&ListParams::default()).await {
         Ok(l) => l.items,
         Err(e) if is_forbidden(&e) => Vec::new(),
         Err(e) => return Err(crate::client::explain(e, format_args!("list jobs in namespace {namespace}"))),
     };
-    let mut job_ids: Vec<JobId> = all_jobs.iter().filter(|j| jobs::run_of(j).is_none()).map(jobs::job_id).collect();
-
-    // The JOBID of the job asked for (a run publishes under its template's JOBID).
-    let mut job_id = None;
-    let mut notes = Vec::new();
-    if let Some(job) = &job {
-        let id = match jobs::run_of(job) {
-            Some(template) => {
-                let t = all_jobs.iter().find(|j| jobs::name(j) == template);
-                let id = match t {
-                    Some(t) => jobs::job_id(t),
-                    None => JobId::derive(jobs::annotation(job, names::ANNOTATION_JOB_ID), template),
-                };
-                notes.push(format!("{} is a run of lifecycle job {template}: it publishes as {template}", jobs::name(job)));
-                id
-            }
-            None => jobs::job_id(job),
-        };
-        if jobs::annotation(job, names::ANNOTATION_CAPTURE_OUTPUT) == Some("false") {
-            notes.push(format!(
-                "job {} opted out of output capture ({}: \"false\"): it publishes nothing",
-                jobs::name(job),
-                names::ANNOTATION_CAPTURE_OUTPUT
-            ));
-        }
-        if !job_ids.contains(&id) {
-            job_ids.push(id.clone());
-        }
-        job_id = Some(id);
-    }
-
     let config_map = Api::<ConfigMap>::namespaced(client.clone(), &namespace)
         .get_opt(names::OUTPUTS_OBJECT)
         .await
         .doing(format_args!("get configmap {} in namespace {namespace}", names::OUTPUTS_OBJECT))?
         .and_then(|c| c.data)
         .unwrap_or_default();
-
     let may_show = args.show_sensitive && may_read_secret(client, &namespace).await?;
-    let (secret, sensitive_readable) = match Api::<Secret>::namespaced(client.clone(), &namespace)
-        .get_opt(names::OUTPUTS_OBJECT)
-        .await
-    {
-        Ok(s) => (
+    let secret = match Api::<Secret>::namespaced(client.clone(), &namespace).get_opt(names::OUTPUTS_OBJECT).await {
+        Ok(s) => Some(
             s.and_then(|s| s.data)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
                 .collect(),
-            true,
         ),
-        Err(e) if is_forbidden(&e) => (BTreeMap::new(), false),
+        Err(e) if is_forbidden(&e) => None,
         Err(e) => {
             return Err(crate::client::explain(e, format_args!("get secret {} in namespace {namespace}", names::OUTPUTS_OBJECT)));
         }
     };
+    let gathered = Gathered { namespace, job, jobs, config_map, secret, may_show };
+    let (report, notes) = decide(&gathered, args.show_sensitive);
+    for n in &notes {
+        crate::errln!("note: {n}");
+    }
+    crate::out!("{}", render(&report, args.output)?);
+    Ok(())
+}
+
+/// The target: a Job of that name in the current namespace (its environment's
+/// variables, then), else the environment of that name.
+async fn target(ctx: &Ctx, target: &str) -> anyhow::Result<(String, Option<Job>)> {
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    // Not being allowed to look for the Job is "no such Job".
+    match jobs_api.get_opt(target).await {
+        Ok(Some(job)) => return Ok((ctx.namespace.clone(), Some(job))),
+        Ok(None) => {}
+        Err(e) if is_forbidden(&e) => {}
+        Err(e) => return Err(crate::client::explain(e, format_args!("get job {target} in namespace {}", ctx.namespace))),
+    }
+    let ns = Api::<Namespace>::all(ctx.client.clone()).get_opt(target).await.doing(format_args!("get namespace {target}"))?;
+    match ns {
+        Some(ns) if is_environment(&ns) => Ok((target.to_string(), None)),
+        Some(_) => Err(not_an_environment(target)),
+        None => Err(anyhow!(
+            "no job {target} in namespace {ns} and no namespace {target}\n  hint: for a job, give its namespace with -n (`kubectl lifecycle outputs {target} -n NAMESPACE`); for an environment, give the namespace's name; `kubectl lifecycle env list` lists them",
+            ns = ctx.namespace
+        )),
+    }
+}
+
+/// The report of `outputs` from what was read, and the notes for people: the
+/// variables sorted into jobs (only the Job's when one is asked for), masked
+/// unless `--show-sensitive` and the caller may read the Secret.
+pub(crate) fn decide(g: &Gathered, show_sensitive: bool) -> (Report, Vec<String>) {
+    let namespace = &g.namespace;
+    let mut job_ids: Vec<JobId> = g.jobs.iter().filter(|j| jobs::run_of(j).is_none()).map(jobs::job_id).collect();
+    let mut notes = Vec::new();
+    // The JOBID of the job asked for: the one admission recorded (a run's is its template's).
+    let job_id = g.job.as_ref().map(|job| {
+        if let Some(template) = jobs::run_of(job) {
+            notes.push(format!("{} is a run of lifecycle job {template}: it publishes as {template}", jobs::name(job)));
+        }
+        if !jobs::captures(job) {
+            notes.push(format!(
+                "job {} opted out of output capture ({}: \"false\"): it publishes nothing",
+                jobs::name(job),
+                names::ANNOTATION_CAPTURE_OUTPUT
+            ));
+        }
+        let id = jobs::job_id(job);
+        if !job_ids.contains(&id) {
+            job_ids.push(id.clone());
+        }
+        id
+    });
+    let sensitive_readable = g.secret.is_some();
     if !sensitive_readable {
         notes.push(format!(
             "sensitive variables are not listed: you may not read Secret {} in namespace {namespace}",
             names::OUTPUTS_OBJECT
         ));
-    } else if args.show_sensitive && !may_show {
+    } else if show_sensitive && !g.may_show {
         notes.push(format!(
             "you may not get secrets/{} in namespace {namespace}: sensitive values stay masked",
             names::OUTPUTS_OBJECT
         ));
     }
-
-    let mut vars = classify(&config_map, &secret, &job_ids);
+    let mut vars = classify(&g.config_map, g.secret.as_ref().unwrap_or(&BTreeMap::new()), &job_ids);
     if let Some(id) = &job_id {
         vars = for_job(vars, id);
     }
-    let shown = args.show_sensitive && may_show && sensitive_readable;
+    let shown = show_sensitive && g.may_show && sensitive_readable;
     if !shown {
         mask(&mut vars);
     }
-    for n in &notes {
-        crate::errln!("note: {n}");
-    }
-
     let report = Report {
         namespace: namespace.clone(),
-        job: job.as_ref().map(|j| jobs::name(j).to_string()),
+        job: g.job.as_ref().map(|j| jobs::name(j).to_string()),
         job_id: job_id.as_ref().map(ToString::to_string),
         sensitive_readable,
         sensitive_shown: shown,
         variables: vars,
     };
-    crate::out!("{}", render(&report, args.output)?);
-    Ok(())
+    (report, notes)
 }
 
 fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<String> {
@@ -390,6 +395,58 @@ mod tests {
                 ("X", "1", false),
             ]
         );
+    }
+
+    fn gathered(job: Option<Job>, secret: Option<&[(&str, &str)]>, may_show: bool) -> Gathered {
+        let template =
+            crate::jobs::tests::job("seed", &[], &[(names::ANNOTATION_ON, "start"), (names::ANNOTATION_JOB_ID, "SEED")]);
+        Gathered {
+            namespace: "env".into(),
+            job,
+            jobs: vec![template],
+            config_map: map(&[("QOVERY_OUTPUT_JOB_SEED_HOST", "pg"), ("HOST", "pg"), ("QOVERY_OUTPUT_JOB_MIGRATE_V", "3")]),
+            secret: secret.map(map),
+            may_show,
+        }
+    }
+
+    #[test]
+    fn a_run_shows_its_templates_variables_under_the_recorded_jobid() {
+        use crate::jobs::tests::job;
+        let run = job(
+            "seed-start-x1",
+            &[(names::LABEL_JOB, "seed"), (names::LABEL_EVENT, "start")],
+            &[(names::ANNOTATION_JOB_ID, "SEED")],
+        );
+        let (report, notes) = decide(&gathered(Some(run), Some(&[]), false), false);
+        assert_eq!(report.job_id.as_deref(), Some("SEED"));
+        let names: Vec<&str> = report.variables.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["QOVERY_OUTPUT_JOB_SEED_HOST", "HOST"]);
+        assert_eq!(notes, ["seed-start-x1 is a run of lifecycle job seed: it publishes as seed"]);
+        // A plain Job that opts out (the contract's rule: case and spaces do not matter) is told so.
+        let migrate = job("migrate", &[], &[(names::ANNOTATION_CAPTURE_OUTPUT, " False ")]);
+        let (report, notes) = decide(&gathered(Some(migrate), Some(&[]), false), false);
+        assert_eq!(report.job_id.as_deref(), Some("MIGRATE"));
+        assert_eq!(report.variables.len(), 1, "MIGRATE is a known JOBID now: {:?}", report.variables);
+        assert!(notes[0].contains("job migrate opted out of output capture"), "{notes:?}");
+    }
+
+    #[test]
+    fn sensitive_values_are_shown_only_when_asked_and_allowed() {
+        let secret: &[(&str, &str)] = &[("QOVERY_OUTPUT_JOB_SEED_PW", "pw"), ("PW", "pw")];
+        let values = |r: &Report| r.variables.iter().filter(|v| v.sensitive).map(|v| v.value.clone()).collect::<Vec<_>>();
+        let (masked, notes) = decide(&gathered(None, Some(secret), false), false);
+        assert!(notes.is_empty() && masked.sensitive_readable && !masked.sensitive_shown, "{notes:?}");
+        assert_eq!(values(&masked), [MASK, MASK]);
+        let (refused, notes) = decide(&gathered(None, Some(secret), false), true);
+        assert_eq!(values(&refused), [MASK, MASK]);
+        assert_eq!(notes, ["you may not get secrets/lifecycle-outputs in namespace env: sensitive values stay masked"]);
+        let (shown, notes) = decide(&gathered(None, Some(secret), true), true);
+        assert!(notes.is_empty() && shown.sensitive_shown);
+        assert_eq!(values(&shown), ["pw", "pw"]);
+        let (hidden, notes) = decide(&gathered(None, None, false), true);
+        assert!(!hidden.sensitive_readable && !hidden.sensitive_shown && hidden.variables.iter().all(|v| !v.sensitive));
+        assert!(notes[0].starts_with("sensitive variables are not listed"), "{notes:?}");
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! `run JOB --event E`: force-run one event of a lifecycle job.
+//! `run JOB --event E`: force-run one event of a lifecycle job. [`run`] reads
+//! the template and writes the request, [`follow`] waits for the run; what
+//! they decide is pure ([`check_runnable`], [`request`], [`not_found`],
+//! [`took`]) and the verdict on the run is [`wait::run_verdict`]'s.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -14,7 +17,7 @@ use crate::cli::RunArgs;
 use crate::client::{Ctx, FIELD_MANAGER, KubeResultExt, get_environment};
 use crate::jobs;
 use crate::table::human_duration;
-use crate::wait::{self, Observed, Progress, Watch};
+use crate::wait::{self, Observed, Progress, RunInfo, Watch};
 
 /// Checks that `job` may be force-run for `event`; the error says what to do instead.
 pub fn check_runnable(job: &Job, event: Event, namespace: &str) -> anyhow::Result<()> {
@@ -43,30 +46,54 @@ pub fn check_runnable(job: &Job, event: Event, namespace: &str) -> anyhow::Resul
     Ok(())
 }
 
+/// What `run` does about the template's `force-run` annotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// The same event is already requested: nothing to write.
+    AlreadyRequested,
+    /// Write the request, replacing a pending one for another event, if any.
+    New { replacing: Option<String> },
+}
+
+/// The request to make, given the template's pending `force-run` (not yet taken by the controller).
+pub(crate) fn request(pending: Option<&str>, event: Event) -> Request {
+    match pending {
+        Some(p) if p == event.as_str() => Request::AlreadyRequested,
+        other => Request::New { replacing: other.map(String::from) },
+    }
+}
+
+/// The error for a Job that does not exist, naming the lifecycle jobs that do.
+pub(crate) fn not_found(job: &str, namespace: &str, templates: &[String]) -> anyhow::Error {
+    let known = if templates.is_empty() {
+        format!("namespace {namespace} has no lifecycle job")
+    } else {
+        format!("lifecycle jobs in {namespace}: {}", templates.join(", "))
+    };
+    anyhow!("job {job} not found in namespace {namespace}\n  hint: {known}; give another namespace with -n")
+}
+
+/// How long a run took, for people (` in 1m5s`), when it has started and finished.
+pub(crate) fn took(run: Option<&RunInfo>) -> String {
+    run.and_then(|r| Some(r.state.finished?.as_second() - r.state.started?.as_second()))
+        .map(|s| format!(" in {}", human_duration(std::time::Duration::from_secs(s.max(0) as u64))))
+        .unwrap_or_default()
+}
+
 pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
     let ns = &ctx.namespace;
     let event = args.event;
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let job = match api.get_opt(&args.job).await.doing(format_args!("get job {} in namespace {ns}", args.job))? {
-        Some(job) => job,
-        None => {
-            let templates: Vec<String> = api
-                .list(&ListParams::default())
-                .await
-                .map(|l| l.items.iter().filter(|j| jobs::is_template(j)).map(|j| jobs::name(j).to_string()).collect())
-                .unwrap_or_default();
-            let known = if templates.is_empty() {
-                format!("namespace {ns} has no lifecycle job")
-            } else {
-                format!("lifecycle jobs in {ns}: {}", templates.join(", "))
-            };
-            return Err(anyhow!("job {} not found in namespace {ns}\n  hint: {known}; give another namespace with -n", args.job));
-        }
+    let Some(job) = api.get_opt(&args.job).await.doing(format_args!("get job {} in namespace {ns}", args.job))? else {
+        let templates: Vec<String> = api
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items.iter().filter(|j| jobs::is_template(j)).map(|j| jobs::name(j).to_string()).collect())
+            .unwrap_or_default();
+        return Err(not_found(&args.job, ns, &templates));
     };
     check_runnable(&job, event, ns)?;
     get_environment(&ctx.client, ns).await?;
-
-    let pending = jobs::annotation(&job, names::ANNOTATION_FORCE_RUN).map(String::from);
     let selector = format!("{}={},{}={event}", names::LABEL_JOB, args.job, names::LABEL_EVENT);
     let before: HashSet<String> = api
         .list(&ListParams::default().labels(&selector))
@@ -77,12 +104,12 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
         .filter_map(|j| j.metadata.uid)
         .collect();
 
-    match pending.as_deref() {
-        Some(p) if p == event.as_str() => {
+    match request(jobs::annotation(&job, names::ANNOTATION_FORCE_RUN), event) {
+        Request::AlreadyRequested => {
             crate::outln!("a forced {event} run of lifecycle job {} is already requested in namespace {ns}", args.job);
         }
-        other => {
-            if let Some(p) = other {
+        Request::New { replacing } => {
+            if let Some(p) = replacing {
                 crate::errln!("note: replacing the pending force-run of {p} (not yet taken by the controller)");
             }
             api.patch(
@@ -99,13 +126,19 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
         crate::outln!("  follow it with `kubectl lifecycle logs {} --event {event} -n {ns} -f` (or add --wait)", args.job);
         return Ok(());
     }
+    follow(ctx, args, selector, before).await
+}
 
+/// Waits for the new run (streaming its logs with `--logs`) until the
+/// controller recorded how it ended, and says so.
+async fn follow(ctx: &Ctx, args: &RunArgs, run_selector: String, before: HashSet<String>) -> anyhow::Result<()> {
+    let (ns, event) = (&ctx.namespace, args.event);
     let deadline = Instant::now() + args.timeout;
     let watch = Watch {
         client: ctx.client.clone(),
         namespace: ns.clone(),
         watch_namespace: false,
-        run_selector: selector,
+        run_selector,
         before,
         event: Some(event),
         template: Some(args.job.clone()),
@@ -123,6 +156,7 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
     let mut obs = Observed::default();
     let run_name = wait::wait(&watch, &mut obs, &mut progress, |o| wait::run_verdict(ns, o, false)).await?;
     if args.logs {
+        let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
         let run = api.get(&run_name).await.doing(format_args!("get job {run_name} in namespace {ns}"))?;
         let streamed = tokio::time::timeout_at(
             tokio::time::Instant::from_std(deadline),
@@ -137,13 +171,7 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
         }
     }
     let name = wait::wait(&watch, &mut obs, &mut progress, |o| wait::run_verdict(ns, o, true)).await?;
-    let took = obs
-        .runs
-        .get(&name)
-        .and_then(|r| Some(r.state.finished?.as_second() - r.state.started?.as_second()))
-        .map(|s| format!(" in {}", human_duration(std::time::Duration::from_secs(s.max(0) as u64))))
-        .unwrap_or_default();
-    crate::outln!("run {name} succeeded{took}");
+    crate::outln!("run {name} succeeded{}", took(obs.runs.get(&name)));
     crate::outln!("  its outputs: `kubectl lifecycle outputs {} -n {ns}`", args.job);
     Ok(())
 }
@@ -171,5 +199,33 @@ mod tests {
 
         let bad = job("seed", &[], &[(names::ANNOTATION_ON, "deploy")]);
         assert!(check_runnable(&bad, Event::Start, "env").is_err());
+    }
+
+    #[test]
+    fn a_request_replaces_another_event_and_keeps_the_same_one() {
+        assert_eq!(request(None, Event::Stop), Request::New { replacing: None });
+        assert_eq!(request(Some("stop"), Event::Stop), Request::AlreadyRequested);
+        assert_eq!(request(Some("start"), Event::Stop), Request::New { replacing: Some("start".into()) });
+    }
+
+    #[test]
+    fn a_missing_job_names_the_lifecycle_jobs_there_are() {
+        let e = not_found("nope", "env", &["seed".into(), "db".into()]).to_string();
+        assert_eq!(
+            e,
+            "job nope not found in namespace env\n  hint: lifecycle jobs in env: seed, db; give another namespace with -n"
+        );
+        assert!(not_found("nope", "env", &[]).to_string().contains("namespace env has no lifecycle job"));
+    }
+
+    #[test]
+    fn a_run_took_from_its_start_to_its_end() {
+        use crate::jobs::tests::ts;
+        let mut r = RunInfo::from_job(&run("seed-start-1", "seed", "start", "2025-01-01T00:00:00Z"));
+        assert_eq!(took(Some(&r)), "");
+        r.state.started = Some(ts("2025-01-01T00:00:00Z"));
+        r.state.finished = Some(ts("2025-01-01T00:01:05Z"));
+        assert_eq!(took(Some(&r)), " in 65s");
+        assert_eq!(took(None), "");
     }
 }

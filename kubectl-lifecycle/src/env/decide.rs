@@ -222,7 +222,7 @@ pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys
                 name: jobs::name(job).to_string(),
                 variables: count(&id),
                 job_id: id.to_string(),
-                capture: jobs::annotation(job, names::ANNOTATION_CAPTURE_OUTPUT) != Some("false"),
+                capture: jobs::captures(job),
                 phase: jobs::state(job).phase,
                 created: ts(jobs::created(job)),
             });
