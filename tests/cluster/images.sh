@@ -6,7 +6,9 @@
 # Byte-reproducible: fixed file order, times, owners and JSON; no timestamps.
 #
 #   images.sh             release-build the webhook and the agent (static), then
-#                         build every image into target/images/
+#                         build every image into target/images/ (tofu, for the
+#                         OpenTofu example's image, is built once and cached:
+#                         tests/tools/build-tofu.sh)
 #   images.sh --cluster   only the images the cluster itself needs (busybox,
 #                         pause, CoreDNS); up.sh runs this
 #   images.sh --no-build  all images, from the release binaries already built
@@ -17,6 +19,7 @@
 #   busybox:local                         target/images/busybox.tar
 #   lifecycle-jobs/pause:local            target/images/pause.tar
 #   lifecycle-jobs/coredns:local          target/images/coredns.tar
+#   lifecycle-jobs/opentofu-job:local     target/images/opentofu-job.tar (examples/opentofu-environment)
 set -euo pipefail
 LOG_PREFIX=images
 # shellcheck source=lib.sh
@@ -33,6 +36,7 @@ esac
 RUST_TARGET=x86_64-unknown-linux-gnu
 PRODUCT_BINS=(lifecycle-webhook lifecycle-agent)
 PRODUCT_TAG=dev
+OPENTOFU_IMAGE=lifecycle-jobs/opentofu-job:local
 
 # GNU tar flags that make archives depend on content only. Owners are taken
 # from the (explicitly chowned) staging tree, numerically.
@@ -140,18 +144,23 @@ product_image() { # binary name
 }
 
 # --- cluster images ----------------------------------------------------------------
-busybox_image() {
-  local bb=/bin/busybox
+# Debian's static busybox into ROOTFS/bin, with one relative symlink per applet
+# (sh, sleep, wget, nslookup, nc, httpd, ...).
+add_busybox() { # rootfs
+  local r=$1 bb=/bin/busybox applet
   require_static "$bb"
-  local r
-  r=$(new_rootfs busybox)
-  mkdir -p "$r/bin" "$r/root" "$r/var/www"
+  mkdir -p "$r/bin"
   install -m 0755 "$bb" "$r/bin/busybox"
-  # One relative symlink per applet (sh, sleep, wget, nslookup, nc, httpd, ...).
-  local applet
   for applet in $("$bb" --list | LC_ALL=C sort); do
     [ "$applet" = busybox ] || ln -s busybox "$r/bin/$applet"
   done
+}
+
+busybox_image() {
+  local r
+  r=$(new_rootfs busybox)
+  mkdir -p "$r/root" "$r/var/www"
+  add_busybox "$r"
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$r/etc/passwd"
   printf 'root:x:0:\nnobody:x:65534:\n' >"$r/etc/group"
   chmod 0644 "$r/etc/passwd" "$r/etc/group"
@@ -184,6 +193,29 @@ coredns_image() {
     "{\"Entrypoint\":[\"/coredns\"],\"Env\":[$ENV_PATH],\"ExposedPorts\":{\"53/tcp\":{},\"53/udp\":{}},\"WorkingDir\":\"/\"}"
 }
 
+# --- example images ------------------------------------------------------------------
+# The lifecycle job of examples/opentofu-environment: OpenTofu's tofu (static,
+# built from the Go module proxy) and busybox's sh, which Qovery's recipe
+# (`tofu init ... && tofu apply ... && tofu output -json > ...`) runs in.
+# Non-root (65532, as the product's images); the pod gives it a writable /tmp.
+opentofu_image() {
+  local tofu
+  tofu="$("$REPO/tests/tools/build-tofu.sh" | tail -n1)/tofu"
+  require_static "$tofu"
+  local r
+  r=$(new_rootfs opentofu-job)
+  mkdir -p "$r/usr/local/bin" "$r/home/nonroot"
+  add_busybox "$r"
+  install -m 0755 "$tofu" "$r/usr/local/bin/tofu"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/bin/sh\n' >"$r/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$r/etc/group"
+  chmod 0644 "$r/etc/passwd" "$r/etc/group"
+  finish_rootfs "$r"
+  chown 65532:65532 "$r/home/nonroot"
+  make_image "$IMAGES_DIR/opentofu-job.tar" "$OPENTOFU_IMAGE" "$r" \
+    "{\"Cmd\":[\"sh\"],\"Env\":[\"PATH=/usr/local/bin:/bin\",\"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt\"],\"User\":\"65532:65532\",\"WorkingDir\":\"/\"}"
+}
+
 [ "$(id -u)" -eq 0 ] || die "run as root (image files are chowned to fixed owners)"
 busybox_image
 pause_image
@@ -191,4 +223,5 @@ coredns_image
 if [ "$mode" != cluster ]; then
   [ "$mode" = no-build ] || build_product_binaries
   for b in "${PRODUCT_BINS[@]}"; do product_image "$b"; done
+  opentofu_image
 fi
