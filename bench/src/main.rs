@@ -1,6 +1,6 @@
 //! Admission benchmark.
 //!
-//! `serve` runs the server's real TLS application (`lifecycle_webhook::server::app`,
+//! `serve` runs the server's real TLS application (`lifecycle_webhook::app`,
 //! the same router, handlers, rustls configuration and certificate store) on
 //! loopback, without a Kubernetes API behind it: the admission path makes no
 //! API call, so none is needed. `load` drives it with keep-alive HTTPS
@@ -102,13 +102,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyhow::Result<()> {
-    use lifecycle_webhook::{config::Config, index::JobIndex, metrics::Metrics, state::AppState, tls};
+    use lifecycle_webhook::{AppState, CertStore, JobIndex, Metrics, config::Config};
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Logs as in production (JSON, info), so per-request spans cost what they cost there.
     lifecycle_webhook::telemetry::init(lifecycle_webhook::config::LogFormat::Json);
     let (ca_pem, pem) = self_signed()?;
     std::fs::write(&ca_out, &ca_pem).context("writing the CA")?;
-    let certs = tls::CertStore::new();
+    let certs = CertStore::new();
     certs.set(pem)?;
     let config = <Config as clap::Parser>::parse_from(["lifecycle-webhook", "--agent-image", "lifecycle-agent:bench"]);
     // Never contacted: the admission path makes no API call.
@@ -119,17 +119,17 @@ async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyh
         metrics: Arc::new(Metrics::new()),
         certs: certs.clone(),
         jobs: JobIndex::empty(),
-        envs: lifecycle_webhook::env_index::EnvIndex::empty(),
+        envs: lifecycle_webhook::EnvIndex::empty(),
     };
-    let app = lifecycle_webhook::server::app(state);
+    let app = lifecycle_webhook::app(state);
     eprintln!("serving on {listen}");
     // The production listener: TLS, HTTP/1.1 and HTTP/2, every connection limit.
-    lifecycle_webhook::listener::tls_server(axum_server::bind(listen), &certs).serve(app.into_make_service()).await?;
+    lifecycle_webhook::tls_server(axum_server::bind(listen), &certs).serve(app.into_make_service()).await?;
     Ok(())
 }
 
 fn pure(iterations: u32) -> anyhow::Result<()> {
-    use lifecycle_webhook::admission::{pod, review};
+    use lifecycle_webhook::admit::{pod, review};
     let body = review_body();
     let ca = "-----BEGIN CERTIFICATE-----\n".to_string() + &"A".repeat(600) + "\n-----END CERTIFICATE-----\n";
     let settings = pod::PodSettings {
@@ -197,7 +197,7 @@ async fn pods(namespace: &str, count: u32, prefix: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn self_signed() -> anyhow::Result<(String, lifecycle_webhook::tls::CertPem)> {
+fn self_signed() -> anyhow::Result<(String, lifecycle_webhook::CertPem)> {
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -207,7 +207,7 @@ fn self_signed() -> anyhow::Result<(String, lifecycle_webhook::tls::CertPem)> {
     let key = rcgen::KeyPair::generate()?;
     let params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
     let leaf = params.signed_by(&key, &issuer)?;
-    let pem = lifecycle_webhook::tls::CertPem { chain: leaf.pem(), key: key.serialize_pem(), ca_bundle: ca.pem() };
+    let pem = lifecycle_webhook::CertPem { chain: leaf.pem(), key: key.serialize_pem(), ca_bundle: ca.pem() };
     Ok((ca.pem(), pem))
 }
 

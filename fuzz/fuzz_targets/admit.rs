@@ -11,10 +11,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lifecycle_webhook::admission::job::{self, JobSettings};
-use lifecycle_webhook::admission::pod::{self, PodSettings};
-use lifecycle_webhook::admission::review::{self, Verdict};
-use lifecycle_webhook::index::JobIndex;
+use lifecycle_webhook::admit::job::{self, JobSettings};
+use lifecycle_webhook::admit::pod::{self, PodSettings};
+use lifecycle_webhook::admit::review::{self, Verdict};
+use lifecycle_webhook::JobIndex;
 use serde_json::Value;
 
 const POD: PodSettings<'static> = PodSettings {

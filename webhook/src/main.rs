@@ -1,5 +1,6 @@
 use clap::Parser;
-use lifecycle_webhook::{config::Config, routable, server, telemetry};
+use lifecycle_webhook::run;
+use lifecycle_webhook::{config::Config, routable, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,5 +11,5 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::parse();
     telemetry::init(config.log_format);
-    server::run(config).await
+    run(config).await
 }

@@ -1,6 +1,6 @@
 //! Wiring: the TLS server (webhooks, outputs API), the admin server, the
 //! certificate source, the watches and the controller, all under one
-//! supervisor ([`crate::supervisor`]).
+//! supervisor ([`crate::runtime::supervisor`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,19 +8,20 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 
-use crate::admin::{self, Readiness};
-use crate::config::{CertSource, Config};
-use crate::env_index::EnvIndex;
-use crate::index::JobIndex;
-use crate::job_watch::JobWatch;
-use crate::metrics::Metrics;
+use crate::runtime::admin::{self, Readiness};
+use crate::runtime::config::{CertSource, Config};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::supervisor::{self, Shutdown, Supervisor};
+use crate::runtime::tls::{CertFiles, CertStore};
+use crate::runtime::{limits, listener, server_addr, tls};
 use crate::state::AppState;
-use crate::supervisor::{self, Shutdown, Supervisor};
-use crate::tls::{CertFiles, CertStore};
-use crate::{admission, certs, controller, limits, listener, outputs, server_addr, tls};
+use crate::watches::env_index::EnvIndex;
+use crate::watches::job_index::JobIndex;
+use crate::watches::jobs::JobWatch;
+use crate::{admission, certs, controller, outputs};
 
 /// The TLS application: webhooks and the outputs API, each behind its own
-/// limits (`crate::limits`): a flood of one does not starve the other.
+/// limits (`crate::runtime::limits`): a flood of one does not starve the other.
 pub fn app(state: AppState) -> Router {
     let admission = admission::router()
         .layer(axum::extract::DefaultBodyLimit::max(limits::ADMISSION_MAX_BODY))
@@ -35,7 +36,8 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls_limits = connection_limits();
-    let client = crate::kube_client::client().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    let client =
+        crate::runtime::kube_client::client().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     // Read once: admission hands it to every agent without an API call.
     let addr = server_addr::resolve(&client, config.server_addr.as_deref(), &config.server_url, &config.namespace).await?;
     config.server_addr = Some(addr);
@@ -137,7 +139,7 @@ async fn serve_tls(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
-    // HTTP/1.1 and HTTP/2 (ALPN), each with its limits: crate::listener.
+    // HTTP/1.1 and HTTP/2 (ALPN), each with its limits: crate::runtime::listener.
     let server = listener::tls_server_with(axum_server::bind(config.listen), certs, gate).handle(handle.clone());
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "serving");
 

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::env_index::EnvIndex;
-use crate::index::JobIndex;
-use crate::metrics::Metrics;
-use crate::tls::CertStore;
+use crate::runtime::config::Config;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::tls::CertStore;
+use crate::watches::env_index::EnvIndex;
+use crate::watches::job_index::JobIndex;
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]

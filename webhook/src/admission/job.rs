@@ -3,7 +3,7 @@
 //! templates admitted suspended with checked annotations and default resources.
 //!
 //! Who may claim what is decided from the request itself (its user, filled by
-//! the API server) and the watch-fed [`crate::index::JobIndex`]: no API call
+//! the API server) and the watch-fed [`crate::watches::job_index::JobIndex`]: no API call
 //! here either.
 
 use std::borrow::Cow;
@@ -20,8 +20,8 @@ use lifecycle_contract::transition::parse_stage;
 use lifecycle_contract::{Event, JobId};
 
 use super::review::{Op, Request, Verdict, escape};
-use crate::index::{Claimant, JobIndex};
 use crate::state::AppState;
+use crate::watches::job_index::{Claimant, JobIndex};
 
 #[derive(Debug, Deserialize, Default)]
 struct JobIn<'a> {

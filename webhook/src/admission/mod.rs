@@ -2,7 +2,7 @@
 //! `POST /validate` (Namespace deletes).
 
 pub mod job;
-pub mod namespace;
+pub(crate) mod namespace;
 pub mod pod;
 pub mod review;
 
@@ -18,11 +18,11 @@ use tracing::Instrument;
 
 use lifecycle_contract::names::never_environment;
 
-use crate::metrics::{AdmissionLabels, KindLabels};
+use crate::runtime::metrics::{AdmissionLabels, KindLabels};
 use crate::state::AppState;
 use review::{ReviewIn, Verdict};
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/mutate", post(mutate)).route("/validate", post(validate))
 }
 

@@ -20,19 +20,19 @@ use lifecycle_contract::names::{LABEL_ENVIRONMENT, LABEL_STATE};
 use super::review::{Request, Verdict};
 use crate::controller::keys::ANNOTATION_TRANSITION;
 use crate::controller::model::{Phase, Transition, parse_json};
-use crate::index::JobIndex;
 use crate::state::AppState;
+use crate::watches::job_index::JobIndex;
 
 /// What the namespace itself says about its delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
+pub(crate) enum Gate {
     /// Not an environment, already terminating, or the controller's own delete after the delete runs.
     Allow,
     /// An environment: its delete jobs run first, if it has any.
     DeleteJobsFirst { already_deleted: bool },
 }
 
-pub fn gate(ns: &Namespace) -> Gate {
+pub(crate) fn gate(ns: &Namespace) -> Gate {
     let meta = &ns.metadata;
     let labels = meta.labels.as_ref();
     if !labels.is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT)) || meta.deletion_timestamp.is_some() {
@@ -49,7 +49,7 @@ pub fn gate(ns: &Namespace) -> Gate {
 /// The refusal, for the person who typed `kubectl delete namespace`: what to
 /// run instead. It names no job, so that it tells a forged request nothing
 /// about the namespace's jobs.
-pub fn message(namespace: &str, already_deleted: bool) -> String {
+pub(crate) fn message(namespace: &str, already_deleted: bool) -> String {
     if already_deleted {
         format!(
             "lifecycle-jobs: environment {namespace} is being deleted ({LABEL_STATE}=deleted): its delete jobs run \
@@ -65,7 +65,7 @@ pub fn message(namespace: &str, already_deleted: bool) -> String {
 }
 
 /// The decision, from the namespace as the request carries it and the index.
-pub fn decide(ns: &Namespace, index: &JobIndex) -> Verdict {
+pub(crate) fn decide(ns: &Namespace, index: &JobIndex) -> Verdict {
     let Gate::DeleteJobsFirst { already_deleted } = gate(ns) else { return Verdict::allow() };
     let name = ns.metadata.name.as_deref().unwrap_or_default();
     if !index.has_delete_templates(name) {
@@ -74,7 +74,7 @@ pub fn decide(ns: &Namespace, index: &JobIndex) -> Verdict {
     Verdict::deny(message(name, already_deleted))
 }
 
-pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
+pub(crate) fn review(state: &AppState, req: &Request<'_>) -> Verdict {
     if req.operation != "DELETE" {
         return Verdict::allow();
     }

@@ -20,37 +20,37 @@ use std::collections::BTreeMap;
 
 use super::pki::{Ca, CertInfo, KeyPem, Leaf, PkiError, pem_certificates};
 
-pub const TLS_CRT: &str = "tls.crt";
-pub const TLS_KEY: &str = "tls.key";
-pub const CA_CRT: &str = "ca.crt";
-pub const CA_KEY: &str = "ca.key";
-pub const CA_NEXT_KEY: &str = "ca-next.key";
+pub(crate) const TLS_CRT: &str = "tls.crt";
+pub(crate) const TLS_KEY: &str = "tls.key";
+pub(crate) const CA_CRT: &str = "ca.crt";
+pub(crate) const CA_KEY: &str = "ca.key";
+pub(crate) const CA_NEXT_KEY: &str = "ca-next.key";
 
 /// Annotation: the rotation phase, `stable`, `introducing` (step 1: the next CA
 /// is trusted, not yet used) or `retiring` (step 2: the new CA signs, the
 /// previous one is still trusted). Informative: the data decide.
-pub const ANNOTATION_CA_PHASE: &str = "lifecycle-jobs.dev/ca-phase";
+pub(crate) const ANNOTATION_CA_PHASE: &str = "lifecycle-jobs.dev/ca-phase";
 /// Annotation: when the current phase began (RFC 3339). The delays between
 /// rotation steps count from it.
-pub const ANNOTATION_CA_PHASE_SINCE: &str = "lifecycle-jobs.dev/ca-phase-since";
+pub(crate) const ANNOTATION_CA_PHASE_SINCE: &str = "lifecycle-jobs.dev/ca-phase-since";
 /// Annotation for people: expiry of the active CA (RFC 3339).
-pub const ANNOTATION_CA_NOT_AFTER: &str = "lifecycle-jobs.dev/ca-not-after";
+pub(crate) const ANNOTATION_CA_NOT_AFTER: &str = "lifecycle-jobs.dev/ca-not-after";
 /// Annotation for people: expiry of the serving certificate (RFC 3339).
-pub const ANNOTATION_CERT_NOT_AFTER: &str = "lifecycle-jobs.dev/cert-not-after";
+pub(crate) const ANNOTATION_CERT_NOT_AFTER: &str = "lifecycle-jobs.dev/cert-not-after";
 /// Annotation set by people or tests to force a rotation: `now` (or `ca`) rotates
 /// the CA (with every step and delay), `cert` renews the serving certificate.
 /// The server clears it when it acts on it.
-pub const ANNOTATION_ROTATE: &str = "lifecycle-jobs.dev/rotate";
+pub(crate) const ANNOTATION_ROTATE: &str = "lifecycle-jobs.dev/rotate";
 
 /// Labels of the Secret.
-pub const LABELS: [(&str, &str); 3] = [
+pub(crate) const LABELS: [(&str, &str); 3] = [
     ("app.kubernetes.io/name", "lifecycle-webhook"),
     ("app.kubernetes.io/component", "certificates"),
     ("app.kubernetes.io/managed-by", "lifecycle-webhook"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     Stable,
     /// Step 1: the next CA is in the bundle; the active CA still signs.
     Introducing,
@@ -59,7 +59,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Stable => "stable",
             Phase::Introducing => "introducing",
@@ -76,7 +76,7 @@ impl std::fmt::Display for Phase {
 
 /// What the rotate annotation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     None,
     /// `now` or `ca`: a full CA rotation.
     Ca,
@@ -87,7 +87,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Trigger {
+    pub(crate) fn from_annotations(annotations: &BTreeMap<String, String>) -> Trigger {
         match annotations.get(ANNOTATION_ROTATE).map(|v| v.trim()) {
             None => Trigger::None,
             Some("now") | Some("ca") => Trigger::Ca,
@@ -99,7 +99,7 @@ impl Trigger {
 
 /// Why stored data cannot be used (and is replaced by a fresh CA).
 #[derive(Debug, thiserror::Error)]
-pub enum Unusable {
+pub(crate) enum Unusable {
     #[error("missing key {0}")]
     Missing(&'static str),
     #[error("{0} is not UTF-8")]
@@ -114,7 +114,7 @@ pub enum Unusable {
 
 /// The whole certificate state, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Material {
+pub(crate) struct Material {
     pub active: Ca,
     /// Rotation step 1: trusted, not yet signing.
     pub next: Option<Ca>,
@@ -141,17 +141,17 @@ fn certs(pem: &str, key: &'static str) -> Result<Vec<CertInfo>, Unusable> {
     ders.iter().map(|d| CertInfo::parse(d).map_err(|source| Unusable::Pki { key, source })).collect()
 }
 
-pub fn parse_time(s: &str) -> Option<i64> {
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
     s.trim().parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
-pub fn format_time(unix: i64) -> String {
+pub(crate) fn format_time(unix: i64) -> String {
     jiff::Timestamp::from_second(unix).map(|t| t.to_string()).unwrap_or_else(|_| unix.to_string())
 }
 
 impl Material {
     /// Parses the Secret's data (decoded) and annotations.
-    pub fn parse(data: &BTreeMap<String, Vec<u8>>, annotations: &BTreeMap<String, String>) -> Result<Material, Unusable> {
+    pub(crate) fn parse(data: &BTreeMap<String, Vec<u8>>, annotations: &BTreeMap<String, String>) -> Result<Material, Unusable> {
         let ca_key = KeyPem(text(data, CA_KEY)?.ok_or(Unusable::Missing(CA_KEY))?.to_string());
         let ca_spki = ca_key.spki().map_err(|source| Unusable::Pki { key: CA_KEY, source })?;
         let bundle = certs(text(data, CA_CRT)?.ok_or(Unusable::Missing(CA_CRT))?, CA_CRT)?;
@@ -204,7 +204,7 @@ impl Material {
         Ok(Material { active, next, previous, leaf, intermediates, phase_since })
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         if self.next.is_some() {
             Phase::Introducing
         } else if !self.previous.is_empty() {
@@ -215,30 +215,30 @@ impl Material {
     }
 
     /// The CA certificates clients must trust, active first.
-    pub fn bundle(&self) -> Vec<&CertInfo> {
+    pub(crate) fn bundle(&self) -> Vec<&CertInfo> {
         let mut out = vec![&self.active.cert];
         out.extend(self.next.as_ref().map(|n| &n.cert));
         out.extend(self.previous.iter());
         out
     }
 
-    pub fn bundle_pem(&self) -> String {
+    pub(crate) fn bundle_pem(&self) -> String {
         self.bundle().iter().map(|c| c.pem()).collect()
     }
 
     /// Leaf then intermediates: what the server presents.
-    pub fn chain(&self) -> Vec<CertInfo> {
+    pub(crate) fn chain(&self) -> Vec<CertInfo> {
         let mut out: Vec<CertInfo> = self.leaf.iter().map(|l| l.cert.clone()).collect();
         out.extend(self.intermediates.iter().cloned());
         out
     }
 
-    pub fn chain_pem(&self) -> String {
+    pub(crate) fn chain_pem(&self) -> String {
         self.chain().iter().map(|c| c.pem()).collect()
     }
 
     /// The Secret data this material is stored as.
-    pub fn to_data(&self) -> BTreeMap<String, Vec<u8>> {
+    pub(crate) fn to_data(&self) -> BTreeMap<String, Vec<u8>> {
         let mut d = BTreeMap::new();
         d.insert(TLS_CRT.to_string(), self.chain_pem().into_bytes());
         d.insert(TLS_KEY.to_string(), self.leaf.as_ref().map(|l| l.key.0.clone()).unwrap_or_default().into_bytes());
@@ -251,7 +251,7 @@ impl Material {
     }
 
     /// Updates the annotations this manager owns (leaves the others alone).
-    pub fn write_annotations(&self, annotations: &mut BTreeMap<String, String>) {
+    pub(crate) fn write_annotations(&self, annotations: &mut BTreeMap<String, String>) {
         annotations.insert(ANNOTATION_CA_PHASE.into(), self.phase().to_string());
         match self.phase_since {
             Some(t) => annotations.insert(ANNOTATION_CA_PHASE_SINCE.into(), format_time(t)),
@@ -265,13 +265,13 @@ impl Material {
     }
 
     /// What the TLS server serves and agents trust, when there is a leaf.
-    pub fn cert_pem(&self) -> Option<crate::tls::CertPem> {
+    pub(crate) fn cert_pem(&self) -> Option<crate::runtime::tls::CertPem> {
         let leaf = self.leaf.as_ref()?;
-        Some(crate::tls::CertPem { chain: self.chain_pem(), key: leaf.key.0.clone(), ca_bundle: self.bundle_pem() })
+        Some(crate::runtime::tls::CertPem { chain: self.chain_pem(), key: leaf.key.0.clone(), ca_bundle: self.bundle_pem() })
     }
 
     /// Fingerprints for logs (no key material).
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let fp = |c: &CertInfo| c.fingerprint();
         format!(
             "phase={} ca={} next={} previous=[{}] cert={} intermediates={}",

@@ -17,10 +17,9 @@
 //! Key material never reaches a log: only fingerprints (SHA-256 prefixes of
 //! certificates) and dates do.
 
-pub mod duration;
-pub mod material;
-pub mod pki;
-pub mod plan;
+pub(crate) mod material;
+pub(crate) mod pki;
+pub(crate) mod plan;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,7 +37,6 @@ use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use duration::parse_duration;
 use material::{ANNOTATION_ROTATE, Material, Trigger};
 use plan::{Decision, Settings, Step};
 
@@ -52,7 +50,7 @@ const MAX_STEPS: usize = 8;
 
 /// Entry point, spawned by the server in self-managed mode. Never returns
 /// unless the watches end.
-pub async fn run(state: AppState) -> anyhow::Result<()> {
+pub(crate) async fn run(state: AppState) -> anyhow::Result<()> {
     let settings = Settings {
         cert_validity: state.config.cert_validity,
         ca_validity: state.config.ca_validity,
@@ -65,9 +63,9 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     }
     tracing::info!(
         secret = %format!("{}/{}", state.config.namespace, state.config.tls_secret),
-        cert_validity = %duration::format_duration(settings.cert_validity),
-        ca_validity = %duration::format_duration(settings.ca_validity),
-        ca_overlap = %duration::format_duration(settings.ca_overlap),
+        cert_validity = %crate::runtime::duration::format_duration(settings.cert_validity),
+        ca_validity = %crate::runtime::duration::format_duration(settings.ca_validity),
+        ca_overlap = %crate::runtime::duration::format_duration(settings.ca_overlap),
         "self-managed certificates"
     );
     Manager::new(state, settings).run().await
@@ -106,7 +104,7 @@ impl Manager {
     }
 
     async fn run(self) -> anyhow::Result<()> {
-        let by_name = |n: &str| crate::kube_client::watch_config().fields(&format!("metadata.name={n}"));
+        let by_name = |n: &str| crate::runtime::kube_client::watch_config().fields(&format!("metadata.name={n}"));
         let mut secret_events = watcher::watcher(self.secrets.clone(), by_name(self.secret_name())).default_backoff().boxed();
         let mut mutating_events =
             watcher::watcher(self.mutating.clone(), by_name(&self.state.config.mutating_webhook)).default_backoff().boxed();

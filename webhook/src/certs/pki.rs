@@ -18,16 +18,16 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 
 /// Common name of every CA the server creates.
-pub const CA_COMMON_NAME: &str = "lifecycle-jobs CA";
+pub(crate) const CA_COMMON_NAME: &str = "lifecycle-jobs CA";
 /// Organization of every certificate the server creates.
-pub const ORGANIZATION: &str = "lifecycle-jobs";
+pub(crate) const ORGANIZATION: &str = "lifecycle-jobs";
 
 /// Certificates are dated back by this much (at most a tenth of their lifetime)
 /// so that a client whose clock is slightly behind still accepts a fresh one.
-pub const MAX_BACKDATE_SECS: i64 = 300;
+pub(crate) const MAX_BACKDATE_SECS: i64 = 300;
 
 #[derive(Debug, thiserror::Error)]
-pub enum PkiError {
+pub(crate) enum PkiError {
     #[error("no PEM certificate found")]
     NoCertificate,
     #[error("invalid PEM: {0}")]
@@ -50,7 +50,7 @@ impl From<rcgen::Error> for PkiError {
 
 /// What the manager needs to know about a certificate (no key material).
 #[derive(Clone, PartialEq, Eq)]
-pub struct CertInfo {
+pub(crate) struct CertInfo {
     pub der: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
@@ -77,7 +77,7 @@ impl std::fmt::Debug for CertInfo {
 }
 
 impl CertInfo {
-    pub fn parse(der: &[u8]) -> Result<CertInfo, PkiError> {
+    pub(crate) fn parse(der: &[u8]) -> Result<CertInfo, PkiError> {
         let (rest, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
         if !rest.is_empty() {
             return Err(PkiError::Parse("trailing bytes after the certificate".into()));
@@ -110,39 +110,40 @@ impl CertInfo {
     }
 
     /// First 8 bytes of the SHA-256 of the DER, in hex: safe to log.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         fingerprint(&self.der)
     }
 
-    pub fn lifetime(&self) -> i64 {
+    pub(crate) fn lifetime(&self) -> i64 {
         self.not_after - self.not_before
     }
 
     /// When two thirds of the lifetime have passed.
-    pub fn two_thirds(&self) -> i64 {
+    pub(crate) fn two_thirds(&self) -> i64 {
         self.not_before + self.lifetime() * 2 / 3
     }
 
-    pub fn valid_at(&self, now: i64) -> bool {
+    pub(crate) fn valid_at(&self, now: i64) -> bool {
         self.not_before <= now + MAX_BACKDATE_SECS && now < self.not_after
     }
 
-    pub fn is_self_signed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_self_signed(&self) -> bool {
         self.subject == self.issuer
     }
 
-    pub fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         pem_encode("CERTIFICATE", &self.der)
     }
 }
 
-pub fn fingerprint(der: &[u8]) -> String {
+pub(crate) fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der)[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A PKCS#8 PEM private key. Never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct KeyPem(pub String);
+pub(crate) struct KeyPem(pub String);
 
 impl std::fmt::Debug for KeyPem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,12 +152,12 @@ impl std::fmt::Debug for KeyPem {
 }
 
 impl KeyPem {
-    pub fn key_pair(&self) -> Result<KeyPair, PkiError> {
+    pub(crate) fn key_pair(&self) -> Result<KeyPair, PkiError> {
         KeyPair::from_pem(&self.0).map_err(|e| PkiError::Key(e.to_string()))
     }
 
     /// DER SubjectPublicKeyInfo of the key, to match it with a certificate.
-    pub fn spki(&self) -> Result<Vec<u8>, PkiError> {
+    pub(crate) fn spki(&self) -> Result<Vec<u8>, PkiError> {
         use rcgen::PublicKeyData as _;
         Ok(self.key_pair()?.subject_public_key_info())
     }
@@ -164,19 +165,19 @@ impl KeyPem {
 
 /// A CA certificate with its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ca {
+pub(crate) struct Ca {
     pub cert: CertInfo,
     pub key: KeyPem,
 }
 
 /// A serving certificate with its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leaf {
+pub(crate) struct Leaf {
     pub cert: CertInfo,
     pub key: KeyPem,
 }
 
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
@@ -188,7 +189,7 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
 }
 
 /// Every certificate of a PEM bundle, in order.
-pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
+pub(crate) fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut pem.as_bytes())
         .map(|c| c.map(|c| c.to_vec()))
         .collect::<Result<_, _>>()
@@ -226,7 +227,7 @@ fn random_serial() -> SerialNumber {
 }
 
 /// A new random CA identifier.
-pub fn new_ca_id(now: i64) -> String {
+pub(crate) fn new_ca_id(now: i64) -> String {
     let r: u32 = rand::random();
     format!("ca-{}-{r:08x}", jiff::Timestamp::from_second(now).map(|t| t.strftime("%Y%m%d").to_string()).unwrap_or_default())
 }
@@ -258,7 +259,7 @@ fn issuer(ca: &Ca) -> Result<Issuer<'static, KeyPair>, PkiError> {
 }
 
 /// A new self-signed CA valid for `validity` from `now`.
-pub fn new_ca(now: i64, validity: Duration) -> Result<Ca, PkiError> {
+pub(crate) fn new_ca(now: i64, validity: Duration) -> Result<Ca, PkiError> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let id = new_ca_id(now);
     let mut params = ca_params(&id);
@@ -270,7 +271,7 @@ pub fn new_ca(now: i64, validity: Duration) -> Result<Ca, PkiError> {
 
 /// A serving certificate for `dns_names` signed by `ca`, valid for `validity`
 /// from `now` but never beyond the CA itself.
-pub fn issue_leaf(ca: &Ca, dns_names: &[String], now: i64, validity: Duration) -> Result<Leaf, PkiError> {
+pub(crate) fn issue_leaf(ca: &Ca, dns_names: &[String], now: i64, validity: Duration) -> Result<Leaf, PkiError> {
     let issuer = issuer(ca)?;
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::new(dns_names.to_vec())?;
@@ -291,7 +292,7 @@ pub fn issue_leaf(ca: &Ca, dns_names: &[String], now: i64, validity: Duration) -
 /// `subject` certified by `by`: the same name and key as the `subject` CA,
 /// issued by the older CA, so that a client that trusts only `by` still
 /// verifies leaves of `subject` (served as an intermediate). Valid while both are.
-pub fn cross_sign(subject: &Ca, by: &Ca, now: i64) -> Result<CertInfo, PkiError> {
+pub(crate) fn cross_sign(subject: &Ca, by: &Ca, now: i64) -> Result<CertInfo, PkiError> {
     let id = subject.cert.ca_id.as_deref().ok_or(PkiError::ForeignCa)?;
     let issuer = issuer(by)?;
     let mut params = ca_params(id);
@@ -306,7 +307,7 @@ pub fn cross_sign(subject: &Ca, by: &Ca, now: i64) -> Result<CertInfo, PkiError>
 
 /// Verifies `chain` (leaf first) for `dns_name` at `now` against `roots`, with
 /// the WebPKI verifier of rustls (as the agents do). `Err` says why not.
-pub fn verify_chain(chain: &[CertInfo], roots: &[CertInfo], dns_name: &str, now: i64) -> Result<(), String> {
+pub(crate) fn verify_chain(chain: &[CertInfo], roots: &[CertInfo], dns_name: &str, now: i64) -> Result<(), String> {
     let (leaf, intermediates) = chain.split_first().ok_or("empty chain")?;
     let mut store = rustls::RootCertStore::empty();
     for r in roots {

@@ -23,7 +23,7 @@ use super::pki::{self, CertInfo, PkiError};
 
 /// Lifetimes and delays.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub cert_validity: Duration,
     pub ca_validity: Duration,
     /// Wait between rotation steps: long enough for the API server and every
@@ -38,7 +38,7 @@ impl Settings {
     }
 
     /// Problems with the settings worth a warning at start (none is fatal).
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         if self.dns_names.is_empty() {
             w.push("no DNS names for the serving certificate".to_string());
@@ -47,8 +47,8 @@ impl Settings {
         if self.ca_validity.as_secs() / 3 <= 2 * self.ca_overlap.as_secs() {
             w.push(format!(
                 "CA validity {} leaves less than twice the overlap {} for a rotation: the CA may expire mid-rotation",
-                super::duration::format_duration(self.ca_validity),
-                super::duration::format_duration(self.ca_overlap),
+                crate::runtime::duration::format_duration(self.ca_validity),
+                crate::runtime::duration::format_duration(self.ca_overlap),
             ));
         }
         w
@@ -57,7 +57,7 @@ impl Settings {
 
 /// What to do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Nothing until `until` (Unix seconds).
     Wait { until: i64 },
     /// A new serving certificate from the active CA.
@@ -77,7 +77,7 @@ pub enum Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub step: Step,
     /// The rotate annotation has been acted on: remove it in the same write.
     pub clear_trigger: bool,
@@ -93,7 +93,7 @@ impl Decision {
 }
 
 /// Why the served chain is not right, if it is not.
-pub fn leaf_problem(m: &Material, s: &Settings, now: i64) -> Option<String> {
+pub(crate) fn leaf_problem(m: &Material, s: &Settings, now: i64) -> Option<String> {
     let Some(leaf) = &m.leaf else {
         return Some("no usable serving certificate".into());
     };
@@ -121,7 +121,7 @@ pub fn leaf_problem(m: &Material, s: &Settings, now: i64) -> Option<String> {
 }
 
 /// The next step for `m` at `now`.
-pub fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decision {
+pub(crate) fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decision {
     let overlap = s.overlap_secs();
     let active = &m.active.cert;
 
@@ -185,14 +185,14 @@ pub fn decide(m: &Material, trigger: &Trigger, s: &Settings, now: i64) -> Decisi
 }
 
 /// A brand-new CA and serving certificate.
-pub fn generate(s: &Settings, now: i64) -> Result<Material, PkiError> {
+pub(crate) fn generate(s: &Settings, now: i64) -> Result<Material, PkiError> {
     let active = pki::new_ca(now, s.ca_validity)?;
     let leaf = pki::issue_leaf(&active, &s.dns_names, now, s.cert_validity)?;
     Ok(Material { active, next: None, previous: Vec::new(), leaf: Some(leaf), intermediates: Vec::new(), phase_since: Some(now) })
 }
 
 /// The material after `step` (unchanged for `Wait` and `ClearTrigger`).
-pub fn execute(step: &Step, m: &Material, s: &Settings, now: i64) -> Result<Material, PkiError> {
+pub(crate) fn execute(step: &Step, m: &Material, s: &Settings, now: i64) -> Result<Material, PkiError> {
     let mut out = m.clone();
     match step {
         Step::Wait { .. } | Step::ClearTrigger { .. } => {}
@@ -237,7 +237,7 @@ fn bridges_still_useful(intermediates: &[CertInfo], active: &CertInfo, now: i64)
 
 /// Invariants of any material about to be written: the served chain verifies
 /// against the active CA alone and against the whole bundle.
-pub fn check(m: &Material, s: &Settings, now: i64) -> Result<(), String> {
+pub(crate) fn check(m: &Material, s: &Settings, now: i64) -> Result<(), String> {
     let chain = m.chain();
     if chain.is_empty() {
         return Err("no serving certificate".into());

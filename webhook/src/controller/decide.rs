@@ -6,7 +6,7 @@ use lifecycle_contract::Event;
 use super::model::{Observed, Wanted, WantedState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Nothing changed.
     Idle,
     /// An event occurrence to handle.
@@ -22,7 +22,7 @@ pub enum Decision {
 /// - `state` changed: the event of the new state;
 /// - `deploy-id` changed while started: start (a redeploy). While stopped it is
 ///   only recorded: the next start runs the start jobs anyway.
-pub fn decide(observed: Option<&Observed>, wanted: &Wanted) -> Decision {
+pub(crate) fn decide(observed: Option<&Observed>, wanted: &Wanted) -> Decision {
     let Some(prev) = observed.and_then(|o| o.state) else {
         return Decision::Event(wanted.state.event());
     };
@@ -39,7 +39,7 @@ pub fn decide(observed: Option<&Observed>, wanted: &Wanted) -> Decision {
 
 /// The `observed` record once `wanted` is taken in; `seq` is bumped when an
 /// event occurrence starts.
-pub fn taken(observed: Option<&Observed>, wanted: &Wanted, new_occurrence: bool) -> Observed {
+pub(crate) fn taken(observed: Option<&Observed>, wanted: &Wanted, new_occurrence: bool) -> Observed {
     let seq = observed.map_or(0, |o| o.seq);
     Observed { seq: if new_occurrence { seq + 1 } else { seq }, state: Some(wanted.state), deploy_id: wanted.deploy_id.clone() }
 }

@@ -4,7 +4,7 @@
 //! start is about to publish.
 //!
 //! - Admission adds the gate and the label `lifecycle-jobs.dev/gated` (no API
-//!   call: it asks the watch-fed [`crate::env_index::EnvIndex`], which applies
+//!   call: it asks the watch-fed [`crate::watches::env_index::EnvIndex`], which applies
 //!   [`gates_pods`] to each environment's Namespace).
 //! - The controller finds the gated pods by that label (a label-selected watch
 //!   wakes it when one is created) and, whenever [`gates_pods`] no longer
@@ -30,7 +30,7 @@ use super::model::{Observed, OnStartFailure, Transition, Wanted, WantedState, pa
 
 /// A pod that carries the gate label.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatedPod {
+pub(crate) struct GatedPod {
     pub name: String,
     pub uid: String,
 }
@@ -39,7 +39,7 @@ pub struct GatedPod {
 /// transition's runs are going (or failed and are held, unless
 /// `on-start-failure: release`), or a start is due that the controller has not
 /// taken yet (a new environment, a new `deploy-id`, `state` back to started).
-pub fn gates_pods(ns: &ObjectMeta) -> bool {
+pub(crate) fn gates_pods(ns: &ObjectMeta) -> bool {
     if ns.deletion_timestamp.is_some() {
         return false;
     }
@@ -63,7 +63,7 @@ pub fn gates_pods(ns: &ObjectMeta) -> bool {
 
 /// Strategic merge patch that removes the gate and the label (and nothing
 /// else: scheduling gates may only be removed). Repeating it is harmless.
-pub fn release_patch() -> Value {
+pub(crate) fn release_patch() -> Value {
     json!({
         "metadata": {"labels": {LABEL_GATED: null}},
         "spec": {"schedulingGates": [{"$patch": "delete", "name": SCHEDULING_GATE_START_JOBS}]},

@@ -19,27 +19,27 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 
-pub const LEASE_DURATION: Duration = Duration::from_secs(15);
-pub const RENEW_PERIOD: Duration = Duration::from_secs(5);
-pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const LEASE_DURATION: Duration = Duration::from_secs(15);
+pub(crate) const RENEW_PERIOD: Duration = Duration::from_secs(5);
+pub(crate) const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// How often a follower looks at the Lease.
-pub const RETRY_PERIOD: Duration = Duration::from_secs(2);
+pub(crate) const RETRY_PERIOD: Duration = Duration::from_secs(2);
 /// Longest Lease call of a follower (it holds nothing, so only to not hang).
-pub const FOLLOWER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FOLLOWER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait to release the Lease at shutdown.
-pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The pure timing rule of a leader: how long its next Lease call may take,
 /// given the time since its last successful renewal *started* (the Lease was
 /// written no earlier than that, so others see it expire no earlier than that
 /// plus [`LEASE_DURATION`]). `None`: leadership must be dropped now.
-pub fn call_budget(since_last_renewal: Duration) -> Option<Duration> {
+pub(crate) fn call_budget(since_last_renewal: Duration) -> Option<Duration> {
     RENEW_DEADLINE.checked_sub(since_last_renewal).filter(|left| !left.is_zero())
 }
 
 /// What a replica should do with the Lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// It holds it: renew.
     Renew,
     /// Free or expired: take it.
@@ -51,7 +51,7 @@ pub enum Decision {
 /// The pure rule. `unchanged_for`: how long this replica has seen the Lease
 /// without any change; `duration`: the Lease's `leaseDurationSeconds` (absent:
 /// [`LEASE_DURATION`]).
-pub fn decide(holder: Option<&str>, me: &str, unchanged_for: Duration, duration: Option<Duration>) -> Decision {
+pub(crate) fn decide(holder: Option<&str>, me: &str, unchanged_for: Duration, duration: Option<Duration>) -> Decision {
     match holder {
         Some(h) if h == me => Decision::Renew,
         None | Some("") => Decision::Take,
@@ -62,7 +62,7 @@ pub fn decide(holder: Option<&str>, me: &str, unchanged_for: Duration, duration:
 
 /// The Lease spec written by `me`: renewed now, `transitions` bumped when the
 /// holder changes.
-pub fn claimed(current: Option<&LeaseSpec>, me: &str, now: Timestamp) -> LeaseSpec {
+pub(crate) fn claimed(current: Option<&LeaseSpec>, me: &str, now: Timestamp) -> LeaseSpec {
     let same_holder = current.and_then(|s| s.holder_identity.as_deref()) == Some(me);
     let transitions = current.and_then(|s| s.lease_transitions).unwrap_or(0);
     LeaseSpec {
@@ -84,7 +84,7 @@ pub fn claimed(current: Option<&LeaseSpec>, me: &str, now: Timestamp) -> LeaseSp
 }
 
 /// One replica's view of the Lease.
-pub struct Elector {
+pub(crate) struct Elector {
     api: Api<Lease>,
     me: String,
     /// The Lease's resourceVersion when last seen change, and when.
@@ -94,12 +94,12 @@ pub struct Elector {
 }
 
 impl Elector {
-    pub fn new(client: kube::Client, namespace: &str, me: &str) -> Elector {
+    pub(crate) fn new(client: kube::Client, namespace: &str, me: &str) -> Elector {
         Elector { api: Api::namespaced(client, namespace), me: me.to_string(), seen: None, renewed: None }
     }
 
     /// Takes or renews the Lease if this replica may; `Ok(true)` when it leads.
-    pub async fn try_lead(&mut self) -> Result<bool, kube::Error> {
+    pub(crate) async fn try_lead(&mut self) -> Result<bool, kube::Error> {
         let lease = match self.api.get_opt(super::keys::LEASE_NAME).await? {
             Some(l) => l,
             None => {
@@ -145,7 +145,7 @@ impl Elector {
     }
 
     /// Gives the Lease up (graceful shutdown): the other replica takes it at once.
-    pub async fn release(&mut self) {
+    pub(crate) async fn release(&mut self) {
         if tokio::time::timeout(RELEASE_TIMEOUT, self.release_now()).await.is_err() {
             tracing::warn!("could not release the controller lease in time; it expires by itself");
         }
@@ -167,7 +167,7 @@ impl Elector {
     }
 
     /// Waits until this replica leads.
-    pub async fn acquire(&mut self) {
+    pub(crate) async fn acquire(&mut self) {
         loop {
             let started = Instant::now();
             match tokio::time::timeout(FOLLOWER_CALL_TIMEOUT, self.try_lead()).await {
@@ -185,7 +185,7 @@ impl Elector {
 
     /// Renews while leading; returns when leadership is lost (another holder,
     /// or no successful renewal for [`RENEW_DEADLINE`]).
-    pub async fn keep(&mut self) {
+    pub(crate) async fn keep(&mut self) {
         let mut pause = RENEW_PERIOD;
         loop {
             tokio::time::sleep(pause).await;

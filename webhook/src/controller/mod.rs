@@ -10,17 +10,17 @@
 //!
 //! See `plan.rs` for the exactly-once argument, the queue and the failure semantics.
 
-pub mod decide;
-pub mod gate;
-pub mod keys;
-pub mod leader;
-pub mod model;
-pub mod plan;
-pub mod reconcile;
-pub mod rollout;
-pub mod run_job;
-pub mod scale;
-pub mod templates;
+pub(crate) mod decide;
+pub(crate) mod gate;
+pub(crate) mod keys;
+pub(crate) mod leader;
+pub(crate) mod model;
+pub(crate) mod plan;
+pub(crate) mod reconcile;
+pub(crate) mod rollout;
+pub(crate) mod run_job;
+pub(crate) mod scale;
+pub(crate) mod templates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,9 +37,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_GATED, LABEL_JOB, never_environment};
 
-use crate::job_watch::{JobMeta, JobWatch};
+use crate::runtime::supervisor::Shutdown;
 use crate::state::AppState;
-use crate::supervisor::Shutdown;
+use crate::watches::jobs::{JobMeta, JobWatch};
 use keys::REPORTING_CONTROLLER;
 use leader::Elector;
 use reconcile::{KubeCluster, reconcile_env};
@@ -52,7 +52,7 @@ const IDLE_REQUEUE: Duration = Duration::from_secs(600);
 
 /// Runs the controller whenever this replica leads, until shutdown (the Lease
 /// is then handed back, so that the other replica takes over at once).
-pub async fn run(state: AppState, jobs: JobWatch, shutdown: Shutdown) -> anyhow::Result<()> {
+pub(crate) async fn run(state: AppState, jobs: JobWatch, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut elector = Elector::new(state.client.clone(), &state.config.namespace, &state.config.pod_name);
     loop {
         tokio::select! {
@@ -140,18 +140,19 @@ async fn controllers(state: AppState, jobs: JobWatch) -> anyhow::Result<()> {
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
     let (env_store, env_writer) = reflector::store();
-    let env_changes = watcher(Api::<EnvMeta>::all(client.clone()), crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
-        .default_backoff()
-        .modify(slim_env)
-        .reflect(env_writer)
-        .applied_objects();
+    let env_changes =
+        watcher(Api::<EnvMeta>::all(client.clone()), crate::runtime::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
+            .default_backoff()
+            .modify(slim_env)
+            .reflect(env_writer)
+            .applied_objects();
     let environments = Controller::for_stream(env_changes, env_store)
         // Templates and runs, from the server's one Job watch.
         .watches_shared_stream(jobs.changes(), job_to_env)
         // Gated pods: a pod gated just after its environment stopped gating is released at once.
         .watches(
             Api::<PartialObjectMeta<Pod>>::all(client.clone()),
-            crate::kube_client::watch_config().labels(LABEL_GATED),
+            crate::runtime::kube_client::watch_config().labels(LABEL_GATED),
             |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
         )
         .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))

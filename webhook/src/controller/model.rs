@@ -12,19 +12,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use lifecycle_contract::Event;
 use serde::Deserialize;
 
+use super::rollout::RollTarget;
+
 /// What people want: label `state` and annotation `deploy-id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     pub state: WantedState,
     pub deploy_id: Option<String>,
 }
 
-pub use lifecycle_contract::environment::{Observed, WantedState};
-pub use lifecycle_contract::transition::{OnStartFailure, Phase, Progress, Rollout, StartFailure, Transition};
+pub(crate) use lifecycle_contract::environment::{Observed, WantedState};
+pub(crate) use lifecycle_contract::transition::{OnStartFailure, Phase, Progress, Rollout, StartFailure, Transition};
 
 /// Reads one of the controller's JSON annotations; a broken one counts as absent
 /// (and is logged by the caller).
-pub fn parse_json<T: for<'de> Deserialize<'de>>(value: Option<&str>) -> Result<Option<T>, serde_json::Error> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(value: Option<&str>) -> Result<Option<T>, serde_json::Error> {
     match value {
         None => Ok(None),
         Some(v) if v.trim().is_empty() => Ok(None),
@@ -32,11 +34,11 @@ pub fn parse_json<T: for<'de> Deserialize<'de>>(value: Option<&str>) -> Result<O
     }
 }
 
-pub use lifecycle_contract::last_runs::{LastRuns, RunRecord, RunResult, Slot};
+pub(crate) use lifecycle_contract::last_runs::{LastRuns, RunRecord, RunResult, Slot};
 
 /// How a finished run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub succeeded: bool,
     pub reason: Option<String>,
     pub message: Option<String>,
@@ -46,13 +48,13 @@ pub struct Outcome {
 /// ([`lifecycle_contract::run::outcome`], which the plugin reads too): only
 /// `Complete` and `Failed` end it, and a `Complete` Job whose outputs the
 /// server could not publish has failed.
-pub fn job_outcome(job: &Job) -> Option<Outcome> {
+pub(crate) fn job_outcome(job: &Job) -> Option<Outcome> {
     lifecycle_contract::run::outcome(job).map(|o| Outcome { succeeded: o.succeeded, reason: o.reason, message: o.message })
 }
 
 /// Cuts a message to at most `max` bytes on a character boundary (annotations and
 /// Event notes have size limits).
-pub fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -67,7 +69,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 // page by page into these slim types: serde skips the fields they do not
 // name, each page is dropped once handled, and of each object only a few
 // fields of the contract are kept, each value cut to a length no valid one
-// reaches (`crate::kube_client::capped`). So what a reconcile holds does not
+// reaches (`crate::runtime::kube_client::capped`). So what a reconcile holds does not
 // grow with what a tenant writes into its objects.
 
 /// Longest value kept of an annotation the planner parses (`on`, `force-run`,
@@ -81,7 +83,7 @@ pub(crate) const MAX_LAST_RUNS: usize = 16 * 1024;
 pub(crate) const MAX_MESSAGE_VALUE: usize = 1024;
 
 fn cut(v: String, max: usize) -> String {
-    crate::kube_client::capped(v, max)
+    crate::runtime::kube_client::capped(v, max)
 }
 
 /// A template's metadata as the planner reads it: identity, version,
@@ -198,7 +200,7 @@ impl ListedRun {
     }
 }
 
-crate::kube_client::slim_resource!(ListedRun, Job);
+crate::runtime::kube_client::slim_resource!(ListedRun, Job);
 
 /// A Deployment, StatefulSet or DaemonSet (`K`) as the controller's lists
 /// decode it: its metadata, replicas and pod template's metadata; the rest of
@@ -268,9 +270,27 @@ impl<K: k8s_openapi::Resource> kube::Resource for ListedWorkload<K> {
     }
 }
 
+/// A Deployment, a StatefulSet or a DaemonSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Workload {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub replicas: Option<i32>,
+    pub remembered: Option<String>,
+    /// What rollouts need: its template's `outputs-hash`, opt-out and `rollout`.
+    pub roll: RollTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
 /// What the controller keeps of a workload: its name, replicas, the stop's
 /// remembered count, and what rollouts read; each annotation cut.
-pub(crate) fn workload_of<K>(kind: super::reconcile::WorkloadKind, w: ListedWorkload<K>) -> super::reconcile::Workload {
+pub(crate) fn workload_of<K>(kind: WorkloadKind, w: ListedWorkload<K>) -> Workload {
     use lifecycle_contract::names::{ANNOTATION_INJECT_OUTPUTS, ANNOTATION_OUTPUTS_HASH, ANNOTATION_ROLLOUT, opts_out};
     let mut meta = w.metadata;
     let mut own = |k: &str| meta.annotations.as_mut().and_then(|a| a.remove(k)).map(|v| cut(v, MAX_SHORT_VALUE));
@@ -279,13 +299,13 @@ pub(crate) fn workload_of<K>(kind: super::reconcile::WorkloadKind, w: ListedWork
     let spec = w.spec.unwrap_or_default();
     let mut template = spec.template.metadata.and_then(|m| m.annotations).unwrap_or_default();
     let name = meta.name.take().unwrap_or_default();
-    let is_daemon_set = kind == super::reconcile::WorkloadKind::DaemonSet;
-    super::reconcile::Workload {
+    let is_daemon_set = kind == WorkloadKind::DaemonSet;
+    Workload {
         kind,
         name: name.clone(),
         replicas: if is_daemon_set { None } else { spec.replicas },
         remembered: if is_daemon_set { None } else { remembered },
-        roll: super::rollout::RollTarget {
+        roll: RollTarget {
             name,
             outputs_hash: template.remove(ANNOTATION_OUTPUTS_HASH).map(|v| cut(v, MAX_SHORT_VALUE)),
             injected: !opts_out(template.get(ANNOTATION_INJECT_OUTPUTS).map(String::as_str)),
@@ -394,7 +414,7 @@ mod tests {
 
     #[test]
     fn a_workload_is_read_without_its_containers_and_kept_small() {
-        use crate::controller::reconcile::WorkloadKind;
+        use super::WorkloadKind;
         use k8s_openapi::api::apps::v1::Deployment;
         use lifecycle_contract::names::{ANNOTATION_OUTPUTS_HASH, ANNOTATION_ROLLOUT};
         let big = "x".repeat(300_000);

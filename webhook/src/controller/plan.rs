@@ -77,7 +77,7 @@ const MAX_MESSAGE: usize = 300;
 
 /// One environment as read from the API.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub ns: NsView,
     pub templates: Vec<Template>,
     /// Every Job of the namespace, by name.
@@ -87,7 +87,7 @@ pub struct Snapshot {
 }
 
 #[derive(Debug, Clone)]
-pub struct NsView {
+pub(crate) struct NsView {
     pub name: String,
     pub uid: String,
     pub resource_version: String,
@@ -107,7 +107,7 @@ pub struct NsView {
 
 /// A lifecycle job (a Job with annotation `on` that is not itself a run).
 #[derive(Debug, Clone)]
-pub struct Template {
+pub(crate) struct Template {
     pub job: Job,
     pub name: String,
     pub uid: String,
@@ -135,7 +135,7 @@ fn annotation<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Obje
 }
 
 impl Snapshot {
-    pub fn new(ns: &Namespace, jobs: Vec<Job>) -> Snapshot {
+    pub(crate) fn new(ns: &Namespace, jobs: Vec<Job>) -> Snapshot {
         let meta = &ns.metadata;
         let mut problems = Vec::new();
         let label_state = meta.labels.as_ref().and_then(|l| l.get(LABEL_STATE)).map(String::as_str);
@@ -247,7 +247,7 @@ impl Snapshot {
 
 /// What to tell people about (Events on the template, metrics).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Report {
+pub(crate) enum Report {
     RunStarted { event: Event, run: String, forced: bool },
     RunEnded { event: Event, run: String, forced: bool, outcome: Outcome },
     ForceRunIgnored { value: String, why: String },
@@ -255,14 +255,14 @@ pub enum Report {
 
 /// What to tell people about on the namespace (Events).
 #[derive(Debug, Clone, PartialEq)]
-pub enum NsReport {
+pub(crate) enum NsReport {
     /// A start run failed: which job, what happens to the gated pods, how to retry.
     StartFailed { message: String },
 }
 
 /// One run to create.
 #[derive(Debug, Clone)]
-pub struct Create {
+pub(crate) struct Create {
     pub slot: Slot,
     pub event: Event,
     pub occurrence: String,
@@ -271,7 +271,7 @@ pub struct Create {
 
 /// Changes to one template, written with its resourceVersion as precondition.
 #[derive(Debug, Clone)]
-pub struct TemplateStep {
+pub(crate) struct TemplateStep {
     pub name: String,
     pub uid: String,
     pub resource_version: String,
@@ -288,7 +288,7 @@ pub struct TemplateStep {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum NsStep {
+pub(crate) enum NsStep {
     /// Take an event in: `observed` and `transition` written together.
     Begin {
         observed: Observed,
@@ -327,7 +327,7 @@ pub enum NsStep {
 }
 
 #[derive(Debug, Clone)]
-pub enum Step {
+pub(crate) enum Step {
     Template(Box<TemplateStep>),
     Namespace(NsStep),
     /// Remove the start-jobs gate from these pods: the environment no longer gates.
@@ -335,7 +335,7 @@ pub enum Step {
 }
 
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub steps: Vec<Step>,
     /// The namespace's `status` as of this plan.
     pub status: String,
@@ -799,7 +799,7 @@ fn idle_base(s: &Snapshot) -> String {
 }
 
 /// The next steps for one environment.
-pub fn plan(s: &Snapshot, now: &str) -> Plan {
+pub(crate) fn plan(s: &Snapshot, now: &str) -> Plan {
     let mut p = Planner { s, now, templates: BTreeMap::new(), ns: None, ns_reports: Vec::new(), waiting: false };
     let current = s.ns.status.clone().unwrap_or_default();
     let busy_runs = s.live().any(|t| t.records.in_flight());

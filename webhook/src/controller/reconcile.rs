@@ -19,26 +19,26 @@ use serde_json::{Value, json};
 
 use super::gate::{GatedPod, release_patch};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_TRANSITION};
-use super::model::{ListedRun, ListedWorkload, template_skeleton, workload_of};
+use super::model::{ListedRun, ListedWorkload, Workload, WorkloadKind, template_skeleton, workload_of};
 use super::model::{Outcome, RunRecord, RunResult, Transition, truncate};
 use super::model::{Rollout, WantedState};
 use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
-use super::rollout::{RollTarget, SourceState, When, due, must_roll, outputs_hash, roll_patch};
+use super::rollout::{SourceState, When, due, must_roll, outputs_hash, roll_patch};
 use super::run_job::{build_run, is_same_run};
 use super::scale::{StartPatch, start_patch, stop_patch};
-use crate::kube_client::{FULL_OBJECT_PAGE_SIZE, get_whole, list_all_metadata, list_page};
+use crate::runtime::kube_client::{FULL_OBJECT_PAGE_SIZE, get_whole, list_all_metadata, list_page};
 
 /// Jobs per page of the metadata-only list of an environment's Jobs (each at
 /// most the API server's 256 KiB of annotations, plus managedFields).
 const METADATA_PAGE_SIZE: u32 = 20;
-use crate::metrics::{Metrics, RunLabels};
+use crate::runtime::metrics::{Metrics, RunLabels};
 use lifecycle_contract::Event;
 
 /// Plans executed per reconcile before handing back to the queue.
 const MAX_ROUNDS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A conditional write lost against another writer: read again and plan again.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -61,40 +61,22 @@ impl Error {
 
 /// What creating a run Job found.
 #[derive(Debug)]
-pub enum Created {
+pub(crate) enum Created {
     New,
     /// A Job of that name already exists (this run, created before a crash — or a collision).
     Exists(Box<Job>),
 }
 
-/// A Deployment, a StatefulSet or a DaemonSet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Workload {
-    pub kind: WorkloadKind,
-    pub name: String,
-    pub replicas: Option<i32>,
-    pub remembered: Option<String>,
-    /// What rollouts need: its template's `outputs-hash`, opt-out and `rollout`.
-    pub roll: RollTarget,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkloadKind {
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-}
-
 /// Where a report goes: the template it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateRef {
+pub(crate) struct TemplateRef {
     pub namespace: String,
     pub name: String,
     pub uid: String,
 }
 
 /// The API calls of the environment controller.
-pub trait Cluster: Sync {
+pub(crate) trait Cluster: Sync {
     fn get_namespace(&self, name: &str) -> impl Future<Output = Result<Option<Namespace>, Error>> + Send;
     /// The environment's templates and runs, as the planner reads them: a
     /// template's metadata of the contract with a skeleton spec
@@ -133,13 +115,13 @@ pub trait Cluster: Sync {
 
 /// How a reconcile ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Done {
+pub(crate) struct Done {
     /// Runs in flight, a transition, or an event waiting: look again soon.
     pub busy: bool,
 }
 
 /// Brings one environment as far as it can go now.
-pub async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> String) -> Result<Done, Error> {
+pub(crate) async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() -> String) -> Result<Done, Error> {
     for _ in 0..MAX_ROUNDS {
         let Some(ns) = c.get_namespace(name).await? else {
             return Ok(Done { busy: false });
@@ -426,7 +408,7 @@ async fn rollout<C: Cluster>(c: &C, ns: &str, policy: Rollout, when: When) -> Re
 }
 
 /// [`Cluster`] on the Kubernetes API.
-pub struct KubeCluster {
+pub(crate) struct KubeCluster {
     pub client: kube::Client,
     pub recorder: Recorder,
     pub metrics: std::sync::Arc<Metrics>,
@@ -685,7 +667,7 @@ impl KubeCluster {
 }
 
 /// The Kubernetes Event of a namespace report.
-pub fn ns_event_of(report: &NsReport) -> KubeEvent {
+pub(crate) fn ns_event_of(report: &NsReport) -> KubeEvent {
     match report {
         NsReport::StartFailed { message } => KubeEvent {
             type_: EventType::Warning,
@@ -701,7 +683,7 @@ pub fn ns_event_of(report: &NsReport) -> KubeEvent {
 /// Each run is the Event's related object: the recorder folds repeated Events
 /// of one (object, reason, related) into a series, and runs must not be folded
 /// into each other.
-pub fn event_of(report: &Report, namespace: &str) -> (KubeEvent, Option<(Event, &'static str)>) {
+pub(crate) fn event_of(report: &Report, namespace: &str) -> (KubeEvent, Option<(Event, &'static str)>) {
     let run_ref = |run: &str| {
         Some(ObjectReference {
             api_version: Some("batch/v1".into()),

@@ -21,11 +21,11 @@ use lifecycle_contract::names::{ANNOTATION_OUTPUTS_HASH, SourceKind};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::model::Rollout;
+use lifecycle_contract::transition::Rollout;
 
 /// One injected source as read from the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceState {
+pub(crate) enum SourceState {
     /// A ConfigMap's data, sorted by key.
     ConfigMap(Vec<(String, String)>),
     /// A Secret's `uid/resourceVersion`.
@@ -34,7 +34,7 @@ pub enum SourceState {
 
 /// The fingerprint of an environment's injected sources (`None`: absent),
 /// 16 hex characters. Absent and empty ConfigMaps count the same.
-pub fn outputs_hash(sources: &[(SourceKind, &str, Option<SourceState>)]) -> String {
+pub(crate) fn outputs_hash(sources: &[(SourceKind, &str, Option<SourceState>)]) -> String {
     let mut h = Sha256::new();
     for (_kind, name, state) in sources {
         let part = match state {
@@ -56,13 +56,13 @@ pub fn outputs_hash(sources: &[(SourceKind, &str, Option<SourceState>)]) -> Stri
 
 /// The fingerprint of an environment with no variables at all: what a
 /// workload never rolled (no annotation) is taken to have started with.
-pub fn empty_hash() -> String {
+pub(crate) fn empty_hash() -> String {
     outputs_hash(&[])
 }
 
 /// A Deployment, StatefulSet or DaemonSet, as far as rollouts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RollTarget {
+pub(crate) struct RollTarget {
     pub name: String,
     /// Its pod template's `outputs-hash`.
     pub outputs_hash: Option<String>,
@@ -74,7 +74,7 @@ pub struct RollTarget {
 
 /// Why a rollout is considered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+pub(crate) enum When {
     /// A start transition ended.
     StartEnded,
     /// Outside any transition (after a publish).
@@ -82,7 +82,7 @@ pub enum When {
 }
 
 /// Whether `w` is rolled now if its outputs changed; `ns_policy` is the namespace's `rollout`.
-pub fn due(w: &RollTarget, ns_policy: Rollout, when: When) -> bool {
+pub(crate) fn due(w: &RollTarget, ns_policy: Rollout, when: When) -> bool {
     if !w.injected {
         return false;
     }
@@ -96,12 +96,12 @@ pub fn due(w: &RollTarget, ns_policy: Rollout, when: When) -> bool {
 }
 
 /// Whether `w` must be rolled to `hash` now.
-pub fn must_roll(w: &RollTarget, hash: &str, ns_policy: Rollout, when: When) -> bool {
+pub(crate) fn must_roll(w: &RollTarget, hash: &str, ns_policy: Rollout, when: When) -> bool {
     due(w, ns_policy, when) && w.outputs_hash.clone().unwrap_or_else(empty_hash) != hash
 }
 
 /// The merge patch that rolls a workload to `hash`.
-pub fn roll_patch(hash: &str) -> Value {
+pub(crate) fn roll_patch(hash: &str) -> Value {
     json!({"spec": {"template": {"metadata": {"annotations": {ANNOTATION_OUTPUTS_HASH: hash}}}}})
 }
 

@@ -30,9 +30,9 @@ use lifecycle_contract::{Event, JobId};
 use sha2::{Digest, Sha256};
 
 /// Longest Job name: Job names become pod label values.
-pub const MAX_NAME: usize = 63;
+pub(crate) const MAX_NAME: usize = 63;
 /// Length of the occurrence suffix of a run's name.
-pub const SUFFIX_LEN: usize = 8;
+pub(crate) const SUFFIX_LEN: usize = 8;
 /// Characters of the suffix (those Kubernetes uses for generated names: no
 /// vowels, no look-alikes).
 const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -40,7 +40,7 @@ const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// Finished runs are kept at least this long (`ttlSecondsAfterFinished` of a
 /// template below it is raised to it): the controller must see a run's end to
 /// record it, even across a leader change.
-pub const MIN_TTL_AFTER_FINISHED: i32 = 300;
+pub(crate) const MIN_TTL_AFTER_FINISHED: i32 = 300;
 
 /// The key of this process's run names: 32 random bytes, in memory only.
 static NAME_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(rand::random);
@@ -48,7 +48,7 @@ static NAME_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(rand::
 /// The suffix of a run's name: a hash, keyed by this process's [`NAME_KEY`],
 /// of the template's UID (a re-created template with the same name gets other
 /// names), the event and the occurrence.
-pub fn suffix(template_uid: &str, event: Event, occurrence: &str) -> String {
+pub(crate) fn suffix(template_uid: &str, event: Event, occurrence: &str) -> String {
     suffix_with(&NAME_KEY[..], template_uid, event, occurrence)
 }
 
@@ -75,7 +75,7 @@ pub(crate) fn suffix_with(key: &[u8], template_uid: &str, event: Event, occurren
 
 /// `<template>-<event>-<suffix>`, the template part cut so that the whole fits
 /// in 63 characters (and still ends with a letter or digit).
-pub fn run_name(template: &str, event: Event, suffix: &str) -> String {
+pub(crate) fn run_name(template: &str, event: Event, suffix: &str) -> String {
     let tail = format!("-{event}-{suffix}");
     let room = MAX_NAME.saturating_sub(tail.len());
     let mut cut = template.len().min(room);
@@ -87,7 +87,7 @@ pub fn run_name(template: &str, event: Event, suffix: &str) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     #[error("the template has no name, namespace or uid")]
     Unnamed,
     #[error("the template has no containers")]
@@ -109,7 +109,7 @@ pub enum BuildError {
 /// - no template annotations (`on`, `force-run`, `outputs`, …): a run is no template;
 /// - run by the built-in Job controller: no `spec.managedBy`, no `parallelism: 0`;
 /// - the event's `on-<event>-command` / `on-<event>-args` in the chosen container.
-pub fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> Result<Job, BuildError> {
+pub(crate) fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> Result<Job, BuildError> {
     let meta = &template.metadata;
     let (Some(tname), Some(namespace), Some(uid)) = (&meta.name, &meta.namespace, &meta.uid) else {
         return Err(BuildError::Unnamed);
@@ -197,7 +197,7 @@ fn json_list(annotations: &BTreeMap<String, String>, key: String) -> Result<Opti
 /// The existing Job is that run: owned by the template and labelled with
 /// the same event and occurrence (the `run` label is the server's alone). (Anything else is a name
 /// collision, reported rather than taken for the run.)
-pub fn is_same_run(existing: &Job, template_uid: &str, event: Event, occurrence: &str) -> bool {
+pub(crate) fn is_same_run(existing: &Job, template_uid: &str, event: Event, occurrence: &str) -> bool {
     let owned = existing.metadata.owner_references.iter().flatten().any(|o| o.uid == template_uid);
     let labels = existing.metadata.labels.as_ref();
     let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);

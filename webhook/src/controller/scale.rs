@@ -10,7 +10,7 @@ use super::keys::ANNOTATION_REPLICAS_BEFORE_STOP;
 
 /// The patch that stops a workload with `replicas` (`None`: the default, 1) and
 /// the annotation `remembered`, or `None` when there is nothing to do.
-pub fn stop_patch(replicas: Option<i32>, remembered: Option<&str>) -> Option<Value> {
+pub(crate) fn stop_patch(replicas: Option<i32>, remembered: Option<&str>) -> Option<Value> {
     let replicas = replicas.unwrap_or(1);
     match remembered {
         // Already recorded by an earlier (interrupted) stop: keep the first count,
@@ -28,7 +28,7 @@ pub fn stop_patch(replicas: Option<i32>, remembered: Option<&str>) -> Option<Val
 
 /// What a start does to a workload.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StartPatch {
+pub(crate) enum StartPatch {
     /// Nothing: the workload was not stopped by the controller.
     None,
     /// Scale back and forget the count.
@@ -37,7 +37,7 @@ pub enum StartPatch {
     Invalid { patch: Value, value: String },
 }
 
-pub fn start_patch(remembered: Option<&str>) -> StartPatch {
+pub(crate) fn start_patch(remembered: Option<&str>) -> StartPatch {
     let Some(value) = remembered else {
         return StartPatch::None;
     };

@@ -1,7 +1,7 @@
 //! Deleting a lifecycle template removes its outputs' keys: the environment
 //! reconcile puts the `outputs-cleanup` finalizer on every template before its
 //! first run; this controller, fed by the server's one Job watch
-//! ([`crate::job_watch`]), runs the cleanup when a Job carrying it is deleted —
+//! ([`crate::watches::jobs`]), runs the cleanup when a Job carrying it is deleted —
 //! even in a namespace that stopped being an environment — and then removes
 //! the finalizer (kube-runtime's finalizer helper). The runs go with the
 //! template (ownerReferences).
@@ -17,24 +17,24 @@ use lifecycle_contract::JobId;
 use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, opts_out};
 
 use super::keys::FINALIZER_OUTPUTS_CLEANUP;
-pub use crate::job_watch::JobMeta;
+pub(crate) use crate::watches::jobs::JobMeta;
 
 /// The cleanup failed: the finalizer stays, and it is tried again.
 #[derive(Debug, thiserror::Error)]
 #[error("removing the outputs of JOBID {job_id}: {source}")]
-pub struct CleanupError {
+pub(crate) struct CleanupError {
     pub job_id: JobId,
     pub source: crate::outputs::Error,
 }
 
-pub type Error = kube::runtime::finalizer::Error<CleanupError>;
+pub(crate) type Error = kube::runtime::finalizer::Error<CleanupError>;
 
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub client: kube::Client,
 }
 
 /// The JOBID whose keys a deleted template leaves behind.
-pub fn job_id(job: &JobMeta) -> JobId {
+pub(crate) fn job_id(job: &JobMeta) -> JobId {
     JobId::derive(job.annotations().get(ANNOTATION_JOB_ID).map(String::as_str), &job.name_any())
 }
 
@@ -43,14 +43,14 @@ pub fn job_id(job: &JobMeta) -> JobId {
 /// finalizer from the controller. Policy `lifecycle-jobs-server-owned-jobs`
 /// keeps anyone else from adding the finalizer; should one still be found on
 /// another Job, it is dropped and nothing of the outputs is touched.
-pub fn owns_outputs(job: &JobMeta) -> bool {
+pub(crate) fn owns_outputs(job: &JobMeta) -> bool {
     let a = job.annotations();
     a.contains_key(ANNOTATION_ON) && !opts_out(a.get(ANNOTATION_CAPTURE_OUTPUT).map(String::as_str))
 }
 
 /// A Job this controller has to act on: its deletion is asked and it still
 /// carries the finalizer.
-pub fn being_deleted(job: &JobMeta) -> bool {
+pub(crate) fn being_deleted(job: &JobMeta) -> bool {
     job.metadata.deletion_timestamp.is_some() && job.finalizers().iter().any(|f| f == FINALIZER_OUTPUTS_CLEANUP)
 }
 
@@ -59,7 +59,7 @@ async fn remove_outputs(client: &kube::Client, namespace: &str, job_id: &JobId) 
     crate::outputs::store::remove_job_outputs(client, namespace, job_id).await
 }
 
-pub async fn reconcile(job: Arc<JobMeta>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(job: Arc<JobMeta>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     // Only Jobs that carry the finalizer: the helper would add it to any other.
     if !job.finalizers().iter().any(|f| f == FINALIZER_OUTPUTS_CLEANUP) {
         return Ok(Action::await_change());
@@ -86,7 +86,7 @@ pub async fn reconcile(job: Arc<JobMeta>, ctx: Arc<Ctx>) -> Result<Action, Error
     .await
 }
 
-pub fn error_policy(job: Arc<JobMeta>, error: &Error, _ctx: Arc<Ctx>) -> Action {
+pub(crate) fn error_policy(job: Arc<JobMeta>, error: &Error, _ctx: Arc<Ctx>) -> Action {
     tracing::warn!(namespace = job.namespace().unwrap_or_default(), job = %job.name_any(), %error, "template cleanup failed; retrying");
     Action::requeue(Duration::from_secs(10))
 }

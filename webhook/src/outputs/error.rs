@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// Seconds an agent should wait before it tries again after a 503.
-pub const RETRY_AFTER_SECS: u64 = 2;
+pub(crate) const RETRY_AFTER_SECS: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// 400: the request is malformed (not the file: the HTTP request itself).
     #[error("{0}")]
     BadRequest(String),
@@ -51,7 +51,7 @@ pub enum Error {
 
     /// 422: the agent could not read the output file safely and says why.
     #[error("{0}")]
-    AgentError(String),
+    AgentRefused(String),
 
     /// 422: the API server refused to store the outputs (size, admission policy, ...).
     #[error("{0}")]
@@ -69,21 +69,21 @@ pub enum Error {
 
 /// The JSON body of every refusal.
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
 }
 
 impl Error {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::JobNotSuccessful(_) | Error::Replayed(_) | Error::NamespaceTerminating(_) => StatusCode::CONFLICT,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Invalid { .. } | Error::AgentError(_) | Error::StoreRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid { .. } | Error::AgentRefused(_) | Error::StoreRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,7 +91,7 @@ impl Error {
 
     /// The `reason` label of `outputs_rejected`, or `None` for outcomes that
     /// are not a refusal of the submission (the agent tries again).
-    pub fn metric_reason(&self) -> Option<&'static str> {
+    pub(crate) fn metric_reason(&self) -> Option<&'static str> {
         Some(match self {
             Error::BadRequest(_) => "bad_request",
             Error::Unauthenticated(_) => "unauthenticated",
@@ -101,7 +101,7 @@ impl Error {
             Error::NamespaceTerminating(_) => "namespace_terminating",
             Error::TooLarge { .. } => "too_large",
             Error::Invalid { .. } => "invalid",
-            Error::AgentError(_) => "agent_error",
+            Error::AgentRefused(_) => "agent_error",
             Error::StoreRefused(_) => "store_refused",
             Error::Unavailable(_) | Error::Internal(_) => return None,
         })
@@ -109,26 +109,26 @@ impl Error {
 
     /// Whether the refusal is worth a Warning Event on the Job: it tells the
     /// job's author something about the job (not about the caller or the server).
-    pub fn warrants_event(&self) -> bool {
+    pub(crate) fn warrants_event(&self) -> bool {
         matches!(
             self,
             Error::JobNotSuccessful(_)
                 | Error::Replayed(_)
                 | Error::Invalid { .. }
-                | Error::AgentError(_)
+                | Error::AgentRefused(_)
                 | Error::StoreRefused(_)
         )
     }
 
     /// The list of individual errors (file rule violations), if any.
-    pub fn errors(&self) -> &[String] {
+    pub(crate) fn errors(&self) -> &[String] {
         match self {
             Error::Invalid { errors, .. } => errors,
             _ => &[],
         }
     }
 
-    pub fn body(&self) -> ErrorBody {
+    pub(crate) fn body(&self) -> ErrorBody {
         ErrorBody { message: self.to_string(), errors: self.errors().to_vec() }
     }
 
@@ -136,7 +136,7 @@ impl Error {
     /// ns/name"). Transient failures become 503, the server's own lack of
     /// permission 500. The API server's message is kept: callers pass only
     /// calls whose errors cannot hold a token or an output value.
-    pub fn from_kube(doing: &str, e: kube::Error) -> Error {
+    pub(crate) fn from_kube(doing: &str, e: kube::Error) -> Error {
         if is_transient(&e) {
             return Error::Unavailable(format!("the Kubernetes API failed while {doing} ({}); try again", short(&e)));
         }
@@ -161,7 +161,7 @@ impl IntoResponse for Error {
 }
 
 /// Worth another try: throttling, server errors, timeouts, broken connections.
-pub fn is_transient(e: &kube::Error) -> bool {
+pub(crate) fn is_transient(e: &kube::Error) -> bool {
     match e {
         // 409 "the object has been modified; please apply your changes to
         // the latest version and try again": optimistic concurrency only.
@@ -173,7 +173,7 @@ pub fn is_transient(e: &kube::Error) -> bool {
 
 /// A one-line description of a kube error (its `Display` for API errors is
 /// long and repeats the status).
-pub fn short(e: &kube::Error) -> String {
+pub(crate) fn short(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => {
             let reason = if s.reason.is_empty() { "" } else { s.reason.as_str() };
@@ -203,7 +203,7 @@ mod tests {
             (Error::NamespaceTerminating("x".into()), 409),
             (Error::TooLarge { limit: 1 }, 413),
             (Error::Invalid { message: "x".into(), errors: vec![] }, 422),
-            (Error::AgentError("x".into()), 422),
+            (Error::AgentRefused("x".into()), 422),
             (Error::StoreRefused("x".into()), 422),
             (Error::Unavailable("x".into()), 503),
             (Error::Internal("x".into()), 500),

@@ -15,17 +15,17 @@ use super::error::Error;
 use super::plan::Takeover;
 
 /// `reportingController` of the Events.
-pub const REPORTER: &str = "lifecycle-jobs.dev/outputs-api";
-pub const REASON_PUBLISHED: &str = "OutputsPublished";
-pub const REASON_REJECTED: &str = "OutputsRejected";
-pub const REASON_TAKEN_OVER: &str = "OutputAliasTakenOver";
-pub const REASON_RESERVED: &str = "OutputAliasReserved";
+pub(crate) const REPORTER: &str = "lifecycle-jobs.dev/outputs-api";
+pub(crate) const REASON_PUBLISHED: &str = "OutputsPublished";
+pub(crate) const REASON_REJECTED: &str = "OutputsRejected";
+pub(crate) const REASON_TAKEN_OVER: &str = "OutputAliasTakenOver";
+pub(crate) const REASON_RESERVED: &str = "OutputAliasReserved";
 const ACTION: &str = "PublishOutputs";
 /// The API server refuses a longer note.
-pub const NOTE_MAX_BYTES: usize = 1024;
+pub(crate) const NOTE_MAX_BYTES: usize = 1024;
 
 /// Pure: `text` cut to [`NOTE_MAX_BYTES`] on a character boundary, marked with `…`.
-pub fn fit(text: &str) -> String {
+pub(crate) fn fit(text: &str) -> String {
     if text.len() <= NOTE_MAX_BYTES {
         return text.to_string();
     }
@@ -38,7 +38,7 @@ pub fn fit(text: &str) -> String {
 
 /// Pure: `head` followed by as many `items` as fit (joined by `sep`), then
 /// `… and N more` for the rest, then `tail`; at most [`NOTE_MAX_BYTES`].
-pub fn fit_list(head: &str, items: &[String], sep: &str, tail: &str) -> String {
+pub(crate) fn fit_list(head: &str, items: &[String], sep: &str, tail: &str) -> String {
     let mut out = head.to_string();
     for (i, item) in items.iter().enumerate() {
         let more = items.len() - i - 1;
@@ -57,7 +57,7 @@ pub fn fit_list(head: &str, items: &[String], sep: &str, tail: &str) -> String {
 }
 
 /// Pure: `published 5 outputs of job SEED as QOVERY_OUTPUT_JOB_SEED_<KEY> and <KEY>: A, B, ... (1 sensitive)`.
-pub fn published_note(job_id: &JobId, entries: &[Output]) -> String {
+pub(crate) fn published_note(job_id: &JobId, entries: &[Output]) -> String {
     let n = entries.len();
     let sensitive = entries.iter().filter(|o| o.sensitive).count();
     let head = format!(
@@ -69,7 +69,7 @@ pub fn published_note(job_id: &JobId, entries: &[Output]) -> String {
 }
 
 /// Pure: `no alias for PATH, LD_PRELOAD: reserved names; …`.
-pub fn reserved_note(job_id: &JobId, keys: &[String]) -> String {
+pub(crate) fn reserved_note(job_id: &JobId, keys: &[String]) -> String {
     let head = "no alias published for ";
     let tail = format!(
         ": reserved names (system, loader and runtime variables); workloads get only {VARIABLE_PREFIX}{job_id}_<KEY> \
@@ -79,7 +79,7 @@ pub fn reserved_note(job_id: &JobId, keys: &[String]) -> String {
 }
 
 /// Pure: the note of a refusal: its message, then every error that fits.
-pub fn rejected_note(e: &Error) -> String {
+pub(crate) fn rejected_note(e: &Error) -> String {
     let errors = e.errors();
     if errors.is_empty() {
         return fit(&e.to_string());
@@ -93,7 +93,7 @@ pub fn rejected_note(e: &Error) -> String {
 }
 
 /// Variables one job took from another, grouped by the job that had them.
-pub fn group_takeovers(takeovers: &[Takeover]) -> BTreeMap<JobId, Vec<String>> {
+pub(crate) fn group_takeovers(takeovers: &[Takeover]) -> BTreeMap<JobId, Vec<String>> {
     let mut by_job: BTreeMap<JobId, Vec<String>> = BTreeMap::new();
     for t in takeovers {
         let keys = by_job.entry(t.previous.clone()).or_default();
@@ -105,7 +105,7 @@ pub fn group_takeovers(takeovers: &[Takeover]) -> BTreeMap<JobId, Vec<String>> {
 }
 
 /// Pure: `variable HOST, written by job OTHER (Job env/other) until now, is now written by job SEED (Job env/seed): the later publish wins`.
-pub fn takeover_note(keys: &[String], previous: &JobId, previous_job: Option<&str>, now: &JobId, now_job: &str) -> String {
+pub(crate) fn takeover_note(keys: &[String], previous: &JobId, previous_job: Option<&str>, now: &JobId, now_job: &str) -> String {
     let previous_job = match previous_job {
         Some(name) => format!("Job {name}"),
         None => "no such Job exists any more".to_string(),
@@ -120,7 +120,14 @@ pub fn takeover_note(keys: &[String], previous: &JobId, previous_job: Option<&st
 
 /// Publishes one Event on each of `refs`; failures are logged, never fatal
 /// (the outputs are already published, or already refused).
-pub async fn emit(client: &Client, instance: &str, refs: &[ObjectReference], type_: EventType, reason: &str, note: String) {
+pub(crate) async fn emit(
+    client: &Client,
+    instance: &str,
+    refs: &[ObjectReference],
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event { type_, reason: reason.into(), note: Some(fit(&note)), action: ACTION.into(), secondary: None };
     for r in refs {
         // Never about an object of the cluster's own namespaces, whoever asks
@@ -196,10 +203,10 @@ mod tests {
         assert!(note.contains(" more"));
 
         assert_eq!(
-            rejected_note(&Error::AgentError("the agent could not read the file".into())),
+            rejected_note(&Error::AgentRefused("the agent could not read the file".into())),
             "the agent could not read the file"
         );
-        assert!(rejected_note(&Error::AgentError("é".repeat(1000))).len() <= NOTE_MAX_BYTES);
+        assert!(rejected_note(&Error::AgentRefused("é".repeat(1000))).len() <= NOTE_MAX_BYTES);
     }
 
     #[test]

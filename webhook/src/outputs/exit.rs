@@ -18,13 +18,13 @@ use super::identity::Identity;
 use super::retry::retry;
 
 /// How long to wait for the kubelet to report the main containers' end.
-pub const STATUS_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const STATUS_WAIT: Duration = Duration::from_secs(10);
 /// How often to read the pod while waiting.
-pub const STATUS_POLL: Duration = Duration::from_millis(500);
+pub(crate) const STATUS_POLL: Duration = Duration::from_millis(500);
 
 /// Where the main containers of a pod stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MainContainers {
+pub(crate) enum MainContainers {
     /// All ended with exit code 0.
     Succeeded,
     /// One ended with another code (the first in spec order).
@@ -34,7 +34,7 @@ pub enum MainContainers {
 }
 
 /// Pure: the state of `pod`'s main containers from its status.
-pub fn main_containers(pod: &Pod) -> MainContainers {
+pub(crate) fn main_containers(pod: &Pod) -> MainContainers {
     let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
     let mut running = Vec::new();
     for c in pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default() {
@@ -52,7 +52,7 @@ pub fn main_containers(pod: &Pod) -> MainContainers {
 }
 
 /// Pure: the 409 for a failed main container.
-pub fn failed_error(container: &str, exit_code: i32, reason: Option<&str>) -> Error {
+pub(crate) fn failed_error(container: &str, exit_code: i32, reason: Option<&str>) -> Error {
     let why = match reason {
         Some(r) if !r.is_empty() && r != "Error" && r != "Completed" => format!(" ({r})"),
         _ => String::new(),
@@ -63,7 +63,7 @@ pub fn failed_error(container: &str, exit_code: i32, reason: Option<&str>) -> Er
 }
 
 /// Pure: why the Job has failed (conditions `Failed` or `FailureTarget`), if it has.
-pub fn job_failure(job: &Job) -> Option<String> {
+pub(crate) fn job_failure(job: &Job) -> Option<String> {
     let conditions = job.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
     conditions.iter().find(|c| (c.type_ == "Failed" || c.type_ == "FailureTarget") && c.status == "True").map(|c| {
         match c.reason.as_deref().filter(|r| !r.is_empty()) {
@@ -74,7 +74,7 @@ pub fn job_failure(job: &Job) -> Option<String> {
 }
 
 /// Pure: the 409 for a failed Job.
-pub fn job_failed_error(job_name: &str, why: &str) -> Error {
+pub(crate) fn job_failed_error(job_name: &str, why: &str) -> Error {
     Error::JobNotSuccessful(format!(
         "Job {job_name} has failed ({why}): outputs are only published by a successful job; nothing was published and the job's earlier outputs stay"
     ))
@@ -84,7 +84,7 @@ pub fn job_failed_error(job_name: &str, why: &str) -> Error {
 /// waiting) and the Job's failure, if any. `Ok` when all main containers ended
 /// with 0 and the Job has not failed; 409 when the job did not succeed; 503
 /// (try again) while main containers still run.
-pub fn verdict(state: &MainContainers, job_failure: Option<&str>, job_name: &str, pod: &str) -> Result<(), Error> {
+pub(crate) fn verdict(state: &MainContainers, job_failure: Option<&str>, job_name: &str, pod: &str) -> Result<(), Error> {
     match (state, job_failure) {
         (MainContainers::Failed { container, exit_code, reason }, _) => {
             Err(failed_error(container, *exit_code, reason.as_deref()))
@@ -102,7 +102,7 @@ pub fn verdict(state: &MainContainers, job_failure: Option<&str>, job_name: &str
 
 /// Reads the pod again every [`STATUS_POLL`], for up to [`STATUS_WAIT`], while
 /// some main container has not ended; returns the last state seen.
-pub async fn wait_for_main_containers(client: &Client, id: &Identity, pod: &Pod) -> Result<MainContainers, Error> {
+pub(crate) async fn wait_for_main_containers(client: &Client, id: &Identity, pod: &Pod) -> Result<MainContainers, Error> {
     let deadline = tokio::time::Instant::now() + STATUS_WAIT;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &id.namespace);
     let mut state = main_containers(pod);

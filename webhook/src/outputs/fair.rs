@@ -30,7 +30,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::limits::{OUTPUTS_CONCURRENCY, OUTPUTS_QUEUE_WAIT};
+use crate::runtime::limits::{OUTPUTS_CONCURRENCY, OUTPUTS_QUEUE_WAIT};
 
 /// Requests in flight per pod: an agent sends one at a time; a second one
 /// from the same pod is a retry of a request the agent gave up on, or abuse.

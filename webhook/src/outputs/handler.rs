@@ -39,18 +39,18 @@ use super::identity::{self, Subject, job_ref, one_line};
 use super::plan::{plan, same_as_published};
 use super::retry::retry;
 use super::{store, summary};
-use crate::limits::{self, BodyError, HeldBody};
-use crate::metrics::ReasonLabels;
+use crate::runtime::limits::{self, BodyError, HeldBody};
+use crate::runtime::metrics::ReasonLabels;
 use crate::state::AppState;
 
-pub use lifecycle_contract::names::ANNOTATION_OUTPUTS_PUBLISHED_BY;
+use lifecycle_contract::names::ANNOTATION_OUTPUTS_PUBLISHED_BY;
 
 /// Field manager of the summary annotations on Jobs.
-pub const SUMMARY_FIELD_MANAGER: &str = "lifecycle-jobs.dev/outputs-api";
+pub(crate) const SUMMARY_FIELD_MANAGER: &str = "lifecycle-jobs.dev/outputs-api";
 
 /// The answer to an accepted submission.
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     pub message: String,
     /// Outputs published (0: nothing changed).
     pub outputs: usize,
@@ -65,7 +65,7 @@ impl IntoResponse for Accepted {
     }
 }
 
-pub async fn post_outputs(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn post_outputs(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let span = tracing::info_span!("outputs", namespace = Empty, pod = Empty, job = Empty, job_id = Empty);
     async move {
         let started = Instant::now();
@@ -121,7 +121,7 @@ impl From<Refusal> for Refused {
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, Refused> {
     // Everything that needs no body first: an unauthenticated client never
-    // makes the server hold an upload (crate::limits).
+    // makes the server hold an upload (crate::runtime::limits).
     if declared_length(headers).is_some_and(|n| n > OUTPUT_FILE_MAX_BYTES as u64) {
         return Err(Error::TooLarge { limit: OUTPUT_FILE_MAX_BYTES }.into());
     }
@@ -201,7 +201,7 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
     let id = &subject.identity;
 
     if let Some(reason) = agent_error {
-        return Err(Error::AgentError(format!(
+        return Err(Error::AgentRefused(format!(
             "the agent could not read the output file: {reason}. Nothing was published and the job's earlier outputs stay"
         )));
     }
@@ -262,7 +262,7 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
     }
     for (previous, keys) in events::group_takeovers(&published.takeovers) {
         // No claimant is the empty Job name: this is any Job that claims `previous`.
-        let other = state.jobs.other_owner(ns, &previous, &crate::index::Claimant::Job(String::new()));
+        let other = state.jobs.other_owner(ns, &previous, &crate::watches::job_index::Claimant::Job(String::new()));
         let note = events::takeover_note(
             &keys,
             &previous,
@@ -308,7 +308,7 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The agent's `lifecycle-agent-error` header, made one safe line.
-pub fn agent_error(headers: &HeaderMap) -> Result<Option<String>, Error> {
+pub(crate) fn agent_error(headers: &HeaderMap) -> Result<Option<String>, Error> {
     let Some(value) = headers.get(AGENT_ERROR_HEADER) else { return Ok(None) };
     let reason = one_line(&String::from_utf8_lossy(value.as_bytes()));
     if reason.is_empty() {
@@ -320,14 +320,14 @@ pub fn agent_error(headers: &HeaderMap) -> Result<Option<String>, Error> {
 }
 
 /// Pure: the pod recorded as the publisher of `job`'s current outputs, as (name, uid).
-pub fn published_by(job: &Job) -> Option<(String, String)> {
+pub(crate) fn published_by(job: &Job) -> Option<(String, String)> {
     let value = job.metadata.annotations.as_ref()?.get(ANNOTATION_OUTPUTS_PUBLISHED_BY)?;
     let (name, uid) = value.rsplit_once('/')?;
     (!uid.is_empty()).then(|| (name.to_string(), uid.to_string()))
 }
 
 /// Pure: the merge patch of the Job's annotations (with its UID as a precondition).
-pub fn summary_patch(job_uid: &str, entries: &[Output], publisher: Option<(&str, &str)>) -> serde_json::Value {
+pub(crate) fn summary_patch(job_uid: &str, entries: &[Output], publisher: Option<(&str, &str)>) -> serde_json::Value {
     let mut annotations = json!({ ANNOTATION_OUTPUTS: summary::summary(entries) });
     if let Some((name, uid)) = publisher {
         annotations[ANNOTATION_OUTPUTS_PUBLISHED_BY] = json!(format!("{name}/{uid}"));

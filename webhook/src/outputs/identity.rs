@@ -21,23 +21,23 @@ use lifecycle_contract::names::{
 
 use super::error::{Error, is_transient};
 use super::retry::retry;
-use crate::index::{Claimant, JobEntry, JobIndex, claim_of};
+use crate::watches::job_index::{Claimant, JobEntry, JobIndex, claim_of};
 
 /// `user.extra` key of a pod-bound service-account token: the pod's name.
-pub const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
+pub(crate) const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 /// `user.extra` key of a pod-bound service-account token: the pod's UID.
-pub const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
+pub(crate) const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 /// Username prefix of service accounts: `system:serviceaccount:<ns>:<name>`.
-pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+pub(crate) const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 /// Longest bearer token accepted (projected tokens are about 1 KiB).
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 const HINT: &str =
     "the agent must send the projected token mounted by the webhook (audience lifecycle-jobs.dev, bound to its pod)";
 
 /// The caller, as the API server vouches for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub namespace: String,
     pub service_account: String,
     pub pod_name: String,
@@ -45,21 +45,21 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn pod(&self) -> String {
+    pub(crate) fn pod(&self) -> String {
         format!("{}/{}", self.namespace, self.pod_name)
     }
 }
 
 /// The Job that controls a pod (from the pod's owner reference).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
+pub(crate) struct Owner {
     pub name: String,
     pub uid: String,
 }
 
 /// A verified publisher: the pod, its Job, the JOBID and, for a run, its template.
 #[derive(Debug, Clone)]
-pub struct Subject {
+pub(crate) struct Subject {
     pub identity: Identity,
     pub pod: Pod,
     pub job: Job,
@@ -69,17 +69,17 @@ pub struct Subject {
 }
 
 impl Subject {
-    pub fn job_name(&self) -> &str {
+    pub(crate) fn job_name(&self) -> &str {
         self.job.metadata.name.as_deref().unwrap_or_default()
     }
 
-    pub fn job_uid(&self) -> &str {
+    pub(crate) fn job_uid(&self) -> &str {
         self.job.metadata.uid.as_deref().unwrap_or_default()
     }
 
     /// The Jobs that hear about this publication: the Job itself and, for a
     /// run, its template (which is where people look).
-    pub fn job_refs(&self) -> Vec<ObjectReference> {
+    pub(crate) fn job_refs(&self) -> Vec<ObjectReference> {
         let ns = &self.identity.namespace;
         let mut refs = vec![job_ref(ns, self.job_name(), self.job_uid())];
         if let Some(t) = &self.template {
@@ -90,7 +90,7 @@ impl Subject {
 }
 
 /// Reference to a Job, for Events.
-pub fn job_ref(namespace: &str, name: &str, uid: &str) -> ObjectReference {
+pub(crate) fn job_ref(namespace: &str, name: &str, uid: &str) -> ObjectReference {
     ObjectReference {
         api_version: Some("batch/v1".into()),
         kind: Some("Job".into()),
@@ -102,7 +102,7 @@ pub fn job_ref(namespace: &str, name: &str, uid: &str) -> ObjectReference {
 }
 
 /// The bearer token of the request. Never echoed in an error.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(Error::Unauthenticated(format!("no Authorization header: {HINT}, as `Authorization: Bearer <token>`")));
@@ -129,7 +129,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
 
 /// The caller's identity from a TokenReview's status: authenticated for our
 /// audience, a service account, bound to a pod.
-pub fn identity_from_review(status: Option<&TokenReviewStatus>) -> Result<Identity, Error> {
+pub(crate) fn identity_from_review(status: Option<&TokenReviewStatus>) -> Result<Identity, Error> {
     let Some(status) = status else {
         return Err(Error::Unauthenticated(format!("the token could not be reviewed: {HINT}")));
     };
@@ -161,7 +161,7 @@ pub fn identity_from_review(status: Option<&TokenReviewStatus>) -> Result<Identi
 
 /// The pod checks: the token's pod, with the `capture` label, run by the
 /// token's service account, controlled by a Job. Returns that Job.
-pub fn check_pod(pod: &Pod, id: &Identity) -> Result<Owner, Error> {
+pub(crate) fn check_pod(pod: &Pod, id: &Identity) -> Result<Owner, Error> {
     let who = id.pod();
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     if uid != id.pod_uid {
@@ -187,7 +187,7 @@ pub fn check_pod(pod: &Pod, id: &Identity) -> Result<Owner, Error> {
 }
 
 /// The Job named as controller in `meta`'s owner references.
-pub fn controller_job(meta: &kube::core::ObjectMeta) -> Option<Owner> {
+pub(crate) fn controller_job(meta: &kube::core::ObjectMeta) -> Option<Owner> {
     meta.owner_references.as_deref().unwrap_or_default().iter().find_map(|o| {
         (o.controller == Some(true) && o.kind == "Job" && o.api_version.starts_with("batch/"))
             .then(|| Owner { name: o.name.clone(), uid: o.uid.clone() })
@@ -195,7 +195,7 @@ pub fn controller_job(meta: &kube::core::ObjectMeta) -> Option<Owner> {
 }
 
 /// The namespace must be an environment.
-pub fn check_namespace(ns: &Namespace, server_namespace: &str) -> Result<(), Error> {
+pub(crate) fn check_namespace(ns: &Namespace, server_namespace: &str) -> Result<(), Error> {
     let name = ns.metadata.name.as_deref().unwrap_or_default();
     if never_environment(name, server_namespace) {
         return Err(Error::Forbidden(format!("namespace {name} is never an environment: outputs are not published there")));
@@ -213,7 +213,7 @@ pub fn check_namespace(ns: &Namespace, server_namespace: &str) -> Result<(), Err
 /// capture. Returns its JOBID: the `job-id` annotation, else its name; for a
 /// run the controller sets `job-id` to its template's JOBID (and, should it be
 /// missing, the template's name from the `job` label stands in for it).
-pub fn check_job(job: &Job, owner: &Owner, namespace: &str) -> Result<JobId, Error> {
+pub(crate) fn check_job(job: &Job, owner: &Owner, namespace: &str) -> Result<JobId, Error> {
     let name = job.metadata.name.as_deref().unwrap_or_default();
     if job.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
         return Err(Error::Forbidden(format!(
@@ -239,7 +239,7 @@ pub fn check_job(job: &Job, owner: &Owner, namespace: &str) -> Result<JobId, Err
 
 /// The pod must carry its Job's JOBID as its `capture` label: a pod template
 /// relabelled after admission (a suspended Job's template can be) publishes nothing.
-pub fn check_capture_label(pod: &Pod, id: &Identity, job_id: &JobId) -> Result<(), Error> {
+pub(crate) fn check_capture_label(pod: &Pod, id: &Identity, job_id: &JobId) -> Result<(), Error> {
     let label = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_CAPTURE)).map(String::as_str).unwrap_or_default();
     if label != job_id.as_str() {
         return Err(Error::Forbidden(format!(
@@ -252,14 +252,14 @@ pub fn check_capture_label(pod: &Pod, id: &Identity, job_id: &JobId) -> Result<(
 }
 
 /// Publish-time check of JOBID uniqueness, against the Jobs that hold it now
-/// (`holders`, from the server's watch-fed [`crate::index::JobIndex`]: no
+/// (`holders`, from the server's watch-fed [`crate::watches::job_index::JobIndex`]: no
 /// API call per upload): admission refuses a second Job with a JOBID already
 /// held, but two creates within the watch's lag can both pass it; by the time
 /// a pod of either publishes, the watch has seen both. Of the claimants
 /// holding one JOBID, the first created (then the first by name) publishes;
 /// the others are refused, so the race cannot let a later Job write another's
 /// variables.
-pub fn check_unique(job_id: &JobId, me: &Claimant, my_created: Option<&str>, holders: &[JobEntry]) -> Result<(), Error> {
+pub(crate) fn check_unique(job_id: &JobId, me: &Claimant, my_created: Option<&str>, holders: &[JobEntry]) -> Result<(), Error> {
     let mine = (my_created.unwrap_or(""), claimant_name(me));
     for other in holders {
         let claimant = &other.claimant;
@@ -285,7 +285,7 @@ fn claimant_name(c: &Claimant) -> &str {
 }
 
 /// The template of a run Job (label `run`, controlled by a Job).
-pub fn template_of(job: &Job) -> Option<Owner> {
+pub(crate) fn template_of(job: &Job) -> Option<Owner> {
     if !job.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)) {
         return None;
     }
@@ -294,7 +294,7 @@ pub fn template_of(job: &Job) -> Option<Owner> {
 
 /// Asks the API server who holds `token`. The token is in the request only;
 /// errors never include it (nor the API server's message, to be safe).
-pub async fn authenticate(client: &Client, token: &str) -> Result<Identity, Error> {
+pub(crate) async fn authenticate(client: &Client, token: &str) -> Result<Identity, Error> {
     let review = TokenReview {
         spec: TokenReviewSpec { token: Some(token.to_string()), audiences: Some(vec![TOKEN_AUDIENCE.to_string()]) },
         ..Default::default()
@@ -322,7 +322,7 @@ pub async fn authenticate(client: &Client, token: &str) -> Result<Identity, Erro
 }
 
 /// Reads the pod, its namespace and its Job and runs every check.
-pub async fn resolve(client: &Client, index: &JobIndex, id: Identity, server_namespace: &str) -> Result<Subject, Error> {
+pub(crate) async fn resolve(client: &Client, index: &JobIndex, id: Identity, server_namespace: &str) -> Result<Subject, Error> {
     let ns = id.namespace.as_str();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pod = retry("reading the pod", || pods.get_opt(&id.pod_name))
@@ -381,7 +381,7 @@ pub async fn resolve(client: &Client, index: &JobIndex, id: Identity, server_nam
 }
 
 /// A header value or API message fit for a one-line log or message.
-pub fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     const MAX: usize = 300;
     let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     out = out.trim().to_string();

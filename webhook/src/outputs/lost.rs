@@ -44,10 +44,10 @@ use tokio::sync::watch;
 use super::events;
 use super::handler::{SUMMARY_FIELD_MANAGER, published_by};
 use super::identity::{controller_job, job_ref, one_line, template_of};
-use crate::backoff::Backoff;
+use crate::runtime::backoff::Backoff;
 
 /// Reason of the Warning Event.
-pub const REASON_NOT_PUBLISHED: &str = "OutputsNotPublished";
+pub(crate) const REASON_NOT_PUBLISHED: &str = "OutputsNotPublished";
 
 /// Pods per page of the watch's lists: a pod is read whole (its status is
 /// not in its metadata) and may be large.
@@ -56,7 +56,7 @@ const POD_PAGE_SIZE: u32 = 10;
 /// A captured pod as the watch decodes it: serde skips every other field
 /// (containers, volumes, other statuses) without keeping it.
 #[derive(Clone, Debug, Deserialize)]
-pub struct WatchedPod {
+pub(crate) struct WatchedPod {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: Option<WatchedPodSpec>,
@@ -66,24 +66,24 @@ pub struct WatchedPod {
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WatchedPodSpec {
+pub(crate) struct WatchedPodSpec {
     pub termination_grace_period_seconds: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WatchedPodStatus {
+pub(crate) struct WatchedPodStatus {
     pub phase: Option<String>,
     #[serde(default)]
     pub init_container_statuses: Vec<ContainerStatus>,
 }
 
-crate::kube_client::slim_resource!(WatchedPod, Pod);
+crate::runtime::kube_client::slim_resource!(WatchedPod, Pod);
 
 impl WatchedPod {
     /// The pod as [`publish_failure`] reads it: identity, owners, grace
     /// period, phase and the agent's status (no other container's).
-    pub fn into_pod(self) -> Pod {
+    pub(crate) fn into_pod(self) -> Pod {
         let m = self.metadata;
         let metadata = ObjectMeta {
             name: m.name,
@@ -108,7 +108,7 @@ impl WatchedPod {
 /// Job `job`: an environment (labelled, never one of the cluster's own nor the
 /// server's) and a Job admission admitted there. Anywhere else a `capture`
 /// label is a tenant's own, and the server leaves it alone.
-pub fn acts_on(ns: &ObjectMeta, job: &ObjectMeta, server_namespace: &str) -> bool {
+pub(crate) fn acts_on(ns: &ObjectMeta, job: &ObjectMeta, server_namespace: &str) -> bool {
     let name = ns.name.as_deref().unwrap_or_default();
     let environment = ns.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT));
     let admitted = job.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ADMITTED));
@@ -118,7 +118,7 @@ pub fn acts_on(ns: &ObjectMeta, job: &ObjectMeta, server_namespace: &str) -> boo
 /// Pure: why the agent of this pod did not publish its outputs, when the pod
 /// succeeded (its main containers all exited 0) but the agent ended with a
 /// non-zero exit code. `None`: published, nothing to publish, or not ended yet.
-pub fn publish_failure(pod: &Pod) -> Option<String> {
+pub(crate) fn publish_failure(pod: &Pod) -> Option<String> {
     let status = pod.status.as_ref()?;
     if status.phase.as_deref() != Some("Succeeded") {
         return None;
@@ -147,46 +147,48 @@ pub fn publish_failure(pod: &Pod) -> Option<String> {
 }
 
 /// Pure: the loss recorded on a Job (its `outputs` annotation), if any.
-pub use lifecycle_contract::run::recorded_loss;
+pub(crate) use lifecycle_contract::run::recorded_loss;
 
 /// Pure: whether a loss seen on `pod` still has to be recorded on `job`: not
 /// if recorded already, nor if the server did publish this pod's outputs (the
 /// agent then only missed the answer).
-pub fn needs_record(job: &Job, pod_uid: &str) -> bool {
+pub(crate) fn needs_record(job: &Job, pod_uid: &str) -> bool {
     recorded_loss(job).is_none() && published_by(job).is_none_or(|(_, uid)| uid != pod_uid)
 }
 
 /// Pure: the merge patch that records the loss, conditional on the Job's version.
-pub fn record_patch(resource_version: &str, why: &str) -> serde_json::Value {
+pub(crate) fn record_patch(resource_version: &str, why: &str) -> serde_json::Value {
     json!({ "metadata": { "resourceVersion": resource_version, "annotations": { ANNOTATION_OUTPUTS: why } } })
 }
 
 /// Handle on the watch: ready once the pods that ended before it started are handled.
 #[derive(Clone)]
-pub struct LossWatch {
+pub(crate) struct LossWatch {
     synced: watch::Receiver<bool>,
 }
 
 impl LossWatch {
-    pub async fn wait_until_synced(&self) {
+    pub(crate) async fn wait_until_synced(&self) {
         let mut rx = self.synced.clone();
         let _ = rx.wait_for(|s| *s).await;
     }
 }
 
 /// The watch of succeeded captured pods (run by the server's supervisor) and its handle.
-pub fn start(
+pub(crate) fn start(
     client: Client,
     instance: String,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    metrics: std::sync::Arc<crate::runtime::metrics::Metrics>,
 ) -> (LossWatch, impl std::future::Future<Output = ()> + Send + 'static) {
     let (tx, rx) = watch::channel(false);
     let task = async move {
         let api: Api<WatchedPod> = Api::all(client.clone());
         // Only pods that ended well and carry the capture label: few, and
         // nothing is kept once handled.
-        let config =
-            crate::kube_client::watch_config().labels(LABEL_CAPTURE).fields("status.phase=Succeeded").page_size(POD_PAGE_SIZE);
+        let config = crate::runtime::kube_client::watch_config()
+            .labels(LABEL_CAPTURE)
+            .fields("status.phase=Succeeded")
+            .page_size(POD_PAGE_SIZE);
         let mut stream = watcher::watcher(api, config).default_backoff().boxed();
         while let Some(ev) = stream.next().await {
             match ev {

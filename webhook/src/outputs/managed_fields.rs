@@ -11,20 +11,20 @@ use lifecycle_contract::JobId;
 use lifecycle_contract::names::DOMAIN;
 
 /// Data key → the field managers that own it.
-pub type Owners = BTreeMap<String, BTreeSet<String>>;
+pub(crate) type Owners = BTreeMap<String, BTreeSet<String>>;
 
 /// Prefix of the field managers of job outputs (`lifecycle-jobs.dev/job-`).
-pub fn job_manager_prefix() -> String {
+pub(crate) fn job_manager_prefix() -> String {
     format!("{DOMAIN}/job-")
 }
 
 /// The JOBID of a job outputs field manager, `None` for any other manager.
-pub fn manager_job_id(manager: &str) -> Option<JobId> {
+pub(crate) fn manager_job_id(manager: &str) -> Option<JobId> {
     manager.strip_prefix(&job_manager_prefix()).and_then(JobId::parse)
 }
 
 /// The data keys of `entries` (the main resource, not subresources) with their owners.
-pub fn data_key_owners(entries: Option<&[ManagedFieldsEntry]>) -> Owners {
+pub(crate) fn data_key_owners(entries: Option<&[ManagedFieldsEntry]>) -> Owners {
     let mut owners = Owners::new();
     for e in entries.unwrap_or_default() {
         if e.subresource.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -39,23 +39,23 @@ pub fn data_key_owners(entries: Option<&[ManagedFieldsEntry]>) -> Owners {
 }
 
 /// The data keys one managed-fields entry owns.
-pub fn data_keys(e: &ManagedFieldsEntry) -> Vec<String> {
+pub(crate) fn data_keys(e: &ManagedFieldsEntry) -> Vec<String> {
     let data = e.fields_v1.as_ref().and_then(|f| f.0.get("f:data")).and_then(|d| d.as_object());
     data.into_iter().flat_map(|d| d.keys()).filter_map(|k| k.strip_prefix("f:")).map(str::to_string).collect()
 }
 
 /// The data keys `manager` owns.
-pub fn owned_by(owners: &Owners, manager: &str) -> BTreeSet<String> {
+pub(crate) fn owned_by(owners: &Owners, manager: &str) -> BTreeSet<String> {
     owners.iter().filter(|(_, m)| m.contains(manager)).map(|(k, _)| k.clone()).collect()
 }
 
 /// Whether `manager` has any entry (owns any field at all, data or not).
-pub fn has_manager(entries: Option<&[ManagedFieldsEntry]>, manager: &str) -> bool {
+pub(crate) fn has_manager(entries: Option<&[ManagedFieldsEntry]>, manager: &str) -> bool {
     entries.unwrap_or_default().iter().any(|e| e.manager.as_deref() == Some(manager))
 }
 
 /// The other jobs (JOBIDs, not `own`) whose field managers own `key`.
-pub fn other_jobs_owning(owners: &Owners, key: &str, own: &JobId) -> Vec<JobId> {
+pub(crate) fn other_jobs_owning(owners: &Owners, key: &str, own: &JobId) -> Vec<JobId> {
     owners.get(key).into_iter().flatten().filter_map(|m| manager_job_id(m)).filter(|id| id != own).collect()
 }
 

@@ -10,18 +10,18 @@
 //!
 //! For the controller: [`store::remove_job_outputs`] removes a deleted job's keys.
 
-pub mod error;
-pub mod events;
-pub mod exit;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod exit;
 pub(crate) mod fair;
-pub mod handler;
-pub mod identity;
-pub mod lost;
-pub mod managed_fields;
-pub mod plan;
-pub mod retry;
-pub mod store;
-pub mod summary;
+pub(crate) mod handler;
+pub(crate) mod identity;
+pub(crate) mod lost;
+pub(crate) mod managed_fields;
+pub(crate) mod plan;
+pub(crate) mod retry;
+pub(crate) mod store;
+pub(crate) mod summary;
 
 use axum::Router;
 use axum::routing::post;
@@ -29,9 +29,8 @@ use lifecycle_contract::names::OUTPUTS_API_PATH;
 
 use crate::state::AppState;
 
-pub use error::Error;
-pub use handler::ANNOTATION_OUTPUTS_PUBLISHED_BY;
+pub(crate) use error::Error;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route(OUTPUTS_API_PATH, post(handler::post_outputs))
 }

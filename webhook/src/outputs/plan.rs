@@ -14,13 +14,13 @@ use super::managed_fields::{Owners, data_key_owners, other_jobs_owning, owned_by
 
 /// One of the two objects named `lifecycle-outputs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Object {
+pub(crate) enum Object {
     ConfigMap,
     Secret,
 }
 
 impl Object {
-    pub fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Object::ConfigMap => "ConfigMap",
             Object::Secret => "Secret",
@@ -30,7 +30,7 @@ impl Object {
 
 /// The whole set of data keys one job writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Non-sensitive: `QOVERY_OUTPUT_JOB_<JOBID>_<KEY>` and `<KEY>` → value.
     pub config: BTreeMap<String, String>,
     /// Sensitive: same names → value (base64-encoded only when applied).
@@ -42,20 +42,21 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn get(&self, object: Object) -> &BTreeMap<String, String> {
+    pub(crate) fn get(&self, object: Object) -> &BTreeMap<String, String> {
         match object {
             Object::ConfigMap => &self.config,
             Object::Secret => &self.secret,
         }
     }
 
-    pub fn keys(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> usize {
         self.config.len() + self.secret.len()
     }
 }
 
 /// Pure: the data a job's outputs become. Full names first, then aliases.
-pub fn plan(job_id: &JobId, entries: &[Output]) -> Plan {
+pub(crate) fn plan(job_id: &JobId, entries: &[Output]) -> Plan {
     let mut p = Plan::default();
     for o in entries {
         let map = if o.sensitive { &mut p.secret } else { &mut p.config };
@@ -74,13 +75,13 @@ pub fn plan(job_id: &JobId, entries: &[Output]) -> Plan {
 
 /// The two objects as they are now (`None`: absent).
 #[derive(Debug, Clone, Default)]
-pub struct Current {
+pub(crate) struct Current {
     pub config_map: Option<ConfigMap>,
     pub secret: Option<Secret>,
 }
 
 impl Current {
-    pub fn owners(&self, object: Object) -> Owners {
+    pub(crate) fn owners(&self, object: Object) -> Owners {
         match object {
             Object::ConfigMap => data_key_owners(self.config_map.as_ref().and_then(|o| o.metadata.managed_fields.as_deref())),
             Object::Secret => data_key_owners(self.secret.as_ref().and_then(|o| o.metadata.managed_fields.as_deref())),
@@ -89,7 +90,7 @@ impl Current {
 
     /// The current value of a data key (`None` when absent or, in the
     /// Secret, not UTF-8: then it cannot equal an output value).
-    pub fn value(&self, object: Object, key: &str) -> Option<String> {
+    pub(crate) fn value(&self, object: Object, key: &str) -> Option<String> {
         match object {
             Object::ConfigMap => self.config_map.as_ref()?.data.as_ref()?.get(key).cloned(),
             Object::Secret => String::from_utf8(self.secret.as_ref()?.data.as_ref()?.get(key)?.0.clone()).ok(),
@@ -99,7 +100,7 @@ impl Current {
 
 /// A data key that another job wrote and this publication takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Takeover {
+pub(crate) struct Takeover {
     pub key: String,
     /// The job that had it.
     pub previous: JobId,
@@ -112,7 +113,7 @@ pub struct Takeover {
 }
 
 /// Pure: the keys this job is about to write that other jobs' field managers own.
-pub fn takeovers(job_id: &JobId, plan: &Plan, current: &Current) -> Vec<Takeover> {
+pub(crate) fn takeovers(job_id: &JobId, plan: &Plan, current: &Current) -> Vec<Takeover> {
     let owners = [(Object::ConfigMap, current.owners(Object::ConfigMap)), (Object::Secret, current.owners(Object::Secret))];
     let mut out = Vec::new();
     for into in [Object::ConfigMap, Object::Secret] {
@@ -131,7 +132,7 @@ pub fn takeovers(job_id: &JobId, plan: &Plan, current: &Current) -> Vec<Takeover
 /// Pure: whether what `manager` owns now is exactly `plan` (a replay of the
 /// same publication). Compares the stored values, so that no digest of a
 /// sensitive value is ever written anywhere.
-pub fn same_as_published(plan: &Plan, manager: &str, current: &Current) -> bool {
+pub(crate) fn same_as_published(plan: &Plan, manager: &str, current: &Current) -> bool {
     [Object::ConfigMap, Object::Secret].into_iter().all(|object| {
         let owned = owned_by(&current.owners(object), manager);
         let want = plan.get(object);

@@ -6,16 +6,16 @@ use std::time::Duration;
 use super::error::{is_transient, short};
 
 /// Attempts per call (the first one included).
-pub const TRIES: u32 = 3;
+pub(crate) const TRIES: u32 = 3;
 /// Delay before the second attempt; doubled for each further one.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest a single API call may take before it counts as a transient failure.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `call` until it succeeds, fails for good, or has failed transiently
 /// [`TRIES`] times (throttling, 5xx, timeouts, broken connections). A call that
 /// takes longer than [`CALL_TIMEOUT`] fails as a transient `Service` error.
-pub async fn retry<T, F, Fut>(doing: &str, call: F) -> Result<T, kube::Error>
+pub(crate) async fn retry<T, F, Fut>(doing: &str, call: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,

@@ -30,12 +30,12 @@ use super::plan::{Current, Object, Plan, Takeover, takeovers};
 use super::retry::retry;
 
 /// Label on both objects.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "lifecycle-jobs";
+pub(crate) const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub(crate) const MANAGED_BY: &str = "lifecycle-jobs";
 
 /// What a publication did besides writing the job's keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Published {
+pub(crate) struct Published {
     /// Keys other jobs had, now this job's.
     pub takeovers: Vec<Takeover>,
 }
@@ -43,7 +43,7 @@ pub struct Published {
 /// Pure: the apply configuration of one object. `Some(data)`: the job's whole
 /// set for it (the `data` field is left out when the set is empty); `None`: the
 /// job owns nothing in it any more (removal).
-pub fn apply_body(object: Object, namespace: &str, data: Option<&BTreeMap<String, String>>) -> Value {
+pub(crate) fn apply_body(object: Object, namespace: &str, data: Option<&BTreeMap<String, String>>) -> Value {
     let mut body = json!({
         "apiVersion": "v1",
         "kind": object.kind(),
@@ -67,7 +67,7 @@ pub fn apply_body(object: Object, namespace: &str, data: Option<&BTreeMap<String
 }
 
 /// Reads both objects (absent ones are `None`).
-pub async fn load(client: &Client, namespace: &str) -> Result<Current, Error> {
+pub(crate) async fn load(client: &Client, namespace: &str) -> Result<Current, Error> {
     let config_map = get_opt::<ConfigMap>(client, namespace).await?;
     let secret = get_opt::<Secret>(client, namespace).await?;
     Ok(Current { config_map, secret })
@@ -88,7 +88,7 @@ where
 /// objects as `current`ly read (for the takeover bookkeeping). A key another
 /// job had in the other object (its sensitivity differs) is removed from
 /// there, so workloads see only the later value.
-pub async fn publish(
+pub(crate) async fn publish(
     client: &Client,
     namespace: &str,
     job_id: &JobId,
@@ -129,7 +129,7 @@ pub async fn publish(
 /// Removes every key job `job_id` still owns in `namespace` (keys another job
 /// also writes stay). For the controller, when a lifecycle job is deleted.
 /// Absent objects, an absent namespace or one being deleted are not errors.
-pub async fn remove_job_outputs(client: &Client, namespace: &str, job_id: &JobId) -> Result<(), Error> {
+pub(crate) async fn remove_job_outputs(client: &Client, namespace: &str, job_id: &JobId) -> Result<(), Error> {
     let manager = field_manager(job_id);
     let current = load(client, namespace).await?;
     let owns = |fields: Option<&[ManagedFieldsEntry]>| has_manager(fields, &manager);
@@ -165,7 +165,7 @@ where
     if dry_run {
         params = params.dry_run();
     }
-    let body = crate::kube_client::apply_body(body);
+    let body = crate::runtime::kube_client::apply_body(body);
     let patch = Patch::Apply(&body);
     retry("applying the outputs", || api.patch(OUTPUTS_OBJECT, &params, &patch))
         .await

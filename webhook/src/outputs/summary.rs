@@ -15,20 +15,20 @@ use std::collections::BTreeMap;
 use lifecycle_contract::output::Output;
 
 /// Shown instead of a sensitive value: the contract's one mask word.
-pub const SENSITIVE: &str = lifecycle_contract::output::MASK;
+pub(crate) const SENSITIVE: &str = lifecycle_contract::output::MASK;
 /// Shown instead of a non-sensitive value when the values do not fit.
-pub const OMITTED: &str = "<omitted>";
+pub(crate) const OMITTED: &str = "<omitted>";
 /// Longest value shown, in characters.
-pub const VALUE_MAX_CHARS: usize = 200;
+pub(crate) const VALUE_MAX_CHARS: usize = 200;
 /// Appended to a value cut to [`VALUE_MAX_CHARS`].
-pub const TRUNCATED: &str = "…(truncated)";
+pub(crate) const TRUNCATED: &str = "…(truncated)";
 /// Largest annotation value written (annotations share 256 KiB per object).
-pub const MAX_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BYTES: usize = 64 * 1024;
 /// Key of the entry that counts outputs left out of the summary.
-pub const MORE_KEY: &str = "…";
+pub(crate) const MORE_KEY: &str = "…";
 
 /// Builds the annotation value for a published set of outputs.
-pub fn summary(entries: &[Output]) -> String {
+pub(crate) fn summary(entries: &[Output]) -> String {
     summary_within(entries, MAX_BYTES)
 }
 
@@ -62,7 +62,7 @@ fn summary_within(entries: &[Output], max: usize) -> String {
 }
 
 /// What the summary shows for one output.
-pub fn shown_value(o: &Output) -> String {
+pub(crate) fn shown_value(o: &Output) -> String {
     if o.sensitive {
         return SENSITIVE.to_string();
     }

@@ -17,12 +17,12 @@
 //! data of a kind has no mirror of that kind. `binaryData` is not mirrored
 //! (`envFrom` ignores it).
 
-pub mod plan;
-pub mod sync;
+pub(crate) mod plan;
+pub(crate) mod sync;
 
 use crate::state::AppState;
 
 /// Runs the mirror while this replica leads (the future is dropped when the lease is lost).
-pub async fn run(state: AppState) {
+pub(crate) async fn run(state: AppState) {
     sync::run(state.client.clone(), state.config.project_variables_sources(), state.config.namespace.clone()).await
 }

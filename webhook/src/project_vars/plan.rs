@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 
 /// Namespaces that are never environments (DESIGN "Trust"), besides the
 /// server's own and the variables source namespaces: no mirror goes there.
-pub const NEVER_ENVIRONMENTS: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
+pub(crate) const NEVER_ENVIRONMENTS: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
 
 /// One labelled source object with its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source<V> {
+pub(crate) struct Source<V> {
     pub namespace: String,
     pub name: String,
     pub data: BTreeMap<String, V>,
@@ -25,7 +25,7 @@ pub struct Source<V> {
 
 /// A key defined by two sources: `winner` is mirrored, `loser` ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shadowed {
+pub(crate) struct Shadowed {
     pub key: String,
     pub winner: String,
     pub loser: String,
@@ -33,7 +33,7 @@ pub struct Shadowed {
 
 /// The merged data of one kind (ConfigMaps or Secrets) of one project.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Merged<V> {
+pub(crate) struct Merged<V> {
     pub data: BTreeMap<String, V>,
     /// Key → `<namespace>/<name>` of the source it came from.
     pub origin: BTreeMap<String, String>,
@@ -48,7 +48,7 @@ pub struct Merged<V> {
 /// namespace: of two objects defining the same key, the one whose name sorts
 /// last wins. The order never depends on watch timing, so every mirror of
 /// the project gets the same result.
-pub fn merge<V>(mut sources: Vec<Source<V>>, namespace_order: &[String]) -> Merged<V> {
+pub(crate) fn merge<V>(mut sources: Vec<Source<V>>, namespace_order: &[String]) -> Merged<V> {
     let rank = |ns: &str| namespace_order.iter().position(|n| n == ns).unwrap_or(usize::MAX);
     sources.sort_by(|a, b| (rank(&a.namespace), &a.name).cmp(&(rank(&b.namespace), &b.name)));
     let mut data = BTreeMap::new();
@@ -68,7 +68,7 @@ pub fn merge<V>(mut sources: Vec<Source<V>>, namespace_order: &[String]) -> Merg
 
 /// Digest of what a mirror holds: project, kind, every key, value and origin.
 /// Written on the mirror, so a restarted server skips unchanged mirrors.
-pub fn mirror_hash<V: AsRef<[u8]>>(project: &str, kind: SourceKind, merged: &Merged<V>) -> String {
+pub(crate) fn mirror_hash<V: AsRef<[u8]>>(project: &str, kind: SourceKind, merged: &Merged<V>) -> String {
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
         h.update((b.len() as u64).to_le_bytes());
@@ -87,7 +87,7 @@ pub fn mirror_hash<V: AsRef<[u8]>>(project: &str, kind: SourceKind, merged: &Mer
 
 /// A write the glue must make.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Server-side apply of `lifecycle-project` of `kind` in `namespace`
     /// with the project's merged data (whose digest is `hash`).
     Apply { namespace: String, kind: SourceKind, hash: String },
@@ -98,7 +98,7 @@ pub enum Action {
 /// What the mirror knows of the cluster: environments and their project,
 /// source objects and their project, the mirrors that exist.
 #[derive(Debug, Default)]
-pub struct World {
+pub(crate) struct World {
     /// Environment namespace → its project (`None`: no or empty label).
     envs: BTreeMap<String, Option<String>>,
     /// (kind, namespace, name) of a source → its project.
@@ -117,7 +117,7 @@ fn project_of(label: Option<&str>) -> Option<String> {
 }
 
 impl World {
-    pub fn new(excluded: impl IntoIterator<Item = String>) -> Self {
+    pub(crate) fn new(excluded: impl IntoIterator<Item = String>) -> Self {
         let mut excluded: BTreeSet<String> = excluded.into_iter().collect();
         excluded.extend(NEVER_ENVIRONMENTS.iter().map(|s| s.to_string()));
         World { excluded, ..Default::default() }
@@ -125,7 +125,7 @@ impl World {
 
     /// An environment namespace was seen (`project`: its project label;
     /// `terminating`: it is being deleted, so it gets no new mirror).
-    pub fn env_applied(&mut self, namespace: &str, project: Option<&str>, terminating: bool) {
+    pub(crate) fn env_applied(&mut self, namespace: &str, project: Option<&str>, terminating: bool) {
         let project = if terminating { None } else { project_of(project) };
         if let Some(p) = &project {
             self.dirty.insert(p.clone());
@@ -134,12 +134,12 @@ impl World {
     }
 
     /// A namespace stopped being an environment, or is gone.
-    pub fn env_deleted(&mut self, namespace: &str) {
+    pub(crate) fn env_deleted(&mut self, namespace: &str) {
         self.envs.remove(namespace);
     }
 
     /// The environment watch restarted: its complete list.
-    pub fn envs_reset(&mut self, envs: impl IntoIterator<Item = (String, Option<String>, bool)>) {
+    pub(crate) fn envs_reset(&mut self, envs: impl IntoIterator<Item = (String, Option<String>, bool)>) {
         self.envs.clear();
         for (ns, project, terminating) in envs {
             self.env_applied(&ns, project.as_deref(), terminating);
@@ -147,7 +147,7 @@ impl World {
     }
 
     /// A source object was created or changed; `project`: its label value.
-    pub fn source_applied(&mut self, kind: SourceKind, namespace: &str, name: &str, project: Option<&str>) {
+    pub(crate) fn source_applied(&mut self, kind: SourceKind, namespace: &str, name: &str, project: Option<&str>) {
         let key = (kind, namespace.to_string(), name.to_string());
         // Its data may have changed: the project it belongs to is dirty, and
         // the one it left (a relabelled source) too.
@@ -163,14 +163,19 @@ impl World {
         }
     }
 
-    pub fn source_deleted(&mut self, kind: SourceKind, namespace: &str, name: &str) {
+    pub(crate) fn source_deleted(&mut self, kind: SourceKind, namespace: &str, name: &str) {
         if let Some(old) = self.sources.remove(&(kind, namespace.to_string(), name.to_string())) {
             self.dirty.insert(old);
         }
     }
 
     /// A source watch (one kind, one namespace) restarted: its complete list.
-    pub fn sources_reset(&mut self, kind: SourceKind, namespace: &str, list: impl IntoIterator<Item = (String, Option<String>)>) {
+    pub(crate) fn sources_reset(
+        &mut self,
+        kind: SourceKind,
+        namespace: &str,
+        list: impl IntoIterator<Item = (String, Option<String>)>,
+    ) {
         let gone: Vec<_> = self.sources.keys().filter(|(k, ns, _)| *k == kind && ns == namespace).cloned().collect();
         for key in gone {
             if let Some(p) = self.sources.remove(&key) {
@@ -183,26 +188,26 @@ impl World {
     }
 
     /// The mirrors that exist, as listed from the cluster (a full resync).
-    pub fn mirrors_reset(&mut self, list: impl IntoIterator<Item = (String, SourceKind, Option<String>)>) {
+    pub(crate) fn mirrors_reset(&mut self, list: impl IntoIterator<Item = (String, SourceKind, Option<String>)>) {
         self.mirrors = list.into_iter().map(|(ns, kind, hash)| ((ns, kind), hash)).collect();
     }
 
     /// Every project with an environment or a source.
-    pub fn mark_all_dirty(&mut self) {
+    pub(crate) fn mark_all_dirty(&mut self) {
         let all: Vec<String> = self.envs.values().flatten().chain(self.sources.values()).cloned().collect();
         self.dirty.extend(all);
     }
 
-    pub fn mark_dirty(&mut self, project: &str) {
+    pub(crate) fn mark_dirty(&mut self, project: &str) {
         self.dirty.insert(project.to_string());
     }
 
-    pub fn take_dirty(&mut self) -> Vec<String> {
+    pub(crate) fn take_dirty(&mut self) -> Vec<String> {
         std::mem::take(&mut self.dirty).into_iter().collect()
     }
 
     /// The environments of `project` that get its mirror.
-    pub fn targets(&self, project: &str) -> Vec<String> {
+    pub(crate) fn targets(&self, project: &str) -> Vec<String> {
         self.envs
             .iter()
             .filter(|(ns, p)| p.as_deref() == Some(project) && !self.excluded.contains(*ns))
@@ -213,7 +218,7 @@ impl World {
     /// What brings `project`'s environments in step. `desired`: per kind, the
     /// digest of the merged data, `None` when the project has no data of
     /// that kind (then its mirror is deleted rather than left empty).
-    pub fn plan(&self, project: &str, desired: &[(SourceKind, Option<String>)]) -> Vec<Action> {
+    pub(crate) fn plan(&self, project: &str, desired: &[(SourceKind, Option<String>)]) -> Vec<Action> {
         let mut actions = Vec::new();
         for namespace in self.targets(project) {
             for (kind, hash) in desired {
@@ -231,7 +236,7 @@ impl World {
 
     /// Mirrors in namespaces that are no longer environments of a project:
     /// the namespace left its project, or stopped being an environment.
-    pub fn orphans(&self) -> Vec<Action> {
+    pub(crate) fn orphans(&self) -> Vec<Action> {
         self.mirrors
             .keys()
             .filter(|(ns, _)| self.excluded.contains(ns) || !self.envs.get(ns).is_some_and(|p| p.is_some()))
@@ -240,7 +245,7 @@ impl World {
     }
 
     /// An action succeeded (or found its namespace gone).
-    pub fn done(&mut self, action: &Action) {
+    pub(crate) fn done(&mut self, action: &Action) {
         match action {
             Action::Apply { namespace, kind, hash } => {
                 self.mirrors.insert((namespace.clone(), *kind), Some(hash.clone()));
@@ -249,11 +254,6 @@ impl World {
                 self.mirrors.remove(&(namespace.clone(), *kind));
             }
         }
-    }
-
-    /// The project whose mirror an action writes or removes, to retry it.
-    pub fn project_of_namespace(&self, namespace: &str) -> Option<&str> {
-        self.envs.get(namespace).and_then(|p| p.as_deref())
     }
 }
 

@@ -35,12 +35,12 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::plan::{Action, Merged, Source, World, merge, mirror_hash};
-use crate::kube_client::{list_all, list_all_metadata};
 use crate::outputs::error::short;
 use crate::outputs::store::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::runtime::kube_client::{list_all, list_all_metadata};
 
 /// Full resync: list the mirrors again and reconcile every project.
-pub const RESYNC: Duration = Duration::from_secs(300);
+pub(crate) const RESYNC: Duration = Duration::from_secs(300);
 /// Changes arriving together are handled together.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 /// Longest a burst of changes delays the reconcile.
@@ -52,7 +52,7 @@ const RETRY: Duration = Duration::from_secs(5);
 const MAX_SOURCES_ANNOTATION: usize = 32 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("{doing}: {}", short(.source))]
     Kube {
         doing: String,
@@ -106,7 +106,7 @@ where
 {
     let api: Api<PartialObjectMeta<K>> = Api::namespaced(client.clone(), namespace);
     let ns = namespace.to_string();
-    watcher::watcher(api, crate::kube_client::watch_config().labels(LABEL_PROJECT_VARIABLES))
+    watcher::watcher(api, crate::runtime::kube_client::watch_config().labels(LABEL_PROJECT_VARIABLES))
         .default_backoff()
         .map(move |r| match r {
             Ok(e) => Input::Source(kind, ns.clone(), map_event(e, |o| seen(o, LABEL_PROJECT_VARIABLES))),
@@ -118,7 +118,7 @@ where
 fn inputs(client: &Client, sources: &[String]) -> impl Stream<Item = Input> + use<> {
     let envs: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
     let mut streams: Vec<BoxStream<'static, Input>> = vec![
-        watcher::watcher(envs, crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
+        watcher::watcher(envs, crate::runtime::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
             .default_backoff()
             .map(|r| match r {
                 Ok(e) => Input::Env(map_event(e, |o| seen(o, LABEL_PROJECT))),
@@ -153,7 +153,7 @@ struct Mirror {
 }
 
 /// Runs the mirror until the future is dropped (the leader lost its lease).
-pub async fn run(client: Client, sources: Vec<String>, server_namespace: String) {
+pub(crate) async fn run(client: Client, sources: Vec<String>, server_namespace: String) {
     let mut excluded = sources.clone();
     excluded.push(server_namespace);
     let mut m = Mirror {
@@ -374,7 +374,7 @@ impl Mirror {
     async fn apply(&self, namespace: &str, kind: SourceKind, body: &Value) -> Result<(), Error> {
         let pp = PatchParams::apply(PROJECT_VARIABLES_FIELD_MANAGER).force();
         let doing = format!("writing {kind:?} {namespace}/{PROJECT_OBJECT}");
-        let body = crate::kube_client::apply_body(body);
+        let body = crate::runtime::kube_client::apply_body(body);
         let r = match kind {
             SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
                 .patch(PROJECT_OBJECT, &pp, &Patch::Apply(&body))
@@ -409,7 +409,7 @@ impl Mirror {
 
 /// Pure: the server-side apply body of one mirror. The whole data set is
 /// applied each time, so a key no source defines any more disappears.
-pub fn apply_body<V: AsRef<[u8]>>(kind: SourceKind, namespace: &str, hash: &str, merged: &Merged<V>) -> Value {
+pub(crate) fn apply_body<V: AsRef<[u8]>>(kind: SourceKind, namespace: &str, hash: &str, merged: &Merged<V>) -> Value {
     let mut annotations = serde_json::Map::new();
     annotations.insert(ANNOTATION_MIRROR_HASH.into(), json!(hash));
     let origin = serde_json::to_string(&merged.origin).unwrap_or_default();

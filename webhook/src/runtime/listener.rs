@@ -1,12 +1,12 @@
 //! The TLS listener of port 8443: HTTP/1.1 and HTTP/2 on one port.
 //!
-//! The server offers HTTP/2 first (ALPN `h2`, see [`crate::tls`]): a client
+//! The server offers HTTP/2 first (ALPN `h2`, see [`crate::runtime::tls`]): a client
 //! that takes it multiplexes its requests over few connections. The Kubernetes
 //! API server does not, for webhooks referenced by a Service: its webhook
 //! client offers only `http/1.1` (kubernetes/kubernetes#82090, so that
 //! concurrent calls spread over replicas); agents offer no ALPN and speak
 //! HTTP/1.1. hyper's automatic builder serves whichever protocol the client
-//! speaks, each with its own limits ([`crate::limits`]):
+//! speaks, each with its own limits ([`crate::runtime::limits`]):
 //!
 //! - both: the connection caps ([`ConnectionGate`]: in all, per source
 //!   address, fewer per source while the port is busy), the TLS handshake
@@ -52,13 +52,13 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-use crate::limits;
-use crate::metrics::{ConnectionLabels, Metrics, PortLabels, ProtocolLabels};
-use crate::tls::CertStore;
+use crate::runtime::limits;
+use crate::runtime::metrics::{ConnectionLabels, Metrics, PortLabels, ProtocolLabels};
+use crate::runtime::tls::CertStore;
 
 /// The acceptor chain of the TLS port: `TCP_NODELAY`, the connection caps and
 /// deadlines, then the TLS handshake (bounded in time).
-pub type TlsAcceptor = RustlsAcceptor<NoDelay<ConnectionGate>>;
+pub(crate) type TlsAcceptor = RustlsAcceptor<NoDelay<ConnectionGate>>;
 
 /// `server` serving TLS with the current certificate of `certs`, both
 /// protocols, and every connection limit (metrics of its own, unread: the
@@ -571,7 +571,7 @@ pub(crate) fn raise_open_files() -> Option<u64> {
 
 /// The HTTP settings of both protocols (hyper's timer makes the HTTP/1.1
 /// header read timeout work).
-pub fn configure(builder: &mut Builder<TokioExecutor>) {
+pub(crate) fn configure(builder: &mut Builder<TokioExecutor>) {
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits::HEADER_READ_TIMEOUT).max_buf_size(limits::HTTP1_MAX_BUF);
     builder
         .http2()
@@ -586,7 +586,7 @@ pub fn configure(builder: &mut Builder<TokioExecutor>) {
 }
 
 /// The metrics label of an HTTP version.
-pub fn protocol(version: Version) -> &'static str {
+pub(crate) fn protocol(version: Version) -> &'static str {
     match version {
         Version::HTTP_2 => "HTTP/2",
         Version::HTTP_11 => "HTTP/1.1",
@@ -606,7 +606,7 @@ fn endpoint(path: &str) -> &'static str {
 }
 
 /// Middleware of the TLS application: counts requests by protocol and endpoint.
-pub async fn count_requests(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+pub(crate) async fn count_requests(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let labels = ProtocolLabels { protocol: protocol(req.version()), endpoint: endpoint(req.uri().path()) };
     metrics.http_requests.get_or_create(&labels).inc();
     next.run(req).await

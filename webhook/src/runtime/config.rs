@@ -103,16 +103,16 @@ pub struct Config {
 
     /// Lifetime of the self-managed serving certificate (renewed after two thirds of it),
     /// e.g. 90d, 12h, 10m, 30s.
-    #[arg(long, env = "LIFECYCLE_CERT_VALIDITY", default_value = "90d", value_parser = crate::certs::parse_duration)]
+    #[arg(long, env = "LIFECYCLE_CERT_VALIDITY", default_value = "90d", value_parser = crate::runtime::duration::parse_duration)]
     pub cert_validity: std::time::Duration,
 
     /// Lifetime of the self-managed CA (rotated after two thirds of it).
-    #[arg(long, env = "LIFECYCLE_CA_VALIDITY", default_value = "365d", value_parser = crate::certs::parse_duration)]
+    #[arg(long, env = "LIFECYCLE_CA_VALIDITY", default_value = "365d", value_parser = crate::runtime::duration::parse_duration)]
     pub ca_validity: std::time::Duration,
 
     /// Delay between the steps of a CA rotation: how long a new CA is trusted before it
     /// signs, and an old one after it stopped signing.
-    #[arg(long, env = "LIFECYCLE_CA_OVERLAP", default_value = "10m", value_parser = crate::certs::parse_duration)]
+    #[arg(long, env = "LIFECYCLE_CA_OVERLAP", default_value = "10m", value_parser = crate::runtime::duration::parse_duration)]
     pub ca_overlap: std::time::Duration,
 }
 

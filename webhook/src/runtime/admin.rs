@@ -15,8 +15,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::listener::{ConnLimits, ConnectionGate, Guarded};
-use crate::metrics::Metrics;
+use crate::runtime::listener::{ConnLimits, ConnectionGate, Guarded};
+use crate::runtime::metrics::Metrics;
 
 /// The admin port's listener: refuses connections over the caps of
 /// [`ConnLimits::ADMIN`] (closed at once) and bounds each in time.
@@ -52,16 +52,16 @@ impl axum::serve::Listener for AdminListener {
 
 /// Set once the server can answer admissions correctly (certificate loaded, indexes synced).
 #[derive(Clone, Default, Debug)]
-pub struct Readiness(Arc<AtomicBool>);
+pub(crate) struct Readiness(Arc<AtomicBool>);
 
 impl Readiness {
-    pub fn set_ready(&self) {
+    pub(crate) fn set_ready(&self) {
         self.0.store(true, Ordering::Release);
     }
-    pub fn set_not_ready(&self) {
+    pub(crate) fn set_not_ready(&self) {
         self.0.store(false, Ordering::Release);
     }
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }
@@ -72,7 +72,7 @@ struct AdminState {
     ready: Readiness,
 }
 
-pub fn router(metrics: Arc<Metrics>, ready: Readiness) -> Router {
+pub(crate) fn router(metrics: Arc<Metrics>, ready: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -3,7 +3,7 @@
 //! is complete, so a reader never sees a half-listed store; then kept by the
 //! watch's changes. `ready` turns true after the first complete list.
 //!
-//! [`Feed`] is the bookkeeping alone (the one Job watch, [`crate::job_watch`],
+//! [`Feed`] is the bookkeeping alone (the one Job watch, [`crate::watches::jobs`],
 //! feeds the job index with it alongside its other readers); [`run`] is a
 //! watch that feeds one store.
 
@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 /// Keeps a store `S` from the events of a watch of `K`.
-pub struct Feed<K, S> {
+pub(crate) struct Feed<K, S> {
     store: Arc<RwLock<S>>,
     ready: watch::Sender<bool>,
     /// The store being built by a (re)list, swapped in when it is complete.
@@ -29,11 +29,11 @@ pub struct Feed<K, S> {
 
 impl<K, S: Default> Feed<K, S> {
     /// `apply` takes an object in, `delete` lets it go.
-    pub fn new(store: Arc<RwLock<S>>, ready: watch::Sender<bool>, apply: fn(&mut S, &K), delete: fn(&mut S, &K)) -> Self {
+    pub(crate) fn new(store: Arc<RwLock<S>>, ready: watch::Sender<bool>, apply: fn(&mut S, &K), delete: fn(&mut S, &K)) -> Self {
         Feed { store, ready, fresh: None, apply, delete }
     }
 
-    pub fn observe(&mut self, event: &Event<K>) {
+    pub(crate) fn observe(&mut self, event: &Event<K>) {
         match event {
             Event::Init => self.fresh = Some(S::default()),
             Event::InitApply(o) => {
@@ -55,7 +55,7 @@ impl<K, S: Default> Feed<K, S> {
 
 /// The watch that feeds one store; runs until the process stops (the
 /// watcher retries with backoff), under the server's supervisor.
-pub async fn run<K, S>(api: Api<K>, config: watcher::Config, mut feed: Feed<K, S>, what: &'static str)
+pub(crate) async fn run<K, S>(api: Api<K>, config: watcher::Config, mut feed: Feed<K, S>, what: &'static str)
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     S: Default,

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Parses a duration written as one or more `<integer><unit>` groups, units `d`, `h`, `m`, `s`
 /// (each at most once, largest first), e.g. `365d`, `10m`, `1h30m`. Zero is refused: every
 /// lifetime and delay of the certificate manager must be positive.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     if text.is_empty() {
         return Err("empty duration: write e.g. 90d, 12h, 10m or 30s".into());
@@ -48,7 +48,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// The shortest exact rendering of whole seconds in the same notation (`90d`, `1h30m`, `45s`).
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let mut secs = d.as_secs();
     if secs == 0 {
         return "0s".into();

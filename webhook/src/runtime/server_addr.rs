@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 
-use crate::backoff::Backoff;
+use crate::runtime::backoff::Backoff;
 
 /// Attempts to read the Service before the server gives up (and the kubelet restarts it).
 const ATTEMPTS: u32 = 8;
@@ -27,7 +27,7 @@ const MAX_DELAY: Duration = Duration::from_secs(10);
 
 /// Where the agents' address comes from, decided from the server URL alone.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// The URL's host is already an IP address: dial it.
     Literal(String),
     /// The URL's host names this Service: dial its ClusterIP on `port`.
@@ -36,7 +36,7 @@ pub enum Source {
 
 /// Reads `server_url` (`https://<service>[.<namespace>[.svc[.<cluster domain>]]][:port][/path]`);
 /// a host without a namespace means `own_namespace`.
-pub fn source(server_url: &str, own_namespace: &str) -> Result<Source, String> {
+pub(crate) fn source(server_url: &str, own_namespace: &str) -> Result<Source, String> {
     let hint = "set --server-addr (LIFECYCLE_SERVER_ADDR) to the Service's IP:port, or name a Service in the URL";
     let rest = server_url
         .trim()
@@ -84,7 +84,7 @@ fn socket_addr(ip: IpAddr, port: u16) -> String {
 }
 
 /// The address from a Service's `spec.clusterIP`: none for a headless Service.
-pub fn from_cluster_ip(cluster_ip: Option<&str>, port: u16) -> Result<String, String> {
+pub(crate) fn from_cluster_ip(cluster_ip: Option<&str>, port: u16) -> Result<String, String> {
     match cluster_ip.map(str::trim) {
         None | Some("") => Err("it has no ClusterIP yet".into()),
         Some("None") => Err("it is headless (clusterIP: None): agents need one address to dial".into()),
@@ -96,7 +96,7 @@ pub fn from_cluster_ip(cluster_ip: Option<&str>, port: u16) -> Result<String, St
 
 /// `--server-addr` when set, else the ClusterIP of the URL's Service, read with
 /// a bounded retry (the Service may be created just after the Deployment).
-pub async fn resolve(
+pub(crate) async fn resolve(
     client: &kube::Client,
     server_addr: Option<&str>,
     server_url: &str,

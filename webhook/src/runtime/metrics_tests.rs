@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::certs::pki;
-use crate::tls::{CertPem, CertStore};
+use crate::runtime::tls::{CertPem, CertStore};
 
-const DASHBOARD: &str = include_str!("../../dashboards/lifecycle-jobs.json");
-const CHART_DASHBOARD: &str = include_str!("../../charts/lifecycle-jobs/files/dashboard.json");
-const ALERTS: &str = include_str!("../../charts/lifecycle-jobs/files/alerts.yaml");
+const DASHBOARD: &str = include_str!("../../../dashboards/lifecycle-jobs.json");
+const CHART_DASHBOARD: &str = include_str!("../../../charts/lifecycle-jobs/files/dashboard.json");
+const ALERTS: &str = include_str!("../../../charts/lifecycle-jobs/files/alerts.yaml");
 
 /// Sample names of the /metrics text and the label names each one carries,
 /// after one observation of every family (an empty family prints no sample).

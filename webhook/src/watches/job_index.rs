@@ -1,5 +1,5 @@
 //! Jobs of the environments by JOBID, and lifecycle templates by UID, kept by
-//! the one Job watch ([`crate::job_watch`]) so that admission never calls the
+//! the one Job watch ([`crate::watches::jobs`]) so that admission never calls the
 //! API server.
 //!
 //! The index answers three questions of admission: who already claims a JOBID
@@ -17,7 +17,7 @@ use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, AN
 use lifecycle_contract::{Event, JobId};
 use tokio::sync::watch;
 
-use crate::watch_store::Feed;
+use crate::watches::store::Feed;
 
 /// Who holds a JOBID in an environment. A run counts as its template and
 /// claims nothing; the Jobs of one CronJob all count as that CronJob.
@@ -112,7 +112,7 @@ fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
 }
 
 /// The owner that controls an object, as (kind, name, uid).
-pub fn controller_of(meta: &ObjectMeta) -> Option<(&str, &str, &str)> {
+pub(crate) fn controller_of(meta: &ObjectMeta) -> Option<(&str, &str, &str)> {
     meta.owner_references
         .as_deref()
         .unwrap_or_default()
@@ -124,7 +124,7 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<(&str, &str, &str)> {
 /// The JOBID a stored Job holds and on whose behalf, or `None` when it holds
 /// none: opted out of capture, or a run. Admission has verified the `run`
 /// label and a CronJob owner of every Job it admitted, so they are trusted here.
-pub fn claim_of(meta: &ObjectMeta, name: &str) -> Option<(JobId, Claimant)> {
+pub(crate) fn claim_of(meta: &ObjectMeta, name: &str) -> Option<(JobId, Claimant)> {
     if opts_out(annotation(meta, ANNOTATION_CAPTURE_OUTPUT)) {
         return None;
     }
@@ -147,7 +147,7 @@ impl JobIndex {
     }
 
     /// An empty index, not ready, and what keeps it: the one Job watch
-    /// ([`crate::job_watch`]) hands every event to the feed.
+    /// ([`crate::watches::jobs`]) hands every event to the feed.
     pub fn new() -> (Self, JobIndexFeed) {
         let (tx, rx) = watch::channel(false);
         let index = JobIndex { inner: Arc::default(), ready: rx };

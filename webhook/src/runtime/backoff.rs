@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Yields the delay to wait before each further attempt; `None` once every
 /// attempt has been made (no wait after the last one).
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
     max: Duration,
     attempts_left: u32,
@@ -14,7 +14,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// `attempts` in all (the first one included), the first delay `first`, none longer than `max`.
-    pub const fn new(first: Duration, max: Duration, attempts: u32) -> Self {
+    pub(crate) const fn new(first: Duration, max: Duration, attempts: u32) -> Self {
         Backoff { next: first, max, attempts_left: attempts.saturating_sub(1) }
     }
 }

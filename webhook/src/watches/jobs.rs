@@ -34,10 +34,10 @@ use lifecycle_contract::names::{
 };
 use tokio::sync::broadcast;
 
-use crate::index::JobIndexFeed;
+use crate::watches::job_index::JobIndexFeed;
 
 /// A Job as the watch keeps it: metadata, stripped by [`slim`].
-pub type JobMeta = PartialObjectMeta<Job>;
+pub(crate) type JobMeta = PartialObjectMeta<Job>;
 
 /// Changes buffered for a reader before it is resynced instead.
 const CHANGES_BUFFER: usize = 256;
@@ -47,7 +47,7 @@ const KEPT_ANNOTATIONS: [&str; 3] = [ANNOTATION_ON, ANNOTATION_JOB_ID, ANNOTATIO
 const KEPT_LABELS: [&str; 2] = [LABEL_RUN, LABEL_JOB];
 /// Longest kept value of a kept annotation. A valid one is far shorter (a
 /// JOBID is at most 63 characters, `on` lists three events, `capture-output`
-/// is `false`); a longer one is cut and marked (`crate::kube_client::capped`),
+/// is `false`); a longer one is cut and marked (`crate::runtime::kube_client::capped`),
 /// so that it stays invalid: a JOBID ending in `_` that no valid one equals
 /// and no Job may publish under, an `on` that makes no template, a
 /// `capture-output` that does not opt out (as the whole value would not).
@@ -58,8 +58,8 @@ pub(crate) const MAX_KEPT_VALUE: usize = 256;
 const MAX_FINALIZER_BYTES: usize = 4096;
 
 /// Which Jobs are watched (see the module's doc).
-pub fn watch_config() -> watcher::Config {
-    crate::kube_client::watch_config().labels(LABEL_ADMITTED)
+pub(crate) fn watch_config() -> watcher::Config {
+    crate::runtime::kube_client::watch_config().labels(LABEL_ADMITTED)
 }
 
 /// Keeps of a Job's metadata only what the readers use: its identity,
@@ -67,7 +67,7 @@ pub fn watch_config() -> watcher::Config {
 /// deletion, finalizers, controlling owner, and the few names of the
 /// contract they read ([`KEPT_ANNOTATIONS`], [`KEPT_LABELS`]), each value cut
 /// to [`MAX_KEPT_VALUE`]: what is kept of a Job is bounded whatever its size.
-pub fn slim(job: &mut JobMeta) {
+pub(crate) fn slim(job: &mut JobMeta) {
     let m = &mut job.metadata;
     m.managed_fields = None;
     m.generate_name = None;
@@ -77,7 +77,7 @@ pub fn slim(job: &mut JobMeta) {
         let kept = a
             .into_iter()
             .filter(|(k, _)| KEPT_ANNOTATIONS.contains(&k.as_str()))
-            .map(|(k, v)| (k, crate::kube_client::capped(v, MAX_KEPT_VALUE)))
+            .map(|(k, v)| (k, crate::runtime::kube_client::capped(v, MAX_KEPT_VALUE)))
             .collect();
         m.annotations = Some(kept);
     }
@@ -103,7 +103,7 @@ pub fn slim(job: &mut JobMeta) {
 
 /// The readers' handle on the watch; cheap to clone.
 #[derive(Clone)]
-pub struct JobWatch {
+pub(crate) struct JobWatch {
     store: Store<JobMeta>,
     changes: broadcast::Sender<Arc<JobMeta>>,
 }
@@ -111,7 +111,7 @@ pub struct JobWatch {
 impl JobWatch {
     /// The watch's handle and the watch itself (for the server's supervisor),
     /// which also keeps `index`.
-    pub fn start(client: kube::Client, index: JobIndexFeed) -> (Self, impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn start(client: kube::Client, index: JobIndexFeed) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (store, writer) = reflector::store();
         let (changes, _) = broadcast::channel(CHANGES_BUFFER);
         let watch = JobWatch { store, changes };
@@ -122,17 +122,17 @@ impl JobWatch {
     }
 
     /// The stored Jobs, for a controller's reads.
-    pub fn store(&self) -> Store<JobMeta> {
+    pub(crate) fn store(&self) -> Store<JobMeta> {
         self.store.clone()
     }
 
     /// The Jobs that change from now on (a deleted one as last seen).
-    pub fn changes(&self) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
+    pub(crate) fn changes(&self) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
         follow(self.changes.subscribe(), self.store.clone(), Vec::new())
     }
 
     /// Every stored Job, then the ones that change.
-    pub fn current_and_changes(&self) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
+    pub(crate) fn current_and_changes(&self) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
         // Subscribed before the snapshot: a change in between is seen twice, never missed.
         let rx = self.changes.subscribe();
         follow(rx, self.store.clone(), self.store.state())
@@ -208,7 +208,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::JobIndex;
+    use crate::watches::job_index::JobIndex;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use kube::ResourceExt;
     use kube::core::ObjectMeta;
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(m.resource_version().as_deref(), Some("7"));
         assert_eq!(m.annotations().keys().collect::<Vec<_>>(), [ANNOTATION_JOB_ID, ANNOTATION_ON]);
         assert_eq!(m.labels().keys().collect::<Vec<_>>(), [LABEL_RUN]);
-        assert_eq!(crate::index::controller_of(&m.metadata), Some(("Job", "o", "ou")));
+        assert_eq!(crate::watches::job_index::controller_of(&m.metadata), Some(("Job", "o", "ou")));
         assert_eq!(m.owner_references().len(), 1);
         assert!(m.metadata.managed_fields.is_none());
     }
@@ -300,7 +300,7 @@ mod tests {
         index.wait_until_ready().await;
         watch.store.wait_until_ready().await.unwrap();
         let id = lifecycle_contract::JobId::parse("Z1").unwrap();
-        let first = index.other_owner("env", &id, &crate::index::Claimant::Job("other".into())).expect("indexed");
+        let first = index.other_owner("env", &id, &crate::watches::job_index::Claimant::Job("other".into())).expect("indexed");
         assert_eq!(first.name, "seed");
         assert!(index.template("env", "uid-seed").is_some());
 

@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     pub address: Option<String>,
     /// How long to wait at most (e.g. 90s, 2m).
-    #[arg(long, default_value = "120s", value_parser = crate::certs::parse_duration)]
+    #[arg(long, default_value = "120s", value_parser = crate::runtime::duration::parse_duration)]
     pub timeout: Duration,
     /// Connections in a row that must succeed (spread over the Service's endpoints).
     #[arg(long, default_value_t = 3)]

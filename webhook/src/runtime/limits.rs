@@ -16,7 +16,7 @@
 //!   [`HTTP2_MAX_CONCURRENT_STREAMS`] requests at once, each with at most
 //!   [`HTTP2_MAX_HEADER_LIST_SIZE`] of headers, and at most
 //!   [`HTTP2_CONNECTION_WINDOW`] of unread body bytes per connection (see
-//!   `crate::listener`); the admin port has its own, smaller caps;
+//!   `crate::runtime::listener`); the admin port has its own, smaller caps;
 //! - **bodies**: each endpoint has its own size limit ([`ADMISSION_MAX_BODY`],
 //!   [`OUTPUTS_MAX_BODY`]), its own deadline to receive the whole body, and its
 //!   own budget of body bytes held in memory at once ([`Pool`]); a flood on one
@@ -43,101 +43,101 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Open connections on the TLS port at once; more are refused at accept
 /// (lowered at start when the open-file limit cannot hold them, see
-/// `crate::listener::ConnLimits::within_open_files`).
-pub const MAX_CONNECTIONS: usize = 1024;
+/// `crate::runtime::listener::ConnLimits::within_open_files`).
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
 /// Open connections from one source address at once. The API server comes
 /// from one address (per API server instance) and, under a burst of pod
 /// creations, opens one HTTP/1.1 connection per concurrent call: this leaves it
 /// room, while one flooding pod takes a quarter of the port at most.
-pub const MAX_CONNECTIONS_PER_SOURCE: usize = 256;
+pub(crate) const MAX_CONNECTIONS_PER_SOURCE: usize = 256;
 /// Once this many connections are open, the port is busy: a source that
 /// already holds [`BUSY_CONNECTIONS_PER_SOURCE`] gets no new one, so a few
 /// flooding sources leave room for everyone else.
-pub const BUSY_CONNECTIONS: usize = 512;
+pub(crate) const BUSY_CONNECTIONS: usize = 512;
 /// A source's share while the port is busy (see [`BUSY_CONNECTIONS`]).
-pub const BUSY_CONNECTIONS_PER_SOURCE: usize = 32;
+pub(crate) const BUSY_CONNECTIONS_PER_SOURCE: usize = 32;
 /// Connections that speak HTTP/2 at once (neither the API server nor the
 /// agents do): each may hold [`HTTP2_CONNECTION_WINDOW`] of unread body and
 /// [`HTTP2_MAX_CONCURRENT_STREAMS`] header lists, so their number is bounded
 /// apart. A connection over the cap gets 503 on its first request, then is closed.
-pub const MAX_HTTP2_CONNECTIONS: usize = 64;
+pub(crate) const MAX_HTTP2_CONNECTIONS: usize = 64;
 /// File descriptors kept for everything but the TLS port's connections (the
 /// admin port's, API clients and watches, files).
-pub const FD_RESERVE: u64 = 256;
+pub(crate) const FD_RESERVE: u64 = 256;
 /// Time for a client to complete the TLS handshake.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time from accept to the first request's headers, TLS handshake and the
 /// protocol preface included: a client that trickles bytes (or HTTP/2 PINGs)
 /// without asking anything is closed.
-pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for a client to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest read buffer of an HTTP/1.1 connection (request line and headers
 /// must fit; the API server's and the agents' are under 2 KiB). hyper's least is 8 KiB.
-pub const HTTP1_MAX_BUF: usize = 16 * 1024;
+pub(crate) const HTTP1_MAX_BUF: usize = 16 * 1024;
 /// HTTP/2: requests in flight on one connection (announced in SETTINGS; Go's
 /// client, for one, opens another connection when a burst needs more).
-pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 16;
+pub(crate) const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 16;
 /// HTTP/2: largest header list of a request, decoded (the API server's calls
 /// carry well under 1 KiB, an agent's adds its ~1 KiB token).
-pub const HTTP2_MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+pub(crate) const HTTP2_MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 /// HTTP/2: body bytes a client may send on one stream before the server reads
 /// them (the protocol's default; an ~8 KiB AdmissionReview fits at once).
-pub const HTTP2_STREAM_WINDOW: u32 = 64 * 1024;
+pub(crate) const HTTP2_STREAM_WINDOW: u32 = 64 * 1024;
 /// HTTP/2: body bytes a client may send on one connection, all streams
 /// together, before the server reads them: what a connection can make the
 /// server buffer besides the bodies' budgets. The protocol's initial value
 /// (65,535), which a receiver cannot lower.
-pub const HTTP2_CONNECTION_WINDOW: u32 = 64 * 1024;
+pub(crate) const HTTP2_CONNECTION_WINDOW: u32 = 64 * 1024;
 /// HTTP/2: response bytes queued per stream (answers are small).
-pub const HTTP2_MAX_SEND_BUF: usize = 64 * 1024;
+pub(crate) const HTTP2_MAX_SEND_BUF: usize = 64 * 1024;
 /// A connection that moves no byte, either way, for this long is closed
 /// (longer than any handler may take, see [`OUTPUTS_REQUEST_TIMEOUT`]); so is
 /// one with no request in flight for this long, whatever bytes it moves
 /// (HTTP/2 PINGs keep no connection open).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Admin port (plain HTTP: probes, metrics): open connections at once.
-pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+pub(crate) const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// Admin port: connections from one source (the kubelet's probes come from
 /// the node, a scrape from Prometheus's pod).
-pub const ADMIN_MAX_CONNECTIONS_PER_SOURCE: usize = 16;
+pub(crate) const ADMIN_MAX_CONNECTIONS_PER_SOURCE: usize = 16;
 /// Admin port: busy from this many open connections; then a source holding
 /// [`ADMIN_BUSY_CONNECTIONS_PER_SOURCE`] gets no new one.
-pub const ADMIN_BUSY_CONNECTIONS: usize = 32;
+pub(crate) const ADMIN_BUSY_CONNECTIONS: usize = 32;
 /// Admin port: a source's share while busy (the kubelet probes with at most two at once).
-pub const ADMIN_BUSY_CONNECTIONS_PER_SOURCE: usize = 4;
+pub(crate) const ADMIN_BUSY_CONNECTIONS_PER_SOURCE: usize = 4;
 /// Admin port: a connection lives this long at most (its server, `axum::serve`,
 /// has no header timeout; a probe or a scrape takes milliseconds, Prometheus
 /// reconnects).
-pub const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+pub(crate) const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// Admin port: a connection that moves no byte for this long is closed.
-pub const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Largest AdmissionReview: the API server refuses request bodies over 3 MiB,
 /// and a review of a CREATE or DELETE carries one object plus a small envelope.
-pub const ADMISSION_MAX_BODY: usize = 3 * 1024 * 1024 + 256 * 1024;
+pub(crate) const ADMISSION_MAX_BODY: usize = 3 * 1024 * 1024 + 256 * 1024;
 /// Time to receive a whole AdmissionReview (the API server's own webhook
 /// timeout is at most 30 s, ours are 5 and 10 s).
-pub const ADMISSION_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ADMISSION_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Admission bodies held in memory at once, all requests together.
-pub const ADMISSION_BUDGET: usize = 24 * 1024 * 1024;
+pub(crate) const ADMISSION_BUDGET: usize = 24 * 1024 * 1024;
 
 /// Largest output upload: the output file (the agent sends it raw).
-pub const OUTPUTS_MAX_BODY: usize = OUTPUT_FILE_MAX_BYTES;
+pub(crate) const OUTPUTS_MAX_BODY: usize = OUTPUT_FILE_MAX_BYTES;
 /// Time for an authenticated agent to send its file.
-pub const OUTPUTS_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const OUTPUTS_BODY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Outputs bodies held in memory at once, all requests together.
-pub const OUTPUTS_BUDGET: usize = 8 * 1024 * 1024;
+pub(crate) const OUTPUTS_BUDGET: usize = 8 * 1024 * 1024;
 /// Outputs requests making Kubernetes API calls at once; more wait for a slot
 /// (never while waiting for the kubelet or reading an upload), see
 /// `crate::outputs::fair`.
-pub const OUTPUTS_CONCURRENCY: usize = 32;
+pub(crate) const OUTPUTS_CONCURRENCY: usize = 32;
 /// Time to wait for an outputs slot before answering 503 with Retry-After
 /// (the agent retries).
-pub const OUTPUTS_QUEUE_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const OUTPUTS_QUEUE_WAIT: Duration = Duration::from_secs(2);
 /// Whole outputs request, body and API calls included.
-pub const OUTPUTS_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const OUTPUTS_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Budget unit: permits count KiB.
 const UNIT: usize = 1024;
@@ -149,8 +149,7 @@ fn units(bytes: usize) -> u32 {
 /// One endpoint's limits: the largest body, the time to receive it, and the
 /// bytes of bodies all its requests may hold at once.
 #[derive(Debug)]
-pub struct Pool {
-    pub name: &'static str,
+pub(crate) struct Pool {
     pub max_body: usize,
     pub body_timeout: Duration,
     budget: Arc<Semaphore>,
@@ -158,7 +157,7 @@ pub struct Pool {
 
 /// Why a body was not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("request body not received within {}s", .0.as_secs())]
@@ -168,7 +167,7 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
@@ -179,26 +178,27 @@ impl BodyError {
 
 /// A body read whole, with the budget it holds until dropped.
 #[derive(Debug)]
-pub struct HeldBody {
+pub(crate) struct HeldBody {
     pub bytes: Bytes,
     _budget: Option<OwnedSemaphorePermit>,
 }
 
 impl Pool {
-    pub fn new(name: &'static str, max_body: usize, body_timeout: Duration, budget: usize) -> Pool {
+    pub(crate) fn new(max_body: usize, body_timeout: Duration, budget: usize) -> Pool {
         assert!(budget >= max_body, "a pool's budget must hold at least one largest body");
-        Pool { name, max_body, body_timeout, budget: Arc::new(Semaphore::new(units(budget) as usize)) }
+        Pool { max_body, body_timeout, budget: Arc::new(Semaphore::new(units(budget) as usize)) }
     }
 
     /// Bytes of budget free now (metrics, tests).
-    pub fn available(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn available(&self) -> usize {
         self.budget.available_permits() * UNIT
     }
 
     /// Reads `body` whole: refuses a declared or actual size over the limit
     /// before holding it, takes budget for each chunk as it arrives (waiting
     /// while the pool is full), and gives up after the body timeout.
-    pub async fn read(&self, headers: &HeaderMap, body: Body) -> Result<HeldBody, BodyError> {
+    pub(crate) async fn read(&self, headers: &HeaderMap, body: Body) -> Result<HeldBody, BodyError> {
         let limit = self.max_body;
         if declared_length(headers).is_some_and(|n| n > limit as u64) {
             return Err(BodyError::TooLarge { limit });
@@ -247,11 +247,10 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The admission endpoints' pool.
-pub static ADMISSION: LazyLock<Pool> =
-    LazyLock::new(|| Pool::new("admission", ADMISSION_MAX_BODY, ADMISSION_BODY_TIMEOUT, ADMISSION_BUDGET));
+pub(crate) static ADMISSION: LazyLock<Pool> =
+    LazyLock::new(|| Pool::new(ADMISSION_MAX_BODY, ADMISSION_BODY_TIMEOUT, ADMISSION_BUDGET));
 /// The outputs API's pool (its body is read by the handler, after the token check).
-pub static OUTPUTS: LazyLock<Pool> =
-    LazyLock::new(|| Pool::new("outputs", OUTPUTS_MAX_BODY, OUTPUTS_BODY_TIMEOUT, OUTPUTS_BUDGET));
+pub(crate) static OUTPUTS: LazyLock<Pool> = LazyLock::new(|| Pool::new(OUTPUTS_MAX_BODY, OUTPUTS_BODY_TIMEOUT, OUTPUTS_BUDGET));
 
 fn refuse(status: StatusCode, message: String) -> Response {
     let mut r = (status, axum::Json(serde_json::json!({ "message": message }))).into_response();
@@ -263,7 +262,7 @@ fn refuse(status: StatusCode, message: String) -> Response {
 
 /// Middleware of the admission routes: the body is read here, within the
 /// admission pool's limits, and its budget is held until the answer is made.
-pub async fn admission_layer(req: Request, next: Next) -> Response {
+pub(crate) async fn admission_layer(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let held = match ADMISSION.read(&parts.headers, body).await {
         Ok(h) => h,
@@ -282,7 +281,7 @@ pub async fn admission_layer(req: Request, next: Next) -> Response {
 /// at once is decided by the handler, once it knows the caller's pod and
 /// namespace (`crate::outputs::fair`); the body is read by the handler (after
 /// the token check) with [`OUTPUTS`].
-pub async fn outputs_layer(req: Request, next: Next) -> Response {
+pub(crate) async fn outputs_layer(req: Request, next: Next) -> Response {
     match tokio::time::timeout(OUTPUTS_REQUEST_TIMEOUT, next.run(req)).await {
         Ok(r) => r,
         Err(_) => refuse(
@@ -299,7 +298,7 @@ mod tests {
     use std::io;
 
     fn pool(max: usize, budget: usize, timeout_ms: u64) -> Pool {
-        Pool::new("test", max, Duration::from_millis(timeout_ms), budget)
+        Pool::new(max, Duration::from_millis(timeout_ms), budget)
     }
 
     fn with_length(n: usize) -> HeaderMap {

@@ -20,15 +20,15 @@ use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 
 /// Longest wait for the next bytes of any API response.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(45);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(45);
 /// Longest a watch request stays open (the API server ends it; the watcher resumes it).
-pub const WATCH_TIMEOUT_SECS: u32 = 30;
+pub(crate) const WATCH_TIMEOUT_SECS: u32 = 30;
 /// Objects per page of an initial list: a few pages of small objects instead
 /// of one response holding the whole cluster's.
-pub const LIST_PAGE_SIZE: u32 = 50;
+pub(crate) const LIST_PAGE_SIZE: u32 = 50;
 
 /// The client from the in-cluster configuration or KUBECONFIG, with [`READ_TIMEOUT`].
-pub async fn client() -> anyhow::Result<kube::Client> {
+pub(crate) async fn client() -> anyhow::Result<kube::Client> {
     let mut config = kube::Config::infer().await.context("reading the in-cluster configuration or KUBECONFIG")?;
     config.read_timeout = Some(READ_TIMEOUT);
     // Count from each request, not from when its pooled connection went idle.
@@ -37,14 +37,14 @@ pub async fn client() -> anyhow::Result<kube::Client> {
 }
 
 /// Watch settings every watch of the server uses (see the module's doc).
-pub fn watch_config() -> watcher::Config {
+pub(crate) fn watch_config() -> watcher::Config {
     watcher::Config::default().timeout(WATCH_TIMEOUT_SECS).page_size(LIST_PAGE_SIZE)
 }
 
 /// Every object a list selects, fetched in pages of [`LIST_PAGE_SIZE`]: the
 /// API server never builds, and this replica never decodes, one response
 /// holding a whole namespace's (or the cluster's) objects at once.
-pub async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<K>, kube::Error>
+pub(crate) async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<K>, kube::Error>
 where
     K: Clone + DeserializeOwned + Debug,
 {
@@ -121,7 +121,7 @@ pub(crate) fn capped(value: String, max: usize) -> String {
 }
 
 /// [`list_all`], metadata only.
-pub async fn list_all_metadata<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<PartialObjectMeta<K>>, kube::Error>
+pub(crate) async fn list_all_metadata<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<PartialObjectMeta<K>>, kube::Error>
 where
     K: Clone + DeserializeOwned + Debug,
 {

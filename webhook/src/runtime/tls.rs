@@ -18,8 +18,8 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Protocols offered in the TLS handshake, in the server's order of preference
-/// (served by `crate::listener`).
-pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// (served by `crate::runtime::listener`).
+pub(crate) const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// PEM material of one serving identity.
 #[derive(Clone, PartialEq, Eq)]
@@ -90,9 +90,9 @@ impl CertStore {
         }
         let key = certified_key(&pem)?;
         if let Some(gauge) = &self.expiry
-            && let Some(not_after) = key.end_entity_cert().ok().and_then(|der| crate::certs::pki::CertInfo::parse(der).ok())
+            && let Some(not_after) = key.end_entity_cert().ok().and_then(|der| not_after(der))
         {
-            gauge.set(not_after.not_after);
+            gauge.set(not_after);
         }
         self.inner.store(Some(Arc::new(Loaded { key: Arc::new(key), pem: Arc::new(pem) })));
         Ok(())
@@ -129,6 +129,13 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
+/// The leaf's notAfter in Unix seconds. Read here rather than through
+/// `crate::certs` so that serving does not depend on the certificate manager
+/// (one of the sources that feed it).
+fn not_after(der: &[u8]) -> Option<i64> {
+    x509_parser::parse_x509_certificate(der).ok().map(|(_, cert)| cert.validity().not_after.timestamp())
+}
+
 fn certified_key(pem: &CertPem) -> Result<CertifiedKey, TlsError> {
     let chain: Vec<CertificateDer<'static>> =
         rustls_pemfile::certs(&mut pem.chain.as_bytes()).collect::<Result<_, _>>().map_err(|_| TlsError::NoCertificate)?;
@@ -147,7 +154,7 @@ fn certified_key(pem: &CertPem) -> Result<CertifiedKey, TlsError> {
 
 /// Files of a mounted `kubernetes.io/tls` Secret.
 #[derive(Debug, Clone)]
-pub struct CertFiles {
+pub(crate) struct CertFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     /// CA bundle handed to clients; when absent, the chain's last certificate.
@@ -155,12 +162,12 @@ pub struct CertFiles {
 }
 
 impl CertFiles {
-    pub fn in_dir(dir: &Path) -> Self {
+    pub(crate) fn in_dir(dir: &Path) -> Self {
         let ca = dir.join("ca.crt");
         CertFiles { cert: dir.join("tls.crt"), key: dir.join("tls.key"), ca: Some(ca) }
     }
 
-    pub fn read(&self) -> Result<CertPem, TlsError> {
+    pub(crate) fn read(&self) -> Result<CertPem, TlsError> {
         let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| TlsError::Read { path: p.to_path_buf(), source });
         let chain = read(&self.cert)?;
         let key = read(&self.key)?;
@@ -182,7 +189,7 @@ fn last_pem_certificate(chain: &str) -> Option<String> {
 /// Polls every `every` rather than using inotify: Secret volumes swap a
 /// `..data` symlink, which file watches on the old target never see, and a
 /// stat of three small files every few seconds costs nothing.
-pub async fn watch_files(store: CertStore, files: CertFiles, every: Duration) -> Result<(), TlsError> {
+pub(crate) async fn watch_files(store: CertStore, files: CertFiles, every: Duration) -> Result<(), TlsError> {
     store.set(files.read()?)?;
     tracing::info!(cert = %files.cert.display(), "serving certificate loaded");
     let mut tick = tokio::time::interval(every);
@@ -207,7 +214,7 @@ pub async fn watch_files(store: CertStore, files: CertFiles, every: Duration) ->
 
 /// [`watch_files`] that waits for the files to appear and never gives up:
 /// a cert-manager Secret may be issued after the server starts.
-pub async fn watch_files_forever(store: CertStore, files: CertFiles) {
+pub(crate) async fn watch_files_forever(store: CertStore, files: CertFiles) {
     loop {
         match watch_files(store.clone(), files.clone(), Duration::from_secs(5)).await {
             Ok(()) => return,

@@ -15,8 +15,8 @@ use tokio_rustls::client::TlsStream;
 
 use super::*;
 use crate::certs::pki;
+use crate::runtime::tls::{self, CertPem};
 use crate::state::AppState;
-use crate::tls::{self, CertPem};
 
 struct Served {
     addr: SocketAddr,
@@ -39,15 +39,16 @@ async fn serve_with(limits: ConnLimits) -> Served {
     let leaf = pki::issue_leaf(&ca, &["localhost".into()], now, year).unwrap();
     let certs = CertStore::new();
     certs.set(CertPem { chain: leaf.cert.pem(), key: leaf.key.0.clone(), ca_bundle: ca.cert.pem() }).unwrap();
-    let config = <crate::config::Config as clap::Parser>::parse_from(["lifecycle-webhook", "--agent-image", "agent:test"]);
+    let config =
+        <crate::runtime::config::Config as clap::Parser>::parse_from(["lifecycle-webhook", "--agent-image", "agent:test"]);
     let metrics = Arc::new(Metrics::new());
     let state = AppState {
         config: Arc::new(config),
         client: kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap())).unwrap(),
         metrics: metrics.clone(),
         certs: certs.clone(),
-        jobs: crate::index::JobIndex::empty(),
-        envs: crate::env_index::EnvIndex::empty(),
+        jobs: crate::watches::job_index::JobIndex::empty(),
+        envs: crate::watches::env_index::EnvIndex::empty(),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -484,8 +485,8 @@ async fn the_admin_port_caps_connections_per_source() {
     let metrics = Arc::new(Metrics::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = crate::admin::router(metrics.clone(), crate::admin::Readiness::default());
-    tokio::spawn(async move { axum::serve(crate::admin::AdminListener::new(listener, &metrics), app).await });
+    let app = crate::runtime::admin::router(metrics.clone(), crate::runtime::admin::Readiness::default());
+    tokio::spawn(async move { axum::serve(crate::runtime::admin::AdminListener::new(listener, &metrics), app).await });
 
     let mut held = Vec::new();
     for _ in 0..limits::ADMIN_MAX_CONNECTIONS_PER_SOURCE {

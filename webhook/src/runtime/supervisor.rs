@@ -22,30 +22,23 @@ use tokio::task::{Id, JoinSet};
 
 /// Longest a shutdown waits for the graceful tasks: what is left of the pod's
 /// termination grace period (30 s) after its preStop sleep (3 s), with a margin.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// The shutdown signal, as the tasks see it; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Shutdown(watch::Receiver<bool>);
+pub(crate) struct Shutdown(watch::Receiver<bool>);
 
 impl Shutdown {
     /// Resolves once shutdown is signalled (at once if it was already).
-    pub async fn requested(&self) {
+    pub(crate) async fn requested(&self) {
         let mut rx = self.0.clone();
         let _ = rx.wait_for(|stop| *stop).await;
-    }
-
-    /// A signal that never fires (tests, tools).
-    pub fn never() -> Shutdown {
-        let (tx, rx) = watch::channel(false);
-        std::mem::forget(tx);
-        Shutdown(rx)
     }
 }
 
 type Outcome = (&'static str, anyhow::Result<()>);
 
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     tasks: JoinSet<Outcome>,
     /// Names of the running tasks, and whether shutdown waits for them.
     running: HashMap<Id, (&'static str, bool)>,
@@ -61,23 +54,23 @@ impl Default for Supervisor {
 }
 
 impl Supervisor {
-    pub fn new() -> Supervisor {
+    pub(crate) fn new() -> Supervisor {
         let (stop, rx) = watch::channel(false);
         Supervisor { tasks: JoinSet::new(), running: HashMap::new(), stop, shutdown: Shutdown(rx), grace: SHUTDOWN_GRACE }
     }
 
     /// The signal to hand to graceful tasks.
-    pub fn shutdown(&self) -> Shutdown {
+    pub(crate) fn shutdown(&self) -> Shutdown {
         self.shutdown.clone()
     }
 
     /// A task aborted at shutdown.
-    pub fn spawn(&mut self, name: &'static str, task: impl Future<Output = anyhow::Result<()>> + Send + 'static) {
+    pub(crate) fn spawn(&mut self, name: &'static str, task: impl Future<Output = anyhow::Result<()>> + Send + 'static) {
         self.add(name, false, task);
     }
 
     /// A task that ends itself once [`Self::shutdown`] fires; shutdown waits for it.
-    pub fn spawn_graceful(&mut self, name: &'static str, task: impl Future<Output = anyhow::Result<()>> + Send + 'static) {
+    pub(crate) fn spawn_graceful(&mut self, name: &'static str, task: impl Future<Output = anyhow::Result<()>> + Send + 'static) {
         self.add(name, true, task);
     }
 
@@ -88,7 +81,7 @@ impl Supervisor {
 
     /// Runs until `signal` fires and the graceful tasks are done (`Ok`), or a
     /// task fails first (`Err`, naming it).
-    pub async fn run(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub(crate) async fn run(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
         let mut signal = std::pin::pin!(signal);
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -137,7 +130,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// The process's one shutdown signal: SIGTERM (the kubelet) or Ctrl-C.
-pub async fn terminate_signal() {
+pub(crate) async fn terminate_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(t) => t,
         Err(e) => {
@@ -153,7 +146,7 @@ pub async fn terminate_signal() {
 }
 
 /// A task that should run as long as the process: its end is a failure.
-pub async fn forever(what: &'static str, task: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub(crate) async fn forever(what: &'static str, task: impl Future<Output = ()>) -> anyhow::Result<()> {
     task.await;
     anyhow::bail!("{what} ended")
 }

@@ -33,12 +33,12 @@ impl EnvIndex {
         let (tx, rx) = watch::channel(false);
         let index = EnvIndex { gating: Arc::default(), ready: rx };
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
-        let config = crate::kube_client::watch_config().labels(LABEL_ENVIRONMENT);
+        let config = crate::runtime::kube_client::watch_config().labels(LABEL_ENVIRONMENT);
         let forget = |gating: &mut HashSet<String>, ns: &PartialObjectMeta<Namespace>| {
             gating.remove(&ns.name_any());
         };
-        let feed = crate::watch_store::Feed::new(index.gating.clone(), tx, apply, forget);
-        (index, crate::watch_store::run(api, config, feed, "namespace"))
+        let feed = crate::watches::store::Feed::new(index.gating.clone(), tx, apply, forget);
+        (index, crate::watches::store::run(api, config, feed, "namespace"))
     }
 
     pub async fn wait_until_ready(&self) {
