@@ -198,10 +198,12 @@ pub(crate) struct LastRunsRead {
 
 impl LastRunsRead {
     /// How many slots are shown.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.shown.len()
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.shown.is_empty()
     }

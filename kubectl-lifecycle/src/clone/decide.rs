@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use lifecycle_contract::job_copy::{self, JOB_TRACKING, LAST_APPLIED};
 use lifecycle_contract::{JobId, names};
@@ -52,9 +52,52 @@ pub struct Cloned {
     pub job_id_copy: JobId,
 }
 
+/// What a clone copied and what it left behind, each with why, in the order found.
+#[derive(Debug, Default)]
+struct Items {
+    copied: Vec<Item>,
+    not_copied: Vec<Item>,
+}
+
+impl Items {
+    fn copied(&mut self, what: impl Into<String>, why: impl Into<String>) {
+        self.copied.push(item(what, why));
+    }
+    fn not_copied(&mut self, what: impl Into<String>, why: impl Into<String>) {
+        self.not_copied.push(item(what, why));
+    }
+}
+
 /// The copy of a lifecycle job for another environment, and the report of what was and was not
 /// copied, and why.
 pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
+    check_source(src, opts)?;
+    let name = opts.name.clone().unwrap_or_else(|| jobs::name(src).to_string());
+    let mut items = Items::default();
+
+    // What belongs to the source object stays behind, as for the controller's runs.
+    let fresh = job_copy::fresh_copy(src, &name, &opts.namespace);
+    let mut job = fresh.job.clone();
+    let mut labels = job.metadata.labels.take().unwrap_or_default();
+    let mut annotations = job.metadata.annotations.take().unwrap_or_default();
+    let mut spec = job.spec.take().unwrap_or_default();
+
+    drop_server_metadata(&mut labels, &mut annotations, &fresh.source_annotations, &opts.namespace, &mut items);
+    let job_id_source = jobs::job_id(src);
+    let job_id_copy = job_id_of_copy(&mut annotations, &name, &job_id_source, opts.keep_job_id, &mut items);
+    list_own_metadata(&labels, &annotations, &mut items);
+    leave_identity(src, &opts.namespace, &mut items);
+    copy_spec(&mut spec, &fresh, &job_id_copy, &mut items);
+    let references = spec.template.spec.as_ref().map(references).unwrap_or_default();
+
+    job.metadata.labels = (!labels.is_empty()).then_some(labels);
+    job.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+    job.spec = Some(spec);
+    Ok(Cloned { job, copied: items.copied, not_copied: items.not_copied, references, job_id_source, job_id_copy })
+}
+
+/// Only a lifecycle job (a template, with a spec) is cloned; the error says what to do instead.
+fn check_source(src: &Job, opts: &CloneOptions) -> anyhow::Result<()> {
     let src_name = jobs::name(src);
     if let Some(template) = jobs::run_of(src) {
         bail!(
@@ -73,32 +116,29 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
     if src.spec.is_none() {
         bail!("job {src_name} has no spec");
     }
-    let name = opts.name.clone().unwrap_or_else(|| src_name.to_string());
-    let mut copied = Vec::new();
-    let mut not_copied = Vec::new();
+    Ok(())
+}
 
-    // What belongs to the source object stays behind, as for the controller's runs.
-    let fresh = job_copy::fresh_copy(src, &name, &opts.namespace);
-    let mut job = fresh.job;
-    let mut labels = job.metadata.labels.take().unwrap_or_default();
-    let mut annotations = job.metadata.annotations.take().unwrap_or_default();
-    let mut spec = job.spec.take().unwrap_or_default();
-
-    // Metadata: what lifecycle-jobs sets on the source stays behind too (the
-    // API server refuses those names from anyone but lifecycle-jobs).
+/// Metadata lifecycle-jobs sets on the source stays behind (the API server
+/// refuses those names from anyone but lifecycle-jobs), and so do the
+/// annotations that describe the source object.
+fn drop_server_metadata(
+    labels: &mut BTreeMap<String, String>,
+    annotations: &mut BTreeMap<String, String>,
+    source_annotations: &[&str],
+    to: &str,
+    items: &mut Items,
+) {
     let server_labels = names::server_owned::RUN_LABELS.iter().chain(&names::server_owned::ADMISSION_LABELS);
     for l in server_labels {
         if labels.remove(*l).is_some() {
-            not_copied.push(item(format!("label {l}"), "set by lifecycle-jobs itself"));
+            items.not_copied(format!("label {l}"), "set by lifecycle-jobs itself");
         }
     }
-    let source_job_id = annotations.get(names::ANNOTATION_JOB_ID).cloned();
-    let job_id_source = jobs::job_id(src);
-    let job_id_copy = if opts.keep_job_id { JobId::derive(source_job_id.as_deref(), &name) } else { JobId::derive(None, &name) };
     let dropped: [(&str, String); 4] = [
         (
             names::ANNOTATION_OUTPUTS,
-            format!("the outputs published in the source environment; the copy publishes its own in {}", opts.namespace),
+            format!("the outputs published in the source environment; the copy publishes its own in {to}"),
         ),
         (names::ANNOTATION_OUTPUTS_PUBLISHED_BY, "which pod published in the source environment".into()),
         (names::ANNOTATION_LAST_RUNS, "the record of runs in the source environment".into()),
@@ -106,55 +146,69 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
     ];
     for (key, why) in dropped {
         if annotations.remove(key).is_some() {
-            not_copied.push(item(format!("annotation {key}"), why));
+            items.not_copied(format!("annotation {key}"), why);
         }
     }
-    for key in fresh.source_annotations {
-        let why = match key {
+    for key in source_annotations {
+        let why = match *key {
             LAST_APPLIED => format!(
-                "describes the source object; if you manage the job with `kubectl apply`, apply its manifest to {} instead",
-                opts.namespace
+                "describes the source object; if you manage the job with `kubectl apply`, apply its manifest to {to} instead"
             ),
             JOB_TRACKING => "set by the Job controller".into(),
             _ => "describes the source object".into(),
         };
-        not_copied.push(item(format!("annotation {key}"), why));
+        items.not_copied(format!("annotation {key}"), why);
     }
-    if let Some(v) = &source_job_id {
-        if opts.keep_job_id {
-            copied.push(item(
-                format!("annotation {}={v}", names::ANNOTATION_JOB_ID),
-                format!(
-                    "--keep-job-id: the copy publishes the same variable names, {}",
-                    names::variable_name(&job_id_copy, "<KEY>")
-                ),
-            ));
-        } else {
-            annotations.remove(names::ANNOTATION_JOB_ID);
-            not_copied.push(item(
-                format!("annotation {}={v}", names::ANNOTATION_JOB_ID),
-                format!(
-                    "another environment gets its own JOBID, as a cloned Qovery job gets a new id: the copy publishes {} instead of {} (keep the old names with --keep-job-id)",
-                    names::variable_name(&job_id_copy, "<KEY>"),
-                    names::variable_name(&job_id_source, "<KEY>")
-                ),
-            ));
+}
+
+/// The copy's JOBID: its own name's, as a cloned Qovery job gets a new id,
+/// unless `--keep-job-id` keeps the source's `job-id` annotation.
+fn job_id_of_copy(
+    annotations: &mut BTreeMap<String, String>,
+    name: &str,
+    job_id_source: &JobId,
+    keep: bool,
+    items: &mut Items,
+) -> JobId {
+    let source_job_id = annotations.get(names::ANNOTATION_JOB_ID).cloned();
+    let job_id_copy = if keep { JobId::derive(source_job_id.as_deref(), name) } else { JobId::derive(None, name) };
+    let Some(v) = &source_job_id else { return job_id_copy };
+    let what = format!("annotation {}={v}", names::ANNOTATION_JOB_ID);
+    let copy_names = names::variable_name(&job_id_copy, "<KEY>");
+    if keep {
+        items.copied(what, format!("--keep-job-id: the copy publishes the same variable names, {copy_names}"));
+    } else {
+        annotations.remove(names::ANNOTATION_JOB_ID);
+        items.not_copied(
+            what,
+            format!(
+                "another environment gets its own JOBID, as a cloned Qovery job gets a new id: the copy publishes {copy_names} instead of {} (keep the old names with --keep-job-id)",
+                names::variable_name(job_id_source, "<KEY>")
+            ),
+        );
+    }
+    job_id_copy
+}
+
+/// The labels and annotations the copy keeps: lifecycle settings and the job's own.
+fn list_own_metadata(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>, items: &mut Items) {
+    let ours = |k: &str| k.starts_with(&format!("{}/", names::DOMAIN));
+    for (k, v) in annotations {
+        if ours(k) && k != names::ANNOTATION_JOB_ID {
+            items.copied(format!("annotation {k}={}", crate::table::truncate(v, 60)), "lifecycle setting");
         }
     }
-    for (k, v) in &annotations {
-        if k.starts_with(&format!("{}/", names::DOMAIN)) && k != names::ANNOTATION_JOB_ID {
-            copied.push(item(format!("annotation {k}={}", crate::table::truncate(v, 60)), "lifecycle setting"));
-        }
-    }
-    let others: Vec<&String> = annotations.keys().filter(|k| !k.starts_with(&format!("{}/", names::DOMAIN))).collect();
+    let others: Vec<&String> = annotations.keys().filter(|k| !ours(k)).collect();
     if !others.is_empty() {
-        copied.push(item(format!("annotations {}", join(&others)), "the job's own"));
+        items.copied(format!("annotations {}", join(&others)), "the job's own");
     }
     if !labels.is_empty() {
-        copied.push(item(format!("labels {}", join(&labels.keys().collect::<Vec<_>>())), "the job's own"));
+        items.copied(format!("labels {}", join(&labels.keys().collect::<Vec<_>>())), "the job's own");
     }
+}
 
-    // Identity and history of the source object.
+/// The identity, history and runs of the source object stay behind.
+fn leave_identity(src: &Job, to: &str, items: &mut Items) {
     let m = &src.metadata;
     let identity: Vec<&str> = [
         m.uid.as_ref().map(|_| "uid"),
@@ -167,32 +221,34 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
     .flatten()
     .collect();
     if !identity.is_empty() {
-        not_copied.push(item(identity.join(", "), "identity and history of the source object; the API server sets new ones"));
+        items.not_copied(identity.join(", "), "identity and history of the source object; the API server sets new ones");
     }
     if m.owner_references.as_ref().is_some_and(|o| !o.is_empty()) {
-        not_copied.push(item("ownerReferences", "the owners live in the source namespace"));
+        items.not_copied("ownerReferences", "the owners live in the source namespace");
     }
     if m.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
-        not_copied.push(item("finalizers", "set by controllers for the source object; they add their own to the copy"));
+        items.not_copied("finalizers", "set by controllers for the source object; they add their own to the copy");
     }
     if src.status.is_some() {
-        not_copied.push(item("status", "the state of the source Job"));
+        items.not_copied("status", "the state of the source Job");
     }
-    not_copied
-        .push(item("runs", format!("they belong to the source environment; the copy runs on {}'s own events", opts.namespace)));
+    items.not_copied("runs", format!("they belong to the source environment; the copy runs on {to}'s own events"));
+}
 
-    // Spec.
+/// The spec is the job itself and is copied, suspended (a template); what the
+/// webhook and Kubernetes set on the source's stays behind.
+fn copy_spec(spec: &mut JobSpec, fresh: &job_copy::FreshCopy, job_id_copy: &JobId, items: &mut Items) {
     if spec.manual_selector == Some(true) {
-        copied.push(item("spec.selector", "manualSelector: the selector is the job's own"));
+        items.copied("spec.selector", "manualSelector: the selector is the job's own");
     }
     if let Some(tm) = spec.template.metadata.as_mut()
         && let Some(l) = tm.labels.as_mut()
     {
         if let Some(v) = l.remove(names::LABEL_CAPTURE) {
-            not_copied.push(item(
+            items.not_copied(
                 format!("pod template label {}={v}", names::LABEL_CAPTURE),
                 format!("set by the webhook when the copy is admitted (value: its JOBID, {job_id_copy})"),
-            ));
+            );
         }
         if l.is_empty() {
             tm.labels = None;
@@ -206,30 +262,23 @@ pub fn clone_job(src: &Job, opts: &CloneOptions) -> anyhow::Result<Cloned> {
         if !fresh.generated_labels.is_empty() {
             what.push(format!("labels {} (Job and pod template)", fresh.generated_labels.join(", ")));
         }
-        not_copied.push(item(what.join(" and "), "generated by Kubernetes from the new Job's uid and name"));
+        items.not_copied(what.join(" and "), "generated by Kubernetes from the new Job's uid and name");
     }
     spec.suspend = Some(true);
-    copied.push(item("spec.suspend=true", "a lifecycle job is a template that never runs itself (the webhook sets it too)"));
-    copied.push(item(
+    items.copied("spec.suspend=true", "a lifecycle job is a template that never runs itself (the webhook sets it too)");
+    items.copied(
         format!("spec.template: {}", describe_pod(spec.template.spec.as_ref())),
         "the job itself: image, command and args, resources, env and envFrom, volumes",
-    ));
+    );
     if let Some(b) = spec.backoff_limit {
-        copied.push(item(format!("spec.backoffLimit={b}"), "restarts"));
+        items.copied(format!("spec.backoffLimit={b}"), "restarts");
     }
     if let Some(d) = spec.active_deadline_seconds {
-        copied.push(item(format!("spec.activeDeadlineSeconds={d}"), "max duration"));
+        items.copied(format!("spec.activeDeadlineSeconds={d}"), "max duration");
     }
     if let Some(t) = spec.ttl_seconds_after_finished {
-        copied.push(item(format!("spec.ttlSecondsAfterFinished={t}"), "clean-up of finished runs"));
+        items.copied(format!("spec.ttlSecondsAfterFinished={t}"), "clean-up of finished runs");
     }
-
-    let references = spec.template.spec.as_ref().map(references).unwrap_or_default();
-
-    job.metadata.labels = (!labels.is_empty()).then_some(labels);
-    job.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
-    job.spec = Some(spec);
-    Ok(Cloned { job, copied, not_copied, references, job_id_source, job_id_copy })
 }
 
 fn join<S: AsRef<str>>(v: &[S]) -> String {

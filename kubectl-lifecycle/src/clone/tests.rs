@@ -13,45 +13,101 @@ use lifecycle_contract::job_copy::LAST_APPLIED;
 use lifecycle_contract::names;
 
 use super::render::render_report;
-use super::{CloneOptions, clone_job};
+use super::{CloneOptions, Target, after_notes, check_target, clone_job};
 
 fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
     kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// The source's metadata: what lifecycle-jobs, kubectl and Kubernetes set beside the job's own.
+fn source_metadata(uid: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some("seed".into()),
+        namespace: Some("preview-1".into()),
+        uid: Some(uid.into()),
+        resource_version: Some("42".into()),
+        generation: Some(1),
+        creation_timestamp: Some(Time("2025-01-01T00:00:00Z".parse().unwrap())),
+        managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+        owner_references: Some(vec![OwnerReference { name: "x".into(), ..Default::default() }]),
+        finalizers: Some(vec!["lifecycle-jobs.dev/outputs".into()]),
+        labels: Some(map(&[
+            ("app", "shop"),
+            ("batch.kubernetes.io/controller-uid", uid),
+            ("controller-uid", uid),
+            (names::LABEL_ADMITTED, names::ADMITTED),
+        ])),
+        annotations: Some(map(&[
+            (names::ANNOTATION_ON, "start,stop"),
+            ("lifecycle-jobs.dev/on-stop-command", r#"["sh","-c","echo bye"]"#),
+            (names::ANNOTATION_CONTAINER, "main"),
+            (names::ANNOTATION_JOB_ID, "zf138d9c8"),
+            (names::ANNOTATION_OUTPUTS, "{}"),
+            (names::ANNOTATION_LAST_RUNS, "{}"),
+            (names::ANNOTATION_OUTPUTS_PUBLISHED_BY, "seed-start-x/uid"),
+            (names::ANNOTATION_FORCE_RUN, "stop"),
+            (LAST_APPLIED, "{...}"),
+            ("team", "data"),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// The source's pod: a container with env and envFrom from Secrets and ConfigMaps, a volume,
+/// a pull secret and a service account.
+fn pod_spec() -> PodSpec {
+    PodSpec {
+        restart_policy: Some("Never".into()),
+        containers: vec![Container {
+            name: "main".into(),
+            image: Some("busybox:local".into()),
+            command: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
+            resources: Some(ResourceRequirements {
+                limits: Some([("memory".to_string(), Quantity("512Mi".into()))].into()),
+                ..Default::default()
+            }),
+            env: Some(vec![
+                EnvVar { name: "PLAIN".into(), value: Some("x".into()), ..Default::default() },
+                EnvVar {
+                    name: "DB_PASS".into(),
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector { name: "db-creds".into(), key: "pass".into(), optional: None }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ]),
+            env_from: Some(vec![
+                EnvFromSource {
+                    config_map_ref: Some(ConfigMapEnvSource { name: "settings".into(), optional: Some(true) }),
+                    ..Default::default()
+                },
+                EnvFromSource {
+                    secret_ref: Some(SecretEnvSource { name: "db-creds".into(), optional: None }),
+                    ..Default::default()
+                },
+                EnvFromSource {
+                    config_map_ref: Some(ConfigMapEnvSource { name: names::OUTPUTS_OBJECT.into(), optional: Some(true) }),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }],
+        volumes: Some(vec![Volume {
+            name: "conf".into(),
+            config_map: Some(ConfigMapVolumeSource { name: "seed-sql".into(), ..Default::default() }),
+            ..Default::default()
+        }]),
+        image_pull_secrets: Some(vec![LocalObjectReference { name: "registry".into() }]),
+        service_account_name: Some("seeder".into()),
+        ..Default::default()
+    }
+}
+
 fn source() -> Job {
     let uid = "1234-abcd";
     Job {
-        metadata: ObjectMeta {
-            name: Some("seed".into()),
-            namespace: Some("preview-1".into()),
-            uid: Some(uid.into()),
-            resource_version: Some("42".into()),
-            generation: Some(1),
-            creation_timestamp: Some(Time("2025-01-01T00:00:00Z".parse().unwrap())),
-            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
-            owner_references: Some(vec![OwnerReference { name: "x".into(), ..Default::default() }]),
-            finalizers: Some(vec!["lifecycle-jobs.dev/outputs".into()]),
-            labels: Some(map(&[
-                ("app", "shop"),
-                ("batch.kubernetes.io/controller-uid", uid),
-                ("controller-uid", uid),
-                (names::LABEL_ADMITTED, names::ADMITTED),
-            ])),
-            annotations: Some(map(&[
-                (names::ANNOTATION_ON, "start,stop"),
-                ("lifecycle-jobs.dev/on-stop-command", r#"["sh","-c","echo bye"]"#),
-                (names::ANNOTATION_CONTAINER, "main"),
-                (names::ANNOTATION_JOB_ID, "zf138d9c8"),
-                (names::ANNOTATION_OUTPUTS, "{}"),
-                (names::ANNOTATION_LAST_RUNS, "{}"),
-                (names::ANNOTATION_OUTPUTS_PUBLISHED_BY, "seed-start-x/uid"),
-                (names::ANNOTATION_FORCE_RUN, "stop"),
-                (LAST_APPLIED, "{...}"),
-                ("team", "data"),
-            ])),
-            ..Default::default()
-        },
+        metadata: source_metadata(uid),
         spec: Some(JobSpec {
             suspend: Some(true),
             backoff_limit: Some(2),
@@ -72,59 +128,7 @@ fn source() -> Job {
                     ])),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    containers: vec![Container {
-                        name: "main".into(),
-                        image: Some("busybox:local".into()),
-                        command: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
-                        resources: Some(ResourceRequirements {
-                            limits: Some([("memory".to_string(), Quantity("512Mi".into()))].into()),
-                            ..Default::default()
-                        }),
-                        env: Some(vec![
-                            EnvVar { name: "PLAIN".into(), value: Some("x".into()), ..Default::default() },
-                            EnvVar {
-                                name: "DB_PASS".into(),
-                                value_from: Some(EnvVarSource {
-                                    secret_key_ref: Some(SecretKeySelector {
-                                        name: "db-creds".into(),
-                                        key: "pass".into(),
-                                        optional: None,
-                                    }),
-                                    ..Default::default()
-                                }),
-                                ..Default::default()
-                            },
-                        ]),
-                        env_from: Some(vec![
-                            EnvFromSource {
-                                config_map_ref: Some(ConfigMapEnvSource { name: "settings".into(), optional: Some(true) }),
-                                ..Default::default()
-                            },
-                            EnvFromSource {
-                                secret_ref: Some(SecretEnvSource { name: "db-creds".into(), optional: None }),
-                                ..Default::default()
-                            },
-                            EnvFromSource {
-                                config_map_ref: Some(ConfigMapEnvSource {
-                                    name: names::OUTPUTS_OBJECT.into(),
-                                    optional: Some(true),
-                                }),
-                                ..Default::default()
-                            },
-                        ]),
-                        ..Default::default()
-                    }],
-                    volumes: Some(vec![Volume {
-                        name: "conf".into(),
-                        config_map: Some(ConfigMapVolumeSource { name: "seed-sql".into(), ..Default::default() }),
-                        ..Default::default()
-                    }]),
-                    image_pull_secrets: Some(vec![LocalObjectReference { name: "registry".into() }]),
-                    service_account_name: Some("seeder".into()),
-                    ..Default::default()
-                }),
+                spec: Some(pod_spec()),
             },
             ..Default::default()
         }),
@@ -248,4 +252,35 @@ fn report_says_what_and_why() {
         text.ends_with("JOBID in preview-2: SEED (variables QOVERY_OUTPUT_JOB_SEED_<KEY>); in preview-1: ZF138D9C8\n"),
         "{text}"
     );
+}
+
+#[test]
+fn the_target_must_not_have_the_copys_name_or_jobid() {
+    let c = clone_job(&source(), &opts(false)).unwrap();
+    assert!(check_target(&c, &Target::default(), false).is_ok());
+    let taken = Target { name_taken: true, ..Target::default() };
+    let e = check_target(&c, &taken, false).unwrap_err().to_string();
+    assert!(e.starts_with("a job seed already exists in namespace preview-2"), "{e}");
+    let same = Target { same_job_id: Some("other".into()), ..Target::default() };
+    let e = check_target(&c, &same, true).unwrap_err().to_string();
+    assert!(e.contains("job other in namespace preview-2 already has JOBID SEED") && e.ends_with("or drop --keep-job-id"), "{e}");
+}
+
+#[test]
+fn after_the_copy_people_hear_of_its_start_run_and_of_missing_objects() {
+    let c = clone_job(&source(), &opts(false)).unwrap();
+    // References, in order: ConfigMap seed-sql, ConfigMap settings (optional), Secret db-creds, Secret registry, ServiceAccount seeder.
+    let target =
+        Target { started: true, presence: vec![Some(true), Some(false), Some(false), None, Some(true)], ..Target::default() };
+    let notes = after_notes(&c, &target, false);
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].starts_with("note: preview-2 is started: its controller runs the copy's start command now"), "{notes:?}");
+    assert_eq!(
+        notes[1],
+        "warning: not copied, and not (known to be) in preview-2: Secret db-creds, Secret registry: create them in preview-2 before the job runs"
+    );
+    // A dry run starts nothing; a stopped target runs no start command.
+    assert_eq!(after_notes(&c, &target, true).len(), 1);
+    let stopped = Target { started: false, presence: vec![Some(true); 5], ..Target::default() };
+    assert!(after_notes(&c, &stopped, false).is_empty());
 }
