@@ -5,6 +5,7 @@ mod hardening;
 mod http2;
 mod inputs;
 mod lifecycle;
+mod opentofu;
 mod outputs_fairness;
 mod plugin;
 mod security;
