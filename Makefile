@@ -53,7 +53,7 @@ cluster-test: ## Test the cluster scripts (up x3, a second checkout refused, dow
 	tests/cluster/test-idempotent.sh
 
 .PHONY: images
-images: ## OCI image tars of the webhook and the agent (no Docker engine needed).
+images: ## OCI image tars of the webhook, the agent and the examples' job images (no Docker engine needed).
 	tests/cluster/images.sh
 
 .PHONY: deploy
