@@ -17,7 +17,8 @@ use crate::runtime::{limits, listener, server_addr, tls};
 use crate::state::AppState;
 use crate::watches::env_index::EnvIndex;
 use crate::watches::job_index::JobIndex;
-use crate::watches::jobs::JobWatch;
+use crate::watches::jobs;
+use crate::watches::namespaces;
 use crate::{admission, certs, controller, outputs};
 
 /// The TLS application: webhooks and the outputs API, each behind its own
@@ -49,10 +50,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     // The one Job watch feeds the job index, and the controller if this replica leads.
     let (jobs, job_index) = JobIndex::new();
-    let (job_watch, watching_jobs) = JobWatch::start(client.clone(), job_index);
+    let (job_watch, watching_jobs) = jobs::start(client.clone(), job_index);
     tasks.spawn("job watch", supervisor::forever("the job watch", watching_jobs));
-    let (envs, watching_envs) = EnvIndex::start(client.clone());
-    tasks.spawn("environment watch", supervisor::forever("the environment watch", watching_envs));
+    // The one Namespace watch feeds the gating index, and the controller if this replica leads.
+    let (envs, env_index) = EnvIndex::new();
+    let (namespace_watch, watching_namespaces) = namespaces::start(client.clone(), env_index);
+    tasks.spawn("namespace watch", supervisor::forever("the namespace watch", watching_namespaces));
 
     let state = AppState {
         config: config.clone(),
@@ -94,7 +97,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
                 },
                 () = shutdown.requested() => return Ok(()),
             }
-            controller::run(s, job_watch, shutdown).await.context("environment controller")
+            controller::run(s, controller::Watches { jobs: job_watch, namespaces: namespace_watch }, shutdown)
+                .await
+                .context("environment controller")
         });
     }
 

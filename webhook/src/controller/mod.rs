@@ -26,20 +26,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
+use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, WatchStreamExt, watcher};
-use lifecycle_contract::names::{ANNOTATION_ON, LABEL_ENVIRONMENT, LABEL_GATED, LABEL_JOB, never_environment};
+use lifecycle_contract::names::{ANNOTATION_ON, LABEL_GATED, LABEL_JOB, never_environment};
 
 use crate::runtime::supervisor::Shutdown;
 use crate::state::AppState;
 use crate::watches::jobs::{JobMeta, JobWatch};
+use crate::watches::namespaces::{NamespaceWatch, NsMeta};
 use keys::REPORTING_CONTROLLER;
 use leader::Elector;
 use reconcile::{KubeCluster, reconcile_env};
@@ -52,7 +52,7 @@ const IDLE_REQUEUE: Duration = Duration::from_secs(600);
 
 /// Runs the controller whenever this replica leads, until shutdown (the Lease
 /// is then handed back, so that the other replica takes over at once).
-pub(crate) async fn run(state: AppState, jobs: JobWatch, shutdown: Shutdown) -> anyhow::Result<()> {
+pub(crate) async fn run(state: AppState, watches: Watches, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut elector = Elector::new(state.client.clone(), &state.config.namespace, &state.config.pod_name);
     loop {
         tokio::select! {
@@ -69,7 +69,7 @@ pub(crate) async fn run(state: AppState, jobs: JobWatch, shutdown: Shutdown) -> 
         // Dropping the controllers' future aborts their reconciles at once.
         let end = tokio::select! {
             _ = elector.keep() => End::Lost,
-            r = controllers(state.clone(), jobs.clone()) => End::Stopped(r),
+            r = controllers(state.clone(), watches.clone()) => End::Stopped(r),
             () = shutdown.requested() => End::Shutdown,
         };
         state.metrics.leader.set(0);
@@ -87,23 +87,23 @@ pub(crate) async fn run(state: AppState, jobs: JobWatch, shutdown: Shutdown) -> 
     }
 }
 
+/// The server's shared watches the controller follows (`crate::watches`).
+#[derive(Clone)]
+pub(crate) struct Watches {
+    pub jobs: JobWatch,
+    pub namespaces: NamespaceWatch,
+}
+
 struct EnvCtx {
     cluster: KubeCluster,
     /// The server's namespace: never an environment, whatever its labels.
     server_namespace: String,
 }
 
-/// An environment as the controller keeps it between reconciles: its
-/// metadata without managedFields or annotations (each reconcile reads the
-/// namespace afresh).
-type EnvMeta = PartialObjectMeta<Namespace>;
+/// An environment as the shared namespace watch keeps it (each reconcile
+/// reads the namespace afresh).
+type EnvMeta = NsMeta;
 
-fn slim_env(ns: &mut EnvMeta) {
-    ns.metadata.managed_fields = None;
-    ns.metadata.annotations = None;
-}
-
-/// The environment whose templates or runs changed.
 fn job_to_env(job: Arc<JobMeta>) -> Option<ObjectRef<EnvMeta>> {
     let ours = job.annotations().contains_key(ANNOTATION_ON) || job.labels().contains_key(LABEL_JOB);
     let ns = job.namespace()?;
@@ -129,7 +129,7 @@ fn error_policy(ns: Arc<EnvMeta>, error: &reconcile::Error, _ctx: Arc<EnvCtx>) -
     Action::requeue(Duration::from_secs(5))
 }
 
-async fn controllers(state: AppState, jobs: JobWatch) -> anyhow::Result<()> {
+async fn controllers(state: AppState, Watches { jobs, namespaces }: Watches) -> anyhow::Result<()> {
     let client = state.client.clone();
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: Some(state.config.pod_name.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
@@ -139,14 +139,8 @@ async fn controllers(state: AppState, jobs: JobWatch) -> anyhow::Result<()> {
     });
 
     // Per namespace, reconciles never overlap: one environment's events are handled in order.
-    let (env_store, env_writer) = reflector::store();
-    let env_changes =
-        watcher(Api::<EnvMeta>::all(client.clone()), crate::runtime::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
-            .default_backoff()
-            .modify(slim_env)
-            .reflect(env_writer)
-            .applied_objects();
-    let environments = Controller::for_stream(env_changes, env_store)
+    // Every environment at start, then each one that changes, from the server's one Namespace watch.
+    let environments = Controller::for_shared_stream(namespaces.current_and_changes(), namespaces.store())
         // Templates and runs, from the server's one Job watch.
         .watches_shared_stream(jobs.changes(), job_to_env)
         // Gated pods: a pod gated just after its environment stopped gating is released at once.

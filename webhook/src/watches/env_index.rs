@@ -1,18 +1,17 @@
-//! Which environments gate the pods admitted to them now, kept by a metadata
-//! watch of the Namespaces labelled as environments, so that pod admission
+//! Which environments gate the pods admitted to them now, kept from the
+//! namespace watch ([`crate::watches::namespaces`]), so that pod admission
 //! never calls the API server. Only the names of the gating namespaces are
 //! kept; the rule is [`crate::controller::gate::gates_pods`].
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::core::PartialObjectMeta;
-use kube::{Api, ResourceExt};
-use lifecycle_contract::names::LABEL_ENVIRONMENT;
+use kube::ResourceExt;
 use tokio::sync::watch;
 
 use crate::controller::gate::gates_pods;
+use crate::watches::namespaces::NsMeta;
+use crate::watches::store::Feed;
 
 /// Shared, cheap to clone.
 #[derive(Clone, Debug)]
@@ -28,17 +27,16 @@ impl EnvIndex {
         EnvIndex { gating: Arc::default(), ready: rx }
     }
 
-    /// The index and the watch that keeps it (run by the server's supervisor).
-    pub fn start(client: kube::Client) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+    /// The index, and the feed that keeps it from the namespace watch's events
+    /// ([`crate::watches::namespaces`]).
+    pub(crate) fn new() -> (Self, Feed<NsMeta, HashSet<String>>) {
         let (tx, rx) = watch::channel(false);
         let index = EnvIndex { gating: Arc::default(), ready: rx };
-        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
-        let config = crate::runtime::kube_client::watch_config().labels(LABEL_ENVIRONMENT);
-        let forget = |gating: &mut HashSet<String>, ns: &PartialObjectMeta<Namespace>| {
+        let forget = |gating: &mut HashSet<String>, ns: &NsMeta| {
             gating.remove(&ns.name_any());
         };
-        let feed = crate::watches::store::Feed::new(index.gating.clone(), tx, apply, forget);
-        (index, crate::watches::store::run(api, config, feed, "namespace"))
+        let feed = Feed::new(index.gating.clone(), tx, apply, forget);
+        (index, feed)
     }
 
     pub async fn wait_until_ready(&self) {
@@ -62,7 +60,7 @@ impl EnvIndex {
     }
 }
 
-fn apply(gating: &mut HashSet<String>, ns: &PartialObjectMeta<Namespace>) {
+fn apply(gating: &mut HashSet<String>, ns: &NsMeta) {
     let name = ns.name_any();
     if gates_pods(&ns.metadata) {
         gating.insert(name);
@@ -74,6 +72,7 @@ fn apply(gating: &mut HashSet<String>, ns: &PartialObjectMeta<Namespace>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifecycle_contract::names::LABEL_ENVIRONMENT;
 
     #[test]
     fn a_namespace_as_the_api_sends_it_gates_while_its_start_runs() {
@@ -89,7 +88,7 @@ mod tests {
             },
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
         });
-        let ns: PartialObjectMeta<Namespace> = serde_json::from_value(json).unwrap();
+        let ns: NsMeta = serde_json::from_value(json).unwrap();
         let mut set = HashSet::new();
         apply(&mut set, &ns);
         assert!(set.contains("env1"), "{ns:?}");

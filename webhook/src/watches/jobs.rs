@@ -11,36 +11,25 @@
 //! - metadata only, in small pages, stripped on arrival to the fields the
 //!   readers use ([`slim`]): no managedFields, no other annotation or label;
 //! - one store (kube-runtime's reflector store, which the controllers read)
-//!   plus the index, both fed from the same events by [`run`]; the
-//!   controllers follow the changes through [`JobWatch::changes`], a fan-out
-//!   in the manner of linkerd2's policy-controller `index_list`.
-//!
-//! A reader that falls behind the fan-out's buffer is not stalled and does not
-//! stall the watch: it is handed every stored Job again (a resync), which the
-//! controllers' reconciles take as any other wake-up.
+//!   plus the index, both fed from the same events; the controllers follow
+//!   the changes through a fan-out ([`super::shared`], the mechanism the
+//!   namespace watch shares).
 
 use std::future::Future;
-use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use lifecycle_contract::names::{
     ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_ADMITTED, LABEL_JOB, LABEL_RUN,
 };
-use tokio::sync::broadcast;
 
+use super::shared::{Observer, SharedWatch};
 use crate::watches::job_index::JobIndexFeed;
 
 /// A Job as the watch keeps it: metadata, stripped by [`slim`].
 pub(crate) type JobMeta = PartialObjectMeta<Job>;
-
-/// Changes buffered for a reader before it is resynced instead.
-const CHANGES_BUFFER: usize = 256;
 
 /// The annotations and labels some reader uses; every other one is dropped.
 const KEPT_ANNOTATIONS: [&str; 3] = [ANNOTATION_ON, ANNOTATION_JOB_ID, ANNOTATION_CAPTURE_OUTPUT];
@@ -102,106 +91,18 @@ pub(crate) fn slim(job: &mut JobMeta) {
 }
 
 /// The readers' handle on the watch; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct JobWatch {
-    store: Store<JobMeta>,
-    changes: broadcast::Sender<Arc<JobMeta>>,
+pub(crate) type JobWatch = SharedWatch<JobMeta>;
+
+/// Starts the watch; `index` is kept from the same events.
+pub(crate) fn start(client: kube::Client, index: JobIndexFeed) -> (JobWatch, impl Future<Output = ()> + Send + 'static) {
+    // Metadata only: an `Api` of PartialObjectMeta makes metadata requests.
+    let api: Api<JobMeta> = Api::all(client);
+    SharedWatch::start(api, watch_config(), slim, index, "job")
 }
 
-impl JobWatch {
-    /// The watch's handle and the watch itself (for the server's supervisor),
-    /// which also keeps `index`.
-    pub(crate) fn start(client: kube::Client, index: JobIndexFeed) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let (store, writer) = reflector::store();
-        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
-        let watch = JobWatch { store, changes };
-        // Metadata only: an `Api` of PartialObjectMeta makes metadata requests.
-        let api: Api<JobMeta> = Api::all(client);
-        let events = watcher::watcher(api, watch_config()).default_backoff().modify(slim);
-        (watch.clone(), run(events, writer, index, watch))
-    }
-
-    /// The stored Jobs, for a controller's reads.
-    pub(crate) fn store(&self) -> Store<JobMeta> {
-        self.store.clone()
-    }
-
-    /// The Jobs that change from now on (a deleted one as last seen).
-    pub(crate) fn changes(&self) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
-        follow(self.changes.subscribe(), self.store.clone(), Vec::new())
-    }
-
-    /// Every stored Job, then the ones that change.
-    pub(crate) fn current_and_changes(&self) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
-        // Subscribed before the snapshot: a change in between is seen twice, never missed.
-        let rx = self.changes.subscribe();
-        follow(rx, self.store.clone(), self.store.state())
-    }
-}
-
-/// A reader's stream: its backlog, then the changes; when it fell behind, the
-/// whole store again.
-fn follow(
-    rx: broadcast::Receiver<Arc<JobMeta>>,
-    store: Store<JobMeta>,
-    backlog: Vec<Arc<JobMeta>>,
-) -> impl Stream<Item = Arc<JobMeta>> + Send + 'static {
-    futures::stream::unfold((rx, store, backlog), |(mut rx, store, mut backlog)| async move {
-        loop {
-            if let Some(job) = backlog.pop() {
-                return Some((job, (rx, store, backlog)));
-            }
-            match rx.recv().await {
-                Ok(job) => return Some((job, (rx, store, backlog))),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, "a Job watch reader fell behind; resyncing it from the store");
-                    backlog = store.state();
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
-}
-
-/// Feeds the store, the index and the readers from the watch's events.
-async fn run(
-    events: impl Stream<Item = watcher::Result<Event<JobMeta>>> + Send,
-    mut writer: reflector::store::Writer<JobMeta>,
-    mut index: JobIndexFeed,
-    watch: JobWatch,
-) {
-    let mut events = std::pin::pin!(events);
-    while let Some(ev) = events.next().await {
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                tracing::warn!(error = %e, "job watch error; retrying with backoff");
-                continue;
-            }
-        };
-        index.observe(&ev);
-        writer.apply_watcher_event(&ev);
-        // No reader yet (no controller running on this replica): nothing is sent, nothing kept.
-        if watch.changes.receiver_count() == 0 {
-            continue;
-        }
-        match &ev {
-            Event::Apply(job) => {
-                if let Some(stored) = watch.store.get(&ObjectRef::from_obj(job)) {
-                    let _ = watch.changes.send(stored);
-                }
-            }
-            Event::Delete(job) => {
-                let _ = watch.changes.send(Arc::new(job.clone()));
-            }
-            // A relist may have missed changes: every Job again.
-            Event::InitDone => {
-                for job in watch.store.state() {
-                    let _ = watch.changes.send(job);
-                }
-            }
-            Event::Init | Event::InitApply(_) => {}
-        }
+impl Observer<JobMeta> for JobIndexFeed {
+    fn observe(&mut self, event: &Event<JobMeta>) {
+        JobIndexFeed::observe(self, event);
     }
 }
 
@@ -209,6 +110,7 @@ async fn run(
 mod tests {
     use super::*;
     use crate::watches::job_index::JobIndex;
+    use futures::StreamExt;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use kube::ResourceExt;
     use kube::core::ObjectMeta;
@@ -286,11 +188,9 @@ mod tests {
     #[tokio::test]
     async fn one_watch_feeds_the_index_the_store_and_every_reader() {
         let (index, feed) = JobIndex::new();
-        let (store, writer) = reflector::store();
-        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
-        let watch = JobWatch { store, changes };
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        let driver = tokio::spawn(run(rx, writer, feed, watch.clone()));
+        let (watch, driving) = SharedWatch::from_events(rx, feed, "job");
+        let driver = tokio::spawn(driving);
         let mut slimmed = job("seed");
         slimmed.metadata.labels = None;
         slim(&mut slimmed);
@@ -298,7 +198,7 @@ mod tests {
             tx.unbounded_send(Ok(ev)).unwrap();
         }
         index.wait_until_ready().await;
-        watch.store.wait_until_ready().await.unwrap();
+        watch.store().wait_until_ready().await.unwrap();
         let id = lifecycle_contract::JobId::parse("Z1").unwrap();
         let first = index.other_owner("env", &id, &crate::watches::job_index::Claimant::Job("other".into())).expect("indexed");
         assert_eq!(first.name, "seed");
@@ -315,10 +215,10 @@ mod tests {
         assert_eq!(later.next().await.unwrap().name_any(), "backup");
         tx.unbounded_send(Ok(Event::Delete(other))).unwrap();
         assert_eq!(later.next().await.unwrap().name_any(), "backup", "a deleted Job, as last seen");
-        assert_eq!(watch.store.state().len(), 1);
+        assert_eq!(watch.store().state().len(), 1);
 
         // A reader that fell behind gets the whole store again, and is never stalled.
-        for i in 0..CHANGES_BUFFER + 10 {
+        for i in 0..crate::watches::shared::CHANGES_BUFFER + 10 {
             let mut j = slimmed.clone();
             j.metadata.resource_version = Some(i.to_string());
             tx.unbounded_send(Ok(Event::Apply(j))).unwrap();

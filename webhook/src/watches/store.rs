@@ -3,18 +3,12 @@
 //! is complete, so a reader never sees a half-listed store; then kept by the
 //! watch's changes. `ready` turns true after the first complete list.
 //!
-//! [`Feed`] is the bookkeeping alone (the one Job watch, [`crate::watches::jobs`],
-//! feeds the job index with it alongside its other readers); [`run`] is a
-//! watch that feeds one store.
+//! [`Feed`] is that bookkeeping; the shared watches ([`crate::watches::shared`])
+//! feed it alongside their other readers.
 
-use std::fmt::Debug;
 use std::sync::{Arc, RwLock};
 
-use futures::StreamExt;
-use kube::Api;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
-use serde::de::DeserializeOwned;
+use kube::runtime::watcher::Event;
 use tokio::sync::watch;
 
 /// Keeps a store `S` from the events of a watch of `K`.
@@ -53,19 +47,9 @@ impl<K, S: Default> Feed<K, S> {
     }
 }
 
-/// The watch that feeds one store; runs until the process stops (the
-/// watcher retries with backoff), under the server's supervisor.
-pub(crate) async fn run<K, S>(api: Api<K>, config: watcher::Config, mut feed: Feed<K, S>, what: &'static str)
-where
-    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-    S: Default,
-{
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(ev) => feed.observe(&ev),
-            Err(e) => tracing::warn!(error = %e, "{what} watch error; retrying with backoff"),
-        }
+impl<K: Send + Sync + 'static, S: Default + Send + Sync + 'static> crate::watches::shared::Observer<K> for Feed<K, S> {
+    fn observe(&mut self, event: &Event<K>) {
+        Feed::observe(self, event);
     }
 }
 
