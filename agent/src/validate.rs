@@ -5,7 +5,9 @@
 //! Exit codes: 0 valid (including an empty file: no outputs), 1 invalid,
 //! unsafe to read (link, FIFO, directory, too large...) or missing, 2 usage
 //! error (in main). Sensitive values are masked; other values are printed as
-//! JSON strings so that spaces and line breaks show.
+//! JSON strings so that spaces and line breaks show: what the variable holds,
+//! so a list or a map shows as its compact JSON text, quoted
+//! (`SUBNETS = "[\"a\",\"b\"]"`).
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -113,3 +113,44 @@ fn reserved_names_are_shown_without_an_alias() {
     assert!(out.contains("  DB_HOST = \"db\" (alias)"), "{out}");
     assert!(out.contains("warning: no alias for PATH: reserved names"), "{out}");
 }
+
+/// A real `tofu output -json` file (the contract's test data, which says how
+/// it was made): a `type` in every entry, a list, maps, and two sensitive
+/// outputs, one of them a list.
+const TOFU_OUTPUT: &str = include_str!("../../contract/src/output/testdata/tofu-output.json");
+
+#[test]
+fn a_tofu_output_file_shows_each_variable_and_no_warning() {
+    let f = file("tofu", TOFU_OUTPUT);
+    let (code, out, err) = run(&["validate", "--job-id", "infra", &f]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("valid: 10 outputs (2 sensitive)"), "{out}");
+    // Values are shown as JSON strings: a list or a map is its compact JSON text, quoted.
+    for line in [
+        r#"  QOVERY_OUTPUT_JOB_INFRA_DB_PASSWORD = ****** (sensitive)"#,
+        r#"  DB_PASSWORD = ****** (sensitive) (alias)"#,
+        r#"  DB_PORT = "5432" (alias)"#,
+        r#"  ENDPOINT = "db.pr-42.example.internal" (alias)"#,
+        r#"  EMPTY_LIST = "[]" (alias)"#,
+        r#"  QOVERY_OUTPUT_JOB_INFRA_REPLICAS = ****** (sensitive)"#,
+        r#"  SUBNETS = "[\"subnet-a\",\"subnet-b\"]" (alias)"#,
+        r#"  QOVERY_OUTPUT_JOB_INFRA_TAGS = "{\"env\":\"pr-42\",\"team\":\"web\"}""#,
+        r#"  SETTINGS = "{\"enabled\":true,\"n\":1.5,\"zones\":[\"a\",\"b\"]}" (alias)"#,
+    ] {
+        assert!(out.contains(&format!("{line}\n")), "{line}\n{out}");
+    }
+    assert!(!out.contains("warning"), "{out}");
+    for secret in ["hunter2", "replica-a"] {
+        assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+    }
+}
+
+#[test]
+fn a_null_value_is_refused_with_a_hint() {
+    let f = file("null", "{\n  \"db_host\": {\"sensitive\": false, \"type\": \"string\", \"value\": null}\n}");
+    let (code, out, _) = run(&["validate", &f]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("error: line 2, column 62: key db_host: `value` must be"), "{out}");
+    assert!(out.contains("(rule: value-type). hint: write \"\" for an empty value"), "{out}");
+    assert!(out.contains("leave null outputs out"), "{out}");
+}

@@ -455,6 +455,25 @@ const NULL_HINT: &str = "write \"\" for an empty value, or remove the entry; `te
 
 const FIELDS_HINT: &str = "an entry has `value` and `sensitive`, and may have `type` and `description` (not published)";
 
+/// The fix for a word that is not JSON but is often written for one of
+/// JSON's (`False`, `None`...). Only these few fixed words are ever named in a
+/// diagnostic.
+fn word_fix(w: &str) -> Option<&'static str> {
+    match w {
+        "True" | "TRUE" => Some("write `true`"),
+        "False" | "FALSE" => Some("write `false`"),
+        "None" | "NULL" | "Null" | "nil" | "undefined" => Some("JSON's is `null`"),
+        "NaN" | "Infinity" | "inf" => Some("write the value as a string"),
+        "yes" | "no" | "Yes" | "No" | "on" | "off" => Some("write `true` or `false`"),
+        _ => None,
+    }
+}
+
+/// `true`, `false`, `null`, or a word [`word_fix`] knows.
+fn is_json_or_known_word(w: &str) -> bool {
+    matches!(w, "true" | "false" | "null") || word_fix(w).is_some()
+}
+
 /// An entry's fields, as read so far.
 #[derive(Default)]
 struct EntryFields {
@@ -829,8 +848,8 @@ impl<'a> Parser<'a> {
     /// A word at a value position: `true`, `false`, `null` or a known mistake.
     fn word(&mut self, key: Option<&str>) -> PResult<Val> {
         let start = self.pos;
-        let len = self.b[start..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
-        let w = &self.text[start..start + len];
+        let w = self.word_at();
+        let len = w.len();
         let val = match w {
             "true" => Some(Val::Bool(true)),
             "false" => Some(Val::Bool(false)),
@@ -841,15 +860,7 @@ impl<'a> Parser<'a> {
             self.pos += len;
             return Ok(v);
         }
-        let fix = match w {
-            "True" | "TRUE" => Some("write `true`"),
-            "False" | "FALSE" => Some("write `false`"),
-            "None" | "NULL" | "Null" | "nil" | "undefined" => Some("JSON's is `null`"),
-            "NaN" | "Infinity" | "inf" => Some("write the value as a string"),
-            "yes" | "no" | "Yes" | "No" | "on" | "off" => Some("write `true` or `false`"),
-            _ => None,
-        };
-        Err(match fix {
+        Err(match word_fix(w) {
             Some(fix) => {
                 self.syntax(start, key, format!("expected a JSON value, found `{w}`"), Some(format!("`{w}` is not JSON: {fix}")))
             }
@@ -860,6 +871,12 @@ impl<'a> Parser<'a> {
                 Some("strings must be in double quotes".into()),
             ),
         })
+    }
+
+    /// The word (letters, digits, `_`) at the position; empty if none.
+    fn word_at(&self) -> &'a str {
+        let len = self.b[self.pos..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+        &self.text[self.pos..self.pos + len]
     }
 
     // ---- values ----
@@ -1034,6 +1051,20 @@ impl<'a> Parser<'a> {
             Some(b'[') => Some("an array"),
             Some(b'"') => Some("a string"),
             Some(b'-' | b'0'..=b'9') => Some("a number"),
+            Some(c) if c.is_ascii_alphabetic() && !is_json_or_known_word(self.word_at()) => {
+                // Often a message (`Warning: ...`) that the command writing the file
+                // printed on its standard output, before the JSON.
+                return Err(self.syntax(
+                    self.pos,
+                    None,
+                    "expected `{`, found an unquoted word",
+                    Some(
+                        "the file must hold only one JSON object: did the command that wrote it print messages on its \
+                         standard output (e.g. `Warning: ...`)? keep only the JSON in the file"
+                            .into(),
+                    ),
+                ));
+            }
             _ => {
                 // `true`, `false` or `null`; anything else is a syntax error, recorded by `value`.
                 let pos = self.pos;

@@ -8,6 +8,11 @@
 //! and each input is also tried inside a template where it sits in value
 //! positions. A diagnostic may name the marker only as (part of) a key or an
 //! entry field name: keys are not values.
+//!
+//! For an array or object value (the input placed raw as `value`), the
+//! published compact JSON text is also checked: no longer than the input, the
+//! same value as serde_json reads the input, and a fixed point (published
+//! again, it gives the same text).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,21 +25,40 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 4096 {
         let text = String::from_utf8_lossy(data);
         // The input as a value (string or raw), and as the `sensitive` field.
-        for tpl in [
-            "{\"A\": {\"value\": \"ZSECRETZ@\"}}",
-            "{\"A\": {\"value\": @}}",
-            "{\"A\": {\"value\": \"ZSECRETZ\", \"sensitive\": @}}",
-            "{\"A\": @}",
-        ] {
+        for tpl in ["{\"A\": {\"value\": \"ZSECRETZ@\"}}", "{\"A\": {\"value\": \"ZSECRETZ\", \"sensitive\": @}}", "{\"A\": @}"] {
             check(tpl.replace('@', &text).as_bytes());
+        }
+        let raw = format!("{{\"A\": {{\"value\": {text}}}}}");
+        if let Some(published) = check(raw.as_bytes()).and_then(|o| o.get("A").map(|a| a.value.clone())) {
+            compact_text(&text, &published);
         }
     }
 });
 
-fn check(data: &[u8]) {
+/// `published` is the text `{"A": {"value": <input>}}` published for `input`.
+fn compact_text(input: &str, published: &str) {
+    let trimmed = input.trim_matches([' ', '\t', '\n', '\r']);
+    if !(trimmed.starts_with('[') || trimmed.starts_with('{')) {
+        return;
+    }
+    assert!(published.len() <= trimmed.len(), "compact text longer than the value as written");
+    let again = format!("{{\"A\": {{\"value\": {published}}}}}");
+    let o = output::parse(again.as_bytes()).expect("a compact text is accepted again");
+    assert_eq!(o.get("A").map(|a| a.value.as_str()), Some(published), "compact text is not a fixed point");
+    // serde_json may refuse what the parser accepts (numbers out of f64's range) or the reverse (depth).
+    let read = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok();
+    if let Some(v) = read(trimmed) {
+        assert_eq!(read(published).as_ref(), Some(&v), "compact text is another value");
+    }
+}
+
+/// The invariants of every parse; the outputs when accepted.
+fn check(data: &[u8]) -> Option<output::Outputs> {
     match output::parse(data) {
         Ok(o) => {
             let mut prev: Option<&str> = None;
+            // Each value comes from its own part of the file, and none is longer as published.
+            assert!(o.entries.iter().map(|e| e.value.len()).sum::<usize>() <= data.len());
             for e in &o.entries {
                 assert!(output::is_valid_key(&e.key), "bad key accepted");
                 assert_eq!(e.key, e.key.to_ascii_uppercase());
@@ -51,6 +75,7 @@ fn check(data: &[u8]) {
             for w in &o.warnings {
                 no_value(w);
             }
+            Some(o)
         }
         Err(rejected) => {
             assert!(!rejected.errors.is_empty());
@@ -58,6 +83,7 @@ fn check(data: &[u8]) {
             for e in &rejected.errors {
                 no_value(e);
             }
+            None
         }
     }
 }

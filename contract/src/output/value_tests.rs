@@ -153,82 +153,12 @@ fn a_sensitive_list_is_one_masked_value() {
     assert!(!format!("{e:?}").contains("k1"));
 }
 
-/// `tofu output -json` of a configuration with a string, a number, a list,
-/// a map, an object and two sensitive outputs (OpenTofu 1.10; Terraform writes
-/// the same shape): pretty-printed, keys sorted, a `type` in every entry.
-const TOFU_OUTPUT: &str = r#"{
-  "db_password": {
-    "sensitive": true,
-    "type": "string",
-    "value": "hunter2-not-for-logs"
-  },
-  "db_port": {
-    "sensitive": false,
-    "type": "number",
-    "value": 5432
-  },
-  "endpoint": {
-    "sensitive": false,
-    "type": "string",
-    "value": "db.pr-42.example.internal"
-  },
-  "replicas": {
-    "sensitive": true,
-    "type": [
-      "list",
-      "string"
-    ],
-    "value": [
-      "replica-a",
-      "replica-b"
-    ]
-  },
-  "settings": {
-    "sensitive": false,
-    "type": [
-      "object",
-      {
-        "enabled": "bool",
-        "ratio": "number",
-        "zones": [
-          "list",
-          "string"
-        ]
-      }
-    ],
-    "value": {
-      "enabled": true,
-      "ratio": 0.25,
-      "zones": [
-        "eu-west-3a",
-        "eu-west-3b"
-      ]
-    }
-  },
-  "subnets": {
-    "sensitive": false,
-    "type": [
-      "list",
-      "string"
-    ],
-    "value": [
-      "subnet-a",
-      "subnet-b"
-    ]
-  },
-  "tags": {
-    "sensitive": false,
-    "type": [
-      "map",
-      "string"
-    ],
-    "value": {
-      "env": "pr-42",
-      "team": "web"
-    }
-  }
-}
-"#;
+/// A real `tofu output -json` file (testdata/tofu-output.tf says how it was
+/// made; Terraform writes the same bytes): pretty-printed, keys sorted, a
+/// `type` in every entry (a literal list is a `tuple`), a string, numbers, a
+/// list, maps and objects, an empty list, and two sensitive outputs, one of
+/// them a list.
+const TOFU_OUTPUT: &str = include_str!("testdata/tofu-output.json");
 
 #[test]
 fn a_real_tofu_output_file_publishes_every_output_with_no_warning() {
@@ -239,19 +169,41 @@ fn a_real_tofu_output_file_publishes_every_output_with_no_warning() {
         vec![
             ("DB_PASSWORD", "hunter2-not-for-logs", true),
             ("DB_PORT", "5432", false),
+            ("DESCRIBED", "x", false),
+            ("EMPTY_LIST", "[]", false),
             ("ENDPOINT", "db.pr-42.example.internal", false),
+            ("RATIO", "0.25", false),
             ("REPLICAS", r#"["replica-a","replica-b"]"#, true),
-            ("SETTINGS", r#"{"enabled":true,"ratio":0.25,"zones":["eu-west-3a","eu-west-3b"]}"#, false),
+            ("SETTINGS", r#"{"enabled":true,"n":1.5,"zones":["a","b"]}"#, false),
             ("SUBNETS", r#"["subnet-a","subnet-b"]"#, false),
             ("TAGS", r#"{"env":"pr-42","team":"web"}"#, false),
         ]
     );
     assert_eq!(o.sensitive_count(), 2);
-    // Each text is what Qovery's engine publishes: serde_json's text of the value.
+    // Each text is what Qovery's engine publishes: the string, else serde_json's text of the value.
     let file: serde_json::Value = serde_json::from_str(TOFU_OUTPUT).unwrap();
     for e in &o.entries {
         let v = &file[e.key.to_ascii_lowercase()]["value"];
         let qovery = v.as_str().map_or_else(|| v.to_string(), str::to_string);
         assert_eq!(e.value, qovery, "{}", e.key);
     }
+}
+
+#[test]
+fn messages_printed_before_the_json_are_named_as_such() {
+    // OpenTofu 1.12 prints this warning on its standard output, so
+    // `tofu output -json > FILE` puts it in the file (TF_CLI_CONFIG_FILE set to
+    // a missing file).
+    let src = format!(
+        "\nWarning: Unable to open CLI configuration file\n\nThe CLI configuration file at \"/root/.terraformrc\" does not \
+         exist.\n{TOFU_OUTPUT}"
+    );
+    let d = one(&src, Rule::Syntax);
+    assert_eq!((d.line, d.column, d.key.as_deref()), (2, 1, None));
+    assert_eq!(d.message, "expected `{`, found an unquoted word");
+    assert!(d.hint.as_deref().unwrap().contains("print messages on its standard output (e.g. `Warning: ...`)"), "{d}");
+    // JSON's own words keep their error, and Python's keep their hint.
+    one("true", Rule::TopLevelObject);
+    let d = one("None", Rule::Syntax);
+    assert_eq!(d.hint.as_deref(), Some("`None` is not JSON: JSON's is `null`"));
 }
