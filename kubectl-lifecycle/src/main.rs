@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod clone;
 mod env;
+mod environment;
 mod jobs;
 mod logs;
 mod output;

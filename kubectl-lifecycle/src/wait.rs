@@ -7,16 +7,18 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
+use futures::stream::BoxStream;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
+use lifecycle_contract::Event;
 use lifecycle_contract::environment::{Observed as Taken, WantedState};
 use lifecycle_contract::last_runs::{RunRecord, RunResult, Slot};
 use lifecycle_contract::transition::Transition;
-use lifecycle_contract::{Event, names};
 
+use crate::environment::{Environment, settled};
 use crate::jobs::{self, JobState, Phase};
 use crate::table::human_duration;
 
@@ -198,20 +200,6 @@ pub struct TransitionGoal {
     pub expected_runs: usize,
 }
 
-/// Whether an environment rests in `state`: the controller took that state in
-/// and has no transition in flight.
-pub fn settled(taken: Option<&Taken>, transition: Option<&Transition>, state: WantedState) -> bool {
-    transition.is_none() && taken.is_some_and(|t| t.state == Some(state))
-}
-
-/// The controller's annotations of a namespace, typed; an unreadable one counts as absent.
-pub fn read_state(ns: &Namespace) -> (Option<Taken>, Option<Transition>) {
-    let get = |key: &str| ns.metadata.annotations.as_ref().and_then(|a| a.get(key));
-    let taken = get(names::ANNOTATION_OBSERVED).and_then(|v| serde_json::from_str(v).ok());
-    let transition = get(names::ANNOTATION_TRANSITION).and_then(|v| serde_json::from_str(v).ok());
-    (taken, transition)
-}
-
 /// The message for a failed run, with what to do next.
 pub fn run_failed(namespace: &str, run: &RunInfo) -> anyhow::Error {
     let why = match (&run.state.reason, &run.state.message) {
@@ -352,12 +340,9 @@ enum Update {
     Error(watcher::Error),
 }
 
-/// Watches until `verdict` says it is over, the deadline passes, or a watch fails for good.
-pub async fn wait<F>(w: &Watch, obs: &mut Observed, progress: &mut Progress, mut verdict: F) -> anyhow::Result<String>
-where
-    F: FnMut(&Observed) -> Verdict,
-{
-    let started = Instant::now();
+/// The watches a wait needs, merged: the namespace (when watched), the run
+/// Jobs, and the template whose record says how a forced run ended.
+fn updates(w: &Watch, obs: &mut Observed) -> BoxStream<'static, Update> {
     let ns_stream = if w.watch_namespace {
         let api: Api<Namespace> = Api::all(w.client.clone());
         let cfg = watcher::Config::default().fields(&format!("metadata.name={}", w.namespace));
@@ -379,68 +364,103 @@ where
         }
         None => stream::pending().boxed(),
     };
-    let mut updates = stream::select(stream::select(ns_stream, job_stream), template_stream);
+    stream::select(stream::select(ns_stream, job_stream), template_stream).boxed()
+}
+
+/// The error of a wait whose deadline passed: what was waited for (`w.what`),
+/// where it is, what to do (`w.hint`).
+pub(crate) fn timed_out(what: &str, hint: &str, timeout: Duration, obs: &Observed, with_status: bool) -> anyhow::Error {
+    let unfinished = obs.unfinished();
+    let runs = if unfinished.is_empty() { String::new() } else { format!("; runs not finished: {}", unfinished.join(", ")) };
+    anyhow!("timed out after {} waiting for {what} ({}{runs})\n  hint: {hint}", human_duration(timeout), obs.summary(with_status))
+}
+
+/// What a wait keeps between watch updates.
+#[derive(Default)]
+struct WatchState {
+    /// The namespace was listed since the watch's last (re)start.
+    ns_seen: bool,
+    /// The last watch error shown, so that a repeated one is shown once.
+    last_error: String,
+}
+
+/// Takes in one watch update; an error ends the wait (the watch cannot go on).
+fn apply(
+    update: Option<Update>,
+    w: &Watch,
+    obs: &mut Observed,
+    progress: &mut Progress,
+    st: &mut WatchState,
+) -> anyhow::Result<()> {
+    match update {
+        None => return Err(anyhow!("the watch on namespace {} ended unexpectedly", w.namespace)),
+        Some(Update::Namespace(ev)) => match *ev {
+            watcher::Event::Init => st.ns_seen = false,
+            watcher::Event::InitApply(ns) | watcher::Event::Apply(ns) => {
+                st.ns_seen = true;
+                on_namespace(&ns, w, obs, progress);
+            }
+            watcher::Event::InitDone => {
+                if !st.ns_seen {
+                    gone(w, obs, progress);
+                }
+            }
+            watcher::Event::Delete(_) => gone(w, obs, progress),
+        },
+        Some(Update::Job(ev)) => {
+            if let watcher::Event::InitApply(job) | watcher::Event::Apply(job) = *ev {
+                on_job(&job, w, obs, progress);
+            }
+        }
+        Some(Update::Template(ev)) => {
+            if let watcher::Event::InitApply(job) | watcher::Event::Apply(job) = *ev {
+                on_template(&job, obs);
+            }
+        }
+        Some(Update::Error(e)) => {
+            if let Some(api) = api_error(&e)
+                && (api.code == 403 || api.code == 401)
+            {
+                progress.clear();
+                return Err(anyhow!(
+                    "cannot watch namespace {} and its jobs: {}\n  hint: waiting needs list/watch on the namespace and on jobs; check with `kubectl auth can-i watch jobs -n {}`",
+                    w.namespace,
+                    api.message,
+                    w.namespace
+                ));
+            }
+            let msg = e.to_string();
+            if msg != st.last_error {
+                progress.line(&format!("watch interrupted, retrying: {msg}"));
+                st.last_error = msg;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Watches until `verdict` says it is over, the deadline passes, or a watch fails for good.
+pub async fn wait<F>(w: &Watch, obs: &mut Observed, progress: &mut Progress, mut verdict: F) -> anyhow::Result<String>
+where
+    F: FnMut(&Observed) -> Verdict,
+{
+    let started = Instant::now();
+    let mut updates = updates(w, obs);
     let mut tick = tokio::time::interval(if progress.is_tty() { Duration::from_millis(150) } else { Duration::from_secs(1) });
     let deadline = tokio::time::sleep_until(tokio::time::Instant::from_std(w.deadline));
     tokio::pin!(deadline);
-    let mut ns_seen = false;
-    let mut last_error = String::new();
+    let mut st = WatchState::default();
     if obs.status.is_none() {
         obs.status = w.baseline_status.clone();
     }
-
     loop {
         tokio::select! {
             _ = &mut deadline => {
                 progress.clear();
-                let unfinished = obs.unfinished();
-                let runs = if unfinished.is_empty() { String::new() } else { format!("; runs not finished: {}", unfinished.join(", ")) };
-                return Err(anyhow!(
-                    "timed out after {} waiting for {} ({}{runs})\n  hint: {}",
-                    human_duration(w.timeout), w.what, obs.summary(w.watch_namespace), w.hint
-                ));
+                return Err(timed_out(&w.what, &w.hint, w.timeout, obs, w.watch_namespace));
             }
             _ = tick.tick() => progress.spinner(&obs.summary(w.watch_namespace)),
-            update = updates.next() => match update {
-                None => return Err(anyhow!("the watch on namespace {} ended unexpectedly", w.namespace)),
-                Some(Update::Namespace(ev)) => match *ev {
-                    watcher::Event::Init => ns_seen = false,
-                    watcher::Event::InitApply(ns) | watcher::Event::Apply(ns) => {
-                        ns_seen = true;
-                        on_namespace(&ns, w, obs, progress);
-                    }
-                    watcher::Event::InitDone => {
-                        if !ns_seen {
-                            gone(w, obs, progress);
-                        }
-                    }
-                    watcher::Event::Delete(_) => gone(w, obs, progress),
-                },
-                Some(Update::Job(ev)) => match *ev {
-                    watcher::Event::InitApply(job) | watcher::Event::Apply(job) => on_job(&job, w, obs, progress),
-                    _ => {}
-                },
-                Some(Update::Template(ev)) => match *ev {
-                    watcher::Event::InitApply(job) | watcher::Event::Apply(job) => on_template(&job, obs),
-                    _ => {}
-                },
-                Some(Update::Error(e)) => {
-                    if let Some(api) = api_error(&e)
-                        && (api.code == 403 || api.code == 401)
-                    {
-                        progress.clear();
-                        return Err(anyhow!(
-                            "cannot watch namespace {} and its jobs: {}\n  hint: waiting needs list/watch on the namespace and on jobs; check with `kubectl auth can-i watch jobs -n {}`",
-                            w.namespace, api.message, w.namespace
-                        ));
-                    }
-                    let msg = e.to_string();
-                    if msg != last_error {
-                        progress.line(&format!("watch interrupted, retrying: {msg}"));
-                        last_error = msg;
-                    }
-                }
-            },
+            update = updates.next() => apply(update, w, obs, progress, &mut st)?,
         }
         obs.elapsed = started.elapsed();
         match verdict(obs) {
@@ -475,19 +495,19 @@ fn gone(w: &Watch, obs: &mut Observed, progress: &mut Progress) {
 }
 
 fn on_namespace(ns: &Namespace, w: &Watch, obs: &mut Observed, progress: &mut Progress) {
-    if ns.metadata.deletion_timestamp.is_some() && !obs.terminating {
+    let env = Environment::read(ns);
+    if env.terminating && !obs.terminating {
         obs.terminating = true;
         progress.line(&format!("namespace {} is terminating", w.namespace));
     }
     obs.namespace_exists = Some(true);
-    let status = ns.metadata.annotations.as_ref().and_then(|a| a.get(names::ANNOTATION_STATUS)).cloned();
-    if status != obs.status {
-        if let Some(s) = &status {
+    if env.status != obs.status {
+        if let Some(s) = &env.status {
             progress.line(&format!("status: {s}"));
         }
-        obs.status = status;
+        obs.status = env.status;
     }
-    (obs.taken, obs.transition) = read_state(ns);
+    (obs.taken, obs.transition) = (env.observed, env.transition);
 }
 
 /// The controller's record of the template's runs, by run name.
@@ -702,6 +722,18 @@ mod tests {
             run_verdict("env", &obs(1, WantedState::Started, None, &[run("a", Phase::Failed)]), true),
             Verdict::Fail(_)
         ));
+    }
+
+    #[test]
+    fn a_timeout_says_what_was_waited_for_where_it_is_and_what_to_do() {
+        let mut o = obs(2, WantedState::Stopped, Some(Event::Stop), &[run("a", Phase::Running), run("b", Phase::Succeeded)]);
+        o.status = Some("stopping".into());
+        let e = timed_out("environment env to be stopped", "look at it", Duration::from_secs(90), &o, true).to_string();
+        assert_eq!(
+            e,
+            "timed out after 90s waiting for environment env to be stopped (status: stopping; runs: 1 running, 1 succeeded; \
+             runs not finished: a)\n  hint: look at it"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The decisions of `env`, pure: what an environment is (name, wanted state),
 //! the reports `env list` and `env status` show, and what an action does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::bail;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
@@ -10,34 +12,12 @@ use lifecycle_contract::transition::{Transition, parse_stage};
 use lifecycle_contract::{Event, JobId, names};
 use serde::Serialize;
 
+use crate::environment::Environment;
 use crate::jobs::{self, LastRun, Phase};
 use crate::wait::Target;
 
-pub fn ns_label<'a>(ns: &'a Namespace, key: &str) -> Option<&'a str> {
-    ns.metadata.labels.as_ref()?.get(key).map(String::as_str)
-}
-
-pub fn ns_annotation<'a>(ns: &'a Namespace, key: &str) -> Option<&'a str> {
-    ns.metadata.annotations.as_ref()?.get(key).map(String::as_str)
-}
-
 pub fn ns_name(ns: &Namespace) -> &str {
     ns.metadata.name.as_deref().unwrap_or_default()
-}
-
-/// The environment's name: the label's value, else the namespace's name.
-pub fn environment_name(ns: &Namespace) -> String {
-    match ns_label(ns, names::LABEL_ENVIRONMENT) {
-        Some(v) if !v.is_empty() => v.to_string(),
-        _ => ns_name(ns).to_string(),
-    }
-}
-
-/// The wanted state as the controller reads it (`started` when absent); an
-/// invalid label is shown as written.
-pub fn wanted_state(ns: &Namespace) -> String {
-    let label = ns_label(ns, names::LABEL_STATE);
-    WantedState::parse(label).map(|s| s.as_str().to_string()).unwrap_or_else(|_| label.unwrap_or_default().to_string())
 }
 
 // env list
@@ -64,16 +44,17 @@ pub struct EnvList {
 
 /// One row of `env list`; `templates`: its number of lifecycle jobs, if known.
 pub fn env_row(ns: &Namespace, templates: Option<usize>) -> EnvRow {
+    let env = Environment::read(ns);
     EnvRow {
-        namespace: ns_name(ns).to_string(),
-        environment: environment_name(ns),
-        project: ns_label(ns, names::LABEL_PROJECT).filter(|p| !p.is_empty()).map(Into::into),
-        state: wanted_state(ns),
-        status: ns_annotation(ns, names::ANNOTATION_STATUS).map(Into::into),
+        state: env.wanted_text(),
+        namespace: env.namespace,
+        environment: env.name,
+        project: env.project,
+        status: env.status,
         templates,
-        deploy_id: ns_annotation(ns, names::ANNOTATION_DEPLOY_ID).map(Into::into),
-        created: ns.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
-        terminating: ns.metadata.deletion_timestamp.is_some(),
+        deploy_id: env.deploy_id,
+        created: env.created.map(|t| t.to_string()),
+        terminating: env.terminating,
     }
 }
 
@@ -230,16 +211,17 @@ pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys
     }
     runs.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
 
+    let env = Environment::read(ns);
     EnvStatus {
-        namespace: ns_name(ns).to_string(),
-        environment: environment_name(ns),
-        project: ns_label(ns, names::LABEL_PROJECT).filter(|p| !p.is_empty()).map(Into::into),
-        state: wanted_state(ns),
-        status: ns_annotation(ns, names::ANNOTATION_STATUS).map(Into::into),
-        transition: ns_annotation(ns, names::ANNOTATION_TRANSITION).and_then(|t| serde_json::from_str(t).ok()),
-        deploy_id: ns_annotation(ns, names::ANNOTATION_DEPLOY_ID).map(Into::into),
-        created: ts(ns.metadata.creation_timestamp.as_ref().map(|t| t.0)),
-        terminating: ns.metadata.deletion_timestamp.is_some(),
+        state: env.wanted_text(),
+        namespace: env.namespace,
+        environment: env.name,
+        project: env.project,
+        status: env.status,
+        transition: env.transition,
+        deploy_id: env.deploy_id,
+        created: ts(env.created),
+        terminating: env.terminating,
         templates,
         runs,
         jobs: plain,
@@ -278,15 +260,89 @@ impl Action {
         }
     }
 
-    /// The `state` label value this action sets (none for redeploy).
-    pub fn state(self) -> Option<&'static str> {
+    /// The wanted state this action sets (none for redeploy).
+    pub fn state(self) -> Option<WantedState> {
         match self {
-            Action::Start => Some(WantedState::Started.as_str()),
-            Action::Stop => Some(WantedState::Stopped.as_str()),
-            Action::Delete => Some(WantedState::Deleted.as_str()),
+            Action::Start => Some(WantedState::Started),
+            Action::Stop => Some(WantedState::Stopped),
+            Action::Delete => Some(WantedState::Deleted),
             Action::Redeploy => None,
         }
     }
+}
+
+/// Whether `action` may happen to the environment now; the error says why not and what to do.
+pub(crate) fn check_transition(action: Action, env: &Environment) -> anyhow::Result<()> {
+    let name = &env.namespace;
+    if env.terminating && action != Action::Delete {
+        bail!(
+            "environment {name} is being deleted (namespace terminating): nothing else can happen to it\n  hint: wait for it to go with `kubectl lifecycle env delete {name} --wait`"
+        );
+    }
+    if env.wanted == Ok(WantedState::Deleted) && action != Action::Delete {
+        bail!(
+            "environment {name} is being deleted (state deleted): its delete jobs run, then the namespace goes\n  hint: wait for it with `kubectl lifecycle env delete {name} --wait`"
+        );
+    }
+    if action == Action::Redeploy && env.wanted != Ok(WantedState::Started) {
+        bail!(
+            "environment {name} is {}: only a started environment is redeployed\n  hint: start it with `kubectl lifecycle env start {name}` (its start jobs run)",
+            env.wanted_text()
+        );
+    }
+    Ok(())
+}
+
+/// The change an action writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The environment already wants that state: nothing to write; `settled`: it rests there too.
+    Already { state: WantedState, settled: bool },
+    /// Set the `state` label; `was`: the wanted state before, for people.
+    SetState { state: WantedState, was: String },
+    /// Set a new `deploy-id` (redeploy).
+    Redeploy,
+}
+
+/// What an action does to an environment, decided from it and its Jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TransitionPlan<'a> {
+    pub(crate) step: Step,
+    /// The lifecycle jobs that run on the action's event.
+    pub(crate) templates: Vec<&'a str>,
+    /// The runs that exist before the request (UIDs): a wait does not count them.
+    pub(crate) before: HashSet<String>,
+    /// The environment's last event occurrence before the request (`observed.seq`).
+    pub(crate) baseline_seq: u64,
+}
+
+impl TransitionPlan<'_> {
+    /// How many new runs a wait expects: none when the transition was already under way.
+    pub(crate) fn expected_runs(&self) -> usize {
+        match self.step {
+            Step::Already { .. } => 0,
+            _ => self.templates.len(),
+        }
+    }
+}
+
+/// The plan of an action that [`check_transition`] allowed.
+pub(crate) fn plan_transition<'a>(action: Action, env: &Environment, all: &'a [Job]) -> TransitionPlan<'a> {
+    let event = action.event();
+    let templates = all
+        .iter()
+        .filter(|j| jobs::run_of(j).is_none() && jobs::template_events(j).is_ok_and(|on| on.contains(&event)))
+        .map(jobs::name)
+        .collect();
+    let before = all.iter().filter(|j| jobs::run_of(j).is_some()).filter_map(|j| j.metadata.uid.clone()).collect();
+    let step = match action.state() {
+        Some(state) if env.wanted == Ok(state) => {
+            Step::Already { state, settled: action.target().state().is_some_and(|s| env.settled(s)) }
+        }
+        Some(state) => Step::SetState { state, was: env.wanted_text() },
+        None => Step::Redeploy,
+    };
+    TransitionPlan { step, templates, before, baseline_seq: env.observed.as_ref().map_or(0, |o| o.seq) }
 }
 
 /// What happens after the event's runs, for people.

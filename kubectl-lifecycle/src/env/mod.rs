@@ -1,6 +1,8 @@
 //! `env list|status|create|start|stop|redeploy|delete`. This module talks to
-//! the cluster; [`decide`] holds what the commands decide and report, pure,
-//! and [`render`] what they print for people.
+//! the cluster (reads the environment and its Jobs, writes the change, waits);
+//! [`decide`] holds what the commands decide and report, pure (an action's
+//! [`decide::TransitionPlan`], the status report), and [`render`] what they
+//! print for people.
 
 mod decide;
 mod render;
@@ -10,23 +12,23 @@ mod tests;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use lifecycle_contract::environment::WantedState;
 use lifecycle_contract::names;
 use serde_json::json;
 
 use crate::cli::{CreateArgs, ListArgs, OutputFormat, StatusArgs, TransitionArgs};
 use crate::client::{Ctx, FIELD_MANAGER, KubeResultExt, explain, get_environment, is_environment, is_forbidden};
+use crate::environment::Environment;
 use crate::jobs;
 use crate::table::human_duration;
 use crate::wait::{self, Observed, Progress, Target, TransitionGoal, Watch};
 pub use decide::Action;
-use decide::{EnvList, build_status, env_row, ns_annotation, ns_name, then_what, wanted_state};
+use decide::{EnvList, Step, build_status, check_transition, env_row, ns_name, plan_transition, then_what};
 use render::{or_none, render_list, render_status};
 
 fn now() -> jiff::Timestamp {
@@ -164,104 +166,79 @@ async fn patch_namespace(client: &Client, name: &str, patch: serde_json::Value) 
 }
 
 pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &TransitionArgs) -> anyhow::Result<()> {
-    let name = &name.to_string();
-    let ns = get_environment(&ctx.client, name).await?;
-    let current = wanted_state(&ns);
-    let baseline_status = ns_annotation(&ns, names::ANNOTATION_STATUS).map(String::from);
-    let (taken, in_flight) = wait::read_state(&ns);
-    if ns.metadata.deletion_timestamp.is_some() && action != Action::Delete {
-        bail!(
-            "environment {name} is being deleted (namespace terminating): nothing else can happen to it\n  hint: wait for it to go with `kubectl lifecycle env delete {name} --wait`"
-        );
-    }
-
-    if current == "deleted" && action != Action::Delete {
-        bail!(
-            "environment {name} is being deleted (state deleted): its delete jobs run, then the namespace goes\n  hint: wait for it with `kubectl lifecycle env delete {name} --wait`"
-        );
-    }
+    let env = Environment::read(&get_environment(&ctx.client, name).await?);
+    check_transition(action, &env)?;
     let all = Api::<Job>::namespaced(ctx.client.clone(), name)
         .list(&ListParams::default())
         .await
         .doing(format_args!("list jobs in namespace {name}"))?
         .items;
-    let event = action.event();
-    let templates: Vec<&str> = all
-        .iter()
-        .filter(|j| jobs::run_of(j).is_none() && jobs::template_events(j).is_ok_and(|on| on.contains(&event)))
-        .map(jobs::name)
-        .collect();
-    let before: HashSet<String> =
-        all.iter().filter(|j| jobs::run_of(j).is_some()).filter_map(|j| j.metadata.uid.clone()).collect();
-
-    let mut expected_runs = templates.len();
-    let mut deploy_id = None;
-    match action.state() {
-        Some(state) if current == state => {
-            let settled = action.target().state().is_some_and(|state| wait::settled(taken.as_ref(), in_flight.as_ref(), state));
-            crate::outln!(
-                "environment {name} is already {} (status: {})",
-                if action == Action::Delete { "being deleted" } else { state },
-                or_none(baseline_status.as_deref())
-            );
+    let plan = plan_transition(action, &env, &all);
+    let deploy_id = match &plan.step {
+        Step::Already { state, settled } => {
+            let state = if action == Action::Delete { "being deleted" } else { state.as_str() };
+            crate::outln!("environment {name} is already {state} (status: {})", or_none(env.status.as_deref()));
             if action == Action::Start {
                 crate::errln!("  hint: to run the start jobs again, redeploy: `kubectl lifecycle env redeploy {name}`");
             }
-            if settled || !args.wait.wait {
+            if *settled || !args.wait.wait {
                 return Ok(());
             }
             // The transition is under way: wait for its end, with no new run expected.
-            expected_runs = 0;
+            None
         }
-        Some(state) => {
+        Step::SetState { state, was } => {
+            let state = state.as_str();
             patch_namespace(&ctx.client, name, json!({ "metadata": { "labels": { names::LABEL_STATE: state } } })).await?;
-            crate::outln!("environment {name}: state {state} (was {current})");
-            crate::outln!("  {}", then_what(action, &templates));
+            crate::outln!("environment {name}: state {state} (was {was})");
+            crate::outln!("  {}", then_what(action, &plan.templates));
+            None
         }
-        None => {
-            if current != WantedState::Started.as_str() {
-                return Err(anyhow!(
-                    "environment {name} is {current}: only a started environment is redeployed\n  hint: start it with `kubectl lifecycle env start {name}` (its start jobs run)"
-                ));
-            }
-            let id = jiff::Timestamp::now().to_string();
-            deploy_id = Some(id.clone());
-            let deploy_id = id;
-            patch_namespace(
-                &ctx.client,
-                name,
-                json!({ "metadata": { "annotations": { names::ANNOTATION_DEPLOY_ID: deploy_id } } }),
-            )
-            .await?;
+        Step::Redeploy => {
+            let deploy_id = jiff::Timestamp::now().to_string();
+            let patch = json!({ "metadata": { "annotations": { names::ANNOTATION_DEPLOY_ID: deploy_id } } });
+            patch_namespace(&ctx.client, name, patch).await?;
             crate::outln!("environment {name}: redeploy requested ({} {deploy_id})", names::ANNOTATION_DEPLOY_ID);
-            crate::outln!("  {}", then_what(action, &templates));
+            crate::outln!("  {}", then_what(action, &plan.templates));
+            Some(deploy_id)
         }
-    }
-
+    };
     if !args.wait.wait {
         crate::outln!("  follow it with `kubectl lifecycle env status {name}` (or add --wait)");
         return Ok(());
     }
     let goal = TransitionGoal {
-        namespace: name.clone(),
+        namespace: name.to_string(),
         target: action.target(),
-        event,
-        baseline_seq: taken.as_ref().map_or(0, |t| t.seq),
+        event: action.event(),
+        baseline_seq: plan.baseline_seq,
         deploy_id,
-        expected_runs,
+        expected_runs: plan.expected_runs(),
     };
+    wait_transition(ctx, &env, goal, plan.before, args).await
+}
+
+/// Waits until the transition is over (or failed), and says so.
+async fn wait_transition(
+    ctx: &Ctx,
+    env: &Environment,
+    goal: TransitionGoal,
+    before: HashSet<String>,
+    args: &TransitionArgs,
+) -> anyhow::Result<()> {
+    let name = &env.namespace;
     let watch = Watch {
         client: ctx.client.clone(),
         namespace: name.clone(),
         watch_namespace: true,
         run_selector: names::LABEL_JOB.to_string(),
         before,
-        event: Some(event),
+        event: Some(goal.event),
         template: None,
-        baseline_status,
+        baseline_status: env.status.clone(),
         deadline: Instant::now() + args.wait.timeout,
         timeout: args.wait.timeout,
-        what: match action.target() {
+        what: match goal.target {
             Target::Gone => format!("environment {name} to be deleted"),
             t => format!("environment {name} to be {}", t.word()),
         },

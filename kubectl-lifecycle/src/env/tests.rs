@@ -5,8 +5,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use lifecycle_contract::names;
 use serde_json::json;
 
-use super::decide::{Action, EnvList, EnvRow, build_status, environment_name, then_what, wanted_state};
+use super::decide::{Action, EnvList, EnvRow, Step, build_status, check_transition, plan_transition, then_what};
 use super::render::{render_list, render_status};
+use crate::environment::Environment;
 use crate::jobs::tests::{job, meta, run, ts, with_condition};
 
 fn namespace(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Namespace {
@@ -16,11 +17,11 @@ fn namespace(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) 
 #[test]
 fn environment_fields_have_defaults() {
     let ns = namespace("preview", &[(names::LABEL_ENVIRONMENT, "")], &[]);
-    assert_eq!(environment_name(&ns), "preview");
-    assert_eq!(wanted_state(&ns), "started");
+    assert_eq!(Environment::read(&ns).name, "preview");
+    assert_eq!(Environment::read(&ns).wanted_text(), "started");
     let ns = namespace("preview", &[(names::LABEL_ENVIRONMENT, "pr-1"), (names::LABEL_STATE, "stopped")], &[]);
-    assert_eq!(environment_name(&ns), "pr-1");
-    assert_eq!(wanted_state(&ns), "stopped");
+    assert_eq!(Environment::read(&ns).name, "pr-1");
+    assert_eq!(Environment::read(&ns).wanted_text(), "stopped");
 }
 
 #[test]
@@ -143,4 +144,69 @@ fn status_shows_the_last_forced_run_and_what_it_could_not_read() {
     assert_eq!(seed["lastRuns"]["stop"]["result"], "failed", "{json}");
     assert!(seed.get("lastRunsProblems").is_none(), "{json}");
     assert!(json["templates"][1]["lastRunsProblems"][0].as_str().unwrap().contains("entry start"), "{json}");
+}
+
+/// An environment wanting `state` (label as written), with what the controller took in and its transition.
+fn env(state: Option<&str>, observed: Option<&str>, transition: Option<&str>) -> Environment {
+    let labels: Vec<(&str, &str)> = state.map(|s| (names::LABEL_STATE, s)).into_iter().collect();
+    let mut annotations = vec![(names::ANNOTATION_STATUS, "some status")];
+    annotations.extend(observed.map(|o| (names::ANNOTATION_OBSERVED, o)));
+    annotations.extend(transition.map(|t| (names::ANNOTATION_TRANSITION, t)));
+    Environment::read(&namespace("preview", &[&[(names::LABEL_ENVIRONMENT, "")], &labels[..]].concat(), &annotations))
+}
+
+#[test]
+fn an_action_is_refused_when_the_environment_cannot_take_it() {
+    let mut going = env(None, None, None);
+    going.terminating = true;
+    let e = check_transition(Action::Start, &going).unwrap_err().to_string();
+    assert!(e.contains("is being deleted (namespace terminating)") && e.contains("env delete preview --wait"), "{e}");
+    assert!(check_transition(Action::Delete, &going).is_ok());
+    let deleted = env(Some("deleted"), None, None);
+    let e = check_transition(Action::Stop, &deleted).unwrap_err().to_string();
+    assert!(e.contains("is being deleted (state deleted)"), "{e}");
+    assert!(check_transition(Action::Delete, &deleted).is_ok());
+    let e = check_transition(Action::Redeploy, &env(Some("stopped"), None, None)).unwrap_err().to_string();
+    assert!(e.starts_with("environment preview is stopped: only a started environment is redeployed"), "{e}");
+    let e = check_transition(Action::Redeploy, &env(Some("paused"), None, None)).unwrap_err().to_string();
+    assert!(e.starts_with("environment preview is paused:"), "an unreadable state is shown as written: {e}");
+    assert!(check_transition(Action::Redeploy, &env(None, None, None)).is_ok());
+}
+
+#[test]
+fn an_action_sets_the_state_or_waits_for_the_one_under_way() {
+    let all = vec![
+        job("seed", &[], &[(names::ANNOTATION_ON, "start,stop")]),
+        job("db", &[], &[(names::ANNOTATION_ON, "start")]),
+        job("migrate", &[], &[]),
+        {
+            let mut r = run("seed-stop-1", "seed", "stop", "2025-01-01T00:00:00Z");
+            r.metadata.uid = Some("uid-1".into());
+            r
+        },
+    ];
+    let stopped = r#"{"seq":4,"state":"stopped"}"#;
+    // Stopped, and resting there: start sets the state; its two start jobs run.
+    let plan = plan_transition(Action::Start, &env(Some("stopped"), Some(stopped), None), &all);
+    assert_eq!(plan.step, Step::SetState { state: lifecycle_contract::environment::WantedState::Started, was: "stopped".into() });
+    assert_eq!(plan.templates, ["seed", "db"]);
+    assert_eq!(plan.expected_runs(), 2);
+    assert_eq!(plan.baseline_seq, 4);
+    assert_eq!(plan.before, ["uid-1".to_string()].into());
+    // Already stopped and resting: nothing to do.
+    let plan = plan_transition(Action::Stop, &env(Some("stopped"), Some(stopped), None), &all);
+    assert!(matches!(plan.step, Step::Already { settled: true, .. }), "{:?}", plan.step);
+    // Stopped, but the stop is under way: wait for its end, with no new run expected.
+    let moving = r#"{"seq":4,"event":"stop","phase":"runs"}"#;
+    let plan = plan_transition(Action::Stop, &env(Some(" stopped "), Some(stopped), Some(moving)), &all);
+    assert!(matches!(plan.step, Step::Already { settled: false, .. }), "{:?}", plan.step);
+    assert_eq!((plan.templates.len(), plan.expected_runs()), (1, 0));
+    // Delete is never settled: it ends with the namespace gone.
+    let plan = plan_transition(Action::Delete, &env(Some("deleted"), Some(r#"{"seq":5,"state":"deleted"}"#), None), &all);
+    assert!(matches!(plan.step, Step::Already { settled: false, .. }), "{:?}", plan.step);
+    // Redeploy writes a new deploy-id; an unreadable state is replaced by the action's.
+    assert_eq!(plan_transition(Action::Redeploy, &env(None, None, None), &all).step, Step::Redeploy);
+    let plan = plan_transition(Action::Start, &env(Some("paused"), None, None), &all);
+    assert!(matches!(&plan.step, Step::SetState { was, .. } if was == "paused"), "{:?}", plan.step);
+    assert_eq!(plan.baseline_seq, 0);
 }
