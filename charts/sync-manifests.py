@@ -6,7 +6,11 @@ webhook configurations, ...) are templated by hand in
 charts/lifecycle-jobs/templates/ and listed in HAND_TEMPLATED; every other
 file that manifests/base/kustomization.yaml lists is copied into
 templates/<file>, its objects' metadata.labels replaced by the chart's labels
-helper (which adds Helm's labels, part-of and commonLabels).
+helper (which adds Helm's labels, part-of and commonLabels), and the base's
+namespace (lifecycle-jobs-system, outside comments) replaced by the release's
+(the lj.namespace helper): object namespaces, RBAC subjects, and the names in
+the admission policies' CEL (the server's username, its TLS Secret's
+namespace, the never-an-environment list).
 
   charts/sync-manifests.py            rewrite the generated templates
   charts/sync-manifests.py --check    exit 1 when they are out of date
@@ -36,6 +40,10 @@ HAND_TEMPLATED = {
 }
 # Rendered only under a condition (file -> Go template condition).
 CONDITIONS = {"rbac-certificates.yaml": 'eq .Values.certificates.mode "self-managed"'}
+
+# The namespace manifests/base installs into, and what the chart writes instead.
+BASE_NAMESPACE = "lifecycle-jobs-system"
+CHART_NAMESPACE = '{{ include "lj.namespace" $ }}'
 
 HEADER = (
     "{{{{- /* Generated from manifests/base/{name} by charts/sync-manifests.py:"
@@ -85,10 +93,20 @@ def transform_doc(doc, name):
     return "\n".join(out)
 
 
+def with_release_namespace(text):
+    """The base's namespace replaced by the release's on every line but comments
+    (they describe the default)."""
+    return "\n".join(
+        line if line.lstrip().startswith("#") else line.replace(BASE_NAMESPACE, CHART_NAMESPACE)
+        for line in text.split("\n")
+    )
+
+
 def generate(name):
     text = (BASE / name).read_text()
     if "{{" in text:
         fail(f"{name} contains '{{{{', which Helm would read as a template")
+    text = with_release_namespace(text)
     docs = re.split(r"(?m)^---\n", text)
     body = "---\n".join(transform_doc(d, name) for d in docs)
     out = HEADER.format(name=name)

@@ -7,7 +7,15 @@
 #      values file render the same kinds, names and specs (Helm's own labels
 #      aside); a difference is printed as a diff of one JSON line per object;
 #   3. `helm lint --strict` and `helm template` pass for every documented values
-#      combination (charts/lifecycle-jobs/ci/*-values.yaml and the defaults).
+#      combination (charts/lifecycle-jobs/ci/*-values.yaml and the defaults);
+#   4. installed into another namespace (`-n platform`), every object and every
+#      reference follows it: no rendered object says lifecycle-jobs-system, every
+#      namespaced object is in platform, the webhooks call the Service there,
+#      the RBAC subjects and the admission policies name the server as
+#      system:serviceaccount:platform:lifecycle-webhook.
+#
+# manifests/ installs into lifecycle-jobs-system, so the comparison renders the
+# chart with `-n lifecycle-jobs-system` and the Namespace object (namespace.create).
 #
 # Needs kubectl (kustomize) and python3 with PyYAML; helm is built from the Go
 # module proxy by tests/tools/build-tools.sh (cached by version) unless HELM is set.
@@ -23,6 +31,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 charts/sync-manifests.py --check
+# The namespace manifests/base installs into (the chart's documented default).
+BASE_NAMESPACE=lifecycle-jobs-system
 
 # manifests directory | chart values file ("" = the defaults)
 pairs=(
@@ -36,7 +46,8 @@ for pair in "${pairs[@]}"; do
   args=()
   [ -z "$values" ] || args=(-f "$values")
   "$KUBECTL" kustomize "$dir" | charts/normalize.py >"$tmp/kustomize.jsonl"
-  "$HELM" template lifecycle-jobs "$CHART" "${args[@]}" | charts/normalize.py >"$tmp/helm.jsonl"
+  "$HELM" template lifecycle-jobs "$CHART" -n "$BASE_NAMESPACE" --set namespace.create=true "${args[@]}" |
+    charts/normalize.py >"$tmp/helm.jsonl"
   if diff -u --label "kubectl kustomize $dir" --label "helm template ${values:-(defaults)}" \
     "$tmp/kustomize.jsonl" "$tmp/helm.jsonl" >"$tmp/diff"; then
     log "ok: $dir and the chart with ${values:-the defaults} render the same $(wc -l <"$tmp/helm.jsonl") objects"
@@ -77,5 +88,57 @@ for values in "${combos[@]}"; do
     { log "FAIL: helm template ${values:-(defaults)} is not YAML"; failed=1; continue; }
   log "ok: helm lint and template ${values:-(defaults)}"
 done
+# Another namespace: nothing may still point at the default one.
+for values in "${combos[@]}"; do
+  args=()
+  [ -z "$values" ] || args=(-f "$values")
+  "$HELM" template lifecycle-jobs "$CHART" -n platform --set namespace.create=true "${args[@]}" >"$tmp/platform.yaml" ||
+    { log "FAIL: helm template -n platform ${values:-(defaults)}"; failed=1; continue; }
+  if python3 - "$tmp/platform.yaml" platform "$BASE_NAMESPACE" <<'PY' >&2; then
+import json, re, sys, yaml
+path, ns, base = sys.argv[1:]
+server = f"system:serviceaccount:{ns}:lifecycle-webhook"
+objs = [o for o in yaml.safe_load_all(open(path)) if o]
+cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
+                  "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+bad = []
+def where(o):
+    return f"{o['kind']} {o['metadata'].get('namespace', '')}/{o['metadata']['name']}"
+for o in objs:
+    text = json.dumps(o)
+    if base in text:
+        bad.append(f"{where(o)} still says {base}")
+    meta_ns = o["metadata"].get("namespace")
+    if o["kind"] == "Namespace":
+        if o["metadata"]["name"] != ns:
+            bad.append(f"{where(o)}: the Namespace object is not {ns}")
+    elif o["kind"] not in cluster_scoped and meta_ns != ns:
+        # The dashboard ConfigMap may go to a namespace of its own (metrics.dashboard.namespace).
+        if not (o["kind"] == "ConfigMap" and o["metadata"]["name"] == "lifecycle-jobs-dashboard"):
+            bad.append(f"{where(o)} is not in {ns}")
+    for hook in o.get("webhooks", []):
+        svc = hook.get("clientConfig", {}).get("service", {})
+        if svc.get("namespace") != ns:
+            bad.append(f"{where(o)}: webhook {hook['name']} calls the Service in {svc.get('namespace')!r}")
+    for s in o.get("subjects", []) or []:
+        if s.get("kind") == "ServiceAccount" and s.get("namespace") != ns:
+            bad.append(f"{where(o)}: subject {s['name']} in {s.get('namespace')!r}")
+    for named in set(re.findall(r"system:serviceaccount:([a-z0-9-]*):lifecycle-webhook", text)):
+        if named != ns:
+            bad.append(f"{where(o)} names the server as system:serviceaccount:{named}:lifecycle-webhook")
+policies = [o for o in objs if o["kind"] == "ValidatingAdmissionPolicy" and server in json.dumps(o)]
+if len(policies) < 4:
+    bad.append(f"only {len(policies)} admission policies name {server} (the creates policy and three trust policies do)")
+for b in bad:
+    print(f"  {b}")
+sys.exit(1 if bad else 0)
+PY
+    log "ok: helm template -n platform ${values:-(defaults)}: every object and reference in platform"
+  else
+    log "FAIL: helm template -n platform ${values:-(defaults)} still refers to $BASE_NAMESPACE (see above)"
+    failed=1
+  fi
+done
+
 [ "$failed" = 0 ] || { log "the chart and manifests/ disagree (see above)"; exit 1; }
 log "the chart and manifests/ agree"

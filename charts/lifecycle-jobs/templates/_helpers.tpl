@@ -1,8 +1,11 @@
 {{/*
-The namespace every namespaced object goes to: fixed by the contract (the
-webhooks, the admission policies and the server's defaults name it).
+The namespace every namespaced object goes to: the release's (`helm install
+-n NAMESPACE`; documented default lifecycle-jobs-system). Everything that
+names it follows: the webhooks' Service reference, the RBAC subjects, the
+admission policies' username of the server, the certificate names. The server
+reads it from its pod. Call with the root context.
 */}}
-{{- define "lj.namespace" -}}lifecycle-jobs-system{{- end -}}
+{{- define "lj.namespace" -}}{{ .Release.Namespace }}{{- end -}}
 
 {{- define "lj.selfManaged" -}}{{- if eq .Values.certificates.mode "self-managed" -}}true{{- end -}}{{- end -}}
 
