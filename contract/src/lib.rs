@@ -4,6 +4,7 @@
 //! rule lives in exactly one place. Feature `k8s` adds the rules on Kubernetes
 //! objects that the server and the plugin share (the agent goes without).
 
+pub mod annotation;
 pub mod environment;
 pub mod event;
 #[cfg(feature = "k8s")]

@@ -61,6 +61,12 @@ impl Transition {
         self.seq.to_string()
     }
 
+    /// The controller's own delete of the namespace: a delete transition whose
+    /// runs are over (admission lets this delete pass).
+    pub fn deletes_namespace(&self) -> bool {
+        self.event == Event::Delete && self.phase == Phase::Delete
+    }
+
     /// Pods admitted now must wait: a start whose runs are going (or failed and
     /// held, unless the namespace says `release`).
     pub fn gates_pods(&self, on_failure: OnStartFailure) -> bool {
