@@ -66,12 +66,13 @@
 //! `preserve_order` and `arbitrary_precision` features. For a Terraform or
 //! OpenTofu file (object keys sorted, numbers in plain form) that is also what
 //! plain serde_json gives, which is what Qovery's engine publishes
-//! (`serde_json::Value::to_string`). An object inside a value
-//! that repeats a member name rejects the file (rule `duplicate-key`): JSON
-//! readers disagree on which one counts. The compact text is never longer
-//! than the value as written, so it counts against the same size limits as a
-//! string (the file's [`OUTPUT_FILE_MAX_BYTES`], then the environment's
-//! ConfigMap or Secret).
+//! (`serde_json::Value::to_string`). An object inside a value that repeats a
+//! member name rejects the file (rule `duplicate-key`): JSON readers disagree
+//! on which one counts. The compact text is never longer than the value as
+//! written, so it counts against the same size limits as a string (the
+//! file's [`OUTPUT_FILE_MAX_BYTES`], then the environment's ConfigMap or
+//! Secret). The one-pass parser checks the value (positions for errors) and
+//! records its byte range; the compact text is then written from that range.
 //!
 //! # Diagnostics never hold values
 //! A [`Diagnostic`] names a position (line and column, both 1-based; the
