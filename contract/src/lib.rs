@@ -11,6 +11,8 @@ pub mod event;
 pub mod job_copy;
 pub mod job_id;
 pub mod last_runs;
+#[cfg(feature = "k8s")]
+pub mod lifecycle_job;
 pub mod names;
 pub mod output;
 pub mod reserved;
