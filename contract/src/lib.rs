@@ -5,6 +5,7 @@
 //! objects that the server and the plugin share (the agent goes without).
 
 pub mod annotation;
+pub mod builtins;
 pub mod environment;
 pub mod event;
 #[cfg(feature = "k8s")]

@@ -157,6 +157,12 @@ pub const ANNOTATION_MIRROR_HASH: &str = "lifecycle-jobs.dev/mirror-hash";
 /// Field manager of the server's writes of the `lifecycle-project` objects.
 pub const PROJECT_VARIABLES_FIELD_MANAGER: &str = "lifecycle-jobs.dev/project-variables";
 
+/// Name of the ConfigMap the server writes in each environment with its
+/// built-in variables (`crate::builtins`); first of the injected sources.
+pub const BUILTINS_OBJECT: &str = "lifecycle-builtins";
+/// Field manager of the server's writes of the `lifecycle-builtins` ConfigMaps.
+pub const BUILTINS_FIELD_MANAGER: &str = "lifecycle-jobs.dev/builtins";
+
 /// Kind of an object a pod's `envFrom` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {
@@ -167,6 +173,7 @@ pub enum SourceKind {
 /// Scope of an injected variable source; later scopes win over earlier ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
+    Builtin,
     Project,
     Environment,
     Output,
@@ -175,6 +182,7 @@ pub enum Scope {
 impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
+            Scope::Builtin => "builtin",
             Scope::Project => "project",
             Scope::Environment => "environment",
             Scope::Output => "output",
@@ -185,9 +193,11 @@ impl Scope {
 /// The `envFrom` sources the webhook puts first in every container of an
 /// environment's pods, in this order. A later source wins over an earlier one
 /// (and the pod's own `envFrom` and `env`, which come after, win over all), so
-/// the narrower scope wins and outputs win over inputs. Admission and the
-/// plugin's `env vars` both read this one list.
-pub const INJECTED_SOURCES: [(Scope, SourceKind, &str); 6] = [
+/// the built-in variables lose to every scope, the narrower scope wins and
+/// outputs win over inputs. Admission and the plugin's `env vars` both read
+/// this one list.
+pub const INJECTED_SOURCES: [(Scope, SourceKind, &str); 7] = [
+    (Scope::Builtin, SourceKind::ConfigMap, BUILTINS_OBJECT),
     (Scope::Project, SourceKind::ConfigMap, PROJECT_OBJECT),
     (Scope::Project, SourceKind::Secret, PROJECT_OBJECT),
     (Scope::Environment, SourceKind::ConfigMap, ENVIRONMENT_OBJECT),
@@ -224,7 +234,11 @@ pub fn captured_pod_grace(requested: Option<i64>) -> i64 {
 /// Audience of the agent's projected service-account token.
 pub const TOKEN_AUDIENCE: &str = "lifecycle-jobs.dev";
 
-/// Namespace of the server.
+/// The documented default namespace of the server (manifests/base, the chart's
+/// `helm install -n lifecycle-jobs-system`). Not a rule: the server runs where it
+/// is installed and reads its namespace from its pod (`--namespace`, else
+/// `POD_NAMESPACE`); never compare a namespace or a username with this to
+/// recognise the server.
 pub const SYSTEM_NAMESPACE: &str = "lifecycle-jobs-system";
 
 /// Namespaces that are never environments, whatever their labels: the
@@ -232,7 +246,7 @@ pub const SYSTEM_NAMESPACE: &str = "lifecycle-jobs-system";
 pub const NEVER_ENVIRONMENTS: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
 
 /// Whether `namespace` may never be an environment; `server_namespace` is
-/// where the server runs (default [`SYSTEM_NAMESPACE`]).
+/// where the server runs (its setting, default [`SYSTEM_NAMESPACE`]).
 pub fn never_environment(namespace: &str, server_namespace: &str) -> bool {
     namespace == server_namespace || NEVER_ENVIRONMENTS.contains(&namespace)
 }

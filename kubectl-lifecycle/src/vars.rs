@@ -1,6 +1,8 @@
 //! `env vars NS`: every variable a pod of the environment gets from
-//! lifecycle-jobs, with its scope (project, environment, output) and the
-//! object it comes from; the later source wins, as in the pod.
+//! lifecycle-jobs, with its scope (builtin, project, environment, output) and
+//! the object it comes from; the later source wins, as in the pod. A run
+//! pod's own built-ins (event, deploy-id, JOBID) are in its `env`, not in any
+//! object: they are not listed here.
 
 use std::collections::BTreeMap;
 
@@ -29,7 +31,7 @@ pub struct Read {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Injected {
-    /// `project`, `environment` or `output`.
+    /// `builtin`, `project`, `environment` or `output`.
     pub scope: &'static str,
     /// `ConfigMap/<name>` or `Secret/<name>` in the environment.
     pub object: String,
@@ -179,7 +181,9 @@ fn text(report: &Report, wide: bool) -> String {
         }
     }
     let mut out = table.render();
-    out.push_str("\nLater sources win: project < environment < output; a workload's own env and envFrom win over all.\n");
+    out.push_str(
+        "\nLater sources win: builtin < project < environment < output; a workload's own env and envFrom win over all.\n",
+    );
     out
 }
 
@@ -192,8 +196,16 @@ mod tests {
         Some(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
-    fn reads() -> [Read; 6] {
+    fn reads() -> [Read; 7] {
         [
+            Read {
+                data: data(&[
+                    ("QOVERY_ENVIRONMENT_NAME", "pr-1"),
+                    ("QOVERY_KUBERNETES_NAMESPACE_NAME", "shop-1"),
+                    ("REGION", "none"),
+                ]),
+                ..Default::default()
+            },
             Read {
                 data: data(&[("REGION", "eu"), ("DB_HOST", "project-db")]),
                 origins: [("REGION".to_string(), "lifecycle-jobs-system/shop".to_string())].into(),
@@ -218,10 +230,21 @@ mod tests {
         assert_eq!(host.origin.overrides, ["project ConfigMap/lifecycle-project", "environment ConfigMap/lifecycle-environment"]);
         assert_eq!(by["REGION"].origin.from.as_deref(), Some("lifecycle-jobs-system/shop"));
         assert_eq!(by["REGION"].origin.scope, "project");
+        assert_eq!(
+            by["REGION"].origin.overrides,
+            ["builtin ConfigMap/lifecycle-builtins"],
+            "a project variable overrides a built-in"
+        );
+        let ns = by["QOVERY_KUBERNETES_NAMESPACE_NAME"];
+        assert_eq!(
+            (ns.origin.scope, ns.origin.object.as_str(), ns.value.as_str()),
+            ("builtin", "ConfigMap/lifecycle-builtins", "shop-1")
+        );
+        assert!(ns.origin.from.is_none() && !ns.sensitive);
         assert!(by["DB_PASS"].sensitive);
         assert_eq!(by["DB_PASS"].origin.object, "Secret/lifecycle-project");
         assert!(by["TOKEN"].sensitive);
-        assert_eq!(vars.len(), 4);
+        assert_eq!(vars.len(), 6);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Pod admission: variables for every pod of an environment (project,
+//! Pod admission: variables for every pod of an environment (built-in, project,
 //! environment and output scopes, see [`env_from_ops`]), and the output
 //! volume plus the agent sidecar for pods of captured Jobs.
 //!
@@ -238,10 +238,10 @@ fn refers_to(e: &EnvFromIn<'_>, kind: SourceKind, name: &str) -> bool {
     r.as_ref().is_some_and(|r| r.name == name)
 }
 
-/// Puts the injected sources ([`INJECTED_SOURCES`]: project, environment,
-/// outputs) first in `envFrom`, in their order, so that the narrower scope
-/// wins and the container's own `env` and `envFrom` win over all of them
-/// (later sources override earlier ones).
+/// Puts the injected sources ([`INJECTED_SOURCES`]: built-ins, project,
+/// environment, outputs) first in `envFrom`, in their order, so that the
+/// narrower scope wins and the container's own `env` and `envFrom` win over
+/// all of them (later sources override earlier ones).
 ///
 /// Idempotent: an entry already present is not added again. A missing entry
 /// goes right after the injected entries that lead the list, so a pod that
@@ -526,10 +526,11 @@ mod tests {
     }
 
     #[test]
-    fn injected_order_is_project_environment_outputs_configmap_before_secret() {
+    fn injected_order_is_builtins_project_environment_outputs_configmap_before_secret() {
         assert_eq!(
             injected_names(),
             [
+                "ConfigMap/lifecycle-builtins",
                 "ConfigMap/lifecycle-project",
                 "Secret/lifecycle-project",
                 "ConfigMap/lifecycle-environment",
@@ -586,7 +587,7 @@ mod tests {
         let mut want = injected_names();
         want.push("ConfigMap/own".into());
         assert_eq!(env_from_names(&out["spec"]["containers"][0]), want);
-        assert_eq!(v.patch.len(), 4, "only the four missing entries are added");
+        assert_eq!(v.patch.len(), 5, "only the five missing entries are added");
     }
 
     #[test]
@@ -613,7 +614,7 @@ mod tests {
         want.extend(["ConfigMap/own".to_string(), "Secret/lifecycle-environment".to_string()]);
         assert_eq!(env_from_names(&out["spec"]["containers"][0]), want);
         // Its own entry is not made optional behind its back.
-        assert!(out["spec"]["containers"][0]["envFrom"][7]["secretRef"].get("optional").is_none());
+        assert!(out["spec"]["containers"][0]["envFrom"][INJECTED_SOURCES.len() + 1]["secretRef"].get("optional").is_none());
         let again = mutate(&out.to_string(), &settings());
         assert!(again.patch.is_empty(), "{:?}", again.patch);
         assert!(!v.patch.is_empty());

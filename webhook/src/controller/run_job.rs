@@ -20,7 +20,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use lifecycle_contract::builtins::run_variables;
 use lifecycle_contract::job_copy::fresh_copy;
 use lifecycle_contract::names::{
     ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_JOB_ID, DOMAIN, LABEL_EVENT, LABEL_JOB, LABEL_RUN,
@@ -98,6 +100,20 @@ pub(crate) enum BuildError {
     BadCommand { annotation: String, error: String },
 }
 
+/// What a run is told of its environment besides what its template says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RunFacts<'a> {
+    /// The environment's `deploy-id` the run is made for (the occurrence's,
+    /// as the controller took it in: annotation `observed`).
+    pub deploy_id: Option<&'a str>,
+}
+
+/// [`build_run_with`], without the facts of the environment: the run's pods
+/// get the event and the JOBID but no `deploy-id`.
+pub(crate) fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> Result<Job, BuildError> {
+    build_run_with(template, event, occurrence, name, RunFacts::default())
+}
+
 /// The run of `template` for `event`, occurrence `occurrence`, named `name`:
 /// - a fresh copy of the template (`job_copy::fresh_copy`, as `kubectl
 ///   lifecycle clone` makes), not suspended, and without a selector even a
@@ -108,8 +124,16 @@ pub(crate) enum BuildError {
 ///   that the run publishes its outputs under the template's variables;
 /// - no template annotations (`on`, `force-run`, `outputs`, …): a run is no template;
 /// - run by the built-in Job controller: no `spec.managedBy`, no `parallelism: 0`;
-/// - the event's `on-<event>-command` / `on-<event>-args` in the chosen container.
-pub(crate) fn build_run(template: &Job, event: Event, occurrence: &str, name: &str) -> Result<Job, BuildError> {
+/// - the event's `on-<event>-command` / `on-<event>-args` in the chosen container;
+/// - the run's built-in variables ([`run_variables`]: event, `deploy-id` from
+///   `facts`, JOBID) first in every container's `env` ([`prepend_env`]).
+pub(crate) fn build_run_with(
+    template: &Job,
+    event: Event,
+    occurrence: &str,
+    name: &str,
+    facts: RunFacts<'_>,
+) -> Result<Job, BuildError> {
     let meta = &template.metadata;
     let (Some(tname), Some(namespace), Some(uid)) = (&meta.name, &meta.namespace, &meta.uid) else {
         return Err(BuildError::Unnamed);
@@ -158,6 +182,10 @@ pub(crate) fn build_run(template: &Job, event: Event, occurrence: &str, name: &s
     // never gates a pod with this label.
     pod_labels.insert(LABEL_RUN.into(), occurrence.into());
 
+    if let Some(pod) = spec.template.spec.as_mut() {
+        prepend_env(pod, &run_variables(&job_id, event, facts.deploy_id));
+    }
+
     let command = json_list(&annotations, annotation_on_command(event))?;
     let args = json_list(&annotations, annotation_on_args(event))?;
     if command.is_some() || args.is_some() {
@@ -183,6 +211,28 @@ pub(crate) fn build_run(template: &Job, event: Event, occurrence: &str, name: &s
     }
 
     Ok(run)
+}
+
+/// Puts `vars` first in the `env` of every container and init container, so
+/// that the container's own entries, which come after, win, and may refer to
+/// them (`$(LIFECYCLE_EVENT)`). A name the container sets itself is not added
+/// (its own value wins anyway, and the API warns of a duplicate).
+pub(crate) fn prepend_env(pod: &mut PodSpec, vars: &[(&'static str, String)]) {
+    let containers = pod.containers.iter_mut().chain(pod.init_containers.iter_mut().flatten());
+    for c in containers {
+        prepend_to(c, vars);
+    }
+}
+
+fn prepend_to(c: &mut Container, vars: &[(&'static str, String)]) {
+    let own = c.env.take().unwrap_or_default();
+    let mut env: Vec<EnvVar> = vars
+        .iter()
+        .filter(|(name, _)| !own.iter().any(|e| e.name == *name))
+        .map(|(name, value)| EnvVar { name: name.to_string(), value: Some(value.clone()), value_from: None })
+        .collect();
+    env.extend(own);
+    c.env = (!env.is_empty()).then_some(env);
 }
 
 fn json_list(annotations: &BTreeMap<String, String>, key: String) -> Result<Option<Vec<String>>, BuildError> {
@@ -425,6 +475,41 @@ mod tests {
         assert!(!is_same_run(&run, "u-1", Event::Stop, "3"));
         run.metadata.owner_references = None;
         assert!(!is_same_run(&run, "u-1", Event::Start, "3"));
+    }
+
+    fn env_of(c: &Container) -> Vec<(String, String)> {
+        c.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect()
+    }
+
+    #[test]
+    fn run_pods_get_the_event_deploy_id_and_job_id_first_and_their_own_env_wins() {
+        let mut t = template(&[(ANNOTATION_ON, "start,delete"), (ANNOTATION_JOB_ID, "tofu")]);
+        let pod = t.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        pod.containers[0].env = Some(vec![
+            EnvVar { name: "TF_IN_AUTOMATION".into(), value: Some("1".into()), value_from: None },
+            EnvVar { name: "LIFECYCLE_EVENT".into(), value: Some("mine".into()), value_from: None },
+        ]);
+        pod.init_containers = Some(vec![Container { name: "init".into(), ..Default::default() }]);
+        let run = build_run_with(&t, Event::Delete, "4", "n", RunFacts { deploy_id: Some("v7") }).unwrap();
+        let pod = run.spec.unwrap().template.spec.unwrap();
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        // Its own LIFECYCLE_EVENT stays, after ours would have been: ours is left out.
+        assert_eq!(
+            env_of(&pod.containers[0]),
+            [
+                s("LIFECYCLE_DEPLOY_ID", "v7"),
+                s("QOVERY_JOB_ID", "TOFU"),
+                s("TF_IN_AUTOMATION", "1"),
+                s("LIFECYCLE_EVENT", "mine")
+            ]
+        );
+        let all = [s("LIFECYCLE_EVENT", "delete"), s("LIFECYCLE_DEPLOY_ID", "v7"), s("QOVERY_JOB_ID", "TOFU")];
+        assert_eq!(env_of(&pod.containers[1]), all);
+        assert_eq!(env_of(&pod.init_containers.as_ref().unwrap()[0]), all);
+        // No deploy-id known: none given.
+        let run = build_run(&t, Event::Start, "4", "n").unwrap();
+        let c = &run.spec.unwrap().template.spec.unwrap().containers[1];
+        assert_eq!(env_of(c), [s("LIFECYCLE_EVENT", "start"), s("QOVERY_JOB_ID", "TOFU")]);
     }
 
     /// Issue 19: a template with `spec.managedBy` (or `parallelism: 0`) made

@@ -6,8 +6,11 @@
 //! puts first in every container's `envFrom`.
 //!
 //! - [`plan`]: merge order, targets, what to write or delete (pure, unit-tested);
-//! - [`sync`]: watches, lists and server-side applies (field manager
-//!   `lifecycle-jobs.dev/project-variables`), run by the controller leader.
+//! - [`builtins`]: the built-in variables of every environment, ConfigMap
+//!   `lifecycle-builtins` (pure, unit-tested), written by the same loop;
+//! - [`sync`]: watches, lists and server-side applies (field managers
+//!   `lifecycle-jobs.dev/project-variables` and `lifecycle-jobs.dev/builtins`),
+//!   run by the controller leader.
 //!
 //! Merge order: sources are taken by source namespace (in the flag's order),
 //! then by object name; a key defined twice takes the later source's value,
@@ -17,6 +20,7 @@
 //! data of a kind has no mirror of that kind. `binaryData` is not mirrored
 //! (`envFrom` ignores it).
 
+pub(crate) mod builtins;
 pub(crate) mod plan;
 pub(crate) mod sync;
 

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use lifecycle_contract::names::SourceKind;
 use sha2::{Digest, Sha256};
 
-/// Namespaces that are never environments (DESIGN "Trust"), besides the
-/// server's own and the variables source namespaces: no mirror goes there.
-pub(crate) const NEVER_ENVIRONMENTS: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
+// Namespaces that are never environments (DESIGN "Trust"), besides the
+// server's own and the variables source namespaces: no mirror goes there.
+use lifecycle_contract::names::NEVER_ENVIRONMENTS;
 
 /// One labelled source object with its data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,14 +2,17 @@
 //! and deletes. The decisions are in [`super::plan`].
 //!
 //! Watches (metadata only, label-selected, so memory holds names, not data):
-//! - Namespaces labelled `lifecycle-jobs.dev/environment` (their `project` label);
+//! - Namespaces labelled `lifecycle-jobs.dev/environment` (their `project`
+//!   label, and the facts of their built-in variables, [`super::builtins`]);
 //! - in each source namespace, ConfigMaps and Secrets labelled
 //!   `lifecycle-jobs.dev/project-variables`.
 //!
 //! The mirrors themselves are listed (metadata, selected by name and by the
 //! managed-by label) at start and every [`RESYNC`]: a restarted leader learns
 //! what exists and rewrites only what differs (digest annotation), and a
-//! mirror deleted by hand comes back within one resync.
+//! mirror deleted by hand comes back within one resync. So are the
+//! `lifecycle-builtins` ConfigMaps, data included (a few short values): one
+//! edited or deleted by hand is put back within one resync.
 //!
 //! A project's data is read (a label-selected list) only while it is being
 //! reconciled, one project at a time, and never logged: logs name projects,
@@ -27,13 +30,15 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
+use lifecycle_contract::builtins::EnvironmentFacts;
 use lifecycle_contract::names::{
-    ANNOTATION_MIRROR_HASH, ANNOTATION_VARIABLE_SOURCES, LABEL_ENVIRONMENT, LABEL_PROJECT, LABEL_PROJECT_VARIABLES,
-    PROJECT_OBJECT, PROJECT_VARIABLES_FIELD_MANAGER, SourceKind,
+    ANNOTATION_MIRROR_HASH, ANNOTATION_VARIABLE_SOURCES, BUILTINS_FIELD_MANAGER, BUILTINS_OBJECT, LABEL_ENVIRONMENT,
+    LABEL_PROJECT, LABEL_PROJECT_VARIABLES, PROJECT_OBJECT, PROJECT_VARIABLES_FIELD_MANAGER, SourceKind,
 };
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::builtins::{Builtins, BuiltinsAction, Data};
 use super::plan::{Action, Merged, Source, World, merge, mirror_hash};
 use crate::outputs::error::short;
 use crate::outputs::store::{MANAGED_BY, MANAGED_BY_LABEL};
@@ -67,12 +72,13 @@ fn kube_err(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 }
 
 /// A watch event reduced to what the mirror needs: a name and a label value
-/// (and, for namespaces, whether it is terminating).
+/// (and, for namespaces, whether it is terminating and its built-in facts).
 #[derive(Debug)]
 struct Seen {
     name: String,
     label: Option<String>,
     terminating: bool,
+    facts: Option<EnvironmentFacts>,
 }
 
 enum Input {
@@ -82,7 +88,17 @@ enum Input {
 }
 
 fn seen<K: kube::Resource>(obj: PartialObjectMeta<K>, label: &str) -> Seen {
-    Seen { name: obj.name_any(), label: obj.labels().get(label).cloned(), terminating: obj.metadata.deletion_timestamp.is_some() }
+    Seen {
+        name: obj.name_any(),
+        label: obj.labels().get(label).cloned(),
+        terminating: obj.metadata.deletion_timestamp.is_some(),
+        facts: None,
+    }
+}
+
+fn seen_env(obj: PartialObjectMeta<Namespace>) -> Seen {
+    let facts = EnvironmentFacts::read(&obj.metadata);
+    Seen { facts, ..seen(obj, LABEL_PROJECT) }
 }
 
 fn map_event<K, T>(e: Event<K>, f: impl Fn(K) -> T) -> Event<T> {
@@ -121,7 +137,7 @@ fn inputs(client: &Client, sources: &[String]) -> impl Stream<Item = Input> + us
         watcher::watcher(envs, crate::runtime::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
             .default_backoff()
             .map(|r| match r {
-                Ok(e) => Input::Env(map_event(e, |o| seen(o, LABEL_PROJECT))),
+                Ok(e) => Input::Env(map_event(e, seen_env)),
                 Err(e) => Input::WatchError("environments", e),
             })
             .boxed(),
@@ -142,14 +158,19 @@ struct Mirror {
     /// Source namespaces, in merge order.
     sources: Vec<String>,
     world: World,
+    /// The built-in variables of every environment.
+    builtins: Builtins,
     /// Watch restarts in progress: the complete lists being gathered.
-    pending_envs: Option<Vec<(String, Option<String>, bool)>>,
+    pending_envs: Option<Vec<Seen>>,
     pending_sources: HashMap<SourceWatch, Vec<(String, Option<String>)>>,
     /// Nothing is written before every watch has listed once and the mirrors
     /// have been listed: an incomplete picture would delete good mirrors.
     envs_ready: bool,
     sources_ready: HashSet<SourceWatch>,
     mirrors_ready: bool,
+    /// The same for the built-ins: written once the environments and the
+    /// existing ConfigMaps are known (they wait for no variables source).
+    builtins_listed: bool,
 }
 
 /// Runs the mirror until the future is dropped (the leader lost its lease).
@@ -159,12 +180,14 @@ pub(crate) async fn run(client: Client, sources: Vec<String>, server_namespace: 
     let mut m = Mirror {
         client: client.clone(),
         sources: sources.clone(),
-        world: World::new(excluded),
+        world: World::new(excluded.clone()),
+        builtins: Builtins::new(excluded),
         pending_envs: None,
         pending_sources: HashMap::new(),
         envs_ready: false,
         sources_ready: HashSet::new(),
         mirrors_ready: false,
+        builtins_listed: false,
     };
     tracing::info!(sources = ?sources, "mirroring project variables");
     let mut inputs = std::pin::pin!(inputs(&client, &sources));
@@ -188,9 +211,9 @@ pub(crate) async fn run(client: Client, sources: Vec<String>, server_namespace: 
                 Err(_) => break,
             }
         }
-        if m.ready() {
-            retry_at = (!m.reconcile().await).then(|| Instant::now() + RETRY);
-        }
+        let mirrored = !m.ready() || m.reconcile().await;
+        let built_in = !m.builtins_ready() || m.reconcile_builtins().await;
+        retry_at = (!mirrored || !built_in).then(|| Instant::now() + RETRY);
     }
 }
 
@@ -199,22 +222,33 @@ impl Mirror {
         self.envs_ready && self.mirrors_ready && self.sources_ready.len() == 2 * self.sources.len()
     }
 
+    fn builtins_ready(&self) -> bool {
+        self.envs_ready && self.builtins_listed
+    }
+
     fn handle(&mut self, input: Input) {
         match input {
             Input::Env(e) => match e {
                 Event::Init => self.pending_envs = Some(Vec::new()),
                 Event::InitApply(s) => {
                     if let Some(p) = self.pending_envs.as_mut() {
-                        p.push((s.name, s.label, s.terminating));
+                        p.push(s);
                     }
                 }
                 Event::InitDone => {
                     let list = self.pending_envs.take().unwrap_or_default();
-                    self.world.envs_reset(list);
+                    self.builtins.envs_reset(list.iter().map(|s| (s.name.as_str(), s.facts.as_ref(), s.terminating)));
+                    self.world.envs_reset(list.into_iter().map(|s| (s.name, s.label, s.terminating)));
                     self.envs_ready = true;
                 }
-                Event::Apply(s) => self.world.env_applied(&s.name, s.label.as_deref(), s.terminating),
-                Event::Delete(s) => self.world.env_deleted(&s.name),
+                Event::Apply(s) => {
+                    self.builtins.env_applied(&s.name, s.facts.as_ref(), s.terminating);
+                    self.world.env_applied(&s.name, s.label.as_deref(), s.terminating)
+                }
+                Event::Delete(s) => {
+                    self.builtins.env_deleted(&s.name);
+                    self.world.env_deleted(&s.name)
+                }
             },
             Input::Source(kind, ns, e) => match e {
                 Event::Init => {
@@ -248,6 +282,75 @@ impl Mirror {
                 self.mirrors_ready = true;
             }
             Err(e) => tracing::warn!(error = %e, "project variables: listing the mirrors failed; retrying at the next resync"),
+        }
+        match self.list_builtins().await {
+            Ok(list) => {
+                self.builtins.objects_reset(list);
+                self.builtins_listed = true;
+            }
+            Err(e) => tracing::warn!(error = %e, "built-in variables: listing them failed; retrying at the next resync"),
+        }
+    }
+
+    /// The `lifecycle-builtins` ConfigMaps that exist, with their data,
+    /// selected as the mirrors are (by name, then by our label).
+    async fn list_builtins(&self) -> Result<Vec<(String, Data)>, Error> {
+        let lp = ListParams::default()
+            .fields(&format!("metadata.name={BUILTINS_OBJECT}"))
+            .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+        let list = list_all(&Api::<ConfigMap>::all(self.client.clone()), &lp)
+            .await
+            .map_err(kube_err("listing the lifecycle-builtins ConfigMaps"))?;
+        Ok(list.into_iter().map(|cm| (cm.namespace().unwrap_or_default(), cm.data.unwrap_or_default())).collect())
+    }
+
+    /// Writes the built-ins that differ and deletes those of former
+    /// environments. False when something failed (it is tried again).
+    async fn reconcile_builtins(&mut self) -> bool {
+        let mut ok = true;
+        for action in self.builtins.plan() {
+            let result = match &action {
+                BuiltinsAction::Apply { namespace, data } => self.apply_builtins(namespace, data).await.inspect(|()| {
+                    tracing::info!(namespace = %namespace, keys = data.len(), "built-in variables written");
+                }),
+                BuiltinsAction::Delete { namespace } => self.delete_builtins(namespace).await.inspect(|()| {
+                    tracing::info!(namespace = %namespace, "built-in variables removed: the namespace is no environment any more");
+                }),
+            };
+            match result {
+                Ok(()) => self.builtins.done(&action),
+                Err(e) => {
+                    tracing::warn!(error = %e, "built-in variables: writing failed; retrying");
+                    ok = false;
+                }
+            }
+        }
+        ok
+    }
+
+    async fn apply_builtins(&self, namespace: &str, data: &Data) -> Result<(), Error> {
+        let pp = PatchParams::apply(BUILTINS_FIELD_MANAGER).force();
+        let body = crate::runtime::kube_client::apply_body(&super::builtins::apply_body(namespace, data));
+        match Api::<ConfigMap>::namespaced(self.client.clone(), namespace).patch(BUILTINS_OBJECT, &pp, &Patch::Apply(&body)).await
+        {
+            Ok(_) => Ok(()),
+            // The namespace went (or is going) meanwhile: its watch event follows.
+            Err(kube::Error::Api(s))
+                if s.code == 404 || (s.code == 403 && s.reason == "Forbidden" && s.message.contains("being terminated")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(kube_err(format!("writing ConfigMap {namespace}/{BUILTINS_OBJECT}"))(e)),
+        }
+    }
+
+    /// Deletes a former environment's built-ins; one already gone (or its namespace) is fine.
+    async fn delete_builtins(&self, namespace: &str) -> Result<(), Error> {
+        match Api::<ConfigMap>::namespaced(self.client.clone(), namespace).delete(BUILTINS_OBJECT, &DeleteParams::default()).await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(kube_err(format!("deleting ConfigMap {namespace}/{BUILTINS_OBJECT}"))(e)),
         }
     }
 
