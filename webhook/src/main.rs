@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args_os().nth(1).is_some_and(|a| a == "wait-routable") {
         return routable::run(routable::Args::parse_from(std::env::args_os().skip(1))).await;
     }
-    let config = Config::parse();
+    let config = Config::parse().resolve()?;
     telemetry::init(config.log_format);
     run(config).await
 }

@@ -32,13 +32,10 @@ pub struct Config {
     #[arg(long, env = "LIFECYCLE_TLS_SECRET", default_value = "lifecycle-webhook-tls")]
     pub tls_secret: String,
 
-    /// DNS names of the serving certificate (self-managed mode).
-    #[arg(
-        long,
-        env = "LIFECYCLE_TLS_DNS_NAMES",
-        value_delimiter = ',',
-        default_value = "lifecycle-webhook.lifecycle-jobs-system.svc,lifecycle-webhook.lifecycle-jobs-system.svc.cluster.local,lifecycle-webhook.lifecycle-jobs-system,lifecycle-webhook"
-    )]
+    /// DNS names of the serving certificate (self-managed mode). Default: the names of the
+    /// Service lifecycle-webhook in --namespace (`lifecycle-webhook.<namespace>.svc`,
+    /// `….svc.cluster.local`, `lifecycle-webhook.<namespace>`, `lifecycle-webhook`).
+    #[arg(long, env = "LIFECYCLE_TLS_DNS_NAMES", value_delimiter = ',')]
     pub tls_dns_names: Vec<String>,
 
     /// Names of the webhook configurations whose caBundle the server keeps current (self-managed mode).
@@ -47,8 +44,10 @@ pub struct Config {
     #[arg(long, env = "LIFECYCLE_VALIDATING_WEBHOOK", default_value = "lifecycle-jobs")]
     pub validating_webhook: String,
 
-    /// Namespace the server runs in.
-    #[arg(long, env = "LIFECYCLE_NAMESPACE", default_value = lifecycle_contract::names::SYSTEM_NAMESPACE)]
+    /// Namespace the server runs in. Default: the pod's own, from $POD_NAMESPACE (the
+    /// downward API) or else the service account's namespace file; the server does not
+    /// start when neither tells it (see [`Config::resolve`]).
+    #[arg(long, env = "LIFECYCLE_NAMESPACE", default_value = "")]
     pub namespace: String,
 
     /// The server's own service account (in --namespace): only it creates lifecycle runs.
@@ -67,8 +66,9 @@ pub struct Config {
     #[arg(long, env = "LIFECYCLE_AGENT_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
     pub agent_image_pull_policy: String,
 
-    /// URL agents use to reach the outputs API.
-    #[arg(long, env = "LIFECYCLE_SERVER_URL", default_value = "https://lifecycle-webhook.lifecycle-jobs-system.svc:443")]
+    /// URL agents use to reach the outputs API. Default:
+    /// `https://lifecycle-webhook.<namespace>.svc:443` (the Service in --namespace).
+    #[arg(long, env = "LIFECYCLE_SERVER_URL", default_value = "")]
     pub server_url: String,
 
     /// `IP:port` agents dial to reach the outputs API (they resolve no names; the URL's
@@ -116,7 +116,45 @@ pub struct Config {
     pub ca_overlap: std::time::Duration,
 }
 
+/// The Service in front of the server (manifests/base/service.yaml, the chart's
+/// service.yaml): the default server URL and certificate names are its names.
+pub(crate) const SERVICE_NAME: &str = "lifecycle-webhook";
+
+/// Where the kubelet mounts the namespace of the pod's service account.
+const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
 impl Config {
+    /// Fills in what depends on where the server runs: its namespace (the flag,
+    /// else the pod's own) and, when not given, the server URL and the
+    /// certificate names derived from it. The namespace is never a built-in
+    /// name: installed elsewhere (`helm install -n platform`), a default would
+    /// make the server watch, sign and advertise the wrong namespace.
+    pub fn resolve(self) -> anyhow::Result<Self> {
+        let pod_env = std::env::var("POD_NAMESPACE").ok();
+        let file = std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE_FILE).ok();
+        self.resolved(pod_env.as_deref(), file.as_deref()).map_err(anyhow::Error::msg)
+    }
+
+    /// Pure part of [`Config::resolve`]: `pod_env` is $POD_NAMESPACE, `file` the
+    /// service account's namespace file (each `None` when absent).
+    pub(crate) fn resolved(mut self, pod_env: Option<&str>, file: Option<&str>) -> Result<Self, String> {
+        self.namespace = own_namespace(&self.namespace, pod_env, file)?;
+        if self.server_url.trim().is_empty() {
+            self.server_url = format!("https://{SERVICE_NAME}.{}.svc:443", self.namespace);
+        }
+        self.tls_dns_names.retain(|n| !n.trim().is_empty());
+        if self.tls_dns_names.is_empty() {
+            let ns = &self.namespace;
+            self.tls_dns_names = vec![
+                format!("{SERVICE_NAME}.{ns}.svc"),
+                format!("{SERVICE_NAME}.{ns}.svc.cluster.local"),
+                format!("{SERVICE_NAME}.{ns}"),
+                SERVICE_NAME.to_string(),
+            ];
+        }
+        Ok(self)
+    }
+
     /// The variables source namespaces, in merge order (see the flag).
     pub fn project_variables_sources(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -137,6 +175,32 @@ impl Config {
     }
 }
 
+/// The namespace the server runs in: `flag` (--namespace / $LIFECYCLE_NAMESPACE)
+/// when set, else $POD_NAMESPACE, else the service account's namespace file.
+fn own_namespace(flag: &str, pod_env: Option<&str>, file: Option<&str>) -> Result<String, String> {
+    let found = [("--namespace", Some(flag)), ("$POD_NAMESPACE", pod_env), (SERVICE_ACCOUNT_NAMESPACE_FILE, file)]
+        .into_iter()
+        .find_map(|(from, v)| v.map(str::trim).filter(|v| !v.is_empty()).map(|v| (from, v)));
+    match found {
+        Some((_, ns)) if valid_namespace(ns) => Ok(ns.to_string()),
+        Some((from, ns)) => Err(format!("namespace {ns:?} (from {from}) is not a Kubernetes namespace name (a DNS label)")),
+        None => Err(format!(
+            "cannot tell which namespace the server runs in: no --namespace (LIFECYCLE_NAMESPACE), no $POD_NAMESPACE \
+             and no {SERVICE_ACCOUNT_NAMESPACE_FILE}; in a pod, set POD_NAMESPACE from the downward API \
+             (fieldRef metadata.namespace), elsewhere pass --namespace"
+        )),
+    }
+}
+
+/// A DNS label (RFC 1123), as namespace names are: it ends up in URLs, DNS
+/// names and the admission policies' usernames.
+fn valid_namespace(ns: &str) -> bool {
+    (1..=63).contains(&ns.len())
+        && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-')
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CertSource {
     /// The server creates and rotates its own CA and certificate, stored in --tls-secret.
@@ -155,10 +219,50 @@ pub enum LogFormat {
 mod tests {
     use super::*;
 
+    fn parsed(args: &[&str]) -> Config {
+        Config::parse_from(std::iter::once("lifecycle-webhook").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_namespace_is_the_flag_else_the_pods() {
+        let ns = |flag: &[&str], env, file| parsed(flag).resolved(env, file).map(|c| c.namespace);
+        assert_eq!(ns(&["--namespace", "ops"], Some("platform"), Some("x")), Ok("ops".into()));
+        assert_eq!(ns(&[], Some("platform"), Some("other")), Ok("platform".into()));
+        assert_eq!(ns(&[], Some(" "), Some("platform\n")), Ok("platform".into()), "the file, trimmed");
+        let e = ns(&[], None, None).unwrap_err();
+        assert!(e.contains("POD_NAMESPACE") && e.contains("--namespace"), "no silent default: {e}");
+        let e = ns(&["--namespace", "Not_A_Namespace"], None, None).unwrap_err();
+        assert!(e.contains("--namespace") && e.contains("DNS label"), "{e}");
+    }
+
+    #[test]
+    fn the_url_and_the_certificate_names_follow_the_namespace() {
+        let c = parsed(&[]).resolved(Some("platform"), None).unwrap();
+        assert_eq!(c.server_url, "https://lifecycle-webhook.platform.svc:443");
+        assert_eq!(
+            c.tls_dns_names,
+            [
+                "lifecycle-webhook.platform.svc",
+                "lifecycle-webhook.platform.svc.cluster.local",
+                "lifecycle-webhook.platform",
+                "lifecycle-webhook"
+            ]
+        );
+        assert_eq!(c.server_username(), "system:serviceaccount:platform:lifecycle-webhook");
+        // Set explicitly, they stay as given.
+        let c = parsed(&["--server-url", "https://10.0.0.7:8443", "--tls-dns-names", "a.example,b.example"])
+            .resolved(Some("platform"), None)
+            .unwrap();
+        assert_eq!(
+            (c.server_url.as_str(), c.tls_dns_names.as_slice()),
+            ("https://10.0.0.7:8443", &["a.example".to_string(), "b.example".into()][..])
+        );
+    }
+
     #[test]
     fn project_variables_sources_default_to_the_servers_namespace() {
-        let c = Config::parse_from(["lifecycle-webhook"]);
-        assert_eq!(c.project_variables_sources(), [lifecycle_contract::names::SYSTEM_NAMESPACE]);
+        let c = parsed(&[]).resolved(Some("platform"), None).unwrap();
+        assert_eq!(c.project_variables_sources(), ["platform"]);
         let c = Config::parse_from(["lifecycle-webhook", "--project-variables-namespaces", "vars, team-vars,,vars"]);
         assert_eq!(c.project_variables_sources(), ["vars", "team-vars"]);
     }

@@ -30,6 +30,10 @@ pub struct Args {
     /// Connections in a row that must succeed (spread over the Service's endpoints).
     #[arg(long, default_value_t = 3)]
     pub successes: u32,
+    /// Namespace of the server, named in the hint of a failure (the chart sets it
+    /// from the downward API: the check runs beside the server).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 /// The address to check: `--address`, else the Service's variables.
@@ -67,8 +71,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             return Err(anyhow::anyhow!("last attempt: {last_error}")).with_context(|| {
                 format!(
                     "the Service at {address} does not accept connections after {:?}; check that the server's pods are \
-                     ready and listed: kubectl -n lifecycle-jobs-system get pods,endpointslices",
-                    args.timeout
+                     ready and listed: kubectl -n {} get pods,endpointslices",
+                    args.timeout,
+                    args.namespace.as_deref().unwrap_or("<the server's namespace>")
                 )
             });
         }
@@ -81,7 +86,12 @@ mod tests {
     use super::*;
 
     fn args(address: Option<&str>) -> Args {
-        Args { address: address.map(String::from), timeout: Duration::from_secs(1), successes: 1 }
+        Args {
+            address: address.map(String::from),
+            timeout: Duration::from_secs(1),
+            successes: 1,
+            namespace: Some("platform".into()),
+        }
     }
 
     #[test]
@@ -103,6 +113,6 @@ mod tests {
 
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
         let e = format!("{:#}", run(args(Some(&closed))).await.unwrap_err());
-        assert!(e.contains("does not accept connections") && e.contains("get pods,endpointslices"), "{e}");
+        assert!(e.contains("does not accept connections") && e.contains("kubectl -n platform get pods,endpointslices"), "{e}");
     }
 }
