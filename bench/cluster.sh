@@ -16,7 +16,10 @@ cd "$(dirname "$0")/.."
 export KUBECONFIG="${LJ_CLUSTER_DIR:-$PWD/.local-cluster}/kubeconfig"
 N=${BENCH_PODS:-100}
 [ "$N" -ge 1 ] && [ "$N" -le 1000 ] || { echo "bench/cluster.sh: BENCH_PODS must be 1..1000" >&2; exit 2; }
-SYSTEM_NS=lifecycle-jobs-system
+# The server's namespace: where the installed webhooks call it (LIFECYCLE_NAMESPACE overrides).
+SYSTEM_NS=${LIFECYCLE_NAMESPACE:-$(kubectl get mutatingwebhookconfiguration lifecycle-jobs \
+  -o jsonpath='{.webhooks[0].clientConfig.service.namespace}' 2>/dev/null || true)}
+[ -n "$SYSTEM_NS" ] || { echo "$0: lifecycle-jobs is not installed (no webhook configuration lifecycle-jobs); set LIFECYCLE_NAMESPACE" >&2; exit 2; }
 cargo build --release --locked -p lifecycle-bench 2>&1 | tail -1
 bin=target/release/lifecycle-bench
 suffix=$(date +%s)

@@ -28,7 +28,10 @@ PARALLEL="${PARALLEL:-3}"
 SETTLE_TIMEOUT="${SETTLE_TIMEOUT:-600}"
 AFTER_RESTART_SECONDS="${AFTER_RESTART_SECONDS:-90}"
 CLEANUP_TIMEOUT="${CLEANUP_TIMEOUT:-900}"
-SYS=lifecycle-jobs-system
+# The server's namespace: where the installed webhooks call it (LIFECYCLE_NAMESPACE overrides).
+SYS=${LIFECYCLE_NAMESPACE:-$(kubectl get mutatingwebhookconfiguration lifecycle-jobs \
+  -o jsonpath='{.webhooks[0].clientConfig.service.namespace}' 2>/dev/null || true)}
+[ -n "$SYS" ] || { echo "$0: lifecycle-jobs is not installed (no webhook configuration lifecycle-jobs); set LIFECYCLE_NAMESPACE" >&2; exit 2; }
 MARK=scale.lifecycle-jobs.dev/run
 WORK="$(mktemp -d)"
 log() { echo "[scale +${SECONDS}s] $*" >&2; }
