@@ -14,12 +14,10 @@
 //! Fail open, as the webhook configuration (failurePolicy Ignore).
 
 use k8s_openapi::api::core::v1::Namespace;
-use lifecycle_contract::Event;
-use lifecycle_contract::names::{LABEL_ENVIRONMENT, LABEL_STATE};
+use lifecycle_contract::environment::{Environment, WantedState};
+use lifecycle_contract::names::LABEL_STATE;
 
 use super::review::{Request, Verdict};
-use crate::controller::keys::ANNOTATION_TRANSITION;
-use crate::controller::model::{Phase, Transition, parse_json};
 use crate::state::AppState;
 use crate::watches::job_index::JobIndex;
 
@@ -32,17 +30,16 @@ pub(crate) enum Gate {
     DeleteJobsFirst { already_deleted: bool },
 }
 
+/// Read through the contract's [`Environment`] reader, as the controller
+/// reads it. The whole `oldObject` is decoded first (in `review`): a namespace
+/// DELETE is rare, so this endpoint needs none of the one-pass raw reading that
+/// Pod and Job admission use for speed.
 pub(crate) fn gate(ns: &Namespace) -> Gate {
-    let meta = &ns.metadata;
-    let labels = meta.labels.as_ref();
-    if !labels.is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT)) || meta.deletion_timestamp.is_some() {
+    let env = Environment::read(&ns.metadata);
+    if !env.is_environment || env.deleting || env.deleting_after_runs() {
         return Gate::Allow;
     }
-    let transition = meta.annotations.as_ref().and_then(|a| a.get(ANNOTATION_TRANSITION)).map(String::as_str);
-    if let Ok(Some(Transition { event: Event::Delete, phase: Phase::Delete, .. })) = parse_json::<Transition>(transition) {
-        return Gate::Allow;
-    }
-    let already_deleted = labels.and_then(|l| l.get(LABEL_STATE)).is_some_and(|s| s.trim() == "deleted");
+    let already_deleted = env.wanted.is_ok_and(|w| w.state == WantedState::Deleted);
     Gate::DeleteJobsFirst { already_deleted }
 }
 
@@ -89,6 +86,7 @@ pub(crate) fn review(state: &AppState, req: &Request<'_>) -> Verdict {
 mod tests {
     use super::*;
     use kube::core::ObjectMeta;
+    use lifecycle_contract::names::{ANNOTATION_TRANSITION, LABEL_ENVIRONMENT};
     use std::collections::BTreeMap;
 
     fn map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {

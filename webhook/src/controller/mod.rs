@@ -10,7 +10,6 @@
 //!
 //! See `plan.rs` for the exactly-once argument, the queue and the failure semantics.
 
-pub(crate) mod decide;
 pub(crate) mod gate;
 pub(crate) mod keys;
 pub(crate) mod leader;

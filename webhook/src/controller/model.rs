@@ -1,6 +1,8 @@
-//! The controller's records and what it reads from Kubernetes objects: the
-//! wanted state of a namespace, what was taken in (`observed`), the transition
-//! in flight, each template's runs (`last-runs`) and a Job's outcome.
+//! The controller's records and what it reads from Kubernetes objects: each
+//! template's runs (`last-runs`), a Job's outcome, the slim types its lists
+//! decode. What a namespace says (wanted state, `observed`, the transition in
+//! flight, its settings) is read by the contract's reader,
+//! [`lifecycle_contract::environment::Environment`]; its types are re-exported here.
 //!
 //! Everything here is pure: parsing, serialising and small decisions.
 
@@ -14,25 +16,9 @@ use serde::Deserialize;
 
 use super::rollout::RollTarget;
 
-/// What people want: label `state` and annotation `deploy-id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Wanted {
-    pub state: WantedState,
-    pub deploy_id: Option<String>,
-}
-
-pub(crate) use lifecycle_contract::environment::{Observed, WantedState};
+pub(crate) use lifecycle_contract::annotation::parse_json;
+pub(crate) use lifecycle_contract::environment::{Observed, Wanted, WantedState};
 pub(crate) use lifecycle_contract::transition::{OnStartFailure, Phase, Progress, Rollout, StartFailure, Transition};
-
-/// Reads one of the controller's JSON annotations; a broken one counts as absent
-/// (and is logged by the caller).
-pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(value: Option<&str>) -> Result<Option<T>, serde_json::Error> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.trim().is_empty() => Ok(None),
-        Some(v) => serde_json::from_str(v).map(Some),
-    }
-}
 
 pub(crate) use lifecycle_contract::last_runs::{LastRuns, RunRecord, RunResult, Slot};
 
@@ -329,30 +315,6 @@ mod tests {
             message: None,
             time: "2025-01-01T00:00:00Z".into(),
         }
-    }
-
-    #[test]
-    fn wanted_state_defaults_to_started() {
-        assert_eq!(WantedState::parse(None), Ok(WantedState::Started));
-        assert_eq!(WantedState::parse(Some("")), Ok(WantedState::Started));
-        assert_eq!(WantedState::parse(Some("stopped")), Ok(WantedState::Stopped));
-        assert_eq!(WantedState::parse(Some("deleted")), Ok(WantedState::Deleted));
-        assert!(WantedState::parse(Some("paused")).unwrap_err().contains("paused"));
-    }
-
-    #[test]
-    fn annotations_round_trip() {
-        let o = Observed { seq: 3, state: Some(WantedState::Stopped), deploy_id: Some("v2".into()) };
-        let json = serde_json::to_string(&o).unwrap();
-        assert_eq!(json, r#"{"seq":3,"state":"stopped","deployId":"v2"}"#);
-        assert_eq!(parse_json::<Observed>(Some(&json)).unwrap(), Some(o));
-        let t = Transition::new(3, Event::Stop);
-        let json = serde_json::to_string(&t).unwrap();
-        assert_eq!(json, r#"{"seq":3,"event":"stop","phase":"runs"}"#);
-        assert_eq!(parse_json::<Transition>(Some(&json)).unwrap(), Some(t));
-        assert_eq!(parse_json::<Transition>(None).unwrap(), None);
-        assert_eq!(parse_json::<Transition>(Some(" ")).unwrap(), None);
-        assert!(parse_json::<Transition>(Some("{")).is_err());
     }
 
     #[test]

@@ -57,15 +57,15 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::Event;
+use lifecycle_contract::environment::{Decision, Environment, decide, taken};
 use lifecycle_contract::names::{
     ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_INJECT_OUTPUTS, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE,
-    ANNOTATION_ROLLOUT, ANNOTATION_STAGE, ANNOTATION_STATUS, LABEL_RUN, LABEL_STATE, SCHEDULING_GATE_START_JOBS,
+    ANNOTATION_STAGE, LABEL_RUN, SCHEDULING_GATE_START_JOBS,
 };
 use lifecycle_contract::transition::parse_stage;
 
-use super::decide::{Decision, decide, taken};
-use super::gate::{GatedPod, gates_pods};
-use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_TRANSITION, FINALIZER_OUTPUTS_CLEANUP};
+use super::gate::GatedPod;
+use super::keys::{ANNOTATION_LAST_RUNS, FINALIZER_OUTPUTS_CLEANUP};
 use super::model::{
     LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, Rollout, RunRecord, RunResult, Slot, StartFailure, Transition,
     Wanted, WantedState, job_outcome, parse_json, truncate,
@@ -86,6 +86,8 @@ pub(crate) struct Snapshot {
     pub gated: Vec<GatedPod>,
 }
 
+/// The namespace as the plan reads it: the contract's [`Environment`] reader
+/// (the one every part uses), plus the object's identity for conditional writes.
 #[derive(Debug, Clone)]
 pub(crate) struct NsView {
     pub name: String,
@@ -97,11 +99,12 @@ pub(crate) struct NsView {
     pub status: Option<String>,
     /// Annotation `on-start-failure` (an unreadable one counts as `hold`).
     pub on_start_failure: OnStartFailure,
-    /// Pods admitted now are gated ([`gates_pods`]).
+    /// Pods admitted now are gated ([`Environment::gates_pods`]).
     pub gating: bool,
     /// Annotation `rollout` (an unreadable one counts as `on-start`).
     pub rollout: Rollout,
-    /// Unreadable controller annotations (logged; they count as absent).
+    /// Unreadable controller annotations ([`Environment::problems`], then the
+    /// templates'; logged, they count as absent).
     pub problems: Vec<String>,
 }
 
@@ -137,38 +140,19 @@ fn annotation<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Obje
 impl Snapshot {
     pub(crate) fn new(ns: &Namespace, jobs: Vec<Job>) -> Snapshot {
         let meta = &ns.metadata;
-        let mut problems = Vec::new();
-        let label_state = meta.labels.as_ref().and_then(|l| l.get(LABEL_STATE)).map(String::as_str);
-        let wanted = WantedState::parse(label_state)
-            .map(|state| Wanted { state, deploy_id: annotation(meta, ANNOTATION_DEPLOY_ID).map(str::to_string) });
-        let observed = parse_json::<Observed>(annotation(meta, ANNOTATION_OBSERVED)).unwrap_or_else(|e| {
-            problems.push(format!("annotation {ANNOTATION_OBSERVED} is unreadable ({e}); ignored"));
-            None
-        });
-        let transition = parse_json::<Transition>(annotation(meta, ANNOTATION_TRANSITION)).unwrap_or_else(|e| {
-            problems.push(format!("annotation {ANNOTATION_TRANSITION} is unreadable ({e}); ignored"));
-            None
-        });
-        let on_start_failure = OnStartFailure::parse(annotation(meta, ANNOTATION_ON_START_FAILURE)).unwrap_or_else(|e| {
-            problems.push(e);
-            OnStartFailure::Hold
-        });
-        let rollout = Rollout::parse(annotation(meta, ANNOTATION_ROLLOUT)).unwrap_or_else(|e| {
-            problems.push(format!("{e}; on-start is used"));
-            Rollout::OnStart
-        });
+        let env = Environment::read(meta);
         let mut view = NsView {
-            name: meta.name.clone().unwrap_or_default(),
+            gating: env.gates_pods(),
+            name: env.namespace,
             uid: meta.uid.clone().unwrap_or_default(),
             resource_version: meta.resource_version.clone().unwrap_or_default(),
-            wanted,
-            observed,
-            transition,
-            status: annotation(meta, ANNOTATION_STATUS).map(str::to_string),
-            on_start_failure,
-            gating: gates_pods(meta),
-            rollout,
-            problems,
+            wanted: env.wanted,
+            observed: env.observed,
+            transition: env.transition,
+            status: env.status,
+            on_start_failure: env.on_start_failure,
+            rollout: env.rollout,
+            problems: env.problems,
         };
 
         let mut templates = Vec::new();

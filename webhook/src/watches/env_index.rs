@@ -1,15 +1,15 @@
 //! Which environments gate the pods admitted to them now, kept from the
 //! namespace watch ([`crate::watches::namespaces`]), so that pod admission
 //! never calls the API server. Only the names of the gating namespaces are
-//! kept; the rule is [`crate::controller::gate::gates_pods`].
+//! kept; the rule is the contract's [`Environment::gates_pods`].
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use kube::ResourceExt;
+use lifecycle_contract::environment::Environment;
 use tokio::sync::watch;
 
-use crate::controller::gate::gates_pods;
 use crate::watches::namespaces::NsMeta;
 use crate::watches::store::Feed;
 
@@ -62,7 +62,7 @@ impl EnvIndex {
 
 fn apply(gating: &mut HashSet<String>, ns: &NsMeta) {
     let name = ns.name_any();
-    if gates_pods(&ns.metadata) {
+    if Environment::read(&ns.metadata).gates_pods() {
         gating.insert(name);
     } else {
         gating.remove(&name);

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use lifecycle_contract::names::{LABEL_ENVIRONMENT, LABEL_EVENT, LABEL_JOB};
+use lifecycle_contract::names::{
+    ANNOTATION_OBSERVED, ANNOTATION_STATUS, ANNOTATION_TRANSITION, LABEL_ENVIRONMENT, LABEL_EVENT, LABEL_JOB, LABEL_STATE,
+};
 
 use super::*;
 
