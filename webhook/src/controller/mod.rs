@@ -2,7 +2,8 @@
 //! runs) of every namespace labelled `lifecycle-jobs.dev/environment`.
 //!
 //! - [`leader`]: one replica runs it at a time (Lease `lifecycle-webhook-controller`).
-//! - [`decide`], [`plan`], [`run_job`], [`scale`], [`model`]: the decisions, pure and unit-tested.
+//! - [`plan`], [`run_job`], [`scale`], [`model`]: the decisions, pure and unit-tested (which event is
+//!   due and whether pods are gated: the contract's reader, `lifecycle_contract::environment`).
 //! - [`reconcile`]: executes plans against the API, one environment at a time
 //!   (a `kube::runtime::Controller` over Namespaces, woken by changes of their
 //!   templates and runs).
