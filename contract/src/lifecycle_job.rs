@@ -318,6 +318,13 @@ pub fn controller(meta: &ObjectMeta) -> Option<Controller<'_>> {
     })
 }
 
+/// Whether a pod is a run's, from its label `run`: the controller puts the
+/// label on a run's pod template, so the run's pods carry it. Admission never
+/// gates them: they are what the environment's gated pods wait for.
+pub fn pod_of_a_run(run_label: Option<&str>) -> bool {
+    run_label.is_some()
+}
+
 /// What a Job is: a template, a run, a CronJob's Job, a plain Job (see the module's doc).
 pub fn kind(meta: &ObjectMeta) -> JobKind<'_> {
     JobFacts::of(meta).kind()

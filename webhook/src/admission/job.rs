@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use lifecycle_contract::lifecycle_job::{self, Controller, JobFacts, JobIdRead, JobKind};
 use lifecycle_contract::names::{
     ADMITTED, ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON,
-    ANNOTATION_STAGE, LABEL_ADMITTED, LABEL_CAPTURE, LABEL_RUN, annotation_on_args, annotation_on_command, opts_out,
+    ANNOTATION_STAGE, LABEL_ADMITTED, LABEL_CAPTURE, LABEL_EVENT, LABEL_JOB, LABEL_RUN, annotation_on_args,
+    annotation_on_command,
 };
 use lifecycle_contract::transition::parse_stage;
 use lifecycle_contract::{Event, JobId};
@@ -62,8 +64,28 @@ impl MetaIn<'_> {
     fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.get(key).map(|v| v.as_ref())
     }
-    fn controller(&self) -> Option<&OwnerIn<'_>> {
-        self.owner_references.iter().find(|o| o.controller == Some(true))
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(|v| v.as_ref())
+    }
+    /// What the contract's Job rules read ([`lifecycle_job::JobFacts`]),
+    /// borrowed from the request: this one-pass reader never decodes the
+    /// whole object into an `ObjectMeta`, so it applies the same rules as the
+    /// typed reader to the same values instead of writing them again.
+    fn facts(&self) -> JobFacts<'_> {
+        JobFacts {
+            name: lifecycle_job::job_name(self.name.as_deref(), self.generate_name.as_deref()),
+            on: self.annotation(ANNOTATION_ON),
+            job_id: self.annotation(ANNOTATION_JOB_ID),
+            capture_output: self.annotation(ANNOTATION_CAPTURE_OUTPUT),
+            run: self.label(LABEL_RUN),
+            template: self.label(LABEL_JOB),
+            event: self.label(LABEL_EVENT),
+            controller: self.owner_references.iter().find(|o| o.controller == Some(true)).map(|o| Controller {
+                kind: o.kind.as_ref(),
+                name: o.name.as_ref(),
+                uid: o.uid.as_ref(),
+            }),
+        }
     }
 }
 
@@ -163,23 +185,22 @@ enum Origin {
 /// admits such a Job only from the CronJob controller or from a user who may
 /// update that CronJob (`kubectl create job --from=cronjob/NAME`), a check
 /// that needs the authorizer, which admission does not call.
-fn origin(job: &JobIn<'_>, namespace: &str, index: &JobIndex, s: JobSettings<'_>, user: &str) -> Result<Origin, String> {
-    let meta = &job.metadata;
-    let controller = meta.controller();
-    if meta.labels.contains_key(LABEL_RUN) {
-        let template = controller.filter(|o| o.kind == "Job").and_then(|o| index.template(namespace, &o.uid));
-        return match template {
+fn origin(facts: &JobFacts<'_>, namespace: &str, index: &JobIndex, s: JobSettings<'_>, user: &str) -> Result<Origin, String> {
+    let refused = || {
+        format!(
+            "lifecycle-jobs: label {LABEL_RUN} is reserved for the runs lifecycle-jobs creates from a lifecycle job \
+             of this environment; remove it (to run a lifecycle job now, set annotation {ANNOTATION_FORCE_RUN}=<event> on it)"
+        )
+    };
+    match facts.kind() {
+        JobKind::Run(run) => match index.template(namespace, run.template.uid) {
             Some(t) if user == s.server_user => Ok(Origin::Run(t.job_id)),
-            _ => Err(format!(
-                "lifecycle-jobs: label {LABEL_RUN} is reserved for the runs lifecycle-jobs creates from a lifecycle job \
-                 of this environment; remove it (to run a lifecycle job now, set annotation {ANNOTATION_FORCE_RUN}=<event> on it)"
-            )),
-        };
+            _ => Err(refused()),
+        },
+        JobKind::StrayRun => Err(refused()),
+        // Not labelled `run`: a claimant, the CronJob's or its own.
+        _ => facts.claimant().map(Origin::Claim).ok_or_else(refused),
     }
-    if let Some(cron) = controller.filter(|o| o.kind == "CronJob") {
-        return Ok(Origin::Claim(Claimant::CronJob(cron.name.to_string())));
-    }
-    Ok(Origin::Claim(Claimant::Job(meta.name.as_deref().unwrap_or("").to_string())))
 }
 
 /// A new Job in an environment.
@@ -191,11 +212,11 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
     let mut ops = Vec::new();
     let mut warnings = Vec::new();
     let meta = &job.metadata;
+    let facts = meta.facts();
     admitted_label(meta, &mut ops);
     let template_labels = job.spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
 
-    let is_template = meta.annotations.contains_key(ANNOTATION_ON);
-    if is_template {
+    if matches!(facts.kind(), JobKind::Template { .. }) {
         if let Err(message) = check_template(&job) {
             return Verdict::deny(message);
         }
@@ -205,7 +226,7 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
         default_resources(&job, settings, &mut ops);
     }
 
-    if opts_out(meta.annotation(ANNOTATION_CAPTURE_OUTPUT)) {
+    if !facts.captures() {
         // Nobody may claim a JOBID through a hand-set label on an opted-out Job.
         if template_labels.is_some_and(|l| l.contains_key(LABEL_CAPTURE)) {
             ops.push(Op::remove(format!("/spec/template/metadata/labels/{}", escape(LABEL_CAPTURE))));
@@ -213,15 +234,12 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
         return Verdict { denied: None, patch: ops, warnings };
     }
 
-    let job_id = match origin(&job, namespace, index, settings, user) {
+    let job_id = match origin(&facts, namespace, index, settings, user) {
         Err(message) => return Verdict::deny(message),
         Ok(Origin::Run(id)) => id,
         Ok(Origin::Claim(claimant)) => {
-            let source = match &claimant {
-                Claimant::CronJob(cron) => cron.clone(),
-                Claimant::Job(_) => job_name(meta),
-            };
-            let job_id = match JobId::decide(meta.annotation(ANNOTATION_JOB_ID), &source) {
+            // The contract names the source (the CronJob's name, or the Job's own or its prefix).
+            let job_id = match JobId::decide(facts.job_id, facts.job_id_source()) {
                 Ok(id) => id,
                 Err(e) => return Verdict::deny(format!("lifecycle-jobs: {e}")),
             };
@@ -309,8 +327,8 @@ pub fn review_cronjob(req: &Request<'_>) -> Verdict {
         Err(e) => return Verdict::deny(format!("lifecycle-jobs: cannot read the CronJob: {e}")),
     };
     let Some(wanted) = cron.metadata.annotation(ANNOTATION_JOB_ID) else { return Verdict::allow() };
-    let name = job_name(&cron.metadata);
-    let job_id = match JobId::decide(Some(wanted), &name) {
+    let name = lifecycle_job::job_name(cron.metadata.name.as_deref(), cron.metadata.generate_name.as_deref());
+    let job_id = match JobId::decide(Some(wanted), name) {
         Ok(id) => id,
         Err(e) => return Verdict::deny(format!("lifecycle-jobs: {e}")),
     };
@@ -335,23 +353,33 @@ pub fn review_cronjob(req: &Request<'_>) -> Verdict {
 
 /// What admission decided at creation and nobody may change afterwards: the
 /// JOBID, whether the Job captures its outputs, and whether it is a run.
+///
+/// The JOBID is read by the contract's rule ([`JobFacts::job_id`]): a recorded
+/// one stays as it is; a Job with none recorded (opted out, or admitted
+/// before JOBIDs were recorded) may record only the one it derives. Two
+/// derived ones are no decision to keep (they follow the owner, which the
+/// garbage collector removes when it orphans a Job).
 fn changed_identity(old: &JobIn<'_>, new: &JobIn<'_>) -> Option<String> {
-    let id = |j: &JobIn<'_>| JobId::derive(j.metadata.annotation(ANNOTATION_JOB_ID), &job_name(&j.metadata));
-    let (before, after) = (id(old), id(new));
-    if before != after {
+    let (before, after) = (old.metadata.facts().job_id(), new.metadata.facts().job_id());
+    let kept = match (&before, &after) {
+        (JobIdRead::Derived(_), JobIdRead::Derived(_)) => true,
+        _ => before.id() == after.id(),
+    };
+    if !kept {
+        let (before, after) = (before.id(), after.id());
         return Some(format!(
             "lifecycle-jobs: the JOBID of a Job cannot change (annotation {ANNOTATION_JOB_ID} is {before}, the request \
              makes it {after}): it names the variables the Job publishes. Create a new Job to publish under another JOBID"
         ));
     }
-    let capture = |j: &JobIn<'_>| opts_out(j.metadata.annotation(ANNOTATION_CAPTURE_OUTPUT));
+    let capture = |j: &JobIn<'_>| j.metadata.facts().captures();
     if capture(old) != capture(new) {
         return Some(format!(
             "lifecycle-jobs: annotation {ANNOTATION_CAPTURE_OUTPUT} cannot change after a Job is created: \
              create a new Job instead"
         ));
     }
-    let run = |j: &JobIn<'_>| j.metadata.labels.get(LABEL_RUN).map(|v| v.to_string());
+    let run = |j: &JobIn<'_>| j.metadata.facts().run.map(str::to_string);
     if run(old) != run(new) {
         return Some(format!(
             "lifecycle-jobs: label {LABEL_RUN} is set by lifecycle-jobs when it creates a run and cannot change"
@@ -377,7 +405,7 @@ pub fn mutate_update(raw: &str, old: Option<&str>) -> Verdict {
     // so a `job-id` or `run` written on it outside an environment is never
     // taken for a decision of admission.
     let mut v = Verdict::default();
-    if !job.metadata.annotations.contains_key(ANNOTATION_ON) {
+    if !matches!(job.metadata.facts().kind(), JobKind::Template { .. }) {
         return v;
     }
     if let Err(message) = check_template(&job) {
@@ -403,14 +431,6 @@ fn admitted_label(meta: &MetaIn<'_>, ops: &mut Vec<Op>) {
         ops.push(Op::add("/metadata/labels", json!({LABEL_ADMITTED: ADMITTED})));
     } else {
         ops.push(Op::add(format!("/metadata/labels/{}", escape(LABEL_ADMITTED)), json!(ADMITTED)));
-    }
-}
-
-fn job_name(meta: &MetaIn<'_>) -> String {
-    match (&meta.name, &meta.generate_name) {
-        (Some(n), _) if !n.is_empty() => n.to_string(),
-        (_, Some(g)) => g.trim_end_matches('-').to_string(),
-        _ => String::new(),
     }
 }
 

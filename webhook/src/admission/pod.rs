@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use lifecycle_contract::JobId;
+use lifecycle_contract::lifecycle_job;
 use lifecycle_contract::names::{
     ANNOTATION_INJECT_OUTPUTS, INJECTED_SOURCES, LABEL_CAPTURE, OUTPUT_DIR, SourceKind, TOKEN_AUDIENCE, agent_env,
     captured_pod_grace, injected, opts_out,
@@ -173,7 +174,7 @@ fn mutate_pod(pod: &PodIn<'_>, settings: &PodSettings<'_>, gate: bool) -> Verdic
     // `spec.nodeName` is bound already: the API server refuses a scheduling gate
     // on it (`kubectl debug node/…` would fail during every start), so it is not
     // gated and starts with whatever outputs exist at that moment.
-    if gate && inject && !pod.metadata.labels.contains_key(LABEL_RUN) && !bound(pod) {
+    if gate && inject && !lifecycle_job::pod_of_a_run(pod.metadata.labels.get(LABEL_RUN).map(|v| v.as_ref())) && !bound(pod) {
         gate_ops(pod, &mut ops);
     }
 

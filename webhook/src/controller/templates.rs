@@ -14,7 +14,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use lifecycle_contract::JobId;
-use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, opts_out};
+use lifecycle_contract::lifecycle_job::{self, JobKind};
 
 use super::keys::FINALIZER_OUTPUTS_CLEANUP;
 pub(crate) use crate::watches::jobs::JobMeta;
@@ -33,9 +33,11 @@ pub(crate) struct Ctx {
     pub client: kube::Client,
 }
 
-/// The JOBID whose keys a deleted template leaves behind.
+/// The JOBID whose keys a deleted template leaves behind: the one admission
+/// recorded ([`lifecycle_job::job_id`]; a template admitted before JOBIDs were
+/// recorded has its name's).
 pub(crate) fn job_id(job: &JobMeta) -> JobId {
-    JobId::derive(job.annotations().get(ANNOTATION_JOB_ID).map(String::as_str), &job.name_any())
+    lifecycle_job::job_id(&job.metadata).into_id()
 }
 
 /// Whether a deleted Job's keys are its to remove: only a lifecycle template
@@ -44,8 +46,7 @@ pub(crate) fn job_id(job: &JobMeta) -> JobId {
 /// keeps anyone else from adding the finalizer; should one still be found on
 /// another Job, it is dropped and nothing of the outputs is touched.
 pub(crate) fn owns_outputs(job: &JobMeta) -> bool {
-    let a = job.annotations();
-    a.contains_key(ANNOTATION_ON) && !opts_out(a.get(ANNOTATION_CAPTURE_OUTPUT).map(String::as_str))
+    matches!(lifecycle_job::kind(&job.metadata), JobKind::Template { .. }) && lifecycle_job::captures(&job.metadata)
 }
 
 /// A Job this controller has to act on: its deletion is asked and it still
@@ -95,6 +96,7 @@ pub(crate) fn error_policy(job: Arc<JobMeta>, error: &Error, _ctx: Arc<Ctx>) -> 
 mod tests {
     use super::*;
     use kube::core::ObjectMeta;
+    use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON};
 
     #[test]
     fn job_id_of_a_template() {

@@ -14,14 +14,14 @@ use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use lifecycle_contract::JobId;
+use lifecycle_contract::lifecycle_job::{self, JobKind};
 use lifecycle_contract::names::{
-    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_CAPTURE, LABEL_ENVIRONMENT, LABEL_JOB, LABEL_RUN, TOKEN_AUDIENCE,
-    never_environment, opts_out,
+    ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, LABEL_CAPTURE, LABEL_ENVIRONMENT, TOKEN_AUDIENCE, never_environment,
 };
 
 use super::error::{Error, is_transient};
 use super::retry::retry;
-use crate::watches::job_index::{Claimant, JobEntry, JobIndex, claim_of};
+use crate::watches::job_index::{Claimant, JobEntry, JobIndex};
 
 /// `user.extra` key of a pod-bound service-account token: the pod's name.
 pub(crate) const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
@@ -210,9 +210,10 @@ pub(crate) fn check_namespace(ns: &Namespace, server_namespace: &str) -> Result<
 }
 
 /// The Job checks: the very Job that controls the pod, not opted out of
-/// capture. Returns its JOBID: the `job-id` annotation, else its name; for a
-/// run the controller sets `job-id` to its template's JOBID (and, should it be
-/// missing, the template's name from the `job` label stands in for it).
+/// capture. Returns its JOBID, read by the contract's one rule
+/// ([`lifecycle_job::job_id`]): the one admission recorded (for a run, the
+/// controller records its template's); with none recorded, the one its
+/// name gives (a run's template's name, from its `job` label).
 pub(crate) fn check_job(job: &Job, owner: &Owner, namespace: &str) -> Result<JobId, Error> {
     let name = job.metadata.name.as_deref().unwrap_or_default();
     if job.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
@@ -220,19 +221,12 @@ pub(crate) fn check_job(job: &Job, owner: &Owner, namespace: &str) -> Result<Job
             "the Job {namespace}/{name} that controlled the pod was deleted and replaced by another of the same name: its pods no longer publish"
         )));
     }
-    let ann = job.metadata.annotations.as_ref();
-    if opts_out(ann.and_then(|a| a.get(ANNOTATION_CAPTURE_OUTPUT)).map(String::as_str)) {
+    if !lifecycle_job::captures(&job.metadata) {
         return Err(Error::Forbidden(format!(
             "Job {namespace}/{name} opted out of output capture ({ANNOTATION_CAPTURE_OUTPUT}: \"false\"): remove that annotation to publish outputs"
         )));
     }
-    let annotation = ann.and_then(|a| a.get(ANNOTATION_JOB_ID)).map(String::as_str).filter(|a| !a.trim().is_empty());
-    let labels = job.metadata.labels.as_ref();
-    let source_name = match (annotation, labels.filter(|l| l.contains_key(LABEL_RUN)).and_then(|l| l.get(LABEL_JOB))) {
-        (None, Some(template)) if !template.is_empty() => template.as_str(),
-        _ => name,
-    };
-    let id = JobId::derive(annotation, source_name);
+    let id = lifecycle_job::job_id(&job.metadata).into_id();
     id.check().map_err(|e| Error::Forbidden(format!("Job {namespace}/{name} cannot publish: {e}")))?;
     Ok(id)
 }
@@ -260,14 +254,14 @@ pub(crate) fn check_capture_label(pod: &Pod, id: &Identity, job_id: &JobId) -> R
 /// the others are refused, so the race cannot let a later Job write another's
 /// variables.
 pub(crate) fn check_unique(job_id: &JobId, me: &Claimant, my_created: Option<&str>, holders: &[JobEntry]) -> Result<(), Error> {
-    let mine = (my_created.unwrap_or(""), claimant_name(me));
+    let mine = (my_created.unwrap_or(""), me.name());
     for other in holders {
         let claimant = &other.claimant;
         if claimant == me {
             continue;
         }
         let created = other.created.as_deref().unwrap_or_default();
-        if (created, claimant_name(claimant)) < mine {
+        if (created, claimant.name()) < mine {
             return Err(Error::Forbidden(format!(
                 "JOBID {job_id} is also held by {}, created first: only it publishes QOVERY_OUTPUT_JOB_{job_id}_*. \
                  Give this Job another JOBID (annotation {ANNOTATION_JOB_ID})",
@@ -278,18 +272,12 @@ pub(crate) fn check_unique(job_id: &JobId, me: &Claimant, my_created: Option<&st
     Ok(())
 }
 
-fn claimant_name(c: &Claimant) -> &str {
-    match c {
-        Claimant::Job(n) | Claimant::CronJob(n) => n,
-    }
-}
-
-/// The template of a run Job (label `run`, controlled by a Job).
+/// The template of a run Job (label `run`, controlled by a Job: [`lifecycle_job::kind`]).
 pub(crate) fn template_of(job: &Job) -> Option<Owner> {
-    if !job.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)) {
-        return None;
+    match lifecycle_job::kind(&job.metadata) {
+        JobKind::Run(run) => Some(Owner { name: run.template.name.to_string(), uid: run.template.uid.to_string() }),
+        _ => None,
     }
-    controller_job(&job.metadata)
 }
 
 /// Asks the API server who holds `token`. The token is in the request only;
@@ -364,7 +352,7 @@ pub(crate) async fn resolve(client: &Client, index: &JobIndex, id: Identity, ser
             (Claimant::Job(t.name.clone()), created)
         }
         None => {
-            let claimant = claim_of(&job.metadata, &job_name).map(|(_, c)| c).unwrap_or(Claimant::Job(job_name.clone()));
+            let claimant = lifecycle_job::claim(&job.metadata).map(|c| c.claimant).unwrap_or(Claimant::Job(job_name.clone()));
             let created = match &claimant {
                 // A CronJob's Jobs all speak for it; the CronJob's creation orders it.
                 Claimant::CronJob(_) => None,
@@ -381,20 +369,7 @@ pub(crate) async fn resolve(client: &Client, index: &JobIndex, id: Identity, ser
 }
 
 /// A header value or API message fit for a one-line log or message.
-pub(crate) fn one_line(s: &str) -> String {
-    const MAX: usize = 300;
-    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    out = out.trim().to_string();
-    if out.len() > MAX {
-        let mut cut = MAX;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        out.push('…');
-    }
-    out
-}
+pub(crate) use crate::runtime::text::one_line;
 
 #[cfg(test)]
 mod tests {
@@ -403,6 +378,7 @@ mod tests {
     use k8s_openapi::api::core::v1::PodSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use kube::core::ObjectMeta;
+    use lifecycle_contract::names::{LABEL_JOB, LABEL_RUN};
     use std::collections::BTreeMap;
 
     fn status(username: &str, extra: &[(&str, &[&str])]) -> TokenReviewStatus {
@@ -604,7 +580,7 @@ mod tests {
         assert!(s.len() <= 304 && s.ends_with('…'));
     }
 
-    /// The index's entry of a Job (as the index makes it: [`claim_of`], its creation).
+    /// The index's entry of a Job (as the index makes it: [`lifecycle_job::claim`], its creation).
     fn claimed(name: &str, created: &str, annotations: &[(&str, &str)], cron: Option<&str>) -> JobEntry {
         let meta = ObjectMeta {
             name: Some(name.into()),
@@ -612,7 +588,7 @@ mod tests {
             owner_references: cron.map(|c| vec![owner_ref("CronJob", c, "c1", true)]),
             ..Default::default()
         };
-        let (_, claimant) = claim_of(&meta, name).unwrap();
+        let claimant = lifecycle_job::claim(&meta).unwrap().claimant;
         JobEntry { name: name.into(), uid: format!("uid-{name}"), claimant, created: Some(created.into()) }
     }
 

@@ -12,32 +12,16 @@ use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
-use kube::core::{ObjectMeta, PartialObjectMeta};
-use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_RUN, opts_out};
+use kube::core::PartialObjectMeta;
+use lifecycle_contract::lifecycle_job;
 use lifecycle_contract::{Event, JobId};
 use tokio::sync::watch;
 
 use crate::watches::store::Feed;
 
-/// Who holds a JOBID in an environment. A run counts as its template and
-/// claims nothing; the Jobs of one CronJob all count as that CronJob.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Claimant {
-    /// A Job by its name (empty for a `generateName` Job not yet named).
-    Job(String),
-    /// The Jobs of a CronJob, by the CronJob's name.
-    CronJob(String),
-}
-
-impl Claimant {
-    /// How a person finds the claimant: `Job "seed"`, `CronJob "nightly"`.
-    pub fn describe(&self) -> String {
-        match self {
-            Claimant::Job(n) => format!("Job {n:?}"),
-            Claimant::CronJob(n) => format!("CronJob {n:?}"),
-        }
-    }
-}
+/// Who holds a JOBID in an environment: the contract's rule
+/// ([`lifecycle_contract::lifecycle_job::Claimant`]).
+pub(crate) use lifecycle_contract::lifecycle_job::Claimant;
 
 /// One Job that holds a JOBID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,38 +89,6 @@ impl Inner {
 pub struct JobIndex {
     inner: Arc<RwLock<Inner>>,
     ready: watch::Receiver<bool>,
-}
-
-fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
-    meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
-}
-
-/// The owner that controls an object, as (kind, name, uid).
-pub(crate) fn controller_of(meta: &ObjectMeta) -> Option<(&str, &str, &str)> {
-    meta.owner_references
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| (o.kind.as_str(), o.name.as_str(), o.uid.as_str()))
-}
-
-/// The JOBID a stored Job holds and on whose behalf, or `None` when it holds
-/// none: opted out of capture, or a run. Admission has verified the `run`
-/// label and a CronJob owner of every Job it admitted, so they are trusted here.
-pub(crate) fn claim_of(meta: &ObjectMeta, name: &str) -> Option<(JobId, Claimant)> {
-    if opts_out(annotation(meta, ANNOTATION_CAPTURE_OUTPUT)) {
-        return None;
-    }
-    if meta.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)) {
-        return None;
-    }
-    let id = JobId::derive(annotation(meta, ANNOTATION_JOB_ID), name);
-    let claimant = match controller_of(meta) {
-        Some(("CronJob", cron, _)) => Claimant::CronJob(cron.to_string()),
-        _ => Claimant::Job(name.to_string()),
-    };
-    Some((id, claimant))
 }
 
 impl JobIndex {
@@ -224,12 +176,16 @@ fn apply(inner: &mut Inner, job: &PartialObjectMeta<Job>) {
         return;
     }
     let uid = job.uid().unwrap_or_default();
-    let Some((id, claimant)) = claim_of(&job.metadata, &name) else { return };
+    // What it holds, by the contract's rule (`lifecycle_job::claim`): nothing
+    // when opted out of capture or a run. Admission has verified the `run`
+    // label and a CronJob owner of every Job it admitted, so they are trusted here.
+    let Some(lifecycle_job::Claim { job_id: id, claimant }) = lifecycle_job::claim(&job.metadata) else { return };
+    let id = id.into_id();
     let created = job.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
     inner.insert(&ns, JobEntry { name: name.clone(), uid: uid.clone(), claimant, created }, id.clone());
     // A Job whose `on` is not a list of events (one cut by the watch, too long
     // to be valid, included) is no template.
-    if let Some(Ok(events)) = annotation(&job.metadata, ANNOTATION_ON).map(Event::parse_list) {
+    if let Some(events) = lifecycle_job::kind(&job.metadata).template_events() {
         let on_delete = events.contains(&Event::Delete);
         inner.insert_template(&ns, &uid, TemplateEntry { name, job_id: id, on_delete });
     }
@@ -239,6 +195,8 @@ fn apply(inner: &mut Inner, job: &PartialObjectMeta<Job>) {
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::core::ObjectMeta;
+    use lifecycle_contract::names::{ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_RUN};
     use std::collections::BTreeMap;
 
     fn job(

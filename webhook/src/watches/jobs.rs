@@ -157,7 +157,8 @@ mod tests {
         assert_eq!(m.resource_version().as_deref(), Some("7"));
         assert_eq!(m.annotations().keys().collect::<Vec<_>>(), [ANNOTATION_JOB_ID, ANNOTATION_ON]);
         assert_eq!(m.labels().keys().collect::<Vec<_>>(), [LABEL_RUN]);
-        assert_eq!(crate::watches::job_index::controller_of(&m.metadata), Some(("Job", "o", "ou")));
+        let controller = lifecycle_contract::lifecycle_job::controller(&m.metadata);
+        assert_eq!(controller, Some(lifecycle_contract::lifecycle_job::Controller { kind: "Job", name: "o", uid: "ou" }));
         assert_eq!(m.owner_references().len(), 1);
         assert!(m.metadata.managed_fields.is_none());
     }
@@ -178,11 +179,11 @@ mod tests {
         let f = m.finalizers();
         assert_eq!((f.len(), f[2000].as_str()), (2001, FINALIZER_OUTPUTS_CLEANUP), "ours stays at its index");
         assert!(f[..2000].iter().all(String::is_empty));
-        // What the readers then see: no JOBID anyone can hold, no template, no opt-out.
-        let id = lifecycle_contract::JobId::derive(m.annotations().get(ANNOTATION_JOB_ID).map(String::as_str), "big");
-        assert!(id.check().is_err());
+        // What the readers then see (the contract's reader): no JOBID anyone can hold, no template, no opt-out.
+        use lifecycle_contract::lifecycle_job;
+        assert!(lifecycle_job::job_id(&m.metadata).id().check().is_err());
         assert!(lifecycle_contract::Event::parse_list(&m.annotations()[ANNOTATION_ON]).is_err());
-        assert!(!lifecycle_contract::names::opts_out(m.annotations().get(ANNOTATION_CAPTURE_OUTPUT).map(String::as_str)));
+        assert!(lifecycle_job::captures(&m.metadata));
     }
 
     #[tokio::test]
