@@ -7,7 +7,7 @@ use std::future::Future;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
@@ -20,13 +20,14 @@ use serde_json::{Value, json};
 use super::gate::{GatedPod, release_patch};
 use super::keys::{ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_TRANSITION};
 use super::model::{ListedRun, ListedWorkload, Workload, WorkloadKind, template_skeleton, workload_of};
-use super::model::{Outcome, RunRecord, RunResult, Transition, truncate};
+use super::model::{Outcome, RunRecord, RunResult, Transition};
 use super::model::{Rollout, WantedState};
 use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
 use super::rollout::{SourceState, When, due, must_roll, outputs_hash, roll_patch};
 use super::run_job::{build_run, is_same_run};
 use super::scale::{StartPatch, start_patch, stop_patch};
-use crate::runtime::kube_client::{FULL_OBJECT_PAGE_SIZE, get_whole, list_all_metadata, list_page};
+use crate::runtime::kube_client::{FULL_OBJECT_PAGE_SIZE, get_whole, list_all_metadata, list_page, object_ref};
+use crate::runtime::text::{cut, event_note};
 
 /// Jobs per page of the metadata-only list of an environment's Jobs (each at
 /// most the API server's 256 KiB of annotations, plus managedFields).
@@ -256,7 +257,7 @@ fn fail_create(t: &mut TemplateStep, create: &super::plan::Create, run: String, 
             RunRecord {
                 result: RunResult::Failed,
                 reason: outcome.reason.clone(),
-                message: outcome.message.as_deref().map(|m| truncate(m, max)),
+                message: outcome.message.as_deref().map(|m| cut(m, max)),
                 ..rec
             },
         );
@@ -577,14 +578,7 @@ impl Cluster for KubeCluster {
         if let Some((ev, result)) = label {
             self.metrics.runs.get_or_create(&RunLabels { event: ev.as_str(), result }).inc();
         }
-        let reference = ObjectReference {
-            api_version: Some("batch/v1".into()),
-            kind: Some("Job".into()),
-            name: Some(t.name.clone()),
-            namespace: Some(t.namespace.clone()),
-            uid: Some(t.uid.clone()),
-            ..Default::default()
-        };
+        let reference = object_ref::<Job>(&t.namespace, &t.name, &t.uid);
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::warn!(namespace = %t.namespace, template = %t.name, error = %e, "could not publish an Event");
         }
@@ -618,18 +612,11 @@ impl Cluster for KubeCluster {
             let event = KubeEvent {
                 type_: EventType::Normal,
                 reason: "WaitingForStartJobs".into(),
-                note: Some(truncate(note, 1000)),
+                note: Some(event_note(note)),
                 action: "Gate".into(),
                 secondary: None,
             };
-            let reference = ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(pod.name.clone()),
-                namespace: Some(ns.to_string()),
-                uid: Some(pod.uid.clone()),
-                ..Default::default()
-            };
+            let reference = object_ref::<Pod>(ns, &pod.name, &pod.uid);
             if let Err(e) = self.recorder.publish(&event, &reference).await {
                 tracing::warn!(namespace = ns, pod = %pod.name, error = %e, "could not publish an Event");
             }
@@ -650,16 +637,9 @@ impl Cluster for KubeCluster {
 
 impl KubeCluster {
     async fn publish_on_namespace(&self, ns: &str, uid: &str, event: KubeEvent) {
-        let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Namespace".into()),
-            name: Some(ns.to_string()),
-            // Recorded in the environment itself (`kubectl get events -n NS`,
-            // `kubectl describe namespace NS`), not in `default`.
-            namespace: Some(ns.to_string()),
-            uid: Some(uid.to_string()),
-            ..Default::default()
-        };
+        // Recorded in the environment itself (`kubectl get events -n NS`,
+        // `kubectl describe namespace NS`), not in `default`.
+        let reference = object_ref::<Namespace>(ns, ns, uid);
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::warn!(namespace = %ns, error = %e, "could not publish an Event");
         }
@@ -672,7 +652,7 @@ pub(crate) fn ns_event_of(report: &NsReport) -> KubeEvent {
         NsReport::StartFailed { message } => KubeEvent {
             type_: EventType::Warning,
             reason: "StartFailed".into(),
-            note: Some(truncate(message, 1000)),
+            note: Some(event_note(message)),
             action: "Start".into(),
             secondary: None,
         },
@@ -684,15 +664,7 @@ pub(crate) fn ns_event_of(report: &NsReport) -> KubeEvent {
 /// of one (object, reason, related) into a series, and runs must not be folded
 /// into each other.
 pub(crate) fn event_of(report: &Report, namespace: &str) -> (KubeEvent, Option<(Event, &'static str)>) {
-    let run_ref = |run: &str| {
-        Some(ObjectReference {
-            api_version: Some("batch/v1".into()),
-            kind: Some("Job".into()),
-            name: Some(run.to_string()),
-            namespace: Some(namespace.to_string()),
-            ..Default::default()
-        })
-    };
+    let run_ref = |run: &str| Some(object_ref::<Job>(namespace, run, ""));
     let forced = |f: bool| if f { "forced " } else { "" };
     match report {
         Report::RunStarted { event, run, forced: f } => (
@@ -726,7 +698,7 @@ pub(crate) fn event_of(report: &Report, namespace: &str) -> (KubeEvent, Option<(
                 KubeEvent {
                     type_: EventType::Warning,
                     reason: "RunFailed".into(),
-                    note: Some(truncate(&format!("{}{event} run {run} failed ({why})", forced(*f)), 1000)),
+                    note: Some(event_note(&format!("{}{event} run {run} failed ({why})", forced(*f)))),
                     action: "WatchRun".into(),
                     secondary: run_ref(run),
                 },
@@ -737,7 +709,7 @@ pub(crate) fn event_of(report: &Report, namespace: &str) -> (KubeEvent, Option<(
             KubeEvent {
                 type_: EventType::Warning,
                 reason: "ForceRunIgnored".into(),
-                note: Some(truncate(&format!("force-run={value:?} ignored and cleared: {why}"), 1000)),
+                note: Some(event_note(&format!("force-run={value:?} ignored and cleared: {why}"))),
                 action: "ForceRun".into(),
                 secondary: None,
             },

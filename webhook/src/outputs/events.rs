@@ -22,19 +22,8 @@ pub(crate) const REASON_TAKEN_OVER: &str = "OutputAliasTakenOver";
 pub(crate) const REASON_RESERVED: &str = "OutputAliasReserved";
 const ACTION: &str = "PublishOutputs";
 /// The API server refuses a longer note.
-pub(crate) const NOTE_MAX_BYTES: usize = 1024;
-
-/// Pure: `text` cut to [`NOTE_MAX_BYTES`] on a character boundary, marked with `…`.
-pub(crate) fn fit(text: &str) -> String {
-    if text.len() <= NOTE_MAX_BYTES {
-        return text.to_string();
-    }
-    let mut cut = NOTE_MAX_BYTES - '…'.len_utf8();
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
-}
+pub(crate) use crate::runtime::text::EVENT_NOTE_MAX_BYTES as NOTE_MAX_BYTES;
+use crate::runtime::text::event_note as fit;
 
 /// Pure: `head` followed by as many `items` as fit (joined by `sep`), then
 /// `… and N more` for the rest, then `tail`; at most [`NOTE_MAX_BYTES`].

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::error::{is_transient, short};
+use crate::runtime::backoff::Backoff;
 
 /// Attempts per call (the first one included).
 pub(crate) const TRIES: u32 = 3;
@@ -28,20 +29,20 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
-    let mut backoff = first_backoff;
-    let mut attempt = 1;
+    let mut delays = Backoff::new(first_backoff, Duration::MAX, TRIES);
     loop {
         let result = match tokio::time::timeout(timeout, call()).await {
             Ok(r) => r,
             Err(elapsed) => Err(kube::Error::Service(Box::new(elapsed))),
         };
         match result {
-            Err(e) if attempt < TRIES && is_transient(&e) => {
-                tracing::debug!(attempt, error = %short(&e), "transient Kubernetes API failure while {doing}; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-                attempt += 1;
-            }
+            Err(e) if is_transient(&e) => match delays.next() {
+                Some(delay) => {
+                    tracing::debug!(error = %short(&e), "transient Kubernetes API failure while {doing}; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(e),
+            },
             other => return other,
         }
     }

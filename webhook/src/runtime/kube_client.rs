@@ -105,19 +105,24 @@ where
     api.get_opt(name).await
 }
 
-/// A value read from an object, cut to at most `max` bytes. A cut value ends
-/// with `…`, which no reader takes for a valid value (not an event, a number,
-/// a JOBID, a JSON document, `false`): a value longer than any valid one stays
-/// invalid, it never becomes another, valid one.
-pub(crate) fn capped(value: String, max: usize) -> String {
-    if value.len() <= max {
-        return value;
+/// A value read from an object, cut (the one rule of [`crate::runtime::text`]).
+pub(crate) use crate::runtime::text::capped;
+
+/// The reference to an object of kind `K` an Event is about (or relates
+/// to); an empty `uid` is left out (a run named before it exists).
+pub(crate) fn object_ref<K: k8s_openapi::Resource>(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(K::API_VERSION.into()),
+        kind: Some(K::KIND.into()),
+        namespace: Some(namespace.into()),
+        name: Some(name.into()),
+        uid: (!uid.is_empty()).then(|| uid.into()),
+        ..Default::default()
     }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &value[..end])
 }
 
 /// [`list_all`], metadata only.

@@ -15,4 +15,5 @@ pub mod routable;
 pub(crate) mod server_addr;
 pub(crate) mod supervisor;
 pub mod telemetry;
+pub(crate) mod text;
 pub(crate) mod tls;
