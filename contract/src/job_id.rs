@@ -2,10 +2,12 @@
 //!
 //! A JOBID is decided once, when a Job is admitted to an environment, and
 //! recorded in the Job's `job-id` annotation; every other part reads it from
-//! there ([`JobId::derive`] of that annotation is the identity). The source it
-//! is decided from, in order: the `job-id` annotation; for a run, its
-//! template's JOBID; for a Job of a CronJob, the CronJob's; else the Job's
-//! name (or its `generateName` prefix).
+//! there, through the contract's reader of a Job
+//! (`lifecycle_job::job_id`, feature `k8s`, which also says whether it was
+//! recorded or, for a Job with none recorded, derived). The source it is
+//! decided from, in order: the `job-id` annotation; for a run, its template's
+//! JOBID; for a Job of a CronJob, the CronJob's; else the Job's name (or its
+//! `generateName` prefix) — named once, in `lifecycle_job::JobFacts::job_id_source`.
 
 use std::fmt;
 

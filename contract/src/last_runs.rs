@@ -2,7 +2,9 @@
 //! event's last run and of the last forced run, which it writes and reads for
 //! its exactly-once bookkeeping, and which tools read for a run's result (the
 //! result the controller decided, lost outputs included). Only the server
-//! writes it (see `names::server_owned`).
+//! writes it (see `names::server_owned`); everyone reads it through
+//! `lifecycle_job::last_runs` (feature `k8s`), where a record that does not
+//! read counts as none, with a problem text.
 //!
 //! ```json
 //! {"start":{"run":"seed-start-k2x9q4mz","occurrence":"3","result":"succeeded","time":"…"},

@@ -690,6 +690,51 @@ mod tests {
     }
 
     #[test]
+    fn an_orphaned_job_with_no_recorded_job_id_may_be_updated() {
+        // The garbage collector orphans the Jobs of a CronJob deleted with
+        // --cascade=orphan: an opted-out one has no JOBID recorded, and its
+        // derived one followed the CronJob; nothing admission decided changes.
+        let mut old = job("nightly-2911", json!({ANNOTATION_CAPTURE_OUTPUT: "false"}));
+        old["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "c1", "controller": true}]);
+        let mut orphan = old.clone();
+        orphan["metadata"].as_object_mut().unwrap().remove("ownerReferences");
+        assert!(mutate_update(&orphan.to_string(), Some(&old.to_string())).denied.is_none());
+        // A recorded one stays what it is.
+        let mut recorded = old.clone();
+        recorded["metadata"]["annotations"] = json!({ANNOTATION_JOB_ID: "NIGHTLY"});
+        let mut other = recorded.clone();
+        other["metadata"]["annotations"] = json!({ANNOTATION_JOB_ID: "OTHER"});
+        assert!(mutate_update(&other.to_string(), Some(&recorded.to_string())).denied.is_some());
+    }
+
+    #[test]
+    fn the_raw_reader_reads_what_the_typed_reader_reads() {
+        // Admission fills the contract's facts from the raw request; the
+        // server's other parts from an ObjectMeta: same values, same rules.
+        let mut j =
+            job("seed-start-x1", json!({ANNOTATION_JOB_ID: "SEED", ANNOTATION_ON: "start", ANNOTATION_CAPTURE_OUTPUT: "false"}));
+        j["metadata"]["labels"] = json!({LABEL_RUN: "force-1", LABEL_JOB: "seed", LABEL_EVENT: "stop"});
+        j["metadata"]["generateName"] = json!("seed-");
+        j["metadata"]["ownerReferences"] = json!([
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "d1"},
+            {"apiVersion": "batch/v1", "kind": "Job", "name": "seed", "uid": "t1", "controller": true}
+        ]);
+        let raw = j.to_string();
+        let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(j["metadata"].clone()).unwrap();
+        let parsed = parse(&raw).unwrap();
+        assert_eq!(parsed.metadata.facts(), JobFacts::of(&typed));
+        assert!(matches!(parsed.metadata.facts().kind(), JobKind::Run(r) if r.template.uid == "t1"));
+        let mut unnamed = job("", json!({}));
+        unnamed["metadata"] = json!({"generateName": "seed-"});
+        let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(unnamed["metadata"].clone()).unwrap();
+        let raw = unnamed.to_string();
+        assert_eq!(parse(&raw).unwrap().metadata.facts(), JobFacts::of(&typed));
+    }
+
+    #[test]
     fn opted_out_job_loses_a_forged_label() {
         let mut j = job("x", json!({ANNOTATION_CAPTURE_OUTPUT: "false"}));
         j["spec"]["template"]["metadata"] = json!({"labels": {LABEL_CAPTURE: "OTHER", "app": "x"}});
