@@ -98,11 +98,6 @@ impl<T> KubeResultExt<T> for Result<T, kube::Error> {
     }
 }
 
-/// Whether a namespace is an environment.
-pub fn is_environment(ns: &Namespace) -> bool {
-    ns.metadata.labels.as_ref().is_some_and(|l| l.contains_key(names::LABEL_ENVIRONMENT))
-}
-
 /// The namespace `name`, which must be an environment.
 pub async fn get_environment(client: &Client, name: &str) -> anyhow::Result<Namespace> {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -115,7 +110,7 @@ pub async fn get_environment(client: &Client, name: &str) -> anyhow::Result<Name
                 "namespace {name} not found\n  hint: list environments with `kubectl lifecycle env list`, or create one with `kubectl lifecycle env create {name}`"
             )
         })?;
-    if !is_environment(&ns) {
+    if !crate::environment::is_environment(&ns) {
         return Err(not_an_environment(name));
     }
     Ok(ns)

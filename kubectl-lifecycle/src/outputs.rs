@@ -15,7 +15,8 @@ use lifecycle_contract::{JobId, names};
 use serde::Serialize;
 
 use crate::cli::{OutputFormat, OutputsArgs};
-use crate::client::{Ctx, KubeResultExt, is_environment, is_forbidden, not_an_environment};
+use crate::client::{Ctx, KubeResultExt, is_forbidden, not_an_environment};
+use crate::environment::is_environment;
 use crate::jobs;
 use crate::table::{Table, truncate};
 use crate::variable::{Variable, mask};

@@ -18,7 +18,7 @@ use lifecycle_contract::environment::{Observed as Taken, WantedState};
 use lifecycle_contract::last_runs::{RunRecord, RunResult, Slot};
 use lifecycle_contract::transition::Transition;
 
-use crate::environment::{Environment, settled};
+use crate::environment::{self, settled};
 use crate::jobs::{self, JobState, Phase};
 use crate::table::human_duration;
 
@@ -495,8 +495,8 @@ fn gone(w: &Watch, obs: &mut Observed, progress: &mut Progress) {
 }
 
 fn on_namespace(ns: &Namespace, w: &Watch, obs: &mut Observed, progress: &mut Progress) {
-    let env = Environment::read(ns);
-    if env.terminating && !obs.terminating {
+    let env = environment::read(ns);
+    if env.deleting && !obs.terminating {
         obs.terminating = true;
         progress.line(&format!("namespace {} is terminating", w.namespace));
     }

@@ -13,11 +13,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
+use lifecycle_contract::Event;
 use lifecycle_contract::environment::WantedState;
-use lifecycle_contract::{Event, names};
 
 use crate::cli::{CloneArgs, ObjectFormat};
 use crate::client::{Ctx, FIELD_MANAGER, KubeResultExt, get_environment, is_forbidden};
+use crate::environment::{self, EnvironmentExt};
 use crate::jobs;
 use decide::{CloneOptions, Cloned, Reference, clone_job};
 use render::render_report;
@@ -105,12 +106,8 @@ async fn read_target(client: &Client, to: &str, cloned: &Cloned) -> anyhow::Resu
     for r in &cloned.references {
         presence.push(exists(client, to, r).await);
     }
-    let started = WantedState::parse(env_label(&target_ns, names::LABEL_STATE)).is_ok_and(|s| s == WantedState::Started);
+    let started = environment::read(&target_ns).wanted_state() == Some(WantedState::Started);
     Ok(Target { started, name_taken, same_job_id, presence })
-}
-
-fn env_label<'a>(ns: &'a k8s_openapi::api::core::v1::Namespace, key: &str) -> Option<&'a str> {
-    ns.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 /// The copy must not take a name or a JOBID the target has (the webhook would refuse the JOBID).

@@ -12,7 +12,7 @@ use lifecycle_contract::transition::{Transition, parse_stage};
 use lifecycle_contract::{Event, JobId, names};
 use serde::Serialize;
 
-use crate::environment::Environment;
+use crate::environment::{self, Environment, EnvironmentExt};
 use crate::jobs::{self, LastRun, Phase};
 use crate::wait::Target;
 
@@ -44,17 +44,17 @@ pub struct EnvList {
 
 /// One row of `env list`; `templates`: its number of lifecycle jobs, if known.
 pub fn env_row(ns: &Namespace, templates: Option<usize>) -> EnvRow {
-    let env = Environment::read(ns);
+    let env = environment::read(ns);
     EnvRow {
         state: env.wanted_text(),
+        deploy_id: env.deploy_id().map(Into::into),
         namespace: env.namespace,
         environment: env.name,
         project: env.project,
         status: env.status,
         templates,
-        deploy_id: env.deploy_id,
-        created: env.created.map(|t| t.to_string()),
-        terminating: env.terminating,
+        created: ns.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+        terminating: env.deleting,
     }
 }
 
@@ -132,6 +132,9 @@ pub struct EnvStatus {
     pub deploy_id: Option<String>,
     pub created: Option<String>,
     pub terminating: bool,
+    /// What could not be read of the environment (an invalid `state`, unreadable annotations).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     pub templates: Vec<TemplateRow>,
     pub runs: Vec<RunRow>,
     pub jobs: Vec<PlainJobRow>,
@@ -211,17 +214,18 @@ pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys
     }
     runs.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
 
-    let env = Environment::read(ns);
+    let env = environment::read(ns);
     EnvStatus {
         state: env.wanted_text(),
+        deploy_id: env.deploy_id().map(Into::into),
+        problems: env.read_problems(),
         namespace: env.namespace,
         environment: env.name,
         project: env.project,
         status: env.status,
         transition: env.transition,
-        deploy_id: env.deploy_id,
-        created: ts(env.created),
-        terminating: env.terminating,
+        created: ts(ns.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+        terminating: env.deleting,
         templates,
         runs,
         jobs: plain,
@@ -274,20 +278,23 @@ impl Action {
 /// Whether `action` may happen to the environment now; the error says why not and what to do.
 pub(crate) fn check_transition(action: Action, env: &Environment) -> anyhow::Result<()> {
     let name = &env.namespace;
-    if env.terminating && action != Action::Delete {
+    if env.deleting && action != Action::Delete {
         bail!(
             "environment {name} is being deleted (namespace terminating): nothing else can happen to it\n  hint: wait for it to go with `kubectl lifecycle env delete {name} --wait`"
         );
     }
-    if env.wanted == Ok(WantedState::Deleted) && action != Action::Delete {
+    if env.wanted_state() == Some(WantedState::Deleted) && action != Action::Delete {
         bail!(
             "environment {name} is being deleted (state deleted): its delete jobs run, then the namespace goes\n  hint: wait for it with `kubectl lifecycle env delete {name} --wait`"
         );
     }
-    if action == Action::Redeploy && env.wanted != Ok(WantedState::Started) {
+    if action == Action::Redeploy && env.wanted_state() != Some(WantedState::Started) {
+        let is = match &env.wanted {
+            Ok(w) => format!(" is {}", w.state.as_str()),
+            Err(invalid) => format!(": {invalid}"),
+        };
         bail!(
-            "environment {name} is {}: only a started environment is redeployed\n  hint: start it with `kubectl lifecycle env start {name}` (its start jobs run)",
-            env.wanted_text()
+            "environment {name}{is}: only a started environment is redeployed\n  hint: start it with `kubectl lifecycle env start {name}` (its start jobs run)"
         );
     }
     Ok(())
@@ -336,7 +343,7 @@ pub(crate) fn plan_transition<'a>(action: Action, env: &Environment, all: &'a [J
         .collect();
     let before = all.iter().filter(|j| jobs::run_of(j).is_some()).filter_map(|j| j.metadata.uid.clone()).collect();
     let step = match action.state() {
-        Some(state) if env.wanted == Ok(state) => {
+        Some(state) if env.wanted_state() == Some(state) => {
             Step::Already { state, settled: action.target().state().is_some_and(|s| env.settled(s)) }
         }
         Some(state) => Step::SetState { state, was: env.wanted_text() },

@@ -22,8 +22,8 @@ use lifecycle_contract::names;
 use serde_json::json;
 
 use crate::cli::{CreateArgs, ListArgs, OutputFormat, StatusArgs, TransitionArgs};
-use crate::client::{Ctx, FIELD_MANAGER, KubeResultExt, explain, get_environment, is_environment, is_forbidden};
-use crate::environment::Environment;
+use crate::client::{Ctx, FIELD_MANAGER, KubeResultExt, explain, get_environment, is_forbidden};
+use crate::environment::{self, Environment};
 use crate::jobs;
 use crate::table::human_duration;
 use crate::wait::{self, Observed, Progress, Target, TransitionGoal, Watch};
@@ -135,7 +135,7 @@ pub async fn create(ctx: &Ctx, args: &CreateArgs) -> anyhow::Result<()> {
             if ns.metadata.deletion_timestamp.is_some() {
                 bail!("namespace {name} is being deleted: wait until it is gone, then create it again");
             }
-            let already = is_environment(&ns);
+            let already = environment::is_environment(&ns);
             if !already || args.environment.is_some() {
                 labels.insert(names::LABEL_ENVIRONMENT.to_string(), env_value);
             }
@@ -166,7 +166,7 @@ async fn patch_namespace(client: &Client, name: &str, patch: serde_json::Value) 
 }
 
 pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &TransitionArgs) -> anyhow::Result<()> {
-    let env = Environment::read(&get_environment(&ctx.client, name).await?);
+    let env = environment::read(&get_environment(&ctx.client, name).await?);
     check_transition(action, &env)?;
     let all = Api::<Job>::namespaced(ctx.client.clone(), name)
         .list(&ListParams::default())

@@ -131,6 +131,9 @@ fn status_fields(s: &EnvStatus, now: jiff::Timestamp) -> String {
             );
         }
     }
+    for problem in &s.problems {
+        field("Warning", problem);
+    }
     field("Deploy ID", &or_none(s.deploy_id.as_deref()));
     field("Age", &age(parse_ts(&s.created), now));
     out

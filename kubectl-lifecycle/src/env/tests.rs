@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::decide::{Action, EnvList, EnvRow, Step, build_status, check_transition, plan_transition, then_what};
 use super::render::{render_list, render_status};
-use crate::environment::Environment;
+use crate::environment::{self, Environment, EnvironmentExt};
 use crate::jobs::tests::{job, meta, run, ts, with_condition};
 
 fn namespace(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Namespace {
@@ -17,11 +17,11 @@ fn namespace(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) 
 #[test]
 fn environment_fields_have_defaults() {
     let ns = namespace("preview", &[(names::LABEL_ENVIRONMENT, "")], &[]);
-    assert_eq!(Environment::read(&ns).name, "preview");
-    assert_eq!(Environment::read(&ns).wanted_text(), "started");
+    assert_eq!(environment::read(&ns).name, "preview");
+    assert_eq!(environment::read(&ns).wanted_text(), "started");
     let ns = namespace("preview", &[(names::LABEL_ENVIRONMENT, "pr-1"), (names::LABEL_STATE, "stopped")], &[]);
-    assert_eq!(Environment::read(&ns).name, "pr-1");
-    assert_eq!(Environment::read(&ns).wanted_text(), "stopped");
+    assert_eq!(environment::read(&ns).name, "pr-1");
+    assert_eq!(environment::read(&ns).wanted_text(), "stopped");
 }
 
 #[test]
@@ -152,13 +152,13 @@ fn env(state: Option<&str>, observed: Option<&str>, transition: Option<&str>) ->
     let mut annotations = vec![(names::ANNOTATION_STATUS, "some status")];
     annotations.extend(observed.map(|o| (names::ANNOTATION_OBSERVED, o)));
     annotations.extend(transition.map(|t| (names::ANNOTATION_TRANSITION, t)));
-    Environment::read(&namespace("preview", &[&[(names::LABEL_ENVIRONMENT, "")], &labels[..]].concat(), &annotations))
+    environment::read(&namespace("preview", &[&[(names::LABEL_ENVIRONMENT, "")], &labels[..]].concat(), &annotations))
 }
 
 #[test]
 fn an_action_is_refused_when_the_environment_cannot_take_it() {
     let mut going = env(None, None, None);
-    going.terminating = true;
+    going.deleting = true;
     let e = check_transition(Action::Start, &going).unwrap_err().to_string();
     assert!(e.contains("is being deleted (namespace terminating)") && e.contains("env delete preview --wait"), "{e}");
     assert!(check_transition(Action::Delete, &going).is_ok());
@@ -169,7 +169,7 @@ fn an_action_is_refused_when_the_environment_cannot_take_it() {
     let e = check_transition(Action::Redeploy, &env(Some("stopped"), None, None)).unwrap_err().to_string();
     assert!(e.starts_with("environment preview is stopped: only a started environment is redeployed"), "{e}");
     let e = check_transition(Action::Redeploy, &env(Some("paused"), None, None)).unwrap_err().to_string();
-    assert!(e.starts_with("environment preview is paused:"), "an unreadable state is shown as written: {e}");
+    assert!(e.starts_with("environment preview: invalid state \"paused\""), "an invalid state says why: {e}");
     assert!(check_transition(Action::Redeploy, &env(None, None, None)).is_ok());
 }
 
@@ -207,6 +207,25 @@ fn an_action_sets_the_state_or_waits_for_the_one_under_way() {
     // Redeploy writes a new deploy-id; an unreadable state is replaced by the action's.
     assert_eq!(plan_transition(Action::Redeploy, &env(None, None, None), &all).step, Step::Redeploy);
     let plan = plan_transition(Action::Start, &env(Some("paused"), None, None), &all);
-    assert!(matches!(&plan.step, Step::SetState { was, .. } if was == "paused"), "{:?}", plan.step);
+    assert!(matches!(&plan.step, Step::SetState { was, .. } if was == "<invalid>"), "{:?}", plan.step);
     assert_eq!(plan.baseline_seq, 0);
+}
+
+#[test]
+fn status_says_what_it_could_not_read_of_the_environment() {
+    let ns = namespace(
+        "preview",
+        &[(names::LABEL_ENVIRONMENT, ""), (names::LABEL_STATE, "paused")],
+        &[(names::ANNOTATION_STATUS, "invalid state"), (names::ANNOTATION_TRANSITION, "{")],
+    );
+    let s = build_status(&ns, &[], &[], Some(&[]));
+    assert_eq!(s.state, "<invalid>");
+    let text = render_status(&s, false, ts("2025-01-01T00:10:00Z"));
+    assert!(text.contains("State:       <invalid>\n"), "{text}");
+    assert!(text.contains("Warning:     invalid state \"paused\": expected started, stopped or deleted\n"), "{text}");
+    assert!(text.contains("Warning:     annotation lifecycle-jobs.dev/transition is unreadable ("), "{text}");
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["problems"].as_array().map(Vec::len), Some(2), "{json}");
+    let fine = build_status(&namespace("preview", &[(names::LABEL_ENVIRONMENT, "")], &[]), &[], &[], Some(&[]));
+    assert!(serde_json::to_value(&fine).unwrap().get("problems").is_none());
 }
