@@ -5,17 +5,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
 use lifecycle_contract::last_runs::{LastRuns, RunRecord, Slot};
+use lifecycle_contract::lifecycle_job::{self, ForceRun, JobKind};
 use lifecycle_contract::{Event, JobId, names, run};
 use serde::Serialize;
 
 use lifecycle_contract::names::ANNOTATION_LAST_RUNS;
 
-pub fn annotation<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
+fn annotation<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
     job.metadata.annotations.as_ref()?.get(key).map(String::as_str)
-}
-
-pub fn label<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
-    job.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 pub fn name(job: &Job) -> &str {
@@ -26,38 +23,72 @@ pub fn created(job: &Job) -> Option<jiff::Timestamp> {
     job.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
 
-/// A lifecycle job (template): a Job with the `on` annotation.
-pub fn is_template(job: &Job) -> bool {
-    annotation(job, names::ANNOTATION_ON).is_some()
+/// What a Job is to lifecycle-jobs (template, run, CronJob's, plain), as the contract reads it.
+pub(crate) fn kind(job: &Job) -> JobKind<'_> {
+    lifecycle_job::kind(&job.metadata)
 }
 
-/// The template a run was created from (its `job` label).
+/// A lifecycle job (template).
+pub fn is_template(job: &Job) -> bool {
+    matches!(kind(job), JobKind::Template { .. })
+}
+
+/// The template a run was created from (the Job that controls it).
 pub fn run_of(job: &Job) -> Option<&str> {
-    label(job, names::LABEL_JOB)
+    match kind(job) {
+        JobKind::Run(run) => Some(run.template.name),
+        _ => None,
+    }
 }
 
 /// The event of a run (its `event` label).
 pub fn run_event(job: &Job) -> Option<Event> {
-    label(job, names::LABEL_EVENT)?.parse().ok()
+    match kind(job) {
+        JobKind::Run(run) => run.event,
+        _ => None,
+    }
 }
 
-/// The events of a template's `on`, or the error text for a malformed one.
+/// The events of a template's `on` (none for another Job), or the error text for a malformed one.
 pub fn template_events(job: &Job) -> Result<Vec<Event>, String> {
-    let on = annotation(job, names::ANNOTATION_ON).unwrap_or_default();
-    Event::parse_list(on).map_err(|e| format!("annotation {} of job {}: {e}", names::ANNOTATION_ON, name(job)))
+    match kind(job) {
+        JobKind::Template { events } => {
+            events.map_err(|e| format!("annotation {} of job {}: {e}", names::ANNOTATION_ON, name(job)))
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
-/// Whether a Job's outputs are captured: not when it opts out (annotation
-/// `capture-output: "false"`, the contract's one rule).
+/// Whether a Job's outputs are captured: not when it opts out (the contract's rule).
 pub(crate) fn captures(job: &Job) -> bool {
-    !names::opts_out(annotation(job, names::ANNOTATION_CAPTURE_OUTPUT))
+    lifecycle_job::captures(&job.metadata)
 }
 
-/// The JOBID of a Job: the one admission decided and recorded in its `job-id`
-/// annotation (a run's is its template's), read with the contract's
-/// [`JobId::derive`]; a Job admitted before it was recorded has its name's.
+/// The JOBID of a Job, as the contract reads it: the one admission recorded
+/// (a run's is its template's), else the one its name gives.
 pub fn job_id(job: &Job) -> JobId {
-    JobId::derive(annotation(job, names::ANNOTATION_JOB_ID), name(job))
+    lifecycle_job::job_id(&job.metadata).into_id()
+}
+
+/// The JOBID a Job holds in its environment, as the contract reads its claim:
+/// none for a run, a stray run or a Job opted out of capture.
+pub(crate) fn held_job_id(job: &Job) -> Option<JobId> {
+    lifecycle_job::claim(&job.metadata).map(|c| c.job_id.into_id())
+}
+
+/// The JOBIDs Jobs hold in their environment: whose a published variable is.
+pub(crate) fn held_job_ids(jobs: &[Job]) -> Vec<JobId> {
+    jobs.iter().filter_map(held_job_id).collect()
+}
+
+/// A template's `force-run` request not yet taken by the controller.
+pub(crate) fn force_run(job: &Job) -> Option<ForceRun<'_>> {
+    lifecycle_job::force_run(&job.metadata)
+}
+
+/// A template's `stage` (0 when absent or not an integer).
+pub(crate) fn stage(job: &Job) -> i32 {
+    lifecycle_job::stage(&job.metadata).unwrap_or(0)
 }
 
 /// How a Job is going.
@@ -223,51 +254,38 @@ impl std::ops::Index<&Event> for LastRunsRead {
     }
 }
 
-/// Reads the `last-runs` annotation through the contract's types. The plugin
-/// is a display tool: an annotation the controller cannot read (it then counts
-/// as no record) is still shown entry by entry as far as it reads, and what
-/// could not be read is said in [`LastRunsRead::problems`].
+/// Reads the `last-runs` annotation through the contract's reader
+/// ([`lifecycle_job::last_runs`], the controller's). The plugin is a display
+/// tool: an annotation the controller cannot read (it counts as no record) is
+/// still shown entry by entry as far as it reads, and what could not be read
+/// is said in [`LastRunsRead::problems`].
 pub(crate) fn last_runs(job: &Job) -> LastRunsRead {
-    let mut read = LastRunsRead::default();
-    let Some(text) = annotation(job, ANNOTATION_LAST_RUNS) else { return read };
-    let whole = match serde_json::from_str::<LastRuns>(text) {
-        Ok(record) => {
-            read.shown = Slot::ALL.into_iter().filter_map(|s| Some((s, LastRun::from(record.get(s)?)))).collect();
-            read.record = record;
-            return read;
-        }
-        Err(e) => e.to_string(),
+    let read = lifecycle_job::last_runs(&job.metadata);
+    let Some(problem) = read.problem else {
+        let shown = Slot::ALL.into_iter().filter_map(|s| Some((s, LastRun::from(read.record.get(s)?)))).collect();
+        return LastRunsRead { record: read.record, shown, problems: Vec::new() };
     };
+    let text = annotation(job, ANNOTATION_LAST_RUNS).unwrap_or_default();
+    let mut shown = BTreeMap::new();
     let mut unreadable = Vec::new();
-    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
-        // Keys that name no slot are left out, as the controller leaves them.
-        Ok(entries) => {
-            for slot in Slot::ALL {
-                let Some(entry) = entries.get(&slot.to_string()) else { continue };
-                match serde_json::from_value::<RunRecord>(entry.clone()) {
-                    Ok(r) => {
-                        read.shown.insert(slot, LastRun::from(&r));
-                    }
-                    Err(e) => {
-                        unreadable.push(format!("entry {slot}: {e}"));
-                        if let Some(partial) = partial_record(entry) {
-                            read.shown.insert(slot, partial);
-                        }
-                    }
+    // Keys that name no slot are left out, as the controller leaves them.
+    if let Ok(entries) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+        for slot in Slot::ALL {
+            let Some(entry) = entries.get(&slot.to_string()) else { continue };
+            match serde_json::from_value::<RunRecord>(entry.clone()) {
+                Ok(r) => {
+                    shown.insert(slot, LastRun::from(&r));
+                }
+                Err(e) => {
+                    unreadable.push(format!("entry {slot}: {e}"));
+                    shown.extend(partial_record(entry).map(|r| (slot, r)));
                 }
             }
         }
-        Err(e) => unreadable.push(format!("not a JSON object: {e}")),
     }
-    if unreadable.is_empty() {
-        unreadable.push(whole);
-    }
-    read.problems.push(format!(
-        "annotation {ANNOTATION_LAST_RUNS} of job {} does not follow the contract ({}): lifecycle-jobs counts it as no record",
-        name(job),
-        unreadable.join("; ")
-    ));
-    read
+    let entries = if unreadable.is_empty() { String::new() } else { format!(" [{}]", unreadable.join("; ")) };
+    let problems = vec![format!("job {}: {problem}{entries}", name(job))];
+    LastRunsRead { record: read.record, shown, problems }
 }
 
 /// An entry that does not follow the contract, as far as it reads: its text fields
@@ -331,7 +349,7 @@ pub(crate) fn last_run_per_event(template: &Job, jobs: &[Job]) -> LastRunsRead {
 pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
     pub fn ts(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()
@@ -369,9 +387,19 @@ pub(crate) mod tests {
         j
     }
 
+    /// A run as the controller creates it: labelled, and controlled by its template.
     pub fn run(name: &str, template: &str, event: &str, created: &str) -> Job {
-        let mut j = job(name, &[(names::LABEL_JOB, template), (names::LABEL_EVENT, event)], &[]);
+        let labels = [(names::LABEL_JOB, template), (names::LABEL_EVENT, event), (names::LABEL_RUN, "1")];
+        let mut j = job(name, &labels, &[]);
         j.metadata.creation_timestamp = Some(Time(ts(created)));
+        j.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: template.into(),
+            uid: format!("{template}-uid"),
+            controller: Some(true),
+            ..Default::default()
+        }]);
         j
     }
 
@@ -474,9 +502,10 @@ pub(crate) mod tests {
         let problem = &lr.problems[0];
         assert!(problem.contains("entry start: unknown variant `Succeeded`"), "{problem}");
         assert!(problem.contains("entry stop: invalid type: string \"garbage\""), "{problem}");
-        assert!(problem.contains("counts it as no record") && problem.contains("job seed"), "{problem}");
+        assert!(problem.starts_with("job seed: annotation lifecycle-jobs.dev/last-runs is unreadable ("), "{problem}");
+        assert!(problem.contains("); ignored [entry start"), "the controller reads no record from it: {problem}");
         let not_json = last_runs(&job("seed", &[], &[(ANNOTATION_LAST_RUNS, "not json")]));
-        assert!(not_json.problems[0].contains("not a JSON object"), "{:?}", not_json.problems);
+        assert!(not_json.problems[0].contains("is unreadable (expected"), "{:?}", not_json.problems);
         assert!(last_runs(&job("seed", &[], &[])).problems.is_empty());
     }
 

@@ -199,7 +199,7 @@ async fn target(ctx: &Ctx, target: &str) -> anyhow::Result<(String, Option<Job>)
 /// unless `--show-sensitive` and the caller may read the Secret.
 pub(crate) fn decide(g: &Gathered, show_sensitive: bool) -> (Report, Vec<String>) {
     let namespace = &g.namespace;
-    let mut job_ids: Vec<JobId> = g.jobs.iter().filter(|j| jobs::run_of(j).is_none()).map(jobs::job_id).collect();
+    let mut job_ids = jobs::held_job_ids(&g.jobs);
     let mut notes = Vec::new();
     // The JOBID of the job asked for: the one admission recorded (a run's is its template's).
     let job_id = g.job.as_ref().map(|job| {
@@ -414,11 +414,8 @@ mod tests {
     #[test]
     fn a_run_shows_its_templates_variables_under_the_recorded_jobid() {
         use crate::jobs::tests::job;
-        let run = job(
-            "seed-start-x1",
-            &[(names::LABEL_JOB, "seed"), (names::LABEL_EVENT, "start")],
-            &[(names::ANNOTATION_JOB_ID, "SEED")],
-        );
+        let mut run = crate::jobs::tests::run("seed-start-x1", "seed", "start", "2025-01-01T00:00:00Z");
+        run.metadata.annotations = Some([(names::ANNOTATION_JOB_ID.to_string(), "SEED".to_string())].into());
         let (report, notes) = decide(&gathered(Some(run), Some(&[]), false), false);
         assert_eq!(report.job_id.as_deref(), Some("SEED"));
         let names: Vec<&str> = report.variables.iter().map(|v| v.name.as_str()).collect();

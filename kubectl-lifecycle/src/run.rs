@@ -10,6 +10,7 @@ use anyhow::anyhow;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
+use lifecycle_contract::lifecycle_job::ForceRun;
 use lifecycle_contract::{Event, names};
 use serde_json::json;
 
@@ -56,10 +57,10 @@ pub(crate) enum Request {
 }
 
 /// The request to make, given the template's pending `force-run` (not yet taken by the controller).
-pub(crate) fn request(pending: Option<&str>, event: Event) -> Request {
+pub(crate) fn request(pending: Option<ForceRun>, event: Event) -> Request {
     match pending {
-        Some(p) if p == event.as_str() => Request::AlreadyRequested,
-        other => Request::New { replacing: other.map(String::from) },
+        Some(p) if p.event.as_ref().ok() == Some(&event) => Request::AlreadyRequested,
+        other => Request::New { replacing: other.map(|p| p.value.to_string()) },
     }
 }
 
@@ -104,7 +105,7 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
         .filter_map(|j| j.metadata.uid)
         .collect();
 
-    match request(jobs::annotation(&job, names::ANNOTATION_FORCE_RUN), event) {
+    match request(jobs::force_run(&job), event) {
         Request::AlreadyRequested => {
             crate::outln!("a forced {event} run of lifecycle job {} is already requested in namespace {ns}", args.job);
         }
@@ -203,9 +204,11 @@ mod tests {
 
     #[test]
     fn a_request_replaces_another_event_and_keeps_the_same_one() {
+        let pending = |value: &'static str| Some(ForceRun { value, event: value.parse() });
         assert_eq!(request(None, Event::Stop), Request::New { replacing: None });
-        assert_eq!(request(Some("stop"), Event::Stop), Request::AlreadyRequested);
-        assert_eq!(request(Some("start"), Event::Stop), Request::New { replacing: Some("start".into()) });
+        assert_eq!(request(pending("stop"), Event::Stop), Request::AlreadyRequested);
+        assert_eq!(request(pending("start"), Event::Stop), Request::New { replacing: Some("start".into()) });
+        assert_eq!(request(pending("deploy"), Event::Stop), Request::New { replacing: Some("deploy".into()) });
     }
 
     #[test]

@@ -9,6 +9,7 @@ use anyhow::bail;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use lifecycle_contract::job_copy::{self, JOB_TRACKING, LAST_APPLIED};
+use lifecycle_contract::lifecycle_job::JobFacts;
 use lifecycle_contract::{JobId, names};
 
 use crate::jobs;
@@ -171,14 +172,18 @@ fn job_id_of_copy(
     items: &mut Items,
 ) -> JobId {
     let source_job_id = annotations.get(names::ANNOTATION_JOB_ID).cloned();
-    let job_id_copy = if keep { JobId::derive(source_job_id.as_deref(), name) } else { JobId::derive(None, name) };
+    if !keep {
+        annotations.remove(names::ANNOTATION_JOB_ID);
+    }
+    // The copy's JOBID as the contract reads the copy (admission records the same).
+    let copy = JobFacts { name, job_id: annotations.get(names::ANNOTATION_JOB_ID).map(String::as_str), ..JobFacts::default() };
+    let job_id_copy = copy.job_id().into_id();
     let Some(v) = &source_job_id else { return job_id_copy };
     let what = format!("annotation {}={v}", names::ANNOTATION_JOB_ID);
     let copy_names = names::variable_name(&job_id_copy, "<KEY>");
     if keep {
         items.copied(what, format!("--keep-job-id: the copy publishes the same variable names, {copy_names}"));
     } else {
-        annotations.remove(names::ANNOTATION_JOB_ID);
         items.not_copied(
             what,
             format!(

@@ -97,7 +97,7 @@ async fn read_target(client: &Client, to: &str, cloned: &Cloned) -> anyhow::Resu
         Ok(list) => list
             .items
             .iter()
-            .find(|j| jobs::run_of(j).is_none() && jobs::job_id(j) == cloned.job_id_copy)
+            .find(|j| jobs::held_job_id(j).as_ref() == Some(&cloned.job_id_copy))
             .map(|j| jobs::name(j).to_string()),
         Err(e) if is_forbidden(&e) => None,
         Err(e) => return Err(crate::client::explain(e, format_args!("list jobs in namespace {to}"))),

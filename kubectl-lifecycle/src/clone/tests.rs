@@ -223,7 +223,11 @@ fn lists_referenced_objects_but_not_lifecycle_outputs() {
 #[test]
 fn refuses_runs_and_plain_jobs() {
     let mut run = source();
+    // A run as the controller makes it: labelled, and controlled by its template.
     run.metadata.labels.as_mut().unwrap().insert(names::LABEL_JOB.into(), "seed".into());
+    run.metadata.labels.as_mut().unwrap().insert(names::LABEL_RUN.into(), "1".into());
+    run.metadata.owner_references =
+        Some(vec![OwnerReference { kind: "Job".into(), name: "seed".into(), controller: Some(true), ..Default::default() }]);
     assert!(clone_job(&run, &opts(false)).unwrap_err().to_string().contains("clone the lifecycle job"));
     let mut plain = source();
     plain.metadata.annotations.as_mut().unwrap().remove(names::ANNOTATION_ON);

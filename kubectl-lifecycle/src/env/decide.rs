@@ -8,7 +8,7 @@ use anyhow::bail;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::environment::WantedState;
-use lifecycle_contract::transition::{Transition, parse_stage};
+use lifecycle_contract::transition::Transition;
 use lifecycle_contract::{Event, JobId, names};
 use serde::Serialize;
 
@@ -157,7 +157,7 @@ pub fn variables_per_job(keys: &[&str], ids: &[JobId]) -> BTreeMap<String, usize
 
 pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys: Option<&[String]>) -> EnvStatus {
     let ts = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string());
-    let ids: Vec<JobId> = all.iter().filter(|j| jobs::run_of(j).is_none()).map(jobs::job_id).collect();
+    let ids = jobs::held_job_ids(all);
     let cm_full: Vec<&str> = cm_keys.iter().map(String::as_str).filter(|k| k.starts_with(names::VARIABLE_PREFIX)).collect();
     let secret_full: Option<Vec<&str>> =
         secret_keys.map(|keys| keys.iter().map(String::as_str).filter(|k| k.starts_with(names::VARIABLE_PREFIX)).collect());
@@ -197,8 +197,8 @@ pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys
                 on_error,
                 last_runs: last_runs.shown.into_iter().map(|(slot, r)| (slot.to_string(), r)).collect(),
                 last_runs_problems: last_runs.problems,
-                force_run: jobs::annotation(job, names::ANNOTATION_FORCE_RUN).map(Into::into),
-                stage: parse_stage(jobs::annotation(job, names::ANNOTATION_STAGE)).unwrap_or(0),
+                force_run: jobs::force_run(job).map(|f| f.value.to_string()),
+                stage: jobs::stage(job),
             });
         } else {
             let id = jobs::job_id(job);

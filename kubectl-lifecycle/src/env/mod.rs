@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use lifecycle_contract::lifecycle_job::{self, JobKind};
 use lifecycle_contract::names;
 use serde_json::json;
 
@@ -54,7 +55,7 @@ pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
 
 /// Lifecycle jobs per namespace: one cluster-wide list of Job metadata, else one per namespace.
 async fn template_counts(client: &Client, namespaces: &[Namespace]) -> HashMap<String, Option<usize>> {
-    let is_template = |m: &ObjectMeta| m.annotations.as_ref().is_some_and(|a| a.contains_key(names::ANNOTATION_ON));
+    let is_template = |m: &ObjectMeta| matches!(lifecycle_job::kind(m), JobKind::Template { .. });
     let mut counts: HashMap<String, Option<usize>> = HashMap::new();
     match Api::<Job>::all(client.clone()).list_metadata(&ListParams::default()).await {
         Ok(list) => {

@@ -134,7 +134,7 @@ fn status_shows_the_last_forced_run_and_what_it_could_not_read() {
     let text = render_status(&s, false, now);
     assert!(text.contains("seed   SEED    start,stop   never   failed (5m ago)   -        0\n"), "{text}");
     assert!(!text.contains("FORCED"), "{text}");
-    assert!(text.contains("  warning: annotation lifecycle-jobs.dev/last-runs of job db does not follow the contract"), "{text}");
+    assert!(text.contains("  warning: job db: annotation lifecycle-jobs.dev/last-runs is unreadable ("), "{text}");
     let wide = render_status(&s, true, now);
     assert!(wide.contains("FORCE-RUN   FORCED\n"), "{wide}");
     assert!(wide.contains("<none>      stop failed: OutputsNotPublished seed-stop-p0 (5m ago)\n"), "{wide}");
