@@ -1,5 +1,8 @@
-//! What a Job is to lifecycle-jobs (template, run, plain Job) and how its run went: pure functions
-//! on typed objects.
+//! What a Job is to lifecycle-jobs (template, run, plain Job) and how its runs went, as the
+//! plugin shows it: pure functions over the contract's readers (`lifecycle_job` for the kind,
+//! JOBID, capture, `stage`, `force-run` and the `last-runs` record; `run::outcome` for how a Job
+//! ended). What the plugin adds is for people: a Job's [`Phase`], the last run of each event
+//! ([`last_run_per_event`]), an unreadable `last-runs` shown as far as it reads.
 
 use std::collections::BTreeMap;
 

@@ -8,6 +8,7 @@ use anyhow::bail;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::environment::WantedState;
+use lifecycle_contract::lifecycle_job::JobKind;
 use lifecycle_contract::transition::Transition;
 use lifecycle_contract::{Event, JobId, names};
 use serde::Serialize;
@@ -155,8 +156,11 @@ pub fn variables_per_job(keys: &[&str], ids: &[JobId]) -> BTreeMap<String, usize
     out
 }
 
+fn ts(t: Option<jiff::Timestamp>) -> Option<String> {
+    t.map(|t| t.to_string())
+}
+
 pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys: Option<&[String]>) -> EnvStatus {
-    let ts = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string());
     let ids = jobs::held_job_ids(all);
     let cm_full: Vec<&str> = cm_keys.iter().map(String::as_str).filter(|k| k.starts_with(names::VARIABLE_PREFIX)).collect();
     let secret_full: Option<Vec<&str>> =
@@ -166,50 +170,12 @@ pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys
     let per_job = variables_per_job(&keys, &ids);
     let count = |id: &JobId| Some(per_job.get(id.as_str()).copied().unwrap_or(0));
 
-    let mut templates = Vec::new();
-    let mut runs = Vec::new();
-    let mut plain = Vec::new();
+    let (mut templates, mut runs, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     for job in all {
-        if jobs::run_of(job).is_some() {
-            let st = jobs::state(job);
-            runs.push(RunRow {
-                name: jobs::name(job).to_string(),
-                job: jobs::run_of(job).unwrap_or_default().to_string(),
-                event: jobs::run_event(job).map(|e| e.to_string()),
-                phase: st.phase,
-                reason: st.reason,
-                created: ts(jobs::created(job)),
-                started: ts(st.started),
-                finished: ts(st.finished),
-            });
-        } else if jobs::is_template(job) {
-            let (on, on_error) = match jobs::template_events(job) {
-                Ok(on) => (on.iter().map(ToString::to_string).collect(), None),
-                Err(e) => (Vec::new(), Some(e)),
-            };
-            let id = jobs::job_id(job);
-            let last_runs = jobs::last_run_per_event(job, all);
-            templates.push(TemplateRow {
-                name: jobs::name(job).to_string(),
-                variables: count(&id),
-                job_id: id.to_string(),
-                on,
-                on_error,
-                last_runs: last_runs.shown.into_iter().map(|(slot, r)| (slot.to_string(), r)).collect(),
-                last_runs_problems: last_runs.problems,
-                force_run: jobs::force_run(job).map(|f| f.value.to_string()),
-                stage: jobs::stage(job),
-            });
-        } else {
-            let id = jobs::job_id(job);
-            plain.push(PlainJobRow {
-                name: jobs::name(job).to_string(),
-                variables: count(&id),
-                job_id: id.to_string(),
-                capture: jobs::captures(job),
-                phase: jobs::state(job).phase,
-                created: ts(jobs::created(job)),
-            });
+        match jobs::kind(job) {
+            JobKind::Run(_) => runs.push(run_row(job)),
+            JobKind::Template { .. } => templates.push(template_row(job, all, &count)),
+            _ => plain.push(plain_row(job, &count)),
         }
     }
     runs.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
@@ -234,6 +200,53 @@ pub fn build_status(ns: &Namespace, all: &[Job], cm_keys: &[String], secret_keys
             sensitive: secret_full.as_ref().map(Vec::len),
             jobs: per_job.len(),
         },
+    }
+}
+
+fn run_row(job: &Job) -> RunRow {
+    let st = jobs::state(job);
+    RunRow {
+        name: jobs::name(job).to_string(),
+        job: jobs::run_of(job).unwrap_or_default().to_string(),
+        event: jobs::run_event(job).map(|e| e.to_string()),
+        phase: st.phase,
+        reason: st.reason,
+        created: ts(jobs::created(job)),
+        started: ts(st.started),
+        finished: ts(st.finished),
+    }
+}
+
+/// A lifecycle job's row; `count`: how many variables a JOBID published.
+fn template_row(job: &Job, all: &[Job], count: &dyn Fn(&JobId) -> Option<usize>) -> TemplateRow {
+    let (on, on_error) = match jobs::template_events(job) {
+        Ok(on) => (on.iter().map(ToString::to_string).collect(), None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let id = jobs::job_id(job);
+    let last_runs = jobs::last_run_per_event(job, all);
+    TemplateRow {
+        name: jobs::name(job).to_string(),
+        variables: count(&id),
+        job_id: id.to_string(),
+        on,
+        on_error,
+        last_runs: last_runs.shown.into_iter().map(|(slot, r)| (slot.to_string(), r)).collect(),
+        last_runs_problems: last_runs.problems,
+        force_run: jobs::force_run(job).map(|f| f.value.to_string()),
+        stage: jobs::stage(job),
+    }
+}
+
+fn plain_row(job: &Job, count: &dyn Fn(&JobId) -> Option<usize>) -> PlainJobRow {
+    let id = jobs::job_id(job);
+    PlainJobRow {
+        name: jobs::name(job).to_string(),
+        variables: count(&id),
+        job_id: id.to_string(),
+        capture: jobs::captures(job),
+        phase: jobs::state(job).phase,
+        created: ts(jobs::created(job)),
     }
 }
 
