@@ -90,7 +90,7 @@ impl EnvironmentFacts {
     pub fn read(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<EnvironmentFacts> {
         let env = crate::environment::Environment::read(meta);
         let uid = meta.uid.clone().filter(|u| !u.is_empty())?;
-        (env.is_environment && !env.namespace.is_empty()).then(|| EnvironmentFacts {
+        (env.is_environment && !env.namespace.is_empty()).then_some(EnvironmentFacts {
             namespace: env.namespace,
             uid,
             name: env.name,

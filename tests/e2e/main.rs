@@ -1,3 +1,4 @@
+mod builtins;
 mod capture;
 mod cluster;
 mod example;
