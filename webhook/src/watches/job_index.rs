@@ -176,18 +176,22 @@ fn apply(inner: &mut Inner, job: &PartialObjectMeta<Job>) {
         return;
     }
     let uid = job.uid().unwrap_or_default();
+    let meta = &job.metadata;
     // What it holds, by the contract's rule (`lifecycle_job::claim`): nothing
     // when opted out of capture or a run. Admission has verified the `run`
     // label and a CronJob owner of every Job it admitted, so they are trusted here.
-    let Some(lifecycle_job::Claim { job_id: id, claimant }) = lifecycle_job::claim(&job.metadata) else { return };
-    let id = id.into_id();
-    let created = job.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
-    inner.insert(&ns, JobEntry { name: name.clone(), uid: uid.clone(), claimant, created }, id.clone());
-    // A Job whose `on` is not a list of events (one cut by the watch, too long
-    // to be valid, included) is no template.
-    if let Some(events) = lifecycle_job::kind(&job.metadata).template_events() {
+    if let Some(lifecycle_job::Claim { job_id, claimant }) = lifecycle_job::claim(meta) {
+        let created = meta.creation_timestamp.as_ref().map(|t| t.0.to_string());
+        inner.insert(&ns, JobEntry { name: name.clone(), uid: uid.clone(), claimant, created }, job_id.into_id());
+    }
+    // A template, capturing or not: one opted out of capture still runs on
+    // its events (a delete job among them keeps the namespace from a plain
+    // delete). A Job whose `on` is not a list of events (one cut by the
+    // watch, too long to be valid, included) is no template.
+    if let Some(events) = lifecycle_job::kind(meta).template_events() {
         let on_delete = events.contains(&Event::Delete);
-        inner.insert_template(&ns, &uid, TemplateEntry { name, job_id: id, on_delete });
+        let job_id = lifecycle_job::job_id(meta).into_id();
+        inner.insert_template(&ns, &uid, TemplateEntry { name, job_id, on_delete });
     }
 }
 
@@ -196,7 +200,7 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use kube::core::ObjectMeta;
-    use lifecycle_contract::names::{ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_RUN};
+    use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON, LABEL_RUN};
     use std::collections::BTreeMap;
 
     fn job(
@@ -268,6 +272,17 @@ mod tests {
         apply(&mut inner, &job("backup", &[(ANNOTATION_ON, "stop,delete…")], &[], None));
         assert!(inner.templates.is_empty());
         assert_eq!(inner.by_id.len(), 1, "it still holds its JOBID");
+    }
+
+    #[test]
+    fn an_opted_out_template_is_a_template_that_holds_no_job_id() {
+        let mut inner = Inner::default();
+        apply(&mut inner, &job("backup", &[(ANNOTATION_ON, "delete"), (ANNOTATION_CAPTURE_OUTPUT, "false")], &[], None));
+        assert!(inner.by_id.is_empty(), "it claims no JOBID");
+        let idx = JobIndex { inner: Arc::new(RwLock::new(inner)), ready: JobIndex::empty().ready };
+        assert!(idx.has_delete_templates("env"), "its delete run still has to run before the namespace goes");
+        idx.inner.write().unwrap().remove("env", "backup");
+        assert!(!idx.has_delete_templates("env"));
     }
 
     #[test]
