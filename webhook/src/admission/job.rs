@@ -226,6 +226,12 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
         default_resources(&job, settings, &mut ops);
     }
 
+    // Who it is, checked whether it captures or not: a `run` label is the
+    // server's on any Job (a run of an opted-out template is opted out too).
+    let origin = match origin(&facts, namespace, index, settings, user) {
+        Ok(origin) => origin,
+        Err(message) => return Verdict::deny(message),
+    };
     if !facts.captures() {
         // Nobody may claim a JOBID through a hand-set label on an opted-out Job.
         if template_labels.is_some_and(|l| l.contains_key(LABEL_CAPTURE)) {
@@ -234,10 +240,9 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
         return Verdict { denied: None, patch: ops, warnings };
     }
 
-    let job_id = match origin(&facts, namespace, index, settings, user) {
-        Err(message) => return Verdict::deny(message),
-        Ok(Origin::Run(id)) => id,
-        Ok(Origin::Claim(claimant)) => {
+    let job_id = match origin {
+        Origin::Run(id) => id,
+        Origin::Claim(claimant) => {
             // The contract names the source (the CronJob's name, or the Job's own or its prefix).
             let job_id = match JobId::decide(facts.job_id, facts.job_id_source()) {
                 Ok(id) => id,
@@ -626,6 +631,18 @@ mod tests {
             let msg = v.denied.expect("refused");
             assert!(msg.contains("is reserved for the runs"), "{msg}");
         }
+    }
+
+    #[test]
+    fn an_opted_out_job_is_a_run_only_under_the_same_rule() {
+        let idx = JobIndex::empty();
+        idx.record_template("env", "migrate", "u1", JobId::parse("MIGRATE").unwrap(), false);
+        let mut run = run_of("u1");
+        run["metadata"]["annotations"] = json!({ANNOTATION_CAPTURE_OUTPUT: "false"});
+        let (_, v) = create_as(&run, &idx, SERVER);
+        assert!(v.denied.is_none(), "a run of an opted-out template: {:?}", v.denied);
+        let (_, v) = create_as(&run, &idx, USER);
+        assert!(v.denied.expect("refused").contains("is reserved for the runs"));
     }
 
     #[test]
