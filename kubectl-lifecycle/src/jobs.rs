@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::Job;
 use lifecycle_contract::last_runs::{LastRuns, RunRecord, Slot};
 use lifecycle_contract::lifecycle_job::{self, ForceRun, JobKind};
+use lifecycle_contract::names::ANNOTATION_LAST_RUNS;
 use lifecycle_contract::{Event, JobId, names, run};
 use serde::Serialize;
-
-use lifecycle_contract::names::ANNOTATION_LAST_RUNS;
 
 fn annotation<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
     job.metadata.annotations.as_ref()?.get(key).map(String::as_str)
