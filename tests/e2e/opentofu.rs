@@ -23,7 +23,10 @@ use lifecycle_contract::names::injected::AGENT_CONTAINER;
 use lifecycle_contract::output::Rule;
 use lifecycle_e2e::lifecycle::{Runs, live_and_ready, patch_namespace, published_of, runs, wait_runs_complete, wait_status};
 use lifecycle_e2e::process::{self, Ran, kubectl_lifecycle};
-use lifecycle_e2e::{SUITE_LABEL, client, delete_namespace_blocking, exec, job_pods, kubeconfig_path, unique_suffix, wait_until};
+use lifecycle_e2e::{
+    SUITE_LABEL, client, delete_namespace_blocking, exec, job_pods, kubeconfig_path, unique_suffix,
+    wait_for_deployment_available, wait_until,
+};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -233,7 +236,9 @@ async fn the_opentofu_example_applies_on_start_redeploys_unchanged_and_destroys_
     let password = secret.get("DATABASE_PASSWORD").cloned().context("no DATABASE_PASSWORD in the Secret lifecycle-outputs")?;
     ensure!(password.len() == 32, "the password is 32 hex digits, got {} characters", password.len());
 
-    // The web pod starts with all of them.
+    // The web pod starts with all of them. The controller rolls what it rolls before the start
+    // transition ends (waited for above): once web's rollout is done, its pod is the one to keep.
+    wait_for_deployment_available(&client, &ns, "web", SETTLE).await?;
     let (web, vars) = wait_until("web runs with the outputs", SETTLE, || async {
         let (pod, vars) = web_pod(&client, &ns).await?;
         let all = expected.iter().all(|(k, v)| vars.get(*k) == Some(v)) && vars.get("DATABASE_PASSWORD") == Some(&password);
