@@ -31,6 +31,7 @@ unit: ## Unit tests of every crate.
 lint: lint-chart lint-workflows ## rustfmt and clippy (warnings are errors), the chart, the workflows.
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	python3 scripts/code-map.py --check
 
 .PHONY: lint-chart
 lint-chart: ## The Helm chart renders what manifests/ does; helm lint/template of every values file.

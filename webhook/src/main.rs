@@ -1,3 +1,6 @@
+//! `lifecycle-webhook`: the server binary (`server::run`), and the chart's install
+//! check `lifecycle-webhook wait-routable`.
+
 use clap::Parser;
 use lifecycle_webhook::run;
 use lifecycle_webhook::{config::Config, routable, telemetry};
