@@ -48,75 +48,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let ready = Readiness::default();
     let mut tasks = Supervisor::new();
 
-    // The one Job watch feeds the job index, and the controller if this replica leads.
-    let (jobs, job_index) = JobIndex::new();
-    let (job_watch, watching_jobs) = jobs::start(client.clone(), job_index);
-    tasks.spawn("job watch", supervisor::forever("the job watch", watching_jobs));
-    // The one Namespace watch feeds the gating index, and the controller if this replica leads.
-    let (envs, env_index) = EnvIndex::new();
-    let (namespace_watch, watching_namespaces) = namespaces::start(client.clone(), env_index);
-    tasks.spawn("namespace watch", supervisor::forever("the namespace watch", watching_namespaces));
-
-    let state = AppState {
-        config: config.clone(),
-        client: client.clone(),
-        metrics: metrics.clone(),
-        certs: certs.clone(),
-        jobs: jobs.clone(),
-        envs: envs.clone(),
-    };
-
-    match config.cert_source {
-        CertSource::Files => {
-            let files = CertFiles::in_dir(&config.tls_dir);
-            tasks.spawn(
-                "certificate files",
-                supervisor::forever("the certificate file watch", tls::watch_files_forever(certs.clone(), files)),
-            );
-        }
-        CertSource::SelfManaged => {
-            let s = state.clone();
-            tasks.spawn("certificates", async move {
-                certs::run(s).await.context("self-managed certificates")?;
-                anyhow::bail!("self-managed certificates: the watches ended")
-            });
-        }
-    }
-    // Every replica records outputs its agents could not publish; the
-    // controller starts once the pods that ended while it was down are handled,
-    // so that it counts their runs as failed.
-    let (losses, watching_losses) = outputs::lost::start(client, config.pod_name.clone(), metrics.clone());
-    tasks.spawn("lost outputs", supervisor::forever("the lost outputs watch", watching_losses));
-    if config.controller {
-        let (s, shutdown) = (state.clone(), tasks.shutdown());
-        tasks.spawn_graceful("controller", async move {
-            // Bounded: a Job that cannot be patched must not keep the controller down.
-            tokio::select! {
-                synced = tokio::time::timeout(Duration::from_secs(120), losses.wait_until_synced()) => if synced.is_err() {
-                    tracing::warn!("lost outputs of earlier pods not all recorded yet; starting the controller anyway");
-                },
-                () = shutdown.requested() => return Ok(()),
-            }
-            controller::run(s, controller::Watches { jobs: job_watch, namespaces: namespace_watch }, shutdown)
-                .await
-                .context("environment controller")
-        });
-    }
-
-    // Ready once the certificate is served and the job and environment indexes have synced.
-    {
-        let (certs, ready) = (certs.clone(), ready.clone());
-        tasks.spawn("readiness", async move {
-            jobs.wait_until_ready().await;
-            envs.wait_until_ready().await;
-            while !certs.is_loaded() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            ready.set_ready();
-            tracing::info!("ready");
-            Ok(())
-        });
-    }
+    let (state, watches) = start_watches(&mut tasks, &config, client, &metrics, &certs);
+    start_certificates(&mut tasks, &state);
+    start_controller(&mut tasks, &state, watches);
+    start_readiness(&mut tasks, &state, &ready);
 
     let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
         .await
@@ -131,6 +66,86 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     tasks.spawn_graceful("TLS server", async move { serve_tls(&config, &certs, gate, state, ready, shutdown).await });
 
     tasks.run(supervisor::terminate_signal()).await
+}
+
+/// The shared watches (`crate::watches`: one of Jobs and one of Namespaces,
+/// each feeding its index, and the controller if this replica leads), and the
+/// state every request handler shares.
+fn start_watches(
+    tasks: &mut Supervisor,
+    config: &Arc<Config>,
+    client: kube::Client,
+    metrics: &Arc<Metrics>,
+    certs: &CertStore,
+) -> (AppState, controller::Watches) {
+    let (jobs, job_index) = JobIndex::new();
+    let (job_watch, watching_jobs) = jobs::start(client.clone(), job_index);
+    tasks.spawn("job watch", supervisor::forever("the job watch", watching_jobs));
+    let (envs, env_index) = EnvIndex::new();
+    let (namespace_watch, watching_namespaces) = namespaces::start(client.clone(), env_index);
+    tasks.spawn("namespace watch", supervisor::forever("the namespace watch", watching_namespaces));
+    let state = AppState { config: config.clone(), client, metrics: metrics.clone(), certs: certs.clone(), jobs, envs };
+    (state, controller::Watches { jobs: job_watch, namespaces: namespace_watch })
+}
+
+/// The serving certificate: from files (cert-manager) or the server's own CA.
+fn start_certificates(tasks: &mut Supervisor, state: &AppState) {
+    match state.config.cert_source {
+        CertSource::Files => {
+            let files = CertFiles::in_dir(&state.config.tls_dir);
+            tasks.spawn(
+                "certificate files",
+                supervisor::forever("the certificate file watch", tls::watch_files_forever(state.certs.clone(), files)),
+            );
+        }
+        CertSource::SelfManaged => {
+            let s = state.clone();
+            tasks.spawn("certificates", async move {
+                certs::run(s).await.context("self-managed certificates")?;
+                anyhow::bail!("self-managed certificates: the watches ended")
+            });
+        }
+    }
+}
+
+/// The lost-outputs watch on every replica, and the controller when enabled
+/// (it runs only while this replica leads).
+fn start_controller(tasks: &mut Supervisor, state: &AppState, watches: controller::Watches) {
+    // Every replica records outputs its agents could not publish; the
+    // controller starts once the pods that ended while it was down are handled,
+    // so that it counts their runs as failed.
+    let (losses, watching_losses) =
+        outputs::lost::start(state.client.clone(), state.config.pod_name.clone(), state.metrics.clone());
+    tasks.spawn("lost outputs", supervisor::forever("the lost outputs watch", watching_losses));
+    if !state.config.controller {
+        return;
+    }
+    let (s, shutdown) = (state.clone(), tasks.shutdown());
+    tasks.spawn_graceful("controller", async move {
+        // Bounded: a Job that cannot be patched must not keep the controller down.
+        tokio::select! {
+            synced = tokio::time::timeout(Duration::from_secs(120), losses.wait_until_synced()) => if synced.is_err() {
+                tracing::warn!("lost outputs of earlier pods not all recorded yet; starting the controller anyway");
+            },
+            () = shutdown.requested() => return Ok(()),
+        }
+        controller::run(s, watches, shutdown).await.context("environment controller")
+    });
+}
+
+/// Ready once the certificate is served and the job and environment indexes have synced.
+fn start_readiness(tasks: &mut Supervisor, state: &AppState, ready: &Readiness) {
+    let (jobs, envs, certs, ready) = (state.jobs.clone(), state.envs.clone(), state.certs.clone(), ready.clone());
+    tasks.spawn("readiness", async move {
+        jobs.wait_until_ready().await;
+        envs.wait_until_ready().await;
+        while !certs.is_loaded() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ready.set_ready();
+        tracing::info!("ready");
+        Ok(())
+    });
 }
 
 /// The TLS server until shutdown, then a drain: readiness goes first so that
