@@ -16,6 +16,9 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
+// The one import cycle the crate keeps, on purpose: the review is decoded in
+// one pass, and a Pod's borrowed view (`PodIn`, which pod admission owns and
+// reads) is built by the same pass rather than decoded again from a raw value.
 use super::pod::PodIn;
 
 #[derive(Debug)]
