@@ -30,13 +30,6 @@ pub(crate) struct GatedPod {
     pub uid: String,
 }
 
-/// The contract's rule on a Namespace's metadata, for the controller's store
-/// tests (`reconcile/tests.rs`), which check the gates a memory cluster holds.
-#[cfg(test)]
-pub(crate) fn gates_pods(ns: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
-    lifecycle_contract::environment::Environment::read(ns).gates_pods()
-}
-
 /// Strategic merge patch that removes the gate and the label (and nothing
 /// else: scheduling gates may only be removed). Repeating it is harmless.
 pub(crate) fn release_patch() -> Value {

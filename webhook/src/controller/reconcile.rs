@@ -12,8 +12,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use lifecycle_contract::names::{
-    ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_STATUS, INJECTED_SOURCES, LABEL_ADMITTED, LABEL_ENVIRONMENT, LABEL_GATED,
-    LABEL_RUN, SourceKind,
+    ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_STATUS, INJECTED_SOURCES, LABEL_ADMITTED, LABEL_GATED, LABEL_RUN, SourceKind,
 };
 use serde_json::{Value, json};
 
@@ -127,8 +126,8 @@ pub(crate) async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() 
         let Some(ns) = c.get_namespace(name).await? else {
             return Ok(Done { busy: false });
         };
-        let is_env = ns.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT));
-        if !is_env || ns.metadata.deletion_timestamp.is_some() {
+        let env = lifecycle_contract::environment::Environment::read(&ns.metadata);
+        if !env.is_environment || env.deleting {
             return Ok(Done { busy: false });
         }
         let jobs = c.list_jobs(name).await?;

@@ -20,6 +20,7 @@ use crate::controller::keys::FINALIZER_OUTPUTS_CLEANUP;
 use crate::controller::model::{LastRuns, Phase, parse_json};
 use crate::controller::rollout::RollTarget;
 use lifecycle_contract::names::ANNOTATION_OUTPUTS_HASH;
+use lifecycle_contract::names::LABEL_ENVIRONMENT;
 
 const NS: &str = "env1";
 
@@ -185,7 +186,7 @@ impl Mem {
     /// Pod admission: gated when the environment gates now.
     fn admit_pod(&self, name: &str) -> bool {
         self.with(|w| {
-            let gated = crate::controller::gate::gates_pods(&w.ns.as_ref().unwrap().metadata);
+            let gated = lifecycle_contract::environment::Environment::read(&w.ns.as_ref().unwrap().metadata).gates_pods();
             w.uids += 1;
             w.pods.insert(name.into(), MemPod { uid: format!("uid-pod-{}", w.uids), gated, releases: 0 });
             gated
