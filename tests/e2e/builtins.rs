@@ -151,7 +151,6 @@ async fn builtins_reach_a_run_pod_with_its_event_and_jobid() -> Result<()> {
 /// builder (`build_run_with`, `RunFacts`): until `controller/reconcile.rs`
 /// does, run pods get no `LIFECYCLE_DEPLOY_ID` and this test fails.
 #[tokio::test]
-#[ignore = "the controller does not hand the deploy-id to build_run_with yet (controller/reconcile.rs)"]
 async fn builtins_a_run_pod_gets_the_deploy_id_it_was_made_for() -> Result<()> {
     let client = client().await?;
     let suffix = unique_suffix();

@@ -23,7 +23,7 @@ use super::model::{Outcome, RunRecord, RunResult, Transition};
 use super::model::{Rollout, WantedState};
 use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
 use super::rollout::{SourceState, When, due, must_roll, outputs_hash, roll_patch};
-use super::run_job::{build_run, is_same_run};
+use super::run_job::{RunFacts, build_run_with, is_same_run};
 use super::scale::{StartPatch, start_patch, stop_patch};
 use crate::runtime::kube_client::{FULL_OBJECT_PAGE_SIZE, get_whole, list_all_metadata, list_page, object_ref};
 use crate::runtime::text::{cut, event_note};
@@ -160,7 +160,11 @@ pub(crate) async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() 
 async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &str, reports: &[NsReport]) -> Result<(), Error> {
     for step in steps {
         match step {
-            Step::Template(t) => template_step(c, &snap.ns.name, *t).await?,
+            Step::Template(t) => {
+                // The run is made for the occurrence the controller took in (`observed`).
+                let facts = RunFacts { deploy_id: snap.ns.observed.as_ref().and_then(|o| o.deploy_id.as_deref()) };
+                template_step(c, &snap.ns.name, facts, *t).await?
+            }
             Step::Namespace(n) => {
                 namespace_step(c, snap, n, status).await?;
                 for r in reports {
@@ -178,7 +182,7 @@ async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &
     Ok(())
 }
 
-async fn template_step<C: Cluster>(c: &C, ns: &str, mut t: TemplateStep) -> Result<(), Error> {
+async fn template_step<C: Cluster>(c: &C, ns: &str, facts: RunFacts<'_>, mut t: TemplateStep) -> Result<(), Error> {
     if let Some(finalizers) = &t.finalizers {
         let patch = json!({"metadata": {"resourceVersion": t.resource_version, "finalizers": finalizers}});
         c.patch_job(ns, &t.name, &patch).await?;
@@ -197,7 +201,7 @@ async fn template_step<C: Cluster>(c: &C, ns: &str, mut t: TemplateStep) -> Resu
                 if whole.metadata.uid.as_deref() == Some(&t.uid)
                     && whole.metadata.resource_version.as_deref() == Some(&t.resource_version) =>
             {
-                build_run(&whole, create.event, &create.occurrence, &run)
+                build_run_with(&whole, create.event, &create.occurrence, &run, facts)
             }
             _ => return Err(Error::Conflict(format!("template {ns}/{} changed since it was listed", t.name))),
         };
