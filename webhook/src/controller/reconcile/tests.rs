@@ -1004,7 +1004,7 @@ async fn a_template_changed_since_it_was_listed_is_planned_again() {
         clear_force_run: false,
         reports: Vec::new(),
     };
-    assert!(matches!(template_step(&mem, NS, step).await, Err(Error::Conflict(_))));
+    assert!(matches!(template_step(&mem, NS, RunFacts::default(), step).await, Err(Error::Conflict(_))));
     assert!(mem.runs().is_empty());
     // The next reconcile plans from the template as it is, and creates the run.
     settle(&mem).await;
