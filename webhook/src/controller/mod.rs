@@ -172,7 +172,7 @@ async fn controllers(state: AppState, Watches { jobs, namespaces }: Watches) -> 
         });
 
     // Project variables are mirrored by the same leader (crate::project_vars).
-    let project_vars = crate::project_vars::run(state.clone());
+    let project_vars = crate::project_vars::run(state.clone(), namespaces.clone());
 
     futures::join!(environments, templates, project_vars);
     Ok(())

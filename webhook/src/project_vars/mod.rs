@@ -25,8 +25,11 @@ pub(crate) mod plan;
 pub(crate) mod sync;
 
 use crate::state::AppState;
+use crate::watches::namespaces::NamespaceWatch;
 
-/// Runs the mirror while this replica leads (the future is dropped when the lease is lost).
-pub(crate) async fn run(state: AppState) {
-    sync::run(state.client.clone(), state.config.project_variables_sources(), state.config.namespace.clone()).await
+/// Runs the mirror while this replica leads (the future is dropped when the
+/// lease is lost); environments come from the server's one Namespace watch.
+pub(crate) async fn run(state: AppState, namespaces: NamespaceWatch) {
+    let sources = state.config.project_variables_sources();
+    sync::run(state.client.clone(), namespaces, sources, state.config.namespace.clone()).await
 }

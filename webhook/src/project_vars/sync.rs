@@ -3,7 +3,8 @@
 //!
 //! Watches (metadata only, label-selected, so memory holds names, not data):
 //! - Namespaces labelled `lifecycle-jobs.dev/environment` (their `project`
-//!   label, and the facts of their built-in variables, [`super::builtins`]);
+//!   label, and the facts of their built-in variables, [`super::builtins`]),
+//!   from the server's one Namespace watch ([`crate::watches::namespaces`]);
 //! - in each source namespace, ConfigMaps and Secrets labelled
 //!   `lifecycle-jobs.dev/project-variables`.
 //!
@@ -24,7 +25,7 @@ use std::time::Duration;
 use base64::Engine;
 use futures::stream::{BoxStream, select_all};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
@@ -32,8 +33,8 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use lifecycle_contract::builtins::EnvironmentFacts;
 use lifecycle_contract::names::{
-    ANNOTATION_MIRROR_HASH, ANNOTATION_VARIABLE_SOURCES, BUILTINS_FIELD_MANAGER, BUILTINS_OBJECT, LABEL_ENVIRONMENT,
-    LABEL_PROJECT, LABEL_PROJECT_VARIABLES, PROJECT_OBJECT, PROJECT_VARIABLES_FIELD_MANAGER, SourceKind,
+    ANNOTATION_MIRROR_HASH, ANNOTATION_VARIABLE_SOURCES, BUILTINS_FIELD_MANAGER, BUILTINS_OBJECT, LABEL_PROJECT,
+    LABEL_PROJECT_VARIABLES, PROJECT_OBJECT, PROJECT_VARIABLES_FIELD_MANAGER, SourceKind,
 };
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -43,6 +44,7 @@ use super::plan::{Action, Merged, Source, World, merge, mirror_hash};
 use crate::outputs::error::short;
 use crate::outputs::store::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::runtime::kube_client::{list_all, list_all_metadata};
+use crate::watches::namespaces::{NamespaceWatch, NsMeta};
 
 /// Full resync: list the mirrors again and reconcile every project.
 pub(crate) const RESYNC: Duration = Duration::from_secs(300);
@@ -87,7 +89,7 @@ enum Input {
     WatchError(&'static str, watcher::Error),
 }
 
-fn seen<K: kube::Resource>(obj: PartialObjectMeta<K>, label: &str) -> Seen {
+fn seen<K: kube::Resource>(obj: &PartialObjectMeta<K>, label: &str) -> Seen {
     Seen {
         name: obj.name_any(),
         label: obj.labels().get(label).cloned(),
@@ -96,7 +98,7 @@ fn seen<K: kube::Resource>(obj: PartialObjectMeta<K>, label: &str) -> Seen {
     }
 }
 
-fn seen_env(obj: PartialObjectMeta<Namespace>) -> Seen {
+fn seen_env(obj: &NsMeta) -> Seen {
     let facts = EnvironmentFacts::read(&obj.metadata);
     Seen { facts, ..seen(obj, LABEL_PROJECT) }
 }
@@ -125,23 +127,15 @@ where
     watcher::watcher(api, crate::runtime::kube_client::watch_config().labels(LABEL_PROJECT_VARIABLES))
         .default_backoff()
         .map(move |r| match r {
-            Ok(e) => Input::Source(kind, ns.clone(), map_event(e, |o| seen(o, LABEL_PROJECT_VARIABLES))),
+            Ok(e) => Input::Source(kind, ns.clone(), map_event(e, |o| seen(&o, LABEL_PROJECT_VARIABLES))),
             Err(e) => Input::WatchError("project variables sources", e),
         })
         .boxed()
 }
 
-fn inputs(client: &Client, sources: &[String]) -> impl Stream<Item = Input> + use<> {
-    let envs: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-    let mut streams: Vec<BoxStream<'static, Input>> = vec![
-        watcher::watcher(envs, crate::runtime::kube_client::watch_config().labels(LABEL_ENVIRONMENT))
-            .default_backoff()
-            .map(|r| match r {
-                Ok(e) => Input::Env(map_event(e, seen_env)),
-                Err(e) => Input::WatchError("environments", e),
-            })
-            .boxed(),
-    ];
+fn inputs(client: &Client, namespaces: &NamespaceWatch, sources: &[String]) -> impl Stream<Item = Input> + use<> {
+    let mut streams: Vec<BoxStream<'static, Input>> =
+        vec![namespaces.events().map(|e| Input::Env(map_event(e, |ns| seen_env(&ns)))).boxed()];
     for ns in sources {
         streams.push(source_stream::<ConfigMap>(client, SourceKind::ConfigMap, ns));
         streams.push(source_stream::<Secret>(client, SourceKind::Secret, ns));
@@ -174,7 +168,7 @@ struct Mirror {
 }
 
 /// Runs the mirror until the future is dropped (the leader lost its lease).
-pub(crate) async fn run(client: Client, sources: Vec<String>, server_namespace: String) {
+pub(crate) async fn run(client: Client, namespaces: NamespaceWatch, sources: Vec<String>, server_namespace: String) {
     let mut excluded = sources.clone();
     excluded.push(server_namespace);
     let mut m = Mirror {
@@ -190,7 +184,7 @@ pub(crate) async fn run(client: Client, sources: Vec<String>, server_namespace: 
         builtins_listed: false,
     };
     tracing::info!(sources = ?sources, "mirroring project variables");
-    let mut inputs = std::pin::pin!(inputs(&client, &sources));
+    let mut inputs = std::pin::pin!(inputs(&client, &namespaces, &sources));
     let mut resync = tokio::time::interval(RESYNC);
     let mut retry_at: Option<Instant> = None;
     loop {

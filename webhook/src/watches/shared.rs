@@ -26,6 +26,15 @@ use tokio::sync::broadcast;
 /// Changes buffered for a reader before it is resynced instead.
 pub(crate) const CHANGES_BUFFER: usize = 256;
 
+/// What the fan-out carries: an object that changed, one that went, or a
+/// relist (which may have missed changes: a reader takes every object again).
+#[derive(Clone)]
+enum Change<K> {
+    Applied(Arc<K>),
+    Deleted(Arc<K>),
+    Relisted,
+}
+
 /// An index kept from a watch's events, beside the store.
 pub(crate) trait Observer<K>: Send + 'static {
     fn observe(&mut self, event: &Event<K>);
@@ -37,7 +46,7 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     store: Store<K>,
-    changes: broadcast::Sender<Arc<K>>,
+    changes: broadcast::Sender<Change<K>>,
 }
 
 impl<K: kube::Resource + 'static> Clone for SharedWatch<K>
@@ -96,12 +105,52 @@ where
         let rx = self.changes.subscribe();
         follow(rx, self.store.clone(), self.store.state())
     }
+
+    /// The watch as a reader of its own would see it, in kube's watcher
+    /// protocol: a list (`Init`, `InitApply` of every stored object,
+    /// `InitDone`) once the store is ready, then `Apply` and `Delete`; a relist
+    /// of the shared watch, or a reader that fell behind, is handed a whole
+    /// list again. For readers that keep their own view (project variables).
+    pub(crate) fn events(&self) -> impl Stream<Item = Event<Arc<K>>> + Send + 'static {
+        let (changes, store) = (self.changes.clone(), self.store.clone());
+        let list = futures::stream::once(async move {
+            let _ = store.wait_until_ready().await;
+            // Subscribed before the list is taken: a change in between is seen
+            // twice, never missed.
+            let rx = changes.subscribe();
+            (listed(&store), (rx, store))
+        });
+        list.flat_map(|(first, (rx, store))| {
+            let rest = futures::stream::unfold((rx, store), |(mut rx, store)| async move {
+                let events = match rx.recv().await {
+                    Ok(Change::Applied(o)) => vec![Event::Apply(o)],
+                    Ok(Change::Deleted(o)) => vec![Event::Delete(o)],
+                    Ok(Change::Relisted) | Err(broadcast::error::RecvError::Lagged(_)) => listed(&store),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                Some((futures::stream::iter(events), (rx, store)))
+            });
+            futures::stream::iter(first).chain(rest.flatten())
+        })
+    }
+}
+
+/// The store as a list in the watcher protocol.
+fn listed<K>(store: &Store<K>) -> Vec<Event<Arc<K>>>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let mut events = vec![Event::Init];
+    events.extend(store.state().into_iter().map(Event::InitApply));
+    events.push(Event::InitDone);
+    events
 }
 
 /// A reader's stream: its backlog, then the changes; when it fell behind, the
 /// whole store again.
 fn follow<K>(
-    rx: broadcast::Receiver<Arc<K>>,
+    rx: broadcast::Receiver<Change<K>>,
     store: Store<K>,
     backlog: Vec<Arc<K>>,
 ) -> impl Stream<Item = Arc<K>> + Send + 'static
@@ -115,7 +164,9 @@ where
                 return Some((object, (rx, store, backlog)));
             }
             match rx.recv().await {
-                Ok(object) => return Some((object, (rx, store, backlog))),
+                Ok(Change::Applied(object) | Change::Deleted(object)) => return Some((object, (rx, store, backlog))),
+                // A relist may have missed changes: every object again.
+                Ok(Change::Relisted) => backlog = store.state(),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, kind = %K::kind(&Default::default()), "a watch reader fell behind; resyncing it from the store");
                     backlog = store.state();
@@ -155,19 +206,79 @@ async fn run<K>(
         match &ev {
             Event::Apply(object) => {
                 if let Some(stored) = watch.store.get(&ObjectRef::from_obj(object)) {
-                    let _ = watch.changes.send(stored);
+                    let _ = watch.changes.send(Change::Applied(stored));
                 }
             }
             Event::Delete(object) => {
-                let _ = watch.changes.send(Arc::new(object.clone()));
+                let _ = watch.changes.send(Change::Deleted(Arc::new(object.clone())));
             }
-            // A relist may have missed changes: every object again.
             Event::InitDone => {
-                for object in watch.store.state() {
-                    let _ = watch.changes.send(object);
-                }
+                let _ = watch.changes.send(Change::Relisted);
             }
             Event::Init | Event::InitApply(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watches::namespaces::NsMeta;
+    use kube::ResourceExt;
+
+    struct Nothing;
+    impl Observer<NsMeta> for Nothing {
+        fn observe(&mut self, _: &Event<NsMeta>) {}
+    }
+
+    fn ns(name: &str) -> NsMeta {
+        serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})).unwrap()
+    }
+
+    fn names(events: &[Event<Arc<NsMeta>>]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Init => "init".to_string(),
+                Event::InitApply(o) => format!("list {}", o.name_any()),
+                Event::InitDone => "done".to_string(),
+                Event::Apply(o) => format!("apply {}", o.name_any()),
+                Event::Delete(o) => format!("delete {}", o.name_any()),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_reader_of_events_sees_a_list_then_the_changes_and_a_list_again_on_a_relist() {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let (watch, driving) = SharedWatch::from_events(rx, Nothing, "namespace");
+        let driver = tokio::spawn(driving);
+        for ev in [Event::Init, Event::InitApply(ns("a")), Event::InitDone] {
+            tx.unbounded_send(Ok(ev)).unwrap();
+        }
+        watch.store().wait_until_ready().await.unwrap();
+        let mut events = Box::pin(watch.events());
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(events.next().await.unwrap());
+        }
+        assert_eq!(names(&got), ["init", "list a", "done"]);
+        tx.unbounded_send(Ok(Event::Apply(ns("b")))).unwrap();
+        tx.unbounded_send(Ok(Event::Delete(ns("a")))).unwrap();
+        // The shared watch relists: the reader is handed the whole list again.
+        for ev in [Event::Init, Event::InitApply(ns("b")), Event::InitApply(ns("c")), Event::InitDone] {
+            tx.unbounded_send(Ok(ev)).unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(events.next().await.unwrap());
+        }
+        let mut relisted = names(&got[3..5]);
+        relisted.sort();
+        assert_eq!(names(&got[..3]), ["apply b", "delete a", "init"]);
+        assert_eq!(relisted, ["list b", "list c"]);
+        assert_eq!(names(&got[5..]), ["done"]);
+        drop(tx);
+        driver.await.unwrap();
     }
 }
