@@ -34,7 +34,8 @@ use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use lifecycle_contract::names::{ANNOTATION_ON, LABEL_GATED, LABEL_JOB, never_environment};
+use lifecycle_contract::lifecycle_job;
+use lifecycle_contract::names::{LABEL_GATED, never_environment};
 
 use crate::runtime::supervisor::Shutdown;
 use crate::state::AppState;
@@ -105,7 +106,8 @@ struct EnvCtx {
 type EnvMeta = NsMeta;
 
 fn job_to_env(job: Arc<JobMeta>) -> Option<ObjectRef<EnvMeta>> {
-    let ours = job.annotations().contains_key(ANNOTATION_ON) || job.labels().contains_key(LABEL_JOB);
+    // A template or one of its runs (the contract's reader of a Job).
+    let ours = lifecycle_job::kind(&job.metadata).is_lifecycle();
     let ns = job.namespace()?;
     ours.then(|| ObjectRef::new(&ns))
 }

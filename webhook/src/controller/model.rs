@@ -16,7 +16,6 @@ use serde::Deserialize;
 
 use super::rollout::RollTarget;
 
-pub(crate) use lifecycle_contract::annotation::parse_json;
 pub(crate) use lifecycle_contract::environment::{Observed, Wanted, WantedState};
 pub(crate) use lifecycle_contract::transition::{OnStartFailure, Phase, Progress, Rollout, StartFailure, Transition};
 
@@ -35,7 +34,11 @@ pub(crate) struct Outcome {
 /// `Complete` and `Failed` end it, and a `Complete` Job whose outputs the
 /// server could not publish has failed.
 pub(crate) fn job_outcome(job: &Job) -> Option<Outcome> {
-    lifecycle_contract::run::outcome(job).map(|o| Outcome { succeeded: o.succeeded, reason: o.reason, message: o.message })
+    lifecycle_contract::lifecycle_job::outcome(job).map(|o| Outcome {
+        succeeded: o.succeeded,
+        reason: o.reason,
+        message: o.message,
+    })
 }
 
 /// Cuts a message to at most `max` bytes on a character boundary (annotations and
@@ -335,7 +338,7 @@ mod tests {
         let json = lr.to_json();
         assert!(json.contains(r#""force":{"event":"stop""#), "{json}");
         assert!(!json.contains(r#""start":{"event""#), "{json}");
-        assert_eq!(parse_json::<LastRuns>(Some(&json)).unwrap().unwrap(), lr);
+        assert_eq!(lifecycle_contract::annotation::parse_json::<LastRuns>(Some(&json)).unwrap().unwrap(), lr);
     }
 
     fn job_with(conditions: Vec<(&str, &str, &str)>) -> Job {

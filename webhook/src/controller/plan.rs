@@ -58,17 +58,16 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use lifecycle_contract::Event;
 use lifecycle_contract::environment::{Decision, Environment, decide, taken};
+use lifecycle_contract::lifecycle_job::{self, JobKind};
 use lifecycle_contract::names::{
-    ANNOTATION_DEPLOY_ID, ANNOTATION_FORCE_RUN, ANNOTATION_INJECT_OUTPUTS, ANNOTATION_ON, ANNOTATION_ON_START_FAILURE,
-    ANNOTATION_STAGE, LABEL_RUN, SCHEDULING_GATE_START_JOBS,
+    ANNOTATION_DEPLOY_ID, ANNOTATION_INJECT_OUTPUTS, ANNOTATION_ON_START_FAILURE, SCHEDULING_GATE_START_JOBS,
 };
-use lifecycle_contract::transition::parse_stage;
 
 use super::gate::GatedPod;
-use super::keys::{ANNOTATION_LAST_RUNS, FINALIZER_OUTPUTS_CLEANUP};
+use super::keys::FINALIZER_OUTPUTS_CLEANUP;
 use super::model::{
     LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, Rollout, RunRecord, RunResult, Slot, StartFailure, Transition,
-    Wanted, WantedState, job_outcome, parse_json, truncate,
+    Wanted, WantedState, job_outcome, truncate,
 };
 use super::run_job::{build_run, is_same_run, run_name, suffix};
 
@@ -133,10 +132,6 @@ impl Template {
     }
 }
 
-fn annotation<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> Option<&'a str> {
-    meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
-}
-
 impl Snapshot {
     pub(crate) fn new(ns: &Namespace, jobs: Vec<Job>) -> Snapshot {
         let meta = &ns.metadata;
@@ -159,20 +154,14 @@ impl Snapshot {
         let mut by_name = BTreeMap::new();
         for job in jobs {
             let m = &job.metadata;
-            let is_run = m.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN));
-            if let (Some(on), false) = (annotation(m, ANNOTATION_ON), is_run) {
-                let mut problems_here = None;
-                let records = parse_json::<LastRuns>(annotation(m, ANNOTATION_LAST_RUNS))
-                    .unwrap_or_else(|e| {
-                        problems_here = Some(e.to_string());
-                        None
-                    })
-                    .unwrap_or_default();
+            // The contract's reader of a Job: a template is a Job with `on` that is no run.
+            if let JobKind::Template { events } = lifecycle_job::kind(m) {
                 let name = m.name.clone().unwrap_or_default();
-                if let Some(e) = problems_here {
-                    view.problems.push(format!("Job {name}: annotation {ANNOTATION_LAST_RUNS} is unreadable ({e}); ignored"));
+                let last_runs = lifecycle_job::last_runs(m);
+                if let Some(problem) = last_runs.problem {
+                    view.problems.push(format!("Job {name}: {problem}"));
                 }
-                let stage = parse_stage(annotation(m, ANNOTATION_STAGE)).unwrap_or_else(|e| {
+                let stage = lifecycle_job::stage(m).unwrap_or_else(|e| {
                     view.problems.push(format!("Job {name}: {e}; stage 0 is used"));
                     0
                 });
@@ -180,9 +169,9 @@ impl Snapshot {
                     name,
                     uid: m.uid.clone().unwrap_or_default(),
                     resource_version: m.resource_version.clone().unwrap_or_default(),
-                    on: Event::parse_list(on).map_err(|e| e.to_string()),
-                    force_run: annotation(m, ANNOTATION_FORCE_RUN).map(str::to_string),
-                    records,
+                    on: events.map_err(|e| e.to_string()),
+                    force_run: lifecycle_job::force_run(m).map(|f| f.value.to_string()),
+                    records: last_runs.record,
                     stage,
                     deleting: m.deletion_timestamp.is_some(),
                     finalizers: m.finalizers.clone().unwrap_or_default(),

@@ -11,8 +11,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use lifecycle_contract::lifecycle_job::{self, JobKind};
 use lifecycle_contract::names::{
-    ANNOTATION_FORCE_RUN, ANNOTATION_ON, ANNOTATION_STATUS, INJECTED_SOURCES, LABEL_ADMITTED, LABEL_GATED, LABEL_RUN, SourceKind,
+    ANNOTATION_FORCE_RUN, ANNOTATION_STATUS, INJECTED_SOURCES, LABEL_ADMITTED, LABEL_GATED, LABEL_RUN, SourceKind,
 };
 use serde_json::{Value, json};
 
@@ -436,7 +437,7 @@ impl Cluster for KubeCluster {
         loop {
             let (page, token) = list_page(&api, &templates, METADATA_PAGE_SIZE, next).await?;
             for job in page {
-                if job.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(ANNOTATION_ON)) {
+                if matches!(lifecycle_job::kind(&job.metadata), JobKind::Template { .. }) {
                     out.push(template_skeleton(job.metadata));
                 }
             }

@@ -28,7 +28,7 @@ use lifecycle_contract::names::{
     ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_JOB_ID, DOMAIN, LABEL_EVENT, LABEL_JOB, LABEL_RUN,
     annotation_on_args, annotation_on_command,
 };
-use lifecycle_contract::{Event, JobId};
+use lifecycle_contract::{Event, lifecycle_job};
 use sha2::{Digest, Sha256};
 
 /// Longest Job name: Job names become pod label values.
@@ -139,7 +139,8 @@ pub(crate) fn build_run_with(
         return Err(BuildError::Unnamed);
     };
     let annotations = meta.annotations.clone().unwrap_or_default();
-    let job_id = JobId::derive(annotations.get(ANNOTATION_JOB_ID).map(String::as_str), tname);
+    // The template's JOBID as admission recorded it (the contract's reader).
+    let job_id = lifecycle_job::job_id(meta).into_id();
     let mut run = fresh_copy(template, name, namespace).job;
 
     let labels = run.metadata.labels.get_or_insert_with(Default::default);

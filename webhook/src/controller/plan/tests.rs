@@ -7,7 +7,8 @@ use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use lifecycle_contract::names::{
-    ANNOTATION_OBSERVED, ANNOTATION_STATUS, ANNOTATION_TRANSITION, LABEL_ENVIRONMENT, LABEL_EVENT, LABEL_JOB, LABEL_STATE,
+    ANNOTATION_FORCE_RUN, ANNOTATION_LAST_RUNS, ANNOTATION_OBSERVED, ANNOTATION_ON, ANNOTATION_STATUS, ANNOTATION_TRANSITION,
+    LABEL_ENVIRONMENT, LABEL_EVENT, LABEL_JOB, LABEL_RUN, LABEL_STATE,
 };
 
 use super::*;

@@ -17,8 +17,9 @@ use serde::de::DeserializeOwned;
 use super::*;
 use crate::controller::gate::GatedPod;
 use crate::controller::keys::FINALIZER_OUTPUTS_CLEANUP;
-use crate::controller::model::{LastRuns, Phase, parse_json};
+use crate::controller::model::{LastRuns, Phase};
 use crate::controller::rollout::RollTarget;
+use lifecycle_contract::annotation::parse_json;
 use lifecycle_contract::names::ANNOTATION_OUTPUTS_HASH;
 use lifecycle_contract::names::LABEL_ENVIRONMENT;
 
