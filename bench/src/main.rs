@@ -120,6 +120,7 @@ async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyh
         certs: certs.clone(),
         jobs: JobIndex::empty(),
         envs: lifecycle_webhook::EnvIndex::empty(),
+        agent_template: Default::default(),
     };
     let app = lifecycle_webhook::app(state);
     eprintln!("serving on {listen}");
@@ -138,6 +139,7 @@ fn pure(iterations: u32) -> anyhow::Result<()> {
         server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
         server_addr: "10.96.12.34:443",
         ca_bundle: &ca,
+        agent_template: &pod::AgentTemplate::new(),
     };
     let mut bytes = 0usize;
     let cpu_before = thread_cpu_ns();

@@ -17,12 +17,14 @@ use lifecycle_webhook::admit::review::{self, Verdict};
 use lifecycle_webhook::JobIndex;
 use serde_json::Value;
 
+static AGENT: pod::AgentTemplate = pod::AgentTemplate::new();
 const POD: PodSettings<'static> = PodSettings {
     agent_image: "lifecycle-agent:fuzz",
     agent_image_pull_policy: "IfNotPresent",
     server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
     server_addr: "10.96.12.34:443",
     ca_bundle: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    agent_template: &AGENT,
 };
 
 fn job_settings() -> JobSettings<'static> {

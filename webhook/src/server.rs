@@ -84,7 +84,15 @@ fn start_watches(
     let (envs, env_index) = EnvIndex::new();
     let (namespace_watch, watching_namespaces) = namespaces::start(client.clone(), env_index);
     tasks.spawn("namespace watch", supervisor::forever("the namespace watch", watching_namespaces));
-    let state = AppState { config: config.clone(), client, metrics: metrics.clone(), certs: certs.clone(), jobs, envs };
+    let state = AppState {
+        config: config.clone(),
+        client,
+        metrics: metrics.clone(),
+        certs: certs.clone(),
+        jobs,
+        envs,
+        agent_template: Default::default(),
+    };
     (state, controller::Watches { jobs: job_watch, namespaces: namespace_watch })
 }
 

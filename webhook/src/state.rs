@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::admission::pod::AgentTemplate;
 use crate::runtime::config::Config;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::tls::CertStore;
@@ -20,4 +21,6 @@ pub struct AppState {
     pub jobs: JobIndex,
     /// Environments whose new pods are gated now, fed by a watch (no API call on admission).
     pub envs: EnvIndex,
+    /// The agent container pod admission injects, made once per settings and CA bundle.
+    pub agent_template: Arc<AgentTemplate>,
 }

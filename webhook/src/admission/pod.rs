@@ -107,6 +107,8 @@ pub struct PodSettings<'a> {
     pub server_addr: &'a str,
     /// PEM bundle the agent trusts for the server.
     pub ca_bundle: &'a str,
+    /// The agent container's JSON for these settings, made once ([`AgentTemplate`]).
+    pub agent_template: &'a AgentTemplate,
 }
 
 pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
@@ -123,6 +125,7 @@ pub fn review(state: &AppState, req: &Request<'_>) -> Verdict {
         server_url: &state.config.server_url,
         server_addr: state.config.server_addr.as_deref().unwrap_or(""),
         ca_bundle: certs.as_ref().map(|c| c.ca_bundle.as_str()).unwrap_or(""),
+        agent_template: &state.agent_template,
     };
     let gate = state.envs.gates(req.namespace.as_deref().unwrap_or(""));
     mutate_object(object, &settings, gate)
@@ -348,43 +351,44 @@ struct AgentJson {
     parts: [String; 3],
 }
 
-/// The agent container serialised once per server settings and CA bundle:
-/// it is most of the patch, and escaping the CA bundle on every pod showed up
-/// as a fifth of the admission time in profiles.
-static AGENT_JSON: std::sync::RwLock<Option<std::sync::Arc<AgentJson>>> = std::sync::RwLock::new(None);
+/// The agent container serialised once per server settings and CA bundle and
+/// cut at its two slots: it is most of the patch, and escaping the CA bundle
+/// on every pod showed up as a fifth of the admission time in profiles. The
+/// server keeps one in its state; it is made again when the settings it was
+/// made from change (a CA rotation).
+#[derive(Default)]
+pub struct AgentTemplate(std::sync::RwLock<Option<std::sync::Arc<AgentJson>>>);
+
+impl std::fmt::Debug for AgentTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentTemplate").finish_non_exhaustive()
+    }
+}
+
+impl AgentTemplate {
+    pub const fn new() -> Self {
+        AgentTemplate(std::sync::RwLock::new(None))
+    }
+
+    fn for_settings(&self, s: &PodSettings<'_>) -> std::sync::Arc<AgentJson> {
+        let key = [s.ca_bundle, s.agent_image, s.agent_image_pull_policy, s.server_url, s.server_addr];
+        let cached = self.0.read().ok().and_then(|g| g.as_ref().filter(|a| a.key == key).cloned());
+        if let Some(t) = cached {
+            return t;
+        }
+        // The slots are written where the values go, by name: no position in the env list is assumed.
+        let value = agent_container_with(JOB_ID_SLOT, GRACE_SLOT, s);
+        let t = std::sync::Arc::new(AgentJson { key: key.map(str::to_string), parts: cut_at_slots(&value.to_string()) });
+        if let Ok(mut g) = self.0.write() {
+            *g = Some(t.clone());
+        }
+        t
+    }
+}
 
 /// The agent container's JSON (`in_list`: as a list of that one container).
 fn agent_container_json(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>, in_list: bool) -> String {
-    let matches = |a: &AgentJson| {
-        a.key[0] == s.ca_bundle
-            && a.key[1] == s.agent_image
-            && a.key[2] == s.agent_image_pull_policy
-            && a.key[3] == s.server_url
-            && a.key[4] == s.server_addr
-    };
-    let cached = AGENT_JSON.read().ok().and_then(|g| g.as_ref().filter(|a| matches(a)).cloned());
-    let template = match cached {
-        Some(t) => t,
-        None => {
-            let mut value = agent_container(&JobId::derive(None, "x"), 0, s);
-            value["env"][2]["value"] = json!(GRACE_SLOT);
-            value["env"][3]["value"] = json!(JOB_ID_SLOT);
-            let t = std::sync::Arc::new(AgentJson {
-                key: [
-                    s.ca_bundle.into(),
-                    s.agent_image.into(),
-                    s.agent_image_pull_policy.into(),
-                    s.server_url.into(),
-                    s.server_addr.into(),
-                ],
-                parts: cut_at_slots(&value.to_string()),
-            });
-            if let Ok(mut g) = AGENT_JSON.write() {
-                *g = Some(t.clone());
-            }
-            t
-        }
-    };
+    let template = s.agent_template.for_settings(s);
     // Pieces put together, no search: it runs for every job pod.
     let [before_grace, before_job_id, rest] = &template.parts;
     let grace = grace_seconds.to_string();
@@ -423,6 +427,10 @@ fn append_all(ops: &mut Vec<Op>, path: &str, exists: bool, items: Vec<Value>) {
 
 /// The agent as a native sidecar: an init container with `restartPolicy: Always`.
 pub fn agent_container(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>) -> Value {
+    agent_container_with(job_id.as_str(), &grace_seconds.to_string(), s)
+}
+
+fn agent_container_with(job_id: &str, grace_seconds: &str, s: &PodSettings<'_>) -> Value {
     json!({
         "name": injected::AGENT_CONTAINER,
         "image": s.agent_image,
@@ -432,8 +440,8 @@ pub fn agent_container(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>) 
         "env": [
             {"name": agent_env::SERVER_URL, "value": s.server_url},
             {"name": agent_env::SERVER_CA, "value": s.ca_bundle},
-            {"name": agent_env::GRACE_SECONDS, "value": grace_seconds.to_string()},
-            {"name": agent_env::JOB_ID, "value": job_id.as_str()},
+            {"name": agent_env::GRACE_SECONDS, "value": grace_seconds},
+            {"name": agent_env::JOB_ID, "value": job_id},
             {"name": agent_env::SERVER_ADDR, "value": s.server_addr},
         ],
         "resources": {
@@ -462,12 +470,15 @@ pub fn agent_container(job_id: &JobId, grace_seconds: i64, s: &PodSettings<'_>) 
 mod tests {
     use super::*;
 
+    static AGENT: AgentTemplate = AgentTemplate::new();
+
     fn settings() -> PodSettings<'static> {
         PodSettings {
             agent_image: "agent:dev",
             agent_image_pull_policy: "IfNotPresent",
             server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
             server_addr: "10.96.12.34:443",
+            agent_template: &AGENT,
             ca_bundle: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
         }
     }

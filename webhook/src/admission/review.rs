@@ -501,6 +501,7 @@ mod tests {
             server_url: "https://lifecycle-webhook.lifecycle-jobs-system.svc:443",
             server_addr: "10.96.0.9:443",
             ca_bundle: "CA",
+            agent_template: &Default::default(),
         };
         let v = super::super::pod::mutate_object(object, &settings, false);
         let patch: serde_json::Value = serde_json::from_slice(&patch_json(&v.patch)).unwrap();

@@ -49,6 +49,7 @@ async fn serve_with(limits: ConnLimits) -> Served {
         certs: certs.clone(),
         jobs: crate::watches::job_index::JobIndex::empty(),
         envs: crate::watches::env_index::EnvIndex::empty(),
+        agent_template: Default::default(),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
