@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 unset CARGO_TARGET_DIR
 export KUBECONFIG="${LJ_CLUSTER_DIR:-$PWD/.local-cluster}/kubeconfig"
 
-tests/cluster/images.sh
+LJ_OPENTOFU_IMAGE=1 tests/cluster/images.sh
 tests/cluster/up.sh
 scripts/deploy.sh manifests/overlays/local
 cargo build --release --locked -p kubectl-lifecycle

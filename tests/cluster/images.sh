@@ -6,9 +6,10 @@
 # Byte-reproducible: fixed file order, times, owners and JSON; no timestamps.
 #
 #   images.sh             release-build the webhook and the agent (static), then
-#                         build every image into target/images/ (tofu, for the
-#                         OpenTofu example's image, is built once and cached:
-#                         tests/tools/build-tofu.sh)
+#                         build every image into target/images/; with
+#                         LJ_OPENTOFU_IMAGE=1 also the OpenTofu example's (tofu
+#                         is built once and cached: tests/tools/build-tofu.sh;
+#                         the e2e suite sets it)
 #   images.sh --cluster   only the images the cluster itself needs (busybox,
 #                         pause, CoreDNS); up.sh runs this
 #   images.sh --no-build  all images, from the release binaries already built
@@ -223,5 +224,7 @@ coredns_image
 if [ "$mode" != cluster ]; then
   [ "$mode" = no-build ] || build_product_binaries
   for b in "${PRODUCT_BINS[@]}"; do product_image "$b"; done
-  opentofu_image
+  # The OpenTofu example's image costs a tofu build (minutes, once per
+  # machine): the e2e suite asks for it, `make run` does not need it.
+  if [ "${LJ_OPENTOFU_IMAGE:-0}" = 1 ]; then opentofu_image; fi
 fi
