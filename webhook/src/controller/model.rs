@@ -41,24 +41,11 @@ pub(crate) fn job_outcome(job: &Job) -> Option<Outcome> {
     })
 }
 
-/// Cuts a message to at most `max` bytes on a character boundary (annotations and
-/// Event notes have size limits).
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 // What the controller keeps of the API's objects. Every list it makes is read
 // page by page into these slim types: serde skips the fields they do not
 // name, each page is dropped once handled, and of each object only a few
 // fields of the contract are kept, each value cut to a length no valid one
-// reaches (`crate::runtime::kube_client::capped`). So what a reconcile holds does not
+// reaches (`crate::runtime::text::capped`). So what a reconcile holds does not
 // grow with what a tenant writes into its objects.
 
 /// Longest value kept of an annotation the planner parses (`on`, `force-run`,
@@ -72,7 +59,7 @@ pub(crate) const MAX_LAST_RUNS: usize = 16 * 1024;
 pub(crate) const MAX_MESSAGE_VALUE: usize = 1024;
 
 fn cut(v: String, max: usize) -> String {
-    crate::runtime::kube_client::capped(v, max)
+    crate::runtime::text::capped(v, max)
 }
 
 /// A template's metadata as the planner reads it: identity, version,
@@ -399,13 +386,5 @@ mod tests {
         let rollout = w.roll.rollout.as_deref().unwrap();
         assert!(rollout.len() <= MAX_SHORT_VALUE && Rollout::parse(Some(rollout)).is_err(), "cut, and still invalid");
         assert!(w.roll.injected);
-    }
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        assert_eq!(truncate("abc", 10), "abc");
-        let t = truncate("ééééé", 6);
-        assert_eq!(t, "é…");
-        assert!(truncate(&"x".repeat(300), 256).len() <= 256);
     }
 }

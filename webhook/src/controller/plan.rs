@@ -67,7 +67,7 @@ use super::gate::GatedPod;
 use super::keys::FINALIZER_OUTPUTS_CLEANUP;
 use super::model::{
     LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, Rollout, RunRecord, RunResult, Slot, StartFailure, Transition,
-    Wanted, WantedState, job_outcome, truncate,
+    Wanted, WantedState, job_outcome,
 };
 use super::run_job::{build_run, is_same_run, run_name, suffix};
 
@@ -388,7 +388,7 @@ impl<'a> Planner<'a> {
     fn end_run(&mut self, t: &Template, slot: Slot, mut rec: RunRecord, event: Event, outcome: Outcome) {
         rec.result = if outcome.succeeded { RunResult::Succeeded } else { RunResult::Failed };
         rec.reason = outcome.reason.clone();
-        rec.message = outcome.message.as_deref().map(|m| truncate(m, MAX_MESSAGE));
+        rec.message = outcome.message.as_deref().map(|m| crate::runtime::text::cut(m, MAX_MESSAGE));
         rec.time = self.now.to_string();
         let run = rec.run.clone();
         self.records(t).set(slot, rec);

@@ -91,14 +91,7 @@ impl Subject {
 
 /// Reference to a Job, for Events.
 pub(crate) fn job_ref(namespace: &str, name: &str, uid: &str) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("batch/v1".into()),
-        kind: Some("Job".into()),
-        namespace: Some(namespace.into()),
-        name: Some(name.into()),
-        uid: (!uid.is_empty()).then(|| uid.into()),
-        ..Default::default()
-    }
+    crate::runtime::kube_client::object_ref::<k8s_openapi::api::batch::v1::Job>(namespace, name, uid)
 }
 
 /// The bearer token of the request. Never echoed in an error.

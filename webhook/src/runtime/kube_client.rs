@@ -105,9 +105,6 @@ where
     api.get_opt(name).await
 }
 
-/// A value read from an object, cut (the one rule of [`crate::runtime::text`]).
-pub(crate) use crate::runtime::text::capped;
-
 /// The reference to an object of kind `K` an Event is about (or relates
 /// to); an empty `uid` is left out (a run named before it exists).
 pub(crate) fn object_ref<K: k8s_openapi::Resource>(
@@ -145,16 +142,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cut_values_are_never_valid() {
-        assert_eq!(capped("start".into(), 16), "start");
-        let cut = capped(format!("start,{}", "x".repeat(100)), 16);
-        assert!(cut.len() <= 16 && cut.ends_with('…'), "{cut}");
-        assert!(lifecycle_contract::Event::parse_list(&cut).is_err());
-        let id = lifecycle_contract::JobId::derive(Some(&capped("é".repeat(200), 128)), "x");
-        assert!(id.check().is_err(), "{id}");
-    }
 
     #[test]
     fn watches_end_before_the_read_timeout() {

@@ -58,6 +58,16 @@ mod tests {
     }
 
     #[test]
+    fn cut_values_are_never_valid() {
+        assert_eq!(capped("start".into(), 16), "start");
+        let cut = capped(format!("start,{}", "x".repeat(100)), 16);
+        assert!(cut.len() <= 16 && cut.ends_with('…'), "{cut}");
+        assert!(lifecycle_contract::Event::parse_list(&cut).is_err());
+        let id = lifecycle_contract::JobId::derive(Some(&capped("é".repeat(200), 128)), "x");
+        assert!(id.check().is_err(), "{id}");
+    }
+
+    #[test]
     fn one_line_flattens_and_cuts() {
         assert_eq!(one_line(" a\nb\t "), "a b");
         let s = one_line(&"é".repeat(400));

@@ -36,7 +36,7 @@ const KEPT_ANNOTATIONS: [&str; 3] = [ANNOTATION_ON, ANNOTATION_JOB_ID, ANNOTATIO
 const KEPT_LABELS: [&str; 2] = [LABEL_RUN, LABEL_JOB];
 /// Longest kept value of a kept annotation. A valid one is far shorter (a
 /// JOBID is at most 63 characters, `on` lists three events, `capture-output`
-/// is `false`); a longer one is cut and marked (`crate::runtime::kube_client::capped`),
+/// is `false`); a longer one is cut and marked (`crate::runtime::text::capped`),
 /// so that it stays invalid: a JOBID ending in `_` that no valid one equals
 /// and no Job may publish under, an `on` that makes no template, a
 /// `capture-output` that does not opt out (as the whole value would not).
@@ -66,7 +66,7 @@ pub(crate) fn slim(job: &mut JobMeta) {
         let kept = a
             .into_iter()
             .filter(|(k, _)| KEPT_ANNOTATIONS.contains(&k.as_str()))
-            .map(|(k, v)| (k, crate::runtime::kube_client::capped(v, MAX_KEPT_VALUE)))
+            .map(|(k, v)| (k, crate::runtime::text::capped(v, MAX_KEPT_VALUE)))
             .collect();
         m.annotations = Some(kept);
     }

@@ -64,7 +64,7 @@ pub(crate) fn slim(ns: &mut NsMeta) {
             let kept = all
                 .into_iter()
                 .filter(|(k, _)| kept.contains(&k.as_str()))
-                .map(|(k, v)| (k, crate::runtime::kube_client::capped(v, MAX_KEPT_VALUE)))
+                .map(|(k, v)| (k, crate::runtime::text::capped(v, MAX_KEPT_VALUE)))
                 .collect();
             *map = Some(kept);
         }
