@@ -242,32 +242,49 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
 
     let job_id = match origin {
         Origin::Run(id) => id,
-        Origin::Claim(claimant) => {
-            // The contract names the source (the CronJob's name, or the Job's own or its prefix).
-            let job_id = match JobId::decide(facts.job_id, facts.job_id_source()) {
-                Ok(id) => id,
-                Err(e) => return Verdict::deny(format!("lifecycle-jobs: {e}")),
-            };
-            if let Some(first) = index.other_owner(namespace, &job_id, &claimant) {
-                return Verdict::deny(format!(
-                    "lifecycle-jobs: JOBID {job_id} is already used by {} in this environment; two Jobs would \
-                     publish the same variables (QOVERY_OUTPUT_JOB_{job_id}_*). Set annotation {ANNOTATION_JOB_ID} \
-                     to another value, or delete Job {:?} first",
-                    first.claimant.describe(),
-                    first.name
-                ));
-            }
-            if meta.name.as_deref().is_none_or(str::is_empty) && meta.annotation(ANNOTATION_JOB_ID).is_none() {
-                warnings.push(format!(
-                    "lifecycle-jobs: this Job has no name yet (generateName); its JOBID is {job_id}, from the prefix. \
-                     Set annotation {ANNOTATION_JOB_ID} to choose it"
-                ));
-            }
-            job_id
-        }
+        Origin::Claim(claimant) => match claimed_job_id(&facts, meta, namespace, index, &claimant, &mut warnings) {
+            Ok(id) => id,
+            Err(message) => return Verdict::deny(message),
+        },
     };
+    record_job_id(&job, &job_id, &mut ops);
+    Verdict { denied: None, patch: ops, warnings }
+}
 
-    // The decision is recorded on the Job; every other part reads it from there.
+/// The JOBID a Job that is not a run claims: decided by the contract from its
+/// source (the annotation, else the CronJob's name, or the Job's own or its
+/// prefix), refused when another Job of the environment holds it.
+fn claimed_job_id(
+    facts: &JobFacts<'_>,
+    meta: &MetaIn<'_>,
+    namespace: &str,
+    index: &JobIndex,
+    claimant: &Claimant,
+    warnings: &mut Vec<String>,
+) -> Result<JobId, String> {
+    let job_id = JobId::decide(facts.job_id, facts.job_id_source()).map_err(|e| format!("lifecycle-jobs: {e}"))?;
+    if let Some(first) = index.other_owner(namespace, &job_id, claimant) {
+        return Err(format!(
+            "lifecycle-jobs: JOBID {job_id} is already used by {} in this environment; two Jobs would \
+             publish the same variables (QOVERY_OUTPUT_JOB_{job_id}_*). Set annotation {ANNOTATION_JOB_ID} \
+             to another value, or delete Job {:?} first",
+            first.claimant.describe(),
+            first.name
+        ));
+    }
+    if meta.name.as_deref().is_none_or(str::is_empty) && meta.annotation(ANNOTATION_JOB_ID).is_none() {
+        warnings.push(format!(
+            "lifecycle-jobs: this Job has no name yet (generateName); its JOBID is {job_id}, from the prefix. \
+             Set annotation {ANNOTATION_JOB_ID} to choose it"
+        ));
+    }
+    Ok(job_id)
+}
+
+/// Records the decision on the Job (annotation `job-id`, and the pod
+/// template's `capture` label): every other part reads it from there.
+fn record_job_id(job: &JobIn<'_>, job_id: &JobId, ops: &mut Vec<Op>) {
+    let meta = &job.metadata;
     if meta.annotation(ANNOTATION_JOB_ID) != Some(job_id.as_str()) {
         let path = format!("/metadata/annotations/{}", escape(ANNOTATION_JOB_ID));
         if meta.annotations.is_empty() {
@@ -276,7 +293,7 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
             ops.push(Op::add(path, json!(job_id.as_str())));
         }
     }
-
+    let template_labels = job.spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     let label_ok = template_labels.and_then(|l| l.get(LABEL_CAPTURE)).is_some_and(|v| v == job_id.as_str());
     if !label_ok {
         match (&job.spec.template.metadata, template_labels) {
@@ -287,7 +304,6 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
             }
         }
     }
-    Verdict { denied: None, patch: ops, warnings }
 }
 
 #[derive(Debug, Deserialize, Default)]

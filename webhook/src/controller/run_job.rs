@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use lifecycle_contract::builtins::run_variables;
@@ -187,31 +187,38 @@ pub(crate) fn build_run_with(
         prepend_env(pod, &run_variables(&job_id, event, facts.deploy_id));
     }
 
-    let command = json_list(&annotations, annotation_on_command(event))?;
-    let args = json_list(&annotations, annotation_on_args(event))?;
-    if command.is_some() || args.is_some() {
-        let containers = &mut spec.template.spec.get_or_insert_with(Default::default).containers;
-        if containers.is_empty() {
-            return Err(BuildError::NoContainers);
-        }
-        let index = match annotations.get(ANNOTATION_CONTAINER) {
-            None => 0,
-            Some(wanted) => containers.iter().position(|c| &c.name == wanted).ok_or_else(|| BuildError::NoSuchContainer {
-                annotation: ANNOTATION_CONTAINER,
-                name: wanted.clone(),
-                names: containers.iter().map(|c| c.name.clone()).collect(),
-            })?,
-        };
-        let c = &mut containers[index];
-        if let Some(command) = command {
-            c.command = Some(command);
-        }
-        if let Some(args) = args {
-            c.args = Some(args);
-        }
-    }
-
+    set_command(spec, &annotations, event)?;
     Ok(run)
+}
+
+/// The event's `on-<event>-command` / `on-<event>-args`, in the container the
+/// annotation `container` names (else the first).
+fn set_command(spec: &mut JobSpec, annotations: &BTreeMap<String, String>, event: Event) -> Result<(), BuildError> {
+    let command = json_list(annotations, annotation_on_command(event))?;
+    let args = json_list(annotations, annotation_on_args(event))?;
+    if command.is_none() && args.is_none() {
+        return Ok(());
+    }
+    let containers = &mut spec.template.spec.get_or_insert_with(Default::default).containers;
+    if containers.is_empty() {
+        return Err(BuildError::NoContainers);
+    }
+    let index = match annotations.get(ANNOTATION_CONTAINER) {
+        None => 0,
+        Some(wanted) => containers.iter().position(|c| &c.name == wanted).ok_or_else(|| BuildError::NoSuchContainer {
+            annotation: ANNOTATION_CONTAINER,
+            name: wanted.clone(),
+            names: containers.iter().map(|c| c.name.clone()).collect(),
+        })?,
+    };
+    let c = &mut containers[index];
+    if let Some(command) = command {
+        c.command = Some(command);
+    }
+    if let Some(args) = args {
+        c.args = Some(args);
+    }
+    Ok(())
 }
 
 /// Puts `vars` first in the `env` of every container and init container, so

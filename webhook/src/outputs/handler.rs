@@ -251,16 +251,39 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
     let published = store::publish(client, ns, job_id, &plan, &current).await?;
     record_summary(client, subject, &outputs.entries).await?;
     state.metrics.outputs_published.inc();
+    tell_published(state, subject, &outputs.entries, &plan.reserved_aliases, &published.takeovers).await;
 
+    let sensitive = outputs.sensitive_count();
+    Ok(Accepted {
+        message: format!(
+            "published {} output{} of job {job_id} ({sensitive} sensitive) to ConfigMap and Secret {ns}/{}",
+            outputs.entries.len(),
+            if outputs.entries.len() == 1 { "" } else { "s" },
+            lifecycle_contract::names::OUTPUTS_OBJECT
+        ),
+        outputs: outputs.entries.len(),
+        warnings,
+    })
+}
+
+/// The Events of a publication: published, reserved names left without an
+/// alias, and variables taken over from another job (on both Jobs).
+async fn tell_published(
+    state: &AppState,
+    subject: &Subject,
+    entries: &[lifecycle_contract::output::Output],
+    reserved_aliases: &[String],
+    takeovers: &[super::plan::Takeover],
+) {
+    let (client, ns, job_id) = (&state.client, subject.identity.namespace.as_str(), &subject.job_id);
     let refs = subject.job_refs();
     let instance = state.config.pod_name.as_str();
-    events::emit(client, instance, &refs, EventType::Normal, REASON_PUBLISHED, events::published_note(job_id, &outputs.entries))
-        .await;
-    if !plan.reserved_aliases.is_empty() {
-        let note = events::reserved_note(job_id, &plan.reserved_aliases);
+    events::emit(client, instance, &refs, EventType::Normal, REASON_PUBLISHED, events::published_note(job_id, entries)).await;
+    if !reserved_aliases.is_empty() {
+        let note = events::reserved_note(job_id, reserved_aliases);
         events::emit(client, instance, &refs, EventType::Warning, REASON_RESERVED, note).await;
     }
-    for (previous, keys) in events::group_takeovers(&published.takeovers) {
+    for (previous, keys) in events::group_takeovers(takeovers) {
         // No claimant is the empty Job name: this is any Job that claims `previous`.
         let other = state.jobs.other_owner(ns, &previous, &crate::watches::job_index::Claimant::Job(String::new()));
         let note = events::takeover_note(
@@ -277,18 +300,6 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
         }
         events::emit(client, instance, &targets, EventType::Warning, REASON_TAKEN_OVER, note).await;
     }
-
-    let sensitive = outputs.sensitive_count();
-    Ok(Accepted {
-        message: format!(
-            "published {} output{} of job {job_id} ({sensitive} sensitive) to ConfigMap and Secret {ns}/{}",
-            outputs.entries.len(),
-            if outputs.entries.len() == 1 { "" } else { "s" },
-            lifecycle_contract::names::OUTPUTS_OBJECT
-        ),
-        outputs: outputs.entries.len(),
-        warnings,
-    })
 }
 
 fn nothing(message: &str, warnings: Vec<String>) -> Accepted {
