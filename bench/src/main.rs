@@ -113,15 +113,14 @@ async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyh
     let config = <Config as clap::Parser>::parse_from(["lifecycle-webhook", "--agent-image", "lifecycle-agent:bench"]);
     // Never contacted: the admission path makes no API call.
     let client = kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse()?))?;
-    let state = AppState {
-        config: Arc::new(config),
+    let state = AppState::new(
+        Arc::new(config),
         client,
-        metrics: Arc::new(Metrics::new()),
-        certs: certs.clone(),
-        jobs: JobIndex::empty(),
-        envs: lifecycle_webhook::EnvIndex::empty(),
-        agent_template: Default::default(),
-    };
+        Arc::new(Metrics::new()),
+        certs.clone(),
+        JobIndex::empty(),
+        lifecycle_webhook::EnvIndex::empty(),
+    );
     let app = lifecycle_webhook::app(state);
     eprintln!("serving on {listen}");
     // The production listener: TLS, HTTP/1.1 and HTTP/2, every connection limit.

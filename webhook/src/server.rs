@@ -26,7 +26,7 @@ use crate::{admission, certs, controller, outputs};
 pub fn app(state: AppState) -> Router {
     let admission = admission::router()
         .layer(axum::extract::DefaultBodyLimit::max(limits::ADMISSION_MAX_BODY))
-        .layer(axum::middleware::from_fn(limits::admission_layer));
+        .layer(axum::middleware::from_fn_with_state(state.bodies.clone(), limits::admission_layer));
     let outputs = outputs::router().layer(axum::middleware::from_fn(limits::outputs_layer));
     let by_protocol = axum::middleware::from_fn_with_state(state.metrics.clone(), listener::count_requests);
     Router::new().merge(admission).merge(outputs).layer(by_protocol).with_state(state)
@@ -84,15 +84,7 @@ fn start_watches(
     let (envs, env_index) = EnvIndex::new();
     let (namespace_watch, watching_namespaces) = namespaces::start(client.clone(), env_index);
     tasks.spawn("namespace watch", supervisor::forever("the namespace watch", watching_namespaces));
-    let state = AppState {
-        config: config.clone(),
-        client,
-        metrics: metrics.clone(),
-        certs: certs.clone(),
-        jobs,
-        envs,
-        agent_template: Default::default(),
-    };
+    let state = AppState::new(config.clone(), client, metrics.clone(), certs.clone(), jobs, envs);
     (state, controller::Watches { jobs: job_watch, namespaces: namespace_watch })
 }
 

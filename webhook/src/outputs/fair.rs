@@ -23,7 +23,7 @@
 //! namespaces that ever called.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -219,8 +219,12 @@ impl Gate {
     }
 }
 
-/// The server's one gate.
-pub(crate) static GATE: LazyLock<Gate> = LazyLock::new(|| Gate::new(OUTPUTS_CONCURRENCY, OUTPUTS_QUEUE_WAIT, PER_NAMESPACE));
+impl Default for Gate {
+    /// The server's gate, with the limits of `crate::runtime::limits`; one per server (in its state).
+    fn default() -> Self {
+        Gate::new(OUTPUTS_CONCURRENCY, OUTPUTS_QUEUE_WAIT, PER_NAMESPACE)
+    }
+}
 
 #[cfg(test)]
 mod tests {

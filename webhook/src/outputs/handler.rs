@@ -34,7 +34,7 @@ use tracing::field::Empty;
 use super::error::Error;
 use super::events::{self, REASON_PUBLISHED, REASON_REJECTED, REASON_RESERVED, REASON_TAKEN_OVER};
 use super::exit::{job_failure, verdict, wait_for_main_containers};
-use super::fair::{GATE, Refusal};
+use super::fair::Refusal;
 use super::identity::{self, Subject, job_ref, one_line};
 use super::plan::{plan, same_as_published};
 use super::retry::retry;
@@ -130,7 +130,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     // Who calls is known only after the TokenReview: that one call is made
     // under a global slot, first come first served; the fair share follows.
     let id = {
-        let _slot = GATE.slot().await?;
+        let _slot = state.outputs_gate.slot().await?;
         identity::authenticate(&state.client, token).await?
     };
     let span = tracing::Span::current();
@@ -138,9 +138,9 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     span.record("pod", id.pod_name.as_str());
     // Held until the answer: a flood from one pod or one environment is
     // turned away here, at once, and holds nothing while it waits to retry.
-    let _share = GATE.share(&id.namespace, &id.pod_uid)?;
+    let _share = state.outputs_gate.share(&id.namespace, &id.pod_uid)?;
     let subject = {
-        let _slot = GATE.slot().await?;
+        let _slot = state.outputs_gate.slot().await?;
         identity::resolve(&state.client, &state.jobs, id, &state.config.namespace).await?
     };
     span.record("job", subject.job_name());
@@ -151,7 +151,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
         && e.warrants_event()
     {
         // The refusal stands without its Event when the server is too busy to write one.
-        match GATE.slot().await {
+        match state.outputs_gate.slot().await {
             Ok(_slot) => {
                 let refs = subject.job_refs();
                 let note = events::rejected_note(e);
@@ -175,7 +175,7 @@ async fn checked(
     // of all uploads, the namespace's share how much of it one environment
     // holds. Read before any answer, so that an agent sending a large file
     // gets that answer rather than a connection reset.
-    let held = read_body(headers, body).await?;
+    let held = read_body(&state.bodies.outputs, headers, body).await?;
     let body = &held.bytes;
     if agent_error.is_some() && !body.is_empty() {
         return Err(Error::BadRequest(format!(
@@ -190,7 +190,7 @@ async fn checked(
     let containers = wait_for_main_containers(&state.client, id, &subject.pod).await?;
     verdict(&containers, job_failure(&subject.job).as_deref(), subject.job_name(), &id.pod())?;
 
-    let _slot = GATE.slot().await?;
+    let _slot = state.outputs_gate.slot().await?;
     Ok(for_job(state, subject, body, agent_error).await?)
 }
 
@@ -307,8 +307,8 @@ fn nothing(message: &str, warnings: Vec<String>) -> Accepted {
 }
 
 /// Reads the body within the outputs pool's limits (size, time, memory budget).
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<HeldBody, Error> {
-    limits::OUTPUTS.read(headers, body).await.map_err(|e| match e {
+async fn read_body(pool: &limits::Pool, headers: &HeaderMap, body: Body) -> Result<HeldBody, Error> {
+    pool.read(headers, body).await.map_err(|e| match e {
         BodyError::TooLarge { limit } => Error::TooLarge { limit },
         e => Error::BadRequest(e.to_string()),
     })
@@ -376,6 +376,10 @@ async fn record_summary(client: &Client, subject: &Subject, entries: &[Output]) 
 
 #[cfg(test)]
 mod tests {
+    fn pool() -> limits::Pool {
+        crate::runtime::limits::BodyPools::default().outputs
+    }
+
     use super::*;
     use kube::core::ObjectMeta;
     use std::collections::BTreeMap;
@@ -428,10 +432,10 @@ mod tests {
     async fn bodies_over_the_limit_are_refused() {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_LENGTH, (OUTPUT_FILE_MAX_BYTES + 1).to_string().parse().unwrap());
-        assert_eq!(read_body(&h, Body::empty()).await.unwrap_err().status(), 413);
+        assert_eq!(read_body(&pool(), &h, Body::empty()).await.unwrap_err().status(), 413);
         let big = vec![b' '; OUTPUT_FILE_MAX_BYTES + 1];
-        assert_eq!(read_body(&HeaderMap::new(), Body::from(big)).await.unwrap_err().status(), 413);
+        assert_eq!(read_body(&pool(), &HeaderMap::new(), Body::from(big)).await.unwrap_err().status(), 413);
         let ok = vec![b' '; OUTPUT_FILE_MAX_BYTES];
-        assert_eq!(read_body(&HeaderMap::new(), Body::from(ok)).await.unwrap().bytes.len(), OUTPUT_FILE_MAX_BYTES);
+        assert_eq!(read_body(&pool(), &HeaderMap::new(), Body::from(ok)).await.unwrap().bytes.len(), OUTPUT_FILE_MAX_BYTES);
     }
 }

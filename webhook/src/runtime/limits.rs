@@ -29,11 +29,11 @@
 //! Worst case memory held by bodies: the two budgets, [`ADMISSION_BUDGET`] +
 //! [`OUTPUTS_BUDGET`], whatever the clients do.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -246,11 +246,25 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
 }
 
-/// The admission endpoints' pool.
-pub(crate) static ADMISSION: LazyLock<Pool> =
-    LazyLock::new(|| Pool::new(ADMISSION_MAX_BODY, ADMISSION_BODY_TIMEOUT, ADMISSION_BUDGET));
-/// The outputs API's pool (its body is read by the handler, after the token check).
-pub(crate) static OUTPUTS: LazyLock<Pool> = LazyLock::new(|| Pool::new(OUTPUTS_MAX_BODY, OUTPUTS_BODY_TIMEOUT, OUTPUTS_BUDGET));
+/// The request bodies the server holds, by endpoint; one set per server (in
+/// its state), so that servers in one process (tests, the benchmark) never
+/// share a budget.
+#[derive(Debug)]
+pub(crate) struct BodyPools {
+    /// The admission endpoints' pool.
+    pub(crate) admission: Pool,
+    /// The outputs API's pool (its body is read by the handler, after the token check).
+    pub(crate) outputs: Pool,
+}
+
+impl Default for BodyPools {
+    fn default() -> Self {
+        BodyPools {
+            admission: Pool::new(ADMISSION_MAX_BODY, ADMISSION_BODY_TIMEOUT, ADMISSION_BUDGET),
+            outputs: Pool::new(OUTPUTS_MAX_BODY, OUTPUTS_BODY_TIMEOUT, OUTPUTS_BUDGET),
+        }
+    }
+}
 
 fn refuse(status: StatusCode, message: String) -> Response {
     let mut r = (status, axum::Json(serde_json::json!({ "message": message }))).into_response();
@@ -262,9 +276,9 @@ fn refuse(status: StatusCode, message: String) -> Response {
 
 /// Middleware of the admission routes: the body is read here, within the
 /// admission pool's limits, and its budget is held until the answer is made.
-pub(crate) async fn admission_layer(req: Request, next: Next) -> Response {
+pub(crate) async fn admission_layer(State(pools): State<Arc<BodyPools>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let held = match ADMISSION.read(&parts.headers, body).await {
+    let held = match pools.admission.read(&parts.headers, body).await {
         Ok(h) => h,
         Err(e) => {
             tracing::info!(path = %parts.uri.path(), error = %e, "admission request refused");
@@ -280,7 +294,7 @@ pub(crate) async fn admission_layer(req: Request, next: Next) -> Response {
 /// Middleware of the outputs API: each request bounded in time. How many run
 /// at once is decided by the handler, once it knows the caller's pod and
 /// namespace (`crate::outputs::fair`); the body is read by the handler (after
-/// the token check) with [`OUTPUTS`].
+/// the token check) with [`BodyPools::outputs`].
 pub(crate) async fn outputs_layer(req: Request, next: Next) -> Response {
     match tokio::time::timeout(OUTPUTS_REQUEST_TIMEOUT, next.run(req)).await {
         Ok(r) => r,

@@ -42,15 +42,14 @@ async fn serve_with(limits: ConnLimits) -> Served {
     let config =
         <crate::runtime::config::Config as clap::Parser>::parse_from(["lifecycle-webhook", "--agent-image", "agent:test"]);
     let metrics = Arc::new(Metrics::new());
-    let state = AppState {
-        config: Arc::new(config),
-        client: kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap())).unwrap(),
-        metrics: metrics.clone(),
-        certs: certs.clone(),
-        jobs: crate::watches::job_index::JobIndex::empty(),
-        envs: crate::watches::env_index::EnvIndex::empty(),
-        agent_template: Default::default(),
-    };
+    let state = AppState::new(
+        Arc::new(config),
+        kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap())).unwrap(),
+        metrics.clone(),
+        certs.clone(),
+        crate::watches::job_index::JobIndex::empty(),
+        crate::watches::env_index::EnvIndex::empty(),
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
