@@ -20,7 +20,7 @@ use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::LABEL_STATE;
 use lifecycle_e2e::lifecycle::{live_and_ready, patch_namespace, published_of, runs};
 use lifecycle_e2e::process::{self, Ran, read_all};
-use lifecycle_e2e::{SUITE_LABEL, client, exec, job_logs, kubeconfig_path, unique_suffix, wait_until};
+use lifecycle_e2e::{DeleteOnDrop, SUITE_LABEL, client, exec, job_logs, kubeconfig_path, unique_suffix, wait_until};
 use serde_json::json;
 
 /// Bound on a command that waits for the controller (`--wait` transitions, `apply`).
@@ -170,34 +170,6 @@ async fn last_run_log(client: &Client, ns: &str, template: &str, event: &str) ->
     job_logs(client, ns, &last.name_any(), Some("main")).await
 }
 
-/// On the way out, whatever happened: the environment is deleted the way its delete job wants
-/// (state deleted), from a thread of its own (Drop cannot await).
-struct DeleteEnvironment(String);
-
-impl Drop for DeleteEnvironment {
-    fn drop(&mut self) {
-        if std::thread::panicking() && std::env::var_os("E2E_KEEP_NAMESPACES").is_some() {
-            eprintln!("keeping namespace {} (E2E_KEEP_NAMESPACES is set)", self.0);
-            return;
-        }
-        let ns = self.0.clone();
-        let done = std::thread::spawn(move || -> Result<()> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(async {
-                let client = client().await?;
-                if Api::<Namespace>::all(client.clone()).get_opt(&ns).await?.is_some() {
-                    patch_namespace(&client, &ns, json!({"metadata": {"labels": {LABEL_STATE: "deleted"}}})).await?;
-                }
-                Ok(())
-            })
-        })
-        .join();
-        if !matches!(done, Ok(Ok(()))) {
-            eprintln!("could not delete environment {}", self.0);
-        }
-    }
-}
-
 // --- the test ------------------------------------------------------------------------------------
 
 /// The steps `scripts/example.sh next NS` prints: command lines (two spaces, then `kubectl`).
@@ -209,7 +181,7 @@ fn printed_steps(text: &str) -> Vec<String> {
 async fn the_example_environment_runs_as_make_run_shows_it() -> Result<()> {
     let client = client().await?;
     let ns = format!("e2e-example-{}", unique_suffix());
-    let _cleanup = DeleteEnvironment(ns.clone());
+    let _cleanup = DeleteOnDrop(ns.clone());
 
     // make run: apply and wait, show, next.
     let applied = run(&format!("scripts/example.sh apply {ns}"), SLOW).await?.success()?;

@@ -24,8 +24,7 @@ use lifecycle_contract::output::Rule;
 use lifecycle_e2e::lifecycle::{Runs, live_and_ready, patch_namespace, published_of, runs, wait_runs_complete, wait_status};
 use lifecycle_e2e::process::{self, Ran, kubectl_lifecycle};
 use lifecycle_e2e::{
-    SUITE_LABEL, client, delete_namespace_blocking, exec, job_pods, kubeconfig_path, unique_suffix,
-    wait_for_deployment_available, wait_until,
+    DeleteOnDrop, SUITE_LABEL, client, exec, job_pods, kubeconfig_path, unique_suffix, wait_for_deployment_available, wait_until,
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -82,22 +81,6 @@ async fn apply_example(ns: &str) -> Result<Ran> {
     let applied = kubectl(SETTLE, &["apply", "-f", &file.to_string_lossy()]).await;
     let _ = std::fs::remove_file(&file);
     applied?.success()
-}
-
-/// On the way out, whatever happened: the environment deleted the way its delete job wants
-/// (the support's delete: refused, then `state=deleted`). Already gone is fine.
-struct DeleteEnvironment(String);
-
-impl Drop for DeleteEnvironment {
-    fn drop(&mut self) {
-        if std::thread::panicking() && std::env::var_os("E2E_KEEP_NAMESPACES").is_some() {
-            eprintln!("keeping namespace {} (E2E_KEEP_NAMESPACES is set)", self.0);
-            return;
-        }
-        if !matches!(delete_namespace_blocking(&self.0), Ok(Ok(()))) {
-            eprintln!("could not delete environment {}", self.0);
-        }
-    }
 }
 
 // --- what the environment holds ----------------------------------------------------------------
@@ -202,7 +185,7 @@ async fn check_secret_kept(client: &Client, ns: &str, password: &str) -> Result<
 async fn the_opentofu_example_applies_on_start_redeploys_unchanged_and_destroys_on_delete() -> Result<()> {
     let client = client().await?;
     let ns = format!("e2e-opentofu-{}", unique_suffix());
-    let _cleanup = DeleteEnvironment(ns.clone());
+    let _cleanup = DeleteOnDrop(ns.clone());
 
     // In one go, as the README says: namespace, RBAC, main.tf, the lifecycle job and web.
     let applied = apply_example(&ns).await?;

@@ -24,9 +24,7 @@ use lifecycle_e2e::lifecycle::{
     Runs, complete, environment, lifecycle_job, names, output_job, runs, wait_published, wait_runs_complete, wait_status_idle,
 };
 use lifecycle_e2e::process::{self, Ran};
-use lifecycle_e2e::{
-    TIMEOUT, TestNamespace, client, delete_namespace_blocking, obj, unique_suffix, wait_for_job_complete, wait_until,
-};
+use lifecycle_e2e::{DeleteOnDrop, TIMEOUT, TestNamespace, client, obj, unique_suffix, wait_for_job_complete, wait_until};
 use serde_json::{Value, json};
 
 // --- running the plugin ----------------------------------------------------------------------
@@ -101,15 +99,6 @@ fn emitting_job(name: &str, content: &str) -> Job {
 
 fn label(ns: &Namespace, key: &str) -> Option<String> {
     ns.labels().get(key).cloned()
-}
-
-/// A namespace that the plugin itself created: deleted when dropped (also on failure).
-struct CreatedNamespace(String);
-
-impl Drop for CreatedNamespace {
-    fn drop(&mut self) {
-        let _ = delete_namespace_blocking(&self.0);
-    }
 }
 
 // --- help and usage: no cluster needed ---------------------------------------------------------
@@ -211,7 +200,7 @@ async fn plugin_refuses_a_namespace_that_is_not_an_environment_with_a_hint() -> 
 async fn plugin_env_create_list_and_status_show_templates_runs_and_outputs() -> Result<()> {
     let client = client().await?;
     let name = format!("e2e-plugin-create-{}", unique_suffix());
-    let _cleanup = CreatedNamespace(name.clone());
+    let _cleanup = DeleteOnDrop(name.clone());
 
     // env create: a new namespace, labelled as an environment of project shop.
     let ran = plugin(&["env", "create", &name, "--project", "shop"]).await?.success()?;

@@ -26,8 +26,8 @@ use lifecycle_e2e::lifecycle::{
     wait_runs_complete,
 };
 use lifecycle_e2e::{
-    BUSYBOX, SUITE_LABEL, TIMEOUT, client, delete_namespace_blocking, events_for, exec, job_pods, obj, unique_suffix,
-    wait_for_pod_running, wait_until,
+    BUSYBOX, DeleteOnDrop, SUITE_LABEL, TIMEOUT, client, events_for, exec, job_pods, obj, unique_suffix, wait_for_pod_running,
+    wait_until,
 };
 use serde_json::json;
 
@@ -153,18 +153,6 @@ fn restarts(pod: &Pod) -> i32 {
     pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum())
 }
 
-/// Deletes a namespace made by `kubectl apply` when the test ends, even on failure.
-struct AppliedNamespace(String);
-
-impl Drop for AppliedNamespace {
-    fn drop(&mut self) {
-        if std::thread::panicking() && std::env::var_os("E2E_KEEP_NAMESPACES").is_some() {
-            return;
-        }
-        let _ = delete_namespace_blocking(&self.0);
-    }
-}
-
 fn kubectl_apply(manifest: &str) -> Result<()> {
     use std::io::Write;
     let mut child = std::process::Command::new("kubectl")
@@ -190,7 +178,7 @@ fn kubectl_apply(manifest: &str) -> Result<()> {
 async fn stages_one_apply_of_namespace_deployment_and_staged_jobs() -> Result<()> {
     let client = client().await?;
     let ns = format!("e2e-stages-gitops-{}", unique_suffix());
-    let _cleanup = AppliedNamespace(ns.clone());
+    let _cleanup = DeleteOnDrop(ns.clone());
     let web = needs_vars("web", 2, &["DB_HOST", "DB_URL"]);
     let db = staged_job("db", "1", "echo creating the database", "DB_HOST", "db.$POD_NAMESPACE.svc");
     let seed = staged_job(

@@ -264,20 +264,31 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        if self.deleted {
-            return;
+        if !self.deleted {
+            drop(DeleteOnDrop(self.name.clone()));
         }
+    }
+}
+
+/// A namespace the test did not make through [`TestNamespace`] (`kubectl
+/// apply` of an example, the plugin's `env create`): deleted when the test
+/// ends, also on failure, the way a person deletes an environment
+/// ([`delete_environment`]). `E2E_KEEP_NAMESPACES` keeps it after a failure.
+pub struct DeleteOnDrop(pub String);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
         if std::thread::panicking() && std::env::var_os("E2E_KEEP_NAMESPACES").is_some() {
-            eprintln!("keeping namespace {} (E2E_KEEP_NAMESPACES is set)", self.name);
+            eprintln!("keeping namespace {} (E2E_KEEP_NAMESPACES is set)", self.0);
             return;
         }
         // Drop cannot await, and the test's runtime may be single-threaded and
         // busy dropping us: delete from a thread with a runtime and a client of
         // its own (a client is bound to the runtime that made it).
-        match delete_namespace_blocking(&self.name) {
+        match delete_namespace_blocking(&self.0) {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not delete namespace {}: {e:#}", self.name),
-            Err(_) => eprintln!("could not delete namespace {}: the cleanup thread panicked", self.name),
+            Ok(Err(e)) => eprintln!("could not delete namespace {}: {e:#}", self.0),
+            Err(_) => eprintln!("could not delete namespace {}: the cleanup thread panicked", self.0),
         }
     }
 }
