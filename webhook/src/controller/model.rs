@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::rollout::RollTarget;
 
-pub(crate) use lifecycle_contract::environment::{Observed, Wanted, WantedState};
+pub(crate) use lifecycle_contract::environment::{Observed, WantedState};
 pub(crate) use lifecycle_contract::transition::{OnStartFailure, Phase, Progress, Rollout, StartFailure, Transition};
 
 pub(crate) use lifecycle_contract::last_runs::{LastRuns, RunRecord, RunResult, Slot};

@@ -67,7 +67,7 @@ use super::gate::GatedPod;
 use super::keys::FINALIZER_OUTPUTS_CLEANUP;
 use super::model::{
     LastRuns, Observed, OnStartFailure, Outcome, Phase, Progress, Rollout, RunRecord, RunResult, Slot, StartFailure, Transition,
-    Wanted, WantedState, job_outcome,
+    WantedState, job_outcome,
 };
 use super::run_job::{build_run, is_same_run, run_name, suffix};
 
@@ -86,25 +86,15 @@ pub(crate) struct Snapshot {
 }
 
 /// The namespace as the plan reads it: the contract's [`Environment`] reader
-/// (the one every part uses), plus the object's identity for conditional writes.
+/// (the one every part uses; its `problems` also get the templates'), plus
+/// the object's identity for conditional writes.
 #[derive(Debug, Clone)]
 pub(crate) struct NsView {
-    pub name: String,
+    pub env: Environment,
     pub uid: String,
     pub resource_version: String,
-    pub wanted: Result<Wanted, String>,
-    pub observed: Option<Observed>,
-    pub transition: Option<Transition>,
-    pub status: Option<String>,
-    /// Annotation `on-start-failure` (an unreadable one counts as `hold`).
-    pub on_start_failure: OnStartFailure,
     /// Pods admitted now are gated ([`Environment::gates_pods`]).
     pub gating: bool,
-    /// Annotation `rollout` (an unreadable one counts as `on-start`).
-    pub rollout: Rollout,
-    /// Unreadable controller annotations ([`Environment::problems`], then the
-    /// templates'; logged, they count as absent).
-    pub problems: Vec<String>,
 }
 
 /// A lifecycle job (a Job with annotation `on` that is not itself a run).
@@ -138,16 +128,9 @@ impl Snapshot {
         let env = Environment::read(meta);
         let mut view = NsView {
             gating: env.gates_pods(),
-            name: env.namespace,
             uid: meta.uid.clone().unwrap_or_default(),
             resource_version: meta.resource_version.clone().unwrap_or_default(),
-            wanted: env.wanted,
-            observed: env.observed,
-            transition: env.transition,
-            status: env.status,
-            on_start_failure: env.on_start_failure,
-            rollout: env.rollout,
-            problems: env.problems,
+            env,
         };
 
         let mut templates = Vec::new();
@@ -159,10 +142,10 @@ impl Snapshot {
                 let name = m.name.clone().unwrap_or_default();
                 let last_runs = lifecycle_job::last_runs(m);
                 if let Some(problem) = last_runs.problem {
-                    view.problems.push(format!("Job {name}: {problem}"));
+                    view.env.problems.push(format!("Job {name}: {problem}"));
                 }
                 let stage = lifecycle_job::stage(m).unwrap_or_else(|e| {
-                    view.problems.push(format!("Job {name}: {e}; stage 0 is used"));
+                    view.env.problems.push(format!("Job {name}: {e}; stage 0 is used"));
                     0
                 });
                 templates.push(Template {
@@ -210,7 +193,7 @@ impl Snapshot {
     /// The highest environment occurrence ever recorded, so that numbering goes
     /// on even if the namespace's annotations were lost.
     fn last_seq(&self) -> u64 {
-        let ns = self.ns.observed.as_ref().map_or(0, |o| o.seq).max(self.ns.transition.as_ref().map_or(0, |t| t.seq));
+        let ns = self.ns.env.observed.as_ref().map_or(0, |o| o.seq).max(self.ns.env.transition.as_ref().map_or(0, |t| t.seq));
         self.templates
             .iter()
             .flat_map(|t| Slot::ALL.iter().filter_map(|s| t.records.get(*s)).map(RunRecord::env_seq).collect::<Vec<_>>())
@@ -488,10 +471,10 @@ impl<'a> Planner<'a> {
             Phase::Rollout => {
                 let next = tr.next();
                 let ends = next.is_none();
-                self.ns = Some(NsStep::Rollout { policy: self.s.ns.rollout, next });
+                self.ns = Some(NsStep::Rollout { policy: self.s.ns.env.rollout, next });
                 if ends { idle_base(self.s) } else { format!("{verb}: rolling workloads whose outputs changed") }
             }
-            Phase::Delete => match &self.s.ns.wanted {
+            Phase::Delete => match &self.s.ns.env.wanted {
                 Ok(w) if w.state == WantedState::Deleted => {
                     self.ns = Some(NsStep::DeleteNamespace);
                     format!("{verb}: deleting the namespace")
@@ -602,9 +585,9 @@ impl<'a> Planner<'a> {
         };
         let retry = format!(
             "fix the job, then retry with a new {ANNOTATION_DEPLOY_ID} (kubectl lifecycle env redeploy {})",
-            self.s.ns.name
+            self.s.ns.env.namespace
         );
-        match self.s.ns.on_start_failure {
+        match self.s.ns.env.on_start_failure {
             OnStartFailure::Release => {
                 self.ns = Some(NsStep::Advance { next: tr.next() });
                 let message = format!("{what}; gated pods are released ({ANNOTATION_ON_START_FAILURE}: release); {retry}");
@@ -632,8 +615,8 @@ impl<'a> Planner<'a> {
     /// flight). Returns the status when there is one.
     fn next_event(&mut self) -> Option<String> {
         let s = self.s;
-        let wanted = s.ns.wanted.as_ref().ok()?;
-        let observed = s.ns.observed.as_ref();
+        let wanted = s.ns.env.wanted.as_ref().ok()?;
+        let observed = s.ns.env.observed.as_ref();
         match decide(observed, wanted) {
             Decision::Event(event) => {
                 let busy: Vec<&str> = s.live().filter(|t| t.records.in_flight()).map(|t| t.name.as_str()).collect();
@@ -659,11 +642,11 @@ impl<'a> Planner<'a> {
     /// 2b. No transition in flight: take the next event. Returns the status.
     fn idle(&mut self) -> String {
         let s = self.s;
-        let wanted = match &s.ns.wanted {
+        let wanted = match &s.ns.env.wanted {
             Ok(w) => w,
             Err(e) => return e.clone(),
         };
-        let observed = s.ns.observed.as_ref();
+        let observed = s.ns.env.observed.as_ref();
         let base = idle_base(s);
         match decide(observed, wanted) {
             // The same taking as after a held start; here a wait is shown beside the resting status.
@@ -741,7 +724,7 @@ fn join(parts: &[String]) -> String {
 /// The status of an environment with no transition in flight: its state, the
 /// failed jobs of the last event, the runs in flight (forced, or new templates).
 fn idle_base(s: &Snapshot) -> String {
-    let Some(o) = &s.ns.observed else { return "new environment".into() };
+    let Some(o) = &s.ns.env.observed else { return "new environment".into() };
     let Some(state) = o.state else { return "delete cancelled".into() };
     let event = state.event();
     let failed: Vec<&str> = s
@@ -774,7 +757,7 @@ fn idle_base(s: &Snapshot) -> String {
 /// The next steps for one environment.
 pub(crate) fn plan(s: &Snapshot, now: &str) -> Plan {
     let mut p = Planner { s, now, templates: BTreeMap::new(), ns: None, ns_reports: Vec::new(), waiting: false };
-    let current = s.ns.status.clone().unwrap_or_default();
+    let current = s.ns.env.status.clone().unwrap_or_default();
     let busy_runs = s.live().any(|t| t.records.in_flight());
 
     p.finalizers();
@@ -787,7 +770,7 @@ pub(crate) fn plan(s: &Snapshot, now: &str) -> Plan {
         return Plan { steps, status: current, busy: true, ns_reports: Vec::new(), gated_note: gated_note(s) };
     }
 
-    let (status, busy) = match &s.ns.transition {
+    let (status, busy) = match &s.ns.env.transition {
         Some(tr) => (p.advance(tr), true),
         None => {
             let status = p.idle();
@@ -811,15 +794,15 @@ fn gated_note(s: &Snapshot) -> Option<String> {
     if !s.ns.gating || s.gated.is_empty() {
         return None;
     }
-    let ns = &s.ns.name;
-    if let Some(f) = s.ns.transition.as_ref().and_then(|t| t.failed.as_ref()) {
+    let ns = &s.ns.env.namespace;
+    if let Some(f) = s.ns.env.transition.as_ref().and_then(|t| t.failed.as_ref()) {
         return Some(format!(
             "waits for the start jobs of environment {ns}, and the start failed ({} failed): it stays gated until a new \
              start (kubectl lifecycle env redeploy {ns}) or annotation {ANNOTATION_ON_START_FAILURE}=release on the namespace",
             f.jobs.join(", ")
         ));
     }
-    let seq = s.ns.transition.as_ref().map(|t| t.seq);
+    let seq = s.ns.env.transition.as_ref().map(|t| t.seq);
     let mut waiting: Vec<(i32, &str)> = s
         .live()
         .filter(|t| t.runs_on(Event::Start))

@@ -134,7 +134,7 @@ pub(crate) async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() 
         let jobs = c.list_jobs(name).await?;
         let mut snap = Snapshot::new(&ns, jobs);
         snap.gated = c.list_gated_pods(name).await?;
-        for p in &snap.ns.problems {
+        for p in &snap.ns.env.problems {
             tracing::warn!(namespace = name, "{p}");
         }
         let plan = plan(&snap, &now());
@@ -143,9 +143,9 @@ pub(crate) async fn reconcile_env<C: Cluster>(c: &C, name: &str, now: impl Fn() 
         }
         if plan.steps.is_empty() {
             // Settled: workloads that roll on any change catch up with the outputs.
-            let started = snap.ns.observed.as_ref().is_some_and(|o| o.state == Some(WantedState::Started));
-            if snap.ns.transition.is_none() && started {
-                rollout(c, name, snap.ns.rollout, When::Change).await?;
+            let started = snap.ns.env.observed.as_ref().is_some_and(|o| o.state == Some(WantedState::Started));
+            if snap.ns.env.transition.is_none() && started {
+                rollout(c, name, snap.ns.env.rollout, When::Change).await?;
             }
             return Ok(Done { busy: plan.busy });
         }
@@ -163,20 +163,20 @@ async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &
         match step {
             Step::Template(t) => {
                 // The run is made for the occurrence the controller took in (`observed`).
-                let facts = RunFacts { deploy_id: snap.ns.observed.as_ref().and_then(|o| o.deploy_id.as_deref()) };
-                template_step(c, &snap.ns.name, facts, *t).await?
+                let facts = RunFacts { deploy_id: snap.ns.env.observed.as_ref().and_then(|o| o.deploy_id.as_deref()) };
+                template_step(c, &snap.ns.env.namespace, facts, *t).await?
             }
             Step::Namespace(n) => {
                 namespace_step(c, snap, n, status).await?;
                 for r in reports {
-                    c.report_namespace(&snap.ns.name, &snap.ns.uid, r).await;
+                    c.report_namespace(&snap.ns.env.namespace, &snap.ns.uid, r).await;
                 }
             }
             Step::Release(pods) => {
                 for pod in &pods {
-                    c.release_pod(&snap.ns.name, pod).await?;
+                    c.release_pod(&snap.ns.env.namespace, pod).await?;
                 }
-                tracing::info!(namespace = %snap.ns.name, pods = pods.len(), "start-jobs gate removed");
+                tracing::info!(namespace = %snap.ns.env.namespace, pods = pods.len(), "start-jobs gate removed");
             }
         }
     }
@@ -281,7 +281,7 @@ fn transition_json(t: &Option<Transition>) -> Value {
 }
 
 async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep, status: &str) -> Result<(), Error> {
-    let (name, rv) = (snap.ns.name.as_str(), snap.ns.resource_version.as_str());
+    let (name, rv) = (snap.ns.env.namespace.as_str(), snap.ns.resource_version.as_str());
     let ns_patch = |annotations: Value| ns_patch(rv, status, annotations);
     match step {
         NsStep::Begin { observed, transition } => {

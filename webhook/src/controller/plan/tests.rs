@@ -332,7 +332,7 @@ fn lost_annotations_do_not_reuse_occurrences() {
         records(r#"{"start":{"run":"x","occurrence":"7","result":"succeeded","time":"t"}}"#),
     );
     let s = Snapshot::new(&ns, vec![t]);
-    assert_eq!(s.ns.problems.len(), 1);
+    assert_eq!(s.ns.env.problems.len(), 1);
     let p = plan(&s, NOW);
     assert!(matches!(&ns_steps(&p)[..], [NsStep::Begin { transition, .. }] if transition.seq == 8));
 }
@@ -522,8 +522,8 @@ fn after_a_failed_start_new_start_templates_wait_for_the_next_start() {
 fn an_unreadable_stage_counts_as_zero() {
     let s = Snapshot::new(&starting(1, &[]), vec![staged("a", "start", "first")]);
     assert_eq!(s.templates[0].stage, 0);
-    assert_eq!(s.ns.problems.len(), 1);
-    assert!(s.ns.problems[0].contains("not an integer"));
+    assert_eq!(s.ns.env.problems.len(), 1);
+    assert!(s.ns.env.problems[0].contains("not an integer"));
 }
 
 /// A run Job of template `t` (as [`build_run`] makes it) named `name`.
