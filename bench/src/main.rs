@@ -110,7 +110,15 @@ async fn serve(listen: std::net::SocketAddr, ca_out: std::path::PathBuf) -> anyh
     std::fs::write(&ca_out, &ca_pem).context("writing the CA")?;
     let certs = CertStore::new();
     certs.set(pem)?;
-    let config = <Config as clap::Parser>::parse_from(["lifecycle-webhook", "--agent-image", "lifecycle-agent:bench"]);
+    // As installed: the server URL and names follow from its namespace.
+    let config = <Config as clap::Parser>::parse_from([
+        "lifecycle-webhook",
+        "--agent-image",
+        "lifecycle-agent:bench",
+        "--namespace",
+        "lifecycle-jobs-system",
+    ])
+    .resolve()?;
     // Never contacted: the admission path makes no API call.
     let client = kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse()?))?;
     let state = AppState::new(

@@ -240,6 +240,9 @@ pub const TOKEN_AUDIENCE: &str = "lifecycle-jobs.dev";
 /// `POD_NAMESPACE`); never compare a namespace or a username with this to
 /// recognise the server.
 pub const SYSTEM_NAMESPACE: &str = "lifecycle-jobs-system";
+/// Label selector of the server's pods, whatever namespace it runs in (for
+/// people's hints: `kubectl get pods -A -l ...`).
+pub const SERVER_POD_SELECTOR: &str = "app.kubernetes.io/name=lifecycle-webhook";
 
 /// Namespaces that are never environments, whatever their labels: the
 /// cluster's own and (see [`never_environment`]) the server's.

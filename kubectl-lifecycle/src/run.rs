@@ -11,6 +11,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use lifecycle_contract::lifecycle_job::ForceRun;
+use lifecycle_contract::names::SERVER_POD_SELECTOR as SERVER_PODS;
 use lifecycle_contract::{Event, names};
 use serde_json::json;
 
@@ -148,8 +149,7 @@ async fn follow(ctx: &Ctx, args: &RunArgs, run_selector: String, before: HashSet
         timeout: args.timeout,
         what: format!("the forced {event} run of {}", args.job),
         hint: format!(
-            "is the lifecycle-webhook controller running (`kubectl get pods -n {}`)? Does the job's Events say why (`kubectl describe job {} -n {ns}`)?",
-            names::SYSTEM_NAMESPACE,
+            "is the lifecycle-webhook controller running (`kubectl get pods -A -l {SERVER_PODS}`)? Does the job's Events say why (`kubectl describe job {} -n {ns}`)?",
             args.job
         ),
     };

@@ -20,6 +20,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use lifecycle_contract::lifecycle_job::{self, JobKind};
 use lifecycle_contract::names;
+use lifecycle_contract::names::SERVER_POD_SELECTOR as SERVER_PODS;
 use serde_json::json;
 
 use crate::cli::{CreateArgs, ListArgs, OutputFormat, StatusArgs, TransitionArgs};
@@ -244,8 +245,7 @@ async fn wait_transition(
             t => format!("environment {name} to be {}", t.word()),
         },
         hint: format!(
-            "the controller goes on: follow it with `kubectl lifecycle env status {name}`, or wait longer with --timeout; is the lifecycle-webhook controller running (`kubectl get pods -n {}`)?",
-            names::SYSTEM_NAMESPACE
+            "the controller goes on: follow it with `kubectl lifecycle env status {name}`, or wait longer with --timeout; is the lifecycle-webhook controller running (`kubectl get pods -A -l {SERVER_PODS}`)?"
         ),
     };
     let mut progress = Progress::new();

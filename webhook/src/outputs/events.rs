@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use lifecycle_contract::JobId;
-use lifecycle_contract::names::{SYSTEM_NAMESPACE, VARIABLE_PREFIX, never_environment};
+use lifecycle_contract::names::{VARIABLE_PREFIX, never_environment};
 use lifecycle_contract::output::Output;
 
 use super::error::Error;
@@ -122,7 +122,7 @@ pub(crate) async fn emit(
         // Never about an object of the cluster's own namespaces, whoever asks
         // (the callers only act in environments; this holds even if one did not).
         let ns = r.namespace.as_deref().unwrap_or_default();
-        if never_environment(ns, client.default_namespace()) || never_environment(ns, SYSTEM_NAMESPACE) {
+        if never_environment(ns, client.default_namespace()) {
             tracing::warn!(namespace = ns, reason, "no Event written outside the environments");
             continue;
         }

@@ -35,7 +35,7 @@ use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{
     AGENT_MIN_GRACE_SECONDS, ANNOTATION_OUTPUTS, LABEL_ADMITTED, LABEL_CAPTURE, LABEL_ENVIRONMENT, OUTPUTS_NOT_PUBLISHED,
-    SYSTEM_NAMESPACE, injected::AGENT_CONTAINER, never_environment,
+    injected::AGENT_CONTAINER, never_environment,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -112,7 +112,7 @@ pub(crate) fn acts_on(ns: &ObjectMeta, job: &ObjectMeta, server_namespace: &str)
     let name = ns.name.as_deref().unwrap_or_default();
     let environment = ns.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ENVIRONMENT));
     let admitted = job.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_ADMITTED));
-    environment && admitted && !never_environment(name, server_namespace) && !never_environment(name, SYSTEM_NAMESPACE)
+    environment && admitted && !never_environment(name, server_namespace)
 }
 
 /// Pure: why the agent of this pod did not publish its outputs, when the pod
@@ -250,7 +250,7 @@ async fn try_record(client: &Client, instance: &str, pod: &Pod, why: &str) -> Re
     let Some(ns) = pod.namespace() else { return Ok(Recorded::Already) };
     let Some(owner) = controller_job(&pod.metadata) else { return Ok(Recorded::Already) };
     // Never in the cluster's namespaces, not even to read.
-    if never_environment(&ns, client.default_namespace()) || never_environment(&ns, SYSTEM_NAMESPACE) {
+    if never_environment(&ns, client.default_namespace()) {
         return Ok(Recorded::Already);
     }
     let namespace = match Api::<Namespace>::all(client.clone()).get_metadata_opt(&ns).await {
@@ -371,9 +371,12 @@ mod tests {
         assert!(acts_on(&meta("env", &[LABEL_ENVIRONMENT]), &job, "lifecycle-jobs-system"));
         assert!(!acts_on(&meta("env", &[]), &job, "lifecycle-jobs-system"), "not an environment");
         assert!(!acts_on(&meta("env", &[LABEL_ENVIRONMENT]), &meta("seed", &[]), "lifecycle-jobs-system"), "never admitted");
-        for never in ["kube-system", "default", "lifecycle-jobs-system", "custom-system"] {
+        for never in ["kube-system", "default", "custom-system"] {
             assert!(!acts_on(&meta(never, &[LABEL_ENVIRONMENT]), &job, "custom-system"), "{never}");
         }
+        // The server's namespace is its setting: the default one is an ordinary
+        // namespace when the server runs elsewhere (as for the controller).
+        assert!(acts_on(&meta("lifecycle-jobs-system", &[LABEL_ENVIRONMENT]), &job, "custom-system"));
     }
 
     #[test]

@@ -39,8 +39,15 @@ async fn serve_with(limits: ConnLimits) -> Served {
     let leaf = pki::issue_leaf(&ca, &["localhost".into()], now, year).unwrap();
     let certs = CertStore::new();
     certs.set(CertPem { chain: leaf.cert.pem(), key: leaf.key.0.clone(), ca_bundle: ca.cert.pem() }).unwrap();
-    let config =
-        <crate::runtime::config::Config as clap::Parser>::parse_from(["lifecycle-webhook", "--agent-image", "agent:test"]);
+    let config = <crate::runtime::config::Config as clap::Parser>::parse_from([
+        "lifecycle-webhook",
+        "--agent-image",
+        "agent:test",
+        "--namespace",
+        "lifecycle-jobs-system",
+    ])
+    .resolve()
+    .unwrap();
     let metrics = Arc::new(Metrics::new());
     let state = AppState::new(
         Arc::new(config),
