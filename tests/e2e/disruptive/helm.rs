@@ -23,7 +23,9 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use lifecycle_contract::names::{ANNOTATION_ON, ANNOTATION_OUTPUTS, LABEL_ENVIRONMENT, PROJECT_OBJECT, SYSTEM_NAMESPACE};
 use lifecycle_e2e::lifecycle::{environment, wait_status_idle};
-use lifecycle_e2e::{TIMEOUT, client, client_as, events_for, obj, unique_suffix, wait_for_deployment_available, wait_until};
+use lifecycle_e2e::{
+    TIMEOUT, TestNamespace, client, client_as, events_for, obj, unique_suffix, wait_for_deployment_available, wait_until,
+};
 use serde_json::json;
 
 use super::operations::{
@@ -178,19 +180,7 @@ async fn helm_install_upgrade_uninstall() -> Result<()> {
 
     // 2. Output capture and a lifecycle run against the chart's install.
     let ns = environment(&client, "helm").await?;
-    let suffix = unique_suffix();
-    let plain_value = format!("plain-{suffix}");
-    ns.create(&output_job("plain", "plain", "true", &format!(r#"{{"PLAIN": {{"value": "{plain_value}"}}}}"#))).await?;
-    let run_value = format!("run-{suffix}");
-    let mut template = output_job("seed", "seed", "true", &format!(r#"{{"SEEDED": {{"value": "{run_value}"}}}}"#));
-    template.metadata.annotations.get_or_insert_default().insert(ANNOTATION_ON.to_string(), "start".to_string());
-    ns.create(&template).await?;
-    wait_published(
-        &ns,
-        &[("QOVERY_OUTPUT_JOB_PLAIN_PLAIN".into(), plain_value), ("QOVERY_OUTPUT_JOB_SEED_SEEDED".into(), run_value)],
-        TIMEOUT,
-    )
-    .await?;
+    capture_and_run(&ns).await?;
     for job in ["plain", "seed"] {
         let warnings = job_warnings(&client, ns.name(), job).await?;
         assert!(warnings.is_empty(), "job {job} has Warning events: {warnings:?}");
@@ -279,19 +269,7 @@ async fn helm_install_into_another_namespace() -> Result<()> {
     //    annotations, the run it creates, the environment's status) pass the
     //    trust policies under its name there.
     let ns = environment(&client, "helm-ns").await?;
-    let suffix = unique_suffix();
-    let plain_value = format!("plain-{suffix}");
-    ns.create(&output_job("plain", "plain", "true", &format!(r#"{{"PLAIN": {{"value": "{plain_value}"}}}}"#))).await?;
-    let run_value = format!("run-{suffix}");
-    let mut template = output_job("seed", "seed", "true", &format!(r#"{{"SEEDED": {{"value": "{run_value}"}}}}"#));
-    template.metadata.annotations.get_or_insert_default().insert(ANNOTATION_ON.to_string(), "start".to_string());
-    ns.create(&template).await?;
-    wait_published(
-        &ns,
-        &[("QOVERY_OUTPUT_JOB_PLAIN_PLAIN".into(), plain_value), ("QOVERY_OUTPUT_JOB_SEED_SEEDED".into(), run_value)],
-        TIMEOUT,
-    )
-    .await?;
+    capture_and_run(&ns).await?;
     let status = wait_status_idle(&client, ns.name(), "started", TIMEOUT).await?;
     println!("installed in {OTHER_NAMESPACE}: outputs published, environment status {status:?}");
     for job in ["plain", "seed"] {
@@ -336,4 +314,22 @@ async fn helm_install_into_another_namespace() -> Result<()> {
     assert_nothing_left(&client, "helm uninstall -n platform").await?;
     run_blocking(&repo_root().join("scripts/uninstall.sh"), &["--only-finalizers"])?;
     Ok(())
+}
+
+/// A plain captured Job and a lifecycle job on start, in `ns`: both publish
+/// (the agents reach the server, the server's writes pass the trust policies).
+async fn capture_and_run(ns: &TestNamespace) -> Result<()> {
+    let suffix = unique_suffix();
+    let plain_value = format!("plain-{suffix}");
+    ns.create(&output_job("plain", "plain", "true", &format!(r#"{{"PLAIN": {{"value": "{plain_value}"}}}}"#))).await?;
+    let run_value = format!("run-{suffix}");
+    let mut template = output_job("seed", "seed", "true", &format!(r#"{{"SEEDED": {{"value": "{run_value}"}}}}"#));
+    template.metadata.annotations.get_or_insert_default().insert(ANNOTATION_ON.to_string(), "start".to_string());
+    ns.create(&template).await?;
+    wait_published(
+        ns,
+        &[("QOVERY_OUTPUT_JOB_PLAIN_PLAIN".into(), plain_value), ("QOVERY_OUTPUT_JOB_SEED_SEEDED".into(), run_value)],
+        TIMEOUT,
+    )
+    .await
 }
