@@ -118,9 +118,16 @@ async fn hardening_a_pod_bound_to_a_node_is_created_during_a_start_and_not_gated
         created.spec.as_ref().and_then(|s| s.containers[0].env_from.as_ref()).is_some_and(|e| !e.is_empty()),
         "variables still injected"
     );
-    // The start is still in flight: the ordinary pod is still gated.
-    let status = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone()).get(ns.name()).await?;
-    let status = status.annotations().get(ANNOTATION_STATUS).cloned().unwrap_or_default();
+    // The start is in flight (its job sleeps for the whole test), so the bound
+    // pod was admitted during it: the controller reports it starting. A new
+    // environment gates pods before the controller has taken its start in, so
+    // its status may not be written yet when the pods above are created.
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    let status = wait_until("the controller reports the environment starting", TIMEOUT, || async {
+        let status = namespaces.get(ns.name()).await?.annotations().get(ANNOTATION_STATUS).cloned().unwrap_or_default();
+        Ok(status.starts_with("starting").then_some(status))
+    })
+    .await?;
     assert!(status.starts_with("starting"), "{status}");
     Ok(())
 }
