@@ -2,7 +2,9 @@
 //! JOBIDs, lifecycle events, variable names and the output file rules. The
 //! agent, the server and the kubectl plugin all use this crate, so a name or a
 //! rule lives in exactly one place. Feature `k8s` adds the rules on Kubernetes
-//! objects that the server and the plugin share (the agent goes without).
+//! objects that the server and the plugin share, among them the one reader of
+//! an environment Namespace (`environment`) and of a Job (`lifecycle_job`);
+//! the agent goes without.
 
 pub mod annotation;
 pub mod builtins;

@@ -1,4 +1,4 @@
-//! Admission: `POST /mutate` (Jobs and Pods, dispatched by kind) and
+//! Admission: `POST /mutate` (Jobs, CronJobs and Pods, dispatched by kind) and
 //! `POST /validate` (Namespace deletes).
 
 pub mod job;

@@ -1,8 +1,10 @@
-//! The controller's records and what it reads from Kubernetes objects: each
-//! template's runs (`last-runs`), a Job's outcome, the slim types its lists
-//! decode. What a namespace says (wanted state, `observed`, the transition in
-//! flight, its settings) is read by the contract's reader,
-//! [`lifecycle_contract::environment::Environment`]; its types are re-exported here.
+//! What the controller keeps of Kubernetes objects: the slim types its lists
+//! decode, and a Job's outcome and each template's runs (`last-runs`) as the
+//! contract's Job reader gives them (`lifecycle_contract::lifecycle_job`,
+//! `lifecycle_contract::last_runs`). What a namespace says (wanted state,
+//! `observed`, the transition in flight, its settings) is read by the
+//! contract's reader, [`lifecycle_contract::environment::Environment`]; its
+//! types are re-exported here.
 //!
 //! Everything here is pure: parsing, serialising and small decisions.
 

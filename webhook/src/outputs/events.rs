@@ -1,5 +1,6 @@
 //! Kubernetes Events on Jobs about their outputs: published, rejected (and
-//! why), a variable taken over from another job. Notes name keys and rules,
+//! why), a variable taken over from another job, an alias withheld for a
+//! reserved name. Notes name keys and rules,
 //! never a value, and fit the API's 1 KiB limit.
 
 use std::collections::BTreeMap;

@@ -3,7 +3,8 @@
 //! namespaces (`--project-variables-namespaces`, default the server's own)
 //! are mirrored into every environment labelled `lifecycle-jobs.dev/project=<project>`
 //! as the ConfigMap and the Secret `lifecycle-project`, which pod admission
-//! puts first in every container's `envFrom`.
+//! puts in every container's `envFrom` right after the built-in variables
+//! (`lifecycle_contract::names::INJECTED_SOURCES`).
 //!
 //! - [`plan`]: merge order, targets, what to write or delete (pure, unit-tested);
 //! - [`builtins`]: the built-in variables of every environment, ConfigMap

@@ -2,7 +2,7 @@
 //! every reader of environments on a replica, as the Job watch is for Jobs:
 //! admission's gating index ([`EnvIndex`](super::env_index::EnvIndex), on every
 //! replica) and, on the leader, the environment controller and the mirroring
-//! of project variables. Metadata only, stripped on arrival ([`slim`]) to the
+//! of project variables and built-in variables. Metadata only, stripped on arrival ([`slim`]) to the
 //! contract's names the readers use, each value cut: what is kept of a
 //! namespace is bounded whatever its labels and annotations.
 
