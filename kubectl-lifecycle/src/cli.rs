@@ -187,7 +187,8 @@ gone.",
     /// Show every variable a pod of the environment gets, with its scope and source
     #[command(
         long_about = "Show every variable that lifecycle-jobs gives a pod of the environment, with its scope \
-and the object it comes from. Pods get, in this order (a later source wins a name): the project's \
+and the object it comes from. Pods get, in this order (a later source wins a name): the built-in \
+variables (ConfigMap lifecycle-builtins, written by the server: QOVERY_ENVIRONMENT_ID and the like), the project's \
 variables (ConfigMap and Secret lifecycle-project, mirrored by the server from the project's source \
 objects, shown in parentheses), the environment's own (ConfigMap and Secret lifecycle-environment), \
 then the job outputs (ConfigMap and Secret lifecycle-outputs). The workload's own env and envFrom come \
