@@ -48,16 +48,7 @@ pub(crate) async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<K>,
 where
     K: Clone + DeserializeOwned + Debug,
 {
-    let mut lp = lp.clone().limit(LIST_PAGE_SIZE);
-    let mut out = Vec::new();
-    loop {
-        let page = api.list(&lp).await?;
-        out.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => lp.continue_token = Some(token),
-            _ => return Ok(out),
-        }
-    }
+    paged(lp, |lp| async move { api.list(&lp).await }).await
 }
 
 /// Objects per page of a list whose objects are read whole (a Deployment, a
@@ -127,12 +118,23 @@ pub(crate) async fn list_all_metadata<K>(api: &Api<K>, lp: &ListParams) -> Resul
 where
     K: Clone + DeserializeOwned + Debug,
 {
+    paged(lp, |lp| async move { api.list_metadata(&lp).await }).await
+}
+
+/// The pages of one list, [`LIST_PAGE_SIZE`] objects each, followed by their
+/// continue tokens until the last.
+async fn paged<T, F, Fut>(lp: &ListParams, mut page: F) -> Result<Vec<T>, kube::Error>
+where
+    T: Clone,
+    F: FnMut(ListParams) -> Fut,
+    Fut: std::future::Future<Output = Result<kube::core::ObjectList<T>, kube::Error>>,
+{
     let mut lp = lp.clone().limit(LIST_PAGE_SIZE);
     let mut out = Vec::new();
     loop {
-        let page = api.list_metadata(&lp).await?;
-        out.extend(page.items);
-        match page.metadata.continue_ {
+        let list = page(lp.clone()).await?;
+        out.extend(list.items);
+        match list.metadata.continue_ {
             Some(token) if !token.is_empty() => lp.continue_token = Some(token),
             _ => return Ok(out),
         }
