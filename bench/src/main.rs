@@ -9,6 +9,8 @@
 //! throughput and latency percentiles. `bench/run.sh` pins each to its own
 //! core and adds the server's CPU time and peak RSS.
 
+mod lifecycle;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,6 +75,10 @@ enum Cmd {
         #[arg(long)]
         print_size: bool,
     },
+    /// How fast an environment gets ready on the cluster (KUBECONFIG): staged
+    /// start jobs and a gated Deployment applied at once, then a redeploy;
+    /// prints a Markdown table (`bench/lifecycle.sh`).
+    Lifecycle(lifecycle::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -98,6 +104,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             rt.block_on(load(addr, ca, connections, Duration::from_secs(seconds)))
         }
+        Cmd::Lifecycle(args) => lifecycle::main(args),
     }
 }
 
