@@ -32,6 +32,12 @@ pub const ANNOTATION_OUTPUTS: &str = "lifecycle-jobs.dev/outputs";
 /// Job annotation written by the server: which pod published the job's current
 /// outputs, `<pod-name>/<pod-uid>`; makes an agent's retry idempotent.
 pub const ANNOTATION_OUTPUTS_PUBLISHED_BY: &str = "lifecycle-jobs.dev/outputs-published-by";
+/// `spec.managedBy` of a lifecycle template, set by admission when the Job is
+/// created: the built-in Job controller leaves a Job managed by another
+/// controller alone (no status writes, no Events, no pods), so templates cost
+/// it nothing; the server writes the template's `Suspended` condition itself.
+/// Runs are ordinary Jobs: they never carry it.
+pub const TEMPLATE_MANAGED_BY: &str = "lifecycle-jobs.dev/controller";
 /// Template annotation written by the controller: the last run of each event, as JSON
 /// `{"start":{"run":"seed-start-k2x9q4mz","occurrence":"3","result":"succeeded","time":"…"},
 ///   "force":{"event":"stop",…}}`. It is also the controller's record of which

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use lifecycle_contract::lifecycle_job::{self, Controller, JobFacts, JobIdRead, JobKind};
 use lifecycle_contract::names::{
     ADMITTED, ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_CONTAINER, ANNOTATION_FORCE_RUN, ANNOTATION_JOB_ID, ANNOTATION_ON,
-    ANNOTATION_STAGE, LABEL_ADMITTED, LABEL_CAPTURE, LABEL_EVENT, LABEL_JOB, LABEL_RUN, annotation_on_args,
+    ANNOTATION_STAGE, LABEL_ADMITTED, LABEL_CAPTURE, LABEL_EVENT, LABEL_JOB, LABEL_RUN, TEMPLATE_MANAGED_BY, annotation_on_args,
     annotation_on_command,
 };
 use lifecycle_contract::transition::parse_stage;
@@ -93,6 +93,8 @@ impl MetaIn<'_> {
 struct SpecIn<'a> {
     #[serde(default)]
     suspend: Option<bool>,
+    #[serde(default, rename = "managedBy", borrow)]
+    managed_by: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     template: TemplateIn<'a>,
 }
@@ -222,6 +224,14 @@ pub fn mutate_create(raw: &str, namespace: &str, index: &JobIndex, settings: Job
         }
         if job.spec.suspend != Some(true) {
             ops.push(Op::add("/spec/suspend", json!(true)));
+        }
+        // The built-in Job controller then never looks at it (a template never
+        // runs): 10,000 suspended templates would otherwise each cost it a status
+        // write and an Event, at its rate limit, ahead of every Job of the
+        // cluster. Only at creation: the field is immutable. One set by its
+        // author is left alone (the template still never runs; its runs drop it).
+        if job.spec.managed_by.is_none() {
+            ops.push(Op::add("/spec/managedBy", json!(TEMPLATE_MANAGED_BY)));
         }
         default_resources(&job, settings, &mut ops);
     }
@@ -585,6 +595,7 @@ mod tests {
         assert!(v.denied.is_none());
         assert_eq!(out["spec"]["template"]["metadata"]["labels"][LABEL_CAPTURE], "SEED_DB");
         assert!(out["spec"].get("suspend").is_none(), "a plain Job runs at once");
+        assert!(out["spec"].get("managedBy").is_none(), "and the built-in Job controller runs it");
         assert!(out["spec"]["template"]["spec"]["containers"][0].get("resources").is_none());
     }
 
@@ -599,6 +610,7 @@ mod tests {
         let (out, v) = create(&job("migrate", json!({ANNOTATION_ON: "start,stop"})), &JobIndex::empty());
         assert!(v.denied.is_none());
         assert_eq!(out["spec"]["suspend"], true);
+        assert_eq!(out["spec"]["managedBy"], TEMPLATE_MANAGED_BY, "the built-in Job controller leaves it alone");
         let c = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(c[0]["resources"]["requests"]["cpu"], "500m");
         assert_eq!(c[0]["resources"]["limits"]["memory"], "512Mi");

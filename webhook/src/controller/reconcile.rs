@@ -26,6 +26,7 @@ use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
 use super::rollout::{SourceState, When, due, must_roll, outputs_hash, roll_patch};
 use super::run_job::{RunFacts, build_run_with, is_same_run};
 use super::scale::{StartPatch, start_patch, stop_patch};
+use super::templates::{needs_suspended_condition, suspended_status_patch};
 use crate::runtime::kube_client::{FULL_OBJECT_PAGE_SIZE, get_whole, list_all_metadata, list_page, object_ref};
 use crate::runtime::text::{cut, event_note};
 
@@ -84,6 +85,9 @@ pub(crate) trait Cluster: Sync {
     /// ([`super::model::template_skeleton`]), a run's metadata and conditions
     /// ([`super::model::ListedRun`]). Never a whole Job: their specs may be large.
     fn list_jobs(&self, ns: &str) -> impl Future<Output = Result<Vec<Job>, Error>> + Send;
+    /// Shows a template the server manages as `Suspended` (its status), unless
+    /// it already is ([`super::templates::needs_suspended_condition`]).
+    fn show_template_suspended(&self, ns: &str, name: &str, uid: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// One template, whole (its spec is what a run copies); `None` if it is gone.
     fn get_template(&self, ns: &str, name: &str) -> impl Future<Output = Result<Option<Job>, Error>> + Send;
     fn create_job(&self, ns: &str, job: &Job) -> impl Future<Output = Result<Created, Error>> + Send;
@@ -185,6 +189,9 @@ async fn execute<C: Cluster>(c: &C, snap: &Snapshot, steps: Vec<Step>, status: &
 
 async fn template_step<C: Cluster>(c: &C, ns: &str, facts: RunFacts<'_>, mut t: TemplateStep) -> Result<(), Error> {
     if let Some(finalizers) = &t.finalizers {
+        // A template is new to the controller until it has the finalizer: its
+        // status first, so that a restart between the two writes still makes both.
+        c.show_template_suspended(ns, &t.name, &t.uid).await?;
         let patch = json!({"metadata": {"resourceVersion": t.resource_version, "finalizers": finalizers}});
         c.patch_job(ns, &t.name, &patch).await?;
         tracing::info!(namespace = ns, template = %t.name, "added the outputs-cleanup finalizer");
@@ -455,6 +462,21 @@ impl Cluster for KubeCluster {
             next = Some(token);
         }
         Ok(out)
+    }
+
+    async fn show_template_suspended(&self, ns: &str, name: &str, uid: &str) -> Result<(), Error> {
+        let api = Api::<Job>::namespaced(self.client.clone(), ns);
+        let Some(job) = get_whole(&api, name).await.map_err(Error::from_kube)? else { return Ok(()) };
+        if job.metadata.uid.as_deref() != Some(uid) || !needs_suspended_condition(&job) {
+            return Ok(());
+        }
+        let patch = suspended_status_patch(uid, &super::now());
+        match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => Ok(()),
+            // Gone or replaced meanwhile (the UID precondition): nothing to show.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 422 => Ok(()),
+            Err(e) => Err(Error::from_kube(e)),
+        }
     }
 
     async fn get_template(&self, ns: &str, name: &str) -> Result<Option<Job>, Error> {

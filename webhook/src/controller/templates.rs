@@ -5,6 +5,12 @@
 //! even in a namespace that stopped being an environment — and then removes
 //! the finalizer (kube-runtime's finalizer helper). The runs go with the
 //! template (ownerReferences).
+//!
+//! A template is admitted with `spec.managedBy` ([`TEMPLATE_MANAGED_BY`]), so
+//! the built-in Job controller never looks at it; its `Suspended` condition,
+//! which `kubectl get jobs` shows, is written by the environment reconcile
+//! when it first sees the template ([`needs_suspended_condition`],
+//! [`suspended_status_patch`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +21,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use lifecycle_contract::JobId;
 use lifecycle_contract::lifecycle_job::{self, JobKind};
+
+use k8s_openapi::api::batch::v1::Job;
+use lifecycle_contract::names::{ANNOTATION_ON, TEMPLATE_MANAGED_BY};
+use serde_json::{Value, json};
 
 use super::keys::FINALIZER_OUTPUTS_CLEANUP;
 pub(crate) use crate::watches::jobs::JobMeta;
@@ -28,6 +38,38 @@ pub(crate) struct CleanupError {
 }
 
 pub(crate) type Error = kube::runtime::finalizer::Error<CleanupError>;
+
+/// Reason of the `Suspended` condition the server writes on its templates.
+pub(crate) const REASON_TEMPLATE: &str = "LifecycleJobTemplate";
+
+/// Whether the server writes `job`'s `Suspended` condition: it manages the
+/// Job (admission set `spec.managedBy` when it was created) and the Job shows
+/// no `Suspended` condition yet. A template the built-in Job controller
+/// manages (admitted before, or on a cluster without the field) gets the
+/// condition from that controller; one another controller manages is left
+/// to it.
+pub(crate) fn needs_suspended_condition(job: &Job) -> bool {
+    let ours = job.spec.as_ref().and_then(|s| s.managed_by.as_deref()) == Some(TEMPLATE_MANAGED_BY);
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    ours && !conditions.iter().any(|c| c.type_ == "Suspended" && c.status == "True")
+}
+
+/// The status patch (merge, the Job's UID as a precondition) that shows a
+/// template as what it is: `Suspended` in `kubectl get jobs`, with a message
+/// that says how it runs.
+pub(crate) fn suspended_status_patch(uid: &str, now: &str) -> Value {
+    let message = format!(
+        "a lifecycle job: it never runs itself; lifecycle-jobs creates a run (a Job it owns) on each event of its {ANNOTATION_ON} \
+         annotation, or when forced (kubectl lifecycle run)"
+    );
+    json!({
+        "metadata": {"uid": uid},
+        "status": {"conditions": [{
+            "type": "Suspended", "status": "True", "reason": REASON_TEMPLATE, "message": message,
+            "lastProbeTime": now, "lastTransitionTime": now,
+        }]}
+    })
+}
 
 pub(crate) struct Ctx {
     pub client: kube::Client,
@@ -96,7 +138,7 @@ pub(crate) fn error_policy(job: Arc<JobMeta>, error: &Error, _ctx: Arc<Ctx>) -> 
 mod tests {
     use super::*;
     use kube::core::ObjectMeta;
-    use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID, ANNOTATION_ON};
+    use lifecycle_contract::names::{ANNOTATION_CAPTURE_OUTPUT, ANNOTATION_JOB_ID};
 
     #[test]
     fn job_id_of_a_template() {
@@ -130,5 +172,24 @@ mod tests {
         assert!(being_deleted(&m));
         m.metadata.finalizers = Some(vec!["other".into()]);
         assert!(!being_deleted(&m));
+    }
+
+    #[test]
+    fn the_server_shows_its_own_templates_suspended_once() {
+        use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
+        let managed = |by: Option<&str>| Job {
+            spec: Some(JobSpec { managed_by: by.map(Into::into), ..Default::default() }),
+            ..Default::default()
+        };
+        assert!(needs_suspended_condition(&managed(Some(TEMPLATE_MANAGED_BY))));
+        assert!(!needs_suspended_condition(&managed(None)), "the built-in Job controller writes it");
+        assert!(!needs_suspended_condition(&managed(Some("kueue.x-k8s.io/multikueue"))), "another controller's");
+        let mut done = managed(Some(TEMPLATE_MANAGED_BY));
+        let patch = suspended_status_patch("uid-1", "2026-12-07T22:00:00Z");
+        let condition: JobCondition = serde_json::from_value(patch["status"]["conditions"][0].clone()).unwrap();
+        assert_eq!((condition.type_.as_str(), condition.status.as_str()), ("Suspended", "True"));
+        assert_eq!(patch["metadata"]["uid"], "uid-1", "a Job replaced under the same name is not written");
+        done.status = Some(JobStatus { conditions: Some(vec![condition]), ..Default::default() });
+        assert!(!needs_suspended_condition(&done), "written once");
     }
 }

@@ -44,6 +44,8 @@ struct World {
     outputs: BTreeSet<String>,
     /// Rolls of each workload (patches that changed its outputs-hash).
     rolls: BTreeMap<String, u32>,
+    /// Templates shown `Suspended` (their status written).
+    shown_suspended: BTreeSet<String>,
 }
 
 /// A pod as far as gates go.
@@ -310,6 +312,13 @@ impl Cluster for Mem {
         self.call(|w| Ok(w.jobs.values().filter_map(listed).collect()))
     }
 
+    async fn show_template_suspended(&self, _ns: &str, name: &str, _uid: &str) -> Result<(), Error> {
+        self.call(|w| {
+            w.shown_suspended.insert(name.to_string());
+            Ok(())
+        })
+    }
+
     async fn get_template(&self, _ns: &str, name: &str) -> Result<Option<Job>, Error> {
         self.call(|w| Ok(w.jobs.get(name).cloned()))
     }
@@ -525,6 +534,8 @@ async fn a_whole_life_without_crashes() {
     assert!(
         mem.with(|w| { w.jobs["seed"].metadata.finalizers.clone().unwrap().contains(&FINALIZER_OUTPUTS_CLEANUP.to_string()) })
     );
+    let shown: Vec<String> = mem.with(|w| w.shown_suspended.iter().cloned().collect());
+    assert_eq!(shown, ["cleanup", "flaky", "seed"], "every template shown Suspended as it is first seen");
     assert_eq!(mem.runs(), vec![("seed".into(), "start".into(), "1".into())]);
     assert_eq!(mem.ns_annotation(ANNOTATION_STATUS).as_deref(), Some("starting: 0/1 start jobs done"));
     settle(&mem).await;
