@@ -6,7 +6,8 @@
 # outputs. Times are when the bench's own watches observe each change. Prints
 # a Markdown table (one row per environment, then the medians) on stdout,
 # progress on stderr. Fails only when it cannot measure (a phase over
-# BENCH_TIMEOUT seconds, default 120), never on a slow figure.
+# BENCH_TIMEOUT seconds, default 120), never on a slow figure. BENCH_TIMELINE=1
+# also prints every pod's observed timeline on stderr.
 #
 # Holds the cluster for a few minutes: run it under the lock,
 #   flock /tmp/lj-e2e.lock bench/lifecycle.sh        (or: make bench-lifecycle)
@@ -37,4 +38,4 @@ cleanup() {
 trap cleanup EXIT
 
 echo "Lifecycle speed, $ENVS environments one after another (Kubernetes $(kubectl get --raw /version | awk -F'"' '/gitVersion/{print $4}'), lifecycle-jobs $(git describe --always --dirty 2>/dev/null || echo '?'))" >&2
-target/release/lifecycle-bench lifecycle --envs "$ENVS" --timeout "${BENCH_TIMEOUT:-120}" --suffix "$suffix"
+target/release/lifecycle-bench lifecycle --envs "$ENVS" --timeout "${BENCH_TIMEOUT:-120}" --suffix "$suffix" ${BENCH_TIMELINE:+--timeline}

@@ -57,6 +57,9 @@ pub(crate) struct Args {
     /// How long no `web` pod may be replaced after they are all Ready, in seconds.
     #[arg(long, default_value_t = 10)]
     quiet: u64,
+    /// Also print each pod's timeline (seconds after the apply) on stderr.
+    #[arg(long)]
+    timeline: bool,
     /// Namespaces are `bench-lc-<n>-<suffix>`; the caller deletes leftovers by it.
     #[arg(long)]
     suffix: String,
@@ -172,6 +175,8 @@ struct PodSeen {
     /// A container of it ever ran (seen running, or terminated after a start).
     started: bool,
     restarts: i32,
+    /// Container `main`'s startedAt..finishedAt from its status (whole seconds).
+    main_ran: Option<f64>,
     /// First seen being deleted (or deleted).
     deleting: Option<Instant>,
     gone: bool,
@@ -186,6 +191,7 @@ struct PodState {
     ready: bool,
     started: bool,
     restarts: i32,
+    main_ran: Option<f64>,
     deleting: bool,
 }
 
@@ -206,6 +212,10 @@ impl PodState {
                     || c.restart_count > 0
             }),
             restarts: containers.iter().map(|c| c.restart_count).sum(),
+            main_ran: containers.iter().filter(|c| c.name == "main").find_map(|c| {
+                let t = c.state.as_ref()?.terminated.as_ref()?;
+                Some(t.finished_at.as_ref()?.0.duration_since(t.started_at.as_ref()?.0).as_secs_f64())
+            }),
             deleting: pod.metadata.deletion_timestamp.is_some(),
         }
     }
@@ -236,6 +246,7 @@ impl Observations {
             ready_now: false,
             started: false,
             restarts: 0,
+            main_ran: None,
             deleting: None,
             gone: false,
         });
@@ -257,6 +268,9 @@ impl Observations {
         seen.ready_now = s.ready && !deleted && !s.deleting;
         seen.started |= s.started;
         seen.restarts = seen.restarts.max(s.restarts);
+        if s.main_ran.is_some() {
+            seen.main_ran = s.main_ran;
+        }
         if s.deleting || deleted {
             seen.deleting.get_or_insert(at);
         }
@@ -312,7 +326,10 @@ struct Figures {
     release: Option<f64>,
     /// Apply → as many `web` pods Ready at once as replicas.
     ready: Option<f64>,
-    /// The start runs' own time: each run pod's observed Running → Succeeded, summed.
+    /// The start runs' pods: each one's observed Running → Succeeded, summed.
+    pods_ran: Option<f64>,
+    /// The start jobs' own time: each run's container `main`, startedAt..finishedAt
+    /// from its status, summed (whole seconds each: what the user's script took).
     jobs: Option<f64>,
     /// Distinct `web` pods that ever started, over the replicas.
     starts_per_replica: f64,
@@ -320,6 +337,8 @@ struct Figures {
     replaced: bool,
     restarts: i32,
     redeploy_handoff: Option<f64>,
+    /// Redeploy: the last stage's run pod Succeeded → the first new `web` pod created.
+    redeploy_roll: Option<f64>,
     /// Redeploy → as many new `web` pods Ready at once as replicas.
     redeploy_ready: Option<f64>,
     /// New `web` pods that started after the redeploy.
@@ -333,16 +352,19 @@ impl Figures {
 
     fn detail(&self) -> String {
         format!(
-            "handoff {} s, gate release {} s, apply → web Ready {} s (jobs ran {} s), {} pod starts per replica, {}, \
-             {} restarts; redeploy: handoff {} s, {} new web pods Ready after {} s",
+            "handoff {} s, gate release {} s, apply → web Ready {} s (jobs' main containers ran {} s, their pods {} s), \
+             {} pod starts per replica, {}, {} restarts; redeploy: handoff {} s, web pod created {} s after the last stage, \
+             {} new web pods Ready after {} s",
             f(self.handoff),
             f(self.release),
             f(self.ready),
             f(self.jobs),
+            f(self.pods_ran),
             self.starts_per_replica,
             if self.replaced { "a web pod was replaced" } else { "no web pod replaced" },
             self.restarts,
             f(self.redeploy_handoff),
+            f(self.redeploy_roll),
             self.redeploy_new_pods,
             f(self.redeploy_ready)
         )
@@ -365,7 +387,8 @@ fn first_deploy(obs: &Observations, apply: Instant, ready: Option<(Instant, &BTr
         _ => None,
     };
     let ran = |p: Option<&PodSeen>| p.and_then(|p| Some(secs(p.running?, p.succeeded?)));
-    let jobs = ran(s1).zip(ran(s2)).map(|(a, b)| a + b);
+    let pods_ran = ran(s1).zip(ran(s2)).map(|(a, b)| a + b);
+    let jobs = s1.and_then(|p| p.main_ran).zip(s2.and_then(|p| p.main_ran)).map(|(a, b)| a + b);
     let started = web.iter().filter(|p| p.started).count();
     let replaced = ready.is_some_and(|(_, set)| {
         let live: BTreeSet<&String> = obs.web().filter(|(_, p)| !p.gone).map(|(n, _)| n).collect();
@@ -375,6 +398,7 @@ fn first_deploy(obs: &Observations, apply: Instant, ready: Option<(Instant, &BTr
         handoff,
         release,
         ready: ready.map(|(at, _)| secs(apply, at)),
+        pods_ran,
         jobs,
         starts_per_replica: started as f64 / obs.replicas as f64,
         replaced,
@@ -388,6 +412,8 @@ fn redeploy(obs: &Observations, redeploy: Instant, ready: Option<Instant>, mut f
     let [s1, s2] = STAGES.map(|t| obs.run_pod(t, redeploy));
     figures.redeploy_handoff = s1.and_then(|p| Some(secs(p.succeeded?, s2?.added)));
     figures.redeploy_ready = ready.map(|at| secs(redeploy, at));
+    let first_new = obs.web().map(|(_, p)| p.added).filter(|at| *at >= redeploy).min();
+    figures.redeploy_roll = s2.and_then(|p| Some(secs(p.succeeded?, first_new?)));
     figures.redeploy_new_pods = obs.web().filter(|(_, p)| p.added >= redeploy && p.started).count();
     figures
 }
@@ -409,24 +435,25 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 }
 
 fn table(rows: &[(u32, Figures)], replicas: usize) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "| env | stage handoff s | gate release s | apply → web Ready s | start jobs ran s | Ready − jobs s \
-         | web pod starts / replica | web replaced ≤ quiet after Ready | redeploy handoff s | redeploy → web rolled Ready s \
-         | redeploy rolled web |\n"
-    ));
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n");
+    let mut out = String::from(
+        "| env | stage handoff s | gate release s | apply → web Ready s | jobs' main s | jobs' pods s | Ready − jobs' main s \
+         | web starts / replica | web replaced after Ready | redeploy handoff s | redeploy: last stage → new web pod s \
+         | redeploy → web rolled Ready s | redeploy rolled web |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n",
+    );
     for (n, r) in rows {
         out.push_str(&format!(
-            "| {n} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |\n",
+            "| {n} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
             f(r.handoff),
             f(r.release),
             f(r.ready),
             f(r.jobs),
+            f(r.pods_ran),
             f(r.ready_minus_jobs()),
             r.starts_per_replica,
             if r.replaced { "yes" } else { "no" },
             f(r.redeploy_handoff),
+            f(r.redeploy_roll),
             f(r.redeploy_ready),
             if r.redeploy_new_pods > 0 { format!("yes, {} new pods", r.redeploy_new_pods) } else { "no".to_string() },
         ));
@@ -434,15 +461,17 @@ fn table(rows: &[(u32, Figures)], replicas: usize) -> String {
     let col = |pick: fn(&Figures) -> Option<f64>| f(median(rows.iter().filter_map(|(_, r)| pick(r)).collect()));
     let total = rows.len();
     out.push_str(&format!(
-        "| **median** | **{}** | **{}** | **{}** | {} | **{}** | **{}** | {} of {total} | {} | {} | {} of {total} |\n",
+        "| **median** | **{}** | **{}** | **{}** | {} | {} | **{}** | **{}** | {} of {total} | {} | {} | {} | {} of {total} |\n",
         col(|r| r.handoff),
         col(|r| r.release),
         col(|r| r.ready),
         col(|r| r.jobs),
+        col(|r| r.pods_ran),
         col(Figures::ready_minus_jobs),
         median(rows.iter().map(|(_, r)| r.starts_per_replica).collect()).map_or("-".to_string(), |v| format!("{v:.1}")),
         rows.iter().filter(|(_, r)| r.replaced).count(),
         col(|r| r.redeploy_handoff),
+        col(|r| r.redeploy_roll),
         col(|r| r.redeploy_ready),
         rows.iter().filter(|(_, r)| r.redeploy_new_pods >= replicas).count(),
     ));
@@ -451,11 +480,12 @@ fn table(rows: &[(u32, Figures)], replicas: usize) -> String {
 
 // --- the glue -----------------------------------------------------------------------------------
 
-/// One watch event of the namespace's pods and Jobs, or of the Namespace.
+/// One watch event of the namespace's pods and Jobs, or of the Namespace
+/// (boxed: the objects are kilobytes each).
 enum Seen {
-    Pod(watcher::Event<Pod>),
-    Job(watcher::Event<Job>),
-    Namespace(watcher::Event<Namespace>),
+    Pod(Box<watcher::Event<Pod>>),
+    Job(Box<watcher::Event<Job>>),
+    Namespace(Box<watcher::Event<Namespace>>),
 }
 
 /// Where the environment is, read with the contract's rules: the start taken
@@ -477,7 +507,7 @@ struct Live {
 impl Live {
     fn apply(&mut self, seen: Seen, at: Instant) {
         match seen {
-            Seen::Pod(e) => match e {
+            Seen::Pod(e) => match *e {
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
                     self.obs.pod(&p.name_any(), PodState::read(&p), at, false)
                 }
@@ -485,14 +515,14 @@ impl Live {
                 watcher::Event::InitDone => self.inits += 1,
                 watcher::Event::Init => {}
             },
-            Seen::Job(e) => match e {
+            Seen::Job(e) => match *e {
                 watcher::Event::Apply(j) | watcher::Event::InitApply(j) | watcher::Event::Delete(j) => {
                     self.obs.run_job(&j.name_any(), j.labels().get(LABEL_JOB).map(String::as_str))
                 }
                 watcher::Event::InitDone => self.inits += 1,
                 watcher::Event::Init => {}
             },
-            Seen::Namespace(e) => match e {
+            Seen::Namespace(e) => match *e {
                 watcher::Event::Apply(n) | watcher::Event::InitApply(n) => self.ns = Some(n),
                 watcher::Event::Delete(_) => self.ns = None,
                 watcher::Event::InitDone => self.inits += 1,
@@ -511,16 +541,16 @@ async fn run(client: &Client, ns: &str, n: u32, args: &Args) -> anyhow::Result<F
     let (namespace, jobs, web) = manifests(ns, n, args.replicas)?;
     let pods = watcher(Api::<Pod>::namespaced(client.clone(), ns), watcher::Config::default())
         .default_backoff()
-        .map_ok(Seen::Pod)
+        .map_ok(|e| Seen::Pod(Box::new(e)))
         .boxed();
     let job_events = watcher(Api::<Job>::namespaced(client.clone(), ns), watcher::Config::default())
         .default_backoff()
-        .map_ok(Seen::Job)
+        .map_ok(|e| Seen::Job(Box::new(e)))
         .boxed();
     let ns_events =
         watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default().fields(&format!("metadata.name={ns}")))
             .default_backoff()
-            .map_ok(Seen::Namespace)
+            .map_ok(|e| Seen::Namespace(Box::new(e)))
             .boxed();
     let mut events = futures::stream::select_all([pods, job_events, ns_events]);
     let mut live = Live { obs: Observations::new(args.replicas), ns: None, inits: 0 };
@@ -581,7 +611,32 @@ async fn run(client: &Client, ns: &str, n: u32, args: &Args) -> anyhow::Result<F
             break;
         }
     }
+    if args.timeline {
+        eprint!("{}", timeline(&live.obs, apply, redeploy_at));
+    }
     Ok(redeploy(&live.obs, redeploy_at, rolled, figures))
+}
+
+/// Every pod seen, in the order seen, with the instants of its changes in
+/// seconds after the apply.
+fn timeline(obs: &Observations, apply: Instant, redeploy: Instant) -> String {
+    let t = |at: Option<Instant>| at.map_or_else(|| "-".to_string(), |at| format!("{:.2}", secs(apply, at)));
+    let mut pods: Vec<(&String, &PodSeen)> = obs.pods.iter().collect();
+    pods.sort_by_key(|(_, p)| p.added);
+    let mut out = format!("    redeploy at {}\n", t(Some(redeploy)));
+    for (name, p) in pods {
+        let role = obs.template_of(p).unwrap_or(WEB);
+        out.push_str(&format!(
+            "    {name} ({role}): added {}, ungated {}, running {}, succeeded {}, ready {}, deleting {}\n",
+            t(Some(p.added)),
+            t(p.ungated),
+            t(p.running),
+            t(p.succeeded),
+            t(p.ready),
+            t(p.deleting)
+        ));
+    }
+    out
 }
 
 /// Applies the objects as `kubectl apply -f dir/` does: the namespace, then
@@ -675,10 +730,11 @@ mod tests {
         obs.pod("web-b", gated_web, at(120), false);
         obs.pod("s1", state(&run("stage1-run"), "Pending"), at(200), false);
         obs.pod("s1", state(&run("stage1-run"), "Running"), at(1000), false);
-        obs.pod("s1", state(&run("stage1-run"), "Succeeded"), at(2500), false);
+        let done = |job| PodState { main_ran: Some(1.0), ..state(&run(job), "Succeeded") };
+        obs.pod("s1", done("stage1-run"), at(2500), false);
         obs.pod("s2", state(&run("stage2-run"), "Pending"), at(3900), false);
         obs.pod("s2", state(&run("stage2-run"), "Running"), at(4500), false);
-        obs.pod("s2", state(&run("stage2-run"), "Succeeded"), at(6000), false);
+        obs.pod("s2", done("stage2-run"), at(6000), false);
         let up = |p| PodState { ready: true, started: true, ..state(&WEB_LABELS, p) };
         obs.pod("web-a", state(&WEB_LABELS, "Pending"), at(7400), false);
         obs.pod("web-b", state(&WEB_LABELS, "Pending"), at(7600), false);
@@ -692,8 +748,9 @@ mod tests {
         assert_eq!(fig.handoff.map(|v| (v * 1000.0).round()), Some(1400.0));
         assert_eq!(fig.release.map(|v| (v * 1000.0).round()), Some(1600.0));
         assert_eq!(fig.ready.map(|v| (v * 1000.0).round()), Some(8100.0));
-        assert_eq!(fig.jobs.map(|v| (v * 1000.0).round()), Some(3000.0));
-        assert_eq!(fig.ready_minus_jobs().map(|v| (v * 1000.0).round()), Some(5100.0));
+        assert_eq!(fig.pods_ran.map(|v| (v * 1000.0).round()), Some(3000.0));
+        assert_eq!(fig.jobs, Some(2.0));
+        assert_eq!(fig.ready_minus_jobs().map(|v| (v * 1000.0).round()), Some(6100.0));
         assert_eq!(fig.starts_per_replica, 1.5);
         assert!(fig.replaced);
         assert!(!obs.settled(), "web-a is on its way out");
@@ -736,7 +793,7 @@ mod tests {
         let t = table(&[(1, row.clone()), (2, row)], 2);
         assert!(t.contains("| 1 | -0.10 | - |"), "{t}");
         assert!(t.contains("| **median** | **-0.10** |"), "{t}");
-        assert!(t.trim_end().ends_with("| - | - | 2 of 2 |"), "{t}");
+        assert!(t.trim_end().ends_with("| - | - | - | 2 of 2 |"), "{t}");
     }
 
     #[test]
