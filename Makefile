@@ -80,3 +80,7 @@ bench: ## Admission over TLS, HTTP/1.1 and HTTP/2 (h2load), the logic alone, age
 .PHONY: bench-cluster
 bench-cluster: ## Cost per pod through the real API server (local cluster with the product deployed; BENCH_PODS).
 	bench/cluster.sh
+
+.PHONY: bench-lifecycle
+bench-lifecycle: ## Lifecycle speed: stage handoff, gate release, apply to Ready, pod starts per replica (local cluster; ENVS).
+	bench/lifecycle.sh
