@@ -11,4 +11,5 @@ mod outputs_fairness;
 mod plugin;
 mod security;
 mod stages;
+mod templates_managed_by;
 mod trust;
