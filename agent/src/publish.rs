@@ -16,6 +16,9 @@ pub enum Submission {
     /// The file could not be read safely: an empty body and this one-line
     /// reason in the `lifecycle-agent-error` header.
     Unreadable(String),
+    /// No file, or an empty one: an empty body, so that the server notes the
+    /// pod's end (no outputs; the job's earlier ones stay).
+    Nothing,
 }
 
 /// How a publication ended.
@@ -88,6 +91,7 @@ impl Publisher<'_> {
         let mut attempt = 0u32;
         let (body, error_header) = match submission {
             Submission::File(b) => (b.as_slice(), None),
+            Submission::Nothing => (&[][..], None),
             Submission::Unreadable(reason) => (&[][..], Some(header_value(reason))),
         };
         let last_error = loop {

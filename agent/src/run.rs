@@ -216,11 +216,11 @@ fn finish(cfg: &Config, deadline: Instant) -> i32 {
     let submission = match safe_file::read(&cfg.output_file) {
         Ok(None) => {
             log::info("no-outputs", &[("final", &true), ("reason", &"no output file")]);
-            return 0;
+            return report_end(cfg, deadline);
         }
         Ok(Some(bytes)) => {
             if report(&bytes, true) {
-                return 0;
+                return report_end(cfg, deadline);
             }
             Submission::File(bytes)
         }
@@ -245,6 +245,25 @@ fn finish(cfg: &Config, deadline: Instant) -> i32 {
             1
         }
     }
+}
+
+/// Longest a job with no outputs waits for the server to note its end.
+const END_REPORT_BUDGET: Duration = Duration::from_secs(3);
+
+/// No outputs: tell the server the job's pod ended (an empty submission), so
+/// that what waits for this run (the next stage, gated pods) goes on at once
+/// rather than when the Job controller marks the Job complete. Nothing is lost
+/// if it cannot: the exit code is 0 either way.
+fn report_end(cfg: &Config, deadline: Instant) -> i32 {
+    let Ok(client) = &cfg.client else { return 0 };
+    let publisher = Publisher { client, token_file: &cfg.token_file };
+    if let Outcome::Failed(reason) = publisher.publish(&Submission::Nothing, deadline.min(Instant::now() + END_REPORT_BUDGET)) {
+        log::warn(
+            "end-not-reported",
+            &[("error", &reason), ("msg", &"no outputs were lost; the run ends when its Job completes")],
+        );
+    }
+    0
 }
 
 /// Writes the termination message (one line, at most 4096 bytes: the kubelet's limit).

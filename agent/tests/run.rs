@@ -262,15 +262,19 @@ fn unreadable_file_is_reported_in_a_header() {
 }
 
 #[test]
-fn no_file_posts_nothing() {
+fn no_file_reports_the_end_with_an_empty_body() {
     let dir = tempdir("nofile");
-    let srv = server(vec![(200, "{}")]);
+    let srv = server(vec![(200, "{}"), (200, "{}")]);
     let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &srv.ca_pem, 30);
     agent.sigterm();
     let (code, log) = agent.wait();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("event=no-outputs"), "{log}");
-    assert!(srv.requests.lock().unwrap().is_empty());
+    {
+        let reqs = srv.requests.lock().unwrap();
+        assert_eq!(reqs.len(), 1, "the server notes the pod's end");
+        assert!(reqs[0].body.is_empty() && reqs[0].header("lifecycle-agent-error").is_none());
+    }
     // An empty file: the same.
     let agent = Agent::start(&dir, &format!("https://localhost:{}", srv.port), &srv.ca_pem, 30);
     write_output(&dir, "");
@@ -278,7 +282,26 @@ fn no_file_posts_nothing() {
     let (code, log) = agent.wait();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("reason=\"the output file is empty\""), "{log}");
-    assert!(srv.requests.lock().unwrap().is_empty());
+    assert_eq!(srv.requests.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn no_file_and_no_server_loses_nothing() {
+    let dir = tempdir("nofile-down");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let srv = server(vec![]);
+    let agent = Agent::start(&dir, &format!("https://127.0.0.1:{port}"), &srv.ca_pem, 30);
+    let t = Instant::now();
+    agent.sigterm();
+    let (code, log) = agent.wait();
+    assert_eq!(code, 0, "nothing was lost: {log}");
+    assert!(t.elapsed() < Duration::from_secs(10), "a short budget, not the grace period");
+    assert!(log.contains("event=end-not-reported"), "{log}");
+    assert!(termination(&dir).is_empty(), "no loss reported");
+    // Misconfigured: the same.
+    let agent = Agent::start(&dir, "https://localhost:1", "not a pem", 4);
+    agent.sigterm();
+    assert_eq!(agent.wait().0, 0);
 }
 
 #[test]

@@ -2,19 +2,28 @@
 //! records a run's result and moves a transition on) and the plugin (which
 //! waits for a run and prints it) both read, so they never disagree.
 //!
-//! - Only the terminal conditions end a Job: `Complete` and `Failed`
-//!   (`Failed` covers `BackoffLimitExceeded`, `DeadlineExceeded` for
-//!   `activeDeadlineSeconds`, pod failure policies...). The intermediate
-//!   `SuccessCriteriaMet` / `FailureTarget` conditions are no end: its pods may
-//!   still be terminating.
-//! - A `Complete` Job whose outputs the server could not publish has failed
-//!   (reason [`OUTPUTS_NOT_PUBLISHED_REASON`]): the server records the loss in
-//!   the Job's `outputs` annotation as `outputs not published: <why>`
-//!   ([`OUTPUTS_NOT_PUBLISHED`]), a name only the server writes.
+//! A run's outcome is taken as soon as it is certain, not when the Job
+//! controller gets round to its final condition (it batches pod updates for
+//! about a second):
+//! - `Failed`, or `FailureTarget` (the Job controller decided the Job fails and
+//!   is terminating its pods: `BackoffLimitExceeded`, `DeadlineExceeded` for
+//!   `activeDeadlineSeconds`, pod failure policies...): failed.
+//! - A Job of one pod (`completions` and `parallelism` 1, the default) whose
+//!   pod the server recorded in `outputs-published-by`: succeeded. The server
+//!   records only a pod of that Job whose main containers all ended with 0
+//!   (after publishing its outputs, or finding it had none), and refuses one of
+//!   a Job that failed; that pod's success completes the Job.
+//! - `Complete`: succeeded, unless the server could not publish the outputs
+//!   (reason [`OUTPUTS_NOT_PUBLISHED_REASON`]): it records the loss in the
+//!   Job's `outputs` annotation as `outputs not published: <why>`
+//!   ([`OUTPUTS_NOT_PUBLISHED`]), a name only the server writes. (A Job whose
+//!   pods do not report to the server, opted out of capture, ends here.)
+//! - `SuccessCriteriaMet` is no end: the agent of its pod may still be
+//!   publishing.
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 
-use crate::names::{ANNOTATION_OUTPUTS, OUTPUTS_NOT_PUBLISHED};
+use crate::names::{ANNOTATION_OUTPUTS, ANNOTATION_OUTPUTS_PUBLISHED_BY, OUTPUTS_NOT_PUBLISHED};
 
 /// The reason of a run that completed but whose outputs were lost.
 pub const OUTPUTS_NOT_PUBLISHED_REASON: &str = "OutputsNotPublished";
@@ -27,8 +36,9 @@ pub struct Outcome {
     pub reason: Option<String>,
     /// The terminal condition's message, or the recorded loss.
     pub message: Option<String>,
-    /// The terminal condition, for its times.
-    pub condition: JobCondition,
+    /// The condition that ended it, for its times; `None` when the server's
+    /// record of the pod's end came first.
+    pub condition: Option<JobCondition>,
 }
 
 /// The loss the server recorded on a Job (its `outputs` annotation), if any.
@@ -37,23 +47,54 @@ pub fn recorded_loss(job: &Job) -> Option<&str> {
     value.starts_with(OUTPUTS_NOT_PUBLISHED).then_some(value.as_str())
 }
 
-/// How `job` ended, once it has (see the module's doc); `None` while it runs.
+/// How `job` ended, once that is certain (see the module's doc); `None`
+/// while it runs.
 pub fn outcome(job: &Job) -> Option<Outcome> {
-    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
     let ended = |t: &str| conditions.iter().find(|c| c.status == "True" && c.type_ == t);
-    if let Some(c) = ended("Failed") {
-        return Some(Outcome { succeeded: false, reason: c.reason.clone(), message: c.message.clone(), condition: c.clone() });
-    }
-    let c = ended("Complete")?;
-    Some(match recorded_loss(job) {
-        Some(why) => Outcome {
+    if let Some(c) = ended("Failed").or_else(|| ended("FailureTarget")) {
+        return Some(Outcome {
             succeeded: false,
-            reason: Some(OUTPUTS_NOT_PUBLISHED_REASON.into()),
-            message: Some(why.into()),
-            condition: c.clone(),
-        },
-        None => Outcome { succeeded: true, reason: c.reason.clone(), message: c.message.clone(), condition: c.clone() },
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            condition: Some(c.clone()),
+        });
+    }
+    if let Some(c) = ended("Complete") {
+        return Some(match recorded_loss(job) {
+            Some(why) => Outcome {
+                succeeded: false,
+                reason: Some(OUTPUTS_NOT_PUBLISHED_REASON.into()),
+                message: Some(why.into()),
+                condition: Some(c.clone()),
+            },
+            None => Outcome { succeeded: true, reason: c.reason.clone(), message: c.message.clone(), condition: Some(c.clone()) },
+        });
+    }
+    (single_pod(job) && publisher(job).is_some()).then(|| Outcome {
+        succeeded: true,
+        reason: Some(POD_REPORTED_REASON.into()),
+        message: None,
+        condition: None,
     })
+}
+
+/// The reason of a run that succeeded by the server's record of its pod
+/// (before the Job controller's `Complete`).
+pub const POD_REPORTED_REASON: &str = "OutputsPublished";
+
+/// A Job that completes with its first successful pod: one completion, one pod at a time.
+fn single_pod(job: &Job) -> bool {
+    let spec = job.spec.as_ref();
+    let one = |n: Option<i32>| n.is_none_or(|n| n == 1);
+    one(spec.and_then(|s| s.completions)) && one(spec.and_then(|s| s.parallelism))
+}
+
+/// The pod the server recorded as the publisher of `job`'s outputs
+/// (`outputs-published-by: <pod>/<uid>`), as (name, UID).
+pub fn publisher(job: &Job) -> Option<(&str, &str)> {
+    let value = job.metadata.annotations.as_ref()?.get(ANNOTATION_OUTPUTS_PUBLISHED_BY)?;
+    value.rsplit_once('/').filter(|(pod, uid)| !pod.is_empty() && !uid.is_empty())
 }
 
 /// Whether `job` is ending (a `SuccessCriteriaMet` or `FailureTarget`
@@ -92,9 +133,11 @@ mod tests {
     #[test]
     fn only_terminal_conditions_end_a_job() {
         assert_eq!(outcome(&job(&[], None)), None);
-        assert_eq!(outcome(&job(&[("SuccessCriteriaMet", "True")], None)), None);
+        assert_eq!(outcome(&job(&[("SuccessCriteriaMet", "True")], None)), None, "its agent may still publish");
         assert!(ending(&job(&[("SuccessCriteriaMet", "True")], None)));
-        assert!(ending(&job(&[("FailureTarget", "True")], None)));
+        let failing = outcome(&job(&[("FailureTarget", "True")], None)).unwrap();
+        assert!(!failing.succeeded, "the Job controller decided: failed for good");
+        assert!(!ending(&job(&[("FailureTarget", "True")], None)));
         assert_eq!(outcome(&job(&[("Complete", "False")], None)), None);
         let done = outcome(&job(&[("SuccessCriteriaMet", "True"), ("Complete", "True")], None)).unwrap();
         assert!(done.succeeded && !ending(&job(&[("Complete", "True")], None)));
@@ -113,5 +156,35 @@ mod tests {
         // A published summary is no loss.
         assert!(outcome(&job(&[("Complete", "True")], Some(r#"{"KEY":"v"}"#))).unwrap().succeeded);
         assert_eq!(recorded_loss(&job(&[], Some(lost))), Some(lost));
+    }
+
+    #[test]
+    fn a_single_pod_run_whose_pod_the_server_recorded_has_succeeded() {
+        use crate::names::ANNOTATION_OUTPUTS_PUBLISHED_BY;
+        use k8s_openapi::api::batch::v1::JobSpec;
+        let mut j = job(&[], None);
+        j.metadata.annotations =
+            Some([(ANNOTATION_OUTPUTS_PUBLISHED_BY.to_string(), "seed-start-x-abcde/pod-uid".to_string())].into());
+        let o = outcome(&j).unwrap();
+        assert!(o.succeeded && o.condition.is_none());
+        assert_eq!(o.reason.as_deref(), Some(POD_REPORTED_REASON));
+        // The Job controller's verdict wins when it has one.
+        j.status.as_mut().unwrap().conditions = Some(vec![JobCondition {
+            type_: "FailureTarget".into(),
+            status: "True".into(),
+            reason: Some("DeadlineExceeded".into()),
+            ..Default::default()
+        }]);
+        assert!(!outcome(&j).unwrap().succeeded);
+        j.status = None;
+        // Several pods: one pod's end is not the Job's.
+        j.spec = Some(JobSpec { completions: Some(3), ..Default::default() });
+        assert_eq!(outcome(&j), None);
+        j.spec = Some(JobSpec { parallelism: Some(2), ..Default::default() });
+        assert_eq!(outcome(&j), None);
+        j.spec = Some(JobSpec { completions: Some(1), parallelism: Some(1), ..Default::default() });
+        assert!(outcome(&j).unwrap().succeeded);
+        j.metadata.annotations = Some([(ANNOTATION_OUTPUTS_PUBLISHED_BY.to_string(), "garbage".to_string())].into());
+        assert_eq!(outcome(&j), None);
     }
 }

@@ -149,12 +149,12 @@ pub fn state(job: &Job) -> JobState {
     let status = job.status.as_ref();
     let started = status.and_then(|s| s.start_time.as_ref()).map(|t| t.0);
     if let Some(o) = run::outcome(job) {
-        let c = &o.condition;
+        let changed = o.condition.as_ref().and_then(|c| c.last_transition_time.as_ref());
         return if o.succeeded {
-            let finished = status.and_then(|s| s.completion_time.as_ref()).or(c.last_transition_time.as_ref()).map(|t| t.0);
+            let finished = status.and_then(|s| s.completion_time.as_ref()).or(changed).map(|t| t.0);
             JobState { phase: Phase::Succeeded, reason: None, message: None, started, finished }
         } else {
-            let finished = c.last_transition_time.as_ref().map(|t| t.0);
+            let finished = changed.map(|t| t.0);
             JobState { phase: Phase::Failed, reason: o.reason, message: o.message, started, finished }
         };
     }
@@ -446,16 +446,17 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn intermediate_conditions_are_not_an_end() {
+    fn success_criteria_are_no_end_and_a_failure_target_is() {
         // Kubernetes 1.35 sets SuccessCriteriaMet / FailureTarget before Complete / Failed.
         let meeting =
             with_condition(job("a", &[], &[]), "SuccessCriteriaMet", Some("CompletionsReached"), "2025-01-01T00:01:00Z");
         assert_eq!(state(&meeting).phase, Phase::Running);
         assert!(!state(&meeting).phase.is_finished());
         assert_eq!(state(&meeting).finished, None);
+        // FailureTarget: the Job controller decided the Job fails (its pods are terminating): failed for good.
         let target = with_condition(job("a", &[], &[]), "FailureTarget", Some("DeadlineExceeded"), "2025-01-01T00:01:00Z");
-        assert_eq!(state(&target).phase, Phase::Running);
-        assert!(!state(&target).phase.is_finished());
+        assert_eq!(state(&target).phase, Phase::Failed);
+        assert_eq!(state(&target).reason.as_deref(), Some("DeadlineExceeded"));
         // Once the terminal condition is added next to the intermediate one, the run has ended.
         let mut complete = meeting.clone();
         let mut c = complete.status.as_ref().unwrap().conditions.as_ref().unwrap()[0].clone();

@@ -48,6 +48,12 @@ use reconcile::{KubeCluster, reconcile_env};
 /// Look again at an environment with something in flight (a safety net: changes
 /// of its runs wake it anyway).
 const BUSY_REQUEUE: Duration = Duration::from_secs(30);
+/// How long a change waits for others before its environment is reconciled:
+/// long enough to take a burst (a directory applied at once, the echo of the
+/// controller's own writes) in one reconcile, short beside what a person or
+/// the next stage waits for (a stage hands over on the server's record of
+/// the previous run's pod).
+const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Look again at a quiet environment.
 const IDLE_REQUEUE: Duration = Duration::from_secs(600);
 
@@ -151,7 +157,7 @@ async fn controllers(state: AppState, Watches { jobs, namespaces }: Watches) -> 
             crate::runtime::kube_client::watch_config().labels(LABEL_GATED),
             |pod: PartialObjectMeta<Pod>| pod.namespace().map(|ns| ObjectRef::new(&ns)),
         )
-        .with_config(ControllerConfig::default().concurrency(16).debounce(Duration::from_millis(300)))
+        .with_config(ControllerConfig::default().concurrency(16).debounce(DEBOUNCE))
         .run(reconcile, error_policy, env_ctx)
         .for_each(|r| {
             if let Err(e) = r {

@@ -35,11 +35,14 @@ pub(crate) struct Outcome {
 /// ([`lifecycle_contract::run::outcome`], which the plugin reads too): only
 /// `Complete` and `Failed` end it, and a `Complete` Job whose outputs the
 /// server could not publish has failed.
+///
+/// A success keeps no reason: whether the server's record of the pod or the
+/// Job controller's `Complete` told it first, the run succeeded the same way
+/// (and its record reads the same whichever the controller saw).
 pub(crate) fn job_outcome(job: &Job) -> Option<Outcome> {
-    lifecycle_contract::lifecycle_job::outcome(job).map(|o| Outcome {
-        succeeded: o.succeeded,
-        reason: o.reason,
-        message: o.message,
+    lifecycle_contract::lifecycle_job::outcome(job).map(|o| match o.succeeded {
+        true => Outcome { succeeded: true, reason: None, message: None },
+        false => Outcome { succeeded: false, reason: o.reason, message: o.message },
     })
 }
 
@@ -128,33 +131,53 @@ pub(crate) fn template_skeleton(meta: ObjectMeta) -> Job {
     Job { metadata, spec: Some(spec), status: None }
 }
 
-/// A run Job as the list of runs decodes it: metadata and status, never its spec.
+/// A run Job as the list of runs decodes it: metadata, status, and of its
+/// spec only how many pods make it (never its pod template).
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct ListedRun {
     pub metadata: ObjectMeta,
     #[serde(default)]
+    pub spec: Option<RunSpec>,
+    #[serde(default)]
     pub status: Option<k8s_openapi::api::batch::v1::JobStatus>,
+}
+
+/// What the contract's outcome rule reads of a run's spec.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct RunSpec {
+    #[serde(default)]
+    pub completions: Option<i32>,
+    #[serde(default)]
+    pub parallelism: Option<i32>,
 }
 
 impl ListedRun {
     /// What the planner reads of a run: its name, identity, owners of kind Job,
-    /// labels of the contract, a recorded loss of outputs, and its conditions.
+    /// labels of the contract, a recorded loss of outputs, the pod the server
+    /// recorded as its publisher, how many pods make it, and its conditions
+    /// (what the contract's outcome rule reads).
     pub(crate) fn into_job(self) -> Job {
-        use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
-        use lifecycle_contract::names::{ANNOTATION_OUTPUTS, LABEL_EVENT, LABEL_JOB, LABEL_RUN, OUTPUTS_NOT_PUBLISHED};
+        use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
+        use lifecycle_contract::names::{
+            ANNOTATION_OUTPUTS, ANNOTATION_OUTPUTS_PUBLISHED_BY, LABEL_EVENT, LABEL_JOB, LABEL_RUN, OUTPUTS_NOT_PUBLISHED,
+        };
         let m = self.metadata;
         let labels =
             m.labels.map(|l| l.into_iter().filter(|(k, _)| [LABEL_RUN, LABEL_EVENT, LABEL_JOB].contains(&k.as_str())).collect());
         let annotations = m.annotations.map(|a| {
             a.into_iter()
-                .filter(|(k, v)| k == ANNOTATION_OUTPUTS && v.starts_with(OUTPUTS_NOT_PUBLISHED))
-                .map(|(k, v)| (k, cut(v, MAX_MESSAGE_VALUE)))
+                .filter_map(|(k, v)| match k.as_str() {
+                    ANNOTATION_OUTPUTS if v.starts_with(OUTPUTS_NOT_PUBLISHED) => Some((k, cut(v, MAX_MESSAGE_VALUE))),
+                    ANNOTATION_OUTPUTS_PUBLISHED_BY => Some((k, cut(v, MAX_SHORT_VALUE))),
+                    _ => None,
+                })
                 .collect()
         });
+        let spec = self.spec.map(|s| JobSpec { completions: s.completions, parallelism: s.parallelism, ..Default::default() });
         let owners = m.owner_references.map(|o| o.into_iter().filter(|o| o.kind == "Job").take(4).collect());
         let conditions = self.status.and_then(|s| s.conditions).map(|c| {
             c.into_iter()
-                .filter(|c| c.type_ == "Complete" || c.type_ == "Failed")
+                .filter(|c| matches!(c.type_.as_str(), "Complete" | "Failed" | "FailureTarget"))
                 .map(|c| JobCondition {
                     reason: c.reason.map(|r| cut(r, MAX_SHORT_VALUE)),
                     message: c.message.map(|m| cut(m, MAX_MESSAGE_VALUE)),
@@ -174,7 +197,7 @@ impl ListedRun {
             owner_references: owners,
             ..Default::default()
         };
-        Job { metadata, spec: None, status: Some(JobStatus { conditions, ..Default::default() }) }
+        Job { metadata, spec, status: Some(JobStatus { conditions, ..Default::default() }) }
     }
 }
 
@@ -259,7 +282,7 @@ pub(crate) struct Workload {
     pub roll: RollTarget,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum WorkloadKind {
     Deployment,
     StatefulSet,
@@ -274,6 +297,7 @@ pub(crate) fn workload_of<K>(kind: WorkloadKind, w: ListedWorkload<K>) -> Worklo
     let mut own = |k: &str| meta.annotations.as_mut().and_then(|a| a.remove(k)).map(|v| cut(v, MAX_SHORT_VALUE));
     let remembered = own(super::keys::ANNOTATION_REPLICAS_BEFORE_STOP);
     let rollout = own(ANNOTATION_ROLLOUT);
+    let recorded = own(ANNOTATION_OUTPUTS_HASH);
     let spec = w.spec.unwrap_or_default();
     let mut template = spec.template.metadata.and_then(|m| m.annotations).unwrap_or_default();
     let name = meta.name.take().unwrap_or_default();
@@ -286,6 +310,7 @@ pub(crate) fn workload_of<K>(kind: WorkloadKind, w: ListedWorkload<K>) -> Worklo
         roll: RollTarget {
             name,
             outputs_hash: template.remove(ANNOTATION_OUTPUTS_HASH).map(|v| cut(v, MAX_SHORT_VALUE)),
+            recorded,
             injected: !opts_out(template.get(ANNOTATION_INJECT_OUTPUTS).map(String::as_str)),
             rollout,
         },
@@ -352,9 +377,10 @@ mod tests {
     }
 
     #[test]
-    fn outcome_waits_for_the_final_condition() {
+    fn outcome_is_taken_once_certain() {
         assert_eq!(job_outcome(&Job::default()), None);
-        assert_eq!(job_outcome(&job_with(vec![("FailureTarget", "True", "BackoffLimitExceeded")])), None);
+        let failing = job_outcome(&job_with(vec![("FailureTarget", "True", "BackoffLimitExceeded")])).unwrap();
+        assert!(!failing.succeeded, "the Job controller decided: failed for good, its pods still terminating");
         assert_eq!(job_outcome(&job_with(vec![("SuccessCriteriaMet", "True", "CompletionsReached")])), None);
         let failed =
             job_outcome(&job_with(vec![("FailureTarget", "True", "DeadlineExceeded"), ("Failed", "True", "DeadlineExceeded")]))

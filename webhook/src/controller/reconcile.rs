@@ -3,6 +3,7 @@
 //! tests implement in memory (and make fail at any call, like a controller
 //! killed at that moment).
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -23,7 +24,7 @@ use super::model::{ListedRun, ListedWorkload, Workload, WorkloadKind, template_s
 use super::model::{Outcome, RunRecord, RunResult, Transition};
 use super::model::{Rollout, WantedState};
 use super::plan::{NsReport, NsStep, Report, Snapshot, Step, TemplateStep, plan};
-use super::rollout::{SourceState, When, due, must_roll, outputs_hash, roll_patch};
+use super::rollout::{Action, SourceState, When, action, behind, due, outputs_hash, workload_of_pod};
 use super::run_job::{RunFacts, build_run_with, is_same_run};
 use super::scale::{StartPatch, start_patch, stop_patch};
 use super::templates::{needs_suspended_condition, suspended_status_patch};
@@ -110,6 +111,12 @@ pub(crate) trait Cluster: Sync {
     fn report(&self, template: &TemplateRef, report: &Report) -> impl Future<Output = ()> + Send;
     /// Events on the namespace; never fails.
     fn report_namespace(&self, ns: &str, uid: &str, report: &NsReport) -> impl Future<Output = ()> + Send;
+    /// The workloads that have a pod not gated (one that has started, or will
+    /// start on the values of its admission): [`super::rollout::workload_of_pod`].
+    fn workloads_with_started_pods(
+        &self,
+        ns: &str,
+    ) -> impl Future<Output = Result<BTreeSet<(WorkloadKind, String)>, Error>> + Send;
     /// The pods carrying the start-jobs gate label.
     fn list_gated_pods(&self, ns: &str) -> impl Future<Output = Result<Vec<GatedPod>, Error>> + Send;
     /// Removes the start-jobs gate and its label from a pod (a pod gone is fine).
@@ -401,8 +408,9 @@ impl<'a> Pages<'a> {
 /// roll is one patch that also records the new hash, so a repeated call
 /// rolls nothing twice.
 async fn rollout<C: Cluster>(c: &C, ns: &str, policy: Rollout, when: When) -> Result<(), Error> {
-    // Read once, at the first workload that may roll.
+    // Each read once, at the first workload that needs it.
     let mut hash: Option<String> = None;
+    let mut started: Option<BTreeSet<(WorkloadKind, String)>> = None;
     let mut pages = Pages::new(&[WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet]);
     while let Some(page) = pages.next(c, ns).await? {
         for w in page.iter().filter(|w| due(&w.roll, policy, when)) {
@@ -410,9 +418,23 @@ async fn rollout<C: Cluster>(c: &C, ns: &str, policy: Rollout, when: When) -> Re
                 Some(h) => h,
                 None => hash.insert(c.outputs_hash(ns).await?),
             };
-            if must_roll(&w.roll, hash, policy, when) {
-                c.patch_workload(ns, w, &roll_patch(hash)).await?;
-                tracing::info!(namespace = ns, kind = ?w.kind, workload = %w.name, %hash, "rolled: its outputs changed");
+            if !behind(&w.roll, hash, policy, when) {
+                continue;
+            }
+            let started = match &started {
+                Some(s) => s,
+                None => started.insert(c.workloads_with_started_pods(ns).await?),
+            };
+            let Some(act) = action(&w.roll, hash, policy, when, started.contains(&(w.kind, w.name.clone()))) else { continue };
+            c.patch_workload(ns, w, &super::rollout::patch(act, hash)).await?;
+            match act {
+                Action::Roll => {
+                    tracing::info!(namespace = ns, kind = ?w.kind, workload = %w.name, %hash, "rolled: its outputs changed")
+                }
+                Action::Record => tracing::info!(
+                    namespace = ns, kind = ?w.kind, workload = %w.name, %hash,
+                    "not rolled: none of its pods has started, they start with the current outputs"
+                ),
             }
         }
     }
@@ -607,6 +629,19 @@ impl Cluster for KubeCluster {
         let reference = object_ref::<Job>(&t.namespace, &t.name, &t.uid);
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::warn!(namespace = %t.namespace, template = %t.name, error = %e, "could not publish an Event");
+        }
+    }
+
+    async fn workloads_with_started_pods(&self, ns: &str) -> Result<BTreeSet<(WorkloadKind, String)>, Error> {
+        // Metadata only, a page at a time: of each pod only its workload is kept.
+        let lp = ListParams::default().labels(&format!("!{LABEL_GATED}"));
+        let api = Api::<PartialObjectMeta<Pod>>::namespaced(self.client.clone(), ns);
+        let (mut out, mut next) = (BTreeSet::new(), None);
+        loop {
+            let (page, token) = list_page(&api, &lp, METADATA_PAGE_SIZE, next).await?;
+            out.extend(page.iter().filter_map(|p| workload_of_pod(&p.metadata)));
+            let Some(token) = token else { return Ok(out) };
+            next = Some(token);
         }
     }
 

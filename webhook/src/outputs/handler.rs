@@ -206,6 +206,7 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
         )));
     }
     if body.is_empty() {
+        record_end(client, subject).await?;
         return Ok(nothing("no output file (or an empty one): nothing published, the job's earlier outputs stay", vec![]));
     }
     let outputs = output::parse(body).map_err(|r| Error::Invalid {
@@ -221,6 +222,7 @@ async fn for_job(state: &AppState, subject: &Subject, body: &[u8], agent_error: 
         tracing::info!(warning = %w, "output file warning");
     }
     if outputs.is_empty() {
+        record_end(client, subject).await?;
         return Ok(nothing("the output file holds no outputs: nothing published, the job's earlier outputs stay", warnings));
     }
 
@@ -330,11 +332,10 @@ pub(crate) fn agent_error(headers: &HeaderMap) -> Result<Option<String>, Error> 
     Ok(Some(reason))
 }
 
-/// Pure: the pod recorded as the publisher of `job`'s current outputs, as (name, uid).
+/// Pure: the pod recorded as the publisher of `job`'s current outputs, as
+/// (name, uid): the contract's reader.
 pub(crate) fn published_by(job: &Job) -> Option<(String, String)> {
-    let value = job.metadata.annotations.as_ref()?.get(ANNOTATION_OUTPUTS_PUBLISHED_BY)?;
-    let (name, uid) = value.rsplit_once('/')?;
-    (!uid.is_empty()).then(|| (name.to_string(), uid.to_string()))
+    lifecycle_contract::run::publisher(job).map(|(name, uid)| (name.to_string(), uid.to_string()))
 }
 
 /// Pure: the merge patch of the Job's annotations (with its UID as a precondition).
@@ -346,29 +347,59 @@ pub(crate) fn summary_patch(job_uid: &str, entries: &[Output], publisher: Option
     json!({ "metadata": { "uid": job_uid, "annotations": annotations } })
 }
 
+/// Pure: the merge patch that records `pod` (name, uid) as the pod whose end
+/// the server noted, with no outputs (the Job's summary stays).
+pub(crate) fn end_patch(job_uid: &str, pod: (&str, &str)) -> serde_json::Value {
+    json!({ "metadata": { "uid": job_uid, "annotations": { ANNOTATION_OUTPUTS_PUBLISHED_BY: format!("{}/{}", pod.0, pod.1) } } })
+}
+
+/// A pod of the Job ended with no outputs: it is recorded as the Job's
+/// publisher all the same (`outputs-published-by`), the record that ends a
+/// lifecycle run at once (`lifecycle_contract::run::outcome`) without waiting
+/// for the Job controller's `Complete`. Once per pod.
+async fn record_end(client: &Client, subject: &Subject) -> Result<(), Error> {
+    let id = &subject.identity;
+    if published_by(&subject.job).is_some_and(|(_, uid)| uid == id.pod_uid) {
+        return Ok(());
+    }
+    let patch = end_patch(subject.job_uid(), (&id.pod_name, &id.pod_uid));
+    patch_jobs(client, subject, vec![(subject.job_name().to_string(), patch)], "recording the end of the job's pod").await
+}
+
 /// Writes the summary (and the publisher) on the Job, and the summary on its
 /// template for a run. A Job deleted meanwhile is not an error: the outputs
 /// are published.
 async fn record_summary(client: &Client, subject: &Subject, entries: &[Output]) -> Result<(), Error> {
-    let ns = subject.identity.namespace.as_str();
-    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-    let params = PatchParams { field_manager: Some(SUMMARY_FIELD_MANAGER.into()), ..Default::default() };
     let id = &subject.identity;
     let mut targets =
         vec![(subject.job_name().to_string(), summary_patch(subject.job_uid(), entries, Some((&id.pod_name, &id.pod_uid))))];
     if let Some(t) = &subject.template {
         targets.push((t.name.clone(), summary_patch(&t.uid, entries, None)));
     }
+    patch_jobs(client, subject, targets, "recording the outputs summary").await
+}
+
+/// Merge patches of Jobs of the subject's namespace, each retried; a Job gone
+/// or replaced (its UID precondition) is skipped.
+async fn patch_jobs(
+    client: &Client,
+    subject: &Subject,
+    targets: Vec<(String, serde_json::Value)>,
+    what: &str,
+) -> Result<(), Error> {
+    let ns = subject.identity.namespace.as_str();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let params = PatchParams { field_manager: Some(SUMMARY_FIELD_MANAGER.into()), ..Default::default() };
     for (name, patch) in targets {
         let patch = Patch::Merge(patch);
-        match retry("recording the summary", || jobs.patch(&name, &params, &patch)).await {
+        match retry(what, || jobs.patch(&name, &params, &patch)).await {
             Ok(_) => {}
             // 404: deleted; 422 "metadata.uid: field is immutable": replaced
             // by a Job of the same name (the UID precondition).
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 || s.code == 422 => {
-                tracing::info!(job = %name, status = s.code, message = %one_line(&s.message), "the outputs summary could not be recorded on the Job (gone or replaced?)");
+                tracing::info!(job = %name, status = s.code, message = %one_line(&s.message), "{what}: not recorded on the Job (gone or replaced?)");
             }
-            Err(e) => return Err(Error::from_kube(&format!("recording the outputs summary on Job {ns}/{name}"), e)),
+            Err(e) => return Err(Error::from_kube(&format!("{what} on Job {ns}/{name}"), e)),
         }
     }
     Ok(())
@@ -399,6 +430,7 @@ mod tests {
         assert_eq!(published_by(&job_with(Some("seed-abc/1234-uid"))), Some(("seed-abc".into(), "1234-uid".into())));
         assert_eq!(published_by(&job_with(Some("garbage"))), None);
         assert_eq!(published_by(&job_with(Some("pod/"))), None);
+        assert_eq!(published_by(&job_with(Some("/uid"))), None);
         assert_eq!(published_by(&job_with(None)), None);
     }
 
@@ -416,6 +448,16 @@ mod tests {
         assert!(!p.to_string().contains("mypassword"));
         let p = summary_patch("tpl-uid", &entries, None);
         assert!(p["metadata"]["annotations"].get(ANNOTATION_OUTPUTS_PUBLISHED_BY).is_none());
+    }
+
+    #[test]
+    fn the_end_of_a_pod_without_outputs_is_recorded_alone() {
+        let p = end_patch("job-uid", ("seed-abc", "pod-uid"));
+        assert_eq!(
+            p,
+            json!({ "metadata": { "uid": "job-uid", "annotations": { ANNOTATION_OUTPUTS_PUBLISHED_BY: "seed-abc/pod-uid" }}}),
+            "the summary of earlier outputs is left as it is"
+        );
     }
 
     #[test]

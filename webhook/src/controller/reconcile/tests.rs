@@ -46,6 +46,9 @@ struct World {
     rolls: BTreeMap<String, u32>,
     /// Templates shown `Suspended` (their status written).
     shown_suspended: BTreeSet<String>,
+    /// Workloads none of whose pods has started (all gated); the others' have,
+    /// when they have replicas.
+    unstarted: BTreeSet<String>,
 }
 
 /// A pod as far as gates go.
@@ -206,7 +209,8 @@ impl Mem {
 
     fn add_workload(&self, name: &str, replicas: i32, injected: bool, rollout: Option<&str>) {
         self.with(|w| {
-            let roll = RollTarget { name: name.into(), outputs_hash: None, injected, rollout: rollout.map(Into::into) };
+            let roll =
+                RollTarget { name: name.into(), outputs_hash: None, recorded: None, injected, rollout: rollout.map(Into::into) };
             w.workloads.insert(
                 name.into(),
                 Workload { kind: WorkloadKind::Deployment, name: name.into(), replicas: Some(replicas), remembered: None, roll },
@@ -242,8 +246,15 @@ impl Mem {
                 let rv = w.next_rv();
                 let job = w.jobs.get_mut(&n).unwrap();
                 let failed = fail(job);
-                if !failed {
+                let published = lifecycle_contract::run::publisher(job).is_some();
+                if !failed && !published {
+                    // The server records the pod that published first; the Job
+                    // controller's `Complete` follows at the next turn.
+                    let by = lifecycle_contract::names::ANNOTATION_OUTPUTS_PUBLISHED_BY.to_string();
+                    job.metadata.annotations.get_or_insert_default().insert(by, format!("{n}-pod/uid-{n}"));
+                    job.metadata.resource_version = Some(rv);
                     w.outputs.insert(n.clone());
+                    continue;
                 }
                 let job = w.jobs.get_mut(&n).unwrap();
                 job.status = Some(JobStatus {
@@ -402,6 +413,10 @@ impl Cluster for Mem {
                 let d = w.workloads.get_mut(&wl.name).unwrap();
                 d.roll.outputs_hash = Some(h.clone());
             }
+            let record = format!("/metadata/annotations/{}", ANNOTATION_OUTPUTS_HASH.replace('/', "~1"));
+            if let Some(Value::String(h)) = patch.pointer(&record) {
+                w.workloads.get_mut(&wl.name).unwrap().roll.recorded = Some(h.clone());
+            }
             Ok(())
         })
     }
@@ -416,6 +431,16 @@ impl Cluster for Mem {
 
     async fn outputs_hash(&self, _ns: &str) -> Result<String, Error> {
         self.call(|w| Ok(mem_hash(&w.outputs)))
+    }
+
+    async fn workloads_with_started_pods(&self, _ns: &str) -> Result<BTreeSet<(WorkloadKind, String)>, Error> {
+        self.call(|w| {
+            Ok(w.workloads
+                .values()
+                .filter(|d| d.replicas != Some(0) && !w.unstarted.contains(&d.name))
+                .map(|d| (d.kind, d.name.clone()))
+                .collect())
+        })
     }
 
     async fn list_gated_pods(&self, _ns: &str) -> Result<Vec<GatedPod>, Error> {
@@ -447,7 +472,8 @@ const MEM_PAGE: usize = 2;
 fn listed(job: &Job) -> Option<Job> {
     let m = &job.metadata;
     if m.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUN)) {
-        let run = crate::controller::model::ListedRun { metadata: m.clone(), status: job.status.clone() };
+        // Decoded from the Job's JSON, as the list's page is.
+        let run: crate::controller::model::ListedRun = serde_json::from_value(serde_json::to_value(job).unwrap()).unwrap();
         return Some(run.into_job());
     }
     m.annotations.as_ref()?.get(ANNOTATION_ON)?;
@@ -972,6 +998,36 @@ async fn workloads_roll_when_a_start_ends_unless_they_opt_out() {
     assert_eq!((mem.rolls("pinned"), mem.rolls("own-vars")), (0, 0));
 }
 
+/// Issue 21: a first deploy starts each replica once. A workload whose pods
+/// are all gated when the start ends (they read the values when released)
+/// is recorded, not rolled; a later start whose outputs change rolls it, as
+/// its pods then run on older values.
+#[tokio::test]
+async fn a_workload_whose_pods_wait_at_the_gate_is_not_rolled_by_its_first_start() {
+    let mem = Mem::new();
+    mem.add_template("seed", "start", &[]);
+    mem.add_deployment("web", 2);
+    mem.add_deployment("old", 1);
+    mem.with(|w| w.unstarted.insert("web".into()));
+    mem.create_env(&[]);
+    settle(&mem).await;
+    let first = mem.current_hash();
+    assert_eq!(mem.rolls("web"), 0, "its gated pods start with the outputs: no second start");
+    assert_eq!(mem.template_hash("web"), None, "its pod template is left alone");
+    assert_eq!(mem.with(|w| w.workloads["web"].roll.recorded.clone()), Some(first.clone()));
+    assert_eq!(mem.rolls("old"), 1, "a pod of it started before the outputs existed");
+    // Released, its pods run; settled, nothing more.
+    mem.with(|w| w.unstarted.clear());
+    settle(&mem).await;
+    assert_eq!((mem.rolls("web"), mem.rolls("old")), (0, 1));
+    // A redeploy whose outputs change: its pods run on older values now.
+    mem.set_ns_annotation(ANNOTATION_DEPLOY_ID, "v2");
+    settle(&mem).await;
+    assert_ne!(mem.current_hash(), first);
+    assert_eq!((mem.rolls("web"), mem.rolls("old")), (1, 2));
+    assert_eq!(mem.template_hash("web"), Some(mem.current_hash()));
+}
+
 /// A run is built from its template read whole when it is created (the plan
 /// reads templates without their spec): a `container` that names none of the
 /// template's containers fails that run then, as the plan would have.
@@ -1099,7 +1155,16 @@ fn the_controllers_lists_keep_little_of_each_job() {
         ..Default::default()
     });
     let listed_run = listed(&run).unwrap();
-    assert!(listed_run.spec.is_none());
+    assert!(listed_run.spec.as_ref().is_some_and(|s| s.template.spec.is_none()), "no pod template");
     assert!(serde_json::to_string(&listed_run).unwrap().len() < 2 * 1024);
     assert!(!crate::controller::model::job_outcome(&listed_run).unwrap().succeeded);
+
+    // The server's record of the run's pod is kept: the run's outcome, before the Job controller's.
+    run.status = None;
+    let published_by = lifecycle_contract::names::ANNOTATION_OUTPUTS_PUBLISHED_BY.to_string();
+    run.metadata.annotations.as_mut().unwrap().insert(published_by, "seed-start-x-abcde/pod-uid".into());
+    let listed_run = listed(&run).unwrap();
+    assert!(crate::controller::model::job_outcome(&listed_run).unwrap().succeeded);
+    run.spec.as_mut().unwrap().completions = Some(2);
+    assert_eq!(crate::controller::model::job_outcome(&listed(&run).unwrap()), None, "one pod of two");
 }
