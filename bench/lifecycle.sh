@@ -28,7 +28,7 @@ SYSTEM_NS=${LIFECYCLE_NAMESPACE:-$(kubectl get mutatingwebhookconfiguration life
 [ -n "$SYSTEM_NS" ] || { echo "bench/lifecycle.sh: lifecycle-jobs is not installed (no webhook configuration lifecycle-jobs); set LIFECYCLE_NAMESPACE" >&2; exit 2; }
 kubectl rollout status -n "$SYSTEM_NS" deployment/lifecycle-webhook --timeout=60s >/dev/null ||
   { echo "bench/lifecycle.sh: lifecycle-jobs is not deployed and ready in $SYSTEM_NS (tests/run-e2e.sh or make deploy)" >&2; exit 1; }
-cargo build --release --locked -p lifecycle-bench 2>&1 | tail -1
+cargo build --release --locked -p lifecycle-bench 2>&1 | tail -1 >&2
 suffix=$(date +%s)
 cleanup() {
   # The bench deletes its namespaces itself; this catches an interrupted run.
