@@ -83,4 +83,4 @@ bench-cluster: ## Cost per pod through the real API server (local cluster with t
 
 .PHONY: bench-lifecycle
 bench-lifecycle: ## Lifecycle speed: stage handoff, gate release, apply to Ready, pod starts per replica (local cluster; ENVS).
-	bench/lifecycle.sh
+	@bench/lifecycle.sh

@@ -21,14 +21,14 @@ use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use lifecycle_contract::builtins::DEPLOY_ID;
 use lifecycle_contract::environment::{Decision, Environment};
 use lifecycle_contract::names::{
-    ANNOTATION_DEPLOY_ID, ANNOTATION_ON, ANNOTATION_STAGE, LABEL_ENVIRONMENT, LABEL_JOB, OUTPUT_FILE,
+    ANNOTATION_DEPLOY_ID, ANNOTATION_ON, ANNOTATION_STAGE, LABEL_ENVIRONMENT, LABEL_JOB, OUTPUT_FILE, OUTPUTS_OBJECT,
 };
 use serde_json::json;
 
@@ -157,6 +157,13 @@ fn manifests(ns: &str, n: u32, replicas: usize) -> anyhow::Result<(Namespace, Ve
     Ok((namespace, jobs, web))
 }
 
+/// The values stage 1 and stage 2 publish in environment `n` for `deploy_id`
+/// (what the scripts of [`manifests`] write).
+fn expected_outputs(n: u32, deploy_id: Option<&str>) -> [(&'static str, String); 2] {
+    let host = format!("db-{n}-{}", deploy_id.unwrap_or("first"));
+    [("DB_HOST", host.clone()), ("DB_URL", format!("postgres://{host}/app"))]
+}
+
 // --- observations (pure) ------------------------------------------------------------------------
 
 /// What the watch saw of one pod, at the instants it saw it.
@@ -227,6 +234,10 @@ struct Observations {
     pods: BTreeMap<String, PodSeen>,
     /// Run Job name → the template it was made from (label `job`).
     runs: BTreeMap<String, String>,
+    /// (variable, value) → when the environment's outputs were first seen
+    /// with it (ConfigMap and Secret `lifecycle-outputs`). Values are only
+    /// compared, never printed.
+    published: BTreeMap<(String, String), Instant>,
     replicas: usize,
 }
 
@@ -277,6 +288,17 @@ impl Observations {
         seen.gone |= deleted;
     }
 
+    fn outputs<'a>(&mut self, data: impl Iterator<Item = (&'a String, String)>, at: Instant) {
+        for (k, v) in data {
+            self.published.entry((k.clone(), v)).or_insert(at);
+        }
+    }
+
+    /// When `key` was first seen published with `value`.
+    fn published_at(&self, (key, value): &(&str, String)) -> Option<Instant> {
+        self.published.get(&(key.to_string(), value.clone())).copied()
+    }
+
     fn run_job(&mut self, name: &str, template: Option<&str>) {
         if let Some(t) = template {
             self.runs.insert(name.to_string(), t.to_string());
@@ -324,6 +346,10 @@ struct Figures {
     handoff: Option<f64>,
     /// Last stage's run pod Succeeded → the later `web` pod ungated.
     release: Option<f64>,
+    /// Stage 1's output seen published → stage 2's run pod created.
+    published_handoff: Option<f64>,
+    /// Stage 2's output seen published → the later `web` pod ungated.
+    published_release: Option<f64>,
     /// Apply → as many `web` pods Ready at once as replicas.
     ready: Option<f64>,
     /// The start runs' pods: each one's observed Running → Succeeded, summed.
@@ -337,6 +363,7 @@ struct Figures {
     replaced: bool,
     restarts: i32,
     redeploy_handoff: Option<f64>,
+    redeploy_published_handoff: Option<f64>,
     /// Redeploy: the last stage's run pod Succeeded → the first new `web` pod created.
     redeploy_roll: Option<f64>,
     /// Redeploy → as many new `web` pods Ready at once as replicas.
@@ -352,11 +379,14 @@ impl Figures {
 
     fn detail(&self) -> String {
         format!(
-            "handoff {} s, gate release {} s, apply → web Ready {} s (jobs' main containers ran {} s, their pods {} s), \
-             {} pod starts per replica, {}, {} restarts; redeploy: handoff {} s, web pod created {} s after the last stage, \
-             {} new web pods Ready after {} s",
+            "handoff {} s (from stage 1's outputs published {} s), gate release {} s (from stage 2's outputs published {} s), \
+             apply → web Ready {} s (jobs' main containers ran {} s, their pods {} s), \
+             {} pod starts per replica, {}, {} restarts; redeploy: handoff {} s (from published {} s), \
+             web pod created {} s after the last stage, {} new web pods Ready after {} s",
             f(self.handoff),
+            f(self.published_handoff),
             f(self.release),
+            f(self.published_release),
             f(self.ready),
             f(self.jobs),
             f(self.pods_ran),
@@ -364,6 +394,7 @@ impl Figures {
             if self.replaced { "a web pod was replaced" } else { "no web pod replaced" },
             self.restarts,
             f(self.redeploy_handoff),
+            f(self.redeploy_published_handoff),
             f(self.redeploy_roll),
             self.redeploy_new_pods,
             f(self.redeploy_ready)
@@ -372,20 +403,27 @@ impl Figures {
 }
 
 /// The first deploy's figures: applied at `apply`, all Ready first at `ready`
-/// (with the pods `ready_set`), observed until now.
-fn first_deploy(obs: &Observations, apply: Instant, ready: Option<(Instant, &BTreeSet<String>)>) -> Figures {
+/// (with the pods `ready_set`), the stages publishing `outputs`, observed until now.
+fn first_deploy(
+    obs: &Observations,
+    apply: Instant,
+    ready: Option<(Instant, &BTreeSet<String>)>,
+    outputs: &[(&str, String); 2],
+) -> Figures {
     let [s1, s2] = STAGES.map(|t| obs.run_pod(t, apply));
     let handoff = s1.and_then(|p| Some(secs(p.succeeded?, s2?.added)));
+    let [p1, p2] = [&outputs[0], &outputs[1]].map(|o| obs.published_at(o));
     let last_done = s2.and_then(|p| p.succeeded);
     let web: Vec<&PodSeen> = obs.web().map(|(_, p)| p).collect();
     // The first pods made for the replicas are the ones the gate held.
     let mut first: Vec<&PodSeen> = web.clone();
     first.sort_by_key(|p| p.added);
     first.truncate(obs.replicas);
-    let release = match (last_done, first.iter().map(|p| p.ungated).collect::<Option<Vec<_>>>()) {
-        (Some(done), Some(ungated)) if first.len() == obs.replicas => ungated.into_iter().max().map(|u| secs(done, u)),
+    let released = match first.iter().map(|p| p.ungated).collect::<Option<Vec<_>>>() {
+        Some(ungated) if first.len() == obs.replicas => ungated.into_iter().max(),
         _ => None,
     };
+    let release = last_done.zip(released).map(|(done, u)| secs(done, u));
     let ran = |p: Option<&PodSeen>| p.and_then(|p| Some(secs(p.running?, p.succeeded?)));
     let pods_ran = ran(s1).zip(ran(s2)).map(|(a, b)| a + b);
     let jobs = s1.and_then(|p| p.main_ran).zip(s2.and_then(|p| p.main_ran)).map(|(a, b)| a + b);
@@ -397,6 +435,8 @@ fn first_deploy(obs: &Observations, apply: Instant, ready: Option<(Instant, &BTr
     Figures {
         handoff,
         release,
+        published_handoff: p1.zip(s2).map(|(at, p)| secs(at, p.added)),
+        published_release: p2.zip(released).map(|(at, u)| secs(at, u)),
         ready: ready.map(|(at, _)| secs(apply, at)),
         pods_ran,
         jobs,
@@ -408,9 +448,16 @@ fn first_deploy(obs: &Observations, apply: Instant, ready: Option<(Instant, &BTr
 }
 
 /// The redeploy's figures (patched at `redeploy`) added to the first deploy's.
-fn redeploy(obs: &Observations, redeploy: Instant, ready: Option<Instant>, mut figures: Figures) -> Figures {
+fn redeploy(
+    obs: &Observations,
+    redeploy: Instant,
+    ready: Option<Instant>,
+    outputs: &[(&str, String); 2],
+    mut figures: Figures,
+) -> Figures {
     let [s1, s2] = STAGES.map(|t| obs.run_pod(t, redeploy));
     figures.redeploy_handoff = s1.and_then(|p| Some(secs(p.succeeded?, s2?.added)));
+    figures.redeploy_published_handoff = obs.published_at(&outputs[0]).zip(s2).map(|(at, p)| secs(at, p.added));
     figures.redeploy_ready = ready.map(|at| secs(redeploy, at));
     let first_new = obs.web().map(|(_, p)| p.added).filter(|at| *at >= redeploy).min();
     figures.redeploy_roll = s2.and_then(|p| Some(secs(p.succeeded?, first_new?)));
@@ -486,6 +533,8 @@ enum Seen {
     Pod(Box<watcher::Event<Pod>>),
     Job(Box<watcher::Event<Job>>),
     Namespace(Box<watcher::Event<Namespace>>),
+    OutputsConfig(Box<watcher::Event<ConfigMap>>),
+    OutputsSecret(Box<watcher::Event<Secret>>),
 }
 
 /// Where the environment is, read with the contract's rules: the start taken
@@ -528,6 +577,20 @@ impl Live {
                 watcher::Event::InitDone => self.inits += 1,
                 watcher::Event::Init => {}
             },
+            Seen::OutputsConfig(e) => match *e {
+                watcher::Event::Apply(c) | watcher::Event::InitApply(c) => {
+                    self.obs.outputs(c.data.iter().flatten().map(|(k, v)| (k, v.clone())), at)
+                }
+                watcher::Event::InitDone => self.inits += 1,
+                watcher::Event::Delete(_) | watcher::Event::Init => {}
+            },
+            Seen::OutputsSecret(e) => match *e {
+                watcher::Event::Apply(c) | watcher::Event::InitApply(c) => {
+                    self.obs.outputs(c.data.iter().flatten().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())), at)
+                }
+                watcher::Event::InitDone => self.inits += 1,
+                watcher::Event::Delete(_) | watcher::Event::Init => {}
+            },
         }
     }
 
@@ -552,13 +615,24 @@ async fn run(client: &Client, ns: &str, n: u32, args: &Args) -> anyhow::Result<F
             .default_backoff()
             .map_ok(|e| Seen::Namespace(Box::new(e)))
             .boxed();
-    let mut events = futures::stream::select_all([pods, job_events, ns_events]);
+    let by_name = || watcher::Config::default().fields(&format!("metadata.name={OUTPUTS_OBJECT}"));
+    let config = watcher(Api::<ConfigMap>::namespaced(client.clone(), ns), by_name())
+        .default_backoff()
+        .map_ok(|e| Seen::OutputsConfig(Box::new(e)))
+        .boxed();
+    let secret = watcher(Api::<Secret>::namespaced(client.clone(), ns), by_name())
+        .default_backoff()
+        .map_ok(|e| Seen::OutputsSecret(Box::new(e)))
+        .boxed();
+    let streams = [pods, job_events, ns_events, config, secret];
+    let watches = streams.len();
+    let mut events = futures::stream::select_all(streams);
     let mut live = Live { obs: Observations::new(args.replicas), ns: None, inits: 0 };
     let quiet = Duration::from_secs(args.quiet);
 
-    // The three watches are listening before anything is applied.
+    // The watches are listening before anything is applied.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while live.inits < 3 {
+    while live.inits < watches {
         next(&mut events, &mut live, deadline, "the watches to start").await?;
     }
 
@@ -583,7 +657,7 @@ async fn run(client: &Client, ns: &str, n: u32, args: &Args) -> anyhow::Result<F
     if let Some(done) = creating {
         done.await?.context("applying the objects")?;
     }
-    let figures = first_deploy(&live.obs, apply, ready.as_ref().map(|(at, set)| (*at, set)));
+    let figures = first_deploy(&live.obs, apply, ready.as_ref().map(|(at, set)| (*at, set)), &expected_outputs(n, None));
 
     // Redeploy with a new deploy id: stage 1's output changes, so web must roll.
     let deploy_id = format!("bench-{}", n + 1);
@@ -614,7 +688,7 @@ async fn run(client: &Client, ns: &str, n: u32, args: &Args) -> anyhow::Result<F
     if args.timeline {
         eprint!("{}", timeline(&live.obs, apply, redeploy_at));
     }
-    Ok(redeploy(&live.obs, redeploy_at, rolled, figures))
+    Ok(redeploy(&live.obs, redeploy_at, rolled, &expected_outputs(n, Some(&deploy_id)), figures))
 }
 
 /// Every pod seen, in the order seen, with the instants of its changes in
@@ -624,6 +698,11 @@ fn timeline(obs: &Observations, apply: Instant, redeploy: Instant) -> String {
     let mut pods: Vec<(&String, &PodSeen)> = obs.pods.iter().collect();
     pods.sort_by_key(|(_, p)| p.added);
     let mut out = format!("    redeploy at {}\n", t(Some(redeploy)));
+    let mut published: Vec<(&Instant, &String)> = obs.published.iter().map(|((k, _), at)| (at, k)).collect();
+    published.sort();
+    for (at, key) in published {
+        out.push_str(&format!("    {key} seen published (a new value) at {}\n", t(Some(*at))));
+    }
     for (name, p) in pods {
         let role = obs.template_of(p).unwrap_or(WEB);
         out.push_str(&format!(
@@ -731,9 +810,13 @@ mod tests {
         obs.pod("s1", state(&run("stage1-run"), "Pending"), at(200), false);
         obs.pod("s1", state(&run("stage1-run"), "Running"), at(1000), false);
         let done = |job| PodState { main_ran: Some(1.0), ..state(&run(job), "Succeeded") };
+        let out = |k: &str, v: &str| [(k.to_string(), v.to_string())];
+        obs.outputs(out("DB_HOST", "db-1-other").iter().map(|(k, v)| (k, v.clone())), at(300));
+        obs.outputs(out("DB_HOST", "db-1-first").iter().map(|(k, v)| (k, v.clone())), at(2300));
         obs.pod("s1", done("stage1-run"), at(2500), false);
         obs.pod("s2", state(&run("stage2-run"), "Pending"), at(3900), false);
         obs.pod("s2", state(&run("stage2-run"), "Running"), at(4500), false);
+        obs.outputs(out("DB_URL", "postgres://db-1-first/app").iter().map(|(k, v)| (k, v.clone())), at(5800));
         obs.pod("s2", done("stage2-run"), at(6000), false);
         let up = |p| PodState { ready: true, started: true, ..state(&WEB_LABELS, p) };
         obs.pod("web-a", state(&WEB_LABELS, "Pending"), at(7400), false);
@@ -744,9 +827,11 @@ mod tests {
         // The rollout's replacement, started, and the old pod on its way out.
         obs.pod("web-c", up("Running"), at(9000), false);
         obs.pod("web-a", PodState { deleting: true, ..up("Running") }, at(9500), false);
-        let fig = first_deploy(&obs, t0, Some((at(8100), &set)));
+        let fig = first_deploy(&obs, t0, Some((at(8100), &set)), &expected_outputs(1, None));
         assert_eq!(fig.handoff.map(|v| (v * 1000.0).round()), Some(1400.0));
         assert_eq!(fig.release.map(|v| (v * 1000.0).round()), Some(1600.0));
+        assert_eq!(fig.published_handoff.map(|v| (v * 1000.0).round()), Some(1600.0), "from the expected value only");
+        assert_eq!(fig.published_release.map(|v| (v * 1000.0).round()), Some(1800.0));
         assert_eq!(fig.ready.map(|v| (v * 1000.0).round()), Some(8100.0));
         assert_eq!(fig.pods_ran.map(|v| (v * 1000.0).round()), Some(3000.0));
         assert_eq!(fig.jobs, Some(2.0));
@@ -764,7 +849,7 @@ mod tests {
         obs.pod("s1", state(&[(LABEL_JOB, "stage1")], "Running"), t0, false);
         obs.pod("s2", state(&[(LABEL_JOB, "stage2")], "Pending"), t0 + Duration::from_millis(100), false);
         obs.pod("s1", state(&[(LABEL_JOB, "stage1")], "Succeeded"), t0 + Duration::from_millis(300), false);
-        let fig = first_deploy(&obs, t0, None);
+        let fig = first_deploy(&obs, t0, None, &expected_outputs(1, None));
         assert_eq!(fig.handoff.map(|v| (v * 1000.0).round()), Some(-200.0));
         assert_eq!(fig.release, None, "no web pod: no figure, no failure");
     }
@@ -778,7 +863,8 @@ mod tests {
         obs.pod("web-old", up.clone(), t0, false);
         obs.pod("web-new", up, later + Duration::from_secs(1), false);
         obs.pod("web-old", state(&WEB_LABELS, "Running"), later + Duration::from_secs(2), true);
-        let fig = redeploy(&obs, later, Some(later + Duration::from_secs(1)), Figures::default());
+        let fig =
+            redeploy(&obs, later, Some(later + Duration::from_secs(1)), &expected_outputs(1, Some("v2")), Figures::default());
         assert_eq!(fig.redeploy_new_pods, 1);
         assert_eq!(fig.redeploy_ready, Some(1.0));
         assert!(obs.settled());
@@ -804,6 +890,8 @@ mod tests {
         let script = &jobs[0].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].command.as_ref().unwrap()[2];
         assert!(script.contains("\"${LIFECYCLE_DEPLOY_ID:-first}\""), "{script}");
         assert!(script.contains(r#"{"DB_HOST":{"sensitive":false,"value":"db-1-%s"}}"#), "{script}");
+        assert_eq!(expected_outputs(1, None)[0].1, "db-1-first");
+        assert_eq!(expected_outputs(1, Some("bench-2"))[1].1, "postgres://db-1-bench-2/app");
         assert_eq!(web.spec.unwrap().replicas, Some(2));
     }
 }
