@@ -427,9 +427,9 @@ mod tests {
             // A start's runs.
             let runs = (ANNOTATION_TRANSITION, r#"{"seq":2,"event":"start","phase":"runs"}"#);
             assert!(gates_pods(&ns(&[ENV], &[started, runs])));
-            // Its later phases: the outputs are final.
+            // Its later phases too: the pods wait for its end (scaling, rollouts), then start once.
             let scale = (ANNOTATION_TRANSITION, r#"{"seq":2,"event":"start","phase":"scale"}"#);
-            assert!(!gates_pods(&ns(&[ENV], &[started, scale])));
+            assert!(gates_pods(&ns(&[ENV], &[started, scale])));
             // A stop.
             let stop = (ANNOTATION_TRANSITION, r#"{"seq":2,"event":"stop","phase":"runs"}"#);
             assert!(!gates_pods(&ns(&[ENV, (LABEL_STATE, "stopped")], &[started, stop])));

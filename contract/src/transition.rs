@@ -67,12 +67,13 @@ impl Transition {
         self.event == Event::Delete && self.phase == Phase::Delete
     }
 
-    /// Pods admitted now must wait: a start whose runs are going (or failed and
-    /// held, unless the namespace says `release`).
+    /// Pods admitted now must wait: a start, from its runs (also failed and
+    /// held, unless the namespace says `release`) to its end. Its scaling and
+    /// rollouts happen while its pods still wait, so that a workload whose
+    /// pods have not started needs no roll: they start once, on the final
+    /// values, when the transition ends.
     pub fn gates_pods(&self, on_failure: OnStartFailure) -> bool {
-        self.event == Event::Start
-            && self.phase == Phase::Runs
-            && !(self.failed.is_some() && on_failure == OnStartFailure::Release)
+        self.event == Event::Start && !(self.failed.is_some() && on_failure == OnStartFailure::Release)
     }
 }
 
@@ -205,13 +206,15 @@ mod tests {
     }
 
     #[test]
-    fn only_a_start_in_its_runs_gates() {
+    fn only_a_start_gates_until_its_end() {
         let mut t = Transition::new(1, Event::Start);
         assert!(t.gates_pods(OnStartFailure::Hold));
         t.failed = Some(StartFailure { stage: 1, jobs: vec!["seed".into()], reason: None });
         assert!(t.gates_pods(OnStartFailure::Hold));
         assert!(!t.gates_pods(OnStartFailure::Release));
-        assert!(!t.next().unwrap().gates_pods(OnStartFailure::Hold));
+        let scale = Transition::new(1, Event::Start).next().unwrap();
+        assert!(scale.gates_pods(OnStartFailure::Hold), "scaling and rollouts happen before the release");
+        assert!(scale.next().unwrap().gates_pods(OnStartFailure::Hold));
         assert!(!Transition::new(1, Event::Stop).gates_pods(OnStartFailure::Hold));
     }
 

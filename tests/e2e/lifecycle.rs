@@ -302,8 +302,10 @@ async fn lifecycle_each_event_runs_its_own_command_in_the_chosen_container() -> 
 }
 
 /// Watches an environment being deleted: the delete run of `template` must be
-/// seen complete, then the namespace gone; a namespace seen terminating must
-/// have begun its deletion no earlier than the run's completion.
+/// seen ended successfully (the contract's rule: its pod's end recorded by the
+/// server, or `Complete`), then the namespace gone; a namespace seen
+/// terminating must have begun its deletion no earlier than the run's main
+/// containers ended.
 async fn watch_delete(client: &Client, ns: &str, template: &str) -> Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let completed_at = Cell::new(None);
@@ -316,8 +318,14 @@ async fn watch_delete(client: &Client, ns: &str, template: &str) -> Result<()> {
             for run in runs(client, ns, template, "delete").await.unwrap_or_default() {
                 seen_runs.borrow_mut().insert(run.name_any());
                 ensure!(!condition(&run, "Failed"), "the delete run {} failed: {:?}", run.name_any(), run.status);
-                if complete(&run) {
-                    completed_at.set(run.status.as_ref().and_then(|s| s.completion_time.clone()).map(|t| t.0));
+                if lifecycle_contract::run::outcome(&run).is_some_and(|o| o.succeeded) && completed_at.get().is_none() {
+                    let pods = job_pods(client, ns, &run.name_any()).await.unwrap_or_default();
+                    let ended = pods
+                        .iter()
+                        .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+                        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(|t| t.0))
+                        .max();
+                    completed_at.set(ended);
                 }
             }
             ensure!(seen_runs.borrow().len() <= 1, "more than one delete run: {:?}", seen_runs.borrow());
@@ -333,7 +341,7 @@ async fn watch_delete(client: &Client, ns: &str, template: &str) -> Result<()> {
         }
     })
     .await?;
-    let completed_at = completed_at.get().context("the delete run was never seen complete before the namespace went")?;
+    let completed_at = completed_at.get().context("the delete run was never seen ended before the namespace went")?;
     if let Some(deleted_at) = deletion.get() {
         ensure!(
             deleted_at >= completed_at,

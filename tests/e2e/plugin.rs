@@ -21,7 +21,7 @@ use lifecycle_contract::names::{
     LABEL_EVENT, LABEL_JOB, LABEL_PROJECT, LABEL_STATE,
 };
 use lifecycle_e2e::lifecycle::{
-    Runs, complete, environment, lifecycle_job, names, output_job, runs, wait_published, wait_runs_complete, wait_status_idle,
+    Runs, environment, lifecycle_job, names, output_job, runs, succeeded, wait_published, wait_runs_complete, wait_status_idle,
 };
 use lifecycle_e2e::process::{self, Ran};
 use lifecycle_e2e::{DeleteOnDrop, TIMEOUT, TestNamespace, client, obj, unique_suffix, wait_for_job_complete, wait_until};
@@ -337,7 +337,7 @@ async fn plugin_env_stop_start_redeploy_delete_wait_for_the_controller() -> Resu
     ensure!(label(&n, LABEL_STATE).as_deref() == Some("stopped"), "state label: {:?}", n.labels());
     ensure!(n.annotations().get(ANNOTATION_STATUS).is_some_and(|s| s.starts_with("stopped")), "{:?}", n.annotations());
     let stops = runs(&client, &name, "hook", "stop").await?;
-    ensure!(stops.len() == 1 && complete(&stops[0]), "one completed stop run: {:?}", names(&stops));
+    ensure!(stops.len() == 1 && succeeded(&stops[0]), "one succeeded stop run: {:?}", names(&stops));
 
     // start
     let before = names(&runs(&client, &name, "hook", "start").await?);
@@ -347,7 +347,7 @@ async fn plugin_env_stop_start_redeploy_delete_wait_for_the_controller() -> Resu
     ensure!(label(&n, LABEL_STATE).as_deref() == Some("started"), "state label: {:?}", n.labels());
     let starts = runs(&client, &name, "hook", "start").await?;
     let new: Vec<&Job> = starts.iter().filter(|j| !before.contains(&j.name_any())).collect();
-    ensure!(new.len() == 1 && complete(new[0]), "one new, completed start run: {:?}", names(&starts));
+    ensure!(new.len() == 1 && succeeded(new[0]), "one new, succeeded start run: {:?}", names(&starts));
 
     // start again: nothing to do, and the plugin says how to rerun the start jobs.
     let ran = plugin(&["env", "start", &name]).await?.success()?;
@@ -367,7 +367,7 @@ async fn plugin_env_stop_start_redeploy_delete_wait_for_the_controller() -> Resu
     ensure!(label(&n, LABEL_STATE).as_deref() == Some("started"), "state label: {:?}", n.labels());
     let starts = runs(&client, &name, "hook", "start").await?;
     let new: Vec<&Job> = starts.iter().filter(|j| !before.contains(&j.name_any())).collect();
-    ensure!(new.len() == 1 && complete(new[0]), "one new, completed start run: {:?}", names(&starts));
+    ensure!(new.len() == 1 && succeeded(new[0]), "one new, succeeded start run: {:?}", names(&starts));
 
     // delete: watch for the delete run meanwhile, since the namespace (and the run) go at the end.
     let seen_delete_runs = std::sync::Arc::new(Mutex::new(BTreeSet::new()));
@@ -440,7 +440,7 @@ async fn plugin_run_forces_a_run_and_prints_its_log_and_refuses_what_cannot_run(
         .with_context(|| format!("`run NAME succeeded`: {ran}"))?;
     ensure!(!before.contains(&run_name), "a new run, not the first one: {run_name} in {before:?}");
     let job = ns.api::<Job>().get(&run_name).await?;
-    ensure!(complete(&job), "the run {run_name} is complete");
+    ensure!(succeeded(&job), "the run {run_name} succeeded");
     ensure!(job.labels().get(LABEL_JOB).map(String::as_str) == Some("seed"), "{:?}", job.labels());
     ensure!(job.labels().get(LABEL_EVENT).map(String::as_str) == Some("start"), "{:?}", job.labels());
     let templates = ns.api::<Job>();

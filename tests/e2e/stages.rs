@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ListParams, Patch, PatchParams};
@@ -173,7 +173,9 @@ fn kubectl_apply(manifest: &str) -> Result<()> {
 /// GitOps: one `kubectl apply` of a namespace, a Deployment listed first, and
 /// two start jobs in stages 1 and 2 where stage 2 derives its output from stage
 /// 1's. Every pod of the Deployment ends up running with both variables, and
-/// none restarted for want of one.
+/// none restarted for want of one; each replica starts once (issue 21): the
+/// pods gated during the start are the ones that serve, never replaced by a
+/// roll.
 #[tokio::test]
 async fn stages_one_apply_of_namespace_deployment_and_staged_jobs() -> Result<()> {
     let client = client().await?;
@@ -209,13 +211,17 @@ async fn stages_one_apply_of_namespace_deployment_and_staged_jobs() -> Result<()
     }
     let manifest = docs.iter().map(|d| serde_json::to_string(d).unwrap()).collect::<Vec<_>>().join("\n---\n");
     kubectl_apply(&manifest)?;
+    // Both replicas are admitted gated while the start runs: these are the pods that must serve.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let first: BTreeSet<String> = wait_until("web's two pods, gated", TRANSITION, || async {
+        let list = pods.list(&ListParams::default().labels("app=web")).await?.items;
+        Ok((list.len() == 2 && list.iter().all(gated)).then(|| list.iter().filter_map(|p| p.metadata.uid.clone()).collect()))
+    })
+    .await?;
 
-    let db_runs = wait_runs_complete(&client, &ns, "db", "start", Runs::Exactly(1), TRANSITION).await?;
-    let seed_runs = wait_runs_complete(&client, &ns, "seed", "start", Runs::Exactly(1), TRANSITION).await?;
-    ensure!(
-        seed_runs[0].metadata.creation_timestamp >= db_runs[0].status.as_ref().and_then(|s| s.completion_time.clone()),
-        "stage 2 was created before stage 1 completed"
-    );
+    // Stage 2 sees stage 1's output (its script fails without DB_HOST), so it was created after stage 1 published.
+    wait_runs_complete(&client, &ns, "db", "start", Runs::Exactly(1), TRANSITION).await?;
+    wait_runs_complete(&client, &ns, "seed", "start", Runs::Exactly(1), TRANSITION).await?;
     let status = wait_started_with(&client, &ns, None).await?;
     let host = format!("db.{ns}.svc");
     let cm = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns).get("lifecycle-outputs").await?;
@@ -223,12 +229,22 @@ async fn stages_one_apply_of_namespace_deployment_and_staged_jobs() -> Result<()
     ensure!(data.get("DB_HOST") == Some(&host), "DB_HOST: {data:?}");
     ensure!(data.get("DB_URL") == Some(&format!("postgres://{host}/app")), "stage 2 derived DB_URL from stage 1: {data:?}");
 
-    for pod in wait_all_current(&client, &ns, "web").await? {
+    let serving = wait_all_current(&client, &ns, "web").await?;
+    for pod in &serving {
         let name = pod.name_any();
-        ensure!(restarts(&pod) == 0, "pod {name} restarted (status {status})");
+        ensure!(restarts(pod) == 0, "pod {name} restarted (status {status})");
         ensure!(env_of(&client, &ns, &name, "DB_HOST").await? == host);
         ensure!(env_of(&client, &ns, &name, "DB_URL").await? == format!("postgres://{host}/app"));
     }
+    // One start per replica: the gated pods serve, and the Deployment was never rolled (one
+    // ReplicaSet: its pod template never changed); what they started with is recorded on the
+    // Deployment itself.
+    let uids: BTreeSet<String> = serving.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    ensure!(uids == first, "web's pods were replaced after the start: {first:?} then {uids:?}");
+    let sets = Api::<ReplicaSet>::namespaced(client.clone(), &ns).list(&ListParams::default().labels("app=web")).await?.items;
+    ensure!(sets.len() == 1, "web was rolled: ReplicaSets {:?}", sets.iter().map(|r| r.name_any()).collect::<Vec<_>>());
+    let d = Api::<Deployment>::namespaced(client.clone(), &ns).get("web").await?;
+    ensure!(d.annotations().contains_key(ANNOTATION_OUTPUTS_HASH), "no record of what web started with: {:?}", d.annotations());
     Ok(())
 }
 

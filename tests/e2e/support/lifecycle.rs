@@ -165,6 +165,14 @@ pub fn complete(job: &Job) -> bool {
     condition(job, "Complete")
 }
 
+/// Whether a run succeeded as everything of the product reads it (the
+/// contract's rule, `kubectl lifecycle` included): its pod's end recorded by
+/// the server, or `Complete` — the Job controller writes `Complete` a moment
+/// after the controller has moved on.
+pub fn succeeded(job: &Job) -> bool {
+    lifecycle_contract::run::outcome(job).is_some_and(|o| o.succeeded)
+}
+
 /// The names of the Jobs.
 pub fn names(jobs: &[Job]) -> BTreeSet<String> {
     jobs.iter().map(|j| j.name_any()).collect()
