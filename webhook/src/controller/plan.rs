@@ -262,15 +262,15 @@ pub(crate) enum NsStep {
     Update {
         transition: Transition,
     },
-    /// Scale Deployments and StatefulSets (down for stop, back for start), then advance.
-    Scale {
+    /// The end of a start or a stop, once its runs are over, in one step (each
+    /// part is idempotent, so a step cut short is simply made again): scale
+    /// Deployments and StatefulSets (down for stop, back for start), roll the
+    /// workloads whose pods started on other outputs (start), then end the
+    /// transition. The start's pods wait at the gate throughout.
+    Workloads {
         event: Event,
-        next: Option<Transition>,
-    },
-    /// Roll the workloads whose outputs changed (end of a start), then advance.
-    Rollout {
-        policy: Rollout,
-        next: Option<Transition>,
+        scale: bool,
+        rollout: Option<Rollout>,
     },
     /// Delete the namespace (delete transition, after its runs).
     DeleteNamespace,
@@ -456,23 +456,17 @@ impl<'a> Planner<'a> {
         let verb = verb(tr.event);
         match tr.phase {
             Phase::Runs => self.runs(tr),
-            // A step that ends the transition writes the resting status with it, so
-            // that the status never says "stopping" once the transition is over.
+            // A transition left in these phases (by a version that took them
+            // one plan each) ends as every one does now, in one step. That step
+            // writes the resting status with it, so that the status never says
+            // "stopping" once the transition is over.
             Phase::Scale => {
-                let next = tr.next();
-                let ends = next.is_none();
-                self.ns = Some(NsStep::Scale { event: tr.event, next });
-                match tr.event {
-                    _ if ends => idle_base(self.s),
-                    Event::Stop => format!("{verb}: scaling workloads to zero"),
-                    _ => format!("{verb}: scaling workloads back up"),
-                }
+                self.ns = Some(self.end_of_runs(tr));
+                idle_base(self.s)
             }
             Phase::Rollout => {
-                let next = tr.next();
-                let ends = next.is_none();
-                self.ns = Some(NsStep::Rollout { policy: self.s.ns.env.rollout, next });
-                if ends { idle_base(self.s) } else { format!("{verb}: rolling workloads whose outputs changed") }
+                self.ns = Some(NsStep::Workloads { event: tr.event, scale: false, rollout: Some(self.s.ns.env.rollout) });
+                idle_base(self.s)
             }
             Phase::Delete => match &self.s.ns.env.wanted {
                 Ok(w) if w.state == WantedState::Deleted => {
@@ -556,12 +550,26 @@ impl<'a> Planner<'a> {
                 return self.start_failed(tr, progress, &failed_here);
             }
         }
-        self.ns = Some(NsStep::Advance { next: tr.next() });
+        self.ns = Some(self.end_of_runs(tr));
+        if tr.event != Event::Delete {
+            return idle_base(self.s);
+        }
         let mut status = format!("{verb}: {all_done}/{all_total} {} jobs done", tr.event);
         if !failed.is_empty() {
             status.push_str(&format!(", failed: {}", failed.join(", ")));
         }
         status
+    }
+
+    /// What follows a transition's runs: for a start or a stop, the workloads
+    /// and the end, in the same plan (what waits for a start, its gated pods,
+    /// waits no longer than it must); for a delete, the namespace's deletion.
+    fn end_of_runs(&self, tr: &Transition) -> NsStep {
+        match tr.event {
+            Event::Delete => NsStep::Advance { next: tr.next() },
+            Event::Start => NsStep::Workloads { event: Event::Start, scale: true, rollout: Some(self.s.ns.env.rollout) },
+            Event::Stop => NsStep::Workloads { event: Event::Stop, scale: true, rollout: None },
+        }
     }
 
     /// A stage of a start ended with failed runs: its later stages never run.
@@ -589,7 +597,7 @@ impl<'a> Planner<'a> {
         );
         match self.s.ns.env.on_start_failure {
             OnStartFailure::Release => {
-                self.ns = Some(NsStep::Advance { next: tr.next() });
+                self.ns = Some(self.end_of_runs(tr));
                 let message = format!("{what}; gated pods are released ({ANNOTATION_ON_START_FAILURE}: release); {retry}");
                 self.ns_reports.push(NsReport::StartFailed { message: message.clone() });
                 message

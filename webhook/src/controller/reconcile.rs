@@ -316,19 +316,15 @@ async fn namespace_step<C: Cluster>(c: &C, snap: &Snapshot, step: NsStep, status
             }
             c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
         }
-        NsStep::Scale { event, next } => {
-            scale(c, name, event).await?;
-            if next.is_none() {
-                tracing::info!(namespace = name, %event, "transition done");
+        NsStep::Workloads { event, scale: scales, rollout: policy } => {
+            if scales {
+                scale(c, name, event).await?;
             }
-            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
-        }
-        NsStep::Rollout { policy, next } => {
-            rollout(c, name, policy, When::StartEnded).await?;
-            if next.is_none() {
-                tracing::info!(namespace = name, "transition done");
+            if let Some(policy) = policy {
+                rollout(c, name, policy, When::StartEnded).await?;
             }
-            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: transition_json(&next)}))).await
+            tracing::info!(namespace = name, %event, "transition done");
+            c.patch_namespace(name, &ns_patch(json!({ANNOTATION_TRANSITION: null}))).await
         }
         NsStep::DeleteNamespace => {
             tracing::info!(namespace = name, "delete runs ended: deleting the namespace");

@@ -143,11 +143,8 @@ fn transition_runs_then_advances() {
         with(j, records(&format!(r#"{{"stop":{{"run":"x","occurrence":"2","result":"{result}","time":"t"}}}}"#)))
     };
     let p = plan(&Snapshot::new(&ns, vec![done(a, "succeeded"), done(b, "failed"), c]), NOW);
-    assert_eq!(p.status, "stopping: 2/2 stop jobs done, failed: b");
-    assert_eq!(
-        ns_steps(&p),
-        vec![NsStep::Advance { next: Some(Transition { phase: Phase::Scale, ..Transition::new(2, Event::Stop) }) }]
-    );
+    assert_eq!(p.status, "stopped; stop jobs failed: b");
+    assert_eq!(ns_steps(&p), vec![NsStep::Workloads { event: Event::Stop, scale: true, rollout: None }]);
 }
 
 #[test]
@@ -161,11 +158,14 @@ fn a_record_of_an_older_occurrence_does_not_count() {
 
 #[test]
 fn scale_and_delete_phases() {
+    // Left by a version that took these phases one plan each: ended in one step.
     let scale = namespace(&[], &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"start","phase":"scale"}"#)]);
     let p = plan(&Snapshot::new(&scale, vec![]), NOW);
-    let rollout = Transition { phase: Phase::Rollout, ..Transition::new(3, Event::Start) };
-    assert_eq!(ns_steps(&p), vec![NsStep::Scale { event: Event::Start, next: Some(rollout) }]);
-    assert_eq!(p.status, "starting: scaling workloads back up");
+    let end = NsStep::Workloads { event: Event::Start, scale: true, rollout: Some(Rollout::OnStart) };
+    assert_eq!(ns_steps(&p), vec![end]);
+    let rollout = namespace(&[], &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"start","phase":"rollout"}"#)]);
+    let p = plan(&Snapshot::new(&rollout, vec![]), NOW);
+    assert_eq!(ns_steps(&p), vec![NsStep::Workloads { event: Event::Start, scale: false, rollout: Some(Rollout::OnStart) }]);
 
     let deleting =
         namespace(&[(LABEL_STATE, "deleted")], &[(ANNOTATION_TRANSITION, r#"{"seq":3,"event":"delete","phase":"delete"}"#)]);
@@ -318,10 +318,7 @@ fn deleting_templates_are_left_alone() {
     t.metadata.finalizers = None;
     let p = plan(&Snapshot::new(&ns, vec![t]), NOW);
     assert!(template_steps(&p).is_empty());
-    assert_eq!(
-        ns_steps(&p),
-        vec![NsStep::Advance { next: Some(Transition { phase: Phase::Scale, ..Transition::new(1, Event::Start) }) }]
-    );
+    assert_eq!(ns_steps(&p), vec![NsStep::Workloads { event: Event::Start, scale: true, rollout: Some(Rollout::OnStart) }]);
 }
 
 #[test]
@@ -429,10 +426,10 @@ fn start_runs_go_stage_by_stage_ascending() {
     let p = plan(&Snapshot::new(&ns, vec![a.clone(), b_done.clone(), c_done.clone(), d_done.clone()]), NOW);
     assert_eq!(created(&p), vec!["a"]);
     assert_eq!(p.status, "starting: stage 3 of 3, 0/1 jobs done");
-    // All ended: the start advances.
+    // All ended: the start scales, rolls and ends in the same plan.
     let p = plan(&Snapshot::new(&ns, vec![ran(a, "start", 1, "succeeded"), b_done, c_done, d_done]), NOW);
-    assert_eq!(ns_steps(&p), vec![NsStep::Advance { next: Transition::new(1, Event::Start).next() }]);
-    assert_eq!(p.status, "starting: 4/4 start jobs done");
+    assert_eq!(ns_steps(&p), vec![NsStep::Workloads { event: Event::Start, scale: true, rollout: Some(Rollout::OnStart) }]);
+    assert_eq!(p.status, "started");
 }
 
 #[test]
@@ -502,7 +499,7 @@ fn a_failed_start_stage_holds_the_start_until_a_new_event() {
     // on-start-failure: release lets the start go on without its later stages.
     let release = (lifecycle_contract::names::ANNOTATION_ON_START_FAILURE, "release");
     let p = plan(&Snapshot::new(&held_ns(&[release]), jobs.clone()), NOW);
-    assert_eq!(ns_steps(&p), vec![NsStep::Advance { next: Transition::new(1, Event::Start).next() }]);
+    assert_eq!(ns_steps(&p), vec![NsStep::Workloads { event: Event::Start, scale: true, rollout: Some(Rollout::OnStart) }]);
     assert!(p.status.contains("gated pods are released"), "{}", p.status);
     assert_eq!(p.ns_reports.len(), 1);
     assert!(created(&p).is_empty());
