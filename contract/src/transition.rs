@@ -14,7 +14,10 @@ use crate::names::{ANNOTATION_ON_START_FAILURE, ANNOTATION_ROLLOUT, ANNOTATION_S
 
 /// Steps of a transition, in order: the event's runs (stage by stage), then
 /// scaling (stop and start), rolling the workloads whose outputs changed
-/// (start), or deleting the namespace (delete).
+/// (start), or deleting the namespace (delete). The controller now ends a
+/// start or a stop in one step after its runs (scaling and rollouts
+/// included), so it writes only `runs` and `delete`; `scale` and `rollout`
+/// are still read, from a controller of an earlier version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
