@@ -25,7 +25,7 @@ use lifecycle_contract::names::{
 };
 use lifecycle_e2e::lifecycle::{
     Runs, annotate, complete, condition, environment, lifecycle_job, names, output_job, patch_namespace, published, runs,
-    set_state, small_deployment, wait_published, wait_runs_complete, wait_status, wanted_replicas,
+    set_state, small_deployment, succeeded, wait_published, wait_runs_complete, wait_status, wanted_replicas, work_ended_at,
 };
 use lifecycle_e2e::{TIMEOUT, client, events_for, job_pods, pod_logs, wait_for_deployment_available, wait_until};
 use serde_json::{Value, json};
@@ -318,14 +318,8 @@ async fn watch_delete(client: &Client, ns: &str, template: &str) -> Result<()> {
             for run in runs(client, ns, template, "delete").await.unwrap_or_default() {
                 seen_runs.borrow_mut().insert(run.name_any());
                 ensure!(!condition(&run, "Failed"), "the delete run {} failed: {:?}", run.name_any(), run.status);
-                if lifecycle_contract::run::outcome(&run).is_some_and(|o| o.succeeded) && completed_at.get().is_none() {
-                    let pods = job_pods(client, ns, &run.name_any()).await.unwrap_or_default();
-                    let ended = pods
-                        .iter()
-                        .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
-                        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(|t| t.0))
-                        .max();
-                    completed_at.set(ended);
+                if succeeded(&run) && completed_at.get().is_none() {
+                    completed_at.set(work_ended_at(client, ns, &run.name_any()).await.unwrap_or_default().map(|t| t.0));
                 }
             }
             ensure!(seen_runs.borrow().len() <= 1, "more than one delete run: {:?}", seen_runs.borrow());

@@ -35,7 +35,7 @@ use lifecycle_contract::names::{
 };
 use lifecycle_e2e::lifecycle::{
     Runs, annotate, condition, environment, lifecycle_job, live_and_ready, names, runs, set_state, small_deployment,
-    wait_runs_complete, wait_status, wanted_replicas,
+    wait_runs_complete, wait_status, wanted_replicas, work_ended_at,
 };
 use lifecycle_e2e::{BUSYBOX, TIMEOUT, client, obj, wait_for_deployment_available, wait_for_pod_running, wait_until};
 use serde_json::{Value, json};
@@ -235,27 +235,27 @@ async fn controller_killed_during_stop_and_start_runs_each_template_once_per_eve
     }
     ensure!(killed.len() == 3, "three leaders were killed: {killed:?}");
 
-    // Stages: each start's beta run was created after alpha's had completed; each
-    // stop's alpha run after beta's.
+    // Stages: each start's beta run was created after alpha's had ended (its pod's
+    // work; the controller moves on as soon as that pod has reported, before the Job
+    // controller's Complete); each stop's alpha run after beta's.
     let alpha_starts = runs(&client, &name, "alpha", "start").await?;
     let beta_starts = runs(&client, &name, "beta", "start").await?;
     for b in &beta_starts {
         let run = b.labels().get(LABEL_RUN).cloned();
         let a =
             alpha_starts.iter().find(|a| a.labels().get(LABEL_RUN) == run.as_ref()).context("alpha's run of the same start")?;
+        let alpha_ended = work_ended_at(&client, &name, &a.name_any()).await?.context("alpha's run ended")?;
         ensure!(
-            b.metadata.creation_timestamp >= a.status.as_ref().and_then(|s| s.completion_time.clone()),
-            "beta's start run {} was created before alpha's {} completed",
+            b.metadata.creation_timestamp >= Some(alpha_ended),
+            "beta's start run {} was created before alpha's {} ended",
             b.name_any(),
             a.name_any()
         );
     }
     let (alpha_stop, beta_stop) =
         (&runs(&client, &name, "alpha", "stop").await?[0], &runs(&client, &name, "beta", "stop").await?[0]);
-    ensure!(
-        alpha_stop.metadata.creation_timestamp >= beta_stop.status.as_ref().and_then(|s| s.completion_time.clone()),
-        "stop runs go by descending stage"
-    );
+    let beta_ended = work_ended_at(&client, &name, &beta_stop.name_any()).await?.context("beta's stop run ended")?;
+    ensure!(alpha_stop.metadata.creation_timestamp >= Some(beta_ended), "stop runs go by descending stage");
     // The gate was removed, and the pod runs.
     wait_for_pod_running(&client, &name, "probe", TRANSITION).await?;
     ensure!(!is_gated(&ns.api::<Pod>().get("probe").await?), "the gate is removed");

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::{
@@ -171,6 +172,25 @@ pub fn complete(job: &Job) -> bool {
 /// after the controller has moved on.
 pub fn succeeded(job: &Job) -> bool {
     lifecycle_contract::run::outcome(job).is_some_and(|o| o.succeeded)
+}
+
+/// When the work of a Job's pods ended: the latest `finishedAt` of their main
+/// containers (the agent sidecar aside), `None` while one has not. The
+/// controller moves on once a run's pod has published, before the Job
+/// controller writes `Complete` (and its `completionTime`): this is the instant
+/// an order between runs is checked against.
+pub async fn work_ended_at(client: &Client, ns: &str, job: &str) -> Result<Option<Time>> {
+    let pods = crate::job_pods(client, ns, job).await?;
+    let mut ended = None;
+    for p in &pods {
+        for c in p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
+            let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref()).and_then(|t| t.finished_at.clone()) else {
+                return Ok(None);
+            };
+            ended = ended.max(Some(t));
+        }
+    }
+    Ok(ended)
 }
 
 /// The names of the Jobs.
