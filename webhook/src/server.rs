@@ -149,7 +149,10 @@ fn start_readiness(tasks: &mut Supervisor, state: &AppState, ready: &Readiness) 
 }
 
 /// The TLS server until shutdown, then a drain: readiness goes first so that
-/// endpoints drop this replica, then in-flight admissions and uploads finish.
+/// endpoints drop this replica, and HTTP/1.x answers close their connection
+/// so that clients reconnect elsewhere ([`listener::ConnectionGate::drain`]);
+/// then the graceful shutdown closes idle connections and lets in-flight
+/// admissions and uploads finish.
 async fn serve_tls(
     config: &Config,
     certs: &CertStore,
@@ -159,6 +162,7 @@ async fn serve_tls(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
+    let draining = gate.clone();
     // HTTP/1.1 and HTTP/2 (ALPN), each with its limits: crate::runtime::listener.
     let server = listener::tls_server_with(axum_server::bind(config.listen), certs, gate).handle(handle.clone());
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "serving");
@@ -167,6 +171,7 @@ async fn serve_tls(
         shutdown.requested().await;
         tracing::info!("shutting down: draining connections");
         ready.set_not_ready();
+        draining.drain();
         tokio::time::sleep(Duration::from_secs(3)).await;
         handle.graceful_shutdown(Some(Duration::from_secs(20)));
         std::future::pending::<()>().await

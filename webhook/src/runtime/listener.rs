@@ -21,6 +21,13 @@
 //!   of memory. The server sends no keep-alive PING of its own, and a peer's
 //!   PINGs do not keep a connection without requests open.
 //!
+//! Once the server drains ([`ConnectionGate::drain`]), every HTTP/1.x answer
+//! carries `Connection: close` and its connection closes after it: a client
+//! that keeps connections alive opens a new one for its next request, which
+//! the Service sends to a replica that stays, instead of writing into one
+//! this replica is about to close. HTTP/2 clients get a GOAWAY when the
+//! graceful shutdown starts.
+//!
 //! Nothing here can tell the API server from another client (it presents no
 //! client certificate): the caps are per source address, so that one
 //! flooding pod cannot take the port from the API server's address. The
@@ -32,14 +39,14 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, Version, header};
+use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_server::Server;
@@ -224,6 +231,8 @@ struct Gate {
     refused: prometheus_client::metrics::family::Family<ConnectionLabels, prometheus_client::metrics::counter::Counter>,
     closed: prometheus_client::metrics::family::Family<ConnectionLabels, prometheus_client::metrics::counter::Counter>,
     gauge: prometheus_client::metrics::gauge::Gauge,
+    /// Set once the server drains: HTTP/1.x answers close their connection.
+    draining: AtomicBool,
 }
 
 #[derive(Default)]
@@ -245,7 +254,14 @@ impl ConnectionGate {
             refused: metrics.connections_refused.clone(),
             closed: metrics.connections_closed.clone(),
             gauge: metrics.connections_open.get_or_create(&PortLabels { port }).clone(),
+            draining: AtomicBool::new(false),
         }))
+    }
+
+    /// The server drains: from now on, HTTP/1.x answers (those of requests
+    /// in flight included) carry `Connection: close`.
+    pub(crate) fn drain(&self) {
+        self.0.draining.store(true, Ordering::SeqCst);
     }
 
     /// Connections open now: in all, and from `peer`'s source.
@@ -331,7 +347,8 @@ impl Accept<TcpStream, Router> for ConnectionGate {
 }
 
 /// `app` recording its requests in `activity`: the deadlines of a connection
-/// count requests, not bytes.
+/// count requests, not bytes. While the gate drains, HTTP/1.x answers close
+/// their connection.
 pub(crate) fn track_requests(app: Router, activity: Arc<Activity>) -> Router {
     app.layer(axum::middleware::from_fn_with_state(activity, track))
 }
@@ -347,8 +364,13 @@ async fn track(State(conn): State<Arc<Activity>>, req: Request, next: Next) -> R
         )
             .into_response();
     }
+    let http1 = matches!(req.version(), Version::HTTP_10 | Version::HTTP_11);
     let _in_flight = conn.begin();
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    if http1 && conn.gate.draining.load(Ordering::SeqCst) {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// What a connection is doing, at the request level: requests in flight,

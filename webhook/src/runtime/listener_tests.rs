@@ -22,6 +22,7 @@ struct Served {
     addr: SocketAddr,
     ca: String,
     metrics: Arc<Metrics>,
+    gate: ConnectionGate,
 }
 
 /// The server's application (`crate::server::app`) behind [`tls_server`], as
@@ -61,9 +62,9 @@ async fn serve_with(limits: ConnLimits) -> Served {
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let gate = ConnectionGate::new("tls", limits, &metrics);
-    let server = tls_server_with(axum_server::from_tcp(listener).unwrap(), &certs, gate);
+    let server = tls_server_with(axum_server::from_tcp(listener).unwrap(), &certs, gate.clone());
     tokio::spawn(server.serve(crate::server::app(state).into_make_service()));
-    Served { addr, ca: ca.cert.pem(), metrics }
+    Served { addr, ca: ca.cert.pem(), metrics, gate }
 }
 
 /// A TLS connection offering `alpn`, and the protocol the server chose.
@@ -245,6 +246,35 @@ async fn an_early_answer_resets_the_unread_upload_without_error() {
     }
     let reason = futures::future::poll_fn(|cx| upload.poll_reset(cx)).await.unwrap();
     assert_eq!(reason, h2::Reason::NO_ERROR);
+}
+
+/// Once the server drains, an HTTP/1.1 answer on a kept-alive connection
+/// carries `Connection: close` and the connection ends after it; HTTP/2
+/// answers are served as before (their connection gets a GOAWAY later).
+#[tokio::test]
+async fn answers_close_their_http1_connection_once_draining() {
+    let s = serve().await;
+    let (tls, _) = connect(&s, &[b"http/1.1"]).await;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let mut h2_send = h2_sender(&s).await;
+
+    let resp = send.send_request(post("/mutate", pod_review())).await.unwrap();
+    assert_eq!(resp.headers().get(header::CONNECTION), None, "kept alive before the drain");
+    assert!(patched(&resp.into_body().collect().await.unwrap().to_bytes()));
+
+    s.gate.drain();
+    send.ready().await.unwrap();
+    let resp = send.send_request(post("/mutate", pod_review())).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers().get(header::CONNECTION).unwrap(), "close");
+    assert!(patched(&resp.into_body().collect().await.unwrap().to_bytes()));
+    let ended = tokio::time::timeout(Duration::from_secs(2), conn).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "the connection ends after the answer: {ended:?}");
+
+    let (status, body) = h2(&mut h2_send, post("/mutate", pod_review())).await;
+    assert_eq!(status, 200);
+    assert!(patched(&body));
 }
 
 // --- connection caps and deadlines ----------------------------------------------------------------
