@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(runc containerd containernetworking-plugins busybox-static iptables conntrack socat
       ethtool iproute2 ipset openssl curl ca-certificates gcc libc6-dev util-linux procps kmod
       python3 python3-yaml
-      nghttp2-client)
+      nghttp2-client
+      chromium chromium-driver)
 missing=()
 for p in "${pkgs[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")

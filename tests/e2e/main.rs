@@ -13,3 +13,4 @@ mod security;
 mod stages;
 mod templates_managed_by;
 mod trust;
+mod ui;

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+pub mod browser;
 pub mod lifecycle;
 pub mod process;
 
