@@ -321,10 +321,15 @@ impl Browser {
         .await
     }
 
-    /// Clicks the first element matching `css` (waiting for it to exist).
+    /// Clicks the first element matching `css`, waiting for it to exist (again, when the live
+    /// region was replaced between finding and clicking it).
     pub async fn click(&self, css: &str) -> Result<()> {
-        let e = self.wait_for(css).await?;
-        e.click().await.map_err(|e| anyhow!("clicking {css}: {e}"))
+        self.wait_until(&format!("clicking {css}"), PAGE_WAIT, || async {
+            let Some(e) = self.find(css).await? else { return Ok(None) };
+            e.click().await.map_err(|e| anyhow!("clicking {css}: {e}"))?;
+            Ok(Some(()))
+        })
+        .await
     }
 
     /// Types `text` into the first element matching `css` (waiting for it to exist).
@@ -479,8 +484,8 @@ impl HttpReply {
 }
 
 /// Sends one request to 127.0.0.1:`port` (`Connection: close`) and reads the answer for at
-/// most `read_for`: to its end, or what came by then (a stream: SSE). `headers` are added
-/// after `Host`; a body is sent with its `Content-Length`.
+/// most `read_for`: to its end, or what came by then (a stream: SSE). `Host` is
+/// `127.0.0.1:PORT` unless `headers` give one; a body is sent with its `Content-Length`.
 pub fn http_request(
     port: u16,
     method: &str,
@@ -490,7 +495,10 @@ pub fn http_request(
     read_for: Duration,
 ) -> Result<HttpReply> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
