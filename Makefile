@@ -69,6 +69,10 @@ uninstall: ## Remove lifecycle-jobs from the current kube context (no webhook le
 e2e: ## End-to-end suite; brings the local cluster up and deploys the product.
 	tests/run-e2e.sh
 
+.PHONY: screenshots
+screenshots: ## The web view's pages as PNG in docs/images/ (its e2e test in headless Chromium, with LJ_SCREENSHOTS=1).
+	LJ_SCREENSHOTS=1 tests/run-e2e.sh ui::ui_shows_and_drives_the_example_environment
+
 .PHONY: scale-test
 scale-test: ## The server at scale on the local cluster (ENVS, TEMPLATES): RSS, idle leader CPU, admission p50/p99.
 	tests/scale/scale-test.sh
