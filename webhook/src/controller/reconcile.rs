@@ -28,7 +28,7 @@ use super::rollout::{Action, SourceState, When, action, behind, due, outputs_has
 use super::run_job::{RunFacts, build_run_with, is_same_run};
 use super::scale::{StartPatch, start_patch, stop_patch};
 use super::templates::{needs_suspended_condition, suspended_status_patch};
-use crate::runtime::kube_client::{FULL_OBJECT_PAGE_SIZE, get_whole, list_all_metadata, list_page, object_ref};
+use crate::runtime::kube_client::{FULL_OBJECT_PAGE_SIZE, for_each_page, get_whole, list_all_metadata, list_page, object_ref};
 use crate::runtime::text::{cut, event_note};
 
 /// Jobs per page of the metadata-only list of an environment's Jobs (each at
@@ -458,27 +458,18 @@ impl Cluster for KubeCluster {
         // another's), metadata only; of each, what the planner reads.
         let templates = ListParams::default().labels(&format!("{LABEL_ADMITTED},!{LABEL_RUN}"));
         let api = Api::<PartialObjectMeta<Job>>::namespaced(self.client.clone(), ns);
-        let mut next = None;
-        loop {
-            let (page, token) = list_page(&api, &templates, METADATA_PAGE_SIZE, next).await?;
+        for_each_page(&api, &templates, METADATA_PAGE_SIZE, |page| {
             for job in page {
                 if matches!(lifecycle_job::kind(&job.metadata), JobKind::Template { .. }) {
                     out.push(template_skeleton(job.metadata));
                 }
             }
-            let Some(token) = token else { break };
-            next = Some(token);
-        }
+        })
+        .await?;
         // Runs: selected by their label; their metadata and conditions, never their spec.
         let runs = ListParams::default().labels(&format!("{LABEL_ADMITTED},{LABEL_RUN}"));
         let api = Api::<ListedRun>::namespaced(self.client.clone(), ns);
-        let mut next = None;
-        loop {
-            let (page, token) = list_page(&api, &runs, FULL_OBJECT_PAGE_SIZE, next).await?;
-            out.extend(page.into_iter().map(ListedRun::into_job));
-            let Some(token) = token else { break };
-            next = Some(token);
-        }
+        for_each_page(&api, &runs, FULL_OBJECT_PAGE_SIZE, |page| out.extend(page.into_iter().map(ListedRun::into_job))).await?;
         Ok(out)
     }
 
@@ -632,13 +623,10 @@ impl Cluster for KubeCluster {
         // Metadata only, a page at a time: of each pod only its workload is kept.
         let lp = ListParams::default().labels(&format!("!{LABEL_GATED}"));
         let api = Api::<PartialObjectMeta<Pod>>::namespaced(self.client.clone(), ns);
-        let (mut out, mut next) = (BTreeSet::new(), None);
-        loop {
-            let (page, token) = list_page(&api, &lp, METADATA_PAGE_SIZE, next).await?;
-            out.extend(page.iter().filter_map(|p| workload_of_pod(&p.metadata)));
-            let Some(token) = token else { return Ok(out) };
-            next = Some(token);
-        }
+        let mut out = BTreeSet::new();
+        for_each_page(&api, &lp, METADATA_PAGE_SIZE, |page| out.extend(page.iter().filter_map(|p| workload_of_pod(&p.metadata))))
+            .await?;
+        Ok(out)
     }
 
     async fn list_gated_pods(&self, ns: &str) -> Result<Vec<GatedPod>, Error> {

@@ -51,6 +51,21 @@ where
     paged(lp, |lp| async move { api.list(&lp).await }).await
 }
 
+/// Hands every page of a list, `page_size` objects each, to `visit` in turn:
+/// each page is dropped before the next is fetched ([`list_page`] says why),
+/// so nothing but what `visit` keeps outlives its page.
+pub(crate) async fn for_each_page<K>(
+    api: &Api<K>,
+    lp: &ListParams,
+    page_size: u32,
+    visit: impl FnMut(Vec<K>),
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    visit_pages(lp, page_size, |lp| async move { fetch_page(api, &lp).await }, visit).await
+}
+
 /// Objects per page of a list whose objects are read whole (a Deployment, a
 /// Job with its spec): any object may be as large as the API server accepts
 /// (about 1.5 MiB), and a page is held whole while it is decoded.
@@ -78,12 +93,20 @@ where
 {
     let mut lp = lp.clone().limit(page_size);
     lp.continue_token = continue_;
-    // Whole objects: wait for one of the few slots (metadata pages need none).
-    let _slot =
-        if !K::metadata_api() { Some(FULL_OBJECT_PAGES.acquire().await.expect("the semaphore is never closed")) } else { None };
-    let page = api.list(&lp).await?;
+    let page = fetch_page(api, &lp).await?;
     let next = page.metadata.continue_.filter(|t| !t.is_empty());
     Ok((page.items, next))
+}
+
+/// The page `lp` selects; whole objects wait for one of the few slots
+/// (metadata pages need none).
+async fn fetch_page<K>(api: &Api<K>, lp: &ListParams) -> Result<kube::core::ObjectList<K>, kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    let _slot =
+        if !K::metadata_api() { Some(FULL_OBJECT_PAGES.acquire().await.expect("the semaphore is never closed")) } else { None };
+    api.list(lp).await
 }
 
 /// One object read whole (a template, whose spec a run copies), under the
@@ -121,22 +144,37 @@ where
     paged(lp, |lp| async move { api.list_metadata(&lp).await }).await
 }
 
-/// The pages of one list, [`LIST_PAGE_SIZE`] objects each, followed by their
-/// continue tokens until the last.
-async fn paged<T, F, Fut>(lp: &ListParams, mut page: F) -> Result<Vec<T>, kube::Error>
+/// The objects of one list, fetched in pages of [`LIST_PAGE_SIZE`].
+async fn paged<T, Fut>(lp: &ListParams, fetch: impl FnMut(ListParams) -> Fut) -> Result<Vec<T>, kube::Error>
 where
     T: Clone,
-    F: FnMut(ListParams) -> Fut,
     Fut: std::future::Future<Output = Result<kube::core::ObjectList<T>, kube::Error>>,
 {
-    let mut lp = lp.clone().limit(LIST_PAGE_SIZE);
     let mut out = Vec::new();
+    visit_pages(lp, LIST_PAGE_SIZE, fetch, |page| out.extend(page)).await?;
+    Ok(out)
+}
+
+/// The one paging loop: `fetch` gets each page's parameters (`lp` with
+/// `page_size` and the continue token of the page before), `visit` each
+/// page's objects, until a page comes without a continue token.
+async fn visit_pages<T, Fut>(
+    lp: &ListParams,
+    page_size: u32,
+    mut fetch: impl FnMut(ListParams) -> Fut,
+    mut visit: impl FnMut(Vec<T>),
+) -> Result<(), kube::Error>
+where
+    T: Clone,
+    Fut: std::future::Future<Output = Result<kube::core::ObjectList<T>, kube::Error>>,
+{
+    let mut lp = lp.clone().limit(page_size);
     loop {
-        let list = page(lp.clone()).await?;
-        out.extend(list.items);
+        let list = fetch(lp.clone()).await?;
+        visit(list.items);
         match list.metadata.continue_ {
             Some(token) if !token.is_empty() => lp.continue_token = Some(token),
-            _ => return Ok(out),
+            _ => return Ok(()),
         }
     }
 }
@@ -144,6 +182,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 
     #[test]
     fn watches_end_before_the_read_timeout() {
@@ -151,6 +190,30 @@ mod tests {
         let c = watch_config();
         assert_eq!(c.timeout, Some(WATCH_TIMEOUT_SECS));
         assert_eq!(c.page_size, Some(LIST_PAGE_SIZE));
+    }
+
+    /// Each page is asked for with the page size and the token of the one
+    /// before, and visited in order; an empty token ends the list like none.
+    #[tokio::test]
+    async fn pages_are_visited_in_order_until_one_has_no_token() {
+        for last in [None, Some(String::new())] {
+            let tokens = [Some("a".to_string()), Some("b".to_string()), last];
+            let (mut asked, mut seen) = (Vec::new(), Vec::new());
+            let lp = ListParams::default().labels("x");
+            let fetch = |lp: ListParams| {
+                asked.push((lp.limit, lp.continue_token.clone(), lp.label_selector.clone()));
+                let i = asked.len() - 1;
+                let metadata = ListMeta { continue_: tokens[i].clone(), ..ListMeta::default() };
+                std::future::ready(Ok(kube::core::ObjectList { types: Default::default(), metadata, items: vec![i] }))
+            };
+            visit_pages(&lp, 7, fetch, |page| seen.extend(page)).await.unwrap();
+            assert_eq!(seen, [0, 1, 2]);
+            let x = Some("x".to_string());
+            assert_eq!(
+                asked,
+                [(Some(7), None, x.clone()), (Some(7), Some("a".into()), x.clone()), (Some(7), Some("b".into()), x)]
+            );
+        }
     }
 }
 
