@@ -44,11 +44,11 @@ fn screenshots_wanted() -> bool {
     std::env::var("LJ_SCREENSHOTS").is_ok_and(|v| v == "1")
 }
 
-/// Saves a PNG of the browser's viewport as docs/images/NAME when LJ_SCREENSHOTS=1.
+/// Saves a PNG of the page (at most 1600 pixels tall) as docs/images/NAME when LJ_SCREENSHOTS=1.
 async fn screenshot(browser: &Browser, name: &str) -> Result<()> {
     if screenshots_wanted() {
         let path = repo().join("docs/images").join(name);
-        browser.screenshot(&path).await?;
+        browser.screenshot(&path, 1600).await?;
         eprintln!("screenshot: {}", path.display());
     }
     Ok(())
@@ -524,5 +524,9 @@ async fn ui_browser_starts_and_renders_a_page() -> Result<()> {
     browser.goto("data:text/html,<title>t</title><p id=x>hello</p><script>document.body.dataset.ready='1'</script>").await?;
     browser.wait_text("#x", "hello", PAGE_WAIT, |t| t == "hello").await?;
     wait_ready(&browser).await?;
+    let dir = lifecycle_e2e::browser::TempDir::new("e2e-shot")?;
+    browser.screenshot(&dir.path().join("page.png"), 1600).await?;
+    let png = std::fs::read(dir.path().join("page.png"))?;
+    ensure!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
     browser.close().await
 }

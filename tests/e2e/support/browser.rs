@@ -349,9 +349,21 @@ impl Browser {
             .ok_or_else(|| anyhow!("no cookie {name} (cookies: {names:?})"))
     }
 
-    /// A PNG of the viewport, written to `path` (its directory is made if missing).
-    pub async fn screenshot(&self, path: &Path) -> Result<()> {
-        let png = self.client.screenshot().await.map_err(|e| anyhow!("screenshot: {e}"))?;
+    /// A PNG of the whole page (the window made as tall as the page, up to `max_height` pixels,
+    /// for the shot; then 1280x900 again), written to `path` (its directory made if missing).
+    pub async fn screenshot(&self, path: &Path, max_height: u32) -> Result<()> {
+        let size = self
+            .js("return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight, window.outerWidth];")
+            .await?;
+        let get = |i: usize| size.get(i).and_then(Value::as_u64).unwrap_or(0) as u32;
+        let (page, chrome, width) = (get(0), get(1), get(2).max(1280));
+        let height = (page + chrome).clamp(900, max_height.max(900));
+        self.client.set_window_size(width, height).await.map_err(|e| anyhow!("window size: {e}"))?;
+        // Let the page lay out at its new size before the shot.
+        self.js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));").await?;
+        let png = self.client.screenshot().await.map_err(|e| anyhow!("screenshot: {e}"));
+        self.client.set_window_size(width, 900).await.map_err(|e| anyhow!("window size: {e}"))?;
+        let png = png?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
