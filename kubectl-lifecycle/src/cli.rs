@@ -117,6 +117,20 @@ kubectl lifecycle clone seed-db -n preview-42 --to staging --name seed-db-stagin
 kubectl lifecycle clone seed-db -n preview-42 --to preview-43 --dry-run -o yaml"
     )]
     Clone(CloneArgs),
+    /// Serve a web view of the environments on this machine (loopback), with your credentials
+    #[command(
+        long_about = "Serve a web view of the environments on 127.0.0.1, with your kubeconfig's credentials: it \
+shows what you may see and does what you may do (start, stop, redeploy, delete, force-run), nothing more, \
+and installs nothing in the cluster.\n\n\
+Prints a link with a one-time token and opens it in your browser (unless --no-browser); the link logs \
+one browser in. Everything on the pages follows the cluster live. Sensitive values are never shown. \
+With -n, the link opens that environment.",
+        after_help = "Examples:\n  \
+kubectl lifecycle ui\n  \
+kubectl lifecycle ui -n preview-42\n  \
+kubectl lifecycle ui --port 0 --no-browser"
+    )]
+    Ui(UiArgs),
 }
 
 const ENV_AFTER_HELP: &str = "\
@@ -328,6 +342,16 @@ pub struct LogsArgs {
     /// Only the last N lines of each container
     #[arg(long, value_name = "N")]
     pub tail: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Port on 127.0.0.1 (0: any free port)
+    #[arg(long, default_value_t = 7731)]
+    pub port: u16,
+    /// Print the link without opening a browser
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 #[derive(Debug, Args)]

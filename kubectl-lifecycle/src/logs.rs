@@ -115,7 +115,7 @@ pub fn no_pod(job: &Job, ns: &str) -> String {
 }
 
 /// The pods of a Job, newest first.
-async fn job_pods(pods: &Api<Pod>, job: &Job) -> anyhow::Result<Vec<Pod>> {
+pub(crate) async fn job_pods(pods: &Api<Pod>, job: &Job) -> anyhow::Result<Vec<Pod>> {
     let uid = job.metadata.uid.as_deref().unwrap_or_default();
     let mut items = pods
         .list(&ListParams::default().labels(&format!("batch.kubernetes.io/controller-uid={uid}")))
@@ -135,7 +135,7 @@ fn status_of<'a>(pod: &'a Pod, container: &str, init: bool) -> Option<&'a Contai
 }
 
 /// Whether the container has started (its logs can be read), else why not.
-fn started(pod: &Pod, container: &str, init: bool) -> Result<(), String> {
+pub(crate) fn started(pod: &Pod, container: &str, init: bool) -> Result<(), String> {
     let Some(st) = status_of(pod, container, init) else { return Err("not created yet".into()) };
     let state = st.state.as_ref();
     if state.is_some_and(|s| s.running.is_some() || s.terminated.is_some())

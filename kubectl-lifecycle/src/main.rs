@@ -12,6 +12,7 @@ mod outputs;
 mod run;
 mod sanitize;
 mod table;
+mod ui;
 mod variable;
 mod vars;
 mod wait;
@@ -70,5 +71,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Outputs(a) => outputs::run(&ctx, a).await,
         Command::Logs(a) => logs::run(&ctx, a).await,
         Command::Clone(a) => clone::run(&ctx, a).await,
+        Command::Ui(a) => ui::run(ctx, cli.global.namespace.as_deref(), a).await,
     }
 }

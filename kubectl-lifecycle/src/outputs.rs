@@ -107,16 +107,16 @@ pub fn for_job(vars: Vec<OutputVariable>, id: &JobId) -> Vec<OutputVariable> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Report {
-    namespace: String,
+    pub(crate) namespace: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    job: Option<String>,
+    pub(crate) job: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    job_id: Option<String>,
+    pub(crate) job_id: Option<String>,
     /// Whether the Secret (sensitive variables) could be read at all.
-    sensitive_readable: bool,
+    pub(crate) sensitive_readable: bool,
     /// Whether sensitive values are shown unmasked.
-    sensitive_shown: bool,
-    variables: Vec<OutputVariable>,
+    pub(crate) sensitive_shown: bool,
+    pub(crate) variables: Vec<OutputVariable>,
 }
 
 /// What `outputs` read from the cluster.
@@ -137,7 +137,23 @@ pub(crate) struct Gathered {
 
 pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
     let (namespace, job) = target(ctx, &args.target).await?;
-    let client = &ctx.client;
+    let gathered = gather(&ctx.client, namespace, job, args.show_sensitive).await?;
+    let (report, notes) = decide(&gathered, args.show_sensitive);
+    for n in &notes {
+        crate::errln!("note: {n}");
+    }
+    crate::out!("{}", render(&report, args.output)?);
+    Ok(())
+}
+
+/// Reads what [`decide`] needs: the environment's Jobs, ConfigMap and Secret; `job`: the Job asked
+/// for, if any; whether the caller may see sensitive values is asked only when they want to.
+pub(crate) async fn gather(
+    client: &Client,
+    namespace: String,
+    job: Option<Job>,
+    show_sensitive: bool,
+) -> anyhow::Result<Gathered> {
     let jobs = match Api::<Job>::namespaced(client.clone(), &namespace).list(&ListParams::default()).await {
         Ok(l) => l.items,
         Err(e) if is_forbidden(&e) => Vec::new(),
@@ -149,7 +165,7 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
         .doing(format_args!("get configmap {} in namespace {namespace}", names::OUTPUTS_OBJECT))?
         .and_then(|c| c.data)
         .unwrap_or_default();
-    let may_show = args.show_sensitive && may_read_secret(client, &namespace).await?;
+    let may_show = show_sensitive && may_read_secret(client, &namespace).await?;
     let secret = match Api::<Secret>::namespaced(client.clone(), &namespace).get_opt(names::OUTPUTS_OBJECT).await {
         Ok(s) => Some(
             s.and_then(|s| s.data)
@@ -163,13 +179,7 @@ pub async fn run(ctx: &Ctx, args: &OutputsArgs) -> anyhow::Result<()> {
             return Err(crate::client::explain(e, format_args!("get secret {} in namespace {namespace}", names::OUTPUTS_OBJECT)));
         }
     };
-    let gathered = Gathered { namespace, job, jobs, config_map, secret, may_show };
-    let (report, notes) = decide(&gathered, args.show_sensitive);
-    for n in &notes {
-        crate::errln!("note: {n}");
-    }
-    crate::out!("{}", render(&report, args.output)?);
-    Ok(())
+    Ok(Gathered { namespace, job, jobs, config_map, secret, may_show })
 }
 
 /// The target: a Job of that name in the current namespace (its environment's

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use k8s_openapi::api::batch::v1::Job;
-use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
 use lifecycle_contract::lifecycle_job::ForceRun;
 use lifecycle_contract::names::SERVER_POD_SELECTOR as SERVER_PODS;
 use lifecycle_contract::{Event, names};
@@ -85,50 +85,77 @@ pub(crate) fn took(run: Option<&RunInfo>) -> String {
 pub async fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
     let ns = &ctx.namespace;
     let event = args.event;
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(job) = api.get_opt(&args.job).await.doing(format_args!("get job {} in namespace {ns}", args.job))? else {
+    let forced = force(&ctx.client, ns, &args.job, event).await?;
+    if let Request::New { replacing: Some(p) } = &forced.request {
+        crate::errln!("note: replacing the pending force-run of {p} (not yet taken by the controller)");
+    }
+    crate::outln!("{}", forced.summary());
+    if !args.wait && !args.logs {
+        crate::outln!("  follow it with `kubectl lifecycle logs {} --event {event} -n {ns} -f` (or add --wait)", args.job);
+        return Ok(());
+    }
+    follow(ctx, args, forced.selector, forced.before).await
+}
+
+/// A force-run request written (or found already pending).
+pub(crate) struct Forced {
+    pub(crate) namespace: String,
+    pub(crate) job: String,
+    pub(crate) event: Event,
+    pub(crate) request: Request,
+    /// Selects the runs of this job and event.
+    pub(crate) selector: String,
+    /// Their UIDs before the request: the new run is the one not in here.
+    pub(crate) before: HashSet<String>,
+}
+
+impl Forced {
+    /// One line for people.
+    pub(crate) fn summary(&self) -> String {
+        let Forced { namespace, job, event, .. } = self;
+        match self.request {
+            Request::AlreadyRequested => {
+                format!("a forced {event} run of lifecycle job {job} is already requested in namespace {namespace}")
+            }
+            Request::New { .. } => format!("forced {event} run of lifecycle job {job} requested in namespace {namespace}"),
+        }
+    }
+}
+
+/// Checks that lifecycle job `job` of environment `ns` runs on `event` and asks the controller
+/// for a run (annotation `force-run`).
+pub(crate) async fn force(client: &Client, ns: &str, job_name: &str, event: Event) -> anyhow::Result<Forced> {
+    let api: Api<Job> = Api::namespaced(client.clone(), ns);
+    let Some(job) = api.get_opt(job_name).await.doing(format_args!("get job {job_name} in namespace {ns}"))? else {
         let templates: Vec<String> = api
             .list(&ListParams::default())
             .await
             .map(|l| l.items.iter().filter(|j| jobs::is_template(j)).map(|j| jobs::name(j).to_string()).collect())
             .unwrap_or_default();
-        return Err(not_found(&args.job, ns, &templates));
+        return Err(not_found(job_name, ns, &templates));
     };
     check_runnable(&job, event, ns)?;
-    get_environment(&ctx.client, ns).await?;
-    let selector = format!("{}={},{}={event}", names::LABEL_JOB, args.job, names::LABEL_EVENT);
+    get_environment(client, ns).await?;
+    let selector = format!("{}={job_name},{}={event}", names::LABEL_JOB, names::LABEL_EVENT);
     let before: HashSet<String> = api
         .list(&ListParams::default().labels(&selector))
         .await
-        .doing(format_args!("list runs of {} in namespace {ns}", args.job))?
+        .doing(format_args!("list runs of {job_name} in namespace {ns}"))?
         .items
         .into_iter()
         .filter_map(|j| j.metadata.uid)
         .collect();
-
-    match request(jobs::force_run(&job), event) {
-        Request::AlreadyRequested => {
-            crate::outln!("a forced {event} run of lifecycle job {} is already requested in namespace {ns}", args.job);
-        }
-        Request::New { replacing } => {
-            if let Some(p) = replacing {
-                crate::errln!("note: replacing the pending force-run of {p} (not yet taken by the controller)");
-            }
-            api.patch(
-                &args.job,
-                &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
-                &Patch::Merge(&json!({ "metadata": { "annotations": { names::ANNOTATION_FORCE_RUN: event.as_str() } } })),
-            )
-            .await
-            .doing(format_args!("annotate job {} in namespace {ns}", args.job))?;
-            crate::outln!("forced {event} run of lifecycle job {} requested in namespace {ns}", args.job);
-        }
+    let request = request(jobs::force_run(&job), event);
+    if let Request::New { .. } = request {
+        api.patch(
+            job_name,
+            &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
+            &Patch::Merge(&json!({ "metadata": { "annotations": { names::ANNOTATION_FORCE_RUN: event.as_str() } } })),
+        )
+        .await
+        .doing(format_args!("annotate job {job_name} in namespace {ns}"))?;
     }
-    if !args.wait && !args.logs {
-        crate::outln!("  follow it with `kubectl lifecycle logs {} --event {event} -n {ns} -f` (or add --wait)", args.job);
-        return Ok(());
-    }
-    follow(ctx, args, selector, before).await
+    Ok(Forced { namespace: ns.to_string(), job: job_name.to_string(), event, request, selector, before })
 }
 
 /// Waits for the new run (streaming its logs with `--logs`) until the

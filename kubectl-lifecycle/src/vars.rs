@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::Api;
+use kube::{Api, Client};
 use lifecycle_contract::names::{self, INJECTED_SOURCES, Scope, SourceKind};
 use serde::Serialize;
 
@@ -76,27 +76,27 @@ pub fn effective(reads: &[Read; INJECTED_SOURCES.len()]) -> Vec<InjectedVariable
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Report {
-    namespace: String,
+pub(crate) struct Report {
+    pub(crate) namespace: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    project: Option<String>,
-    sensitive_shown: bool,
+    pub(crate) project: Option<String>,
+    pub(crate) sensitive_shown: bool,
     /// Objects that do not exist, or that the caller may not read.
-    missing: Vec<String>,
-    unreadable: Vec<String>,
-    variables: Vec<InjectedVariable>,
+    pub(crate) missing: Vec<String>,
+    pub(crate) unreadable: Vec<String>,
+    pub(crate) variables: Vec<InjectedVariable>,
 }
 
-async fn read(ctx: &Ctx, namespace: &str, kind: SourceKind, name: &str) -> anyhow::Result<Read> {
+async fn read(client: &Client, namespace: &str, kind: SourceKind, name: &str) -> anyhow::Result<Read> {
     let (got, annotations) = match kind {
-        SourceKind::ConfigMap => match Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace).get_opt(name).await {
+        SourceKind::ConfigMap => match Api::<ConfigMap>::namespaced(client.clone(), namespace).get_opt(name).await {
             Ok(o) => {
                 let ann = o.as_ref().and_then(|o| o.metadata.annotations.clone());
                 (Ok(o.map(|o| o.data.unwrap_or_default())), ann)
             }
             Err(e) => (Err(e), None),
         },
-        SourceKind::Secret => match Api::<Secret>::namespaced(ctx.client.clone(), namespace).get_opt(name).await {
+        SourceKind::Secret => match Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await {
             Ok(o) => {
                 let ann = o.as_ref().and_then(|o| o.metadata.annotations.clone());
                 let data = o.map(|s| {
@@ -119,13 +119,24 @@ async fn read(ctx: &Ctx, namespace: &str, kind: SourceKind, name: &str) -> anyho
 
 pub async fn run(ctx: &Ctx, args: &VarsArgs) -> anyhow::Result<()> {
     let namespace = args.env.clone().unwrap_or_else(|| ctx.namespace.clone());
-    let ns = get_environment(&ctx.client, &namespace).await?;
+    let (report, notes) = read_report(&ctx.client, &namespace, args.show_sensitive).await?;
+    for n in &notes {
+        crate::errln!("note: {n}");
+    }
+    crate::out!("{}", render(&report, args.output)?);
+    Ok(())
+}
+
+/// The variables a pod of environment `namespace` gets (masked unless `show_sensitive`), and
+/// notes for people on what could not be listed.
+pub(crate) async fn read_report(client: &Client, namespace: &str, show_sensitive: bool) -> anyhow::Result<(Report, Vec<String>)> {
+    let ns = get_environment(client, namespace).await?;
     let project = ns.metadata.labels.as_ref().and_then(|l| l.get(names::LABEL_PROJECT)).filter(|p| !p.is_empty()).cloned();
     let mut reads: [Read; INJECTED_SOURCES.len()] = Default::default();
     let mut missing = Vec::new();
     let mut unreadable = Vec::new();
     for (slot, &(_, kind, name)) in reads.iter_mut().zip(INJECTED_SOURCES.iter()) {
-        *slot = read(ctx, &namespace, kind, name).await?;
+        *slot = read(client, namespace, kind, name).await?;
         if slot.forbidden {
             unreadable.push(object(kind, name));
         } else if slot.data.is_none() {
@@ -133,18 +144,25 @@ pub async fn run(ctx: &Ctx, args: &VarsArgs) -> anyhow::Result<()> {
         }
     }
     let mut vars = effective(&reads);
-    if !args.show_sensitive {
+    if !show_sensitive {
         mask(&mut vars);
     }
-    for o in &unreadable {
-        crate::errln!("note: you may not read {o} in namespace {namespace}: its variables are not listed");
-    }
+    let mut notes: Vec<String> = unreadable
+        .iter()
+        .map(|o| format!("you may not read {o} in namespace {namespace}: its variables are not listed"))
+        .collect();
     if project.is_none() {
-        crate::errln!("note: namespace {namespace} has no {} label: it gets no project variables", names::LABEL_PROJECT);
+        notes.push(format!("namespace {namespace} has no {} label: it gets no project variables", names::LABEL_PROJECT));
     }
-    let report = Report { namespace, project, sensitive_shown: args.show_sensitive, missing, unreadable, variables: vars };
-    crate::out!("{}", render(&report, args.output)?);
-    Ok(())
+    let report = Report {
+        namespace: namespace.to_string(),
+        project,
+        sensitive_shown: show_sensitive,
+        missing,
+        unreadable,
+        variables: vars,
+    };
+    Ok((report, notes))
 }
 
 fn render(report: &Report, format: Option<OutputFormat>) -> anyhow::Result<String> {

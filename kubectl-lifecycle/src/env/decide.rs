@@ -7,8 +7,10 @@ use anyhow::bail;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use lifecycle_contract::environment::WantedState;
-use lifecycle_contract::lifecycle_job::JobKind;
+use lifecycle_contract::last_runs::{RunResult, Slot};
+use lifecycle_contract::lifecycle_job::{self, JobKind};
 use lifecycle_contract::transition::Transition;
 use lifecycle_contract::{Event, JobId, names};
 use serde::Serialize;
@@ -36,6 +38,52 @@ pub struct EnvRow {
     pub deploy_id: Option<String>,
     pub created: Option<String>,
     pub terminating: bool,
+    /// The controller's transition in flight (its stage progress, a held failed start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transition: Option<Transition>,
+    /// The latest run that failed among the last runs of its lifecycle jobs (none when the
+    /// last run of every event succeeded, or the Jobs could not be listed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<FailedRun>,
+}
+
+/// A lifecycle job's last run of a slot (an event, or forced) that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedRun {
+    pub job: String,
+    /// `start`, `stop`, `delete`, or `force`.
+    pub slot: String,
+    pub run: String,
+    pub reason: Option<String>,
+    pub time: String,
+}
+
+/// What `env list` reads of an environment's lifecycle jobs (their metadata).
+#[derive(Debug, Clone, Default)]
+pub struct TemplatesRead {
+    pub count: usize,
+    pub last_failure: Option<FailedRun>,
+}
+
+impl TemplatesRead {
+    /// Counts a lifecycle job and keeps its latest failed last run, if later than the one kept.
+    pub fn add(&mut self, template: &ObjectMeta) {
+        self.count += 1;
+        let record = lifecycle_job::last_runs(template).record;
+        for slot in Slot::ALL {
+            let Some(r) = record.get(slot).filter(|r| r.result == RunResult::Failed) else { continue };
+            if self.last_failure.as_ref().is_none_or(|f| f.time < r.time) {
+                self.last_failure = Some(FailedRun {
+                    job: template.name.clone().unwrap_or_default(),
+                    slot: slot.to_string(),
+                    run: r.run.clone(),
+                    reason: r.reason.clone(),
+                    time: r.time.clone(),
+                });
+            }
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -43,10 +91,16 @@ pub struct EnvList {
     pub environments: Vec<EnvRow>,
 }
 
-/// One row of `env list`; `templates`: its number of lifecycle jobs, if known.
-pub fn env_row(ns: &Namespace, templates: Option<usize>) -> EnvRow {
+/// One row of `env list`; `templates`: what was read of its lifecycle jobs, if they could be listed.
+pub fn env_row(ns: &Namespace, templates: Option<TemplatesRead>) -> EnvRow {
     let env = environment::read(ns);
+    let (templates, last_failure) = match templates {
+        Some(t) => (Some(t.count), t.last_failure),
+        None => (None, None),
+    };
     EnvRow {
+        transition: env.transition.clone(),
+        last_failure,
         state: env.wanted_text(),
         deploy_id: env.deploy_id().map(Into::into),
         namespace: env.namespace,

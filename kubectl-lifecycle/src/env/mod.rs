@@ -30,7 +30,8 @@ use crate::jobs;
 use crate::table::human_duration;
 use crate::wait::{self, Observed, Progress, Target, TransitionGoal, Watch};
 pub use decide::Action;
-use decide::{EnvList, Step, build_status, check_transition, env_row, ns_name, plan_transition, then_what};
+pub(crate) use decide::{EnvList, EnvRow, EnvStatus, RunRow, TemplateRow};
+use decide::{Step, TemplatesRead, build_status, check_transition, env_row, ns_name, plan_transition, then_what};
 use render::{or_none, render_list, render_status};
 
 fn now() -> jiff::Timestamp {
@@ -38,12 +39,7 @@ fn now() -> jiff::Timestamp {
 }
 
 pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let mut namespaces = api.list(&ListParams::default().labels(names::LABEL_ENVIRONMENT)).await.doing("list namespaces")?.items;
-    namespaces.sort_by(|a, b| ns_name(a).cmp(ns_name(b)));
-    let counts = template_counts(&ctx.client, &namespaces).await;
-    let environments = namespaces.iter().map(|ns| env_row(ns, counts.get(ns_name(ns)).copied().flatten())).collect();
-    let list = EnvList { environments };
+    let list = read_list(&ctx.client).await?;
     if list.environments.is_empty() && matches!(args.output, None | Some(OutputFormat::Wide)) {
         crate::errln!(
             "No environments found.\n  hint: make a namespace an environment with `kubectl lifecycle env create NAMESPACE`"
@@ -54,30 +50,41 @@ pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lifecycle jobs per namespace: one cluster-wide list of Job metadata, else one per namespace.
-async fn template_counts(client: &Client, namespaces: &[Namespace]) -> HashMap<String, Option<usize>> {
+/// Every environment the caller may list, by name, with its number of lifecycle jobs.
+pub(crate) async fn read_list(client: &Client) -> anyhow::Result<EnvList> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut namespaces = api.list(&ListParams::default().labels(names::LABEL_ENVIRONMENT)).await.doing("list namespaces")?.items;
+    namespaces.sort_by(|a, b| ns_name(a).cmp(ns_name(b)));
+    let counts = template_counts(client, &namespaces).await;
+    let environments = namespaces.iter().map(|ns| env_row(ns, counts.get(ns_name(ns)).cloned().flatten())).collect();
+    Ok(EnvList { environments })
+}
+
+/// The lifecycle jobs of each namespace: one cluster-wide list of Job metadata, else one per namespace.
+async fn template_counts(client: &Client, namespaces: &[Namespace]) -> HashMap<String, Option<TemplatesRead>> {
     let is_template = |m: &ObjectMeta| matches!(lifecycle_job::kind(m), JobKind::Template { .. });
-    let mut counts: HashMap<String, Option<usize>> = HashMap::new();
+    let mut counts: HashMap<String, Option<TemplatesRead>> = HashMap::new();
     match Api::<Job>::all(client.clone()).list_metadata(&ListParams::default()).await {
         Ok(list) => {
             for ns in namespaces {
-                counts.insert(ns_name(ns).to_string(), Some(0));
+                counts.insert(ns_name(ns).to_string(), Some(TemplatesRead::default()));
             }
             for m in list.items.iter().map(|j| &j.metadata).filter(|m| is_template(m)) {
-                if let Some(Some(n)) = m.namespace.as_ref().and_then(|ns| counts.get_mut(ns)) {
-                    *n += 1;
+                if let Some(Some(read)) = m.namespace.as_ref().and_then(|ns| counts.get_mut(ns)) {
+                    read.add(m);
                 }
             }
         }
         Err(_) => {
             for ns in namespaces {
                 let name = ns_name(ns);
-                let n = Api::<Job>::namespaced(client.clone(), name)
-                    .list_metadata(&ListParams::default())
-                    .await
-                    .ok()
-                    .map(|l| l.items.iter().filter(|j| is_template(&j.metadata)).count());
-                counts.insert(name.to_string(), n);
+                let read =
+                    Api::<Job>::namespaced(client.clone(), name).list_metadata(&ListParams::default()).await.ok().map(|l| {
+                        let mut read = TemplatesRead::default();
+                        l.items.iter().map(|j| &j.metadata).filter(|m| is_template(m)).for_each(|m| read.add(m));
+                        read
+                    });
+                counts.insert(name.to_string(), read);
             }
         }
     }
@@ -86,15 +93,22 @@ async fn template_counts(client: &Client, namespaces: &[Namespace]) -> HashMap<S
 
 pub async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<()> {
     let name = args.env.clone().unwrap_or_else(|| ctx.namespace.clone());
-    let ns = get_environment(&ctx.client, &name).await?;
-    let mut all = Api::<Job>::namespaced(ctx.client.clone(), &name)
+    let report = read_status(&ctx.client, &name).await?;
+    crate::out!("{}", crate::output::report(&report, args.output, |wide| render_status(&report, wide, now()))?);
+    Ok(())
+}
+
+/// An environment as `env status` reports it.
+pub(crate) async fn read_status(client: &Client, name: &str) -> anyhow::Result<EnvStatus> {
+    let ns = get_environment(client, name).await?;
+    let mut all = Api::<Job>::namespaced(client.clone(), name)
         .list(&ListParams::default())
         .await
         .doing(format_args!("list jobs in namespace {name}"))?
         .items;
     all.sort_by(|a, b| jobs::name(a).cmp(jobs::name(b)));
 
-    let cm_keys: Vec<String> = Api::<ConfigMap>::namespaced(ctx.client.clone(), &name)
+    let cm_keys: Vec<String> = Api::<ConfigMap>::namespaced(client.clone(), name)
         .get_opt(names::OUTPUTS_OBJECT)
         .await
         .doing(format_args!("get configmap {} in namespace {name}", names::OUTPUTS_OBJECT))?
@@ -102,15 +116,13 @@ pub async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<()> {
         .map(|d| d.into_keys().collect())
         .unwrap_or_default();
     let secret_keys: Option<Vec<String>> =
-        match Api::<Secret>::namespaced(ctx.client.clone(), &name).get_opt(names::OUTPUTS_OBJECT).await {
+        match Api::<Secret>::namespaced(client.clone(), name).get_opt(names::OUTPUTS_OBJECT).await {
             Ok(s) => Some(s.and_then(|s| s.data).map(|d| d.into_keys().collect()).unwrap_or_default()),
             Err(e) if is_forbidden(&e) => None,
             Err(e) => return Err(explain(e, format_args!("get secret {} in namespace {name}", names::OUTPUTS_OBJECT))),
         };
 
-    let report = build_status(&ns, &all, &cm_keys, secret_keys.as_deref());
-    crate::out!("{}", crate::output::report(&report, args.output, |wide| render_status(&report, wide, now()))?);
-    Ok(())
+    Ok(build_status(&ns, &all, &cm_keys, secret_keys.as_deref()))
 }
 
 pub async fn create(ctx: &Ctx, args: &CreateArgs) -> anyhow::Result<()> {
@@ -168,41 +180,18 @@ async fn patch_namespace(client: &Client, name: &str, patch: serde_json::Value) 
 }
 
 pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &TransitionArgs) -> anyhow::Result<()> {
-    let env = environment::read(&get_environment(&ctx.client, name).await?);
-    check_transition(action, &env)?;
-    let all = Api::<Job>::namespaced(ctx.client.clone(), name)
-        .list(&ListParams::default())
-        .await
-        .doing(format_args!("list jobs in namespace {name}"))?
-        .items;
-    let plan = plan_transition(action, &env, &all);
-    let deploy_id = match &plan.step {
-        Step::Already { state, settled } => {
-            let state = if action == Action::Delete { "being deleted" } else { state.as_str() };
-            crate::outln!("environment {name} is already {state} (status: {})", or_none(env.status.as_deref()));
-            if action == Action::Start {
-                crate::errln!("  hint: to run the start jobs again, redeploy: `kubectl lifecycle env redeploy {name}`");
-            }
-            if *settled || !args.wait.wait {
-                return Ok(());
-            }
-            // The transition is under way: wait for its end, with no new run expected.
-            None
-        }
-        Step::SetState { state, was } => {
-            let state = state.as_str();
-            patch_namespace(&ctx.client, name, json!({ "metadata": { "labels": { names::LABEL_STATE: state } } })).await?;
-            crate::outln!("environment {name}: state {state} (was {was})");
-            crate::outln!("  {}", then_what(action, &plan.templates));
-            None
-        }
-        Step::Redeploy => {
-            let deploy_id = jiff::Timestamp::now().to_string();
-            let patch = json!({ "metadata": { "annotations": { names::ANNOTATION_DEPLOY_ID: deploy_id } } });
-            patch_namespace(&ctx.client, name, patch).await?;
-            crate::outln!("environment {name}: redeploy requested ({} {deploy_id})", names::ANNOTATION_DEPLOY_ID);
-            crate::outln!("  {}", then_what(action, &plan.templates));
-            Some(deploy_id)
+    let req = request(&ctx.client, action, name).await?;
+    crate::outln!("{}", req.summary());
+    if let Some(hint) = req.hint() {
+        crate::errln!("  hint: {hint}");
+    }
+    let deploy_id = match &req.step {
+        Step::Already { settled, .. } if *settled || !args.wait.wait => return Ok(()),
+        // The transition is under way: wait for its end, with no new run expected.
+        Step::Already { .. } => None,
+        Step::SetState { .. } | Step::Redeploy => {
+            crate::outln!("  {}", req.then_what());
+            req.deploy_id.clone()
         }
     };
     if !args.wait.wait {
@@ -213,11 +202,95 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
         namespace: name.to_string(),
         target: action.target(),
         event: action.event(),
+        baseline_seq: req.baseline_seq,
+        deploy_id,
+        expected_runs: req.expected_runs,
+    };
+    wait_transition(ctx, &req.env, goal, req.before, args).await
+}
+
+/// What an action did to an environment: the change written (or none), and
+/// what a wait needs to know of the environment before it.
+pub(crate) struct Requested {
+    pub(crate) action: Action,
+    pub(crate) env: Environment,
+    pub(crate) step: Step,
+    /// The lifecycle jobs that run on the action's event.
+    pub(crate) templates: Vec<String>,
+    /// The runs that existed before the request (UIDs).
+    pub(crate) before: HashSet<String>,
+    pub(crate) baseline_seq: u64,
+    /// How many new runs a wait expects.
+    pub(crate) expected_runs: usize,
+    /// The `deploy-id` a redeploy wrote.
+    pub(crate) deploy_id: Option<String>,
+}
+
+impl Requested {
+    /// One line for people: what was written, or why nothing was.
+    pub(crate) fn summary(&self) -> String {
+        let name = &self.env.namespace;
+        match &self.step {
+            Step::Already { state, .. } => {
+                let state = if self.action == Action::Delete { "being deleted" } else { state.as_str() };
+                format!("environment {name} is already {state} (status: {})", or_none(self.env.status.as_deref()))
+            }
+            Step::SetState { state, was } => format!("environment {name}: state {} (was {was})", state.as_str()),
+            Step::Redeploy => format!(
+                "environment {name}: redeploy requested ({} {})",
+                names::ANNOTATION_DEPLOY_ID,
+                self.deploy_id.as_deref().unwrap_or_default()
+            ),
+        }
+    }
+
+    /// What to do instead, when the action changed nothing.
+    pub(crate) fn hint(&self) -> Option<String> {
+        (matches!(self.step, Step::Already { .. }) && self.action == Action::Start)
+            .then(|| format!("to run the start jobs again, redeploy: `kubectl lifecycle env redeploy {}`", self.env.namespace))
+    }
+
+    /// What happens next (the event's jobs, then scaling or the namespace's delete).
+    pub(crate) fn then_what(&self) -> String {
+        let templates: Vec<&str> = self.templates.iter().map(String::as_str).collect();
+        then_what(self.action, &templates)
+    }
+}
+
+/// Checks and writes an action on environment `name`: its `state` label, or a new `deploy-id`.
+pub(crate) async fn request(client: &Client, action: Action, name: &str) -> anyhow::Result<Requested> {
+    let env = environment::read(&get_environment(client, name).await?);
+    check_transition(action, &env)?;
+    let all = Api::<Job>::namespaced(client.clone(), name)
+        .list(&ListParams::default())
+        .await
+        .doing(format_args!("list jobs in namespace {name}"))?
+        .items;
+    let plan = plan_transition(action, &env, &all);
+    let deploy_id = match &plan.step {
+        Step::Already { .. } => None,
+        Step::SetState { state, .. } => {
+            let state = state.as_str();
+            patch_namespace(client, name, json!({ "metadata": { "labels": { names::LABEL_STATE: state } } })).await?;
+            None
+        }
+        Step::Redeploy => {
+            let deploy_id = jiff::Timestamp::now().to_string();
+            let patch = json!({ "metadata": { "annotations": { names::ANNOTATION_DEPLOY_ID: deploy_id } } });
+            patch_namespace(client, name, patch).await?;
+            Some(deploy_id)
+        }
+    };
+    Ok(Requested {
+        action,
+        templates: plan.templates.iter().map(|t| t.to_string()).collect(),
+        expected_runs: plan.expected_runs(),
+        step: plan.step,
+        before: plan.before,
         baseline_seq: plan.baseline_seq,
         deploy_id,
-        expected_runs: plan.expected_runs(),
-    };
-    wait_transition(ctx, &env, goal, plan.before, args).await
+        env,
+    })
 }
 
 /// Waits until the transition is over (or failed), and says so.
