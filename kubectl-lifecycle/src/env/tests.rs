@@ -37,6 +37,8 @@ fn lists_environments() {
             deploy_id: None,
             created: Some("2025-01-01T00:00:00Z".into()),
             terminating: false,
+            transition: None,
+            last_failure: None,
         }],
     };
     let text = render_list(&list, false, ts("2025-01-01T01:00:00Z"));
@@ -228,4 +230,32 @@ fn status_says_what_it_could_not_read_of_the_environment() {
     assert_eq!(json["problems"].as_array().map(Vec::len), Some(2), "{json}");
     let fine = build_status(&namespace("preview", &[(names::LABEL_ENVIRONMENT, "")], &[]), &[], &[], Some(&[]));
     assert!(serde_json::to_value(&fine).unwrap().get("problems").is_none());
+}
+
+#[test]
+fn the_list_keeps_the_latest_failed_last_run_of_the_lifecycle_jobs() {
+    use super::decide::TemplatesRead;
+    let template = |name: &str, last_runs: &str| crate::jobs::tests::meta(name, &[], &[(names::ANNOTATION_LAST_RUNS, last_runs)]);
+    let mut read = TemplatesRead::default();
+    read.add(&template(
+        "db",
+        r#"{"start":{"run":"db-start-1","occurrence":"1","result":"failed","reason":"BackoffLimitExceeded","time":"2025-01-01T00:01:00Z"},
+            "stop":{"run":"db-stop-2","occurrence":"2","result":"succeeded","time":"2025-01-01T00:09:00Z"}}"#,
+    ));
+    read.add(&template(
+        "seed",
+        r#"{"force":{"event":"stop","run":"seed-stop-3","occurrence":"force-1","result":"failed","reason":"DeadlineExceeded","time":"2025-01-01T00:05:00Z"}}"#,
+    ));
+    read.add(&template("web", "not json"));
+    assert_eq!(read.count, 3);
+    let f = read.last_failure.expect("a failure");
+    assert_eq!((f.job.as_str(), f.slot.as_str(), f.run.as_str()), ("seed", "force", "seed-stop-3"));
+    assert_eq!(f.reason.as_deref(), Some("DeadlineExceeded"));
+
+    let mut ok = TemplatesRead::default();
+    ok.add(&template(
+        "db",
+        r#"{"start":{"run":"db-start-1","occurrence":"1","result":"succeeded","time":"2025-01-01T00:01:00Z"}}"#,
+    ));
+    assert_eq!((ok.count, ok.last_failure), (1, None));
 }

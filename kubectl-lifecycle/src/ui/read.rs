@@ -264,7 +264,7 @@ async fn timeline(ui: &Shared, ns: &str) -> anyhow::Result<Vec<EventRow>> {
             }
         })
         .collect();
-    rows.sort_by(|a, b| b.time.cmp(&a.time));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.time));
     rows.truncate(TIMELINE);
     Ok(rows)
 }
