@@ -99,7 +99,9 @@ fn changes(client: &Client, page: &Page) -> BoxStream<'static, ()> {
             watches.push(ticks(Api::<Meta<Secret>>::namespaced(client.clone(), ns), outputs));
         }
     }
-    stream::select_all(watches).boxed()
+    // When every watch has ended (none allowed), the stream stays open and quiet: a stream
+    // that ends makes the browser connect again, every few seconds.
+    stream::select_all(watches).chain(stream::pending()).boxed()
 }
 
 /// A metadata watch as ticks; it ends when the person may not watch these

@@ -275,7 +275,7 @@ fn environment_row(e: &EnvRow) -> Markup {
                 @if e.environment != e.namespace { span.muted.small { " " (e.environment) } } }
             td.project { (e.project.as_deref().unwrap_or("-")) }
             td.state { span class={ "pill " (state_class(&e.state)) } { (e.state) } }
-            td.status class=(status_class(e.status.as_deref())) {
+            td class={ "status " (status_class(e.status.as_deref())) } {
                 (status_text(e.status.as_deref(), e.terminating))
                 @if let Some(p) = progress { span.progress { " · " (p) } }
             }
@@ -389,7 +389,7 @@ pub(crate) fn environment_live(view: &EnvironmentView) -> Markup {
                 Some(ev) if ev.is_empty() => p.muted { "No Events (Kubernetes keeps them for an hour)." },
                 Some(ev) => ol #events .timeline {
                     @for e in ev {
-                        li class=@if e.warning { "warning" } @else { "normal" } {
+                        li class=(if e.warning { "warning" } else { "normal" }) {
                             span.when { (ago(e.time)) }
                             strong.reason { (e.reason) }
                             span.object { (e.object) }
@@ -459,8 +459,8 @@ fn last_run_badge(ns: &str, job: &str, event: &str, last: Option<&LastRun>, runs
     };
     html! {
         @match &last.run {
-            Some(run) => a.run href=(run_href(ns, job, run)) data-event=(event) data-result=(result) class=(result) title=(last.message.as_deref().unwrap_or(run)) { (body) },
-            None => span.run data-event=(event) data-result=(result) class=(result) { (body) },
+            Some(run) => a.run href=(run_href(ns, job, run)) data-event=(event) data-result=(result) title=(last.message.as_deref().unwrap_or(run)) { (body) },
+            None => span.run data-event=(event) data-result=(result) { (body) },
         }
     }
 }
@@ -480,7 +480,7 @@ fn outputs_table(vars: &[OutputVariable], empty: &str) -> Markup {
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Value" } th scope="col" { "Job" } } }
                 tbody {
                     @for v in vars {
-                        tr data-var=(v.name) class=@if v.origin.alias_of.is_some() { "alias" } {
+                        tr data-var=(v.name) class=[v.origin.alias_of.as_ref().map(|_| "alias")] {
                             th scope="row" { code { (v.name) } }
                             (value_cell(&v.value, v.masked))
                             td.small.muted { (v.origin.job_id.as_deref().unwrap_or("-")) @if v.origin.alias_of.is_some() { " (alias)" } }
@@ -623,10 +623,10 @@ pub(crate) fn job_live(view: &JobView) -> Markup {
                         @for r in &view.runs {
                             @let st = jobs::state(r);
                             @let rn = jobs::name(r);
-                            tr data-run=(rn) class=@if view.log_run.as_deref() == Some(rn) { "current" } {
+                            tr data-run=(rn) class=[(view.log_run.as_deref() == Some(rn)).then_some("current")] {
                                 td { a href=(run_href(ns, name, rn)) { code { (rn) } } }
                                 td.event { (jobs::run_event(r).map_or("?".to_string(), |e| e.to_string())) }
-                                td.result data-result=(st.phase.result()) class=(st.phase.result()) {
+                                td.result data-result=(st.phase.result()) {
                                     (st.phase.result()) @if let Some(reason) = &st.reason { ": " (reason) }
                                 }
                                 td { (ago(st.started.or(jobs::created(r)))) }
@@ -668,6 +668,27 @@ mod tests {
     fn an_empty_list_says_how_to_make_an_environment() {
         let html = environments_live(&EnvList { environments: vec![] }, &Filters::default()).into_string();
         assert!(html.contains("kubectl lifecycle env create NAMESPACE"), "{html}");
+    }
+
+    #[test]
+    fn a_row_has_the_cells_tests_and_people_read() {
+        let row = EnvRow {
+            namespace: "p<1>".into(),
+            environment: "p<1>".into(),
+            project: Some("shop".into()),
+            state: "started".into(),
+            status: Some("starting".into()),
+            templates: Some(2),
+            deploy_id: None,
+            created: None,
+            terminating: false,
+            transition: None,
+            last_failure: None,
+        };
+        let html = environment_row(&row).into_string();
+        assert!(html.starts_with(r#"<tr data-env="p&lt;1&gt;">"#), "{html}");
+        assert!(html.contains(r#"<td class="status busy">starting</td>"#), "{html}");
+        assert!(html.contains(r#"<td class="state"><span class="pill good">started</span></td>"#), "{html}");
     }
 
     #[test]
