@@ -355,25 +355,23 @@ pub(crate) fn environment_live(view: &EnvironmentView) -> Markup {
                     @if let Some(reason) = &f.reason { " (" (reason) ")" }
                     ". Its later stages do not run and gated pods stay gated until the next start or redeploy." }
             }
-            @for p in &r.problems { p.warn { (p) } }
-            @for n in &view.notes { p.note { (n) } }
-        }
-        (stages(r.namespace.as_str(), &r.templates, &r.runs))
-        div.columns {
-            section.panel aria-labelledby="outputs-h" {
-                h2 #outputs-h { "Outputs" }
-                (outputs_table(&view.outputs.variables, "No job has published outputs yet."))
-            }
-            section.panel aria-labelledby="gated-h" {
-                h2 #gated-h { "Gated pods" }
+            div.gated aria-labelledby="gated-h" {
+                h3 #gated-h { "Gated pods" }
                 @match &view.gated {
                     None => p.muted { "You may not list the pods of this namespace." },
                     Some(g) if g.is_empty() => p.muted { "None: no pod waits for the start jobs." },
                     Some(g) => ul #gated {
-                        @for p in g { li { code { (p.name) } @if let Some(o) = &p.owner { span.muted { " of " (o) } } " · waiting " (ago(p.created)) } }
+                        @for p in g { li { code { (p.name) } @if let Some(o) = &p.owner { span.muted { " of " (o) } } " · waiting since " (ago(p.created)) } }
                     },
                 }
             }
+            @for p in &r.problems { p.warn { (p) } }
+            @for n in &view.notes { p.note.small { (n) } }
+        }
+        (stages(r.namespace.as_str(), &r.templates, &r.runs))
+        section.panel aria-labelledby="outputs-h" {
+            h2 #outputs-h { "Outputs" }
+            (outputs_table(&view.outputs.variables, "No job has published outputs yet."))
         }
         section.panel aria-labelledby="inputs-h" {
             h2 #inputs-h { "Variables every pod gets" }
