@@ -570,7 +570,6 @@ pub(crate) fn job(page: &Page, token: &str, flash: Option<&Flash>, view: &JobVie
                     }
                 }
             }
-            (live(page, job_live(view)))
             section #log .panel data-ns=(ns) data-run=[view.log_run.as_deref()] data-follow=(if pinned { "pinned" } else { "latest" })
                 data-src=[view.log_run.as_deref().map(|r| logs_href(ns, r))] data-state="idle" aria-labelledby="log-h" {
                 h2 #log-h { "Log" @if let Some(r) = &view.log_run { span.muted { " of " code #log-run { (r) } } } }
@@ -578,6 +577,7 @@ pub(crate) fn job(page: &Page, token: &str, flash: Option<&Flash>, view: &JobVie
                 div.logs {}
                 noscript { p.muted { "The log follows the run with JavaScript on; " code { "kubectl lifecycle logs " (name) " -n " (ns) " -f" } " does the same." } }
             }
+            (live(page, job_live(view)))
         }))
     }
 }
@@ -590,28 +590,7 @@ pub(crate) fn job_live(view: &JobView) -> Markup {
     let events = jobs::template_events(t);
     let latest = view.runs.first().map(|r| jobs::name(r).to_string());
     html! {
-        div.columns data-latest-run=[latest] {
-            section.panel aria-labelledby="settings-h" {
-                h2 #settings-h { "Settings" }
-                dl #settings .facts {
-                    div { dt { "JOBID" } dd { code { (jobs::job_id(t)) } } }
-                    div { dt { "Stage" } dd { (jobs::stage(t)) } }
-                    @match &events {
-                        Ok(evs) => @for e in evs { div { dt { "On " (e) } dd { code.cmd { (event_command(t, *e)) } } } },
-                        Err(e) => div { dt { "On" } dd.warn { (e) } },
-                    }
-                    div { dt { "Restarts" } dd { (spec.and_then(|s| s.backoff_limit).map_or("6 (default)".to_string(), |b| b.to_string())) } }
-                    div { dt { "Max duration" } dd { (spec.and_then(|s| s.active_deadline_seconds).map_or("none".to_string(), |s| human_duration(Duration::from_secs(s.max(0) as u64)))) } }
-                    div { dt { "Resources" } dd.small { (resources(t)) } }
-                    div { dt { "Output capture" } dd { (if jobs::captures(t) { "on" } else { "off" }) } }
-                }
-            }
-            section.panel aria-labelledby="outputs-h" {
-                h2 #outputs-h { "Outputs it published" }
-                (outputs_table(&view.outputs.variables, "None yet."))
-            }
-        }
-        section.panel aria-labelledby="runs-h" {
+        section.panel data-latest-run=[latest] aria-labelledby="runs-h" {
             h2 #runs-h { "Runs" }
             @if view.runs.is_empty() { p.muted { "No run yet (runs are deleted with their Job)." } }
             @else {
@@ -633,6 +612,27 @@ pub(crate) fn job_live(view: &JobView) -> Markup {
                         }
                     }
                 }
+            }
+        }
+        div.columns {
+            section.panel aria-labelledby="settings-h" {
+                h2 #settings-h { "Settings" }
+                dl #settings .facts {
+                    div { dt { "JOBID" } dd { code { (jobs::job_id(t)) } } }
+                    div { dt { "Stage" } dd { (jobs::stage(t)) } }
+                    @match &events {
+                        Ok(evs) => @for e in evs { div { dt { "On " (e) } dd { pre.cmd { (event_command(t, *e)) } } } },
+                        Err(e) => div { dt { "On" } dd.warn { (e) } },
+                    }
+                    div { dt { "Restarts" } dd { (spec.and_then(|s| s.backoff_limit).map_or("6 (default)".to_string(), |b| b.to_string())) } }
+                    div { dt { "Max duration" } dd { (spec.and_then(|s| s.active_deadline_seconds).map_or("none".to_string(), |s| human_duration(Duration::from_secs(s.max(0) as u64)))) } }
+                    div { dt { "Resources" } dd.small { (resources(t)) } }
+                    div { dt { "Output capture" } dd { (if jobs::captures(t) { "on" } else { "off" }) } }
+                }
+            }
+            section.panel aria-labelledby="outputs-h" {
+                h2 #outputs-h { "Outputs it published" }
+                (outputs_table(&view.outputs.variables, "None yet."))
             }
         }
     }
