@@ -4,7 +4,9 @@
 //! rule lives in exactly one place. Feature `k8s` adds the rules on Kubernetes
 //! objects that the server and the plugin share, among them the one reader of
 //! an environment Namespace (`environment`) and of a Job (`lifecycle_job`);
-//! the agent goes without.
+//! feature `time` (which `k8s` enables) adds schedules and expiry
+//! (`schedule`), with Jiff and its time zone database. The agent goes without
+//! both.
 
 pub mod annotation;
 pub mod builtins;
@@ -21,6 +23,8 @@ pub mod output;
 pub mod reserved;
 #[cfg(feature = "k8s")]
 pub mod run;
+#[cfg(feature = "time")]
+pub mod schedule;
 pub mod transition;
 
 pub use event::Event;

@@ -11,6 +11,23 @@ pub const LABEL_PROJECT: &str = "lifecycle-jobs.dev/project";
 pub const LABEL_STATE: &str = "lifecycle-jobs.dev/state";
 /// Namespace annotation: each change is a redeploy (a start event).
 pub const ANNOTATION_DEPLOY_ID: &str = "lifecycle-jobs.dev/deploy-id";
+/// Namespace annotation: when the environment runs, windows of weekdays and
+/// hours in a time zone, e.g. `Mon-Fri 08:00-19:00 Europe/Paris`; the controller
+/// starts it at each running period's start and stops it at its end. Grammar
+/// and times: `schedule::Schedule` (feature `time`).
+pub const ANNOTATION_SCHEDULE: &str = "lifecycle-jobs.dev/schedule";
+/// Namespace annotation: an RFC 3339 time with its offset, e.g.
+/// `2026-12-24T18:00:00+01:00`, when the controller deletes the environment
+/// (delete jobs first); see `schedule::parse_expires_at`.
+pub const ANNOTATION_EXPIRES_AT: &str = "lifecycle-jobs.dev/expires-at";
+/// Namespace annotation: a duration such as `72h`, `2d` or `1h30m`, counted
+/// from the last start or redeploy, after which the controller deletes the
+/// environment; with `expires-at` too, the earlier wins. See
+/// `schedule::parse_ttl`.
+pub const ANNOTATION_TTL: &str = "lifecycle-jobs.dev/ttl";
+/// Namespace annotation: `"true"` suspends the schedule, `ttl` and
+/// `expires-at` (`"false"` or absent: they apply); see `schedule::parse_keep`.
+pub const ANNOTATION_KEEP: &str = "lifecycle-jobs.dev/keep";
 /// Namespace annotation written by the controller for people.
 pub const ANNOTATION_STATUS: &str = "lifecycle-jobs.dev/status";
 
