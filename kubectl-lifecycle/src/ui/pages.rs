@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use k8s_openapi::api::batch::v1::Job;
+use lifecycle_contract::transition::Transition;
 use lifecycle_contract::{Event, names};
 use maud::{DOCTYPE, Markup, html};
 
@@ -255,15 +256,13 @@ fn status_text(status: Option<&str>, terminating: bool) -> String {
     if terminating { format!("{s} (namespace terminating)") } else { s }
 }
 
-/// The first word of a status, for its colour.
-fn status_class(status: Option<&str>) -> &'static str {
-    let first = status.unwrap_or_default().split([' ', ':', '(']).next().unwrap_or_default();
-    match first {
-        "started" => "good",
-        "stopped" => "quiet",
-        "failed" | "start-failed" => "bad",
-        "" => "quiet",
-        _ => "busy",
+/// The colour of an environment's status, from its typed state (never the status text): a held
+/// failed start, a transition in flight, else where it rests.
+fn status_class(transition: Option<&Transition>, state: &str) -> &'static str {
+    match transition {
+        Some(t) if t.failed.is_some() => "bad",
+        Some(_) => "busy",
+        None => state_class(state),
     }
 }
 
@@ -275,7 +274,7 @@ fn environment_row(e: &EnvRow) -> Markup {
                 @if e.environment != e.namespace { span.muted.small { " " (e.environment) } } }
             td.project { (e.project.as_deref().unwrap_or("-")) }
             td.state { span class={ "pill " (state_class(&e.state)) } { (e.state) } }
-            td class={ "status " (status_class(e.status.as_deref())) } {
+            td class={ "status " (status_class(e.transition.as_ref(), &e.state)) } {
                 (status_text(e.status.as_deref(), e.terminating))
                 @if let Some(p) = progress { span.progress { " · " (p) } }
             }
@@ -342,7 +341,7 @@ pub(crate) fn environment_live(view: &EnvironmentView) -> Markup {
         section.panel.summary aria-label="State" {
             dl.facts {
                 div { dt { "Wanted state" } dd #env-state class={ "pill " (state_class(&r.state)) } { (r.state) } }
-                div { dt { "Status" } dd #env-status class=(status_class(r.status.as_deref())) {
+                div { dt { "Status" } dd #env-status class=(status_class(r.transition.as_ref(), &r.state)) {
                     (status_text(r.status.as_deref(), r.terminating))
                     @if let Some(p) = progress { span.progress { " · " (p) } }
                 } }
@@ -675,7 +674,7 @@ mod tests {
             environment: "p<1>".into(),
             project: Some("shop".into()),
             state: "started".into(),
-            status: Some("starting".into()),
+            status: Some("started".into()),
             templates: Some(2),
             deploy_id: None,
             created: None,
@@ -685,15 +684,17 @@ mod tests {
         };
         let html = environment_row(&row).into_string();
         assert!(html.starts_with(r#"<tr data-env="p&lt;1&gt;">"#), "{html}");
-        assert!(html.contains(r#"<td class="status busy">starting</td>"#), "{html}");
+        assert!(html.contains(r#"<td class="status good">started</td>"#), "{html}");
         assert!(html.contains(r#"<td class="state"><span class="pill good">started</span></td>"#), "{html}");
     }
 
     #[test]
-    fn statuses_get_a_colour_by_their_first_word() {
-        assert_eq!(status_class(Some("started")), "good");
-        assert_eq!(status_class(Some("starting: stage 1 of 2")), "busy");
-        assert_eq!(status_class(Some("stopped")), "quiet");
-        assert_eq!(status_class(None), "quiet");
+    fn statuses_get_a_colour_by_their_typed_state() {
+        let mut t = Transition::new(3, Event::Start);
+        assert_eq!(status_class(None, "started"), "good");
+        assert_eq!(status_class(None, "stopped"), "quiet");
+        assert_eq!(status_class(Some(&t), "started"), "busy");
+        t.failed = Some(lifecycle_contract::transition::StartFailure { stage: 1, jobs: vec!["db".into()], reason: None });
+        assert_eq!(status_class(Some(&t), "started"), "bad");
     }
 }
