@@ -328,8 +328,7 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
     browser.wait_text("#env-state", "started", PAGE_WAIT, |t| t == "started").await?;
     browser.wait_text("#env-status", "started", PAGE_WAIT, |t| first_word(t) == "started").await?;
     for (stage, job) in [("1", "postgres"), ("2", "seed")] {
-        let run =
-            format!("section#stages div.stage[data-stage=\"{stage}\"] div.job[data-job=\"{job}\"] span.run[data-event=start]");
+        let run = format!("section#stages div.stage[data-stage=\"{stage}\"] div.job[data-job=\"{job}\"] span.run[data-event=start]");
         browser.wait_attr(&run, "data-result", "succeeded", PAGE_WAIT, |v| v == "succeeded").await?;
     }
     let masked = "table#outputs tr[data-var=DATABASE_PASSWORD] td.value";
@@ -439,7 +438,7 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
     }
     let main_events = bodies.iter().filter(|(w, r)| w.starts_with("GET /live") && r.body.contains("event: main")).count();
     ensure!(main_events > 0, "no /live stream sent a main event within {STREAM_READ:?}");
-    let log = &bodies.iter().find(|(w, _)| w.ends_with(&start_run)).context("postgres log stream")?.1.body;
+    let log = &bodies.iter().find(|(w, _)| *w == format!("GET /logs/{ns}/{start_run}")).context("postgres log stream")?.1.body;
     ensure!(log.contains("event: line") && log.contains("provisioning database"), "the postgres start run's log stream: {log}");
     for (what, reply) in &bodies {
         ensure_no_secret(what, &reply.body, &password)?;
