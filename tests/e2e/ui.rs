@@ -328,7 +328,8 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
     browser.wait_text("#env-state", "started", PAGE_WAIT, |t| t == "started").await?;
     browser.wait_text("#env-status", "started", PAGE_WAIT, |t| first_word(t) == "started").await?;
     for (stage, job) in [("1", "postgres"), ("2", "seed")] {
-        let run = format!("section#stages div.stage[data-stage=\"{stage}\"] div.job[data-job=\"{job}\"] span.run[data-event=start]");
+        let run =
+            format!("section#stages div.stage[data-stage=\"{stage}\"] div.job[data-job=\"{job}\"] span.run[data-event=start]");
         browser.wait_attr(&run, "data-result", "succeeded", PAGE_WAIT, |v| v == "succeeded").await?;
     }
     let masked = "table#outputs tr[data-var=DATABASE_PASSWORD] td.value";
