@@ -88,3 +88,7 @@ bench-cluster: ## Cost per pod through the real API server (local cluster with t
 .PHONY: bench-lifecycle
 bench-lifecycle: ## Lifecycle speed: stage handoff, gate release, apply to Ready, pod starts per replica (local cluster; ENVS).
 	@bench/lifecycle.sh
+
+.PHONY: bench-ui
+bench-ui: ## The web view with many environments (ENVS, default 100): first contentful paint of the list, the plugin's RSS (local cluster, headless Chromium).
+	@bench/ui.sh
