@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::LABEL_STATE;
 use lifecycle_e2e::browser::{Browser, HttpReply, PAGE_WAIT, UiServer, http_request, impersonating_kubeconfig};
@@ -90,57 +90,23 @@ async fn example_namespace(client: &Client) -> Result<String> {
 
 // --- a user who may only look -----------------------------------------------------------------------
 
-/// A user bound to the built-in `view` ClusterRole in one namespace, who may also read
-/// namespaces (`view` is namespaced; an environment's state lives on its Namespace object).
-/// The cluster-wide objects are deleted when dropped.
+/// A user bound to the built-in `view` ClusterRole in one namespace, nothing else (the
+/// RoleBinding goes with the namespace). `view` in a namespace also lets one read that
+/// Namespace object, which holds the environment's state.
 struct Viewer {
     user: String,
-    cluster_objects: String,
 }
 
 impl Viewer {
     async fn create(client: &Client, ns: &str) -> Result<Viewer> {
-        let suffix = unique_suffix();
-        let user = format!("e2e-ui-viewer-{suffix}");
-        let name = format!("e2e-ui-namespace-reader-{suffix}");
+        let user = format!("e2e-ui-viewer-{}", unique_suffix());
         let binding: RoleBinding = obj(json!({
             "metadata": { "name": "e2e-ui-viewer" },
             "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
             "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
         }));
         Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await?;
-        let viewer = Viewer { user: user.clone(), cluster_objects: name.clone() };
-        let role: ClusterRole = obj(json!({
-            "metadata": { "name": name, "labels": { SUITE_LABEL: "true" } },
-            "rules": [{ "apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"] }]
-        }));
-        Api::<ClusterRole>::all(client.clone()).create(&PostParams::default(), &role).await?;
-        let crb: ClusterRoleBinding = obj(json!({
-            "metadata": { "name": name, "labels": { SUITE_LABEL: "true" } },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
-            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
-        }));
-        Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &crb).await?;
-        Ok(viewer)
-    }
-}
-
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        let name = self.cluster_objects.clone();
-        let done = std::thread::spawn(move || -> Result<()> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(async {
-                let client = client().await?;
-                let _ = Api::<ClusterRoleBinding>::all(client.clone()).delete(&name, &DeleteParams::default()).await;
-                let _ = Api::<ClusterRole>::all(client).delete(&name, &DeleteParams::default()).await;
-                Ok(())
-            })
-        })
-        .join();
-        if !matches!(done, Ok(Ok(()))) {
-            eprintln!("could not delete ClusterRole/ClusterRoleBinding {}", self.cluster_objects);
-        }
+        Ok(Viewer { user })
     }
 }
 
