@@ -436,6 +436,12 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
     browser.wait_for("table#runs tr[data-run]").await?;
     let before = run_names(&browser).await?;
     mark_document(&browser).await?;
+    // Record every (run, state) the log section goes through, to tell it streamed.
+    browser
+        .js("window.__e2eLogStates = []; setInterval(() => { const l = document.querySelector('section#log'); \
+             const s = l ? (l.dataset.run || '') + ' ' + (l.dataset.state || '') : ''; const a = window.__e2eLogStates; \
+             if (a[a.length - 1] !== s) a.push(s); }, 10); return true;")
+        .await?;
     browser.click("form.force[data-event=stop] button").await?;
     let new_run = browser
         .wait_until("a new run in the runs table", FORCED_RUN, || async {
@@ -460,6 +466,9 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
         })
         .await?;
     ensure_same_document(&browser, "the forced run and its log").await?;
+    let states = browser.js("return window.__e2eLogStates;").await?;
+    let streamed = states.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(&format!("{new_run} streaming"))));
+    ensure!(streamed, "the new run's log should have been streaming before it ended; its section went through {states}");
     let containers = browser.find_all(&format!("{log_section} pre.log[data-container]")).await?;
     ensure!(!containers.is_empty(), "no log containers");
     screenshot(&browser, "ui-job.png").await?;
