@@ -279,6 +279,9 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
     let row = format!("table#environments tr[data-env=\"{ns}\"]");
     browser.wait_text(&format!("{row} td.state"), "started", PAGE_WAIT, |t| t == "started").await?;
     browser.wait_text(&format!("{row} td.status"), "status started", PAGE_WAIT, |t| first_word(t) == "started").await?;
+    for select in ["form#filters select[name=project]", "form#filters select[name=state]"] {
+        ensure!(browser.find(select).await?.is_some(), "the environments page should have the filter {select}");
+    }
     screenshot(&browser, "ui-environments.png").await?;
     let list_html = browser.html().await?;
     ensure_no_secret("the environments page (DOM)", &list_html, &password)?;
