@@ -427,6 +427,17 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
     })
     .await?;
     ensure!(browser.find("#flash p.error").await?.is_none(), "the stop showed an error: {:?}", browser.text("#flash").await?);
+    // The list's state filter puts it with the stopped ones now.
+    let row_attr = format!("data-env=\"{ns}\"");
+    for (filter, listed) in [("stopped", true), ("started", false)] {
+        let reply = raw(server.port, "GET", &format!("/?state={filter}"), vec![cookie_header(&session)], None, ANSWER).await?;
+        ensure!(reply.status == 200, "GET /?state={filter}: {}", reply.status);
+        ensure!(
+            reply.body.contains(&row_attr) == listed,
+            "GET /?state={filter} should {}list {ns}",
+            if listed { "" } else { "not " }
+        );
+    }
 
     // --- Force-run postgres' stop event from its page: a new run, its log streaming in.
     browser.click("section#stages div.job[data-job=postgres] a.job-link").await?;
