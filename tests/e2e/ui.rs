@@ -485,6 +485,11 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
     ensure!(streamed, "the new run's log should have been streaming before it ended; its section went through {states}");
     let containers = browser.find_all(&format!("{log_section} pre.log[data-container]")).await?;
     ensure!(!containers.is_empty(), "no log containers");
+    if screenshots_wanted() {
+        // For the picture only: the run's duration, once the Job's completion is recorded.
+        let duration = format!("table#runs tr[data-run=\"{new_run}\"] td.duration");
+        let _ = browser.wait_text(&duration, "a duration", PAGE_WAIT, |t| !t.is_empty() && t != "-").await;
+    }
     screenshot(&browser, "ui-job.png").await?;
     ensure_no_secret("the job page (DOM)", &browser.html().await?, &password)?;
 

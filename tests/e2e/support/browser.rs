@@ -359,10 +359,14 @@ impl Browser {
         let (page, chrome, width) = (get(0), get(1), get(2).max(1280));
         let height = (page + chrome).clamp(900, max_height.max(900));
         self.client.set_window_size(width, height).await.map_err(|e| anyhow!("window size: {e}"))?;
-        // Let the page lay out at its new size before the shot.
-        self.js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));").await?;
+        // No scroll bar in the picture (a page taller than the cap is cut); let the page lay
+        // out at its new size before the shot.
+        self.js("document.documentElement.style.scrollbarWidth = 'none'; \
+             return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));")
+            .await?;
         let png = self.client.screenshot().await.map_err(|e| anyhow!("screenshot: {e}"));
         self.client.set_window_size(width, 900).await.map_err(|e| anyhow!("window size: {e}"))?;
+        self.js("document.documentElement.style.scrollbarWidth = ''; return true;").await?;
         let png = png?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
