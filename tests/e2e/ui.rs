@@ -174,8 +174,12 @@ async fn log_in(browser: &Browser, server: &UiServer, landing: &str) -> Result<S
     ensure!(!url.contains("token="), "the token should be gone from the address after logging in: {url}");
     ensure!(url == server.url(landing), "logging in should land on {landing}: at {url}");
     let session = browser.cookie("lj_session").await?;
-    ensure!(!session.is_empty(), "empty session cookie");
-    Ok(session)
+    ensure!(!session.value.is_empty(), "empty session cookie");
+    ensure!(
+        session.http_only && session.same_site == "Strict" && session.path == "/",
+        "the session cookie should be HttpOnly, SameSite=Strict, Path=/: {session:?}"
+    );
+    Ok(session.value)
 }
 
 /// Waits until the page's script has connected its live stream.

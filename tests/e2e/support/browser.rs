@@ -338,15 +338,17 @@ impl Browser {
         e.send_keys(text).await.map_err(|e| anyhow!("typing into {css}: {e}"))
     }
 
-    /// The value of cookie `name` of the current page's site (HttpOnly ones included).
-    pub async fn cookie(&self, name: &str) -> Result<String> {
+    /// Cookie `name` of the current page's site (HttpOnly ones included).
+    pub async fn cookie(&self, name: &str) -> Result<BrowserCookie> {
         let cookies = self.client.get_all_cookies().await.map_err(|e| anyhow!("cookies: {e}"))?;
         let names: Vec<String> = cookies.iter().map(|c| c.name().to_string()).collect();
-        cookies
-            .into_iter()
-            .find(|c| c.name() == name)
-            .map(|c| c.value().to_string())
-            .ok_or_else(|| anyhow!("no cookie {name} (cookies: {names:?})"))
+        let c = cookies.into_iter().find(|c| c.name() == name).ok_or_else(|| anyhow!("no cookie {name} (cookies: {names:?})"))?;
+        Ok(BrowserCookie {
+            value: c.value().to_string(),
+            http_only: c.http_only().unwrap_or(false),
+            same_site: c.same_site().map(|s| s.to_string()).unwrap_or_default(),
+            path: c.path().unwrap_or_default().to_string(),
+        })
     }
 
     /// A PNG of the whole page (the window made as tall as the page, up to `max_height` pixels,
@@ -378,6 +380,16 @@ impl Browser {
     pub fn driver_log(&self) -> String {
         self.driver.log()
     }
+}
+
+/// A cookie as the browser holds it.
+#[derive(Debug, Clone)]
+pub struct BrowserCookie {
+    pub value: String,
+    pub http_only: bool,
+    /// `Strict`, `Lax`, `None`, or empty when unset.
+    pub same_site: String,
+    pub path: String,
 }
 
 // --- the plugin's web view ---------------------------------------------------------------------------
