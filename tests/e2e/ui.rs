@@ -33,6 +33,9 @@ const STOP: Duration = Duration::from_secs(90);
 const FORCED_RUN: Duration = Duration::from_secs(90);
 /// How long an event stream is read before the connection is dropped.
 const STREAM_READ: Duration = Duration::from_secs(3);
+/// The Content-Security-Policy of every page.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// Bound on a page or asset answer.
 const ANSWER: Duration = Duration::from_secs(20);
 
@@ -384,6 +387,8 @@ async fn ui_shows_and_drives_the_example_environment() -> Result<()> {
     for page in &pages {
         let reply = raw(server.port, "GET", page, vec![cookie_header(&session)], None, ANSWER).await?;
         ensure!(reply.status == 200, "GET {page}: {} {}", reply.status, reply.body);
+        let csp = reply.header("content-security-policy").unwrap_or_default();
+        ensure!(csp == CSP, "GET {page}: Content-Security-Policy {csp:?}, want {CSP:?}");
         bodies.push((format!("GET {page}"), reply));
     }
     for asset in ["/assets/app.js", "/assets/app.css"] {
