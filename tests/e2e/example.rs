@@ -20,7 +20,7 @@ use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::LABEL_STATE;
 use lifecycle_e2e::lifecycle::{live_and_ready, patch_namespace, published_of, runs};
 use lifecycle_e2e::process::{self, Ran, read_all};
-use lifecycle_e2e::{DeleteOnDrop, SUITE_LABEL, client, exec, job_logs, kubeconfig_path, unique_suffix, wait_until};
+use lifecycle_e2e::{DeleteOnDrop, SUITE_LABEL, client, exec, job_logs, unique_suffix, wait_until};
 use serde_json::json;
 
 /// Bound on a command that waits for the controller (`--wait` transitions, `apply`).
@@ -34,42 +34,9 @@ fn repo() -> PathBuf {
 
 // --- running commands as a user would ----------------------------------------------------------
 
-/// The environment of every command: the cluster's kubeconfig, and a PATH where `kubectl` and
-/// `kubectl-lifecycle` (so `kubectl lifecycle`) are found.
+/// The environment of every command (see [`process::user_env`]).
 fn command_env() -> Result<Vec<(String, String)>> {
-    let plugin = plugin_binary()?;
-    let mut path = vec![plugin.parent().context("plugin directory")?.to_path_buf()];
-    // kubectl: on PATH (tests/run-e2e.sh puts the cluster's binaries there), else the cluster's own.
-    if let Some(dir) = kubeconfig_path().parent() {
-        path.push(dir.join("bin"));
-    }
-    let mut joined = std::env::join_paths(path)?.to_string_lossy().into_owned();
-    if let Ok(old) = std::env::var("PATH") {
-        joined = format!("{joined}:{old}");
-    }
-    Ok(vec![
-        ("PATH".into(), joined),
-        ("KUBECONFIG".into(), kubeconfig_path().to_string_lossy().into_owned()),
-        ("KUBECTL_LIFECYCLE".into(), plugin.to_string_lossy().into_owned()),
-        ("EXAMPLE_VARIANT".into(), "local".into()),
-    ])
-}
-
-/// The plugin binary: `$KUBECTL_LIFECYCLE`, else the release build.
-fn plugin_binary() -> Result<PathBuf> {
-    let p = match std::env::var_os("KUBECTL_LIFECYCLE").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
-            target.join("release/kubectl-lifecycle")
-        }
-    };
-    ensure!(
-        p.is_file() && p.file_name().is_some_and(|n| n == "kubectl-lifecycle"),
-        "no kubectl-lifecycle at {} (cargo build --release -p kubectl-lifecycle, or set KUBECTL_LIFECYCLE)",
-        p.display()
-    );
-    Ok(p)
+    process::user_env()
 }
 
 fn spawn_shell(line: &str, dir: &Path) -> Result<Child> {

@@ -21,7 +21,7 @@ use kube::{Api, Client, ResourceExt};
 use lifecycle_contract::names::LABEL_STATE;
 use lifecycle_e2e::browser::{Browser, HttpReply, PAGE_WAIT, UiServer, http_request, impersonating_kubeconfig};
 use lifecycle_e2e::lifecycle::{patch_namespace, published_of, runs};
-use lifecycle_e2e::process::{self, Ran, plugin_binary};
+use lifecycle_e2e::process::{self, Ran};
 use lifecycle_e2e::{DeleteOnDrop, SUITE_LABEL, client, kubeconfig_path, obj, unique_suffix, wait_until};
 use serde_json::json;
 
@@ -62,23 +62,9 @@ async fn screenshot(browser: &Browser, name: &str) -> Result<()> {
 /// `scripts/example.sh apply NS`, as `make run` runs it, with the cluster's kubeconfig, kubectl
 /// and the plugin.
 async fn apply_example(ns: &str) -> Result<Ran> {
-    let plugin = plugin_binary()?;
-    let mut path = vec![plugin.parent().context("plugin directory")?.to_path_buf()];
-    if let Some(dir) = kubeconfig_path().parent() {
-        path.push(dir.join("bin"));
-    }
-    let mut joined = std::env::join_paths(path)?.to_string_lossy().into_owned();
-    if let Ok(old) = std::env::var("PATH") {
-        joined = format!("{joined}:{old}");
-    }
     let line = format!("scripts/example.sh apply {ns}");
     let mut cmd = std::process::Command::new("sh");
-    cmd.args(["-c", &line])
-        .current_dir(repo())
-        .env("PATH", joined)
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("KUBECTL_LIFECYCLE", &plugin)
-        .env("EXAMPLE_VARIANT", "local");
+    cmd.args(["-c", &line]).current_dir(repo()).envs(process::user_env()?);
     tokio::task::spawn_blocking(move || process::run(cmd, line, APPLY)).await?
 }
 

@@ -107,6 +107,28 @@ pub fn run(mut cmd: Command, command: String, timeout: Duration) -> Result<Ran> 
 
 /// The plugin binary: `$KUBECTL_LIFECYCLE` (set by tests/run-e2e.sh after it
 /// builds it), else the workspace's release build (built once if missing).
+/// The environment of a command run as a user runs it: the cluster's kubeconfig, a PATH where
+/// `kubectl` and `kubectl-lifecycle` (so `kubectl lifecycle`) are found, and the example's local
+/// variant (`scripts/example.sh`).
+pub fn user_env() -> Result<Vec<(String, String)>> {
+    let plugin = plugin_binary()?;
+    let mut path = vec![plugin.parent().context("plugin directory")?.to_path_buf()];
+    // kubectl: on PATH (tests/run-e2e.sh puts the cluster's binaries there), else the cluster's own.
+    if let Some(dir) = crate::kubeconfig_path().parent() {
+        path.push(dir.join("bin"));
+    }
+    let mut joined = std::env::join_paths(path)?.to_string_lossy().into_owned();
+    if let Ok(old) = std::env::var("PATH") {
+        joined = format!("{joined}:{old}");
+    }
+    Ok(vec![
+        ("PATH".into(), joined),
+        ("KUBECONFIG".into(), crate::kubeconfig_path().to_string_lossy().into_owned()),
+        ("KUBECTL_LIFECYCLE".into(), plugin.to_string_lossy().into_owned()),
+        ("EXAMPLE_VARIANT".into(), "local".into()),
+    ])
+}
+
 pub fn plugin_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("KUBECTL_LIFECYCLE").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
