@@ -151,12 +151,23 @@ fn live(page: &Page, content: Markup) -> Markup {
     html! { div #live data-live=(page.live_href()) { (content) } }
 }
 
-/// A form of an action (a POST with the form token).
-fn action_form(href: &str, token: &str, class: &str, data_action: &str, body: Markup) -> Markup {
+/// The form of an environment's action (a POST with the form token).
+fn action_form(href: &str, token: &str, action: &str, body: Markup) -> Markup {
     html! {
-        form class=(class) method="post" action=(href) data-action=(data_action) {
+        form.action method="post" action=(href) data-action=(action) {
             input type="hidden" name="csrf" value=(token);
             (body)
+        }
+    }
+}
+
+/// The form that force-runs one event of a lifecycle job.
+fn force_form(href: &str, token: &str, event: Event) -> Markup {
+    html! {
+        form.force method="post" action=(href) data-event=(event.as_str()) {
+            input type="hidden" name="csrf" value=(token);
+            input type="hidden" name="event" value=(event.as_str());
+            button type="submit" title={ "Run the " (event) " command now, whatever the environment's state" } { "Force " (event) }
         }
     }
 }
@@ -315,12 +326,12 @@ pub(crate) fn environment(page: &Page, token: &str, flash: Option<&Flash>, view:
             div.heading {
                 h1 { (ns) @if r.environment != *ns { span.muted { " · " (r.environment) } } }
                 div.actions role="group" aria-label="Actions" {
-                    (action_form(&act("start"), token, "action", "start", button("Start", "Run the start jobs, then scale the workloads back up")))
-                    (action_form(&act("stop"), token, "action", "stop", button("Stop", "Run the stop jobs, then scale Deployments and StatefulSets to zero")))
-                    (action_form(&act("redeploy"), token, "action", "redeploy", button("Redeploy", "Run the start jobs again (new deploy-id)")))
+                    (action_form(&act("start"), token, "start", button("Start", "Run the start jobs, then scale the workloads back up")))
+                    (action_form(&act("stop"), token, "stop", button("Stop", "Run the stop jobs, then scale Deployments and StatefulSets to zero")))
+                    (action_form(&act("redeploy"), token, "redeploy", button("Redeploy", "Run the start jobs again (new deploy-id)")))
                     details.danger {
                         summary { "Delete…" }
-                        (action_form(&act("delete"), token, "action", "delete", html! {
+                        (action_form(&act("delete"), token, "delete", html! {
                             label { "Type " code { (ns) } " to delete this environment (its delete jobs run, then the namespace goes)"
                                 input type="text" name="confirm" autocomplete="off" spellcheck="false" required; }
                             button.bad type="submit" { "Delete environment" }
@@ -562,10 +573,7 @@ pub(crate) fn job(page: &Page, token: &str, flash: Option<&Flash>, view: &JobVie
                 h1 { (name) span.muted { " · lifecycle job in " a href=(env_href(ns)) { (ns) } } }
                 div.actions role="group" aria-label="Force a run" {
                     @for e in &events {
-                        (action_form(&run_action, token, "force", e.as_str(), html! {
-                            input type="hidden" name="event" value=(e.as_str());
-                            button type="submit" title={ "Run the " (e) " command now, whatever the environment's state" } { "Force " (e) }
-                        }))
+                        (force_form(&run_action, token, *e))
                     }
                 }
             }
@@ -686,6 +694,15 @@ mod tests {
         assert!(html.starts_with(r#"<tr data-env="p&lt;1&gt;">"#), "{html}");
         assert!(html.contains(r#"<td class="status good">started</td>"#), "{html}");
         assert!(html.contains(r#"<td class="state"><span class="pill good">started</span></td>"#), "{html}");
+    }
+
+    #[test]
+    fn forms_carry_the_token_and_say_what_they_do() {
+        let f = force_form("/env/p/jobs/db/run", "tok", Event::Stop).into_string();
+        assert!(f.starts_with(r#"<form class="force" method="post" action="/env/p/jobs/db/run" data-event="stop">"#), "{f}");
+        assert!(f.contains(r#"<input type="hidden" name="csrf" value="tok">"#), "{f}");
+        let a = action_form("/env/p/actions/stop", "tok", "stop", html! {}).into_string();
+        assert!(a.starts_with(r#"<form class="action" method="post" action="/env/p/actions/stop" data-action="stop">"#), "{a}");
     }
 
     #[test]
