@@ -248,20 +248,24 @@ impl Browser {
         self.client.find_all(Locator::Css(css)).await.map_err(|e| anyhow!("finding {css}: {e}"))
     }
 
-    /// The visible text of the first element matching `css` (None: no such element).
+    /// The visible text of the first element matching `css` (None: no such element). Read in one
+    /// script, so that a live region replaced between finding and reading cannot make it stale.
     pub async fn text(&self, css: &str) -> Result<Option<String>> {
-        match self.find(css).await? {
-            Some(e) => Ok(Some(e.text().await.map_err(|e| anyhow!("text of {css}: {e}"))?)),
-            None => Ok(None),
-        }
+        let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;";
+        let v = self.client.execute(script, vec![Value::from(css)]).await.map_err(|e| anyhow!("text of {css}: {e}"))?;
+        Ok(v.as_str().map(str::to_string))
     }
 
-    /// An attribute of the first element matching `css` (None: no element or no attribute).
+    /// An attribute of the first element matching `css` (None: no element or no attribute), read
+    /// in one script like [`Browser::text`].
     pub async fn attr(&self, css: &str, name: &str) -> Result<Option<String>> {
-        match self.find(css).await? {
-            Some(e) => Ok(e.attr(name).await.map_err(|e| anyhow!("attribute {name} of {css}: {e}"))?),
-            None => Ok(None),
-        }
+        let script = "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;";
+        let v = self
+            .client
+            .execute(script, vec![Value::from(css), Value::from(name)])
+            .await
+            .map_err(|e| anyhow!("attribute {name} of {css}: {e}"))?;
+        Ok(v.as_str().map(str::to_string))
     }
 
     /// Polls `check` until it returns `Some` or `timeout` passes; errors count as "not yet"
