@@ -466,9 +466,11 @@ fn last_run_badge(ns: &str, job: &str, event: &str, last: Option<&LastRun>, runs
         @if let Some(reason) = last.reason.as_deref().filter(|r| !r.is_empty()) { ": " (reason) }
     };
     html! {
-        @match &last.run {
-            Some(run) => a.run href=(run_href(ns, job, run)) data-event=(event) data-result=(result) title=(last.message.as_deref().unwrap_or(run)) { (body) },
-            None => span.run data-event=(event) data-result=(result) { (body) },
+        span.run data-event=(event) data-result=(result) title=[last.message.as_deref()] {
+            @match &last.run {
+                Some(run) => a href=(run_href(ns, job, run)) { (body) },
+                None => (body),
+            }
         }
     }
 }
