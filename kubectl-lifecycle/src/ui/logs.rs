@@ -61,6 +61,17 @@ impl Out {
         self.send(SseEvent::default().event("note").data(text)).await;
     }
 
+    /// Container `container` waits to start, and why: the page shows one such line per container,
+    /// until the event `started`.
+    async fn waiting(&self, container: &str, why: &str) {
+        let data = serde_json::json!({ "c": container, "why": why }).to_string();
+        self.send(SseEvent::default().event("waiting").data(data)).await;
+    }
+
+    async fn started(&self, container: &str) {
+        self.send(SseEvent::default().event("started").data(container)).await;
+    }
+
     async fn line(&self, container: &str, text: &str) -> bool {
         let data = serde_json::json!({ "c": container, "t": text }).to_string();
         self.send(SseEvent::default().event("line").data(data)).await
@@ -122,10 +133,15 @@ async fn container_log(
             return Ok(true);
         };
         match started(&p, container, init) {
-            Ok(()) => break,
+            Ok(()) => {
+                if !told.is_empty() {
+                    out.started(container).await;
+                }
+                break;
+            }
             Err(why) => {
                 if why != told {
-                    out.note(&format!("container {container} has not started: {why}")).await;
+                    out.waiting(container, &why).await;
                     told = why;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -141,6 +141,23 @@
       if (atEnd) pre.scrollTop = pre.scrollHeight;
     });
     source.addEventListener('note', (ev) => note(ev.data));
+    // One line per container that has not started, replaced as its reason changes, gone once it starts.
+    source.addEventListener('waiting', (ev) => {
+      const w = JSON.parse(ev.data);
+      const holder = log.querySelector('.logs');
+      let p = holder.querySelector('p.waiting[data-container="' + CSS.escape(w.c) + '"]');
+      if (!p) {
+        p = document.createElement('p');
+        p.className = 'note waiting';
+        p.dataset.container = w.c;
+        holder.append(p);
+      }
+      p.textContent = 'container ' + w.c + ' has not started: ' + w.why;
+    });
+    source.addEventListener('started', (ev) => {
+      const p = log.querySelector('p.waiting[data-container="' + CSS.escape(ev.data) + '"]');
+      if (p) p.remove();
+    });
     source.addEventListener('end', () => {
       source.close();
       log.dataset.state = 'ended';
