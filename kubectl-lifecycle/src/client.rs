@@ -68,23 +68,46 @@ pub fn is_forbidden(e: &kube::Error) -> bool {
     status_code(e) == Some(403)
 }
 
+/// A Kubernetes API error said for people, keeping the API server's status code for tools
+/// (the web view answers with it); it prints as its text.
+#[derive(Debug)]
+pub struct Explained {
+    /// The API server's HTTP status, when it answered.
+    pub code: Option<u16>,
+    text: String,
+}
+
+impl Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Explained {}
+
 /// Turns a Kubernetes error into one that says what failed and what to try.
 pub fn explain(e: kube::Error, doing: impl Display) -> anyhow::Error {
-    match &e {
-        kube::Error::Api(s) if s.code == 403 => anyhow!(
+    let text = match &e {
+        kube::Error::Api(s) if s.code == 403 => format!(
             "cannot {doing}: forbidden: {}\n  hint: your credentials lack this permission; check with `kubectl auth can-i` and ask your cluster admin",
             s.message
         ),
-        kube::Error::Api(s) if s.code == 401 => anyhow!(
+        kube::Error::Api(s) if s.code == 401 => format!(
             "cannot {doing}: unauthorized: {}\n  hint: your credentials were refused; log in again or check --context/--kubeconfig",
             s.message
         ),
-        kube::Error::Api(s) => anyhow!("cannot {doing}: {} ({})", s.message, s.reason),
-        _ => anyhow!(
+        kube::Error::Api(s) => format!("cannot {doing}: {} ({})", s.message, s.reason),
+        _ => format!(
             "cannot {doing}: {e} ({})\n  hint: is the cluster reachable? check your context with `kubectl cluster-info` (or --context/--kubeconfig)",
             root_cause(&e)
         ),
-    }
+    };
+    anyhow::Error::new(Explained { code: status_code(&e), text })
+}
+
+/// The API server's status code behind an error, if it came from [`explain`].
+pub fn api_code(e: &anyhow::Error) -> Option<u16> {
+    e.downcast_ref::<Explained>().and_then(|x| x.code)
 }
 
 pub trait KubeResultExt<T> {

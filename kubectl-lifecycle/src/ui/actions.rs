@@ -88,6 +88,17 @@ fn answer(ui: &Shared, headers: &HeaderMap, back: &str, result: Result<String, (
     Redirect::to(&format!("{back}{sep}flash={id}")).into_response()
 }
 
+/// An action the API server refused answers with its status; one the rules refused (an
+/// environment being deleted, a job that does not run on that event) with 409.
+fn refused_status(e: &anyhow::Error) -> StatusCode {
+    match crate::client::api_code(e) {
+        Some(403) => StatusCode::FORBIDDEN,
+        Some(404) => StatusCode::NOT_FOUND,
+        Some(_) => StatusCode::BAD_GATEWAY,
+        None => StatusCode::CONFLICT,
+    }
+}
+
 fn bad_token() -> (StatusCode, String) {
     (StatusCode::FORBIDDEN, "refused: the form is not one of this web view's pages (reload the page)".into())
 }
@@ -126,7 +137,7 @@ pub(crate) async fn environment(
                 }
                 Ok(message)
             }
-            Err(e) => Err((StatusCode::CONFLICT, format!("{e:#}"))),
+            Err(e) => Err((refused_status(&e), format!("{e:#}"))),
         }
     }
     .await;
@@ -148,7 +159,7 @@ pub(crate) async fn force_run(
             form.event.as_deref().unwrap_or_default().parse().map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}")))?;
         match crate::run::force(&ui.client, &ns, &job, event).await {
             Ok(forced) => Ok(forced.summary()),
-            Err(e) => Err((StatusCode::CONFLICT, format!("{e:#}"))),
+            Err(e) => Err((refused_status(&e), format!("{e:#}"))),
         }
     }
     .await;

@@ -275,8 +275,17 @@ fn page_response(status: StatusCode, markup: maud::Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
+/// The status of a page that could not be read: the API server's refusal as such, else a bad gateway.
+pub(crate) fn failed_read_status(e: &anyhow::Error) -> StatusCode {
+    match crate::client::api_code(e) {
+        Some(403) => StatusCode::FORBIDDEN,
+        Some(404) => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
 fn error_page(ui: &Shared, page: &Page, e: &anyhow::Error) -> Response {
-    page_response(StatusCode::BAD_GATEWAY, pages::error(page, ui.auth.form_token(), &format!("{e:#}")))
+    page_response(failed_read_status(e), pages::error(page, ui.auth.form_token(), &format!("{e:#}")))
 }
 
 pub(crate) async fn environments_page(State(ui): State<Shared>, Query(filters): Query<Filters>) -> Response {
@@ -337,6 +346,24 @@ mod tests {
         assert_eq!(Page::parse("/env/p/jobs/seed?run="), Some(Page::Job { ns: "p".into(), job: "seed".into(), run: None }));
         assert_eq!(Page::parse("/etc/passwd"), None);
         assert_eq!(Page::parse("/env/a/b"), None);
+    }
+
+    #[test]
+    fn a_page_the_api_server_refused_says_so_with_its_status() {
+        let refused = |code: u16| {
+            let status: kube::core::Status =
+                serde_json::from_value(serde_json::json!({"code": code, "message": "namespaces is forbidden: User \"u\" cannot list", "reason": "Forbidden"}))
+                    .unwrap();
+            crate::client::explain(kube::Error::Api(Box::new(status)), "list namespaces")
+        };
+        let e = refused(403);
+        assert_eq!(failed_read_status(&e), StatusCode::FORBIDDEN);
+        assert!(
+            format!("{e:#}").starts_with("cannot list namespaces: forbidden: namespaces is forbidden: User \"u\" cannot list")
+        );
+        assert_eq!(failed_read_status(&refused(404)), StatusCode::NOT_FOUND);
+        assert_eq!(failed_read_status(&refused(500)), StatusCode::BAD_GATEWAY);
+        assert_eq!(failed_read_status(&anyhow::anyhow!("namespace x is not an environment")), StatusCode::BAD_GATEWAY);
     }
 
     #[test]
