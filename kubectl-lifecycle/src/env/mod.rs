@@ -185,15 +185,15 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
     if let Some(hint) = req.hint() {
         crate::errln!("  hint: {hint}");
     }
-    let deploy_id = match &req.step {
-        Step::Already { settled, .. } if *settled || !args.wait.wait => return Ok(()),
-        // The transition is under way: wait for its end, with no new run expected.
-        Step::Already { .. } => None,
-        Step::SetState { .. } | Step::Redeploy => {
-            crate::outln!("  {}", req.then_what());
-            req.deploy_id.clone()
-        }
-    };
+    if let Step::Already { settled, .. } = req.step
+        && (settled || !args.wait.wait)
+    {
+        return Ok(());
+    }
+    // Already under way: wait for its end, with no new run expected (and no deploy-id).
+    if let Some(next) = req.then_what() {
+        crate::outln!("  {next}");
+    }
     if !args.wait.wait {
         crate::outln!("  follow it with `kubectl lifecycle env status {name}` (or add --wait)");
         return Ok(());
@@ -203,7 +203,7 @@ pub async fn transition(ctx: &Ctx, action: Action, name: &str, args: &Transition
         target: action.target(),
         event: action.event(),
         baseline_seq: req.baseline_seq,
-        deploy_id,
+        deploy_id: req.deploy_id.clone(),
         expected_runs: req.expected_runs,
     };
     wait_transition(ctx, &req.env, goal, req.before, args).await
@@ -250,10 +250,14 @@ impl Requested {
             .then(|| format!("to run the start jobs again, redeploy: `kubectl lifecycle env redeploy {}`", self.env.namespace))
     }
 
-    /// What happens next (the event's jobs, then scaling or the namespace's delete).
-    pub(crate) fn then_what(&self) -> String {
+    /// What happens next (the event's jobs, then scaling or the namespace's delete), when the
+    /// request changed something.
+    pub(crate) fn then_what(&self) -> Option<String> {
+        if let Step::Already { .. } = self.step {
+            return None;
+        }
         let templates: Vec<&str> = self.templates.iter().map(String::as_str).collect();
-        then_what(self.action, &templates)
+        Some(then_what(self.action, &templates))
     }
 }
 

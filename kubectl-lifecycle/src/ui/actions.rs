@@ -132,8 +132,9 @@ pub(crate) async fn environment(
                 let mut message = req.summary();
                 if let Some(hint) = req.hint() {
                     message.push_str(&format!("\n  hint: {hint}"));
-                } else {
-                    message.push_str(&format!("\n  {}", req.then_what()));
+                }
+                if let Some(next) = req.then_what() {
+                    message.push_str(&format!("\n  {next}"));
                 }
                 Ok(message)
             }
